@@ -1,0 +1,92 @@
+import { isIP } from 'node:net';
+import { z } from 'zod';
+
+const port = z.number().int().min(0, 'a port from 0 to 65535').max(65535, 'a port from 0 to 65535');
+
+const listen = z.strictObject({
+  transport: z.enum(['udp', 'tcp'], { message: 'one of: udp, tcp' }),
+  address: z.string().refine((a) => isIP(a) !== 0, { message: 'an IPv4 or IPv6 address to bind, e.g. 0.0.0.0 or 127.0.0.1' }),
+  port,
+});
+
+/** Expiry bounds of one kind of soft state (RFC 6665 subscriptions, RFC 3903 publications). */
+function expiryBounds(defaults: { min: number; max: number; def: number }) {
+  return z
+    .strictObject({
+      minExpires: z.number().int().min(1).max(86_400).default(defaults.min),
+      maxExpires: z.number().int().min(1).max(604_800).default(defaults.max),
+      defaultExpires: z.number().int().min(1).max(604_800).default(defaults.def),
+    })
+    .prefault({})
+    .refine((b) => b.minExpires <= b.defaultExpires && b.defaultExpires <= b.maxExpires, {
+      message: 'minExpires <= defaultExpires <= maxExpires must hold',
+    });
+}
+
+const sipAor = z
+  .string()
+  .regex(/^sips?:[^@\s;?]+@[^\s;?@]+$/i, 'a SIP address of record like sip:anna@example.com');
+
+const user = z.strictObject({
+  id: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'letters, digits, dot, dash or underscore (1-64 characters)'),
+  displayName: z.string().min(1).max(200),
+  extension: z
+    .union([z.string().regex(/^[0-9A-Za-z*#+._-]{1,32}$/, 'a dialable extension like 1001'), z.number().int().nonnegative()])
+    .transform(String)
+    .optional(),
+  sip: z.array(sipAor).optional(),
+});
+
+export const configSchema = z
+  .strictObject({
+    sip: z
+      .strictObject({
+        listen: z
+          .array(listen)
+          .min(1, 'at least one listener')
+          .default([
+            { transport: 'udp', address: '127.0.0.1', port: 5060 },
+            { transport: 'tcp', address: '127.0.0.1', port: 5060 },
+          ]),
+        /** Our SIP domain: AoRs under it resolve by user part or extension. */
+        domain: z.string().regex(/^[A-Za-z0-9.-]+$/, 'a DNS name like sip.example.com').default('presence-gateway.local'),
+        /** Other names or addresses that mean us. */
+        aliases: z.array(z.string()).default([]),
+        maxMessageSize: z.number().int().min(1500).max(1_048_576).default(65_535),
+        maxConnections: z.number().int().min(1).max(1_000_000).default(10_000),
+        userAgent: z.string().default('presence-gateway'),
+      })
+      .prefault({}),
+    subscriptions: expiryBounds({ min: 60, max: 3600, def: 3600 }),
+    publications: expiryBounds({ min: 60, max: 3600, def: 3600 }),
+    log: z
+      .strictObject({
+        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+      })
+      .prefault({}),
+    users: z.array(user).default([]),
+  })
+  .superRefine((cfg, ctx) => {
+    const ids = new Map<string, number>();
+    cfg.users.forEach((u, i) => {
+      const first = ids.get(u.id);
+      if (first !== undefined) {
+        ctx.addIssue({ code: 'custom', path: ['users', i, 'id'], message: `duplicate id "${u.id}" (also users[${first}])` });
+      } else ids.set(u.id, i);
+    });
+    const exts = new Map<string, number>();
+    cfg.users.forEach((u, i) => {
+      if (u.extension === undefined) return;
+      const first = exts.get(u.extension);
+      if (first !== undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['users', i, 'extension'],
+          message: `extension ${u.extension} is already users[${first}]'s`,
+        });
+      } else exts.set(u.extension, i);
+    });
+  });
+
+export type GatewayConfig = z.output<typeof configSchema>;
+export type UserConfig = GatewayConfig['users'][number];

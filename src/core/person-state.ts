@@ -1,0 +1,68 @@
+/**
+ * The canonical person state: one record per person made of sources, each
+ * stamped with where it came from and when. Views are derived from it, never
+ * stored (see view.ts). No wire format is known here.
+ */
+
+export type Basic = 'open' | 'closed';
+export type LineState = 'idle' | 'ringing' | 'in-call' | 'on-hold' | 'unknown';
+export type CallPhase = 'trying' | 'proceeding' | 'early' | 'confirmed' | 'terminated';
+
+export interface Call {
+  id: string;
+  phase: CallPhase;
+  direction?: 'initiator' | 'recipient';
+  held?: boolean;
+  remote?: { identity?: string; display?: string };
+  callId?: string;
+  localTag?: string;
+  remoteTag?: string;
+  /** Made by core from a busy activity, not a real SIP dialog. */
+  synthetic?: boolean;
+}
+
+/** Line state learned from a PBX (dialog state, hints) or a phone's dialog PUBLISH. */
+export interface TelephonyState {
+  line: LineState;
+  dnd: boolean;
+  calls: Call[];
+  /** Which trunk or publication it came from. */
+  origin: string;
+  at: number;
+}
+
+/** Rich presence published or notified over SIP (PIDF with RPID). */
+export interface RichState {
+  basic: Basic;
+  /** RPID activity names (RFC 4480): on-the-phone, busy, away, meeting, vacation, ...; 'dnd' for do-not-disturb. */
+  activities: string[];
+  note?: string;
+  origin: string;
+  at: number;
+}
+
+export interface PersonState {
+  telephony?: TelephonyState;
+  sip?: RichState;
+}
+
+export type ViewSource = 'none' | 'sip' | 'telephony';
+
+/** What SIP watchers are shown: derived from PersonState. */
+export interface PresenceView {
+  personId: string;
+  basic: Basic;
+  activities: string[];
+  dnd: boolean;
+  ringing: boolean;
+  note?: string;
+  /** Non-terminated calls for dialog-info, with a synthetic confirmed one while busy on the phone without a dialog. */
+  calls: Call[];
+  /** +1 on every change of the view. */
+  revision: number;
+  changedAt: number;
+  source: ViewSource;
+}
+
+/** Activities that mean "on a call" for lamps and for Teams. */
+export const CALL_ACTIVITIES: ReadonlySet<string> = new Set(['on-the-phone']);

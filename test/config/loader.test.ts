@@ -1,0 +1,92 @@
+import t from 'tap';
+import { ConfigError, loadConfigFile, parseConfig } from '../../src/config/loader.js';
+
+function problems(fn: () => unknown): string[] {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof ConfigError) return [...err.problems];
+    throw err;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+t.test('an empty file gives the defaults', async (t) => {
+  const c = parseConfig('');
+  t.same(c.sip.listen, [
+    { transport: 'udp', address: '127.0.0.1', port: 5060 },
+    { transport: 'tcp', address: '127.0.0.1', port: 5060 },
+  ]);
+  t.equal(c.subscriptions.minExpires, 60);
+  t.equal(c.subscriptions.maxExpires, 3600);
+  t.equal(c.log.level, 'info');
+  t.same(c.users, []);
+});
+
+t.test('${ENV} and ${ENV:-default} are substituted', async (t) => {
+  const c = parseConfig('sip:\n  domain: ${DOMAIN}\n  userAgent: "${UA:-gw}/1"\n', 'x.yaml', { DOMAIN: 'corp.example' });
+  t.equal(c.sip.domain, 'corp.example');
+  t.equal(c.sip.userAgent, 'gw/1');
+});
+
+t.test('an unset variable names the path and the variable', async (t) => {
+  const p = problems(() => parseConfig('sip:\n  domain: ${NOPE}\n', 'x.yaml', {}));
+  t.match(p[0], /^sip\.domain: environment variable NOPE is not set/);
+});
+
+t.test('a wrong value names the path, what is expected and what was given', async (t) => {
+  const p = problems(() => parseConfig('sip:\n  listen:\n    - { transport: udp, address: 127.0.0.1, port: 70000 }\n'));
+  t.equal(p.length, 1);
+  t.match(p[0], /^sip\.listen\[0\]\.port: expected .*65535.* \(got 70000\)/);
+});
+
+t.test('an unknown key is named, with a hint', async (t) => {
+  const p = problems(() => parseConfig('subscriptions:\n  maxExpire: 100\n'));
+  t.match(p[0], /^subscriptions: unknown key "maxExpire"/);
+});
+
+t.test('an unknown transport lists the choices', async (t) => {
+  const p = problems(() => parseConfig('sip:\n  listen:\n    - { transport: sctp, address: 127.0.0.1, port: 5060 }\n'));
+  t.match(p[0], /sip\.listen\[0\]\.transport: expected one of: udp, tcp \(got "sctp"\)/);
+});
+
+t.test('inconsistent expiry bounds are refused', async (t) => {
+  const p = problems(() => parseConfig('publications:\n  minExpires: 600\n  defaultExpires: 300\n'));
+  t.match(p[0], /^publications: minExpires <= defaultExpires <= maxExpires/);
+});
+
+t.test('users: extension as a number, duplicate ids and extensions, bad AoRs', async (t) => {
+  const c = parseConfig('users:\n  - { id: anna, displayName: Anna, extension: 1001 }\n');
+  t.equal(c.users[0]!.extension, '1001');
+  const p = problems(() =>
+    parseConfig(
+      [
+        'users:',
+        '  - { id: anna, displayName: Anna, extension: 1001 }',
+        '  - { id: anna, displayName: Other, extension: 1001 }',
+        '  - { id: carl, displayName: Carl, sip: ["carl@example.com"] }',
+      ].join('\n'),
+    ),
+  );
+  t.ok(p.some((x) => /^users\[2\]\.sip\[0\]: expected a SIP address of record/.test(x)), p.join('\n'));
+  t.ok(p.some((x) => /^users\[1\]\.id: duplicate id "anna" \(also users\[0\]\)/.test(x)), p.join('\n'));
+  t.ok(p.some((x) => /^users\[1\]\.extension: extension 1001 is already users\[0\]'s/.test(x)), p.join('\n'));
+});
+
+t.test('YAML syntax errors give a line and column', async (t) => {
+  const p = problems(() => parseConfig('sip:\n  domain: [unclosed\n'));
+  t.match(p[0], /^line \d+, column \d+: /);
+});
+
+t.test('a missing file says so', async (t) => {
+  const p = problems(() => loadConfigFile('/nonexistent/gw.yaml'));
+  t.match(p[0], /cannot read the file \(ENOENT\)/);
+});
+
+t.test('the shipped configs are valid', async (t) => {
+  const demo = loadConfigFile(new URL('../../config/demo.yaml', import.meta.url).pathname);
+  t.ok(demo.users.length >= 3, 'demo has sample users');
+  t.equal(demo.sip.listen.length, 2);
+  const example = loadConfigFile(new URL('../../config/example.yaml', import.meta.url).pathname, { SIP_DOMAIN: 'x.example' });
+  t.equal(example.sip.domain, 'x.example');
+});

@@ -1,0 +1,100 @@
+import t from 'tap';
+import { Directory } from '../../src/core/directory.js';
+import { PresenceStore } from '../../src/core/presence-store.js';
+import type { PresenceView } from '../../src/core/person-state.js';
+
+const people = [
+  { id: 'anna', displayName: 'Anna Meier', extension: '1001', sipAors: ['sip:anna@example.com'] },
+  { id: 'ben', displayName: 'Ben Okafor', extension: '1002', sipAors: ['sip:ben@example.com'] },
+];
+
+function setup() {
+  let clock = 1_000;
+  const dir = new Directory(people, { domains: ['example.com'] });
+  const store = new PresenceStore(dir, { now: () => clock });
+  const seen: PresenceView[] = [];
+  store.onChange((_id, v) => seen.push(v));
+  return { store, seen, tick: (ms: number) => (clock += ms) };
+}
+
+t.test('a person with no source is open, idle, with no calls', async (t) => {
+  const { store } = setup();
+  const v = store.view('anna');
+  t.equal(v.basic, 'open');
+  t.same(v.activities, []);
+  t.same(v.calls, []);
+  t.equal(v.dnd, false);
+  t.equal(v.revision, 0);
+  t.equal(v.source, 'none');
+});
+
+t.test('a rich state change notifies once with a new revision', async (t) => {
+  const { store, seen, tick } = setup();
+  tick(5);
+  store.setSip('anna', { basic: 'open', activities: ['on-the-phone'], origin: 'pub1', at: 1 });
+  t.equal(seen.length, 1);
+  t.equal(seen[0]!.revision, 1);
+  t.equal(seen[0]!.changedAt, 1_005);
+  t.same(seen[0]!.activities, ['on-the-phone']);
+  t.equal(seen[0]!.source, 'sip');
+  t.equal(seen[0]!.calls.length, 1, 'busy on the phone lights a synthetic dialog');
+  t.equal(seen[0]!.calls[0]!.synthetic, true);
+  t.equal(seen[0]!.calls[0]!.phase, 'confirmed');
+});
+
+t.test('setting the same content again does not notify', async (t) => {
+  const { store, seen } = setup();
+  store.setSip('anna', { basic: 'open', activities: ['away'], origin: 'pub1', at: 1 });
+  store.setSip('anna', { basic: 'open', activities: ['away'], origin: 'pub2', at: 2 });
+  t.equal(seen.length, 1);
+  store.setSip('anna', undefined);
+  t.equal(seen.length, 2);
+  t.same(seen[1]!.activities, []);
+  t.equal(seen[1]!.revision, 2);
+});
+
+t.test('telephony outranks rich presence and rings', async (t) => {
+  const { store } = setup();
+  store.setSip('ben', { basic: 'open', activities: ['away'], note: 'lunch', origin: 'p', at: 1 });
+  store.setTelephony('ben', {
+    line: 'ringing',
+    dnd: false,
+    calls: [{ id: 'c1', phase: 'early', direction: 'recipient', remote: { identity: 'sip:2000@pbx' } }],
+    origin: 'trunk-a',
+    at: 2,
+  });
+  const v = store.view('ben');
+  t.same(v.activities, ['on-the-phone', 'away']);
+  t.equal(v.ringing, true);
+  t.equal(v.note, 'Ringing');
+  t.equal(v.source, 'telephony');
+  t.equal(v.calls[0]!.id, 'c1');
+  t.equal(v.calls[0]!.synthetic, undefined);
+});
+
+t.test('DND from a publication shows as busy plus dnd', async (t) => {
+  const { store } = setup();
+  store.setSip('anna', { basic: 'open', activities: ['dnd'], origin: 'phone', at: 1 });
+  const v = store.view('anna');
+  t.equal(v.dnd, true);
+  t.same(v.activities, ['busy']);
+  t.equal(v.note, 'Do not disturb');
+});
+
+t.test('terminated calls are not shown', async (t) => {
+  const { store } = setup();
+  store.setTelephony('anna', {
+    line: 'idle',
+    dnd: false,
+    calls: [{ id: 'x', phase: 'terminated' }],
+    origin: 't',
+    at: 1,
+  });
+  t.same(store.view('anna').calls, []);
+  t.same(store.view('anna').activities, []);
+});
+
+t.test('unknown persons are refused', async (t) => {
+  const { store } = setup();
+  t.throws(() => store.view('nobody'), /unknown person/);
+});
