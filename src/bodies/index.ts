@@ -1,0 +1,34 @@
+/** Presence and dialog bodies: parse and build. */
+export { BodyError } from './errors.js';
+export * from './namespaces.js';
+export {
+  DEFAULT_MAX_BODY_BYTES,
+  attrValue,
+  childElement,
+  decodeEntities,
+  escapeXml,
+  parseXml,
+  textValue,
+  type ParseXmlOptions,
+  type XmlElement,
+} from './xml.js';
+export {
+  PIDF_CONTENT_TYPES,
+  buildPidf,
+  parsePidf,
+  type Basic,
+  type BuildPidfOptions,
+  type PidfActivity,
+  type PidfDocument,
+  type PidfPerson,
+  type PidfTuple,
+} from './pidf.js';
+export {
+  DIALOG_INFO_CONTENT_TYPE,
+  buildDialogInfo,
+  parseDialogInfo,
+  type DialogInfoDialog,
+  type DialogInfoDocument,
+  type DialogParticipant,
+  type DialogStateName,
+} from './dialog-info.js';
