@@ -1,0 +1,75 @@
+/**
+ * Event packages plug into the notifier (RFC 6665 §7). The notifier knows
+ * subscriptions, dialogs and timers; a package knows its bodies: which
+ * formats it makes, and how to render a resource's full state in one.
+ */
+import type { MediaType } from '../sip/header-values.js';
+
+/** A body format a subscription was granted; packages hand out shared instances. */
+export interface BodyFormat {
+  readonly contentType: string;
+  /** Package-specific rendering variant (e.g. 'cisco' for the Cisco PIDF flavor). */
+  readonly variant: string;
+}
+
+export interface RenderContext {
+  /** The URI the watcher subscribed to (the document's entity). */
+  readonly entity: string;
+  readonly format: BodyFormat;
+  /** 0 for the first NOTIFY of the subscription, +1 for each one after. */
+  readonly version: number;
+}
+
+export interface EventPackage {
+  /** Event package name, lower-case (the Event header token). */
+  readonly event: string;
+  /** Content types it can produce, preferred first; the first is the default without Accept. */
+  readonly contentTypes: readonly string[];
+  /**
+   * The format for a watcher's Accept list, undefined when it names nothing we make (406).
+   * `accept` is undefined when the SUBSCRIBE had no Accept header (use the default, RFC 6665 §7.2).
+   */
+  negotiate(accept: readonly MediaType[] | undefined): BodyFormat | undefined;
+  /** Full state of `resource` (RFC 6665 §4.2.2: every NOTIFY carries it). */
+  render(resource: string, ctx: RenderContext): Buffer;
+  /** The notifier no longer has any subscription to `resource` (drop caches). */
+  release?(resource: string): void;
+}
+
+function specificity(range: MediaType, type: string, subtype: string): number {
+  const rt = range.type.toLowerCase();
+  const rs = range.subtype.toLowerCase();
+  if (rt === '*' && rs === '*') return 1;
+  if (rt !== type) return 0;
+  if (rs === '*') return 2;
+  return rs === subtype ? 3 : 0;
+}
+
+/**
+ * The offered content type a watcher prefers: highest q (the most specific
+ * matching range decides a type's q), ties broken by our order. Undefined
+ * when every offered type is unmatched or refused with q=0.
+ */
+export function chooseContentType(accept: readonly MediaType[], offered: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestQ = 0;
+  for (const candidate of offered) {
+    const slash = candidate.indexOf('/');
+    const type = candidate.slice(0, slash);
+    const subtype = candidate.slice(slash + 1);
+    let spec = 0;
+    let q = 0;
+    for (const range of accept) {
+      const s = specificity(range, type, subtype);
+      if (s > spec) {
+        spec = s;
+        q = range.q;
+      }
+    }
+    if (spec > 0 && q > bestQ) {
+      best = candidate;
+      bestQ = q;
+    }
+  }
+  return best;
+}

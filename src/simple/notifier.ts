@@ -1,0 +1,515 @@
+/**
+ * The RFC 6665 notifier: accepts, refreshes and ends subscriptions, and sends
+ * NOTIFYs with full state. Event packages (event-package.ts) make the bodies;
+ * this module knows nothing of presence.
+ */
+import { lookup as dnsLookup } from 'node:dns/promises';
+import { Headers } from '../sip/headers.js';
+import {
+  parseAccept,
+  parseCSeq,
+  parseEvent,
+  parseExpires,
+  tagOf,
+  type EventHeader,
+  type MediaType,
+} from '../sip/header-values.js';
+import { newTag } from '../sip/ids.js';
+import {
+  createRequest,
+  EMPTY_BODY,
+  type Endpoint,
+  type SipRequest,
+  type SipResponse,
+  type TransportProtocol,
+} from '../sip/message.js';
+import { aorOf, formatUri, parseNameAddr, parseUri, type SipUri } from '../sip/uri.js';
+import type { Logger } from '../util/logger.js';
+import type { TimerWheel } from '../util/timer-wheel.js';
+import type { EventPackage } from './event-package.js';
+import { contactValue, decideExpiry, nextHopOf, reply, type ExpiryBounds } from './sip-util.js';
+import type { InboundRequest, OutboundOptions, RequestSender } from './stack-port.js';
+import { detach, Subscription, type TerminationCause } from './subscription.js';
+
+/** Maps a Request-URI's user and host to a resource id (a person), undefined if unknown. */
+export type ResourceResolver = (user: string | undefined, host: string) => string | undefined;
+/** Resolves a host name to an address (dns.lookup by default). */
+export type HostLookup = (host: string) => Promise<string>;
+
+export interface NotifierOptions {
+  sender: RequestSender;
+  wheel: TimerWheel;
+  logger: Logger;
+  expires: ExpiryBounds;
+  resolveResource: ResourceResolver;
+  now?: () => number;
+  lookup?: HostLookup;
+  /** Host to put in our Contact instead of the bound address. */
+  contactHost?: string;
+}
+
+/**
+ * NOTIFY responses that end the subscription (RFC 6665 §4.2.2): 481, a Timer F
+ * timeout (408) and the responses RFC 5057 §5.1 says destroy the usage or the
+ * whole dialog. 503 here is the stack's locally made transport failure. Other
+ * failures (400, 403, 415, 500, ...) are logged and the subscription stays.
+ */
+const TERMINATING_NOTIFY_STATUS: ReadonlySet<number> = new Set([
+  404, 405, 408, 410, 416, 480, 481, 482, 483, 484, 485, 489, 501, 502, 503, 604,
+]);
+
+/** Request-URI schemes naming a resource here (RFC 3856 §3 allows pres:). */
+export const RESOURCE_SCHEMES: ReadonlySet<string> = new Set(['sip', 'sips', 'pres']);
+
+const NO_ROUTES: readonly string[] = Object.freeze([]);
+
+function localFailure(status: number, reason: string): SipResponse {
+  return { kind: 'response', status, reason, headers: new Headers(), body: EMPTY_BODY };
+}
+
+export class Notifier {
+  private readonly packages = new Map<string, EventPackage>();
+  /** live subscriptions by our (To) tag; Call-ID and remote tag are checked on match */
+  private readonly byTag = new Map<string, Subscription>();
+  private readonly byResource = new Map<string, Set<Subscription>>();
+  private readonly countByEvent = new Map<string, number>();
+  private readonly sender: RequestSender;
+  private readonly wheel: TimerWheel;
+  private readonly logger: Logger;
+  private readonly bounds: ExpiryBounds;
+  private readonly resolveResource: ResourceResolver;
+  private readonly now: () => number;
+  private readonly lookup: HostLookup;
+  private readonly contactHost: string | undefined;
+  private readonly contactCache = new Map<string, string>();
+  private closed = false;
+
+  constructor(options: NotifierOptions) {
+    this.sender = options.sender;
+    this.wheel = options.wheel;
+    this.logger = options.logger;
+    this.bounds = options.expires;
+    this.resolveResource = options.resolveResource;
+    this.now = options.now ?? Date.now;
+    this.lookup = options.lookup ?? (async (host) => (await dnsLookup(host)).address);
+    this.contactHost = options.contactHost;
+  }
+
+  register(pkg: EventPackage): void {
+    this.packages.set(pkg.event.toLowerCase(), pkg);
+    this.countByEvent.set(pkg.event.toLowerCase(), 0);
+  }
+
+  /** Registered event package names (for Allow-Events). */
+  get events(): string[] {
+    return [...this.packages.keys()];
+  }
+
+  /** Content types all packages produce (for Accept in OPTIONS answers). */
+  get contentTypes(): string[] {
+    const out = new Set<string>();
+    for (const p of this.packages.values()) for (const c of p.contentTypes) out.add(c);
+    return [...out];
+  }
+
+  /** Live subscriptions, by event package. */
+  counts(): Record<string, number> {
+    return Object.fromEntries(this.countByEvent);
+  }
+
+  get size(): number {
+    return this.byTag.size;
+  }
+
+  /** The live subscription in the dialog our tag names (tests, diagnostics). */
+  find(localTag: string): Subscription | undefined {
+    return this.byTag.get(localTag);
+  }
+
+  /** Live subscriptions to a resource. */
+  watchers(resource: string): readonly Subscription[] {
+    const set = this.byResource.get(resource);
+    return set === undefined ? [] : [...set];
+  }
+
+  /** Stop expiring and notifying. Sends nothing: subscriptions are meant to survive a restart. */
+  close(): void {
+    this.closed = true;
+    for (const sub of this.byTag.values()) if (sub.timer !== undefined) this.wheel.cancel(sub.timer);
+  }
+
+  // -------------------------------------------------------------------------
+  // SUBSCRIBE (RFC 6665 §4.2.1)
+
+  handleSubscribe(req: InboundRequest): void {
+    const { request } = req;
+    const h = request.headers;
+    const eventValue = h.get('event');
+    const event = eventValue === undefined ? null : parseEvent(eventValue);
+    const pkg = event === null ? undefined : this.packages.get(event.event);
+    if (event === null || pkg === undefined) {
+      // RFC 6665 §8.2.2 / §4.2.1: unknown or missing package.
+      req.respond(reply(request, 489, [['allow-events', this.events.join(', ')]]));
+      return;
+    }
+    const callId = h.get('call-id');
+    const from = h.get('from');
+    const to = h.get('to');
+    const cseqValue = h.get('cseq');
+    const cseq = cseqValue === undefined ? null : parseCSeq(cseqValue);
+    if (callId === undefined || from === undefined || to === undefined || cseq === null) {
+      req.respond(reply(request, 400, undefined, { reason: 'Bad Request - missing dialog headers' }));
+      return;
+    }
+    const expiry = decideExpiry(h.get('expires'), this.bounds, (v) => parseExpires(v));
+    const toTag = tagOf(to);
+    if (toTag !== undefined) {
+      this.refresh(req, pkg, event, { callId, fromTag: tagOf(from) ?? '', toTag, seq: cseq.seq, expiry });
+      return;
+    }
+
+    const target = parseUri(request.uri);
+    if (target === null || !RESOURCE_SCHEMES.has(target.scheme)) {
+      req.respond(reply(request, 416));
+      return;
+    }
+    const resource = this.resolveResource(target.user, target.host);
+    if (resource === undefined) {
+      req.respond(reply(request, 404));
+      return;
+    }
+    const format = pkg.negotiate(this.acceptOf(request));
+    if (format === undefined) {
+      req.respond(reply(request, 406, [['accept', pkg.contentTypes.join(', ')]]));
+      return;
+    }
+    if (!expiry.ok) {
+      this.rejectExpiry(req, expiry.status);
+      return;
+    }
+    const contactValues = h.getAll('contact');
+    const contact = contactValues.length === 1 ? parseNameAddr(contactValues[0]!) : null;
+    if (contact === null) {
+      // RFC 3261 §12.1.1: the dialog needs exactly one remote target.
+      req.respond(reply(request, 400, undefined, { reason: 'Bad Request - missing or invalid Contact' }));
+      return;
+    }
+    const toUri = parseNameAddr(to)?.uri;
+    const routes = h.getAll('record-route');
+    let localTag = newTag();
+    while (this.byTag.has(localTag)) localTag = newTag();
+
+    const sub = new Subscription({
+      pkg,
+      eventId: event.id,
+      resource,
+      entity: aorOf(toUri ?? target),
+      format,
+      callId,
+      localTag,
+      remoteTag: tagOf(from) ?? '',
+      localParty: `${to};tag=${localTag}`,
+      remoteParty: from,
+      remoteTarget: formatUri(contact.uri),
+      // RFC 3261 §12.1.1: the UAS route set is the Record-Route list in order.
+      routeSet: routes.length === 0 ? NO_ROUTES : routes,
+      remoteCSeq: cseq.seq,
+      transport: req.local.protocol,
+      connectionId: req.connectionId,
+    });
+    const seconds = expiry.seconds;
+    req.respond(
+      reply(request, 200, [['expires', String(seconds)], ['contact', this.responseContact(req)]], { toTag: localTag }),
+    );
+
+    const now = this.now();
+    if (seconds === 0) {
+      // RFC 6665 §4.4.3: a fetch gets one NOTIFY with the state and "terminated".
+      sub.terminate('fetch');
+      this.logger.info({ user: resource, callId, event: pkg.event }, 'subscription fetch');
+      this.send(sub);
+      return;
+    }
+    sub.activate(now + seconds * 1000);
+    this.index(sub);
+    sub.timer = this.wheel.schedule(sub.expiresAt, () => this.expire(sub));
+    this.logger.info({ user: resource, callId, event: pkg.event, expires: seconds }, 'subscription created');
+    // Initial NOTIFY right after the 200 (RFC 6665 §4.2.1.2), never before.
+    this.send(sub);
+  }
+
+  private refresh(
+    req: InboundRequest,
+    pkg: EventPackage,
+    event: EventHeader,
+    d: { callId: string; fromTag: string; toTag: string; seq: number; expiry: ReturnType<typeof decideExpiry> },
+  ): void {
+    const { request } = req;
+    const sub = this.byTag.get(d.toTag);
+    if (
+      sub === undefined ||
+      sub.callId !== d.callId ||
+      sub.remoteTag !== d.fromTag ||
+      sub.pkg !== pkg ||
+      sub.eventId !== event.id
+    ) {
+      req.respond(reply(request, 481, undefined, { reason: 'Subscription Does Not Exist' }));
+      return;
+    }
+    if (d.seq < sub.remoteCSeq) {
+      // RFC 3261 §12.2.2: a lower remote CSeq is out of order.
+      req.respond(reply(request, 500, undefined, { reason: 'Server Internal Error - CSeq out of order' }));
+      return;
+    }
+    if (!d.expiry.ok) {
+      this.rejectExpiry(req, d.expiry.status);
+      return;
+    }
+    sub.remoteCSeq = d.seq;
+    const contactValues = request.headers.getAll('contact');
+    if (contactValues.length === 1) {
+      const contact = parseNameAddr(contactValues[0]!);
+      if (contact !== null) {
+        const targetUri = formatUri(contact.uri);
+        if (targetUri !== sub.remoteTarget) {
+          sub.remoteTarget = detach(targetUri);
+          sub.destination = undefined;
+        }
+      }
+    }
+    if (req.connectionId !== undefined && req.connectionId !== sub.connectionId) {
+      sub.connectionId = req.connectionId;
+      sub.transport = req.local.protocol;
+      sub.destination = undefined;
+    }
+    const seconds = d.expiry.seconds;
+    req.respond(reply(request, 200, [['expires', String(seconds)], ['contact', this.responseContact(req)]]));
+    if (seconds === 0) {
+      this.end(sub, 'unsubscribed');
+      return;
+    }
+    sub.activate(this.now() + seconds * 1000);
+    if (sub.timer !== undefined) this.wheel.reschedule(sub.timer, sub.expiresAt);
+    this.logger.info({ user: sub.resource, callId: sub.callId, event: pkg.event, expires: seconds }, 'subscription refreshed');
+    this.notify(sub);
+  }
+
+  private rejectExpiry(req: InboundRequest, status: 400 | 423): void {
+    if (status === 423) {
+      req.respond(reply(req.request, 423, [['min-expires', String(this.bounds.minExpires)]]));
+    } else {
+      req.respond(reply(req.request, 400, undefined, { reason: 'Bad Request - invalid Expires' }));
+    }
+  }
+
+  private acceptOf(request: SipRequest): MediaType[] | undefined {
+    const values = request.headers.getAll('accept');
+    if (values.length === 0) return undefined;
+    // A malformed Accept is treated as absent rather than refusing the watcher.
+    return parseAccept(values) ?? undefined;
+  }
+
+  private responseContact(req: InboundRequest): string {
+    return this.contactFor(req.local.protocol) ?? contactValue(req.local, this.contactHost);
+  }
+
+  /** Our Contact for a transport, from the stack's advertised (else bound) endpoint; cached. */
+  private contactFor(protocol: TransportProtocol): string | undefined {
+    let value = this.contactCache.get(protocol);
+    if (value === undefined) {
+      const ep = this.sender.advertisedEndpoint?.(protocol) ?? this.sender.localEndpoint(protocol);
+      if (ep === undefined) return undefined;
+      value = contactValue(ep, this.contactHost);
+      this.contactCache.set(protocol, value);
+    }
+    return value;
+  }
+
+  // -------------------------------------------------------------------------
+  // State changes
+
+  /** The state of `resource` changed: each watcher gets one NOTIFY with the new full state, in order. */
+  resourceChanged(resource: string): void {
+    if (this.closed) return;
+    const set = this.byResource.get(resource);
+    if (set === undefined) return;
+    for (const sub of set) this.notify(sub);
+  }
+
+  /** End every subscription to `resource` (e.g. the person was removed), with a final NOTIFY. */
+  terminateResource(resource: string, cause: TerminationCause = 'noresource'): void {
+    const set = this.byResource.get(resource);
+    if (set === undefined) return;
+    for (const sub of [...set]) this.end(sub, cause);
+  }
+
+  private expire(sub: Subscription): void {
+    if (this.closed || sub.state !== 'active') return;
+    this.end(sub, 'timeout');
+  }
+
+  private end(sub: Subscription, cause: TerminationCause): void {
+    if (!sub.terminate(cause)) return;
+    this.unindex(sub);
+    if (sub.timer !== undefined) {
+      this.wheel.cancel(sub.timer);
+      sub.timer = undefined;
+    }
+    this.logger.info({ user: sub.resource, callId: sub.callId, event: sub.event, reason: cause }, 'subscription terminated');
+    this.notify(sub);
+  }
+
+  private index(sub: Subscription): void {
+    this.byTag.set(sub.localTag, sub);
+    let set = this.byResource.get(sub.resource);
+    if (set === undefined) {
+      set = new Set();
+      this.byResource.set(sub.resource, set);
+    }
+    set.add(sub);
+    this.countByEvent.set(sub.event, (this.countByEvent.get(sub.event) ?? 0) + 1);
+  }
+
+  private unindex(sub: Subscription): void {
+    if (this.byTag.get(sub.localTag) !== sub) return;
+    this.byTag.delete(sub.localTag);
+    const set = this.byResource.get(sub.resource);
+    if (set !== undefined) {
+      set.delete(sub);
+      if (set.size === 0) {
+        this.byResource.delete(sub.resource);
+        sub.pkg.release?.(sub.resource);
+      }
+    }
+    this.countByEvent.set(sub.event, Math.max(0, (this.countByEvent.get(sub.event) ?? 0) - 1));
+  }
+
+  // -------------------------------------------------------------------------
+  // NOTIFY
+
+  /** Send the current full state now, or after the outstanding NOTIFY (one at a time per subscription). */
+  private notify(sub: Subscription): void {
+    if (this.closed || sub.finalSent) return;
+    if (sub.inFlight) {
+      sub.dirty = true;
+      return;
+    }
+    this.send(sub);
+  }
+
+  private send(sub: Subscription): void {
+    const now = this.now();
+    if (sub.state === 'terminated') sub.finalSent = true;
+    sub.inFlight = true;
+    sub.dirty = false;
+    let body: Buffer = EMPTY_BODY;
+    try {
+      body = sub.pkg.render(sub.resource, { entity: sub.entity, format: sub.format, version: sub.version });
+    } catch (error) {
+      this.logger.error({ err: error, user: sub.resource, event: sub.event }, 'rendering a NOTIFY body failed');
+    }
+    sub.version++;
+    const request = this.buildNotify(sub, body, now);
+    this.dispatch(sub, request).then(
+      (response) => this.onNotifyResponse(sub, response),
+      (error: unknown) => {
+        this.logger.debug({ err: error, callId: sub.callId }, 'NOTIFY not sent');
+        this.onNotifyResponse(sub, localFailure(503, 'Service Unavailable'));
+      },
+    );
+  }
+
+  /** RFC 3261 §12.2.1.1: a request within the dialog, built from its state. */
+  private buildNotify(sub: Subscription, body: Buffer, now: number): SipRequest {
+    const headers = new Headers();
+    let requestUri = sub.remoteTarget;
+    if (sub.routeSet.length > 0) {
+      const first = parseNameAddr(sub.routeSet[0]!);
+      if (first !== null && !first.uri.params.has('lr')) {
+        // Strict router: it becomes the Request-URI, the remote target the last route.
+        requestUri = formatUri(first.uri);
+        for (let i = 1; i < sub.routeSet.length; i++) headers.append('route', sub.routeSet[i]!);
+        headers.append('route', `<${sub.remoteTarget}>`);
+      } else {
+        for (const r of sub.routeSet) headers.append('route', r);
+      }
+    }
+    headers.append('from', sub.localParty);
+    headers.append('to', sub.remoteParty);
+    headers.append('call-id', sub.callId);
+    headers.append('cseq', `${++sub.localCSeq} NOTIFY`);
+    headers.append('event', sub.eventHeaderValue());
+    headers.append('subscription-state', sub.subscriptionStateValue(now));
+    headers.append('contact', this.ourContact(sub));
+    if (body.length > 0) headers.append('content-type', sub.format.contentType);
+    return createRequest('NOTIFY', requestUri, headers, body);
+  }
+
+  private ourContact(sub: Subscription): string {
+    return (
+      this.contactFor(sub.destination?.protocol ?? sub.transport) ??
+      this.contactFor('udp') ??
+      `<sip:${this.contactHost ?? '127.0.0.1'}>`
+    );
+  }
+
+  private dispatch(sub: Subscription, request: SipRequest): Promise<SipResponse> {
+    const destination = sub.destination ?? this.literalDestination(sub);
+    if (destination !== undefined) return this.sender.sendRequest(request, this.sendOptions(sub, destination));
+    return this.resolveDestination(sub).then((dest) => {
+      if (dest === undefined) return localFailure(503, 'Service Unavailable - no route to the watcher');
+      return this.sender.sendRequest(request, this.sendOptions(sub, dest));
+    });
+  }
+
+  private sendOptions(sub: Subscription, destination: Endpoint): OutboundOptions {
+    return sub.connectionId !== undefined ? { destination, connectionId: sub.connectionId } : { destination };
+  }
+
+  private targetUri(sub: Subscription): SipUri | null {
+    if (sub.routeSet.length > 0) return parseNameAddr(sub.routeSet[0]!)?.uri ?? null;
+    return parseUri(sub.remoteTarget);
+  }
+
+  /** The next hop when it needs no DNS (cached on the subscription). */
+  private literalDestination(sub: Subscription): Endpoint | undefined {
+    const uri = this.targetUri(sub);
+    if (uri === null) return undefined;
+    const hop = nextHopOf(uri, sub.transport);
+    if (!hop.literal) return undefined;
+    sub.destination = { protocol: hop.protocol, address: hop.host, port: hop.port };
+    return sub.destination;
+  }
+
+  private async resolveDestination(sub: Subscription): Promise<Endpoint | undefined> {
+    const uri = this.targetUri(sub);
+    if (uri === null) return undefined;
+    const hop = nextHopOf(uri, sub.transport);
+    try {
+      const address = await this.lookup(hop.host);
+      sub.destination = { protocol: hop.protocol, address, port: hop.port };
+      return sub.destination;
+    } catch (error) {
+      this.logger.debug({ err: error, host: hop.host, callId: sub.callId }, 'watcher host did not resolve');
+      return undefined;
+    }
+  }
+
+  private onNotifyResponse(sub: Subscription, response: SipResponse): void {
+    sub.inFlight = false;
+    if (this.closed) return;
+    const status = response.status;
+    if (status >= 300) {
+      if (TERMINATING_NOTIFY_STATUS.has(status)) {
+        // RFC 6665 §4.2.2: the watcher is gone; nothing more is sent to it.
+        this.logger.info({ user: sub.resource, callId: sub.callId, event: sub.event, status }, 'NOTIFY failed, ending subscription');
+        sub.dirty = false;
+        sub.finalSent = true;
+        this.end(sub, 'notify-failed');
+        return;
+      }
+      this.logger.debug({ user: sub.resource, callId: sub.callId, status }, 'NOTIFY refused');
+    }
+    if (sub.dirty && !sub.finalSent) this.send(sub);
+  }
+}

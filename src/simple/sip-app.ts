@@ -1,0 +1,163 @@
+/**
+ * The SIMPLE server: routes requests from the SIP stack to the notifier
+ * (SUBSCRIBE), the publication store (PUBLISH) and small answers (OPTIONS,
+ * stray NOTIFY, methods we do not serve), and feeds view changes from the
+ * PresenceStore to the notifier.
+ */
+import type { Directory } from '../core/directory.js';
+import type { PresenceStore } from '../core/presence-store.js';
+import type { Logger } from '../util/logger.js';
+import { TimerWheel } from '../util/timer-wheel.js';
+import { DialogPackage } from './dialog-package.js';
+import { Notifier, type HostLookup, type NotifierOptions } from './notifier.js';
+import { PresencePackage } from './presence-package.js';
+import { PUBLISH_CONTENT_TYPES, Publications } from './publications.js';
+import { reply, type ExpiryBounds } from './sip-util.js';
+import type { InboundRequest, SimpleStack } from './stack-port.js';
+
+export interface SimpleServerConfig {
+  /** Our SIP domain (informational here; the directory decides what is local). */
+  domain?: string;
+  /** Host for our Contact when the listener is bound to 0.0.0.0 or behind NAT. */
+  contactHost?: string;
+  subscriptions: ExpiryBounds;
+  publications: ExpiryBounds;
+}
+
+export interface SimpleServerOptions {
+  stack: SimpleStack;
+  directory: Directory;
+  store: PresenceStore;
+  config: SimpleServerConfig;
+  logger: Logger;
+  /** Clock in ms (tests). */
+  now?: () => number;
+  /** Timer wheel for expiries (tests inject one with a manual clock); made here otherwise. */
+  wheel?: TimerWheel;
+  /** Host name resolution for watcher Contacts (default dns.lookup). */
+  lookup?: HostLookup;
+}
+
+/** Methods served here (Allow). */
+export const ALLOWED_METHODS: readonly string[] = ['SUBSCRIBE', 'NOTIFY', 'PUBLISH', 'OPTIONS'];
+
+/** SIP methods we know but do not serve: 405 (anything else is 501, RFC 3261 §8.2.1). */
+const KNOWN_METHODS: ReadonlySet<string> = new Set([
+  'INVITE',
+  'BYE',
+  'CANCEL',
+  'REGISTER',
+  'INFO',
+  'PRACK',
+  'UPDATE',
+  'MESSAGE',
+  'REFER',
+]);
+
+export class SimpleServer {
+  readonly notifier: Notifier;
+  readonly publications: Publications;
+  private readonly wheel: TimerWheel;
+  private readonly logger: Logger;
+  private readonly unsubscribeStore: () => void;
+  private readonly acceptList: string;
+  private closed = false;
+
+  constructor(options: SimpleServerOptions) {
+    const { directory, store, config, logger } = options;
+    this.logger = logger;
+    const now = options.now ?? Date.now;
+    this.wheel =
+      options.wheel ??
+      new TimerWheel({ now, onError: (err: unknown) => logger.error({ err }, 'expiry callback failed') });
+    const resolveResource = (user: string | undefined, host: string): string | undefined =>
+      directory.findBySip(user, host)?.id;
+
+    const notifierOptions: NotifierOptions = {
+      sender: options.stack,
+      wheel: this.wheel,
+      logger,
+      expires: config.subscriptions,
+      resolveResource,
+      now,
+    };
+    if (options.lookup !== undefined) notifierOptions.lookup = options.lookup;
+    if (config.contactHost !== undefined) notifierOptions.contactHost = config.contactHost;
+    this.notifier = new Notifier(notifierOptions);
+    this.notifier.register(new PresencePackage(store));
+    this.notifier.register(new DialogPackage(store));
+
+    this.publications = new Publications({
+      sink: store,
+      wheel: this.wheel,
+      logger,
+      expires: config.publications,
+      resolveResource,
+      now,
+    });
+    const accept = new Set<string>(this.notifier.contentTypes);
+    for (const list of Object.values(PUBLISH_CONTENT_TYPES)) for (const c of list) accept.add(c);
+    this.acceptList = [...accept].join(', ');
+
+    this.unsubscribeStore = store.onChange((personId) => this.notifier.resourceChanged(personId));
+    options.stack.onRequest((req) => this.handleRequest(req));
+  }
+
+  /** Subscriptions by event package, and publications, for tests and metrics. */
+  counts(): { subscriptions: Record<string, number>; publications: number } {
+    return { subscriptions: this.notifier.counts(), publications: this.publications.size };
+  }
+
+  handleRequest(req: InboundRequest): void {
+    if (this.closed) return;
+    const { request } = req;
+    try {
+      switch (request.method) {
+        case 'SUBSCRIBE':
+          this.notifier.handleSubscribe(req);
+          return;
+        case 'PUBLISH':
+          this.publications.handlePublish(req);
+          return;
+        case 'OPTIONS':
+          req.respond(
+            reply(request, 200, [
+              ['allow', ALLOWED_METHODS.join(', ')],
+              ['accept', this.acceptList],
+              ['allow-events', this.notifier.events.join(', ')],
+            ]),
+          );
+          return;
+        case 'NOTIFY':
+          // We hold no subscriptions of our own (yet): no dialog can match (RFC 6665 §4.1.3).
+          req.respond(reply(request, 481, undefined, { reason: 'Subscription Does Not Exist' }));
+          return;
+        case 'ACK':
+          return;
+        default:
+          if (KNOWN_METHODS.has(request.method)) {
+            req.respond(reply(request, 405, [['allow', ALLOWED_METHODS.join(', ')]]));
+          } else {
+            req.respond(reply(request, 501));
+          }
+      }
+    } catch (error) {
+      this.logger.error({ err: error, method: request.method, callId: request.headers.get('call-id') }, 'request handling failed');
+      try {
+        req.respond(reply(request, 500));
+      } catch {
+        // the transaction may already be answered
+      }
+    }
+  }
+
+  /** Stop expiries and notifications. No terminating NOTIFYs: subscriptions are to survive a restart. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.unsubscribeStore();
+    this.notifier.close();
+    this.publications.close();
+    this.wheel.close();
+  }
+}

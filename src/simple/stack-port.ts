@@ -1,0 +1,32 @@
+/**
+ * The part of the SIP stack (src/sip/stack.ts) the SIMPLE layer uses, typed
+ * structurally so the real SipStack fits and tests can pass a small fake.
+ */
+import type { Endpoint, SipRequest, SipResponse, TransportProtocol } from '../sip/message.js';
+
+export interface InboundRequest {
+  readonly request: SipRequest;
+  readonly source: Endpoint;
+  readonly local: Endpoint;
+  readonly connectionId?: string;
+  respond(response: SipResponse): void;
+}
+
+export interface OutboundOptions {
+  destination: Endpoint;
+  connectionId?: string;
+}
+
+/** What the notifier needs to send NOTIFYs. */
+export interface RequestSender {
+  /** Resolves with the final response; a locally made 408 on timeout, 503 on transport error. */
+  sendRequest(request: SipRequest, options: OutboundOptions): Promise<SipResponse>;
+  localEndpoint(protocol: TransportProtocol): Endpoint | undefined;
+  /** Address peers should use to reach us (preferred for Contact when the stack offers it). */
+  advertisedEndpoint?(protocol: TransportProtocol): Endpoint | undefined;
+}
+
+/** What the SIMPLE server needs from the stack. */
+export interface SimpleStack extends RequestSender {
+  onRequest(handler: (req: InboundRequest) => void): void;
+}

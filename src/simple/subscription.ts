@@ -1,0 +1,157 @@
+/**
+ * One watcher's subscription: the notifier side of an RFC 6665 dialog usage.
+ * Kept compact (100k of them must fit well under 400 MB): only the strings
+ * needed to build NOTIFYs, never the SUBSCRIBE itself.
+ */
+import type { Endpoint, TransportProtocol } from '../sip/message.js';
+import type { TimerHandle } from '../util/timer-wheel.js';
+import type { BodyFormat, EventPackage } from './event-package.js';
+
+/**
+ * RFC 6665 §4.2 notifier states. `pending` is not used: everyone the
+ * directory knows is authorized for now.
+ */
+export type SubscriptionStateName = 'init' | 'active' | 'terminated';
+
+/** Why a subscription ended; the ones with a wire reason go in Subscription-State (RFC 6665 §4.1.3). */
+export type TerminationCause =
+  | 'timeout' // expired without refresh (reason=timeout)
+  | 'unsubscribed' // Expires: 0 from the watcher (no reason)
+  | 'fetch' // Expires: 0 on a new subscription (reason=timeout, RFC 6665 §4.4.3)
+  | 'noresource' // the resource went away (reason=noresource)
+  | 'rejected' // authorization withdrawn (reason=rejected)
+  | 'notify-failed'; // NOTIFY answered 481/408/... : the watcher is gone, nothing is sent
+
+const WIRE_REASON: Readonly<Record<TerminationCause, string | undefined>> = {
+  timeout: 'timeout',
+  unsubscribed: undefined,
+  fetch: 'timeout',
+  noresource: 'noresource',
+  rejected: 'rejected',
+  'notify-failed': undefined,
+};
+
+export interface SubscriptionInit {
+  pkg: EventPackage;
+  eventId: string | undefined;
+  resource: string;
+  entity: string;
+  format: BodyFormat;
+  callId: string;
+  localTag: string;
+  remoteTag: string;
+  /** Our identity for the From of NOTIFYs: the SUBSCRIBE's To value with our tag. */
+  localParty: string;
+  /** The watcher for the To of NOTIFYs: the SUBSCRIBE's From value (with its tag). */
+  remoteParty: string;
+  remoteTarget: string;
+  routeSet: readonly string[];
+  remoteCSeq: number;
+  transport: TransportProtocol;
+  connectionId: string | undefined;
+}
+
+/**
+ * A copy of `s` that does not keep the parsed message alive: header values are
+ * slices of the whole header block, and a slice retains its parent string.
+ */
+export function detach(s: string): string {
+  return s.length < 13 ? s : Buffer.from(s, 'utf8').toString('utf8');
+}
+
+export class Subscription {
+  private stateName: SubscriptionStateName = 'init';
+  readonly pkg: EventPackage;
+  readonly eventId: string | undefined;
+  readonly resource: string;
+  readonly entity: string;
+  readonly format: BodyFormat;
+  readonly callId: string;
+  readonly localTag: string;
+  readonly remoteTag: string;
+  readonly localParty: string;
+  readonly remoteParty: string;
+  /** Contact of the watcher; replaced by a refresh's Contact (SUBSCRIBE is a target refresh). */
+  remoteTarget: string;
+  readonly routeSet: readonly string[];
+  remoteCSeq: number;
+  /** CSeq of our last NOTIFY (RFC 3261 §12.2.1.1: increases by one per request). */
+  localCSeq = 0;
+  /** Transport the SUBSCRIBE came on (default for NOTIFYs). */
+  transport: TransportProtocol;
+  connectionId: string | undefined;
+  /** Resolved next hop for NOTIFYs; cleared when the target changes. */
+  destination: Endpoint | undefined = undefined;
+  /** ms on the notifier clock */
+  expiresAt = 0;
+  timer: TimerHandle | undefined = undefined;
+  /** Version for the next NOTIFY body (RFC 4235 §4.1: 0 first, +1 each). */
+  version = 0;
+  /** A NOTIFY is outstanding; the next one waits (RFC 6665 §4.2.2 ordering). */
+  inFlight = false;
+  /** State changed while a NOTIFY was outstanding: send the latest full state after it. */
+  dirty = false;
+  /** The terminating NOTIFY has gone out (or must not be sent). */
+  finalSent = false;
+  cause: TerminationCause | undefined = undefined;
+
+  constructor(init: SubscriptionInit) {
+    this.pkg = init.pkg;
+    this.eventId = init.eventId === undefined ? undefined : detach(init.eventId);
+    this.resource = init.resource;
+    this.entity = detach(init.entity);
+    this.format = init.format;
+    this.callId = detach(init.callId);
+    this.localTag = init.localTag;
+    this.remoteTag = detach(init.remoteTag);
+    this.localParty = detach(init.localParty);
+    this.remoteParty = detach(init.remoteParty);
+    this.remoteTarget = detach(init.remoteTarget);
+    this.routeSet = init.routeSet.length === 0 ? init.routeSet : init.routeSet.map(detach);
+    this.remoteCSeq = init.remoteCSeq;
+    this.transport = init.transport;
+    this.connectionId = init.connectionId;
+  }
+
+  get state(): SubscriptionStateName {
+    return this.stateName;
+  }
+
+  get event(): string {
+    return this.pkg.event;
+  }
+
+  /** init → active (accepted), or active → active (refreshed). False from terminated. */
+  activate(expiresAt: number): boolean {
+    if (this.stateName === 'terminated') return false;
+    this.stateName = 'active';
+    this.expiresAt = expiresAt;
+    return true;
+  }
+
+  /** init|active → terminated. False when already terminated (the first cause stands). */
+  terminate(cause: TerminationCause): boolean {
+    if (this.stateName === 'terminated') return false;
+    this.stateName = 'terminated';
+    this.cause = cause;
+    if (cause === 'notify-failed') this.finalSent = true;
+    return true;
+  }
+
+  /** Seconds left, rounded up, never negative. */
+  remainingSeconds(now: number): number {
+    return Math.max(0, Math.ceil((this.expiresAt - now) / 1000));
+  }
+
+  /** Subscription-State header value (RFC 6665 §8.2.3) for a NOTIFY sent now. */
+  subscriptionStateValue(now: number): string {
+    if (this.stateName !== 'terminated') return `active;expires=${this.remainingSeconds(now)}`;
+    const reason = this.cause === undefined ? undefined : WIRE_REASON[this.cause];
+    return reason === undefined ? 'terminated' : `terminated;reason=${reason}`;
+  }
+
+  /** Event header value for NOTIFYs: the package, and the id when the SUBSCRIBE had one. */
+  eventHeaderValue(): string {
+    return this.eventId === undefined ? this.pkg.event : `${this.pkg.event};id=${this.eventId}`;
+  }
+}
