@@ -170,6 +170,12 @@ export class Headers implements Iterable<HeaderField> {
     return this;
   }
 
+  /** Append when `name` is already canonical (lower-case long form): the parser's fast path. */
+  appendCanonical(name: string, value: string): this {
+    this.fields.push({ name, value });
+    return this;
+  }
+
   /** Put a header first (used for Via on requests we forward or originate). */
   prepend(name: string, value: string): this {
     this.fields.unshift({ name: canonicalHeaderName(name), value });
