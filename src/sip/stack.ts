@@ -1,0 +1,186 @@
+import type { Logger } from '../util/logger.js';
+import type { Endpoint, SipRequest, SipResponse, TransportProtocol } from './message.js';
+import { createResponse } from './message.js';
+import { resolveTimers } from './transaction/timers.js';
+import { TransactionLayer, type NewServerRequest, type SendOptions } from './transaction/transaction-layer.js';
+import type { ServerNonInviteTransaction } from './transaction/server-non-invite.js';
+import { TransportLayer, type ListenSpec } from './transport/transport-layer.js';
+
+export type { ListenSpec } from './transport/transport-layer.js';
+export type { SendOptions } from './transaction/transaction-layer.js';
+
+export interface SipStackOptions {
+  listen: ListenSpec[];
+  logger: Logger;
+  /** default 65535 */
+  maxMessageSize?: number;
+  /** default 10000 */
+  maxConnections?: number;
+  /** default 10 minutes */
+  tcpIdleTimeoutMs?: number;
+  /** RFC 3261 defaults 500/4000/5000 ms; tests shorten them */
+  timers?: { t1?: number; t2?: number; t4?: number };
+  /** User-Agent on requests, Server on responses */
+  userAgent?: string;
+  /** methods for Allow in the 405 answering INVITE */
+  allow?: string[];
+  /** host for Via sent-by; default the bound address (an interface address when bound to a wildcard) */
+  viaHost?: string;
+}
+
+export interface IncomingRequest {
+  readonly request: SipRequest;
+  readonly source: Endpoint;
+  readonly local: Endpoint;
+  readonly connectionId?: string;
+  respond(response: SipResponse): void;
+}
+
+const DEFAULT_ALLOW = ['SUBSCRIBE', 'NOTIFY', 'PUBLISH', 'OPTIONS'];
+const DEFAULT_IDLE_MS = 10 * 60 * 1000;
+
+class Incoming implements IncomingRequest {
+  readonly connectionId?: string;
+
+  constructor(
+    private readonly stack: SipStack,
+    readonly request: SipRequest,
+    readonly source: Endpoint,
+    readonly local: Endpoint,
+    connectionId: string | undefined,
+    readonly transaction: ServerNonInviteTransaction,
+  ) {
+    if (connectionId !== undefined) this.connectionId = connectionId;
+  }
+
+  respond(response: SipResponse): void {
+    this.stack.respondOn(this.transaction, response);
+  }
+}
+
+/**
+ * The SIP stack of the gateway: transports, non-INVITE transactions and
+ * stateless answers. One request handler receives every new server
+ * transaction; sendRequest runs a client transaction.
+ */
+export class SipStack {
+  private handler: ((req: IncomingRequest) => void) | undefined;
+  private closing: Promise<void> | undefined;
+
+  private constructor(
+    private readonly transports: TransportLayer,
+    private readonly transactions: TransactionLayer,
+    private readonly logger: Logger,
+    private readonly userAgent: string | undefined,
+  ) {}
+
+  static async start(options: SipStackOptions): Promise<SipStack> {
+    const logger = options.logger;
+    let transactions: TransactionLayer | undefined;
+    const transports = await TransportLayer.start(
+      {
+        listen: options.listen,
+        logger,
+        maxMessageSize: options.maxMessageSize ?? 65535,
+        maxConnections: options.maxConnections ?? 10000,
+        tcpIdleTimeoutMs: options.tcpIdleTimeoutMs ?? DEFAULT_IDLE_MS,
+        ...(options.viaHost !== undefined ? { viaHost: options.viaHost } : {}),
+      },
+      {
+        onMessage: (message, source, local, connectionId) => {
+          if (transactions === undefined) return;
+          if (message.kind === 'request') transactions.receiveRequest(message, source, local, connectionId);
+          else transactions.receiveResponse(message, source);
+        },
+        onParseError: (failure, source, _local, connectionId) =>
+          transactions?.receiveParseFailure(failure, source, connectionId),
+        onConnectionClosed: (connectionId, error) => transactions?.connectionClosed(connectionId, error),
+      },
+    );
+    transactions = new TransactionLayer({
+      transport: transports,
+      logger,
+      timers: resolveTimers(options.timers),
+      allow: options.allow ?? DEFAULT_ALLOW,
+      ...(options.userAgent !== undefined ? { serverHeader: options.userAgent } : {}),
+    });
+    const stack = new SipStack(transports, transactions, logger, options.userAgent);
+    transactions.onRequest = (r) => stack.dispatch(r);
+    return stack;
+  }
+
+  /** The one request handler; called once per new server transaction. */
+  onRequest(handler: (req: IncomingRequest) => void): void {
+    this.handler = handler;
+  }
+
+  /**
+   * Send a request in a new client transaction. The request is completed in
+   * place (Via replaced by ours, Max-Forwards 70 when absent, User-Agent).
+   * Never rejects: a timeout is a local 408, a transport failure a local 503.
+   */
+  sendRequest(request: SipRequest, options: SendOptions): Promise<SipResponse> {
+    if (!request.headers.has('max-forwards')) request.headers.append('max-forwards', '70');
+    if (this.userAgent !== undefined && !request.headers.has('user-agent')) request.headers.append('user-agent', this.userAgent);
+    return this.transactions.sendRequest(request, options);
+  }
+
+  /** The actual bound address/port of the listener for a protocol. */
+  localEndpoint(protocol: TransportProtocol): Endpoint | undefined {
+    return this.transports.localEndpoint(protocol);
+  }
+
+  /** Address and port peers should use to reach this stack (Via sent-by, Contact). */
+  advertisedEndpoint(protocol: TransportProtocol): Endpoint | undefined {
+    const s = this.transports.sentBy(protocol);
+    return s === undefined ? undefined : { protocol, address: s.host, port: s.port };
+  }
+
+  /** Whether a stream connection is still open (e.g. a subscriber's connectionId). */
+  isConnectionOpen(connectionId: string): boolean {
+    return this.transports.isOpen(connectionId);
+  }
+
+  /** Live transaction counts (diagnostics). */
+  stats(): { serverTransactions: number; clientTransactions: number; tcpConnections: number } {
+    return {
+      serverTransactions: this.transactions.serverCount,
+      clientTransactions: this.transactions.clientCount,
+      tcpConnections: this.transports.tcpConnectionCount,
+    };
+  }
+
+  close(): Promise<void> {
+    if (this.closing === undefined) {
+      this.transactions.close();
+      this.closing = this.transports.close();
+    }
+    return this.closing;
+  }
+
+  /** @internal response path of IncomingRequest */
+  respondOn(tx: ServerNonInviteTransaction, response: SipResponse): void {
+    if (this.userAgent !== undefined && !response.headers.has('server')) response.headers.append('server', this.userAgent);
+    tx.respond(response);
+  }
+
+  private dispatch(r: NewServerRequest): void {
+    const handler = this.handler;
+    const incoming = new Incoming(this, r.request, r.source, r.local, r.connectionId, r.transaction);
+    if (handler === undefined) {
+      this.respondOn(r.transaction, createResponse(r.request, 503, 'Service Unavailable'));
+      return;
+    }
+    try {
+      handler(incoming);
+    } catch (err) {
+      this.logger.error(
+        { err: err instanceof Error ? err.message : String(err), method: r.request.method, callId: r.request.headers.get('call-id') },
+        'request handler failed',
+      );
+      if (r.transaction.state === 'trying' || r.transaction.state === 'proceeding') {
+        this.respondOn(r.transaction, createResponse(r.request, 500, 'Server Internal Error'));
+      }
+    }
+  }
+}

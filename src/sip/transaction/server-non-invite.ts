@@ -1,0 +1,117 @@
+import type { Logger } from '../../util/logger.js';
+import type { Endpoint, SipResponse } from '../message.js';
+import { serializeMessage } from '../serializer.js';
+import type { TimerHandle, TimerQueue, TimerTarget, TimerValues } from './timers.js';
+
+export type ServerState = 'trying' | 'proceeding' | 'completed' | 'terminated';
+
+/** What a server transaction needs from the layer that owns it. */
+export interface ServerTransactionHost {
+  readonly queue: TimerQueue;
+  readonly timers: TimerValues;
+  readonly logger: Logger;
+  /** send bytes; returns the stream connection used (undefined for UDP), null on failure */
+  transmit(data: Buffer, destination: Endpoint, connectionId: string | undefined): string | undefined | null;
+  serverTerminated(tx: ServerNonInviteTransaction): void;
+}
+
+const TIMER_J = 4;
+/** not an RFC timer: a TU that never answers must not leak the transaction */
+const TIMER_TU = 5;
+
+/**
+ * RFC 3261 §17.2.2 non-INVITE server transaction. It keeps no request, only
+ * where responses go and the last response sent (for retransmissions).
+ */
+export class ServerNonInviteTransaction implements TimerTarget {
+  state: ServerState = 'trying';
+  /** §8.2.2.2 merge key, when the request had no To tag */
+  mergeKey: string | undefined;
+  /** the connection the request came on (referenced while the transaction lives) */
+  readonly requestConnectionId: string | undefined;
+  private lastResponse: Buffer | undefined;
+  private timer: TimerHandle | null = null;
+
+  constructor(
+    private readonly host: ServerTransactionHost,
+    readonly key: string,
+    readonly method: string,
+    readonly destination: Endpoint,
+    public connectionId: string | undefined,
+  ) {
+    this.requestConnectionId = connectionId;
+    // the client gives up after Timer F (64*T1); a final response later than that is useless
+    this.timer = host.queue.schedule(64 * host.timers.t1, this, TIMER_TU);
+  }
+
+  /** Via branch (for logs); derived from the key so that no slice of the request text is kept */
+  get branch(): string {
+    const end = this.key.indexOf('\u0000');
+    return end > 0 && !this.key.startsWith('\u0001') ? this.key.slice(0, end) : '';
+  }
+
+  get reliable(): boolean {
+    return this.destination.protocol !== 'udp';
+  }
+
+  /** A retransmission of the request arrived: repeat the last response, if any. */
+  retransmission(): void {
+    if ((this.state === 'proceeding' || this.state === 'completed') && this.lastResponse !== undefined) {
+      this.send(this.lastResponse);
+    }
+  }
+
+  /** Send a response; false when the transaction already sent its final one. */
+  respond(response: SipResponse): boolean {
+    if (this.state === 'completed' || this.state === 'terminated') {
+      this.host.logger.debug({ method: this.method, status: response.status, branch: this.branch }, 'response after final response ignored');
+      return false;
+    }
+    const data = serializeMessage(response);
+    this.send(data);
+    if (response.status < 200) {
+      this.state = 'proceeding';
+      this.lastResponse = data;
+      return true;
+    }
+    if (this.host.logger.isLevelEnabled('debug')) {
+      this.host.logger.debug(
+        { method: this.method, status: response.status, callId: response.headers.get('call-id'), branch: this.branch },
+        'server transaction completed',
+      );
+    }
+    this.host.queue.cancel(this.timer);
+    this.timer = null;
+    if (this.reliable) {
+      // Timer J is zero over reliable transports
+      this.terminate();
+    } else {
+      this.state = 'completed';
+      this.lastResponse = data;
+      this.timer = this.host.queue.schedule(64 * this.host.timers.t1, this, TIMER_J);
+    }
+    return true;
+  }
+
+  onTimer(kind: number): void {
+    this.timer = null;
+    if (kind === TIMER_TU && this.state !== 'completed') {
+      this.host.logger.debug({ method: this.method, branch: this.branch }, 'no final response from the TU in time; transaction dropped');
+    }
+    this.terminate();
+  }
+
+  terminate(): void {
+    if (this.state === 'terminated') return;
+    this.state = 'terminated';
+    this.host.queue.cancel(this.timer);
+    this.timer = null;
+    this.lastResponse = undefined;
+    this.host.serverTerminated(this);
+  }
+
+  private send(data: Buffer): void {
+    const used = this.host.transmit(data, this.destination, this.connectionId);
+    if (typeof used === 'string') this.connectionId = used;
+  }
+}

@@ -1,0 +1,288 @@
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import type { Logger } from '../../util/logger.js';
+import type { Endpoint } from '../message.js';
+import { StreamFramer } from '../parser.js';
+import { hostForSocket, peerKey } from './address.js';
+
+export interface TcpHandlers {
+  /** One framed message from a connection. */
+  onMessage(data: Buffer, source: Endpoint, local: Endpoint, connectionId: string): void;
+  /**
+   * The framer rejected the stream. `head` is the header block of the
+   * offending message when known (to answer it). When fatal the connection
+   * is closed right after.
+   */
+  onFramingError(connectionId: string, head: Buffer | undefined, reason: string, fatal: boolean): void;
+  /** A connection went away; `error` when it failed (refused, reset, write error). */
+  onClose(connectionId: string, error: Error | undefined): void;
+}
+
+export interface TcpOptions {
+  maxMessageSize: number;
+  maxConnections: number;
+  idleTimeoutMs: number;
+  /** queued unsent bytes above which a connection is dropped as too slow */
+  maxWriteBuffer?: number;
+}
+
+interface Connection {
+  readonly id: string;
+  readonly socket: Socket;
+  readonly framer: StreamFramer;
+  readonly remote: Endpoint;
+  local: Endpoint;
+  readonly key: string;
+  connected: boolean;
+  lastActivity: number;
+  /** live transactions using this connection */
+  refs: number;
+  error: Error | undefined;
+}
+
+const CRLF = Buffer.from('\r\n');
+const DEFAULT_MAX_WRITE_BUFFER = 8 * 1024 * 1024;
+
+/**
+ * TCP for SIP: one listener (optional), inbound and outbound connections
+ * tracked by id, Content-Length framing, reuse by id or by remote
+ * address:port, connection limit and idle sweep (one interval for all).
+ */
+export class TcpTransport {
+  private server: Server | undefined;
+  private localEp: Endpoint | undefined;
+  private readonly connections = new Map<string, Connection>();
+  private readonly byPeer = new Map<string, Connection>();
+  private nextId = 1;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+  private readonly maxWriteBuffer: number;
+
+  constructor(
+    private readonly options: TcpOptions,
+    private readonly handlers: TcpHandlers,
+    private readonly logger: Logger,
+  ) {
+    this.maxWriteBuffer = options.maxWriteBuffer ?? DEFAULT_MAX_WRITE_BUFFER;
+    if (options.idleTimeoutMs > 0 && Number.isFinite(options.idleTimeoutMs)) {
+      const period = Math.max(10, Math.min(30_000, Math.floor(options.idleTimeoutMs / 4)));
+      this.sweepTimer = setInterval(() => this.sweepIdle(), period);
+      this.sweepTimer.unref();
+    }
+  }
+
+  /** The listener's bound endpoint, when listening. */
+  get local(): Endpoint | undefined {
+    return this.localEp;
+  }
+
+  get connectionCount(): number {
+    return this.connections.size;
+  }
+
+  listen(address: string, port: number): Promise<Endpoint> {
+    const server = createServer({ noDelay: true });
+    server.on('connection', (socket) => this.accept(socket));
+    server.on('error', (err) => this.logger.warn({ err: err.message }, 'tcp listener error'));
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error): void => {
+        server.close();
+        reject(err);
+      };
+      server.once('error', onError);
+      server.listen(port, hostForSocket(address), () => {
+        server.off('error', onError);
+        const a = server.address();
+        if (a === null || typeof a === 'string') {
+          reject(new Error('tcp listener has no address'));
+          return;
+        }
+        this.server = server;
+        this.localEp = { protocol: 'tcp', address: a.address, port: a.port };
+        resolve(this.localEp);
+      });
+    });
+  }
+
+  isOpen(connectionId: string | undefined): boolean {
+    if (connectionId === undefined) return false;
+    const c = this.connections.get(connectionId);
+    return c !== undefined && !c.socket.destroyed;
+  }
+
+  ref(connectionId: string): void {
+    const c = this.connections.get(connectionId);
+    if (c !== undefined) c.refs++;
+  }
+
+  unref(connectionId: string): void {
+    const c = this.connections.get(connectionId);
+    if (c !== undefined && c.refs > 0) {
+      c.refs--;
+      c.lastActivity = Date.now();
+    }
+  }
+
+  /**
+   * Send on the connection `connectionId` when open, else on an open
+   * connection to address:port, else on a new one. Returns the id used;
+   * failures are reported through onClose for that id.
+   */
+  send(data: Buffer, address: string, port: number, connectionId?: string): string {
+    if (this.closed) throw new Error('tcp transport closed');
+    let conn = connectionId === undefined ? undefined : this.connections.get(connectionId);
+    if (conn === undefined || conn.socket.destroyed) conn = this.byPeer.get(peerKey(address, port));
+    if (conn === undefined || conn.socket.destroyed) conn = this.open(address, port);
+    this.write(conn, data);
+    return conn.id;
+  }
+
+  private write(conn: Connection, data: Buffer): void {
+    if (conn.socket.destroyed || this.closed) return;
+    conn.lastActivity = Date.now();
+    if (conn.socket.writableLength > this.maxWriteBuffer) {
+      this.logger.warn({ connectionId: conn.id, queued: conn.socket.writableLength }, 'tcp peer not reading; connection dropped');
+      conn.socket.destroy(new Error('write buffer overflow'));
+      return;
+    }
+    conn.socket.write(data);
+  }
+
+  /** Close one connection after flushing what was written. */
+  end(connectionId: string): void {
+    const c = this.connections.get(connectionId);
+    if (c === undefined) return;
+    c.socket.end();
+    // a peer that never closes its side must not keep the socket forever
+    setTimeout(() => c.socket.destroy(), 2000).unref();
+  }
+
+  private accept(socket: Socket): void {
+    if (this.closed || this.connections.size >= this.options.maxConnections) {
+      this.logger.debug({ from: `${socket.remoteAddress}:${socket.remotePort}` }, 'tcp connection refused: limit reached');
+      socket.destroy();
+      return;
+    }
+    const address = socket.remoteAddress;
+    const port = socket.remotePort;
+    if (address === undefined || port === undefined) {
+      socket.destroy();
+      return;
+    }
+    const local: Endpoint = { protocol: 'tcp', address: socket.localAddress ?? '', port: socket.localPort ?? 0 };
+    const conn = this.track(socket, { protocol: 'tcp', address, port }, local, true);
+    this.logger.debug({ connectionId: conn.id, from: `${address}:${port}` }, 'tcp connection accepted');
+  }
+
+  private open(address: string, port: number): Connection {
+    const host = hostForSocket(address);
+    const socket = connect({ host, port, noDelay: true });
+    const conn = this.track(
+      socket,
+      { protocol: 'tcp', address: host, port },
+      this.localEp ?? { protocol: 'tcp', address: '', port: 0 },
+      false,
+    );
+    socket.once('connect', () => {
+      conn.connected = true;
+      conn.local = { protocol: 'tcp', address: socket.localAddress ?? '', port: socket.localPort ?? 0 };
+    });
+    this.logger.debug({ connectionId: conn.id, to: `${address}:${port}` }, 'tcp connection opening');
+    return conn;
+  }
+
+  private track(socket: Socket, remote: Endpoint, local: Endpoint, connected: boolean): Connection {
+    const conn: Connection = {
+      id: `tcp-${this.nextId++}`,
+      socket,
+      framer: new StreamFramer({ maxMessageSize: this.options.maxMessageSize }),
+      remote,
+      local,
+      key: peerKey(remote.address, remote.port),
+      connected,
+      lastActivity: Date.now(),
+      refs: 0,
+      error: undefined,
+    };
+    this.connections.set(conn.id, conn);
+    this.byPeer.set(conn.key, conn);
+    socket.on('data', (chunk: Buffer) => this.receive(conn, chunk));
+    socket.on('error', (err) => {
+      conn.error = err;
+      this.logger.debug({ connectionId: conn.id, err: err.message }, 'tcp connection error');
+    });
+    socket.on('close', () => this.forget(conn));
+    return conn;
+  }
+
+  private receive(conn: Connection, chunk: Buffer): void {
+    conn.lastActivity = Date.now();
+    let events;
+    try {
+      events = conn.framer.push(chunk);
+    } catch (err) {
+      this.failFraming(conn, undefined, err instanceof Error ? err.message : String(err), true);
+      return;
+    }
+    for (const ev of events) {
+      if (conn.socket.destroyed) return;
+      if (ev.type === 'message') {
+        try {
+          this.handlers.onMessage(ev.data, conn.remote, conn.local, conn.id);
+        } catch (err) {
+          this.logger.error({ err: err instanceof Error ? err.message : String(err) }, 'tcp message handler failed');
+        }
+      } else if (ev.type === 'keepalive') {
+        // RFC 5626 §4.4.1: a double-CRLF ping is answered with a single CRLF pong
+        conn.socket.write(CRLF);
+      } else {
+        this.failFraming(conn, ev.head, ev.reason, ev.fatal);
+        if (ev.fatal) return;
+      }
+    }
+  }
+
+  private failFraming(conn: Connection, head: Buffer | undefined, reason: string, fatal: boolean): void {
+    this.logger.debug({ connectionId: conn.id, reason, fatal }, 'tcp framing error');
+    try {
+      this.handlers.onFramingError(conn.id, head, reason, fatal);
+    } catch (err) {
+      this.logger.error({ err: err instanceof Error ? err.message : String(err) }, 'tcp framing error handler failed');
+    }
+    if (fatal) this.end(conn.id);
+  }
+
+  private forget(conn: Connection): void {
+    if (this.connections.get(conn.id) !== conn) return;
+    this.connections.delete(conn.id);
+    if (this.byPeer.get(conn.key) === conn) this.byPeer.delete(conn.key);
+    // a connection that never connected failed, even when no error event came
+    const error = conn.error ?? (conn.connected ? undefined : new Error('connection failed'));
+    this.logger.debug({ connectionId: conn.id, err: error?.message }, 'tcp connection closed');
+    try {
+      this.handlers.onClose(conn.id, error);
+    } catch (err) {
+      this.logger.error({ err: err instanceof Error ? err.message : String(err) }, 'tcp close handler failed');
+    }
+  }
+
+  private sweepIdle(): void {
+    const limit = Date.now() - this.options.idleTimeoutMs;
+    for (const conn of this.connections.values()) {
+      if (conn.refs === 0 && conn.lastActivity < limit && !conn.socket.destroyed) {
+        this.logger.debug({ connectionId: conn.id }, 'tcp connection idle; closing');
+        conn.socket.destroy();
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.sweepTimer !== undefined) clearInterval(this.sweepTimer);
+    const server = this.server;
+    const serverClosed =
+      server === undefined ? Promise.resolve() : new Promise<void>((resolve) => server.close(() => resolve()));
+    for (const conn of this.connections.values()) conn.socket.destroy();
+    await serverClosed;
+  }
+}

@@ -1,0 +1,111 @@
+import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import type { Logger } from '../../util/logger.js';
+import type { Endpoint } from '../message.js';
+import { hostForSocket } from './address.js';
+
+export interface UdpHandlers {
+  /** One datagram that may be a SIP message (keep-alives already dropped). */
+  onDatagram(data: Buffer, source: Endpoint, local: Endpoint): void;
+}
+
+/** A bound UDP socket: one datagram is one message (RFC 3261 §18.3). */
+export class UdpTransport {
+  private closed = false;
+
+  private constructor(
+    private readonly socket: Socket,
+    readonly local: Endpoint,
+    private readonly maxMessageSize: number,
+    private readonly handlers: UdpHandlers,
+    private readonly logger: Logger,
+  ) {
+    socket.on('message', (msg, rinfo) => this.receive(msg, rinfo));
+    socket.on('error', (err) => this.logger.warn({ err: err.message, local: `${local.address}:${local.port}` }, 'udp socket error'));
+  }
+
+  static bind(
+    address: string,
+    port: number,
+    maxMessageSize: number,
+    handlers: UdpHandlers,
+    logger: Logger,
+  ): Promise<UdpTransport> {
+    const host = hostForSocket(address);
+    const socket = createSocket({ type: host.includes(':') ? 'udp6' : 'udp4' });
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error): void => {
+        socket.close();
+        reject(err);
+      };
+      socket.once('error', onError);
+      socket.bind(port, host, () => {
+        socket.off('error', onError);
+        const bound = socket.address();
+        resolve(
+          new UdpTransport(socket, { protocol: 'udp', address: bound.address, port: bound.port }, maxMessageSize, handlers, logger),
+        );
+      });
+    });
+  }
+
+  private receive(msg: Buffer, rinfo: RemoteInfo): void {
+    if (msg.length > this.maxMessageSize) {
+      this.logger.debug({ size: msg.length, from: `${rinfo.address}:${rinfo.port}` }, 'udp datagram over size limit dropped');
+      return;
+    }
+    if (isKeepAlive(msg)) return;
+    const source: Endpoint = { protocol: 'udp', address: rinfo.address, port: rinfo.port };
+    try {
+      this.handlers.onDatagram(msg, source, this.local);
+    } catch (err) {
+      this.logger.error({ err: errorText(err) }, 'udp message handler failed');
+    }
+  }
+
+  /** Send a datagram; `onError` gets a send failure. */
+  send(data: Buffer, address: string, port: number, onError?: (err: Error) => void): void {
+    if (this.closed) {
+      onError?.(new Error('udp transport closed'));
+      return;
+    }
+    try {
+      this.socket.send(data, port, hostForSocket(address), (err) => {
+        if (err) {
+          this.logger.debug({ err: err.message, to: `${address}:${port}` }, 'udp send failed');
+          onError?.(err);
+        }
+      });
+    } catch (err) {
+      // synchronous failures: bad port, socket closed underneath
+      onError?.(err instanceof Error ? err : new Error(String(err)));
+    }
+  }
+
+  close(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    this.closed = true;
+    return new Promise((resolve) => {
+      try {
+        this.socket.close(() => resolve());
+      } catch {
+        resolve();
+      }
+    });
+  }
+}
+
+/** Bare CRLFs some UAs send as UDP keep-alives, and STUN-looking datagrams. */
+function isKeepAlive(msg: Buffer): boolean {
+  if (msg.length === 0) return true;
+  const first = msg[0]!;
+  if (first === 0 || first === 1) return true; // STUN message types start 0x00/0x01 (RFC 5389 §6); SIP starts with a letter or CRLF
+  for (let i = 0; i < msg.length; i++) {
+    const c = msg[i]!;
+    if (c !== 0x0d && c !== 0x0a && c !== 0x20 && c !== 0x09) return false;
+  }
+  return true;
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
