@@ -32,6 +32,7 @@ export class Directory {
   private readonly byAor = new Map<string, Person>();
   /** user part (AoR user, extension, id) → person */
   private readonly byUser = new Map<string, Person>();
+  private readonly byTeamsId = new Map<string, Person>();
   private readonly domains: Set<string>;
   private readonly persons: Person[];
 
@@ -48,7 +49,24 @@ export class Directory {
       }
       if (p.extension !== undefined) this.claimUser(p.extension, p);
       this.claimUser(p.id, p);
+      if (p.teams?.userId !== undefined) this.byTeamsId.set(p.teams.userId.toLowerCase(), p);
     }
+  }
+
+  /** Record who a person is in Teams (directory sync or the static mapping table). */
+  setTeamsIdentity(personId: string, teams: { userId: string; upn?: string }): void {
+    const p = this.byId.get(personId);
+    if (p === undefined) throw new Error(`unknown person "${personId}"`);
+    const key = teams.userId.toLowerCase();
+    const owner = this.byTeamsId.get(key);
+    if (owner !== undefined && owner !== p) throw new Error(`Teams user ${teams.userId} is already mapped to "${owner.id}"`);
+    if (p.teams?.userId !== undefined) this.byTeamsId.delete(p.teams.userId.toLowerCase());
+    p.teams = { ...teams };
+    this.byTeamsId.set(key, p);
+  }
+
+  findByTeamsUserId(userId: string): Person | undefined {
+    return this.byTeamsId.get(userId.toLowerCase());
   }
 
   private claimUser(user: string, p: Person): void {

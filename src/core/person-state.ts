@@ -41,12 +41,35 @@ export interface RichState {
   at: number;
 }
 
+/** Teams presence as read from Microsoft Graph (availability/activity kept as Graph spells them). */
+export interface TeamsState {
+  availability: string;
+  activity: string;
+  statusMessage?: string;
+  outOfOffice?: boolean;
+  /** Graph's opaque, sortable sequence number. */
+  sequenceNumber?: string;
+  at: number;
+}
+
+/** What the gateway wants its own Teams app session to say for a person (Graph's valid session pairs only). */
+export type TeamsTarget =
+  | {
+      kind: 'set';
+      availability: 'Available' | 'Busy' | 'Away' | 'DoNotDisturb';
+      activity: 'Available' | 'InACall' | 'InAConferenceCall' | 'Away' | 'Presenting';
+      /** The target comes from DND: the writer may use setUserPreferredPresence instead of a session. */
+      preferredDnd?: boolean;
+    }
+  | { kind: 'clear' };
+
 export interface PersonState {
   telephony?: TelephonyState;
   sip?: RichState;
+  teams?: TeamsState;
 }
 
-export type ViewSource = 'none' | 'sip' | 'telephony';
+export type ViewSource = 'none' | 'sip' | 'telephony' | 'teams';
 
 /** What SIP watchers are shown: derived from PersonState. */
 export interface PresenceView {

@@ -1,52 +1,101 @@
+import { DEFAULT_TEAMS_TO_SIP, sipMeaningOf, type TeamsToSipTable } from './mapping.js';
 import type { Call, PersonState, PresenceView, ViewSource } from './person-state.js';
 
 /** The content of a view, without the bookkeeping the store adds. */
 export type ViewContent = Omit<PresenceView, 'personId' | 'revision' | 'changedAt'>;
 
+export interface ViewOptions {
+  teamsToSip?: TeamsToSipTable;
+  /** Which source speaks first when Teams and the PBX both say something (default: the PBX line). */
+  prefer?: 'telephony' | 'teams';
+  /** The Teams reading is the gateway's own session read back: ignore it (echo suppression). */
+  teamsIsEcho?: boolean;
+}
+
 const LINE_NOTE = { ringing: 'Ringing', 'in-call': 'On the phone', 'on-hold': 'On hold' } as const;
 
+interface Contribution {
+  source: Exclude<ViewSource, 'none'>;
+  activities: readonly string[];
+  dnd: boolean;
+  call: boolean;
+  ringing: boolean;
+  note?: string;
+}
+
+function telephonyPart(state: PersonState): Contribution | undefined {
+  const t = state.telephony;
+  if (t === undefined) return undefined;
+  const line = t.line;
+  const busy = line === 'ringing' || line === 'in-call' || line === 'on-hold';
+  const c: Contribution = { source: 'telephony', activities: busy ? ['on-the-phone'] : [], dnd: t.dnd, call: busy, ringing: line === 'ringing' };
+  if (busy) c.note = LINE_NOTE[line];
+  return c;
+}
+
+function teamsPart(state: PersonState, options: ViewOptions): Contribution | undefined {
+  const t = state.teams;
+  if (t === undefined || options.teamsIsEcho === true) return undefined;
+  const m = sipMeaningOf(t, options.teamsToSip ?? DEFAULT_TEAMS_TO_SIP);
+  const c: Contribution = { source: 'teams', activities: m.activities, dnd: m.dnd === true, call: m.call === true, ringing: false };
+  const note = m.note ?? t.statusMessage;
+  if (note !== undefined && note.length > 0) c.note = note;
+  return c;
+}
+
+function sipPart(state: PersonState): Contribution | undefined {
+  const s = state.sip;
+  if (s === undefined) return undefined;
+  const activities = s.activities.filter((a) => a !== 'dnd');
+  const c: Contribution = {
+    source: 'sip',
+    activities,
+    dnd: s.activities.includes('dnd'),
+    call: activities.includes('on-the-phone'),
+    ringing: false,
+  };
+  if (s.note !== undefined) c.note = s.note;
+  return c;
+}
+
 /**
- * Derive what watchers see from the person's sources. Telephony (a real line)
- * outranks published rich presence for "on the phone"; DND from any source
- * shows as busy + DND (DESIGN.md default mapping).
+ * Derive what SIP watchers see from the person's sources. Anything busy from
+ * any source shows (a call on the desk phone and a Teams meeting are both
+ * true); the preferred source names it first and gives the note. DND from any
+ * source shows as busy + DND (DESIGN.md default mapping).
  */
-export function deriveView(personId: string, state: PersonState): ViewContent {
-  const { telephony, sip } = state;
+export function deriveView(personId: string, state: PersonState, options: ViewOptions = {}): ViewContent {
+  const tel = telephonyPart(state);
+  const teams = teamsPart(state, options);
+  const parts = (options.prefer === 'teams' ? [teams, tel, sipPart(state)] : [tel, teams, sipPart(state)]).filter(
+    (p): p is Contribution => p !== undefined,
+  );
+
   const activities: string[] = [];
-  let note: string | undefined;
-  let source: ViewSource = 'none';
+  let dnd = false;
   let ringing = false;
-  let calls: Call[] = [];
-
-  if (telephony !== undefined) {
-    source = 'telephony';
-    calls = telephony.calls.filter((c) => c.phase !== 'terminated');
-    const line = telephony.line;
-    if (line === 'ringing' || line === 'in-call' || line === 'on-hold') {
-      activities.push('on-the-phone');
-      note = LINE_NOTE[line];
-      ringing = line === 'ringing';
-    }
+  let call = false;
+  for (const p of parts) {
+    for (const a of p.activities) if (!activities.includes(a)) activities.push(a);
+    dnd ||= p.dnd;
+    ringing ||= p.ringing;
+    call ||= p.call;
   }
-  if (sip !== undefined) {
-    if (activities.length === 0) source = 'sip';
-    for (const a of sip.activities) if (a !== 'dnd' && !activities.includes(a)) activities.push(a);
-    note ??= sip.note;
-  }
-  const dnd = telephony?.dnd === true || sip?.activities.includes('dnd') === true;
   if (dnd && !activities.includes('busy')) activities.push('busy');
-  if (dnd) note ??= 'Do not disturb';
+  const speaking = parts.find((p) => p.activities.length > 0 || p.dnd);
+  let note = (speaking ?? parts.find((p) => p.note !== undefined))?.note;
+  if (note === undefined && dnd) note = 'Do not disturb';
 
-  if (calls.length === 0 && activities.includes('on-the-phone')) {
-    calls = [{ id: `busy-${personId}`, phase: 'confirmed', synthetic: true }];
-  }
+  let calls: Call[] = (state.telephony?.calls ?? []).filter((c) => c.phase !== 'terminated');
+  if (calls.length === 0 && call) calls = [{ id: `busy-${personId}`, phase: 'confirmed', synthetic: true }];
+
   const view: ViewContent = {
-    basic: sip?.basic ?? 'open',
+    basic: state.sip?.basic ?? 'open',
     activities,
     dnd,
     ringing,
     calls,
-    source,
+    source: speaking?.source ?? parts[0]?.source ?? 'none',
   };
   if (note !== undefined) view.note = note;
   return view;
