@@ -1,0 +1,249 @@
+/**
+ * `npm run bench`: builds, then runs this as dist/bench/run.js. Prints tables:
+ *   micro      parser / serializer and body codec throughput (in process)
+ *   rate       fresh SUBSCRIBE dialogs per second at rising offered rates (SIPp)
+ *   memory     RSS of the gateway holding many concurrent subscriptions (SIPp)
+ *   fanout     one PUBLISH to N watchers of one user, time until all answered (SIPp)
+ * Options: --only micro,rate,memory,fanout  --rates 1000,2000,...  --seconds 5
+ *          --subscriptions 100000  --memory-rate 3000 (new subscriptions/s while filling)
+ *          --watchers 10000  --instances 4 (SIPp processes for the watchers)
+ *          --strict (exit 1 when a target is missed)
+ * Traffic stays on 127.0.0.1; every phase is bounded and the gateways are stopped at the end.
+ */
+import { benchBodies } from './bodies.js';
+import { benchParser } from './parser.js';
+import { benchUsers, runFanout, runMemory, runRateStep, type RateStepResult } from './sipp-load.js';
+import { startGateway, type GatewayProcess, type GatewayUser } from '../test/helpers/gateway-process.js';
+import { assertSippInstalled } from '../test/helpers/sipp.js';
+
+type Phase = 'micro' | 'rate' | 'memory' | 'fanout';
+const PHASES: readonly Phase[] = ['micro', 'rate', 'memory', 'fanout'];
+
+const TARGETS = {
+  subscriptionsPerSecond: 3000,
+  memoryBytes: 400 * 1024 * 1024,
+  fanoutMs: 1000,
+};
+
+interface Options {
+  phases: Set<Phase>;
+  rates: number[];
+  seconds: number;
+  subscriptions: number;
+  memoryRate: number;
+  watchers: number;
+  instances: number;
+  strict: boolean;
+}
+
+function parseOptions(argv: readonly string[]): Options {
+  const options: Options = {
+    phases: new Set(PHASES),
+    rates: [1000, 2000, 3000, 4000, 5000],
+    seconds: 5,
+    subscriptions: 100_000,
+    memoryRate: 3000,
+    watchers: 10_000,
+    instances: 4,
+    strict: false,
+  };
+  const positiveInts = (value: string | undefined, flag: string): number[] => {
+    const list = (value ?? '').split(',').map((v) => Number(v.trim()));
+    if (list.length === 0 || list.some((n) => !Number.isInteger(n) || n <= 0)) {
+      throw new Error(`${flag} needs positive integers, e.g. ${flag} 1000,2000`);
+    }
+    return list;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    switch (arg) {
+      case '--only': {
+        const names = (argv[++i] ?? '').split(',').map((s) => s.trim());
+        const unknown = names.filter((n) => !(PHASES as readonly string[]).includes(n));
+        if (unknown.length > 0) throw new Error(`--only: unknown phase ${unknown.join(', ')} (phases: ${PHASES.join(', ')})`);
+        options.phases = new Set(names as Phase[]);
+        break;
+      }
+      case '--rates':
+        options.rates = positiveInts(argv[++i], '--rates');
+        break;
+      case '--seconds':
+        options.seconds = positiveInts(argv[++i], '--seconds')[0]!;
+        break;
+      case '--subscriptions':
+        options.subscriptions = positiveInts(argv[++i], '--subscriptions')[0]!;
+        break;
+      case '--memory-rate':
+        options.memoryRate = positiveInts(argv[++i], '--memory-rate')[0]!;
+        break;
+      case '--watchers':
+        options.watchers = positiveInts(argv[++i], '--watchers')[0]!;
+        break;
+      case '--instances':
+        options.instances = positiveInts(argv[++i], '--instances')[0]!;
+        break;
+      case '--strict':
+        options.strict = true;
+        break;
+      default:
+        throw new Error(`unknown argument ${arg}`);
+    }
+  }
+  return options;
+}
+
+const fmt = (n: number, digits = 0): string =>
+  Number.isFinite(n) ? n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : 'n/a';
+const mb = (bytes: number): string => `${fmt(bytes / (1024 * 1024), 1)} MB`;
+
+/** Built bench (dist/bench/run.js) runs the built gateway; under tsx, the sources. */
+const gatewayCommand: 'dist' | 'tsx' = import.meta.url.endsWith('.js') ? 'dist' : 'tsx';
+
+async function withGateway<T>(users: GatewayUser[], fn: (gw: GatewayProcess) => Promise<T>): Promise<T> {
+  const gw = await startGateway({ users, logLevel: 'warn', command: gatewayCommand, readyTimeoutMs: 30_000 });
+  try {
+    return await fn(gw);
+  } finally {
+    await gw.stop();
+    const problems = gw.errors.filter((l) => l.trim().length > 0);
+    if (problems.length > 0) console.log(`gateway stderr:\n${problems.slice(-20).join('\n')}`);
+  }
+}
+
+const missed: string[] = [];
+const details: string[] = [];
+/** Keeps the failure report readable: the head of SIPp's description (exit code, command, first errors). */
+const addDetail = (phase: string, text: string): void => {
+  details.push(`${phase}:\n${text.length > 3000 ? `${text.slice(0, 3000)}\n…` : text}`);
+};
+
+function micro(): void {
+  console.log('\n== micro benchmarks (in process) ==');
+  const parser = benchParser(200_000);
+  const bodies = benchBodies(50_000);
+  console.table([
+    { operation: 'SIP parse', 'per second': fmt(parser.parsesPerSecond) },
+    { operation: 'SIP serialize', 'per second': fmt(parser.serializesPerSecond) },
+    { operation: 'PIDF build', 'per second': fmt(bodies.pidfBuildsPerSecond) },
+    { operation: 'PIDF parse', 'per second': fmt(bodies.pidfParsesPerSecond) },
+    { operation: 'dialog-info build', 'per second': fmt(bodies.dialogBuildsPerSecond) },
+  ]);
+}
+
+async function rate(options: Options, users: GatewayUser[]): Promise<void> {
+  console.log(`\n== subscription rate: fresh SUBSCRIBE dialogs + initial NOTIFY, ~${options.seconds} s per step, one gateway, UDP ==`);
+  const rows: RateStepResult[] = [];
+  await withGateway(users, async (gw) => {
+    for (const r of options.rates) {
+      const step = await runRateStep({ gatewayPort: gw.port, rate: r, seconds: options.seconds, users });
+      rows.push(step);
+      if (step.detail !== undefined) addDetail(`rate ${r}/s`, step.detail);
+    }
+    console.log(`gateway RSS after ${rows.reduce((a, s) => a + s.successful, 0)} subscriptions: ${mb(gw.rssBytes())}`);
+  });
+  console.table(
+    rows.map((s) => ({
+      'offered /s': fmt(s.offeredPerSecond),
+      'achieved /s': fmt(s.achievedPerSecond),
+      calls: fmt(s.calls),
+      failures: fmt(s.failures),
+      retransmissions: fmt(s.retransmissions),
+      'p50 ms': fmt(s.p50Ms),
+      'p99 ms': fmt(s.p99Ms),
+      'max ms': fmt(s.maxMs),
+    })),
+  );
+  // A step meets the target when it was offered at least the target rate, had no failures and achieved 95 % of it.
+  const atTarget = rows.filter((s) => s.offeredPerSecond >= TARGETS.subscriptionsPerSecond);
+  const ok = atTarget.some((s) => s.failures === 0 && s.achievedPerSecond >= TARGETS.subscriptionsPerSecond * 0.95);
+  const best = rows.filter((s) => s.failures === 0).reduce((a, s) => Math.max(a, s.achievedPerSecond), 0);
+  const verdict = atTarget.length === 0 ? 'not measured (no step offered that rate)' : ok ? 'met' : 'MISSED';
+  console.log(
+    `target: >= ${fmt(TARGETS.subscriptionsPerSecond)} new subscriptions/s with zero failures: ${verdict}` +
+      ` (best failure-free step: ${fmt(best)}/s; response time is SUBSCRIBE to its final response, SIPp -trace_rtt, 1 ms resolution)`,
+  );
+  if (atTarget.length > 0 && !ok) missed.push('subscription rate');
+}
+
+async function memory(options: Options, users: GatewayUser[]): Promise<void> {
+  console.log(
+    `\n== ${fmt(options.subscriptions)} concurrent subscriptions (Expires 3600, ${users.length} users, ` +
+      `created at ${fmt(options.memoryRate)}/s), fresh gateway ==`,
+  );
+  await withGateway(users, async (gw) => {
+    await new Promise((r) => setTimeout(r, 1000));
+    const result = await runMemory({ gateway: gw, count: options.subscriptions, rate: options.memoryRate, users });
+    if (result.detail !== undefined) addDetail('memory', result.detail);
+    console.table([
+      {
+        subscriptions: fmt(result.subscriptions),
+        failures: fmt(result.failures),
+        'load seconds': fmt(result.seconds, 1),
+        'RSS before': mb(result.rssBeforeBytes),
+        'RSS after': mb(result.rssAfterBytes),
+        'bytes / subscription': fmt((result.rssAfterBytes - result.rssBeforeBytes) / Math.max(1, result.subscriptions)),
+      },
+    ]);
+    const ok = result.rssAfterBytes > 0 && result.rssAfterBytes < TARGETS.memoryBytes && result.failures === 0;
+    console.log(
+      `target: RSS < ${mb(TARGETS.memoryBytes)} holding ${fmt(options.subscriptions)} subscriptions: ${ok ? 'met' : 'MISSED'}` +
+        ' (VmRSS from /proc/<pid>/status, 3 s after the last subscription)',
+    );
+    if (!ok) missed.push('memory');
+  });
+}
+
+async function fanout(options: Options, users: GatewayUser[]): Promise<void> {
+  console.log(
+    `\n== fan-out: ${fmt(options.watchers)} watchers of one user (${options.instances} SIPp processes, UDP), ` +
+      'one PUBLISH (on-the-phone) sent from the bench, fresh gateway ==',
+  );
+  const extension = users[0]?.extension ?? '2000';
+  await withGateway(users, async (gw) => {
+    const result = await runFanout({
+      gatewayPort: gw.port,
+      watchers: options.watchers,
+      extension,
+      instances: options.instances,
+    });
+    if (result.detail !== undefined) addDetail('fan-out', result.detail);
+    console.table([
+      {
+        watchers: fmt(result.watchers),
+        'SIPp processes': String(result.instances),
+        'subscribed in s': fmt(result.subscribeSeconds, 1),
+        'PUBLISH status': String(result.publishStatus),
+        'PUBLISH -> 200 ms': fmt(result.publishResponseMs),
+        'NOTIFYs answered': fmt(result.notified),
+        'PUBLISH -> last NOTIFY answered ms': fmt(result.lastNotifyAnsweredMs),
+        'PUBLISH -> last SIPp exit ms': fmt(result.sippExitMs),
+      },
+    ]);
+    const ok = result.notified === options.watchers && result.sippExitCode === 0 && result.sippExitMs < TARGETS.fanoutMs;
+    console.log(
+      `target: all ${fmt(options.watchers)} NOTIFYs answered < ${fmt(TARGETS.fanoutMs)} ms after the PUBLISH, measured to SIPp's exit: ` +
+        `${ok ? 'met' : 'MISSED'} ("last NOTIFY answered" is from SIPp's log timestamps, without its exit)`,
+    );
+    if (!ok) missed.push('fan-out');
+  });
+}
+
+async function main(): Promise<void> {
+  const options = parseOptions(process.argv.slice(2));
+  const needsSipp = ['rate', 'memory', 'fanout'].some((p) => options.phases.has(p as Phase));
+  if (needsSipp) assertSippInstalled();
+  console.log(`presence-gateway benchmark (${gatewayCommand === 'dist' ? 'built gateway' : 'gateway from sources via tsx'})`);
+  const users = benchUsers(1000);
+  if (options.phases.has('micro')) micro();
+  if (options.phases.has('rate')) await rate(options, users);
+  if (options.phases.has('memory')) await memory(options, users);
+  if (options.phases.has('fanout')) await fanout(options, users);
+  if (details.length > 0) console.log(`\n== SIPp details of failed runs ==\n${details.join('\n\n')}`);
+  console.log(missed.length === 0 ? '\nall targets met' : `\ntargets missed: ${missed.join(', ')}`);
+  if (options.strict && missed.length > 0) process.exitCode = 1;
+}
+
+main().catch((err: unknown) => {
+  console.error(err instanceof Error ? err.stack ?? err.message : String(err));
+  process.exitCode = 1;
+});

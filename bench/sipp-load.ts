@@ -1,0 +1,302 @@
+/**
+ * SIPp-driven load phases of the benchmark: subscription rate, many concurrent
+ * subscriptions (memory) and NOTIFY fan-out. Traffic goes to 127.0.0.1 only;
+ * every SIPp run is bounded in calls and in time.
+ */
+import type { GatewayProcess, GatewayUser } from '../test/helpers/gateway-process.js';
+import { DEFAULT_DOMAIN } from '../test/helpers/gateway-process.js';
+import { udpRequest } from '../test/helpers/sip-udp.js';
+import { describeSipp, runSipp, startSipp, type SippResult } from '../test/helpers/sipp.js';
+
+/** Large socket buffers so bursts of NOTIFYs are not dropped by the kernel (capped by net.core.rmem_max). */
+const SIPP_BUFFER_BYTES = 4 * 1024 * 1024;
+
+/** `count` directory users with extensions from `firstExtension` up. */
+export function benchUsers(count: number, firstExtension = 2000): GatewayUser[] {
+  const users: GatewayUser[] = [];
+  for (let i = 0; i < count; i++) {
+    users.push({
+      id: `bench${i}`,
+      displayName: `Bench User ${i}`,
+      extension: String(firstExtension + i),
+      sip: [`sip:bench${i}@${DEFAULT_DOMAIN}`],
+    });
+  }
+  return users;
+}
+
+/** Nearest-rank percentile (p in 0..100) of unsorted values; NaN for none. */
+export function percentile(values: readonly number[], p: number): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const rank = Math.min(sorted.length, Math.max(1, Math.ceil((p / 100) * sorted.length)));
+  return sorted[rank - 1]!;
+}
+
+function statNumber(result: SippResult, column: string): number {
+  const value = Number(result.stats?.[column]);
+  return Number.isFinite(value) ? value : 0;
+}
+
+/** SIPp injection lines: one row per user (extension;expires), used in order and wrapped. */
+function injection(users: readonly GatewayUser[], expires: number): string[] {
+  return ['SEQUENTIAL', ...users.map((u) => `${u.extension ?? u.id};${expires}`)];
+}
+
+export interface RateStepResult {
+  offeredPerSecond: number;
+  calls: number;
+  /** Final responses per second between the first and the last one. */
+  achievedPerSecond: number;
+  successful: number;
+  /** Failed calls plus calls that never completed. */
+  failures: number;
+  retransmissions: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  sippExitCode: number;
+  detail?: string;
+}
+
+/**
+ * Fresh SUBSCRIBE dialogs (each answering its initial NOTIFY) at `rate` per
+ * second for `seconds`. Response time = SUBSCRIBE to its final response
+ * (SIPp -trace_rtt, every call).
+ */
+export async function runRateStep(options: {
+  gatewayPort: number;
+  rate: number;
+  seconds: number;
+  users: readonly GatewayUser[];
+}): Promise<RateStepResult> {
+  const calls = Math.round(options.rate * options.seconds);
+  const result = await runSipp({
+    scenario: 'bench-subscribe',
+    gatewayPort: options.gatewayPort,
+    transport: 'u1',
+    calls,
+    rate: options.rate,
+    limit: Math.max(1000, options.rate),
+    timeoutSec: options.seconds * 3 + 15,
+    injection: injection(options.users, 3600),
+    traceRtt: true,
+    traceStat: true,
+    buffSize: SIPP_BUFFER_BYTES,
+  });
+  const rtt = result.rtt ?? [];
+  const times = result.rttTimes ?? [];
+  const first = times[0];
+  const last = times[times.length - 1];
+  const spanSeconds = first !== undefined && last !== undefined ? (last - first) / 1000 : 0;
+  const successful = statNumber(result, 'SuccessfulCall(C)');
+  const failed = statNumber(result, 'FailedCall(C)');
+  const out: RateStepResult = {
+    offeredPerSecond: options.rate,
+    calls,
+    achievedPerSecond: spanSeconds > 0 ? (rtt.length - 1) / spanSeconds : Number.NaN,
+    successful,
+    failures: failed + Math.max(0, calls - successful - failed),
+    retransmissions: statNumber(result, 'Retransmissions(C)'),
+    p50Ms: percentile(rtt, 50),
+    p99Ms: percentile(rtt, 99),
+    maxMs: rtt.length === 0 ? Number.NaN : rtt.reduce((a, b) => (b > a ? b : a), 0),
+    sippExitCode: result.code,
+  };
+  if (result.code !== 0) out.detail = describeSipp(result);
+  return out;
+}
+
+export interface MemoryResult {
+  subscriptions: number;
+  failures: number;
+  seconds: number;
+  rssBeforeBytes: number;
+  rssAfterBytes: number;
+  sippExitCode: number;
+  detail?: string;
+}
+
+/**
+ * `count` subscriptions with Expires 3600 spread over the users, created at
+ * `rate` per second and left in place; then the gateway's RSS.
+ */
+export async function runMemory(options: {
+  gateway: GatewayProcess;
+  count: number;
+  rate: number;
+  users: readonly GatewayUser[];
+  settleMs?: number;
+}): Promise<MemoryResult> {
+  const rssBeforeBytes = options.gateway.rssBytes();
+  const started = Date.now();
+  const result = await runSipp({
+    scenario: 'bench-subscribe',
+    gatewayPort: options.gateway.port,
+    transport: 'u1',
+    calls: options.count,
+    rate: options.rate,
+    limit: Math.max(1000, options.rate),
+    timeoutSec: Math.ceil(options.count / options.rate) * 3 + 30,
+    injection: injection(options.users, 3600),
+    traceStat: true,
+    buffSize: SIPP_BUFFER_BYTES,
+  });
+  const seconds = (Date.now() - started) / 1000;
+  await new Promise((r) => setTimeout(r, options.settleMs ?? 3000));
+  const successful = statNumber(result, 'SuccessfulCall(C)');
+  const failed = statNumber(result, 'FailedCall(C)');
+  const out: MemoryResult = {
+    subscriptions: successful,
+    failures: failed + Math.max(0, options.count - successful - failed),
+    seconds,
+    rssBeforeBytes,
+    rssAfterBytes: options.gateway.rssBytes(),
+    sippExitCode: result.code,
+  };
+  if (result.code !== 0) out.detail = describeSipp(result);
+  return out;
+}
+
+export interface FanoutResult {
+  watchers: number;
+  /** SIPp processes the watchers were spread over (each one UDP socket). */
+  instances: number;
+  subscribeSeconds: number;
+  publishStatus: number;
+  /** PUBLISH sent to its 200. */
+  publishResponseMs: number;
+  /** PUBLISH sent to the last watcher's 200 for its NOTIFY (SIPp log timestamps). */
+  lastNotifyAnsweredMs: number;
+  /** PUBLISH sent to the exit of the last SIPp process, once every watcher call completed. */
+  sippExitMs: number;
+  notified: number;
+  /** Worst SIPp exit code (0 when all succeeded). */
+  sippExitCode: number;
+  detail?: string;
+}
+
+const FANOUT_PIDF = (entity: string): string =>
+  [
+    '<?xml version="1.0" encoding="UTF-8"?>',
+    '<presence xmlns="urn:ietf:params:xml:ns:pidf" xmlns:dm="urn:ietf:params:xml:ns:pidf:data-model"',
+    `    xmlns:rpid="urn:ietf:params:xml:ns:pidf:rpid" entity="${entity}">`,
+    '  <tuple id="bench-phone"><status><basic>open</basic></status></tuple>',
+    '  <dm:person id="bench-person"><rpid:activities><rpid:on-the-phone/></rpid:activities></dm:person>',
+    '</presence>',
+  ].join('\r\n');
+
+/** Epoch ms at the end of a SIPp `[timestamp]` log line ("... <epoch seconds.micro>"). */
+export function logLineEpochMs(line: string): number {
+  const last = line.trim().split(/\s+/).pop();
+  const seconds = Number(last);
+  return Number.isFinite(seconds) ? seconds * 1000 : Number.NaN;
+}
+
+/**
+ * `watchers` SIPp calls (spread over `instances` SIPp processes, default 4)
+ * subscribe to one user and wait for a second NOTIFY; once all are
+ * subscribed, one PUBLISH (on-the-phone) for that user is sent from here and
+ * the time to the last answered NOTIFY and to the last SIPp exit is measured.
+ */
+export async function runFanout(options: {
+  gatewayPort: number;
+  watchers: number;
+  extension: string;
+  instances?: number;
+  subscribeRate?: number;
+}): Promise<FanoutResult> {
+  const instances = Math.max(1, Math.min(options.instances ?? 4, options.watchers));
+  const rate = options.subscribeRate ?? 2000;
+  const perInstanceRate = Math.max(1, Math.round(rate / instances));
+  const shares: number[] = [];
+  for (let i = 0; i < instances; i++) {
+    shares.push(Math.floor(options.watchers / instances) + (i < options.watchers % instances ? 1 : 0));
+  }
+  const subscribeBudgetMs = Math.ceil(options.watchers / rate) * 3000 + 30_000;
+  const started = Date.now();
+  const runs = await Promise.all(
+    shares.map((calls) =>
+      startSipp({
+        scenario: 'bench-watch',
+        gatewayPort: options.gatewayPort,
+        transport: 'u1',
+        service: options.extension,
+        calls,
+        rate: perInstanceRate,
+        limit: calls + 100,
+        timeoutSec: Math.ceil(subscribeBudgetMs / 1000) + 60,
+        traceLogs: true,
+        buffSize: SIPP_BUFFER_BYTES,
+      }),
+    ),
+  );
+  const base = {
+    watchers: options.watchers,
+    instances,
+    publishStatus: 0,
+    publishResponseMs: Number.NaN,
+    lastNotifyAnsweredMs: Number.NaN,
+    sippExitMs: Number.NaN,
+    notified: 0,
+  };
+  const failEarly = async (why: string): Promise<FanoutResult> => {
+    for (const run of runs) run.kill();
+    const results = await Promise.all(runs.map((r) => r.done));
+    return {
+      ...base,
+      subscribeSeconds: (Date.now() - started) / 1000,
+      sippExitCode: results.reduce((a, r) => Math.max(a, r.code), 0),
+      detail: `${why}\n${results.filter((r) => r.code !== 0).map(describeSipp).join('\n')}`,
+    };
+  };
+  try {
+    await Promise.all(runs.map((run, i) => run.waitForLogLines(shares[i]!, subscribeBudgetMs, 'subscribed ')));
+  } catch (err) {
+    return failEarly(err instanceof Error ? err.message : String(err));
+  }
+  const subscribeSeconds = (Date.now() - started) / 1000;
+
+  const t0 = Date.now();
+  let publishStatus = 0;
+  let publishResponseMs = Number.NaN;
+  try {
+    const response = await udpRequest({
+      method: 'PUBLISH',
+      user: options.extension,
+      port: options.gatewayPort,
+      headers: ['Event: presence', 'Expires: 3600'],
+      contentType: 'application/pidf+xml',
+      body: FANOUT_PIDF(`sip:${options.extension}@127.0.0.1`),
+      retransmitMs: 500,
+      timeoutMs: 10_000,
+    });
+    publishStatus = response.status;
+    publishResponseMs = Date.now() - t0;
+  } catch (err) {
+    return failEarly(`PUBLISH failed: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  const exitTimes: number[] = [];
+  const results = await Promise.all(
+    runs.map(async (run) => {
+      const result = await run.done;
+      exitTimes.push(Date.now());
+      return result;
+    }),
+  );
+  const notifiedAt = results.flatMap((r) => (r.logs ?? []).filter((l) => l.startsWith('notified ')).map(logLineEpochMs));
+  const lastNotify = notifiedAt.reduce((a, b) => (b > a ? b : a), Number.NEGATIVE_INFINITY);
+  const out: FanoutResult = {
+    ...base,
+    subscribeSeconds,
+    publishStatus,
+    publishResponseMs,
+    lastNotifyAnsweredMs: notifiedAt.length === 0 ? Number.NaN : lastNotify - t0,
+    sippExitMs: exitTimes.reduce((a, b) => Math.max(a, b), t0) - t0,
+    notified: notifiedAt.length,
+    sippExitCode: results.reduce((a, r) => Math.max(a, r.code), 0),
+  };
+  const failed = results.filter((r) => r.code !== 0);
+  if (failed.length > 0) out.detail = failed.map(describeSipp).join('\n');
+  return out;
+}
