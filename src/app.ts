@@ -41,6 +41,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
     logger,
     maxMessageSize: config.sip.maxMessageSize,
     maxConnections: config.sip.maxConnections,
+    udpBufferBytes: config.sip.udpBufferBytes,
     userAgent: config.sip.userAgent,
   });
   for (const l of config.sip.listen) {

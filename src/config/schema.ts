@@ -54,6 +54,8 @@ export const configSchema = z
         aliases: z.array(z.string()).default([]),
         maxMessageSize: z.number().int().min(1500).max(1_048_576).default(65_535),
         maxConnections: z.number().int().min(1).max(1_000_000).default(10_000),
+        /** UDP socket buffers: a 10k-watcher fan-out's answers arrive in one burst. */
+        udpBufferBytes: z.number().int().min(65_536).max(268_435_456).default(4_194_304),
         userAgent: z.string().default('presence-gateway'),
       })
       .prefault({}),

@@ -67,12 +67,18 @@ function localFailure(status: number, reason: string): SipResponse {
   return { kind: 'response', status, reason, headers: new Headers(), body: EMPTY_BODY };
 }
 
+/** NOTIFYs sent per event-loop turn during a fan-out. */
+const FANOUT_SLICE = 500;
+
 export class Notifier {
   private readonly packages = new Map<string, EventPackage>();
   /** live subscriptions by our (To) tag; Call-ID and remote tag are checked on match */
   private readonly byTag = new Map<string, Subscription>();
   private readonly byResource = new Map<string, Set<Subscription>>();
   private readonly countByEvent = new Map<string, number>();
+  /** Subscriptions with a state change not yet sent (resourceChanged). */
+  private readonly fanout = new Set<Subscription>();
+  private fanoutScheduled = false;
   private readonly sender: RequestSender;
   private readonly wheel: TimerWheel;
   private readonly logger: Logger;
@@ -135,6 +141,7 @@ export class Notifier {
   /** Stop expiring and notifying. Sends nothing: subscriptions are meant to survive a restart. */
   close(): void {
     this.closed = true;
+    this.fanout.clear();
     for (const sub of this.byTag.values()) if (sub.timer !== undefined) this.wheel.cancel(sub.timer);
   }
 
@@ -328,13 +335,38 @@ export class Notifier {
   // -------------------------------------------------------------------------
   // State changes
 
-  /** The state of `resource` changed: each watcher gets one NOTIFY with the new full state, in order. */
+  /**
+   * The state of `resource` changed: each watcher gets a NOTIFY with the new
+   * full state, in order. The fan-out runs after the current turn (so the
+   * request that caused the change is answered first) and in slices, so that
+   * the watchers' answers to the first NOTIFYs are read while later ones are
+   * still being sent instead of piling up in the socket buffer.
+   */
   resourceChanged(resource: string): void {
     if (this.closed) return;
     const set = this.byResource.get(resource);
     if (set === undefined) return;
-    for (const sub of set) this.notify(sub);
+    for (const sub of set) this.fanout.add(sub);
+    if (!this.fanoutScheduled) {
+      this.fanoutScheduled = true;
+      setImmediate(this.drainFanout);
+    }
   }
+
+  private readonly drainFanout = (): void => {
+    this.fanoutScheduled = false;
+    if (this.closed) return;
+    let sent = 0;
+    for (const sub of this.fanout) {
+      this.fanout.delete(sub);
+      this.notify(sub);
+      if (++sent === FANOUT_SLICE) break;
+    }
+    if (this.fanout.size > 0) {
+      this.fanoutScheduled = true;
+      setImmediate(this.drainFanout);
+    }
+  };
 
   /** End every subscription to `resource` (e.g. the person was removed), with a final NOTIFY. */
   terminateResource(resource: string, cause: TerminationCause = 'noresource'): void {

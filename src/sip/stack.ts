@@ -18,6 +18,8 @@ export interface SipStackOptions {
   maxConnections?: number;
   /** default 10 minutes */
   tcpIdleTimeoutMs?: number;
+  /** UDP socket buffer sizes in bytes (default: the kernel's) */
+  udpBufferBytes?: number;
   /** RFC 3261 defaults 500/4000/5000 ms; tests shorten them */
   timers?: { t1?: number; t2?: number; t4?: number };
   /** User-Agent on requests, Server on responses */
@@ -84,6 +86,7 @@ export class SipStack {
         maxMessageSize: options.maxMessageSize ?? 65535,
         maxConnections: options.maxConnections ?? 10000,
         tcpIdleTimeoutMs: options.tcpIdleTimeoutMs ?? DEFAULT_IDLE_MS,
+        ...(options.udpBufferBytes !== undefined ? { udpBufferBytes: options.udpBufferBytes } : {}),
         ...(options.viaHost !== undefined ? { viaHost: options.viaHost } : {}),
       },
       {

@@ -174,6 +174,7 @@ for (const status of [481, 408, 503]) {
     await settle();
     t.equal(server.counts().subscriptions['presence'], 0);
     store.setTelephony('alice', ringing(now()));
+    await settle();
     t.equal(stack.sent.length, 1, 'nothing more is sent to it');
   });
 }
@@ -185,6 +186,7 @@ t.test('a NOTIFY refused with 500 keeps the subscription', async (t) => {
   await settle();
   t.equal(server.counts().subscriptions['presence'], 1);
   store.setTelephony('alice', ringing(now()));
+  await settle();
   t.equal(stack.sent.length, 2);
 });
 
@@ -196,8 +198,11 @@ t.test('one NOTIFY outstanding: queued changes collapse to the latest state, in 
   t.equal(stack.pending().length, 3, 'initial NOTIFYs outstanding');
 
   store.setTelephony('alice', ringing(now()));
+  await settle();
   store.setTelephony('alice', { ...ringing(now()), line: 'in-call', calls: [{ id: 'c1', phase: 'confirmed' }] });
+  await settle();
   store.setSip('alice', { basic: 'open', activities: ['dnd'], origin: 'test', at: now() });
+  await settle();
   t.equal(stack.sent.length, 3, 'nothing more while each has one outstanding');
 
   // The watchers answer at different times.
@@ -235,6 +240,7 @@ t.test('each change sends one NOTIFY per watcher; CSeq increases by one', async 
     for (const p of stack.pending()) p.answer(200);
     await settle();
     store.setSip('alice', { basic: 'open', activities: i % 2 === 0 ? ['away'] : ['meeting'], origin: 't', at: now() });
+    await settle();
   }
   t.same(
     stack.notifies().map((n) => n.request.headers.get('cseq')),
@@ -250,6 +256,7 @@ t.test('dialog package: version per subscription, dialogs from calls, hold, none
   stack.sent[0]!.answer(200);
   await settle();
   store.setTelephony('alice', ringing(now()));
+  await settle();
   stack.sent[1]!.answer(200);
   await settle();
   // a second watcher arrives later: its own version count
@@ -263,9 +270,11 @@ t.test('dialog package: version per subscription, dialogs from calls, hold, none
     origin: 'test',
     at: now(),
   });
+  await settle();
   for (const p of stack.pending()) p.answer(200);
   await settle();
   store.setTelephony('alice', undefined);
+  await settle();
   for (const p of stack.pending()) p.answer(200);
   await settle();
 
@@ -307,6 +316,7 @@ t.test('presence for a cpim-pidf-only watcher uses the Cisco flavor', async (t) 
   await settle();
 
   store.setTelephony('alice', ringing(now()));
+  await settle();
   const ring = stack.notifies()[2]!;
   const ringDoc = parsePidf(ring.request.body);
   t.same(ringDoc.persons[0]!.activities, [{ name: 'alerting', ns: 'cisco' }], 'ringing is ce:alerting');
@@ -316,7 +326,9 @@ t.test('presence for a cpim-pidf-only watcher uses the Cisco flavor', async (t) 
   await settle();
 
   store.setTelephony('alice', undefined);
+  await settle();
   store.setSip('alice', { basic: 'open', activities: ['dnd'], origin: 't', at: now() });
+  await settle();
   for (const p of stack.pending()) p.answer(200);
   await settle();
   const dndDoc = parsePidf(stack.notifies().at(-2)!.request.body);
@@ -375,5 +387,6 @@ t.test('close(): no terminating NOTIFYs and no expiries', async (t) => {
   server.close();
   advance(120_000);
   store.setSip('alice', { basic: 'closed', activities: [], origin: 't', at: now() });
+  await settle();
   t.equal(stack.sent.length, 1);
 });

@@ -139,3 +139,17 @@ t.test('dialog PUBLISH sets telephony; partial updates merge; watchers are notif
   const last = parseDialogInfo(stack.notifies().at(-1)!.request.body);
   t.same(last.dialogs.map((d) => [d.id, d.state]), [['d2', 'confirmed']], 'the dialog watcher converged on the latest state');
 });
+
+t.test('a PUBLISH is answered before the NOTIFYs it causes go out', async (t) => {
+  const { stack } = makeServer();
+  stack.deliver(subscribe());
+  stack.deliver(subscribe());
+  for (const p of stack.pending()) p.answer(200);
+  await settle();
+  stack.log.length = 0;
+  const res = stack.deliver(publish({ body: pidfBody({ activities: '<rpid:on-the-phone/>' }), expires: 300 }))[0]!;
+  t.equal(res.status, 200);
+  t.same(stack.log, ['response 200'], 'nothing sent to watchers within the PUBLISH turn');
+  await settle();
+  t.same(stack.log, ['response 200', 'request NOTIFY', 'request NOTIFY'], 'then one NOTIFY per watcher');
+});

@@ -21,6 +21,8 @@ export interface TransportLayerOptions {
   maxMessageSize: number;
   maxConnections: number;
   tcpIdleTimeoutMs: number;
+  /** UDP socket receive and send buffer size in bytes (the kernel may cap it: net.core.rmem_max / wmem_max). */
+  udpBufferBytes?: number;
   /** host written in Via sent-by; default the bound address, or an interface address when bound to a wildcard */
   viaHost?: string;
 }
@@ -71,6 +73,7 @@ export class TransportLayer {
             spec.address,
             spec.port,
             options.maxMessageSize,
+            options.udpBufferBytes,
             { onDatagram: (data, source, local) => layer.receive(data, source, local, undefined, false) },
             options.logger,
           );

@@ -27,11 +27,16 @@ export class UdpTransport {
     address: string,
     port: number,
     maxMessageSize: number,
+    bufferBytes: number | undefined,
     handlers: UdpHandlers,
     logger: Logger,
   ): Promise<UdpTransport> {
     const host = hostForSocket(address);
-    const socket = createSocket({ type: host.includes(':') ? 'udp6' : 'udp4' });
+    // A burst of answers to a large fan-out must fit in the socket buffer; the default (~200 KB) drops them.
+    const socket = createSocket({
+      type: host.includes(':') ? 'udp6' : 'udp4',
+      ...(bufferBytes !== undefined ? { recvBufferSize: bufferBytes, sendBufferSize: bufferBytes } : {}),
+    });
     return new Promise((resolve, reject) => {
       const onError = (err: Error): void => {
         socket.close();
@@ -41,6 +46,14 @@ export class UdpTransport {
       socket.bind(port, host, () => {
         socket.off('error', onError);
         const bound = socket.address();
+        if (bufferBytes !== undefined) {
+          // Linux reports twice the size it grants; less than asked means the kernel capped it.
+          const granted = Math.floor(socket.getRecvBufferSize() / 2);
+          const log = { requested: bufferBytes, granted, local: `${bound.address}:${bound.port}` };
+          if (granted < bufferBytes) {
+            logger.warn(log, 'udp receive buffer capped by the kernel; raise net.core.rmem_max (and wmem_max) for high load');
+          } else logger.debug(log, 'udp buffers set');
+        }
         resolve(
           new UdpTransport(socket, { protocol: 'udp', address: bound.address, port: bound.port }, maxMessageSize, handlers, logger),
         );

@@ -1,0 +1,188 @@
+/**
+ * The Graph side's configuration (mounted under `graph:` in the main config).
+ * Every message says what is expected, so an error reads "<path>: expected
+ * <what and how to fix it>".
+ */
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+
+const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const DOMAIN = /^(?=.{3,253}$)[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+$/i;
+
+function httpsUrl(what: string) {
+  return z.string().refine(
+    (s) => {
+      try {
+        const u = new URL(s);
+        return u.protocol === 'https:' && u.hostname !== '';
+      } catch {
+        return false;
+      }
+    },
+    { message: `an https URL (${what})` },
+  );
+}
+
+const pathString = (what: string) => z.string().min(1, `a file path (${what})`);
+
+const serviceAccount = z.strictObject({
+  username: z.string().regex(/^[^@\s]+@[^@\s]+$/, 'a user principal name like svc-presence@contoso.com'),
+  password: z.string().min(1, "the account's password (use ${ENV_VAR} rather than writing it in the file)"),
+});
+
+const staticEntry = z
+  .strictObject({
+    person: z.string().min(1, 'a person id from users[]'),
+    userId: z.string().regex(GUID, "the Teams user's Entra object id (a GUID)").optional(),
+    upn: z.string().regex(/^[^@\s]+@[^@\s]+$/, 'a user principal name like anna@contoso.com').optional(),
+  })
+  .refine((s) => (s.userId === undefined) !== (s.upn === undefined), {
+    message: 'exactly one of userId or upn (say who the person is in Teams)',
+  });
+
+export const SIP_MATCH_FIELDS = ['extension', 'id', 'displayName', 'aorUser'] as const;
+export const GRAPH_MATCH_FIELDS = [
+  'userPrincipalName',
+  'mail',
+  'mailNickname',
+  'displayName',
+  'businessPhones',
+  'onPremisesSamAccountName',
+] as const;
+export type SipMatchField = (typeof SIP_MATCH_FIELDS)[number];
+export type GraphMatchField = (typeof GRAPH_MATCH_FIELDS)[number];
+
+export const graphConfigSchema = z
+  .strictObject({
+    tenantId: z
+      .string()
+      .refine((s) => GUID.test(s) || (DOMAIN.test(s) && !['common', 'organizations', 'consumers'].includes(s.toLowerCase())), {
+        message: 'your Entra tenant id (a GUID) or its verified domain, e.g. contoso.onmicrosoft.com (not "common")',
+      }),
+    clientId: z.string().regex(GUID, 'the app registration\'s Application (client) id, a GUID'),
+    clientSecret: z.string().min(1, 'the client secret value (use ${ENV_VAR}), or give certificate instead').optional(),
+    certificate: z
+      .strictObject({
+        certPath: pathString('PEM certificate uploaded to the app registration'),
+        keyPath: pathString("PEM private key of that certificate"),
+      })
+      .optional(),
+    /** Where tokens come from; the tenant id is appended. */
+    authorityHost: httpsUrl('the Entra ID login host, e.g. https://login.microsoftonline.com').default('https://login.microsoftonline.com'),
+    graphBaseUrl: httpsUrl('Microsoft Graph with its version, e.g. https://graph.microsoft.com/v1.0').default('https://graph.microsoft.com/v1.0'),
+    /** The resource whose /.default scope app tokens are asked for (national clouds differ). */
+    graphResource: httpsUrl('the Graph resource id, e.g. https://graph.microsoft.com').default('https://graph.microsoft.com'),
+    /** A PEM CA added to the TLS trust of both token and Graph requests. */
+    trustedCaPath: pathString('PEM CA certificate to trust in addition to the system CAs').optional(),
+    serviceAccounts: z.array(serviceAccount).default([]),
+    webhook: z
+      .strictObject({
+        publicUrl: httpsUrl('where Graph can POST change notifications, e.g. https://gw.contoso.com/graph/notifications'),
+        clientState: z
+          .string()
+          .min(16, 'a random secret of 16 to 128 characters (or leave it out to have one generated)')
+          .max(128, 'a random secret of 16 to 128 characters (Graph allows at most 128)')
+          .default(() => randomBytes(32).toString('base64url')),
+      })
+      .optional(),
+    poll: z
+      .strictObject({
+        intervalSec: z.number().int().min(5, 'a poll interval of at least 5 seconds').max(3600, 'a poll interval up to 3600 seconds').default(30),
+      })
+      .prefault({}),
+    writer: z
+      .strictObject({
+        enabled: z.boolean().default(true),
+        dnd: z.enum(['preferred', 'session', 'off'], { message: 'one of: preferred, session, off' }).default('session'),
+        statusMessage: z.boolean().default(false),
+        expirationMinutes: z
+          .number()
+          .int()
+          .min(5, 'minutes from 5 to 240 (Graph takes PT5M to PT4H)')
+          .max(240, 'minutes from 5 to 240 (Graph takes PT5M to PT4H)')
+          .default(5),
+      })
+      .prefault({}),
+    directory: z
+      .strictObject({
+        match: z
+          .strictObject({
+            sip: z.enum(SIP_MATCH_FIELDS, { message: `one of: ${SIP_MATCH_FIELDS.join(', ')}` }).default('aorUser'),
+            graph: z.enum(GRAPH_MATCH_FIELDS, { message: `one of: ${GRAPH_MATCH_FIELDS.join(', ')}` }).default('userPrincipalName'),
+            stripDomain: z.boolean().default(true),
+          })
+          .prefault({}),
+        static: z.array(staticEntry).default([]),
+        teamsLicensedOnly: z.boolean().default(true),
+        /** Directory changes are picked up by a delta query this often. */
+        syncIntervalMin: z.number().int().min(1, 'at least 1 minute').max(1440, 'at most 1440 minutes').default(15),
+      })
+      .prefault({}),
+    budget: z
+      .strictObject({
+        requestsPer30s: z
+          .number()
+          .int()
+          .min(10, 'a request budget of at least 10 per 30 s')
+          .max(10_000, 'at most 10000 per 30 s (Graph documents 1,500)')
+          .default(1500),
+      })
+      .prefault({}),
+  })
+  .superRefine((c, ctx) => {
+    if ((c.clientSecret === undefined) === (c.certificate === undefined)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: c.clientSecret === undefined ? [] : ['certificate'],
+        message: 'give exactly one app credential: clientSecret, or certificate {certPath, keyPath}',
+      });
+    }
+    const names = new Map<string, number>();
+    c.serviceAccounts.forEach((a, i) => {
+      const key = a.username.toLowerCase();
+      const first = names.get(key);
+      if (first !== undefined) {
+        ctx.addIssue({ code: 'custom', path: ['serviceAccounts', i, 'username'], message: `duplicate of serviceAccounts[${first}] (list each account once)` });
+      } else names.set(key, i);
+    });
+    const persons = new Map<string, number>();
+    c.directory.static.forEach((s, i) => {
+      const first = persons.get(s.person);
+      if (first !== undefined) {
+        ctx.addIssue({ code: 'custom', path: ['directory', 'static', i, 'person'], message: `"${s.person}" is already directory.static[${first}] (one entry per person)` });
+      } else persons.set(s.person, i);
+    });
+  });
+
+export type GraphConfigInput = z.input<typeof graphConfigSchema>;
+export type GraphConfig = z.output<typeof graphConfigSchema>;
+
+/** A Graph configuration that does not validate: each problem names its path and the fix. */
+export class GraphConfigError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(`invalid graph configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'GraphConfigError';
+  }
+}
+
+function formatPath(prefix: string, path: readonly PropertyKey[]): string {
+  let out = prefix;
+  for (const part of path) {
+    if (typeof part === 'number') out += `[${part}]`;
+    else if (typeof part === 'string') out += out === '' ? part : `.${part}`;
+  }
+  return out === '' ? '(top level)' : out;
+}
+
+/** Validate `input` (the object under `graph:`); throws GraphConfigError naming `prefix.path: expected ...`. */
+export function parseGraphConfig(input: unknown, prefix = 'graph'): GraphConfig {
+  const r = graphConfigSchema.safeParse(input ?? {});
+  if (r.success) return r.data;
+  const problems = r.error.issues.map((issue) => {
+    const where = formatPath(prefix, issue.path);
+    if (issue.code === 'unrecognized_keys') return `${where}: unknown key ${issue.keys.map((k) => `"${k}"`).join(', ')} (check the spelling)`;
+    if (issue.code === 'custom') return `${where}: ${issue.message}`;
+    return `${where}: expected ${issue.message.replace(/^Invalid input: expected /, '')}`;
+  });
+  throw new GraphConfigError(problems);
+}
