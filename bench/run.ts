@@ -181,13 +181,16 @@ async function memory(options: Options, users: GatewayUser[]): Promise<void> {
         'load seconds': fmt(result.seconds, 1),
         'RSS before': mb(result.rssBeforeBytes),
         'RSS after': mb(result.rssAfterBytes),
+        'RSS settled': mb(result.rssSettledBytes),
         'bytes / subscription': fmt((result.rssAfterBytes - result.rssBeforeBytes) / Math.max(1, result.subscriptions)),
       },
     ]);
-    const ok = result.rssAfterBytes > 0 && result.rssAfterBytes < TARGETS.memoryBytes && result.failures === 0;
+    // Judged on the higher of the two readings: right after the load (transactions still held) and settled.
+    const worst = Math.max(result.rssAfterBytes, result.rssSettledBytes);
+    const ok = result.rssAfterBytes > 0 && worst < TARGETS.memoryBytes && result.failures === 0;
     console.log(
       `target: RSS < ${mb(TARGETS.memoryBytes)} holding ${fmt(options.subscriptions)} subscriptions: ${ok ? 'met' : 'MISSED'}` +
-        ' (VmRSS from /proc/<pid>/status, 3 s after the last subscription)',
+        ' (VmRSS from /proc/<pid>/status, 3 s after the last subscription and again 35 s later; the higher counts)',
     );
     if (!ok) missed.push('memory');
   });

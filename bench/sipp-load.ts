@@ -113,6 +113,8 @@ export interface MemoryResult {
   seconds: number;
   rssBeforeBytes: number;
   rssAfterBytes: number;
+  /** RSS once the SUBSCRIBE transactions have ended (Timer J, 32 s over UDP): the steady cost of the subscriptions. */
+  rssSettledBytes: number;
   sippExitCode: number;
   detail?: string;
 }
@@ -152,11 +154,17 @@ export async function runMemory(options: {
     seconds,
     rssBeforeBytes,
     rssAfterBytes: options.gateway.rssBytes(),
+    rssSettledBytes: 0,
     sippExitCode: result.code,
   };
   if (result.code !== 0) out.detail = describeSipp(result);
+  await new Promise((r) => setTimeout(r, TIMER_J_MS + 3000));
+  out.rssSettledBytes = options.gateway.rssBytes();
   return out;
 }
+
+/** RFC 3261 Timer J over UDP with the default T1: completed SUBSCRIBE transactions live this long. */
+const TIMER_J_MS = 64 * 500;
 
 export interface FanoutResult {
   watchers: number;

@@ -239,7 +239,7 @@ export class Notifier {
     }
     sub.activate(now + seconds * 1000);
     this.index(sub);
-    sub.timer = this.wheel.schedule(sub.expiresAt, () => this.expire(sub));
+    sub.timer = this.wheel.schedule(sub.expiresAt, this.expireCallback, sub);
     this.logger.info({ user: resource, callId, event: pkg.event, expires: seconds }, 'subscription created');
     // Initial NOTIFY right after the 200 (RFC 6665 §4.2.1.2), never before.
     this.send(sub);
@@ -374,6 +374,8 @@ export class Notifier {
     if (set === undefined) return;
     for (const sub of [...set]) this.end(sub, cause);
   }
+
+  private readonly expireCallback = (sub: Subscription): void => this.expire(sub);
 
   private expire(sub: Subscription): void {
     if (this.closed || sub.state !== 'active') return;

@@ -39,7 +39,10 @@ export function serializeMessage(m: SipMessage): Buffer {
   const body = m.body;
   head += 'Content-Length: ' + body.length + '\r\n\r\n';
   const headLength = Buffer.byteLength(head, 'utf8');
-  const out = Buffer.allocUnsafe(headLength + body.length);
+  // Not from the shared 8 KB pool: transactions keep serialized messages for
+  // retransmission (Timer J holds a response 32 s), and a pooled slice would
+  // pin its whole slab, several times the message's own size.
+  const out = Buffer.allocUnsafeSlow(headLength + body.length);
   out.write(head, 0, headLength, 'utf8');
   body.copy(out, headLength);
   return out;

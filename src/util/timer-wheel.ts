@@ -35,16 +35,19 @@ export interface TimerWheelOptions {
 class Entry implements TimerHandle {
   at: number;
   tick: number;
-  callback: () => void;
+  callback: (arg: unknown) => void;
+  /** Passed to the callback, so one shared callback can serve many entries (no closure per entry). */
+  arg: unknown;
   prev: Entry | null = null;
   next: Entry | null = null;
   /** bucket index, -1 when not scheduled */
   slot = -1;
 
-  constructor(at: number, tick: number, callback: () => void) {
+  constructor(at: number, tick: number, callback: (arg: unknown) => void, arg: unknown) {
     this.at = at;
     this.tick = tick;
     this.callback = callback;
+    this.arg = arg;
   }
 
   get active(): boolean {
@@ -80,9 +83,15 @@ export class TimerWheel {
     return this.count;
   }
 
-  /** Run `callback` once at (or just after) time `at` (ms on the wheel's clock). */
-  schedule(at: number, callback: () => void): TimerHandle {
-    const entry = new Entry(at, 0, callback);
+  /**
+   * Run `callback(arg)` once at (or just after) time `at` (ms on the wheel's
+   * clock). Pass a shared callback and the object as `arg` where many entries
+   * are alive at once: a closure per entry costs ~100 bytes each.
+   */
+  schedule(at: number, callback: () => void): TimerHandle;
+  schedule<T>(at: number, callback: (arg: T) => void, arg: T): TimerHandle;
+  schedule(at: number, callback: (arg: unknown) => void, arg?: unknown): TimerHandle {
+    const entry = new Entry(at, 0, callback, arg);
     this.insert(entry, at);
     return entry;
   }
@@ -146,7 +155,7 @@ export class TimerWheel {
     if (due.length > 1) due.sort((a, b) => a.at - b.at);
     for (const entry of due) {
       try {
-        entry.callback();
+        entry.callback(entry.arg);
       } catch (error) {
         this.onError(error);
       }
