@@ -1,10 +1,26 @@
 /**
  * The composition root: builds the directory, the canonical state, the SIP
- * stack and the SIMPLE server from a validated config, and stops them again.
+ * stack, the SIMPLE server, the HTTP side and the Graph side from a
+ * validated config, and stops them again. Graph and SIP meet only through
+ * core's PresenceStore.
  */
+import path from 'node:path';
 import type { GatewayConfig, UserConfig } from './config/schema.js';
 import { Directory, normalizeAor, type Person } from './core/directory.js';
 import { PresenceStore } from './core/presence-store.js';
+import {
+  createGraph,
+  JsonFileSubscriptionStateStore,
+  parseGraphConfig,
+  webhookPath,
+  type GraphConfig,
+  type GraphRuntime,
+} from './graph/index.js';
+import { DEFAULT_TENANT_DOMAIN, DEMO_APP, DEMO_SERVICE_ACCOUNT } from './graph-simulator/index.js';
+import { createServerCertificate } from './graph-simulator/certs.js';
+import { startRecordedSimulator } from './graph-simulator/recorded.js';
+import type { GraphSimulator } from './graph-simulator/index.js';
+import { startHttpServer, type HttpServer } from './http/server.js';
 import { SimpleServer } from './simple/sip-app.js';
 import { SipStack } from './sip/stack.js';
 import { parseUri } from './sip/uri.js';
@@ -15,6 +31,10 @@ export interface Gateway {
   readonly directory: Directory;
   readonly store: PresenceStore;
   readonly simple: SimpleServer;
+  readonly http: HttpServer;
+  readonly graph: GraphRuntime | undefined;
+  /** The built-in Graph simulator, in demo mode. */
+  readonly simulator: GraphSimulator | undefined;
   stop(): Promise<void>;
 }
 
@@ -28,6 +48,48 @@ export function personFromConfig(user: UserConfig, domain: string): Person {
   const person: Person = { id: user.id, displayName: user.displayName, sipAors: aors };
   if (user.extension !== undefined) person.extension = user.extension;
   return person;
+}
+
+interface DemoTenant {
+  simulator: GraphSimulator;
+  graph: GraphConfig;
+  tls: { cert: string; key: string };
+}
+
+/**
+ * The demo tenant: the built-in simulator seeded with one Teams user per
+ * configured person (UPN <id>@<tenant domain>, extension as business phone),
+ * and a Graph config pointing at it exactly as a real tenant's would.
+ */
+async function startDemoTenant(config: GatewayConfig, logger: Logger): Promise<DemoTenant> {
+  const options = config.graphSimulator!;
+  const { sim, caPath } = await startRecordedSimulator({
+    port: options.port,
+    ...(options.dir !== undefined ? { dir: options.dir } : {}),
+    logger: logger.child({ component: 'graph-simulator' }),
+    allowHttpNotificationUrl: false,
+    users: config.users.map((u) => ({
+      displayName: u.displayName,
+      userPrincipalName: `${u.id}@${DEFAULT_TENANT_DOMAIN}`,
+      mailNickname: u.id,
+      ...(u.extension !== undefined ? { businessPhones: [u.extension] } : {}),
+    })),
+  });
+  // The webhook's certificate comes from the simulator's CA, which it trusts like a public CA.
+  const cert = createServerCertificate(sim.ca);
+  const graph = parseGraphConfig({
+    tenantId: sim.tenantId,
+    clientId: DEMO_APP.clientId,
+    clientSecret: DEMO_APP.secrets?.[0],
+    authorityHost: sim.origin,
+    graphBaseUrl: sim.graphBaseUrl,
+    trustedCaPath: caPath,
+    serviceAccounts: [{ username: DEMO_SERVICE_ACCOUNT.username, password: DEMO_SERVICE_ACCOUNT.password }],
+    webhook: { publicUrl: `https://127.0.0.1:${config.http.port}/graph/notifications` },
+    poll: { intervalSec: 30 },
+  });
+  logger.info({ graph: sim.graphBaseUrl, control: `${sim.origin}/_sim`, ca: caPath }, 'demo: built-in Graph simulator running');
+  return { simulator: sim, graph, tls: { cert: cert.certPem, key: cert.keyPem } };
 }
 
 export async function startGateway(config: GatewayConfig, logger: Logger): Promise<Gateway> {
@@ -55,15 +117,49 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
     config: { domain: config.sip.domain, subscriptions: config.subscriptions, publications: config.publications },
     logger,
   });
+
+  const demo = config.graphSimulator !== undefined ? await startDemoTenant(config, logger) : undefined;
+  const graphConfig = demo?.graph ?? config.graph;
+  let graph: GraphRuntime | undefined;
+  const tls =
+    demo?.tls ?? (config.http.tls !== undefined ? { cert: config.http.tls.certPath, key: config.http.tls.keyPath } : undefined);
+  const hookPath = graphConfig !== undefined ? webhookPath(graphConfig) : undefined;
+  const http = await startHttpServer({
+    address: config.http.address,
+    port: config.http.port,
+    ...(tls !== undefined ? { tls } : {}),
+    logger,
+    ...(hookPath !== undefined ? { graphWebhook: { path: hookPath, handlers: () => graph?.webhook } } : {}),
+    ready: () => ({ sip: true, ...(graph !== undefined ? { graph: graph.status().started } : {}) }),
+  });
+  logger.info({ origin: http.origin }, 'http listening');
+
+  if (graphConfig !== undefined) {
+    graph = createGraph({
+      config: graphConfig,
+      directory,
+      store,
+      logger: logger.child({ component: 'graph' }),
+      stateStore: new JsonFileSubscriptionStateStore(path.resolve(config.stateDir, 'graph-subscriptions.json')),
+    });
+    await graph.start();
+  }
+
   return {
     stack,
     directory,
     store,
     simple,
+    http,
+    graph,
+    simulator: demo?.simulator,
     async stop() {
-      // A stop ends nothing towards watchers: no terminating NOTIFYs (they resubscribe or, later, we resume).
+      // A stop ends nothing towards watchers (no terminating NOTIFYs) nor Graph subscriptions (reused on restart).
+      await graph?.stop();
       simple.close();
+      await http.close();
       await stack.close();
+      await demo?.simulator.close();
     },
   };
 }

@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { graphConfigSchema } from '../graph/config.js';
 
 const port = z.number().int().min(0, 'a port from 0 to 65535').max(65535, 'a port from 0 to 65535');
 
@@ -61,6 +62,34 @@ export const configSchema = z
       .prefault({}),
     subscriptions: expiryBounds({ min: 60, max: 3600, def: 3600 }),
     publications: expiryBounds({ min: 60, max: 3600, def: 3600 }),
+    http: z
+      .strictObject({
+        address: z.string().refine((a) => isIP(a) !== 0, { message: 'an IPv4 or IPv6 address to bind, e.g. 0.0.0.0' }).default('127.0.0.1'),
+        port: port.default(8080),
+        /** Graph delivers webhooks only over https: a certificate here, or a TLS reverse proxy in front. */
+        tls: z
+          .strictObject({
+            certPath: z.string().min(1, 'a PEM certificate file'),
+            keyPath: z.string().min(1, 'the PEM private key file of that certificate'),
+          })
+          .optional(),
+      })
+      .prefault({}),
+    /** Microsoft Teams through Graph: your tenant. Leave out for SIP only. */
+    graph: graphConfigSchema.optional(),
+    /**
+     * The demo: run the built-in Graph simulator in this process and use it as
+     * the tenant (no Microsoft 365 needed). Mutually exclusive with graph.
+     */
+    graphSimulator: z
+      .strictObject({
+        port: port.default(9443),
+        /** Where its CA and address are recorded for the graph-sim command. */
+        dir: z.string().optional(),
+      })
+      .optional(),
+    /** Where the gateway keeps state between runs (Graph subscription ids). */
+    stateDir: z.string().min(1).default('data'),
     log: z
       .strictObject({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -69,6 +98,13 @@ export const configSchema = z
     users: z.array(user).default([]),
   })
   .superRefine((cfg, ctx) => {
+    if (cfg.graph !== undefined && cfg.graphSimulator !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['graphSimulator'],
+        message: 'graphSimulator runs the demo tenant; remove it to use the tenant in graph',
+      });
+    }
     const ids = new Map<string, number>();
     cfg.users.forEach((u, i) => {
       const first = ids.get(u.id);

@@ -20,11 +20,11 @@ import { z } from 'zod';
 import { userInputSchema } from './control-routes.js';
 import type { TeamsAction } from './control.js';
 import type { SimUserInput } from './model.js';
-import { startGraphSimulator } from './server.js';
+import { DEFAULT_SIM_DIR, startRecordedSimulator } from './recorded.js';
 import { createLogger } from '../util/logger.js';
 
 const DEFAULT_PORT = 9443;
-const DEFAULT_CA_DIR = path.join(tmpdir(), 'presence-gateway-graph-sim');
+const DEFAULT_CA_DIR = DEFAULT_SIM_DIR;
 
 const ACTIONS: Record<string, TeamsAction> = {
   call: 'call',
@@ -102,20 +102,12 @@ async function start(args: Args): Promise<void> {
   const caDir = args.flags.get('ca-dir') ?? DEFAULT_CA_DIR;
   const usersFile = args.flags.get('users');
   const logger = createLogger({ level: args.flags.get('log-level') ?? 'info' });
-  mkdirSync(caDir, { recursive: true });
-  const caPath = path.join(caDir, 'ca.pem');
-  const caKeyPath = path.join(caDir, 'ca-key.pem');
-  const ca = existsSync(caPath) && existsSync(caKeyPath) ? { certPem: readFileSync(caPath, 'utf8'), keyPem: readFileSync(caKeyPath, 'utf8') } : undefined;
-  const sim = await startGraphSimulator({
+  const { sim, caPath } = await startRecordedSimulator({
+    dir: caDir,
     port,
     logger,
-    ...(ca ? { ca } : {}),
     ...(usersFile ? { users: loadUsers(usersFile) } : {}),
   });
-  writeFileSync(caPath, sim.ca.certPem);
-  writeFileSync(caKeyPath, sim.ca.keyPem, { mode: 0o600 });
-  chmodSync(caKeyPath, 0o600);
-  writeFileSync(path.join(caDir, 'sim.json'), JSON.stringify({ origin: sim.origin, tenantId: sim.tenantId, pid: process.pid }, null, 2));
   const lines = [
     'Graph simulator running',
     `  Graph base URL     ${sim.graphBaseUrl}`,

@@ -49,7 +49,7 @@ export interface GraphSimulatorOptions {
   notifier?: Partial<NotifierOptions>;
   /** presence subscription maximum lifetime in minutes (default 60) */
   maxSubscriptionMinutes?: number;
-  /** accept http:// notification URLs (default true; Microsoft Graph accepts https only) */
+  /** accept http:// notification URLs (default false: Microsoft Graph accepts https only; tests may allow it) */
   allowHttpNotificationUrl?: boolean;
   /** extra CAs (PEM) to trust for https notification URLs */
   webhookCa?: string[];
@@ -100,7 +100,9 @@ export async function startGraphSimulator(options: GraphSimulatorOptions = {}): 
   const registry = new TenantRegistry();
   const tokens = new TokenService(clock, tenantId, () => origin, options.tokenLifetimeSec ?? 3599);
   const presence = new PresenceEngine(clock);
-  const webhookClient = new WebhookClient(options.webhookCa ? { ca: options.webhookCa } : {});
+  // Graph delivers to endpoints with publicly trusted certificates; in this simulated world the
+  // simulator's own CA is one of those public CAs (it issues the demo gateway's webhook certificate).
+  const webhookClient = new WebhookClient({ ca: [...(options.webhookCa ?? []), tls.ca.certPem] });
   const subscriptions = new SubscriptionStore(clock, (sub) => logger.info({ subscriptionId: sub.id }, 'graph-sim: subscription expired'));
   const notifier = new Notifier(clock, webhookClient, subscriptions, tokens, counters, logger, { ...DEFAULT_NOTIFIER_OPTIONS, ...options.notifier });
   presence.onChange((userId, p) => notifier.presenceChanged(userId, p));
@@ -122,7 +124,7 @@ export async function startGraphSimulator(options: GraphSimulatorOptions = {}): 
     counters,
     logger,
     maxSubscriptionMs: (options.maxSubscriptionMinutes ?? 60) * 60_000,
-    allowHttpNotificationUrl: options.allowHttpNotificationUrl ?? true,
+    allowHttpNotificationUrl: options.allowHttpNotificationUrl ?? false,
   };
   const control = new SimControl(ctx);
 

@@ -64,6 +64,7 @@ export interface GraphAuthOptions {
 
 /** Delegated scopes a service account asks for: reading presence is all subscriptions need. */
 export const DELEGATED_SCOPES = ['Presence.Read.All'];
+const DEFAULT_GRAPH_RESOURCE = 'https://graph.microsoft.com';
 
 export class GraphAuth {
   private readonly cca: ConfidentialClientApplication;
@@ -99,7 +100,8 @@ export class GraphAuth {
     });
     for (const a of config.serviceAccounts) {
       let account: AccountInfo | undefined;
-      const scopes = DELEGATED_SCOPES.map((s) => `${this.scopeBase}/${s}`);
+      // Entra ID answers Graph's delegated scopes unqualified; asking the same way lets msal find them in its cache
+      const scopes = DELEGATED_SCOPES.map((s) => (this.scopeBase === DEFAULT_GRAPH_RESOURCE ? s : `${this.scopeBase}/${s}`));
       this.accounts.set(
         a.username.toLowerCase(),
         this.source(a.username, async () => {
@@ -112,7 +114,7 @@ export class GraphAuth {
               this.logger.info({ account: a.username, code: describe(error).code }, 'graph: silent token renewal failed, signing in again');
             }
           }
-          // deprecated by Microsoft, yet the only non-interactive way to a delegated presence subscription
+          // msal-node: acquireTokenByUsernamePassword is deprecated, yet the only non-interactive way to a delegated presence subscription
           const r = await this.cca.acquireTokenByUsernamePassword({ scopes, username: a.username, password: a.password });
           if (r === null || r.accessToken === '') throw new Error('no access token in the answer');
           account = r.account ?? undefined;

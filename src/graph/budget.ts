@@ -21,15 +21,18 @@ export interface BudgetStatus {
   pausedUntil?: number;
 }
 
+// Graph: throttling-limits (presence: 1,500 requests per 30 s per app per tenant)
 export class RequestBudget {
   private readonly starts: Float64Array;
   private head = 0;
   private count = 0;
-  private readonly waiters: Array<() => void> = [];
+  private waiters: Array<() => void> = [];
+  private first = 0;
   private timer: Timer | undefined;
   private pausedUntil = 0;
   private granted = 0;
   private throttled = 0;
+  private closed = false;
 
   constructor(
     private readonly clock: Clock,
@@ -61,7 +64,7 @@ export class RequestBudget {
   /** Resolves when one request may start; the request is counted then. */
   acquire(): Promise<void> {
     const now = this.clock.now();
-    if (this.waiters.length === 0 && this.delay(now) <= 0) {
+    if (this.closed || (this.queued() === 0 && this.delay(now) <= 0)) {
       this.record(now);
       return Promise.resolve();
     }
@@ -78,8 +81,12 @@ export class RequestBudget {
     this.pausedUntil = Math.max(this.pausedUntil, this.clock.now() + ms);
   }
 
+  private queued(): number {
+    return this.waiters.length - this.first;
+  }
+
   private arm(): void {
-    if (this.timer !== undefined || this.waiters.length === 0) return;
+    if (this.timer !== undefined || this.queued() === 0) return;
     const wait = this.delay(this.clock.now());
     this.timer = this.clock.after(Math.max(wait, 1), () => {
       this.timer = undefined;
@@ -89,13 +96,17 @@ export class RequestBudget {
 
   private release(): void {
     for (;;) {
-      const next = this.waiters[0];
-      if (next === undefined) return;
+      const next = this.waiters[this.first];
+      if (next === undefined) break;
       const now = this.clock.now();
       if (this.delay(now) > 0) break;
-      this.waiters.shift();
+      this.first++;
       this.record(now);
       next();
+    }
+    if (this.first > 0 && this.first * 2 >= this.waiters.length) {
+      this.waiters = this.waiters.slice(this.first);
+      this.first = 0;
     }
     this.arm();
   }
@@ -108,16 +119,19 @@ export class RequestBudget {
       if (at <= now - this.windowMs) break;
       inWindow++;
     }
-    const s: BudgetStatus = { limit: this.limit, windowMs: this.windowMs, inWindow, waiting: this.waiters.length, granted: this.granted, throttled: this.throttled };
+    const s: BudgetStatus = { limit: this.limit, windowMs: this.windowMs, inWindow, waiting: this.queued(), granted: this.granted, throttled: this.throttled };
     if (this.pausedUntil > now) s.pausedUntil = this.pausedUntil;
     return s;
   }
 
-  /** Let every waiter go (shutdown): their requests then fail or finish on their own. */
+  /** Let every waiter go, and all later callers (shutdown): their requests then fail or finish on their own. */
   drain(): void {
+    this.closed = true;
     this.timer?.cancel();
     this.timer = undefined;
-    const all = this.waiters.splice(0);
+    const all = this.waiters.slice(this.first);
+    this.waiters = [];
+    this.first = 0;
     for (const w of all) w();
   }
 }

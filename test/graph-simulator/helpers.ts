@@ -26,7 +26,8 @@ export interface Harness {
 }
 
 export async function harness(options: GraphSimulatorOptions = {}): Promise<Harness> {
-  const sim = await startGraphSimulator({ ca: testCa(), ...options });
+  // The suite's webhook is plain http; real Graph (and the simulator by default) wants https.
+  const sim = await startGraphSimulator({ ca: testCa(), allowHttpNotificationUrl: true, ...options });
   const net = msalNetworkClient(sim.caPem);
   const cca = new ConfidentialClientApplication({
     auth: { clientId: sim.demoApp.clientId, clientSecret: sim.demoApp.clientSecret, authority: sim.authorityUrl, knownAuthorities: [sim.host] },

@@ -1,0 +1,137 @@
+/**
+ * The one way the gateway builds a Microsoft Graph client: the library's own
+ * Client.initWithMiddleware with its AuthenticationHandler (which adds the
+ * bearer token only for https URLs on a Graph host or a customHosts entry)
+ * and RetryHandler (429/503/504, honouring Retry-After), then the shared
+ * request budget, then our HTTPS transport.
+ */
+import {
+  AuthenticationHandler,
+  Client,
+  GraphError,
+  RetryHandler,
+  RetryHandlerOptions,
+  TelemetryHandler,
+  type Context,
+  type Middleware,
+} from '@microsoft/microsoft-graph-client';
+import type { TokenSource } from './auth.js';
+import { TokenError } from './auth.js';
+import type { RequestBudget } from './budget.js';
+import type { HttpTransport } from './http-transport.js';
+
+/** Split ".../v1.0" into the client's baseUrl and defaultVersion. */
+export function splitGraphBaseUrl(graphBaseUrl: string): { baseUrl: string; version: string; hostname: string } {
+  const u = new URL(graphBaseUrl);
+  const segments = u.pathname.split('/').filter((s) => s !== '');
+  const version = segments.pop() ?? 'v1.0';
+  const prefix = segments.length > 0 ? `/${segments.join('/')}` : '';
+  return { baseUrl: `${u.origin}${prefix}/`, version, hostname: u.hostname.toLowerCase() };
+}
+
+/** Seconds or an HTTP date, as milliseconds from now; undefined when absent or unreadable. */
+export function parseRetryAfter(value: string | null | undefined, now = Date.now()): number | undefined {
+  if (value === null || value === undefined || value.trim() === '') return undefined;
+  const n = Number(value);
+  if (Number.isFinite(n)) return Math.max(0, n * 1000);
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}
+
+function headerRecord(h: unknown): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (h instanceof Headers) h.forEach((v, k) => (out[k] = v));
+  else if (Array.isArray(h)) {
+    for (const pair of h as unknown[]) if (Array.isArray(pair) && pair.length === 2) out[String(pair[0])] = String(pair[1]);
+  } else if (h !== null && typeof h === 'object') {
+    for (const [k, v] of Object.entries(h as Record<string, unknown>)) if (v !== undefined && v !== null) out[k] = String(v);
+  }
+  return out;
+}
+
+/** Counts every attempt (retries too) against the budget; a 429 pauses the whole budget. */
+class BudgetHandler implements Middleware {
+  private next: Middleware | undefined;
+  constructor(private readonly budget: RequestBudget) {}
+  setNext(next: Middleware): void {
+    this.next = next;
+  }
+  async execute(context: Context): Promise<void> {
+    await this.budget.acquire();
+    await this.next?.execute(context);
+    const r = context.response;
+    if (r !== undefined && r.status === 429) this.budget.throttledFor(parseRetryAfter(r.headers.get('retry-after')) ?? 0);
+  }
+}
+
+/** The last handler: performs the request through the gateway's transport. */
+class TransportHandler implements Middleware {
+  constructor(private readonly transport: HttpTransport) {}
+  async execute(context: Context): Promise<void> {
+    const req = context.request;
+    const url = typeof req === 'string' ? req : req instanceof Request ? req.url : String(req);
+    const o = context.options ?? {};
+    const body = o.body;
+    const init: { method: string; headers: Record<string, string>; body?: string | Uint8Array } = {
+      method: (o.method ?? 'GET').toUpperCase(),
+      headers: headerRecord(o.headers),
+    };
+    if (typeof body === 'string' || body instanceof Uint8Array) init.body = body;
+    else if (body !== undefined && body !== null) init.body = String(body);
+    context.response = await this.transport.request(url, init);
+  }
+}
+
+export interface GraphClientOptions {
+  graphBaseUrl: string;
+  tokens: TokenSource;
+  budget: RequestBudget;
+  transport: HttpTransport;
+  /** RetryHandler: first delay without Retry-After (s) and attempts after the first (default 3 s, 3). */
+  retry?: { delaySec?: number; maxRetries?: number };
+}
+
+export function createGraphClient(options: GraphClientOptions): Client {
+  const { baseUrl, version, hostname } = splitGraphBaseUrl(options.graphBaseUrl);
+  const auth = new AuthenticationHandler({ getAccessToken: () => options.tokens.getToken() });
+  const retry = new RetryHandler(new RetryHandlerOptions(options.retry?.delaySec ?? 3, options.retry?.maxRetries ?? 3));
+  const budget = new BudgetHandler(options.budget);
+  const telemetry = new TelemetryHandler();
+  const transport = new TransportHandler(options.transport);
+  auth.setNext(retry);
+  retry.setNext(budget);
+  budget.setNext(telemetry);
+  telemetry.setNext(transport);
+  return Client.initWithMiddleware({ middleware: auth, baseUrl, defaultVersion: version, customHosts: new Set([hostname]) });
+}
+
+/** What went wrong with a Graph call, narrowed from whatever was thrown. */
+export interface GraphFailure {
+  /** HTTP status; 0 when no answer came (network, timeout) or no token could be had */
+  status: number;
+  code: string;
+  message: string;
+  retryAfterMs?: number;
+}
+
+export function graphFailure(error: unknown): GraphFailure {
+  if (error instanceof TokenError) return { status: 0, code: `token:${error.code}`, message: error.message };
+  if (error instanceof GraphError) {
+    const status = error.statusCode > 0 ? error.statusCode : 0;
+    const f: GraphFailure = { status, code: error.code ?? (status === 0 ? 'network' : 'error'), message: error.message };
+    const ra = parseRetryAfter(error.headers?.get('retry-after'));
+    if (ra !== undefined) f.retryAfterMs = ra;
+    return f;
+  }
+  if (error instanceof Error) return { status: 0, code: error.name || 'error', message: error.message };
+  return { status: 0, code: 'error', message: String(error) };
+}
+
+/** Worth retrying later: throttled, unavailable, no answer, or no token. */
+export function isTransient(f: GraphFailure): boolean {
+  return f.status === 0 || f.status === 401 || f.status === 408 || f.status === 429 || f.status >= 500;
+}
+
+export function isRecord(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}

@@ -1,0 +1,250 @@
+/**
+ * The gateway's Microsoft Graph side, wired: tokens, one request budget,
+ * Graph clients, directory sync, the presence reader (webhook, subscriptions,
+ * polling) and the presence writer.
+ *
+ * Mount the webhook before start() so Graph can validate subscriptions:
+ *   const graph = createGraph({...});
+ *   await http.register(graphWebhookRoute, { path, handlers: graph.webhook });
+ *   await graph.start();
+ */
+import { readFileSync } from 'node:fs';
+import type { Directory } from '../core/directory.js';
+import type { PresenceStore } from '../core/presence-store.js';
+import type { Logger } from '../util/logger.js';
+import { GraphAuth, type TokenStatus } from './auth.js';
+import { RequestBudget, type BudgetStatus } from './budget.js';
+import { createGraphClient, graphFailure } from './client.js';
+import { systemClock, type Clock, type Timer } from './clock.js';
+import type { GraphConfig } from './config.js';
+import { DirectorySync, type DirectorySyncResult } from './directory-sync.js';
+import { createHttpTransport } from './http-transport.js';
+import { PresenceReader, type ReaderStatus } from './presence-reader.js';
+import { PresenceWriter, type WriterStatus } from './presence-writer.js';
+import type { SubscriptionStateStore } from './subscription-state.js';
+import type { WebhookHandlers } from './webhook-handler.js';
+
+export { graphConfigSchema, parseGraphConfig, GraphConfigError, type GraphConfig, type GraphConfigInput } from './config.js';
+export { graphWebhookRoute, type WebhookRouteOptions } from './webhook-route.js';
+export type { WebhookHandlers, WebhookReply } from './webhook-handler.js';
+export { JsonFileSubscriptionStateStore, MemorySubscriptionStateStore, type SubscriptionRecord, type SubscriptionStateStore } from './subscription-state.js';
+export type { Clock, Timer } from './clock.js';
+export type { DirectorySyncResult } from './directory-sync.js';
+
+export interface GraphOptions {
+  config: GraphConfig;
+  directory: Directory;
+  store: PresenceStore;
+  logger: Logger;
+  /** where subscription ids survive restarts (default: memory only) */
+  stateStore?: SubscriptionStateStore;
+  clock?: Clock;
+  /** RetryHandler tuning (default 3 s first delay without Retry-After, 3 retries) */
+  retry?: { delaySec?: number; maxRetries?: number };
+  /** reader tuning (defaults: full read every 600 s; subscriptions live 58 min, renewed at 2/3) */
+  reader?: { fullReadIntervalSec?: number; subscriptionLifetimeMs?: number; renewFraction?: number };
+  readFile?: (path: string) => string;
+}
+
+export interface DirectorySyncStatus {
+  lastSyncAt?: string;
+  lastError?: string;
+  mode?: 'full' | 'delta';
+  users?: number;
+  matched?: number;
+  unmatchedPersons?: number;
+  unmatchedUsers?: number;
+  conflicts?: string[];
+}
+
+export interface GraphStatus {
+  started: boolean;
+  tokens: TokenStatus[];
+  budget: BudgetStatus;
+  directory: DirectorySyncStatus;
+  reader: ReaderStatus;
+  writer?: WriterStatus;
+}
+
+export interface GraphRuntime {
+  /** for the webhook route (usable before start) */
+  readonly webhook: WebhookHandlers;
+  start(): Promise<void>;
+  /** Stop timers and wait for requests in flight; subscriptions stay for the next run unless told. */
+  stop(options?: { deleteSubscriptions?: boolean }): Promise<void>;
+  status(): GraphStatus;
+  /** Sync the directory now (delta when possible) and follow the changes. */
+  syncDirectory(): Promise<DirectorySyncResult>;
+  /** One poll cycle now. */
+  pollNow(): Promise<void>;
+  /** Resolves when no Graph work is running (tests). */
+  idle(): Promise<void>;
+}
+
+const STOP_GRACE_MS = 10_000;
+const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export function createGraph(options: GraphOptions): GraphRuntime {
+  const { config, directory, store, logger } = options;
+  const clock = options.clock ?? systemClock;
+  const read = options.readFile ?? ((p: string) => readFileSync(p, 'utf8'));
+  const caPem = config.trustedCaPath !== undefined ? read(config.trustedCaPath) : undefined;
+  const transport = createHttpTransport(caPem !== undefined ? { caPem } : {});
+  const auth = new GraphAuth({ config, logger, readFile: read, ...(caPem !== undefined ? { networkClient: transport.msalNetworkClient } : {}) });
+  const budget = new RequestBudget(clock, config.budget.requestsPer30s);
+  const clientFor = (tokens: ReturnType<GraphAuth['appToken']>) =>
+    createGraphClient({ graphBaseUrl: config.graphBaseUrl, tokens, budget, transport, ...(options.retry !== undefined ? { retry: options.retry } : {}) });
+  const appClient = clientFor(auth.appToken());
+  const accounts = auth.serviceAccountNames().map((name) => ({ name, client: clientFor(auth.serviceAccountToken(name)) }));
+
+  const sync = new DirectorySync({ client: appClient, directory, config: config.directory, logger });
+  const reader = new PresenceReader({
+    appClient,
+    accounts,
+    directory,
+    store,
+    logger,
+    clock,
+    pollIntervalSec: config.poll.intervalSec,
+    ...(config.webhook !== undefined ? { webhook: config.webhook } : {}),
+    ...(options.stateStore !== undefined ? { stateStore: options.stateStore } : {}),
+    ...(GUID.test(config.tenantId) ? { tenantId: config.tenantId } : {}),
+    ...(options.reader ?? {}),
+  });
+  const writer = config.writer.enabled
+    ? new PresenceWriter({
+        client: appClient,
+        directory,
+        store,
+        logger,
+        clock,
+        sessionId: config.clientId,
+        dnd: config.writer.dnd,
+        expirationMinutes: config.writer.expirationMinutes,
+      })
+    : undefined;
+  if (config.writer.statusMessage) logger.info('graph: writer.statusMessage is not implemented yet; status messages are left alone');
+  if (config.serviceAccounts.length > 0 && config.webhook === undefined) logger.info('graph: service accounts without graph.webhook: polling only');
+
+  const dir: DirectorySyncStatus = {};
+  let syncTimer: Timer | undefined;
+  let started = false;
+  let stopped = false;
+  let syncing: Promise<DirectorySyncResult> | undefined;
+
+  const recordSync = (r: DirectorySyncResult): void => {
+    dir.lastSyncAt = new Date(clock.now()).toISOString();
+    delete dir.lastError;
+    dir.mode = r.mode;
+    dir.users = r.usersListed;
+    dir.matched = r.matched.length;
+    dir.unmatchedPersons = r.unmatchedPersons.length;
+    dir.unmatchedUsers = r.unmatchedUsers.length;
+    dir.conflicts = r.conflicts.slice(0, 50);
+  };
+
+  const runSync = (full: boolean): Promise<DirectorySyncResult> => {
+    syncing ??= (full ? sync.fullSync() : sync.deltaSync())
+      .then((r) => {
+        recordSync(r);
+        if (started) {
+          reader.refreshUsers();
+          writer?.syncAll();
+        }
+        return r;
+      })
+      .catch((error: unknown) => {
+        const f = graphFailure(error);
+        dir.lastError = `${f.status || ''} ${f.code} ${f.message}`.trim();
+        logger.warn({ status: f.status, code: f.code, reason: f.message }, 'graph: directory sync failed');
+        throw error;
+      })
+      .finally(() => {
+        syncing = undefined;
+      });
+    return syncing;
+  };
+
+  const armSync = (delayMs: number): void => {
+    if (stopped) return;
+    syncTimer?.cancel();
+    syncTimer = clock.after(delayMs, () => {
+      syncTimer = undefined;
+      runSync(dir.lastSyncAt === undefined).then(
+        () => armSync(config.directory.syncIntervalMin * 60_000),
+        () => armSync(Math.min(60_000, config.directory.syncIntervalMin * 60_000)),
+      );
+    });
+  };
+
+  return {
+    webhook: {
+      handleValidation: (query) => reader.handleValidation(query),
+      handleNotifications: (body) => reader.handleNotifications(body),
+    },
+    async start() {
+      if (started || stopped) return;
+      let synced = true;
+      try {
+        await runSync(true);
+      } catch {
+        // logged; persons keep identities given in the config, the sync is retried
+        synced = false;
+      }
+      started = true;
+      await reader.start();
+      writer?.start();
+      armSync(synced ? config.directory.syncIntervalMin * 60_000 : 60_000);
+      logger.info({ users: reader.status().users, accounts: accounts.length, webhook: config.webhook !== undefined, writer: writer !== undefined }, 'graph: started');
+    },
+    async stop(stopOptions = {}) {
+      if (stopped) return;
+      stopped = true;
+      syncTimer?.cancel();
+      syncTimer = undefined;
+      // nothing waits on the budget any more; what is in flight gets a bounded grace period
+      budget.drain();
+      let grace: Timer | undefined;
+      const bounded = new Promise<void>((resolve) => {
+        grace = systemClock.after(STOP_GRACE_MS, () => {
+          logger.warn('graph: requests still running at stop; closing anyway');
+          resolve();
+        });
+      });
+      await Promise.race([
+        (async () => {
+          await syncing?.catch(() => undefined);
+          await writer?.stop();
+          await reader.stop(stopOptions);
+        })(),
+        bounded,
+      ]);
+      grace?.cancel();
+      transport.close();
+    },
+    status() {
+      const s: GraphStatus = { started, tokens: auth.status(), budget: budget.status(), directory: { ...dir }, reader: reader.status() };
+      if (writer !== undefined) s.writer = writer.status();
+      return s;
+    },
+    syncDirectory: () => runSync(false),
+    pollNow: () => reader.pollNow(),
+    async idle() {
+      await syncing?.catch(() => undefined);
+      await reader.idle();
+      await writer?.idle();
+    },
+  };
+}
+
+/** The path to mount graphWebhookRoute at: the path of graph.webhook.publicUrl (undefined without a webhook). */
+export function webhookPath(config: GraphConfig): string | undefined {
+  return config.webhook === undefined ? undefined : new URL(config.webhook.publicUrl).pathname;
+}
+
+/** Create and start; see createGraph for mounting the webhook first. */
+export async function startGraph(options: GraphOptions): Promise<GraphRuntime> {
+  const graph = createGraph(options);
+  await graph.start();
+  return graph;
+}

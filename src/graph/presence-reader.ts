@@ -1,0 +1,305 @@
+/**
+ * Teams presence into the core. With service accounts and a webhook, change
+ * notifications (basic: they name the user, not the state) are resolved by
+ * batched getPresencesByUserId; every user no subscription covers is polled
+ * at the interval, and everyone is read again now and then in case
+ * notifications went astray. All readings pass the sequence-number sink.
+ */
+import { timingSafeEqual } from 'node:crypto';
+import type { Client } from '@microsoft/microsoft-graph-client';
+import type { Directory } from '../core/directory.js';
+import type { PresenceStore } from '../core/presence-store.js';
+import type { Logger } from '../util/logger.js';
+import type { Clock, Timer } from './clock.js';
+import { readPresences } from './presence-batch.js';
+import { parsePresence } from './presence-resource.js';
+import { PresenceSink, type SinkStats } from './presence-sink.js';
+import { SubscriptionManager, type SubscriptionAccount, type SubscriptionStatus } from './subscription-manager.js';
+import { MemorySubscriptionStateStore, type SubscriptionStateStore } from './subscription-state.js';
+import { parseNotifications, validationReply, type WebhookHandlers, type WebhookReply } from './webhook-handler.js';
+
+export interface PresenceReaderOptions {
+  /** app-token client: polling and notification look-ups */
+  appClient: Client;
+  /** service accounts for subscriptions (none: polling only) */
+  accounts: SubscriptionAccount[];
+  directory: Directory;
+  store: PresenceStore;
+  logger: Logger;
+  clock: Clock;
+  pollIntervalSec: number;
+  /** where Graph posts notifications; without it there are no subscriptions */
+  webhook?: { publicUrl: string; clientState: string };
+  stateStore?: SubscriptionStateStore;
+  /** notifications naming another tenant are rejected (when the tenant is known as a GUID) */
+  tenantId?: string;
+  /** read covered users too, this often (default 10 min) */
+  fullReadIntervalSec?: number;
+  /** subscription lifetime and renewal point (defaults 58 min, 2/3) */
+  subscriptionLifetimeMs?: number;
+  renewFraction?: number;
+}
+
+export interface ReaderStatus {
+  users: number;
+  polled: number;
+  lastPollAt?: string;
+  lastPollError?: string;
+  polls: number;
+  notifications: { received: number; accepted: number; rejected: number; malformed: number; lifecycle: number };
+  lookups: { calls: number; failures: number };
+  sink: SinkStats;
+  subscriptions: SubscriptionStatus[];
+}
+
+function safeEqual(a: string, b: string): boolean {
+  const x = Buffer.from(a, 'utf8');
+  const y = Buffer.from(b, 'utf8');
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+export class PresenceReader implements WebhookHandlers {
+  private readonly sink: PresenceSink;
+  private readonly subs: SubscriptionManager | undefined;
+  private userIds: string[] = [];
+  private pollTimer: Timer | undefined;
+  private polling: Promise<void> | undefined;
+  private lastFullRead = 0;
+  private stopped = false;
+  private readonly pending = new Set<string>();
+  private lookup: Promise<void> | undefined;
+  private lookupQueued = false;
+  private readonly st = {
+    polls: 0,
+    lastPollAt: undefined as number | undefined,
+    lastPollError: undefined as string | undefined,
+    notifications: { received: 0, accepted: 0, rejected: 0, malformed: 0, lifecycle: 0 },
+    lookups: { calls: 0, failures: 0 },
+  };
+
+  constructor(private readonly o: PresenceReaderOptions) {
+    this.sink = new PresenceSink(o.directory, o.store, o.logger);
+    if (o.webhook !== undefined && o.accounts.length > 0) {
+      this.subs = new SubscriptionManager({
+        accounts: o.accounts,
+        notificationUrl: o.webhook.publicUrl,
+        clientState: o.webhook.clientState,
+        stateStore: o.stateStore ?? new MemorySubscriptionStateStore(),
+        clock: o.clock,
+        logger: o.logger,
+        ...(o.subscriptionLifetimeMs !== undefined ? { lifetimeMs: o.subscriptionLifetimeMs } : {}),
+        ...(o.renewFraction !== undefined ? { renewFraction: o.renewFraction } : {}),
+        onResync: (ids) => this.enqueue(ids),
+      });
+    }
+  }
+
+  private mappedUsers(): string[] {
+    const ids: string[] = [];
+    for (const p of this.o.directory.all()) {
+      const id = p.teams?.userId;
+      if (id !== undefined) ids.push(id.toLowerCase());
+    }
+    return ids;
+  }
+
+  /** Read everyone once, start subscriptions, start polling. */
+  async start(): Promise<void> {
+    this.userIds = this.mappedUsers();
+    await this.poll(true);
+    if (this.subs !== undefined) await this.subs.start(this.userIds);
+    this.armPoll();
+  }
+
+  /** The directory's Teams identities changed: watch the new set; read newcomers at once. */
+  refreshUsers(): void {
+    if (this.stopped) return;
+    const before = new Set(this.userIds);
+    this.userIds = this.mappedUsers();
+    const added = this.userIds.filter((u) => !before.has(u));
+    this.subs?.setUsers(this.userIds);
+    if (added.length > 0) this.enqueue(added);
+  }
+
+  private armPoll(): void {
+    if (this.stopped) return;
+    this.pollTimer?.cancel();
+    this.pollTimer = this.o.clock.after(this.o.pollIntervalSec * 1000, () => {
+      this.pollTimer = undefined;
+      void this.pollNow().finally(() => this.armPoll());
+    });
+  }
+
+  /** One poll cycle now (the timer's work; tests call it directly). */
+  pollNow(): Promise<void> {
+    const fullEvery = (this.o.fullReadIntervalSec ?? 600) * 1000;
+    return this.poll(this.o.clock.now() - this.lastFullRead >= fullEvery);
+  }
+
+  private poll(all: boolean): Promise<void> {
+    if (this.polling !== undefined) return this.polling;
+    const run = async (): Promise<void> => {
+      const subs = this.subs;
+      const ids = all || subs === undefined ? this.userIds : this.userIds.filter((u) => !subs.isCovered(u));
+      const now = this.o.clock.now();
+      if (all) this.lastFullRead = now;
+      this.st.polls++;
+      if (ids.length === 0) return;
+      const r = await readPresences(this.o.appClient, ids, (values) => this.take(values));
+      this.st.lastPollAt = this.o.clock.now();
+      if (r.failures.length > 0) {
+        const f = r.failures[0];
+        this.st.lastPollError = f === undefined ? 'unknown' : `${f.status || ''} ${f.code} ${f.message}`.trim();
+        this.o.logger.warn({ failedUsers: r.failedIds.length, status: f?.status, code: f?.code }, 'graph: presence poll partly failed');
+      } else this.st.lastPollError = undefined;
+    };
+    this.polling = run()
+      .catch((error: unknown) => this.o.logger.error({ err: error }, 'graph: presence poll failed'))
+      .finally(() => {
+        this.polling = undefined;
+      });
+    return this.polling;
+  }
+
+  private take(values: unknown[]): void {
+    const at = this.o.clock.now();
+    for (const v of values) {
+      const p = parsePresence(v, at);
+      if (p !== undefined) this.sink.offer(p.userId, p.state);
+    }
+  }
+
+  // ---- webhook
+
+  handleValidation(query: unknown): WebhookReply {
+    return validationReply(query);
+  }
+
+  private clientStateOk(subscriptionId: string, clientState: string | undefined): boolean {
+    // Graph: change-notifications-delivery-webhooks (discard a notification whose clientState does not match)
+    if (this.o.webhook === undefined || clientState === undefined) return false;
+    const expected = this.subs?.clientStateOf(subscriptionId) ?? this.o.webhook.clientState;
+    return safeEqual(clientState, expected);
+  }
+
+  private tenantOk(tenantId: string | undefined): boolean {
+    const mine = this.o.tenantId;
+    return tenantId === undefined || mine === undefined || tenantId.toLowerCase() === mine.toLowerCase();
+  }
+
+  /**
+   * Check and queue; the answer is immediate (Graph wants it within 3 s).
+   * 202 when anything was accepted (or the batch was empty); 403 when every
+   * item failed the clientState or tenant check; 400 for a body that is not
+   * a notification batch.
+   */
+  handleNotifications(body: unknown): WebhookReply {
+    const parsed = parseNotifications(body);
+    const n = this.st.notifications;
+    const total = parsed.changes.length + parsed.lifecycle.length;
+    n.received += total;
+    n.malformed += parsed.malformed;
+    if (total === 0) return { status: parsed.malformed > 0 ? 400 : 202 };
+    let accepted = 0;
+    const ids: string[] = [];
+    for (const c of parsed.changes) {
+      if (!this.clientStateOk(c.subscriptionId, c.clientState) || !this.tenantOk(c.tenantId)) {
+        n.rejected++;
+        this.o.logger.warn({ subscriptionId: c.subscriptionId, userId: c.userId }, 'graph: notification rejected (clientState or tenant mismatch)');
+        continue;
+      }
+      accepted++;
+      ids.push(c.userId);
+    }
+    const lifecycle: Array<{ subscriptionId: string; event: string }> = [];
+    for (const l of parsed.lifecycle) {
+      if (!this.clientStateOk(l.subscriptionId, l.clientState) || !this.tenantOk(l.tenantId)) {
+        n.rejected++;
+        this.o.logger.warn({ subscriptionId: l.subscriptionId, event: l.event }, 'graph: lifecycle notification rejected (clientState or tenant mismatch)');
+        continue;
+      }
+      accepted++;
+      n.lifecycle++;
+      lifecycle.push(l);
+    }
+    n.accepted += accepted;
+    if (ids.length > 0) this.enqueue(ids);
+    if (lifecycle.length > 0) {
+      // after the answer: renewals and re-creations take longer than Graph waits
+      setImmediate(() => {
+        for (const l of lifecycle) this.subs?.lifecycle(l.subscriptionId, l.event);
+      });
+    }
+    return { status: accepted > 0 ? 202 : 403 };
+  }
+
+  /** Queue users for a batched presence look-up; repeats coalesce. */
+  private enqueue(ids: readonly string[]): void {
+    if (this.stopped) return;
+    for (const id of ids) this.pending.add(id.toLowerCase());
+    if (this.lookup !== undefined) {
+      this.lookupQueued = true;
+      return;
+    }
+    this.lookup = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.drainLookups());
+  }
+
+  private async drainLookups(): Promise<void> {
+    try {
+      do {
+        this.lookupQueued = false;
+        const ids = [...this.pending];
+        this.pending.clear();
+        if (ids.length === 0 || this.stopped) continue;
+        const r = await readPresences(this.o.appClient, ids, (values) => this.take(values));
+        this.st.lookups.calls += r.calls;
+        if (r.failures.length > 0) {
+          this.st.lookups.failures += r.failures.length;
+          // the next poll catches them; covered users get a full read within the full-read interval
+          this.o.logger.warn({ users: r.failedIds.length, status: r.failures[0]?.status, code: r.failures[0]?.code }, 'graph: presence look-up after notification failed');
+        }
+      } while ((this.lookupQueued || this.pending.size > 0) && !this.stopped);
+    } catch (error) {
+      this.o.logger.error({ err: error }, 'graph: presence look-up failed');
+    } finally {
+      this.lookup = undefined;
+      if (this.pending.size > 0 && !this.stopped) this.enqueue([]);
+    }
+  }
+
+  /** Resolves when no look-up, poll or subscription upkeep is running (tests). */
+  async idle(): Promise<void> {
+    for (let i = 0; i < 100; i++) {
+      await new Promise<void>((r) => setImmediate(r));
+      if (this.lookup === undefined && this.polling === undefined && this.pending.size === 0) {
+        await this.subs?.idle();
+        if (this.lookup === undefined && this.polling === undefined && this.pending.size === 0) return;
+      }
+      await Promise.all([this.lookup, this.polling]);
+    }
+  }
+
+  status(): ReaderStatus {
+    const s: ReaderStatus = {
+      users: this.userIds.length,
+      polled: this.subs === undefined ? this.userIds.length : this.userIds.filter((u) => !this.subs?.isCovered(u)).length,
+      polls: this.st.polls,
+      notifications: { ...this.st.notifications },
+      lookups: { ...this.st.lookups },
+      sink: this.sink.status(),
+      subscriptions: this.subs?.status() ?? [],
+    };
+    if (this.st.lastPollAt !== undefined) s.lastPollAt = new Date(this.st.lastPollAt).toISOString();
+    if (this.st.lastPollError !== undefined) s.lastPollError = this.st.lastPollError;
+    return s;
+  }
+
+  /** Stop polling and upkeep; subscriptions stay for the next run unless asked to delete them. */
+  async stop(options: { deleteSubscriptions?: boolean } = {}): Promise<void> {
+    this.stopped = true;
+    this.pollTimer?.cancel();
+    this.pollTimer = undefined;
+    await Promise.all([this.lookup, this.polling]);
+    await this.subs?.stop(options);
+  }
+}

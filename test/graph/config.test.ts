@@ -1,0 +1,85 @@
+import t from 'tap';
+import { GraphConfigError, parseGraphConfig } from '../../src/graph/config.js';
+
+const TENANT = '11111111-2222-4333-8444-555555555555';
+const CLIENT = '66666666-7777-4888-9999-000000000000';
+
+function problems(input: unknown): string[] {
+  try {
+    parseGraphConfig(input);
+  } catch (error) {
+    if (error instanceof GraphConfigError) return [...error.problems];
+    throw error;
+  }
+  return [];
+}
+
+t.test('defaults fill in around the required fields', async (t) => {
+  const c = parseGraphConfig({ tenantId: TENANT, clientId: CLIENT, clientSecret: 's3cret' });
+  t.equal(c.authorityHost, 'https://login.microsoftonline.com');
+  t.equal(c.graphBaseUrl, 'https://graph.microsoft.com/v1.0');
+  t.equal(c.poll.intervalSec, 30);
+  t.equal(c.writer.expirationMinutes, 5);
+  t.equal(c.writer.dnd, 'session');
+  t.equal(c.budget.requestsPer30s, 1500);
+  t.same(c.serviceAccounts, []);
+  t.equal(c.webhook, undefined);
+  t.same(c.directory.match, { sip: 'aorUser', graph: 'userPrincipalName', stripDomain: true });
+});
+
+t.test('a webhook without clientState gets a random one, different each time', async (t) => {
+  const a = parseGraphConfig({ tenantId: TENANT, clientId: CLIENT, clientSecret: 's', webhook: { publicUrl: 'https://gw.example.com/graph' } });
+  const b = parseGraphConfig({ tenantId: TENANT, clientId: CLIENT, clientSecret: 's', webhook: { publicUrl: 'https://gw.example.com/graph' } });
+  t.ok(a.webhook && a.webhook.clientState.length >= 32 && a.webhook.clientState.length <= 128);
+  t.not(a.webhook?.clientState, b.webhook?.clientState);
+  const given = parseGraphConfig({ tenantId: TENANT, clientId: CLIENT, clientSecret: 's', webhook: { publicUrl: 'https://gw.example.com/graph', clientState: 'x'.repeat(20) } });
+  t.equal(given.webhook?.clientState, 'x'.repeat(20));
+});
+
+t.test('errors name the path and say what would be right', async (t) => {
+  const p = problems({
+    tenantId: 'common',
+    clientId: 'not-a-guid',
+    clientSecret: 's',
+    graphBaseUrl: 'http://graph.example.com/v1.0',
+    writer: { expirationMinutes: 2, dnd: 'maybe' },
+    webhook: { publicUrl: 'http://gw.example.com/hook', clientState: 'short' },
+    directory: { match: { graph: 'phone' }, static: [{ person: 'anna' }] },
+    poll: { intervalSec: 1 },
+  });
+  const find = (path: string) => p.find((x) => x.startsWith(`${path}: `)) ?? '';
+  t.match(find('graph.tenantId'), /tenant id \(a GUID\).*not "common"/);
+  t.match(find('graph.clientId'), /Application \(client\) id/);
+  t.match(find('graph.graphBaseUrl'), /https URL/);
+  t.match(find('graph.writer.expirationMinutes'), /5 to 240/);
+  t.match(find('graph.writer.dnd'), /preferred, session, off/);
+  t.match(find('graph.webhook.publicUrl'), /https URL/);
+  t.match(find('graph.webhook.clientState'), /16 to 128/);
+  t.match(find('graph.directory.match.graph'), /mailNickname/);
+  t.match(find('graph.directory.static[0]'), /exactly one of userId or upn/);
+  t.match(find('graph.poll.intervalSec'), /at least 5 seconds/);
+});
+
+t.test('exactly one app credential', async (t) => {
+  t.match(problems({ tenantId: TENANT, clientId: CLIENT }).join('\n'), /graph: give exactly one app credential/);
+  const both = problems({ tenantId: TENANT, clientId: CLIENT, clientSecret: 's', certificate: { certPath: '/a.pem', keyPath: '/a.key' } });
+  t.match(both.join('\n'), /graph\.certificate: give exactly one app credential/);
+  t.same(problems({ tenantId: 'contoso.onmicrosoft.com', clientId: CLIENT, certificate: { certPath: '/a.pem', keyPath: '/a.key' } }), []);
+});
+
+t.test('unknown keys and duplicates are named', async (t) => {
+  const p = problems({
+    tenantId: TENANT,
+    clientId: CLIENT,
+    clientSecret: 's',
+    pollInterval: 5,
+    serviceAccounts: [
+      { username: 'svc@contoso.com', password: 'a' },
+      { username: 'SVC@contoso.com', password: 'b' },
+    ],
+    directory: { static: [{ person: 'anna', upn: 'anna@contoso.com' }, { person: 'anna', upn: 'ann@contoso.com' }] },
+  });
+  t.ok(p.some((x) => x.startsWith('graph: unknown key "pollInterval"')), p.join('\n'));
+  t.ok(p.some((x) => x.startsWith('graph.serviceAccounts[1].username: duplicate of serviceAccounts[0]')), p.join('\n'));
+  t.ok(p.some((x) => x.startsWith('graph.directory.static[1].person: "anna" is already directory.static[0]')), p.join('\n'));
+});
