@@ -65,6 +65,14 @@ export class Directory {
     this.byTeamsId.set(key, p);
   }
 
+  /** Forget who a person is in Teams (the user left the tenant or the mapping moved). */
+  clearTeamsIdentity(personId: string): void {
+    const p = this.byId.get(personId);
+    if (p?.teams?.userId === undefined) return;
+    this.byTeamsId.delete(p.teams.userId.toLowerCase());
+    delete p.teams;
+  }
+
   findByTeamsUserId(userId: string): Person | undefined {
     return this.byTeamsId.get(userId.toLowerCase());
   }

@@ -11,9 +11,8 @@
  * Control commands take [--url https://127.0.0.1:N] [--ca-dir DIR]; by default they find the
  * simulator that `start` recorded in the CA directory.
  */
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import https from 'node:https';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';

@@ -34,8 +34,8 @@ function pem(value: string): string {
 export async function startHttpServer(options: HttpServerOptions): Promise<HttpServer> {
   const app = Fastify({
     ...(options.tls !== undefined ? { https: { cert: pem(options.tls.cert), key: pem(options.tls.key) } } : {}),
-    loggerInstance: options.logger.child({ component: 'http' }),
-    disableRequestLogging: true,
+    // Per-request lines would drown the log (Graph posts often); errors still show.
+    loggerInstance: options.logger.child({ component: 'http' }, { level: 'warn' }),
   });
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_request, reply) => {

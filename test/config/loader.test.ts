@@ -87,6 +87,28 @@ t.test('the shipped configs are valid', async (t) => {
   const demo = loadConfigFile(new URL('../../config/demo.yaml', import.meta.url).pathname);
   t.ok(demo.users.length >= 3, 'demo has sample users');
   t.equal(demo.sip.listen.length, 2);
-  const example = loadConfigFile(new URL('../../config/example.yaml', import.meta.url).pathname, { SIP_DOMAIN: 'x.example' });
+  const env = {
+    SIP_DOMAIN: 'x.example',
+    TENANT_ID: 'contoso.onmicrosoft.com',
+    CLIENT_ID: '3a7c9e11-2b4d-4f60-8a1b-5c6d7e8f9a0b',
+    CLIENT_SECRET: 'secret',
+    SVC1_PASSWORD: 'pw',
+  };
+  const example = loadConfigFile(new URL('../../config/example.yaml', import.meta.url).pathname, env);
   t.equal(example.sip.domain, 'x.example');
+  t.equal(example.graph?.serviceAccounts.length, 1);
+  t.equal(demo.graphSimulator?.port, 9443, 'the demo runs the built-in Graph simulator');
+});
+
+t.test('graph and graphSimulator exclude each other; graph errors name the path', async (t) => {
+  const graph = 'graph:\n  tenantId: common\n  clientId: not-a-guid\n';
+  const p = problems(() => parseConfig(graph));
+  t.ok(p.some((x) => /^graph\.tenantId: /.test(x) && /not "common"/.test(x)), p.join('\n'));
+  t.ok(p.some((x) => /^graph\.clientId: expected the app registration's Application \(client\) id/.test(x)), p.join('\n'));
+  const both = problems(() =>
+    parseConfig(
+      'graphSimulator: {}\ngraph:\n  tenantId: contoso.onmicrosoft.com\n  clientId: 3a7c9e11-2b4d-4f60-8a1b-5c6d7e8f9a0b\n  clientSecret: s\n',
+    ),
+  );
+  t.ok(both.some((x) => /^graphSimulator: graphSimulator runs the demo tenant/.test(x)), both.join('\n'));
 });

@@ -124,4 +124,7 @@ t.test('Teams identities in the directory', async (t) => {
   t.equal(dir.findByTeamsUserId('AAAA-1'), undefined, 'a remap forgets the old id');
   t.equal(dir.findByTeamsUserId('bbbb-2')?.id, 'anna');
   t.throws(() => dir.setTeamsIdentity('nobody', { userId: 'x' }), /unknown person/);
+  dir.clearTeamsIdentity('anna');
+  t.equal(dir.findByTeamsUserId('bbbb-2'), undefined, 'cleared');
+  t.equal(dir.get('anna')!.teams, undefined);
 });
