@@ -81,7 +81,8 @@ export function scanQuoted(s: string, i: number): { end: number; text: string } 
   return null;
 }
 
-function isDigits(s: string): boolean {
+/** A non-empty run of ASCII digits. */
+export function isDigits(s: string): boolean {
   if (s.length === 0) return false;
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);

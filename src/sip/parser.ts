@@ -9,7 +9,7 @@
  */
 import { COMPACT_FORMS, Headers, splitListValue } from './headers.js';
 import type { SipMessage, SipRequest, SipResponse } from './message.js';
-import { isTokenChar, isToken, parseBoundedInt, parseCSeq, parseExpires, parseVia, trimLws } from './header-values.js';
+import { isDigits, isTokenChar, isToken, parseBoundedInt, parseCSeq, parseExpires, parseVia, trimLws } from './header-values.js';
 import { parseNameAddr, parseUri } from './uri.js';
 
 export type ParseResult =
@@ -281,14 +281,6 @@ function checkRequestUri(uri: string): { status: number; reason: string } | null
   return null;
 }
 
-function isDigits(s: string): boolean {
-  if (s.length === 0) return false;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 0x30 || c > 0x39) return false;
-  }
-  return true;
-}
 
 /** Header value checks shared by requests and responses; returns a reason or undefined. */
 function checkHeaders(scan: Scan, method: string | undefined): { reason: string | undefined; topViaOk: boolean } {
