@@ -121,9 +121,9 @@ export function createGraph(options: GraphOptions): GraphRuntime {
         sessionId: config.clientId,
         dnd: config.writer.dnd,
         expirationMinutes: config.writer.expirationMinutes,
+        statusMessage: config.writer.statusMessage,
       })
     : undefined;
-  if (config.writer.statusMessage) logger.info('graph: writer.statusMessage is not implemented yet; status messages are left alone');
   if (config.serviceAccounts.length > 0 && config.webhook === undefined) logger.info('graph: service accounts without graph.webhook: polling only');
 
   const dir: DirectorySyncStatus = {};

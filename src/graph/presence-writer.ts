@@ -26,7 +26,17 @@ export interface PresenceWriterOptions {
   dnd: 'preferred' | 'session' | 'off';
   /** session lifetime asked for, 5..240 */
   expirationMinutes: number;
+  /** Also say why in the user's status message ("On a desk phone call"), and clear what it wrote after. */
+  statusMessage?: boolean;
 }
+
+/** The status message written with each session pair (Graph shows it under the name in Teams). */
+const STATUS_TEXT: Readonly<Record<string, string>> = {
+  InACall: 'On a desk phone call',
+  InAConferenceCall: 'In a desk phone conference',
+  Presenting: 'Do not disturb (desk phone)',
+  Away: 'Away (desk phone)',
+};
 
 type SetTarget = Extract<TeamsTarget, { kind: 'set' }>;
 
@@ -37,6 +47,8 @@ interface Written {
   availability?: string;
   activity?: string;
   preferredDnd: boolean;
+  /** the status message the gateway wrote and has not cleared yet */
+  statusText?: string;
   /** when the session was last set (re-set is due from it) */
   at: number;
 }
@@ -184,6 +196,18 @@ export class PresenceWriter {
     return `/users/${encodeURIComponent(u.userId)}/presence`;
   }
 
+  /** Write (or with null, clear) the status message the gateway owns for this user. */
+  private async setStatusMessage(u: UserState, text: string | null, expiresAt: number | undefined): Promise<void> {
+    const statusMessage =
+      text === null
+        ? { message: { content: '', contentType: 'text' } }
+        : {
+            message: { content: text, contentType: 'text' },
+            ...(expiresAt !== undefined ? { expiryDateTime: { dateTime: new Date(expiresAt).toISOString(), timeZone: 'UTC' } } : {}),
+          };
+    await this.o.client.api(`${this.base(u)}/setStatusMessage`).post({ statusMessage });
+  }
+
   private async write(u: UserState): Promise<void> {
     // the directory sync may have moved the person to another Teams user
     const userId = this.o.directory.get(u.personId)?.teams?.userId;
@@ -215,7 +239,13 @@ export class PresenceWriter {
         });
         const at = this.o.clock.now();
         u.refreshNeeded = false;
-        u.written = { kind: 'set', availability: e.target.availability, activity: e.target.activity, preferredDnd: u.written.preferredDnd, at };
+        u.written = { ...u.written, kind: 'set', availability: e.target.availability, activity: e.target.activity, at };
+        const text = this.o.statusMessage === true ? STATUS_TEXT[e.target.activity] : undefined;
+        if (text !== undefined && u.written.statusText !== text) {
+          // Graph: presence-setstatusmessage; it expires with the session unless the call goes on.
+          await this.setStatusMessage(u, text, at + this.o.expirationMinutes * 60_000 * 2);
+          u.written = { ...u.written, statusText: text };
+        }
         if (refresh) this.st.refreshes++;
         else this.st.sets++;
         this.queueRefresh(u, at);
@@ -233,6 +263,9 @@ export class PresenceWriter {
             if (graphFailure(error).status !== 404) throw error;
           }
           this.st.clears++;
+        }
+        if (w.statusText !== undefined) {
+          await this.setStatusMessage(u, null, undefined);
         }
         u.written = { kind: 'clear', preferredDnd: false, at: this.o.clock.now() };
         u.refreshNeeded = false;

@@ -191,3 +191,36 @@ t.test('one simulator on the real clock', async (t) => {
     t.equal(e.sim.control.counters().requests['POST /v1.0/users/:id/presence/setPresence 404'], 1);
   });
 });
+
+t.test('writer.statusMessage: says why while the call lasts, clears what it wrote after', async (t) => {
+  const e = await env();
+  const { graph, store } = await gateway(e, { statusMessage: true });
+  t.teardown(async () => {
+    await graph.stop();
+    await e.close();
+  });
+  const status = () => e.sim.control.presence('chiara').statusMessage?.message?.content ?? '';
+  inCall(store, 'chiara');
+  await waitFor(() => status() === 'On a desk phone call');
+  t.equal(status(), 'On a desk phone call');
+  dnd(store, 'chiara');
+  await waitFor(() => status() === 'Do not disturb (desk phone)');
+  t.equal(status(), 'Do not disturb (desk phone)', 'the text follows the target');
+  idle(store, 'chiara');
+  await waitFor(() => status() === '');
+  t.equal(status(), '', 'cleared when the gateway has nothing to say');
+  t.equal(appSession(e, 'chiara'), undefined, 'and the session is gone');
+});
+
+t.test('without writer.statusMessage the status message is left alone', async (t) => {
+  const e = await env();
+  const { graph, store } = await gateway(e, {});
+  t.teardown(async () => {
+    await graph.stop();
+    await e.close();
+  });
+  e.sim.control.setStatusMessage('dmitri', 'Back on Monday');
+  inCall(store, 'dmitri');
+  await waitFor(() => appSession(e, 'dmitri')?.activity === 'InACall');
+  t.equal(e.sim.control.presence('dmitri').statusMessage?.message?.content, 'Back on Monday');
+});
