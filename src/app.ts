@@ -7,6 +7,7 @@
 import path from 'node:path';
 import type { GatewayConfig, UserConfig } from './config/schema.js';
 import { Directory, normalizeAor, type Person } from './core/directory.js';
+import { DEFAULT_TEAMS_TO_SIP, PRESENTING_AS_DND, type SipMeaning, type TeamsToSipTable } from './core/mapping.js';
 import { PresenceStore } from './core/presence-store.js';
 import {
   createGraph,
@@ -48,6 +49,19 @@ export function personFromConfig(user: UserConfig, domain: string): Person {
   const person: Person = { id: user.id, displayName: user.displayName, sipAors: aors };
   if (user.extension !== undefined) person.extension = user.extension;
   return person;
+}
+
+/** The Teams-to-SIP table of this deployment: the defaults, the Presenting choice, then per-name overrides. */
+export function teamsToSipTable(mapping: GatewayConfig['mapping']): TeamsToSipTable {
+  const table: Record<string, SipMeaning> = { ...(mapping.presenting === 'dnd' ? PRESENTING_AS_DND : DEFAULT_TEAMS_TO_SIP) };
+  for (const [name, meaning] of Object.entries(mapping.teamsToSip)) {
+    const m: SipMeaning = { activities: meaning.activities };
+    if (meaning.dnd !== undefined) m.dnd = meaning.dnd;
+    if (meaning.call !== undefined) m.call = meaning.call;
+    if (meaning.note !== undefined) m.note = meaning.note;
+    table[name.toLowerCase()] = m;
+  }
+  return table;
 }
 
 interface DemoTenant {
@@ -97,7 +111,11 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
     config.users.map((u) => personFromConfig(u, config.sip.domain)),
     { domains: [config.sip.domain, ...config.sip.aliases] },
   );
-  const store = new PresenceStore(directory);
+  const store = new PresenceStore(directory, {
+    prefer: config.mapping.prefer,
+    teamsToSip: teamsToSipTable(config.mapping),
+    echoWindowMs: config.mapping.echoWindowSec * 1000,
+  });
   const stack = await SipStack.start({
     listen: config.sip.listen.map((l) => ({ protocol: l.transport, address: l.address, port: l.port })),
     logger,

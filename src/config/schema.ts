@@ -88,6 +88,29 @@ export const configSchema = z
         dir: z.string().optional(),
       })
       .optional(),
+    /** How Teams and SIP states map onto each other (defaults: DESIGN.md). */
+    mapping: z
+      .strictObject({
+        /** Which side names the state first when Teams and the PBX both say something. */
+        prefer: z.enum(['telephony', 'teams'], { message: 'one of: telephony, teams' }).default('telephony'),
+        /** Teams "Presenting" shown to SIP watchers as on the phone (default) or as DND. */
+        presenting: z.enum(['on-the-phone', 'dnd'], { message: 'one of: on-the-phone, dnd' }).default('on-the-phone'),
+        /** Per Teams activity or availability (case-insensitive): what SIP watchers see instead of the default. */
+        teamsToSip: z
+          .record(
+            z.string().regex(/^[A-Za-z]+$/, 'a Teams activity or availability name like InAMeeting'),
+            z.strictObject({
+              activities: z.array(z.string().regex(/^[a-z-]+$/, 'an RPID activity like busy, away, on-the-phone, meeting')),
+              dnd: z.boolean().optional(),
+              call: z.boolean().optional(),
+              note: z.string().max(200).optional(),
+            }),
+          )
+          .default({}),
+        /** How long a Teams reading equal to what the gateway itself set is taken for its own echo. */
+        echoWindowSec: z.number().int().min(0).max(600).default(60),
+      })
+      .prefault({}),
     /** Where the gateway keeps state between runs (Graph subscription ids). */
     stateDir: z.string().min(1).default('data'),
     log: z
