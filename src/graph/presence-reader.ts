@@ -67,6 +67,8 @@ export class PresenceReader implements WebhookHandlers {
   private lastFullRead = 0;
   private stopped = false;
   private readonly pending = new Set<string>();
+  /** Users whose read failed (429 storm, outage): the next poll reads them even if a subscription covers them. */
+  private readonly retryIds = new Set<string>();
   private lookup: Promise<void> | undefined;
   private lookupQueued = false;
   private readonly st = {
@@ -140,7 +142,11 @@ export class PresenceReader implements WebhookHandlers {
     if (this.polling !== undefined) return this.polling;
     const run = async (): Promise<void> => {
       const subs = this.subs;
-      const ids = all || subs === undefined ? this.userIds : this.userIds.filter((u) => !subs.isCovered(u));
+      const base = all || subs === undefined ? this.userIds : this.userIds.filter((u) => !subs.isCovered(u));
+      const byKey = new Map(base.map((u) => [u.toLowerCase(), u]));
+      for (const id of this.retryIds) if (!byKey.has(id)) byKey.set(id, id);
+      this.retryIds.clear();
+      const ids = [...byKey.values()];
       const now = this.o.clock.now();
       if (all) this.lastFullRead = now;
       this.st.polls++;
@@ -150,6 +156,7 @@ export class PresenceReader implements WebhookHandlers {
       if (r.failures.length > 0) {
         const f = r.failures[0];
         this.st.lastPollError = f === undefined ? 'unknown' : `${f.status || ''} ${f.code} ${f.message}`.trim();
+        for (const id of r.failedIds) this.retryIds.add(id.toLowerCase());
         this.o.logger.warn({ failedUsers: r.failedIds.length, status: f?.status, code: f?.code }, 'graph: presence poll partly failed');
       } else this.st.lastPollError = undefined;
     };
@@ -255,7 +262,8 @@ export class PresenceReader implements WebhookHandlers {
         this.st.lookups.calls += r.calls;
         if (r.failures.length > 0) {
           this.st.lookups.failures += r.failures.length;
-          // the next poll catches them; covered users get a full read within the full-read interval
+          // the next poll reads them again: a notification is not repeated, so its change must not be lost
+          for (const id of r.failedIds) this.retryIds.add(id.toLowerCase());
           this.o.logger.warn({ users: r.failedIds.length, status: r.failures[0]?.status, code: r.failures[0]?.code }, 'graph: presence look-up after notification failed');
         }
       } while ((this.lookupQueued || this.pending.size > 0) && !this.stopped);
