@@ -40,6 +40,14 @@ t.test('SIPp accepts every scenario', async (t) => {
         timeoutSec: 1,
         // bench-subscribe reads user and Expires from an injection file.
         injection: ['SEQUENTIAL', '1001;3600'],
+        // The teams-* scenarios take their variable parts as -key values.
+        vars: {
+          event: 'presence',
+          accept: 'application/pidf+xml',
+          etag: 'lint-etag',
+          dstate: 'confirmed',
+          version: '1',
+        },
       });
       return { file, result };
     }),
