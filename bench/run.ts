@@ -4,9 +4,14 @@
  *   rate       fresh SUBSCRIBE dialogs per second at rising offered rates (SIPp)
  *   memory     RSS of the gateway holding many concurrent subscriptions (SIPp)
  *   fanout     one PUBLISH to N watchers of one user, time until all answered (SIPp)
+ *   teams-to-sip   Teams change in the Graph simulator -> NOTIFY at a SIP watcher, p50/p99 (bench/teams.ts)
+ *   sip-to-teams   SIP PUBLISH -> setPresence / clearPresence applied by the simulator, p50/p99
+ *   graph-budget   Graph requests per hour for 5,000 mapped users on 8 service accounts
  * Options: --only micro,rate,memory,fanout  --rates 1000,2000,...  --seconds 5
  *          --subscriptions 100000  --memory-rate 3000 (new subscriptions/s while filling)
  *          --watchers 10000  --instances 4 (SIPp processes for the watchers)
+ *          --teams-changes 1000  --teams-rate 40 (Teams changes/s)  --teams-users 8
+ *          --sip-rate 20 (PUBLISHes/s)  --sip-users 50  --budget-users 5000  --budget-window 90 (s)
  *          --strict (exit 1 when a target is missed)
  * Traffic stays on 127.0.0.1; every phase is bounded and the gateways are stopped at the end.
  */
@@ -15,14 +20,17 @@ import { benchParser } from './parser.js';
 import { benchUsers, runFanout, runMemory, runRateStep, type RateStepResult } from './sipp-load.js';
 import { startGateway, type GatewayProcess, type GatewayUser } from '../test/helpers/gateway-process.js';
 import { assertSippInstalled } from '../test/helpers/sipp.js';
+import { runGraphBudget, runSipToTeams, runTeamsToSip, type LatencyResult } from './teams.js';
 
-type Phase = 'micro' | 'rate' | 'memory' | 'fanout';
-const PHASES: readonly Phase[] = ['micro', 'rate', 'memory', 'fanout'];
+type Phase = 'micro' | 'rate' | 'memory' | 'fanout' | 'teams-to-sip' | 'sip-to-teams' | 'graph-budget';
+const PHASES: readonly Phase[] = ['micro', 'rate', 'memory', 'fanout', 'teams-to-sip', 'sip-to-teams', 'graph-budget'];
 
 const TARGETS = {
   subscriptionsPerSecond: 3000,
   memoryBytes: 400 * 1024 * 1024,
   fanoutMs: 1000,
+  teamsLatencyP99Ms: 50,
+  graphRequestsPerHour: 180_000,
 };
 
 interface Options {
@@ -33,6 +41,13 @@ interface Options {
   memoryRate: number;
   watchers: number;
   instances: number;
+  teamsChanges: number;
+  teamsRate: number;
+  teamsUsers: number;
+  sipRate: number;
+  sipUsers: number;
+  budgetUsers: number;
+  budgetWindow: number;
   strict: boolean;
 }
 
@@ -45,6 +60,13 @@ function parseOptions(argv: readonly string[]): Options {
     memoryRate: 3000,
     watchers: 10_000,
     instances: 4,
+    teamsChanges: 1000,
+    teamsRate: 40,
+    teamsUsers: 8,
+    sipRate: 20,
+    sipUsers: 50,
+    budgetUsers: 5000,
+    budgetWindow: 90,
     strict: false,
   };
   const positiveInts = (value: string | undefined, flag: string): number[] => {
@@ -81,6 +103,27 @@ function parseOptions(argv: readonly string[]): Options {
         break;
       case '--instances':
         options.instances = positiveInts(argv[++i], '--instances')[0]!;
+        break;
+      case '--teams-changes':
+        options.teamsChanges = positiveInts(argv[++i], '--teams-changes')[0]!;
+        break;
+      case '--teams-rate':
+        options.teamsRate = positiveInts(argv[++i], '--teams-rate')[0]!;
+        break;
+      case '--teams-users':
+        options.teamsUsers = positiveInts(argv[++i], '--teams-users')[0]!;
+        break;
+      case '--sip-rate':
+        options.sipRate = positiveInts(argv[++i], '--sip-rate')[0]!;
+        break;
+      case '--sip-users':
+        options.sipUsers = positiveInts(argv[++i], '--sip-users')[0]!;
+        break;
+      case '--budget-users':
+        options.budgetUsers = positiveInts(argv[++i], '--budget-users')[0]!;
+        break;
+      case '--budget-window':
+        options.budgetWindow = positiveInts(argv[++i], '--budget-window')[0]!;
         break;
       case '--strict':
         options.strict = true;
@@ -231,6 +274,103 @@ async function fanout(options: Options, users: GatewayUser[]): Promise<void> {
   });
 }
 
+function latencyVerdict(phase: string, r: LatencyResult): boolean {
+  const ok = r.missing === 0 && r.measured === r.changes && r.p99Ms < TARGETS.teamsLatencyP99Ms;
+  if (!ok) missed.push(phase);
+  if (r.gatewayErrors.length > 0) console.log(`gateway warnings/errors (last):\n  ${r.gatewayErrors.join('\n  ')}`);
+  return ok;
+}
+
+async function teamsToSip(options: Options): Promise<void> {
+  console.log(
+    `\n== Teams -> SIP: ${fmt(options.teamsChanges)} Teams changes (call / end-call alternating over ${options.teamsUsers} users, ` +
+      `sequential, <= ${options.teamsRate}/s) -> NOTIFY at a raw UDP watcher; gateway process, Graph simulator in the bench ==`,
+  );
+  const r = await runTeamsToSip({ changes: options.teamsChanges, ratePerSecond: options.teamsRate, userCount: options.teamsUsers, gatewayCommand });
+  console.table([
+    {
+      changes: fmt(r.changes),
+      measured: fmt(r.measured),
+      missing: fmt(r.missing),
+      'POST -> NOTIFY p50 ms': fmt(r.p50Ms, 2),
+      'p99 ms': fmt(r.p99Ms, 2),
+      'max ms': fmt(r.maxMs, 2),
+      'sim delivery p50/p99 ms (excluded)': `${fmt(r.deliveryP50Ms ?? Number.NaN, 2)} / ${fmt(r.deliveryP99Ms ?? Number.NaN, 2)}`,
+      'control -> NOTIFY p99 ms': fmt(r.totalP99Ms ?? Number.NaN, 2),
+      'Graph requests': fmt(r.graphRequests),
+      '429s': fmt(r.throttled),
+    },
+  ]);
+  const ok = latencyVerdict('teams-to-sip', r);
+  console.log(
+    `target: p99 < ${TARGETS.teamsLatencyP99Ms} ms from the simulator's change-notification POST to the NOTIFY at the watcher: ${ok ? 'met' : 'MISSED'}\n` +
+      "note: the clock starts when the simulator's notifier hands the POST to its HTTP client (its webhook client is wrapped in the bench, observe only),\n" +
+      '      so Graph delivery delay is excluded; the interval includes TLS to the webhook, the gateway\'s getPresencesByUserId look-up back to the\n' +
+      '      simulator, mapping and the NOTIFY; it stops at the UDP message event of the bench\'s own watcher (one socket, one clock; SIPp is not used\n' +
+      `      because its log timestamps cannot be tied to the control call). Gateway start until all users covered: ${fmt(r.startupMs / 1000, 1)} s.`,
+  );
+}
+
+async function sipToTeams(options: Options): Promise<void> {
+  console.log(
+    `\n== SIP -> Teams: ${fmt(options.teamsChanges)} PUBLISHes (on-the-phone on / off alternating over ${options.sipUsers} users, ` +
+      `sequential, <= ${options.sipRate}/s) -> setPresence / clearPresence applied by the simulator ==`,
+  );
+  const r = await runSipToTeams({ changes: options.teamsChanges, ratePerSecond: options.sipRate, userCount: options.sipUsers, gatewayCommand });
+  console.table([
+    {
+      changes: fmt(r.changes),
+      measured: fmt(r.measured),
+      missing: fmt(r.missing),
+      'PUBLISH -> Graph p50 ms': fmt(r.p50Ms, 2),
+      'p99 ms': fmt(r.p99Ms, 2),
+      'max ms': fmt(r.maxMs, 2),
+      'PUBLISH -> 200 p50 ms': fmt(r.publishP50Ms ?? Number.NaN, 2),
+      'Graph requests': fmt(r.graphRequests),
+      '429s': fmt(r.throttled),
+    },
+  ]);
+  const ok = latencyVerdict('sip-to-teams', r);
+  console.log(
+    `target: p99 < ${TARGETS.teamsLatencyP99Ms} ms from the PUBLISH datagram to the simulator applying the gateway's session write: ${ok ? 'met' : 'MISSED'}\n` +
+      "note: the clock stops in the simulator's presence engine (wrapped, observe only) when setPresence (Busy/InACall) or clearPresence\n" +
+      '      is applied, after TLS, HTTP parsing, the token check and the throttle; sequential changes, so the writer never coalesces; each change\n' +
+      `      also costs an echo read-back (notification + look-up), hence the pacing under the 1,500 / 30 s budget. Start-up: ${fmt(r.startupMs / 1000, 1)} s.`,
+  );
+}
+
+async function graphBudget(options: Options): Promise<void> {
+  console.log(
+    `\n== Graph budget: ${fmt(options.budgetUsers)} mapped users, ${Math.ceil(options.budgetUsers / 650)} service accounts, ` +
+      `~${options.budgetWindow} s measured window after start-up ==`,
+  );
+  const r = await runGraphBudget({ users: options.budgetUsers, windowSec: options.budgetWindow, gatewayCommand });
+  console.log(`start-up burst (measured, Graph requests from process start until every user was covered, ${fmt(r.startupMs / 1000, 1)} s): ${fmt(r.startupTotal)}`);
+  console.table(Object.entries(r.startup).map(([route, n]) => ({ route, requests: fmt(n) })));
+  console.log(`measured window (${fmt(r.windowSec, 0)} s, every route the simulator counted, Entra token requests included):`);
+  console.table(Object.entries(r.window).map(([route, n]) => ({ route, requests: fmt(n) })));
+  console.table(
+    r.lines.map((l) => ({
+      item: l.item,
+      'requests / event (measured)': fmt(l.perEvent, 2),
+      'events / hour (computed)': fmt(l.eventsPerHour, 2),
+      'requests / hour': fmt(l.perEvent * l.eventsPerHour),
+    })),
+  );
+  for (const l of r.lines) console.log(`  ${l.item}: ${l.basis}`);
+  const share = r.requestsPerHour / TARGETS.graphRequestsPerHour;
+  const ok = share < 1;
+  console.log(
+    `steady state: ${fmt(r.requestsPerHour)} Graph requests / hour = ${fmt(share * 100, 1)} % of the budget 1,500 / 30 s (${fmt(TARGETS.graphRequestsPerHour)} / hour): ${ok ? 'met' : 'MISSED'}\n` +
+      'note: per-event costs are measured on the simulator\'s request counters; events per hour come from the gateway\'s default schedule\n' +
+      '      (renew at 2/3 of 58 min, full read every 600 s, delta sync every 15 min) and the stated call / Teams-change assumptions.\n' +
+      '      Notification look-ups coalesce under load (one request for up to 650 users), so the look-up lines are an upper bound.\n' +
+      '      The budget is averaged per hour here; a burst (start-up, mass change) is paced by the gateway\'s own 1,500 / 30 s budget.',
+  );
+  if (r.gatewayErrors.length > 0) console.log(`gateway warnings/errors (last):\n  ${r.gatewayErrors.join('\n  ')}`);
+  if (!ok) missed.push('graph-budget');
+}
+
 async function main(): Promise<void> {
   const options = parseOptions(process.argv.slice(2));
   const needsSipp = ['rate', 'memory', 'fanout'].some((p) => options.phases.has(p as Phase));
@@ -241,6 +381,9 @@ async function main(): Promise<void> {
   if (options.phases.has('rate')) await rate(options, users);
   if (options.phases.has('memory')) await memory(options, users);
   if (options.phases.has('fanout')) await fanout(options, users);
+  if (options.phases.has('teams-to-sip')) await teamsToSip(options);
+  if (options.phases.has('sip-to-teams')) await sipToTeams(options);
+  if (options.phases.has('graph-budget')) await graphBudget(options);
   if (details.length > 0) console.log(`\n== SIPp details of failed runs ==\n${details.join('\n\n')}`);
   console.log(missed.length === 0 ? '\nall targets met' : `\ntargets missed: ${missed.join(', ')}`);
   if (options.strict && missed.length > 0) process.exitCode = 1;
