@@ -9,17 +9,9 @@ import type { GatewayConfig, UserConfig } from './config/schema.js';
 import { Directory, normalizeAor, type Person } from './core/directory.js';
 import { DEFAULT_TEAMS_TO_SIP, PRESENTING_AS_DND, type SipMeaning, type TeamsToSipTable } from './core/mapping.js';
 import { PresenceStore } from './core/presence-store.js';
-import {
-  createGraph,
-  JsonFileSubscriptionStateStore,
-  parseGraphConfig,
-  webhookPath,
-  type GraphConfig,
-  type GraphRuntime,
-} from './graph/index.js';
-import { DEFAULT_TENANT_DOMAIN, DEMO_APP, DEMO_SERVICE_ACCOUNT } from './graph-simulator/index.js';
-import { createServerCertificate } from './graph-simulator/certs.js';
-import { startRecordedSimulator } from './graph-simulator/recorded.js';
+// The Graph side (msal-node, the Graph client) and the simulator (node-forge) are loaded only
+// when configured: a SIP-only gateway should not carry them (about 20 MB of RSS).
+import type { GraphConfig, GraphRuntime } from './graph/index.js';
 import type { GraphSimulator } from './graph-simulator/index.js';
 import { startHttpServer, type HttpServer } from './http/server.js';
 import { SimpleServer } from './simple/sip-app.js';
@@ -77,6 +69,13 @@ interface DemoTenant {
  */
 async function startDemoTenant(config: GatewayConfig, logger: Logger): Promise<DemoTenant> {
   const options = config.graphSimulator!;
+  const [{ DEFAULT_TENANT_DOMAIN, DEMO_APP, DEMO_SERVICE_ACCOUNT }, { createServerCertificate }, { startRecordedSimulator }, { parseGraphConfig }] =
+    await Promise.all([
+      import('./graph-simulator/index.js'),
+      import('./graph-simulator/certs.js'),
+      import('./graph-simulator/recorded.js'),
+      import('./graph/index.js'),
+    ]);
   const { sim, caPath } = await startRecordedSimulator({
     port: options.port,
     ...(options.dir !== undefined ? { dir: options.dir } : {}),
@@ -141,7 +140,8 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
   let graph: GraphRuntime | undefined;
   const tls =
     demo?.tls ?? (config.http.tls !== undefined ? { cert: config.http.tls.certPath, key: config.http.tls.keyPath } : undefined);
-  const hookPath = graphConfig !== undefined ? webhookPath(graphConfig) : undefined;
+  const graphModule = graphConfig !== undefined ? await import('./graph/index.js') : undefined;
+  const hookPath = graphConfig !== undefined ? graphModule?.webhookPath(graphConfig) : undefined;
   const http = await startHttpServer({
     address: config.http.address,
     port: config.http.port,
@@ -152,7 +152,8 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
   });
   logger.info({ origin: http.origin }, 'http listening');
 
-  if (graphConfig !== undefined) {
+  if (graphConfig !== undefined && graphModule !== undefined) {
+    const { createGraph, JsonFileSubscriptionStateStore } = graphModule;
     graph = createGraph({
       config: graphConfig,
       directory,

@@ -132,6 +132,4 @@ export function isTransient(f: GraphFailure): boolean {
   return f.status === 0 || f.status === 401 || f.status === 408 || f.status === 429 || f.status >= 500;
 }
 
-export function isRecord(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
-}
+export { isRecord } from './json.js';

@@ -5,7 +5,7 @@
  * readings never overwrite newer ones.
  */
 import type { TeamsState } from '../core/person-state.js';
-import { isRecord } from './client.js';
+import { isRecord } from './json.js';
 
 const AVAILABILITY = [
   'Available',

@@ -5,7 +5,7 @@
  */
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { isRecord } from './client.js';
+import { isRecord } from './json.js';
 
 export interface SubscriptionRecord {
   /** Graph subscription id */

@@ -3,7 +3,7 @@
  * parsing of change and lifecycle notification batches. What to do with
  * them is the presence reader's business.
  */
-import { isRecord } from './client.js';
+import { isRecord } from './json.js';
 
 export interface WebhookReply {
   status: number;

@@ -6,7 +6,8 @@
 import { readFileSync } from 'node:fs';
 import Fastify from 'fastify';
 import type { Logger } from '../util/logger.js';
-import { graphWebhookRoute, type WebhookHandlers } from '../graph/index.js';
+import type { WebhookHandlers } from '../graph/webhook-handler.js';
+import { graphWebhookRoute } from '../graph/webhook-route.js';
 
 export interface HttpServerOptions {
   address: string;
