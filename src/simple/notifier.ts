@@ -27,7 +27,7 @@ import { aorOf, formatUri, parseNameAddr, parseUri, type SipUri } from '../sip/u
 import type { Logger } from '../util/logger.js';
 import type { TimerWheel } from '../util/timer-wheel.js';
 import type { EventPackage } from './event-package.js';
-import { contactValue, decideExpiry, nextHopOf, reply, type ExpiryBounds } from './sip-util.js';
+import { contactValue, decideExpiry, expiryRejection, nextHopOf, reply, type ExpiryBounds } from './sip-util.js';
 import type { InboundRequest, OutboundOptions, RequestSender } from './stack-port.js';
 import { detach, Subscription, type TerminationCause } from './subscription.js';
 
@@ -302,11 +302,7 @@ export class Notifier {
   }
 
   private rejectExpiry(req: InboundRequest, status: 400 | 423): void {
-    if (status === 423) {
-      req.respond(reply(req.request, 423, [['min-expires', String(this.bounds.minExpires)]]));
-    } else {
-      req.respond(reply(req.request, 400, undefined, { reason: 'Bad Request - invalid Expires' }));
-    }
+    req.respond(expiryRejection(req.request, status, this.bounds));
   }
 
   private acceptOf(request: SipRequest): MediaType[] | undefined {

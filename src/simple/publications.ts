@@ -13,7 +13,7 @@ import type { Logger } from '../util/logger.js';
 import type { TimerHandle, TimerWheel } from '../util/timer-wheel.js';
 import { telephonyFromDialogInfo, richStateFromPidf } from './convert.js';
 import { RESOURCE_SCHEMES, type ResourceResolver } from './notifier.js';
-import { decideExpiry, reply, safeReason, type ExpiryBounds } from './sip-util.js';
+import { decideExpiry, expiryRejection, reply, safeReason, type ExpiryBounds } from './sip-util.js';
 import type { InboundRequest } from './stack-port.js';
 
 export type PublishEvent = 'presence' | 'dialog';
@@ -132,8 +132,7 @@ export class Publications {
     }
     const expiry = decideExpiry(h.get('expires'), this.bounds, (v) => parseExpires(v));
     if (!expiry.ok) {
-      if (expiry.status === 423) req.respond(reply(request, 423, [['min-expires', String(this.bounds.minExpires)]]));
-      else req.respond(reply(request, 400, undefined, { reason: 'Bad Request - invalid Expires' }));
+      req.respond(expiryRejection(request, expiry.status, this.bounds));
       return;
     }
     const seconds = expiry.seconds;
@@ -200,7 +199,7 @@ export class Publications {
       this.byEtag.set(p.etag, p);
     }
     p.expiresAt = now + seconds * 1000;
-    if (p.timer === undefined) p.timer = this.wheel.schedule(p.expiresAt, () => this.expire(p));
+    if (p.timer === undefined) p.timer = this.wheel.schedule(p.expiresAt, this.expireCallback, p);
     else this.wheel.reschedule(p.timer, p.expiresAt);
     pub = p;
 
@@ -248,6 +247,8 @@ export class Publications {
     }
     this.compose(pub.resource, pub.event);
   }
+
+  private readonly expireCallback = (p: Publication): void => this.expire(p);
 
   private expire(pub: Publication): void {
     if (this.closed) return;

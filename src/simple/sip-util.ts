@@ -25,6 +25,13 @@ export function decideExpiry(header: string | undefined, bounds: ExpiryBounds, p
   return { ok: true, seconds: Math.min(requested, bounds.maxExpires) };
 }
 
+/** The answer to a refused Expires: 423 with Min-Expires (RFC 6665 §4.2.1.1, RFC 3903 §6), or 400. */
+export function expiryRejection(request: SipRequest, status: 400 | 423, bounds: ExpiryBounds): SipResponse {
+  return status === 423
+    ? reply(request, 423, [['min-expires', String(bounds.minExpires)]])
+    : reply(request, 400, undefined, { reason: 'Bad Request - invalid Expires' });
+}
+
 /** A response with extra headers appended after the copied ones. */
 export function reply(
   request: SipRequest,
