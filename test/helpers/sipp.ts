@@ -10,7 +10,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 import type { Test } from 'tap';
-import { repoRoot } from './gateway-process.js';
+import { repoRoot, startGateway, type GatewayProcess } from './gateway-process.js';
 import { freePort } from './ports.js';
 
 export const SIPP_BIN = process.env['SIPP'] ?? '/usr/bin/sipp';
@@ -327,4 +327,29 @@ export function expectSippOk(t: Pick<Test, 'equal' | 'comment'>, result: SippRes
   const ok = result.code === 0;
   if (!ok) t.comment(describeSipp(result));
   return t.equal(result.code, 0, `${what}: SIPp exit code 0`);
+}
+
+/** What a test file's hooks need of tap (the root `t`). */
+export interface TapHooks {
+  before(fn: () => Promise<void>): unknown;
+  teardown(fn: () => Promise<void>): unknown;
+}
+
+/**
+ * One gateway process (default users and config) for a whole interop test
+ * file: SIPp checked and the gateway started in `before`, stopped in `teardown`.
+ */
+export function gatewayFixture(tap: TapHooks): () => GatewayProcess {
+  let gateway: GatewayProcess | undefined;
+  tap.before(async () => {
+    assertSippInstalled();
+    gateway = await startGateway();
+  });
+  tap.teardown(async () => {
+    await gateway?.stop();
+  });
+  return () => {
+    if (gateway === undefined) throw new Error('gateway not started');
+    return gateway;
+  };
 }

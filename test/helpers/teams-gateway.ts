@@ -12,7 +12,7 @@ import { createCertificateAuthority, createServerCertificate, type CertificateWi
 import { startGraphSimulator, type GraphSimulator, type GraphSimulatorOptions, type SessionInfo } from '../../src/graph-simulator/index.js';
 import { DEFAULT_DOMAIN, startGateway, type GatewayProcess, type GatewayUser, type LogRecord } from './gateway-process.js';
 import { freePort } from './ports.js';
-import { describeSipp, runSipp, startSipp, type SippOptions, type SippResult, type SippRun, type SippTransport } from './sipp.js';
+import { assertSippInstalled, describeSipp, runSipp, type TapHooks, startSipp, type SippOptions, type SippResult, type SippRun, type SippTransport } from './sipp.js';
 
 /** The simulator's seeded Teams users, as gateway people (AoR user part = UPN without domain). */
 export const TEAMS_USERS: GatewayUser[] = [
@@ -205,4 +205,37 @@ export async function publishForEtag(
   const etag = line?.slice('etag '.length).trim() ?? '';
   if (result.code !== 0 || etag === '') throw new Error(`${options.scenario} failed:\n${describeSipp(result)}`);
   return { etag, result };
+}
+
+/**
+ * One simulator and one gateway process for a whole test file: started in
+ * `before` (after checking SIPp is there), stopped in `teardown`. `options`
+ * may be computed once the simulator runs (e.g. a port to leave unbound).
+ */
+export function teamsFixture(
+  tap: TapHooks,
+  options: Omit<TeamsGatewayOptions, 'stateDir'> | (() => Promise<Omit<TeamsGatewayOptions, 'stateDir'>>) = {},
+): { env: () => TeamsEnv; gw: () => GatewayProcess } {
+  let env: TeamsEnv | undefined;
+  let gateway: GatewayProcess | undefined;
+  tap.before(async () => {
+    assertSippInstalled();
+    env = await startTeamsEnv();
+    const extra = typeof options === 'function' ? await options() : options;
+    gateway = (await startTeamsGateway(env, { ...extra, stateDir: await env.newStateDir() })).gw;
+  });
+  tap.teardown(async () => {
+    await gateway?.stop();
+    await env?.close();
+  });
+  return {
+    env: () => {
+      if (env === undefined) throw new Error('simulator not started');
+      return env;
+    },
+    gw: () => {
+      if (gateway === undefined) throw new Error('gateway not started');
+      return gateway;
+    },
+  };
 }

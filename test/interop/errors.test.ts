@@ -3,27 +3,15 @@
  * refuse, with the RFC answer, over UDP and TCP. One gateway for the file.
  */
 import t from 'tap';
-import { errorRecords, startGateway, type GatewayProcess } from '../helpers/gateway-process.js';
-import { assertSippInstalled, expectSippOk, runSipp, type SippTransport } from '../helpers/sipp.js';
+import { errorRecords } from '../helpers/gateway-process.js';
+import { gatewayFixture, expectSippOk, runSipp, type SippTransport } from '../helpers/sipp.js';
 
 const TRANSPORTS: ReadonlyArray<readonly [string, SippTransport]> = [
   ['UDP', 'u1'],
   ['TCP', 't1'],
 ];
 
-let gateway: GatewayProcess | undefined;
-const gw = (): GatewayProcess => {
-  if (gateway === undefined) throw new Error('gateway not started');
-  return gateway;
-};
-
-t.before(async () => {
-  assertSippInstalled();
-  gateway = await startGateway();
-});
-t.teardown(async () => {
-  await gateway?.stop();
-});
+const gw = gatewayFixture(t);
 
 const CASES: ReadonlyArray<{ scenario: string; service: string; what: string }> = [
   { scenario: 'unknown-event', service: '1001', what: 'unknown event package gets 489 with Allow-Events' },

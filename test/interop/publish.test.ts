@@ -4,27 +4,15 @@
  * its own user so one run's publication cannot leak into the next.
  */
 import t from 'tap';
-import { errorRecords, startGateway, type GatewayProcess } from '../helpers/gateway-process.js';
-import { assertSippInstalled, expectSippOk, runSipp, startSipp, type SippTransport } from '../helpers/sipp.js';
+import { errorRecords } from '../helpers/gateway-process.js';
+import { gatewayFixture, expectSippOk, runSipp, startSipp, type SippTransport } from '../helpers/sipp.js';
 
 const TRANSPORTS: ReadonlyArray<readonly [string, SippTransport, string]> = [
   ['UDP', 'u1', '1002'],
   ['TCP', 't1', '1003'],
 ];
 
-let gateway: GatewayProcess | undefined;
-const gw = (): GatewayProcess => {
-  if (gateway === undefined) throw new Error('gateway not started');
-  return gateway;
-};
-
-t.before(async () => {
-  assertSippInstalled();
-  gateway = await startGateway();
-});
-t.teardown(async () => {
-  await gateway?.stop();
-});
+const gw = gatewayFixture(t);
 
 for (const [name, transport, user] of TRANSPORTS) {
   t.test(`PUBLISH on-the-phone reaches the watchers of that user over ${name}`, async (t) => {

@@ -3,27 +3,15 @@
  * (scenarios in sip-fixtures/scenarios). One gateway for the whole file.
  */
 import t from 'tap';
-import { errorRecords, startGateway, type GatewayProcess } from '../helpers/gateway-process.js';
-import { assertSippInstalled, expectSippOk, runSipp, sippCallId, type SippTransport } from '../helpers/sipp.js';
+import { errorRecords } from '../helpers/gateway-process.js';
+import { gatewayFixture, expectSippOk, runSipp, sippCallId, type SippTransport } from '../helpers/sipp.js';
 
 const TRANSPORTS: ReadonlyArray<readonly [string, SippTransport]> = [
   ['UDP', 'u1'],
   ['TCP', 't1'],
 ];
 
-let gateway: GatewayProcess | undefined;
-const gw = (): GatewayProcess => {
-  if (gateway === undefined) throw new Error('gateway not started');
-  return gateway;
-};
-
-t.before(async () => {
-  assertSippInstalled();
-  gateway = await startGateway();
-});
-t.teardown(async () => {
-  await gateway?.stop();
-});
+const gw = gatewayFixture(t);
 
 for (const [name, transport] of TRANSPORTS) {
   t.test(`presence SUBSCRIBE gets 200/202 and a PIDF NOTIFY over ${name}`, async (t) => {

@@ -4,40 +4,12 @@
  * confirmed dialog) through the https webhook, and the hang-up brings them back.
  */
 import t from 'tap';
-import { errorRecords, type GatewayProcess } from '../helpers/gateway-process.js';
-import { assertSippInstalled, type SippTransport } from '../helpers/sipp.js';
-import {
-  hasNoLiveDialog,
-  isConfirmedDialog,
-  isIdlePresence,
-  isOnThePhone,
-  startTeamsEnv,
-  startTeamsGateway,
-  startWatcher,
-  type TeamsEnv,
-} from '../helpers/teams-gateway.js';
+import { errorRecords } from '../helpers/gateway-process.js';
+import type { SippTransport } from '../helpers/sipp.js';
+import { hasNoLiveDialog, isConfirmedDialog, isIdlePresence, isOnThePhone, startWatcher, teamsFixture } from '../helpers/teams-gateway.js';
 
-let env: TeamsEnv | undefined;
-let gateway: GatewayProcess | undefined;
-const E = (): TeamsEnv => {
-  if (env === undefined) throw new Error('simulator not started');
-  return env;
-};
-const G = (): GatewayProcess => {
-  if (gateway === undefined) throw new Error('gateway not started');
-  return gateway;
-};
-
-t.before(async () => {
-  assertSippInstalled();
-  env = await startTeamsEnv();
-  // poll every 60 s: within these tests a change can only arrive by webhook
-  gateway = (await startTeamsGateway(env, { stateDir: await env.newStateDir(), pollIntervalSec: 60 })).gw;
-});
-t.teardown(async () => {
-  await gateway?.stop();
-  await env?.close();
-});
+// poll every 60 s: within these tests a change can only arrive by webhook
+const { env: E, gw: G } = teamsFixture(t, { pollIntervalSec: 60 });
 
 const CASES: ReadonlyArray<readonly [string, SippTransport, string, string]> = [
   ['UDP', 'u1', 'anna', '1001'],

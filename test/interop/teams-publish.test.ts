@@ -4,30 +4,11 @@
  * id = the app's client id), and goes away when the publication does.
  */
 import t from 'tap';
-import { errorRecords, type GatewayProcess } from '../helpers/gateway-process.js';
-import { assertSippInstalled, expectSippOk, runSipp } from '../helpers/sipp.js';
-import { appSession, eventually, publishForEtag, startTeamsEnv, startTeamsGateway, type TeamsEnv } from '../helpers/teams-gateway.js';
+import { errorRecords } from '../helpers/gateway-process.js';
+import { expectSippOk, runSipp } from '../helpers/sipp.js';
+import { appSession, eventually, publishForEtag, teamsFixture } from '../helpers/teams-gateway.js';
 
-let env: TeamsEnv | undefined;
-let gateway: GatewayProcess | undefined;
-const E = (): TeamsEnv => {
-  if (env === undefined) throw new Error('simulator not started');
-  return env;
-};
-const G = (): GatewayProcess => {
-  if (gateway === undefined) throw new Error('gateway not started');
-  return gateway;
-};
-
-t.before(async () => {
-  assertSippInstalled();
-  env = await startTeamsEnv();
-  gateway = (await startTeamsGateway(env, { stateDir: await env.newStateDir() })).gw;
-});
-t.teardown(async () => {
-  await gateway?.stop();
-  await env?.close();
-});
+const { env: E, gw: G } = teamsFixture(t);
 
 const busyInACall = (s: ReturnType<typeof appSession>): boolean => s?.availability === 'Busy' && s.activity === 'InACall';
 

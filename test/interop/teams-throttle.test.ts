@@ -6,19 +6,8 @@
  * final app session, and the gateway logged warnings at most, no errors.
  */
 import t from 'tap';
-import { errorRecords, type GatewayProcess } from '../helpers/gateway-process.js';
-import { assertSippInstalled } from '../helpers/sipp.js';
-import {
-  appSession,
-  eventually,
-  isOnThePhone,
-  publishForEtag,
-  startTeamsEnv,
-  startTeamsGateway,
-  startWatcher,
-  warnRecords,
-  type TeamsEnv,
-} from '../helpers/teams-gateway.js';
+import { errorRecords } from '../helpers/gateway-process.js';
+import { appSession, eventually, isOnThePhone, publishForEtag, startWatcher, teamsFixture, warnRecords } from '../helpers/teams-gateway.js';
 
 const STORM = 12;
 
@@ -29,26 +18,7 @@ function count429(requests: Record<string, number>): number {
   return n;
 }
 
-let env: TeamsEnv | undefined;
-let gateway: GatewayProcess | undefined;
-const E = (): TeamsEnv => {
-  if (env === undefined) throw new Error('simulator not started');
-  return env;
-};
-const G = (): GatewayProcess => {
-  if (gateway === undefined) throw new Error('gateway not started');
-  return gateway;
-};
-
-t.before(async () => {
-  assertSippInstalled();
-  env = await startTeamsEnv();
-  gateway = (await startTeamsGateway(env, { stateDir: await env.newStateDir() })).gw;
-});
-t.teardown(async () => {
-  await gateway?.stop();
-  await env?.close();
-});
+const { env: E, gw: G } = teamsFixture(t);
 
 t.test(`after ${STORM} x 429 (Retry-After: 1) everything converges`, async (t) => {
   const sim = E().sim;

@@ -8,40 +8,16 @@
  * one poll interval.
  */
 import t from 'tap';
-import { errorRecords, type GatewayProcess } from '../helpers/gateway-process.js';
+import { errorRecords } from '../helpers/gateway-process.js';
 import { freePort } from '../helpers/ports.js';
-import { assertSippInstalled } from '../helpers/sipp.js';
-import { eventually, isIdlePresence, isOnThePhone, startTeamsEnv, startTeamsGateway, startWatcher, type TeamsEnv } from '../helpers/teams-gateway.js';
+import { eventually, isIdlePresence, isOnThePhone, startWatcher, teamsFixture } from '../helpers/teams-gateway.js';
 
 const POLL_SEC = 5;
 
-let env: TeamsEnv | undefined;
-let gateway: GatewayProcess | undefined;
-const E = (): TeamsEnv => {
-  if (env === undefined) throw new Error('simulator not started');
-  return env;
-};
-const G = (): GatewayProcess => {
-  if (gateway === undefined) throw new Error('gateway not started');
-  return gateway;
-};
-
-t.before(async () => {
-  assertSippInstalled();
-  env = await startTeamsEnv();
-  const deadPort = await freePort(); // handed out once and never bound
-  gateway = (
-    await startTeamsGateway(env, {
-      stateDir: await env.newStateDir(),
-      pollIntervalSec: POLL_SEC,
-      webhookUrl: `https://127.0.0.1:${deadPort}/graph/notifications`,
-    })
-  ).gw;
-});
-t.teardown(async () => {
-  await gateway?.stop();
-  await env?.close();
-});
+const { env: E, gw: G } = teamsFixture(t, async () => ({
+  pollIntervalSec: POLL_SEC,
+  webhookUrl: `https://127.0.0.1:${await freePort()}/graph/notifications`, // handed out once and never bound
+}));
 
 t.test('without a reachable webhook there is no subscription', async (t) => {
   const sim = E().sim;
