@@ -1,4 +1,5 @@
 import type { Directory } from './directory.js';
+import { composeRich, composeTelephony } from './compose.js';
 import { isEcho, sameTarget, teamsTargetOf, type TeamsToSipTable } from './mapping.js';
 import type { PersonState, PresenceView, RichState, TeamsState, TeamsTarget, TelephonyState } from './person-state.js';
 import { deriveView, sameContent, type ViewOptions } from './view.js';
@@ -26,6 +27,22 @@ interface Entry {
   /** The last 'set' target and when it stopped being the target (echo suppression). */
   lastSet?: TeamsTarget;
   lastSetEndedAt?: number;
+  /** Telephony and rich state by feeder (publications, each trunk), composed into state. */
+  telephonySources?: Map<string, TelephonyState>;
+  sipSources?: Map<string, RichState>;
+}
+
+/** The feeder a caller names when it names none (the PUBLISH compositor). */
+export const DEFAULT_SOURCE = 'publish';
+
+function putSource<T>(map: Map<string, T> | undefined, source: string, value: T | undefined): Map<string, T> | undefined {
+  if (value === undefined) {
+    map?.delete(source);
+    return map;
+  }
+  const m = map ?? new Map<string, T>();
+  m.set(source, value);
+  return m;
 }
 
 const CLEAR: TeamsTarget = { kind: 'clear' };
@@ -82,17 +99,27 @@ export class PresenceStore {
     return this.entry(personId).target;
   }
 
-  setSip(personId: string, rich: RichState | undefined): void {
-    this.update(personId, (s) => {
-      if (rich === undefined) delete s.sip;
-      else s.sip = rich;
+  /**
+   * Rich SIP presence from one feeder (`source`: 'publish' for the PUBLISH
+   * compositor, `trunk:<name>` for an upstream subscription); the feeders of
+   * a person are composed (compose.ts).
+   */
+  setSip(personId: string, rich: RichState | undefined, source: string = DEFAULT_SOURCE): void {
+    this.update(personId, (s, e) => {
+      e.sipSources = putSource(e.sipSources, source, rich);
+      const composed = e.sipSources === undefined ? undefined : composeRich([...e.sipSources.values()]);
+      if (composed === undefined) delete s.sip;
+      else s.sip = composed;
     });
   }
 
-  setTelephony(personId: string, telephony: TelephonyState | undefined): void {
-    this.update(personId, (s) => {
-      if (telephony === undefined) delete s.telephony;
-      else s.telephony = telephony;
+  /** Telephony from one feeder, composed with the person's other feeders (several PBXs, phones' PUBLISH). */
+  setTelephony(personId: string, telephony: TelephonyState | undefined, source: string = DEFAULT_SOURCE): void {
+    this.update(personId, (s, e) => {
+      e.telephonySources = putSource(e.telephonySources, source, telephony);
+      const composed = e.telephonySources === undefined ? undefined : composeTelephony([...e.telephonySources.values()]);
+      if (composed === undefined) delete s.telephony;
+      else s.telephony = composed;
     });
   }
 
@@ -101,6 +128,19 @@ export class PresenceStore {
       if (teams === undefined) delete s.teams;
       else s.teams = teams;
     });
+  }
+
+  /**
+   * What Teams alone says about a person, as a view (for publishing Teams
+   * presence to a SIP presence server): undefined while Teams has said
+   * nothing; the gateway's own session read back says "available".
+   */
+  teamsPart(personId: string): PresenceView | undefined {
+    const e = this.entry(personId);
+    const teams = e.state.teams;
+    if (teams === undefined) return undefined;
+    const content = deriveView(personId, { teams }, { ...this.viewOptions, teamsIsEcho: this.teamsIsEcho(e), prefer: 'teams' });
+    return { personId, revision: e.view.revision, changedAt: teams.at, ...content };
   }
 
   onChange(listener: ChangeListener): () => void {
@@ -126,9 +166,9 @@ export class PresenceStore {
     );
   }
 
-  private update(personId: string, mutate: (s: PersonState) => void): void {
+  private update(personId: string, mutate: (s: PersonState, e: Entry) => void): void {
     const e = this.entry(personId);
-    mutate(e.state);
+    mutate(e.state, e);
 
     const target = teamsTargetOf(e.state);
     const targetChanged = !sameTarget(target, e.target);

@@ -98,3 +98,40 @@ t.test('unknown persons are refused', async (t) => {
   const { store } = setup();
   t.throws(() => store.view('nobody'), /unknown person/);
 });
+
+t.test('telephony from several feeders composes; clearing one feeder leaves the others', async (t) => {
+  const { store } = setup();
+  store.setTelephony('anna', { line: 'in-call', dnd: false, calls: [{ id: 'p1', phase: 'confirmed' }], origin: 'trunk:pbx', at: 1 }, 'trunk:pbx');
+  store.setTelephony('anna', { line: 'idle', dnd: true, calls: [], origin: 'publish', at: 2 });
+  t.equal(store.state('anna').telephony?.line, 'in-call', 'the busiest line of all feeders');
+  t.equal(store.state('anna').telephony?.dnd, true, 'DND from any feeder');
+  store.setTelephony('anna', undefined, 'trunk:pbx');
+  t.equal(store.state('anna').telephony?.line, 'idle', 'the PBX call is gone, the phone feeder stays');
+  t.equal(store.state('anna').telephony?.dnd, true);
+  store.setTelephony('anna', undefined);
+  t.equal(store.state('anna').telephony, undefined, 'no feeder left: no telephony');
+});
+
+t.test('rich state from several feeders composes (DND wins over idle)', async (t) => {
+  const { store } = setup();
+  store.setSip('ben', { basic: 'open', activities: ['dnd'], origin: 'trunk:cucm', at: 1 }, 'trunk:cucm');
+  store.setSip('ben', { basic: 'open', activities: [], origin: 'publish', at: 5 });
+  t.same(store.state('ben').sip?.activities, ['dnd']);
+  store.setSip('ben', undefined, 'trunk:cucm');
+  t.same(store.state('ben').sip?.activities, []);
+});
+
+t.test('teamsPart: what Teams alone says; the gateway\'s own session read back says available', async (t) => {
+  const { store } = setup();
+  t.equal(store.teamsPart('anna'), undefined, 'nothing from Teams yet');
+  store.setTeams('anna', { availability: 'Busy', activity: 'InACall', at: 3 });
+  store.setTelephony('anna', { line: 'ringing', dnd: false, calls: [], origin: 'pbx', at: 4 });
+  // The PBX line rings: the gateway's target is Busy/InACall, so this Teams reading is its own echo.
+  t.same(store.teamsPart('anna')?.activities, [], 'echo is not published as a Teams call');
+  store.setTelephony('anna', undefined);
+  store.setTeams('anna', { availability: 'DoNotDisturb', activity: 'Presenting', at: 9 });
+  const part = store.teamsPart('anna');
+  t.equal(part?.source, 'teams');
+  t.ok(part?.activities.includes('on-the-phone'), 'Presenting is on the phone by default');
+  t.equal(part?.ringing, false, 'no PBX state leaks into the Teams part');
+});
