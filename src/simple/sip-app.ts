@@ -14,6 +14,8 @@ import { PresencePackage } from './presence-package.js';
 import { PUBLISH_CONTENT_TYPES, Publications } from './publications.js';
 import { reply, type ExpiryBounds } from './sip-util.js';
 import type { InboundRequest, SimpleStack } from './stack-port.js';
+import type { SipResponse } from '../sip/message.js';
+import { parseNameAddr, parseUri } from '../sip/uri.js';
 
 export interface SimpleServerConfig {
   /** Our SIP domain (informational here; the directory decides what is local). */
@@ -22,6 +24,29 @@ export interface SimpleServerConfig {
   contactHost?: string;
   subscriptions: ExpiryBounds;
   publications: ExpiryBounds;
+}
+
+/** What the access check says about a request (the trunks layer decides; see app.ts). */
+export type AccessVerdict =
+  | { allow: true; trunk?: TrunkTraits }
+  | { allow: false; response: SipResponse };
+
+/** The parts of a trunk that change how its requests are served. */
+export interface TrunkTraits {
+  name: string;
+  /** The trunk may SUBSCRIBE/PUBLISH/NOTIFY to us ('inbound' direction). */
+  inbound: boolean;
+  /** NOTIFY outside any of our subscriptions is accepted (Cisco "unsolicited notification"). */
+  unsolicitedNotify: boolean;
+  /** PUBLISH is accepted (Asterisk outbound_publish). */
+  inboundPublish: boolean;
+}
+
+/** The upstream watcher's entry points (src/simple/upstream-watcher.ts). */
+export interface UpstreamNotifyHandler {
+  /** True when the NOTIFY belonged to one of our subscriptions (and was answered). */
+  handleNotify(req: InboundRequest): boolean;
+  handleUnsolicited(req: InboundRequest, trunk: string, personId: string): void;
 }
 
 export interface SimpleServerOptions {
@@ -36,6 +61,10 @@ export interface SimpleServerOptions {
   wheel?: TimerWheel;
   /** Host name resolution for watcher Contacts (default dns.lookup). */
   lookup?: HostLookup;
+  /** Who may send what (default: everyone). */
+  access?: (req: InboundRequest) => AccessVerdict;
+  /** NOTIFYs for the gateway's own upstream subscriptions. */
+  upstream?: UpstreamNotifyHandler;
 }
 
 /** Methods served here (Allow). */
@@ -61,11 +90,17 @@ export class SimpleServer {
   private readonly logger: Logger;
   private readonly unsubscribeStore: () => void;
   private readonly acceptList: string;
+  private readonly access: ((req: InboundRequest) => AccessVerdict) | undefined;
+  private readonly directory: Directory;
+  private upstream: UpstreamNotifyHandler | undefined;
   private closed = false;
 
   constructor(options: SimpleServerOptions) {
     const { directory, store, config, logger } = options;
     this.logger = logger;
+    this.directory = directory;
+    this.access = options.access;
+    this.upstream = options.upstream;
     const now = options.now ?? Date.now;
     this.wheel =
       options.wheel ??
@@ -108,15 +143,40 @@ export class SimpleServer {
     return { subscriptions: this.notifier.counts(), publications: this.publications.size };
   }
 
+  /** Attach the upstream watcher (it is built after the server, on the same stack). */
+  setUpstream(upstream: UpstreamNotifyHandler): void {
+    this.upstream = upstream;
+  }
+
   handleRequest(req: InboundRequest): void {
     if (this.closed) return;
     const { request } = req;
     try {
+      if (request.method === 'ACK') return;
+      // Our own upstream subscriptions' NOTIFYs come from the trunks we subscribed at.
+      if (request.method === 'NOTIFY' && this.upstream?.handleNotify(req) === true) return;
+      let trunk: TrunkTraits | undefined;
+      if (this.access !== undefined) {
+        const verdict = this.access(req);
+        if (!verdict.allow) {
+          req.respond(verdict.response);
+          return;
+        }
+        trunk = verdict.trunk;
+        if (trunk !== undefined && !trunk.inbound && request.method !== 'OPTIONS') {
+          req.respond(reply(request, 403, undefined, { reason: 'Forbidden - trunk not configured for inbound requests' }));
+          return;
+        }
+      }
       switch (request.method) {
         case 'SUBSCRIBE':
           this.notifier.handleSubscribe(req);
           return;
         case 'PUBLISH':
+          if (trunk !== undefined && !trunk.inboundPublish) {
+            req.respond(reply(request, 403, undefined, { reason: 'Forbidden - PUBLISH not accepted from this trunk' }));
+            return;
+          }
           this.publications.handlePublish(req);
           return;
         case 'OPTIONS':
@@ -129,10 +189,7 @@ export class SimpleServer {
           );
           return;
         case 'NOTIFY':
-          // We hold no subscriptions of our own (yet): no dialog can match (RFC 6665 §4.1.3).
-          req.respond(reply(request, 481, undefined, { reason: 'Subscription Does Not Exist' }));
-          return;
-        case 'ACK':
+          this.handleStrayNotify(req, trunk);
           return;
         default:
           if (KNOWN_METHODS.has(request.method)) {
@@ -149,6 +206,27 @@ export class SimpleServer {
         // the transaction may already be answered
       }
     }
+  }
+
+  /** A NOTIFY that matched none of our subscriptions: unsolicited state from a trunk allowed to push, else 481. */
+  private handleStrayNotify(req: InboundRequest, trunk: TrunkTraits | undefined): void {
+    const { request } = req;
+    if (trunk?.unsolicitedNotify === true && this.upstream !== undefined && request.headers.has('to')) {
+      const to = parseNameAddr(request.headers.get('to') ?? '');
+      const target = parseUri(request.uri);
+      // The person is named by the Request-URI, or by To when the Request-URI is the gateway itself.
+      const person =
+        (target?.user !== undefined ? this.directory.findBySip(target.user, target.host) : undefined) ??
+        (to?.uri.user !== undefined ? this.directory.findBySip(to.uri.user, to.uri.host) : undefined);
+      if (person === undefined) {
+        req.respond(reply(request, 404, undefined, { reason: 'Not Found - no such user' }));
+        return;
+      }
+      this.upstream.handleUnsolicited(req, trunk.name, person.id);
+      return;
+    }
+    // No dialog of ours matches (RFC 6665 §4.1.3).
+    req.respond(reply(request, 481, undefined, { reason: 'Subscription Does Not Exist' }));
   }
 
   /** Stop expiries and notifications. No terminating NOTIFYs: subscriptions are to survive a restart. */
