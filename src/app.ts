@@ -14,7 +14,10 @@ import { PresenceStore } from './core/presence-store.js';
 import type { GraphConfig, GraphRuntime } from './graph/index.js';
 import type { GraphSimulator } from './graph-simulator/index.js';
 import { startHttpServer, type HttpServer } from './http/server.js';
+import { attachResourceLists, type ResourceLists } from './simple/resource-lists.js';
 import { SimpleServer } from './simple/sip-app.js';
+import { createTrunkSide, startUpstream, type TrunkSide, type UpstreamSide } from './trunk-wiring.js';
+import { TimerWheel } from './util/timer-wheel.js';
 import { SipStack } from './sip/stack.js';
 import { parseUri } from './sip/uri.js';
 import type { Logger } from './util/logger.js';
@@ -24,6 +27,9 @@ export interface Gateway {
   readonly directory: Directory;
   readonly store: PresenceStore;
   readonly simple: SimpleServer;
+  readonly lists: ResourceLists;
+  readonly trunks: TrunkSide;
+  readonly upstream: UpstreamSide;
   readonly http: HttpServer;
   readonly graph: GraphRuntime | undefined;
   /** The built-in Graph simulator, in demo mode. */
@@ -127,13 +133,27 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
     const bound = stack.localEndpoint(l.transport);
     logger.info({ transport: l.transport, address: bound?.address ?? l.address, port: bound?.port ?? l.port }, 'sip listening');
   }
+  // One timing wheel for every expiry, refresh and ping (subscriptions, publications, trunks).
+  const wheel = new TimerWheel({ onError: (err: unknown) => logger.error({ err }, 'timer callback failed') });
+  const trunks = createTrunkSide(config, stack, logger, wheel);
   const simple = new SimpleServer({
     stack,
     directory,
     store,
-    config: { domain: config.sip.domain, subscriptions: config.subscriptions, publications: config.publications },
+    config: {
+      domain: config.sip.domain,
+      subscriptions: config.subscriptions,
+      publications: config.publications,
+      watcherProfiles: config.sip.watcherProfiles,
+    },
     logger,
+    wheel,
+    access: (req) => trunks.verdict(req),
   });
+  const lists = attachResourceLists(simple.notifier, (l) => store.onChange(l), config.lists, { directory, logger });
+  await trunks.registry.start();
+  const upstream = startUpstream({ config, sender: stack, trunks, directory, store, wheel, logger });
+  simple.setUpstream(upstream.watcher);
 
   const demo = config.graphSimulator !== undefined ? await startDemoTenant(config, logger) : undefined;
   const graphConfig = demo?.graph ?? config.graph;
@@ -169,13 +189,21 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
     directory,
     store,
     simple,
+    lists,
+    trunks,
+    upstream,
     http,
     graph,
     simulator: demo?.simulator,
     async stop() {
       // A stop ends nothing towards watchers (no terminating NOTIFYs) nor Graph subscriptions (reused on restart).
       await graph?.stop();
+      // Upstream: publications removed and subscriptions ended at the trunks while the stack still runs.
+      await upstream.close();
+      trunks.registry.close();
+      lists.close();
       simple.close();
+      wheel.close();
       await http.close();
       await stack.close();
       await demo?.simulator.close();

@@ -32,3 +32,25 @@ export {
   type DialogParticipant,
   type DialogStateName,
 } from './dialog-info.js';
+export {
+  NS_RLMI,
+  RLMI_CONTENT_TYPE,
+  buildRlmi,
+  parseRlmi,
+  type RlmiDocument,
+  type RlmiInstance,
+  type RlmiInstanceState,
+  type RlmiName,
+  type RlmiResource,
+} from './rlmi.js';
+export {
+  MULTIPART_RELATED,
+  buildMultipartRelated,
+  parseMultipartRelated,
+  rootPart,
+  type BuildMultipartOptions,
+  type BuiltMultipart,
+  type MimePart,
+  type MultipartRelated,
+  type ParseMultipartOptions,
+} from './multipart.js';

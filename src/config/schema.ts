@@ -1,14 +1,43 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { graphConfigSchema } from '../graph/config.js';
+import { adminSchema } from './admin.js';
+import { listMemberIssues, listsSchema } from './lists.js';
+import { storeConfigSchema } from './store.js';
+import { accessSchema, trunksSchema, unknownTrunkUsers } from './trunks.js';
+import { watcherProfilesSchema } from './watcher-profiles.js';
 
 const port = z.number().int().min(0, 'a port from 0 to 65535').max(65535, 'a port from 0 to 65535');
 
-const listen = z.strictObject({
-  transport: z.enum(['udp', 'tcp'], { message: 'one of: udp, tcp' }),
-  address: z.string().refine((a) => isIP(a) !== 0, { message: 'an IPv4 or IPv6 address to bind, e.g. 0.0.0.0 or 127.0.0.1' }),
-  port,
-});
+const listen = z
+  .strictObject({
+    transport: z.enum(['udp', 'tcp', 'tls', 'ws', 'wss'], { message: 'one of: udp, tcp, tls, ws, wss' }),
+    address: z.string().refine((a) => isIP(a) !== 0, { message: 'an IPv4 or IPv6 address to bind, e.g. 0.0.0.0 or 127.0.0.1' }),
+    port,
+    /** tls and wss: the server certificate (PEM files); requestClientCert asks peers for theirs (mutual TLS). */
+    tls: z
+      .strictObject({
+        certPath: z.string().min(1, 'a PEM certificate file'),
+        keyPath: z.string().min(1, 'the PEM private key file of that certificate'),
+        caPath: z.string().min(1, 'a PEM file of the CAs whose client certificates are accepted').optional(),
+        requestClientCert: z.boolean().default(false),
+      })
+      .optional(),
+    /** ws and wss: the HTTP path of the WebSocket upgrade (RFC 7118). */
+    path: z.string().regex(/^\/[\x21-\x7e]*$/, 'an absolute HTTP path like / or /sip').optional(),
+  })
+  .superRefine((l, ctx) => {
+    const secure = l.transport === 'tls' || l.transport === 'wss';
+    if (secure && l.tls === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['tls'], message: `a ${l.transport} listener needs tls: { certPath, keyPath }` });
+    }
+    if (!secure && l.tls !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['tls'], message: `tls settings apply to tls and wss listeners only; remove them or use transport: ${l.transport === 'ws' ? 'wss' : 'tls'}` });
+    }
+    if (l.path !== undefined && l.transport !== 'ws' && l.transport !== 'wss') {
+      ctx.addIssue({ code: 'custom', path: ['path'], message: 'path applies to ws and wss listeners only; remove it' });
+    }
+  });
 
 /** Expiry bounds of one kind of soft state (RFC 6665 subscriptions, RFC 3903 publications). */
 function expiryBounds(defaults: { min: number; max: number; def: number }) {
@@ -58,8 +87,20 @@ export const configSchema = z
         /** UDP socket buffers: a 10k-watcher fan-out's answers arrive in one burst. */
         udpBufferBytes: z.number().int().min(65_536).max(268_435_456).default(4_194_304),
         userAgent: z.string().default('presence-gateway'),
+        /** Who may send requests: trunk addresses, trusted networks, digest users (default: restricted once a trunk or user exists). */
+        access: accessSchema,
+        /** Output flavour per watcher by User-Agent (Cisco, Polycom, Asterisk-style, plain RFC). */
+        watcherProfiles: watcherProfilesSchema,
       })
       .prefault({}),
+    /** PBXs and presence servers the gateway watches, publishes to and accepts requests from. */
+    trunks: trunksSchema,
+    /** Resource lists (RFC 4662): groups served as list URIs. */
+    lists: listsSchema,
+    /** Where SIP and Graph state survives restarts (SQLite). */
+    store: storeConfigSchema,
+    /** Admin API, diagnostics page and metrics token. Leave out to serve none of them. */
+    admin: adminSchema.optional(),
     subscriptions: expiryBounds({ min: 60, max: 3600, def: 3600 }),
     publications: expiryBounds({ min: 60, max: 3600, def: 3600 }),
     http: z
@@ -135,6 +176,15 @@ export const configSchema = z
         ctx.addIssue({ code: 'custom', path: ['users', i, 'id'], message: `duplicate id "${u.id}" (also users[${first}])` });
       } else ids.set(u.id, i);
     });
+    const userIds = new Set(cfg.users.map((u) => u.id));
+    for (const message of unknownTrunkUsers(cfg.trunks, userIds)) {
+      const m = /^trunks\[(\d+)\]\.users\[(\d+)\]: (.*)$/.exec(message);
+      if (m !== null) ctx.addIssue({ code: 'custom', path: ['trunks', Number(m[1]), 'users', Number(m[2])], message: m[3]! });
+      else ctx.addIssue({ code: 'custom', path: ['trunks'], message });
+    }
+    for (const issue of listMemberIssues(cfg.lists, userIds)) {
+      ctx.addIssue({ code: 'custom', path: ['lists', ...issue.path], message: issue.message });
+    }
     const exts = new Map<string, number>();
     cfg.users.forEach((u, i) => {
       if (u.extension === undefined) return;

@@ -1,5 +1,6 @@
 /**
- * The gateway's HTTP side (fastify): health and the Microsoft Graph webhook.
+ * The gateway's HTTP side (fastify): health, the Microsoft Graph webhook,
+ * Prometheus metrics, the admin API and the diagnostics page.
  * Graph only delivers to https, so production runs it with a certificate (or
  * behind a TLS-terminating reverse proxy that forwards to it).
  */
@@ -8,6 +9,12 @@ import Fastify from 'fastify';
 import type { Logger } from '../util/logger.js';
 import type { WebhookHandlers } from '../graph/webhook-handler.js';
 import { graphWebhookRoute } from '../graph/webhook-route.js';
+import { adminApi } from './admin.js';
+import type { AdminSource } from './admin-source.js';
+import { diagnosticsPage } from './diagnostics-page.js';
+import type { Metrics } from './metrics.js';
+import type { WebhookInfo } from './rows.js';
+import { TokenCheck } from './token.js';
 
 export interface HttpServerOptions {
   address: string;
@@ -19,6 +26,10 @@ export interface HttpServerOptions {
   graphWebhook?: { path: string; handlers: () => WebhookHandlers | undefined };
   /** Readiness: every listed component up. */
   ready?: () => Record<string, boolean>;
+  /** GET /metrics (Prometheus text); with `token`, only for `Authorization: Bearer <token>`. */
+  metrics?: { metrics: Metrics; token?: string };
+  /** The admin API under /api and the diagnostics page at / and /diagnostics. */
+  admin?: { token: string; source: AdminSource; heartbeatMs?: number; statusMs?: number };
 }
 
 export interface HttpServer {
@@ -44,6 +55,40 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     const ok = Object.values(parts).every(Boolean);
     return reply.code(ok ? 200 : 503).send({ ready: ok, ...parts });
   });
+  // Webhook reachability: Graph's deliveries (and validation requests) as they are answered.
+  const hook: WebhookInfo | undefined = options.graphWebhook !== undefined ? { path: options.graphWebhook.path, deliveries: 0 } : undefined;
+  if (hook !== undefined) {
+    app.addHook('onResponse', async (request, reply) => {
+      if (request.routeOptions.url !== hook.path) return;
+      hook.deliveries++;
+      hook.lastDeliveryAt = Date.now();
+      hook.lastStatus = reply.statusCode;
+      const validation = typeof (request.query as Record<string, unknown> | undefined)?.['validationToken'] === 'string';
+      options.metrics?.metrics.webhookDelivery(validation ? 'validation' : reply.statusCode < 300 ? 'accepted' : 'rejected');
+    });
+  }
+  if (options.metrics !== undefined) {
+    const { metrics, token } = options.metrics;
+    const check = token !== undefined ? new TokenCheck(token) : undefined;
+    app.get('/metrics', async (request, reply) => {
+      if (check !== undefined && !check.matches(TokenCheck.fromHeader(request.headers.authorization))) {
+        return reply.code(401).header('www-authenticate', 'Bearer realm="presence-gateway metrics"').send({ error: 'unauthorized' });
+      }
+      return reply.type(metrics.contentType).send(await metrics.text());
+    });
+  }
+  if (options.admin !== undefined) {
+    const admin = options.admin;
+    await app.register(adminApi, {
+      prefix: '/api',
+      source: admin.source,
+      token: admin.token,
+      ...(hook !== undefined ? { webhook: () => hook } : {}),
+      ...(admin.heartbeatMs !== undefined ? { heartbeatMs: admin.heartbeatMs } : {}),
+      ...(admin.statusMs !== undefined ? { statusMs: admin.statusMs } : {}),
+    });
+    await app.register(diagnosticsPage);
+  }
   if (options.graphWebhook !== undefined) {
     await app.register(graphWebhookRoute, { path: options.graphWebhook.path, handlers: options.graphWebhook.handlers });
   }

@@ -4,11 +4,16 @@
  * formats it makes, and how to render a resource's full state in one.
  */
 import type { MediaType } from '../sip/header-values.js';
+import type { WatcherInfo } from './watcher-profile.js';
 
 /** A body format a subscription was granted; packages hand out shared instances. */
 export interface BodyFormat {
   readonly contentType: string;
-  /** Package-specific rendering variant (e.g. 'cisco' for the Cisco PIDF flavor). */
+  /**
+   * Package-specific rendering variant, named for the output profile it
+   * renders for ('rfc', 'cisco' in presence; 'rfc', 'polycom', 'asterisk' in
+   * dialog; see watcher-profile.ts). Rendering caches key by it.
+   */
   readonly variant: string;
 }
 
@@ -28,8 +33,9 @@ export interface EventPackage {
   /**
    * The format for a watcher's Accept list, undefined when it names nothing we make (406).
    * `accept` is undefined when the SUBSCRIBE had no Accept header (use the default, RFC 6665 §7.2).
+   * `watcher` (User-Agent, a profile the caller decided) selects the output profile.
    */
-  negotiate(accept: readonly MediaType[] | undefined): BodyFormat | undefined;
+  negotiate(accept: readonly MediaType[] | undefined, watcher?: WatcherInfo): BodyFormat | undefined;
   /** Full state of `resource` (RFC 6665 §4.2.2: every NOTIFY carries it). */
   render(resource: string, ctx: RenderContext): Buffer;
   /** The notifier no longer has any subscription to `resource` (drop caches). */

@@ -30,6 +30,8 @@ import type { EventPackage } from './event-package.js';
 import { contactValue, decideExpiry, expiryRejection, nextHopOf, reply, type ExpiryBounds } from './sip-util.js';
 import type { InboundRequest, OutboundOptions, RequestSender } from './stack-port.js';
 import { detach, Subscription, type TerminationCause } from './subscription.js';
+import type { ListHooks } from './resource-lists.js';
+import { watcherInfoOf } from './watcher-profile.js';
 
 /** Maps a Request-URI's user and host to a resource id (a person), undefined if unknown. */
 export type ResourceResolver = (user: string | undefined, host: string) => string | undefined;
@@ -88,6 +90,8 @@ export class Notifier {
   private readonly lookup: HostLookup;
   private readonly contactHost: string | undefined;
   private readonly contactCache = new Map<string, string>();
+  /** Resource lists served here (RFC 4662), see resource-lists.ts. */
+  private lists: ListHooks | undefined = undefined;
   private closed = false;
 
   constructor(options: NotifierOptions) {
@@ -99,6 +103,11 @@ export class Notifier {
     this.now = options.now ?? Date.now;
     this.lookup = options.lookup ?? (async (host) => (await dnsLookup(host)).address);
     this.contactHost = options.contactHost;
+  }
+
+  /** Serve resource lists through `hooks` (undefined: stop serving them). */
+  attachLists(hooks: ListHooks | undefined): void {
+    this.lists = hooks;
   }
 
   register(pkg: EventPackage): void {
@@ -180,12 +189,20 @@ export class Notifier {
       req.respond(reply(request, 416));
       return;
     }
-    const resource = this.resolveResource(target.user, target.host);
+    const listResource = this.lists?.match(target.user, target.host, pkg.event);
+    const resource = listResource ?? this.resolveResource(target.user, target.host);
     if (resource === undefined) {
       req.respond(reply(request, 404));
       return;
     }
-    const format = pkg.negotiate(this.acceptOf(request));
+    if (listResource !== undefined) {
+      const refusal = this.lists!.refuse(request, this.acceptOf(request), pkg);
+      if (refusal !== undefined) {
+        req.respond(refusal);
+        return;
+      }
+    }
+    const format = pkg.negotiate(this.acceptOf(request), watcherInfoOf(req));
     if (format === undefined) {
       req.respond(reply(request, 406, [['accept', pkg.contentTypes.join(', ')]]));
       return;
@@ -224,10 +241,9 @@ export class Notifier {
       transport: req.local.protocol,
       connectionId: req.connectionId,
     });
+    if (listResource !== undefined) sub.list = this.lists!.open(listResource, sub);
     const seconds = expiry.seconds;
-    req.respond(
-      reply(request, 200, [['expires', String(seconds)], ['contact', this.responseContact(req)]], { toTag: localTag }),
-    );
+    req.respond(reply(request, 200, this.okHeaders(seconds, req, sub), { toTag: localTag }));
 
     const now = this.now();
     if (seconds === 0) {
@@ -290,7 +306,7 @@ export class Notifier {
       sub.destination = undefined;
     }
     const seconds = d.expiry.seconds;
-    req.respond(reply(request, 200, [['expires', String(seconds)], ['contact', this.responseContact(req)]]));
+    req.respond(reply(request, 200, this.okHeaders(seconds, req, sub)));
     if (seconds === 0) {
       this.end(sub, 'unsubscribed');
       return;
@@ -298,7 +314,16 @@ export class Notifier {
     sub.activate(this.now() + seconds * 1000);
     if (sub.timer !== undefined) this.wheel.reschedule(sub.timer, sub.expiresAt);
     this.logger.info({ user: sub.resource, callId: sub.callId, event: pkg.event, expires: seconds }, 'subscription refreshed');
+    // RFC 4662 §4.5: a refreshed list subscription gets the full state again.
+    sub.list?.fullStateNext();
     this.notify(sub);
+  }
+
+  /** Headers of a 200 to SUBSCRIBE; RFC 4662 §4.1: Require: eventlist when it is a list subscription. */
+  private okHeaders(seconds: number, req: InboundRequest, sub: Subscription): Array<[string, string]> {
+    const extra: Array<[string, string]> = [['expires', String(seconds)], ['contact', this.responseContact(req)]];
+    if (sub.list !== undefined) extra.push(['require', 'eventlist']);
+    return extra;
   }
 
   private rejectExpiry(req: InboundRequest, status: 400 | 423): void {
@@ -433,13 +458,15 @@ export class Notifier {
     sub.inFlight = true;
     sub.dirty = false;
     let body: Buffer = EMPTY_BODY;
+    let contentType = sub.format.contentType;
     try {
-      body = sub.pkg.render(sub.resource, { entity: sub.entity, format: sub.format, version: sub.version });
+      if (sub.list !== undefined) ({ body, contentType } = sub.list.render(sub));
+      else body = sub.pkg.render(sub.resource, { entity: sub.entity, format: sub.format, version: sub.version });
     } catch (error) {
       this.logger.error({ err: error, user: sub.resource, event: sub.event }, 'rendering a NOTIFY body failed');
     }
     sub.version++;
-    const request = this.buildNotify(sub, body, now);
+    const request = this.buildNotify(sub, body, now, contentType);
     this.dispatch(sub, request).then(
       (response) => this.onNotifyResponse(sub, response),
       (error: unknown) => {
@@ -450,7 +477,7 @@ export class Notifier {
   }
 
   /** RFC 3261 §12.2.1.1: a request within the dialog, built from its state. */
-  private buildNotify(sub: Subscription, body: Buffer, now: number): SipRequest {
+  private buildNotify(sub: Subscription, body: Buffer, now: number, contentType: string): SipRequest {
     const headers = new Headers();
     let requestUri = sub.remoteTarget;
     if (sub.routeSet.length > 0) {
@@ -471,7 +498,9 @@ export class Notifier {
     headers.append('event', sub.eventHeaderValue());
     headers.append('subscription-state', sub.subscriptionStateValue(now));
     headers.append('contact', this.ourContact(sub));
-    if (body.length > 0) headers.append('content-type', sub.format.contentType);
+    // RFC 4662 §4.1: every NOTIFY of a list subscription carries Require: eventlist.
+    if (sub.list !== undefined) headers.append('require', 'eventlist');
+    if (body.length > 0) headers.append('content-type', contentType);
     return createRequest('NOTIFY', requestUri, headers, body);
   }
 
@@ -530,6 +559,8 @@ export class Notifier {
     if (this.closed) return;
     const status = response.status;
     if (status >= 300) {
+      // A list watcher that missed a partial state gets the full state next time.
+      sub.list?.fullStateNext();
       if (TERMINATING_NOTIFY_STATUS.has(status)) {
         // RFC 6665 §4.2.2: the watcher is gone; nothing more is sent to it.
         this.logger.info({ user: sub.resource, callId: sub.callId, event: sub.event, status }, 'NOTIFY failed, ending subscription');

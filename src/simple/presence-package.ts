@@ -1,21 +1,33 @@
 /**
  * The `presence` event package (RFC 3856): a person's view as PIDF (RFC 3863)
- * with RPID activities (RFC 4480), in the Cisco flavor for watchers that only
- * take application/cpim-pidf+xml (Cisco phones light BLF from person activities:
- * on-the-phone, ce:alerting, ce:dnd, an empty activities element when idle).
+ * with RPID activities (RFC 4480). Watchers with the `cisco` output profile
+ * (watcher-profile.ts), and watchers that only take application/cpim-pidf+xml,
+ * get the Cisco flavor: Cisco phones light BLF only from person activities
+ * (on-the-phone, ce:alerting, busy, ce:dnd) and get an empty activities
+ * element when idle. The other profiles get the RFC flavor.
  */
 import { buildPidf, type PidfActivity, type PidfDocument } from '../bodies/index.js';
 import type { PresenceView } from '../core/person-state.js';
 import type { MediaType } from '../sip/header-values.js';
 import { RevisionCache } from './body-cache.js';
 import { chooseContentType, type BodyFormat, type EventPackage, type RenderContext } from './event-package.js';
+import { defaultWatcherProfileSelector, type WatcherInfo, type WatcherProfileSelector } from './watcher-profile.js';
 
 export const PIDF = 'application/pidf+xml';
 export const CPIM_PIDF = 'application/cpim-pidf+xml';
 
 const PIDF_FORMAT: BodyFormat = Object.freeze({ contentType: PIDF, variant: 'rfc' });
+const PIDF_CISCO_FORMAT: BodyFormat = Object.freeze({ contentType: PIDF, variant: 'cisco' });
 const CPIM_FORMAT: BodyFormat = Object.freeze({ contentType: CPIM_PIDF, variant: 'rfc' });
 const CISCO_FORMAT: BodyFormat = Object.freeze({ contentType: CPIM_PIDF, variant: 'cisco' });
+
+/** Options shared by the event packages. */
+export interface PackageOptions {
+  /** Output profile selection by User-Agent (default: the built-in rules only). */
+  profiles?: WatcherProfileSelector;
+  /** A person's extension (the dialog id of the single-dialog profile); default the subscribed user part. */
+  extensionOf?: (resource: string) => string | undefined;
+}
 
 /** Where the package reads a resource's current view (the PresenceStore). */
 export interface ViewSource {
@@ -30,7 +42,10 @@ export function xmlId(prefix: string, id: string): string {
 const rpid = (name: string): PidfActivity => ({ name, ns: 'rpid' });
 const cisco = (name: string): PidfActivity => ({ name, ns: 'cisco' });
 
-/** The PIDF document for a view; `flavor` 'cisco' swaps in ce:alerting / ce:dnd. */
+/**
+ * The PIDF document for a view; `flavor` 'cisco' swaps in ce:alerting for
+ * on-the-phone while ringing and ce:dnd for busy while DND (CUCM style).
+ */
 export function presenceDocument(view: PresenceView, entity: string, flavor: 'rfc' | 'cisco'): PidfDocument {
   const activities: PidfActivity[] = [];
   if (flavor === 'cisco') {
@@ -65,15 +80,26 @@ export class PresencePackage implements EventPackage {
   readonly event = 'presence';
   readonly contentTypes: readonly string[] = [PIDF, CPIM_PIDF];
   private readonly cache = new RevisionCache<Buffer>();
+  private readonly profiles: WatcherProfileSelector;
 
-  constructor(private readonly source: ViewSource) {}
+  constructor(
+    private readonly source: ViewSource,
+    options: PackageOptions = {},
+  ) {
+    this.profiles = options.profiles ?? defaultWatcherProfileSelector;
+  }
 
-  negotiate(accept: readonly MediaType[] | undefined): BodyFormat | undefined {
+  negotiate(accept: readonly MediaType[] | undefined, watcher?: WatcherInfo): BodyFormat | undefined {
     // RFC 3856 §6.7: without Accept the body is application/pidf+xml.
-    if (accept === undefined) return PIDF_FORMAT;
-    const chosen = chooseContentType(accept, this.contentTypes);
-    if (chosen === PIDF) return PIDF_FORMAT;
+    const chosen = accept === undefined ? PIDF : chooseContentType(accept, this.contentTypes);
     if (chosen === undefined) return undefined;
+    const profile = this.profiles.select(watcher);
+    if (profile !== undefined) {
+      const cisco = profile === 'cisco';
+      if (chosen === PIDF) return cisco ? PIDF_CISCO_FORMAT : PIDF_FORMAT;
+      return cisco ? CISCO_FORMAT : CPIM_FORMAT;
+    }
+    if (chosen === PIDF || accept === undefined) return PIDF_FORMAT;
     // cpim-pidf preferred: the Cisco flavor only when plain pidf+xml is not acceptable at all.
     return chooseContentType(accept, [PIDF]) === undefined ? CISCO_FORMAT : CPIM_FORMAT;
   }

@@ -14,6 +14,7 @@ import { PresencePackage } from './presence-package.js';
 import { PUBLISH_CONTENT_TYPES, Publications } from './publications.js';
 import { reply, type ExpiryBounds } from './sip-util.js';
 import type { InboundRequest, SimpleStack } from './stack-port.js';
+import { WatcherProfileSelector, type WatcherProfile, type WatcherProfileRule } from './watcher-profile.js';
 import type { SipResponse } from '../sip/message.js';
 import { parseNameAddr, parseUri } from '../sip/uri.js';
 
@@ -24,6 +25,8 @@ export interface SimpleServerConfig {
   contactHost?: string;
   subscriptions: ExpiryBounds;
   publications: ExpiryBounds;
+  /** Output profile rules by User-Agent, tried before the built-in ones. */
+  watcherProfiles?: readonly WatcherProfileRule[];
 }
 
 /** What the access check says about a request (the trunks layer decides; see app.ts). */
@@ -40,6 +43,8 @@ export interface TrunkTraits {
   unsolicitedNotify: boolean;
   /** PUBLISH is accepted (Asterisk outbound_publish). */
   inboundPublish: boolean;
+  /** The body flavour its SUBSCRIBEs get (wins over User-Agent rules). */
+  output?: WatcherProfile;
 }
 
 /** The upstream watcher's entry points (src/simple/upstream-watcher.ts). */
@@ -119,8 +124,13 @@ export class SimpleServer {
     if (options.lookup !== undefined) notifierOptions.lookup = options.lookup;
     if (config.contactHost !== undefined) notifierOptions.contactHost = config.contactHost;
     this.notifier = new Notifier(notifierOptions);
-    this.notifier.register(new PresencePackage(store));
-    this.notifier.register(new DialogPackage(store));
+    const packageOptions = {
+      profiles: new WatcherProfileSelector(config.watcherProfiles ?? []),
+      // The single-dialog (Asterisk-style) profile names the dialog after the extension.
+      extensionOf: (resource: string) => directory.get(resource)?.extension,
+    };
+    this.notifier.register(new PresencePackage(store, packageOptions));
+    this.notifier.register(new DialogPackage(store, packageOptions));
 
     this.publications = new Publications({
       sink: store,
@@ -163,6 +173,7 @@ export class SimpleServer {
           return;
         }
         trunk = verdict.trunk;
+        if (trunk?.output !== undefined) req.watcherProfile = trunk.output;
         if (trunk !== undefined && !trunk.inbound && request.method !== 'OPTIONS') {
           req.respond(reply(request, 403, undefined, { reason: 'Forbidden - trunk not configured for inbound requests' }));
           return;

@@ -3,12 +3,15 @@
  * structurally so the real SipStack fits and tests can pass a small fake.
  */
 import type { Endpoint, SipRequest, SipResponse, TransportProtocol } from '../sip/message.js';
+import type { WatcherProfile } from './watcher-profile.js';
 
 export interface InboundRequest {
   readonly request: SipRequest;
   readonly source: Endpoint;
   readonly local: Endpoint;
   readonly connectionId?: string;
+  /** Output profile decided by access control (the trunk the request came from); wins over User-Agent rules. */
+  watcherProfile?: WatcherProfile;
   respond(response: SipResponse): void;
 }
 

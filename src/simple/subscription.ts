@@ -6,6 +6,7 @@
 import type { Endpoint, TransportProtocol } from '../sip/message.js';
 import type { TimerHandle } from '../util/timer-wheel.js';
 import type { BodyFormat, EventPackage } from './event-package.js';
+import type { ListSubscription } from './resource-lists.js';
 
 /**
  * RFC 6665 §4.2 notifier states. `pending` is not used: everyone the
@@ -94,6 +95,8 @@ export class Subscription {
   /** The terminating NOTIFY has gone out (or must not be sent). */
   finalSent = false;
   cause: TerminationCause | undefined = undefined;
+  /** Set when the subscription is to a resource list (RFC 4662): it renders the NOTIFY bodies. */
+  list: ListSubscription | undefined = undefined;
 
   constructor(init: SubscriptionInit) {
     this.pkg = init.pkg;

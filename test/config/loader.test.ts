@@ -47,7 +47,7 @@ t.test('an unknown key is named, with a hint', async (t) => {
 
 t.test('an unknown transport lists the choices', async (t) => {
   const p = problems(() => parseConfig('sip:\n  listen:\n    - { transport: sctp, address: 127.0.0.1, port: 5060 }\n'));
-  t.match(p[0], /sip\.listen\[0\]\.transport: expected one of: udp, tcp \(got "sctp"\)/);
+  t.match(p[0], /sip\.listen\[0\]\.transport: expected one of: udp, tcp, tls, ws, wss \(got "sctp"\)/);
 });
 
 t.test('inconsistent expiry bounds are refused', async (t) => {
@@ -111,4 +111,25 @@ t.test('graph and graphSimulator exclude each other; graph errors name the path'
     ),
   );
   t.ok(both.some((x) => /^graphSimulator: graphSimulator runs the demo tenant/.test(x)), both.join('\n'));
+});
+
+t.test('secure listeners need a certificate; tls and path only where they apply', async (t) => {
+  const p = problems(() =>
+    parseConfig(
+      'sip:\n  listen:\n    - { transport: tls, address: 127.0.0.1, port: 5061 }\n    - { transport: udp, address: 127.0.0.1, port: 5060, path: /sip }\n    - { transport: tcp, address: 127.0.0.1, port: 5060, tls: { certPath: a.pem, keyPath: a.key } }\n',
+    ),
+  );
+  t.ok(p.some((l) => /sip\.listen\[0\]\.tls: .*needs tls: \{ certPath, keyPath \}/.test(l)), p.join('\n'));
+  t.ok(p.some((l) => /sip\.listen\[1\]\.path: path applies to ws and wss listeners only/.test(l)), p.join('\n'));
+  t.ok(p.some((l) => /sip\.listen\[2\]\.tls: tls settings apply to tls and wss listeners only.*use transport: tls/.test(l)), p.join('\n'));
+});
+
+t.test('trunk users and list members must be configured users', async (t) => {
+  const p = problems(() =>
+    parseConfig(
+      'users:\n  - { id: anna, displayName: Anna }\ntrunks:\n  - { name: pbx, address: "sip:10.0.0.5", users: [anna, zoe] }\nlists:\n  groups:\n    - { name: sales, uri: "sip:sales@example.com", members: [anna, max] }\n',
+    ),
+  );
+  t.ok(p.some((l) => /^trunks\[0\]\.users\[1\]: "zoe" is not the id of any entry of users/.test(l)), p.join('\n'));
+  t.ok(p.some((l) => /^lists\.groups\[0\]\.members\[1\]: "max" is not the id/.test(l)), p.join('\n'));
 });

@@ -1,0 +1,85 @@
+/**
+ * What the admin API and the diagnostics page read and do, as one interface
+ * the composition root implements (app.ts). The HTTP side imports no SIP,
+ * Graph or trunk code: statuses are described here structurally, field for
+ * field compatible with GraphRuntime.status() and Trunk.status().
+ */
+import type { Person } from '../core/directory.js';
+import type { HistoryEntry } from '../core/history.js';
+import type { PersonState, PresenceView } from '../core/person-state.js';
+
+export type WatcherEvent = 'presence' | 'dialog';
+export type WatcherProfileName = 'rfc' | 'cisco' | 'polycom' | 'asterisk';
+export const WATCHER_EVENTS: readonly WatcherEvent[] = ['presence', 'dialog'];
+export const WATCHER_PROFILES: readonly WatcherProfileName[] = ['rfc', 'cisco', 'polycom', 'asterisk'];
+
+/** One trunk's state (src/trunks TrunkStatus fits). */
+export interface TrunkInfo {
+  name: string;
+  profile: string;
+  directions: readonly string[];
+  reachable: boolean | undefined;
+  rttMs?: number;
+  lastPingAt?: number;
+  authenticated: boolean | undefined;
+  subscriptions: { up: number; down: number };
+  publications: { up: number; down: number };
+  lastError?: { at: number; message: string };
+}
+
+/** One Graph change-notification subscription (src/graph SubscriptionStatus fits). */
+export interface GraphSubscriptionInfo {
+  account: string;
+  users: number;
+  subscriptionId?: string;
+  /** ISO time */
+  expiresAt?: string;
+  state: 'active' | 'pending' | 'failed' | 'unused';
+  failures: number;
+  lastError?: string;
+}
+
+/** The Graph side's state (GraphRuntime.status() fits). */
+export interface GraphInfo {
+  started: boolean;
+  tokens: ReadonlyArray<{ name: string; ok: boolean; lastAcquiredAt?: number; lastError?: string }>;
+  budget?: { throttled: number; pausedUntil?: number };
+  reader: {
+    users: number;
+    lastPollAt?: string;
+    lastPollError?: string;
+    subscriptions: readonly GraphSubscriptionInfo[];
+  };
+}
+
+export interface RenderedBody {
+  contentType: string;
+  body: string;
+}
+
+export interface ResyncResult {
+  ok: boolean;
+  /** what was done or why not, for a person */
+  detail: string;
+}
+
+export interface AdminSource {
+  /** Every configured person, in directory order. */
+  persons(): readonly Person[];
+  /** The person's sources and the derived view (PresenceStore.state / .view). */
+  state(personId: string): PersonState;
+  view(personId: string): PresenceView;
+  /** Recent view changes, oldest first (ChangeHistory.entries). */
+  history(personId: string): readonly HistoryEntry[];
+  /** Live watcher subscriptions to the person, by event package. */
+  watchers(personId: string): Readonly<Record<string, number>>;
+  /** Called synchronously on every view change (PresenceStore.onChange); returns the unsubscribe. */
+  onChange(listener: (personId: string) => void): () => void;
+  trunks(): readonly TrunkInfo[];
+  /** undefined: no Graph side configured. */
+  graph(): GraphInfo | undefined;
+  /** Read the person's Teams presence again and re-announce the view to watchers. */
+  resync(personId: string): Promise<ResyncResult>;
+  /** The body a new watcher of `event` with `profile` would get now; undefined: unknown person. */
+  render(personId: string, event: WatcherEvent, profile: WatcherProfileName): RenderedBody | undefined;
+}

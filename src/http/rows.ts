@@ -1,0 +1,215 @@
+/**
+ * The JSON shapes of the admin API: one row per user (both presences, what
+ * watchers see, the last change) and the connector list of the diagnostics
+ * page. Built from an AdminSource; no wire formats here.
+ */
+import type { Person } from '../core/directory.js';
+import type { HistoryEntry } from '../core/history.js';
+import type { PresenceView } from '../core/person-state.js';
+import type { AdminSource, GraphInfo, TrunkInfo } from './admin-source.js';
+
+/** One word for what a watcher's lamp shows, for filtering. */
+export type SeenState = 'ringing' | 'on-the-phone' | 'dnd' | 'busy' | 'meeting' | 'away' | 'offline' | 'available';
+export const SEEN_STATES: readonly SeenState[] = ['available', 'ringing', 'on-the-phone', 'dnd', 'busy', 'meeting', 'away', 'offline'];
+
+export interface UserRow {
+  id: string;
+  name: string;
+  extension: string | null;
+  aors: string[];
+  teams: { userId: string | null; upn: string | null } | null;
+  teamsPresence: { availability: string; activity: string; statusMessage: string | null; at: number } | null;
+  telephony: { line: string; dnd: boolean; calls: number; origin: string; at: number } | null;
+  sip: { basic: string; activities: string[]; note: string | null; origin: string; at: number } | null;
+  watchersSee: {
+    state: SeenState;
+    basic: string;
+    activities: string[];
+    dnd: boolean;
+    ringing: boolean;
+    note: string | null;
+    calls: Array<{ id: string; phase: string; direction: string | null; synthetic: boolean }>;
+    source: string;
+  };
+  revision: number;
+  lastChange: { at: number; source: string };
+}
+
+export interface HistoryRow {
+  at: number;
+  source: string;
+  revision: number;
+  state: SeenState;
+  activities: string[];
+  dnd: boolean;
+  calls: number;
+  note: string | null;
+}
+
+export interface UserDetail extends UserRow {
+  watchers: Record<string, number>;
+  history: HistoryRow[];
+}
+
+export function seenState(view: PresenceView): SeenState {
+  if (view.ringing) return 'ringing';
+  const a = view.activities;
+  if (a.includes('on-the-phone') || view.calls.some((c) => c.phase === 'confirmed')) return 'on-the-phone';
+  if (view.dnd) return 'dnd';
+  if (a.includes('busy')) return 'busy';
+  if (a.includes('meeting')) return 'meeting';
+  if (a.includes('away') || a.includes('vacation') || a.includes('steppingout')) return 'away';
+  if (view.basic === 'closed') return 'offline';
+  return 'available';
+}
+
+export function userRow(source: AdminSource, person: Person, last?: HistoryEntry): UserRow {
+  const view = source.view(person.id);
+  const state = source.state(person.id);
+  const t = state.teams;
+  const tel = state.telephony;
+  const sip = state.sip;
+  const lastEntry = last ?? lastOf(source.history(person.id));
+  return {
+    id: person.id,
+    name: person.displayName,
+    extension: person.extension ?? null,
+    aors: [...person.sipAors],
+    teams: person.teams !== undefined ? { userId: person.teams.userId ?? null, upn: person.teams.upn ?? null } : null,
+    teamsPresence:
+      t !== undefined ? { availability: t.availability, activity: t.activity, statusMessage: t.statusMessage ?? null, at: t.at } : null,
+    telephony:
+      tel !== undefined
+        ? { line: tel.line, dnd: tel.dnd, calls: tel.calls.filter((c) => c.phase !== 'terminated').length, origin: tel.origin, at: tel.at }
+        : null,
+    sip: sip !== undefined ? { basic: sip.basic, activities: [...sip.activities], note: sip.note ?? null, origin: sip.origin, at: sip.at } : null,
+    watchersSee: {
+      state: seenState(view),
+      basic: view.basic,
+      activities: [...view.activities],
+      dnd: view.dnd,
+      ringing: view.ringing,
+      note: view.note ?? null,
+      calls: view.calls.map((c) => ({ id: c.id, phase: c.phase, direction: c.direction ?? null, synthetic: c.synthetic === true })),
+      source: view.source,
+    },
+    revision: view.revision,
+    lastChange:
+      lastEntry !== undefined && lastEntry.view.revision === view.revision
+        ? { at: lastEntry.at, source: lastEntry.source }
+        : { at: view.changedAt, source: view.source },
+  };
+}
+
+function lastOf(entries: readonly HistoryEntry[]): HistoryEntry | undefined {
+  return entries.length > 0 ? entries[entries.length - 1] : undefined;
+}
+
+export function userDetail(source: AdminSource, person: Person): UserDetail {
+  const history = source.history(person.id);
+  return {
+    ...userRow(source, person, lastOf(history)),
+    watchers: { ...source.watchers(person.id) },
+    history: history.map((h) => ({
+      at: h.at,
+      source: h.source,
+      revision: h.view.revision,
+      state: seenState(h.view),
+      activities: [...h.view.activities],
+      dnd: h.view.dnd,
+      calls: h.view.calls.length,
+      note: h.view.note ?? null,
+    })),
+  };
+}
+
+export type ConnectorKind = 'trunk' | 'graph-auth' | 'graph-subscription' | 'graph-poll' | 'webhook';
+
+export interface Connector {
+  kind: ConnectorKind;
+  name: string;
+  /** true: up, false: down, null: not known yet */
+  ok: boolean | null;
+  detail: string;
+  /** ms since epoch, when the connector has a relevant time (expiry, last delivery) */
+  at?: number;
+}
+
+export interface WebhookInfo {
+  path: string;
+  lastDeliveryAt?: number;
+  lastStatus?: number;
+  deliveries: number;
+}
+
+function trunkConnector(t: TrunkInfo): Connector {
+  const ok = t.reachable === false || t.authenticated === false ? false : t.reachable === true ? true : null;
+  const parts: string[] = [`${t.profile}, ${t.directions.join('+')}`];
+  if (t.reachable === false) parts.push('unreachable');
+  if (t.authenticated === false) parts.push('authentication failed');
+  if (t.rttMs !== undefined) parts.push(`rtt ${Math.round(t.rttMs)} ms`);
+  parts.push(`subscriptions ${t.subscriptions.up} up / ${t.subscriptions.down} down`);
+  if (t.publications.up + t.publications.down > 0) parts.push(`publications ${t.publications.up} up / ${t.publications.down} down`);
+  if (t.lastError !== undefined) parts.push(`last error: ${t.lastError.message}`);
+  const c: Connector = { kind: 'trunk', name: t.name, ok, detail: parts.join('; ') };
+  if (t.lastError !== undefined) c.at = t.lastError.at;
+  return c;
+}
+
+function graphConnectors(g: GraphInfo, now: number): Connector[] {
+  const out: Connector[] = [];
+  for (const tok of g.tokens) {
+    const c: Connector = {
+      kind: 'graph-auth',
+      name: tok.name,
+      ok: tok.ok ? true : tok.lastError !== undefined ? false : null,
+      detail: tok.ok ? 'token acquired' : (tok.lastError ?? 'no token yet'),
+    };
+    if (tok.lastAcquiredAt !== undefined) c.at = tok.lastAcquiredAt;
+    out.push(c);
+  }
+  for (const s of g.reader.subscriptions) {
+    if (s.state === 'unused') continue;
+    const expires = s.expiresAt !== undefined ? Date.parse(s.expiresAt) : NaN;
+    const live = s.state === 'active' && (Number.isNaN(expires) || expires > now);
+    const ok = live ? true : s.state === 'pending' ? null : false;
+    const parts = [`${s.state}, ${s.users} users`];
+    if (!Number.isNaN(expires)) parts.push(`expires ${new Date(expires).toISOString()}`);
+    if (s.lastError !== undefined) parts.push(`last error: ${s.lastError}`);
+    const c: Connector = { kind: 'graph-subscription', name: s.account, ok, detail: parts.join('; ') };
+    if (!Number.isNaN(expires)) c.at = expires;
+    out.push(c);
+  }
+  if (g.reader.lastPollAt !== undefined || g.reader.lastPollError !== undefined) {
+    const c: Connector = {
+      kind: 'graph-poll',
+      name: 'polling',
+      ok: g.reader.lastPollError === undefined,
+      detail: g.reader.lastPollError ?? `${g.reader.users} users read`,
+    };
+    if (g.reader.lastPollAt !== undefined) c.at = Date.parse(g.reader.lastPollAt);
+    out.push(c);
+  }
+  return out;
+}
+
+/** Every connector with its colour; the webhook counts as reachable once Graph has delivered to it. */
+export function connectors(source: AdminSource, webhook: WebhookInfo | undefined, now: number = Date.now()): Connector[] {
+  const out = source.trunks().map(trunkConnector);
+  const g = source.graph();
+  if (g !== undefined) out.push(...graphConnectors(g, now));
+  if (webhook !== undefined) {
+    const c: Connector = {
+      kind: 'webhook',
+      name: webhook.path,
+      ok: webhook.lastStatus === undefined ? null : webhook.lastStatus < 300,
+      detail:
+        webhook.lastDeliveryAt === undefined
+          ? 'no delivery from Graph yet'
+          : `${webhook.deliveries} deliveries; last answered ${webhook.lastStatus ?? '?'}`,
+    };
+    if (webhook.lastDeliveryAt !== undefined) c.at = webhook.lastDeliveryAt;
+    out.push(c);
+  }
+  return out;
+}

@@ -1,0 +1,357 @@
+/**
+ * The resource list server (RFC 4662): configured groups of people served as
+ * list URIs for the `presence` and `dialog` packages. A list subscription is
+ * an ordinary notifier subscription whose bodies this module renders:
+ * multipart/related with an RLMI root and one part per member, the member
+ * parts rendered by the subscription's own package in its negotiated format.
+ *
+ * Full state first (and after a refresh or a failed NOTIFY), then partial
+ * state: member changes are gathered per list for `batchMs` and each
+ * subscription collects the members it has not been sent yet, so nothing is
+ * lost while one of its NOTIFYs is outstanding. A member change costs
+ * O(lists containing the member).
+ */
+import { buildMultipartRelated, type MimePart } from '../bodies/multipart.js';
+import { buildRlmi, RLMI_CONTENT_TYPE, type RlmiInstance, type RlmiResource } from '../bodies/rlmi.js';
+import type { ListsConfig } from '../config/lists.js';
+import type { MediaType } from '../sip/header-values.js';
+import type { SipRequest, SipResponse } from '../sip/message.js';
+import { parseUri } from '../sip/uri.js';
+import type { Logger } from '../util/logger.js';
+import { chooseContentType, type EventPackage } from './event-package.js';
+import type { Notifier } from './notifier.js';
+import { reply } from './sip-util.js';
+import type { Subscription, TerminationCause } from './subscription.js';
+
+export const EVENTLIST = 'eventlist';
+const MULTIPART_RELATED = 'multipart/related';
+/** Packages whose resources can be listed. */
+const LIST_EVENTS: ReadonlySet<string> = new Set(['presence', 'dialog']);
+const RLMI_PART_TYPE = `${RLMI_CONTENT_TYPE};charset="UTF-8"`;
+const BINARY: [string, string] = ['Content-Transfer-Encoding', 'binary'];
+
+/** What the notifier asks of the list server (implemented by ResourceLists). */
+export interface ListHooks {
+  /** The list resource id a Request-URI names for `event`, undefined when it names no list. */
+  match(user: string | undefined, host: string, event: string): string | undefined;
+  /** The refusal for a SUBSCRIBE to a list (421, 406), undefined when it may have it. */
+  refuse(request: SipRequest, accept: readonly MediaType[] | undefined, pkg: EventPackage): SipResponse | undefined;
+  /** Per-subscription list state for a new subscription to `resource`. */
+  open(resource: string, sub: Subscription): ListSubscription;
+}
+
+/** Who the members are (the Directory fits). */
+export interface ListMemberDirectory {
+  get(id: string): { displayName: string } | undefined;
+  primaryAor(id: string): string | undefined;
+  isLocalHost(host: string): boolean;
+}
+
+/** Schedules `fn` after `ms`; returns a cancel function. */
+export type BatchScheduler = (fn: () => void, ms: number) => () => void;
+
+const defaultScheduler: BatchScheduler = (fn, ms) => {
+  const t = setTimeout(fn, ms);
+  t.unref();
+  return () => clearTimeout(t);
+};
+
+interface ListDef {
+  readonly name: string;
+  /** Notifier resource id: `list:<name>` (person ids cannot hold a colon). */
+  readonly resource: string;
+  readonly uri: string;
+  readonly host: string;
+  readonly displayName: string | undefined;
+  /** Right part of Content-IDs: the list host as a dot-atom. */
+  readonly cidDomain: string;
+  readonly members: readonly string[];
+  /** Member id → position in `members`. */
+  readonly position: ReadonlyMap<string, number>;
+  /** Members changed since the last batch went out. */
+  changed: Set<string>;
+  cancelBatch: (() => void) | undefined;
+}
+
+const INSTANCE_REASON: Readonly<Record<TerminationCause, string | undefined>> = {
+  timeout: 'timeout',
+  unsubscribed: undefined,
+  fetch: undefined,
+  noresource: 'noresource',
+  rejected: 'rejected',
+  'notify-failed': undefined,
+};
+
+/** Content-ID left part: dot-atom text only (RFC 2392 / RFC 5322 §3.2.3). */
+function cidToken(s: string): string {
+  return s.replace(/[^A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]/g, '-');
+}
+
+function hasOptionTag(request: SipRequest, tag: string): boolean {
+  for (const v of request.headers.getAll('supported')) if (v.trim().toLowerCase() === tag) return true;
+  return false;
+}
+
+/** One subscription's view of its list: what it has not been sent yet. */
+export class ListSubscription {
+  /** The next NOTIFY carries the full state. */
+  private full = true;
+  /** Members changed since this subscription's last NOTIFY. */
+  private pending: Set<string> | undefined = undefined;
+  /** Per-member body version (RFC 4235 §4.1 counts per resource), made on first use. */
+  private versions: Uint32Array | undefined = undefined;
+
+  constructor(
+    private readonly def: ListDef,
+    private readonly directory: ListMemberDirectory,
+  ) {}
+
+  get listName(): string {
+    return this.def.name;
+  }
+
+  /** True while the next NOTIFY would carry the full state. */
+  get fullStatePending(): boolean {
+    return this.full;
+  }
+
+  /** Members waiting to be sent in the next partial NOTIFY. */
+  pendingMembers(): string[] {
+    return this.pending === undefined ? [] : [...this.pending];
+  }
+
+  /** The next NOTIFY carries the full state (refresh, a refused NOTIFY). */
+  fullStateNext(): void {
+    this.full = true;
+    this.pending = undefined;
+  }
+
+  /** Members whose state changed. */
+  changed(members: ReadonlySet<string>): void {
+    if (this.full) return; // the full state will carry them
+    if (this.pending === undefined) this.pending = new Set(members);
+    else for (const m of members) this.pending.add(m);
+  }
+
+  /** The multipart/related body for the next NOTIFY of `sub`, and its Content-Type. */
+  render(sub: Subscription): { body: Buffer; contentType: string } {
+    const def = this.def;
+    const ending = sub.state === 'terminated' && sub.cause !== 'fetch';
+    // RFC 4662 §4.5: the first NOTIFY carries the full state, later ones what changed.
+    const full = this.full || ending;
+    let members: readonly string[];
+    if (full) members = def.members;
+    else if (this.pending === undefined) members = [];
+    else {
+      const pending = this.pending;
+      members = def.members.filter((m) => pending.has(m));
+    }
+    this.full = false;
+    this.pending = undefined;
+
+    const token = `${cidToken(sub.localTag)}.${sub.version}`;
+    const domain = def.cidDomain;
+    const rootCid = `list.${token}@${domain}`;
+    const parts: MimePart[] = [];
+    const resources: RlmiResource[] = [];
+    for (const id of members) {
+      const person = this.directory.get(id);
+      const uri = this.directory.primaryAor(id) ?? `sip:${id}@${def.host}`;
+      const resource: RlmiResource = { uri, names: person === undefined ? [] : [{ value: person.displayName }], instances: [] };
+      resources.push(resource);
+      const instance: RlmiInstance = { id: cidToken(id), state: 'active' };
+      resource.instances.push(instance);
+      if (person === undefined || ending) {
+        instance.state = 'terminated';
+        const reason = person === undefined ? 'noresource' : INSTANCE_REASON[sub.cause ?? 'timeout'];
+        if (reason !== undefined) instance.reason = reason;
+        continue;
+      }
+      const index = def.position.get(id) ?? 0;
+      const versions = (this.versions ??= new Uint32Array(def.members.length));
+      const body = sub.pkg.render(id, { entity: uri, format: sub.format, version: versions[index]! });
+      versions[index] = versions[index]! + 1;
+      instance.cid = `m${index}.${token}@${domain}`;
+      parts.push({ contentType: sub.format.contentType, contentId: instance.cid, headers: [BINARY], body });
+    }
+    const rlmi = buildRlmi({
+      uri: def.uri,
+      version: sub.version,
+      fullState: full,
+      names: def.displayName === undefined ? [] : [{ value: def.displayName }],
+      resources,
+    });
+    // RFC 4662 §5: the RLMI document is the root (first) part of multipart/related.
+    parts.unshift({ contentType: RLMI_PART_TYPE, contentId: rootCid, headers: [BINARY], body: Buffer.from(rlmi, 'utf8') });
+    const built = buildMultipartRelated(parts, { type: RLMI_CONTENT_TYPE, start: rootCid });
+    return { body: built.body, contentType: built.contentType };
+  }
+}
+
+export interface ResourceListsOptions {
+  notifier: Notifier;
+  directory: ListMemberDirectory;
+  config: ListsConfig;
+  logger: Logger;
+  /** Batch timer (tests pass a manual one); default setTimeout, unref'd. */
+  schedule?: BatchScheduler;
+  /** Subscribe to person changes (PresenceStore.onChange); without it call memberChanged yourself. */
+  onChange?: (listener: (personId: string) => void) => () => void;
+}
+
+export interface ListSummary {
+  name: string;
+  uri: string;
+  members: number;
+  watchers: number;
+}
+
+export class ResourceLists implements ListHooks {
+  private readonly byResource = new Map<string, ListDef>();
+  /** `user@host` of each list URI (host lower-case). */
+  private readonly byAor = new Map<string, ListDef>();
+  /** user part of each list URI, for requests to any local host (sip:sales@10.0.0.5). */
+  private readonly byUser = new Map<string, ListDef>();
+  private readonly byMember = new Map<string, ListDef[]>();
+  private readonly notifier: Notifier;
+  private readonly directory: ListMemberDirectory;
+  private readonly logger: Logger;
+  private readonly schedule: BatchScheduler;
+  private readonly batchMs: number;
+  private readonly unsubscribe: (() => void) | undefined;
+  private closed = false;
+
+  constructor(options: ResourceListsOptions) {
+    this.notifier = options.notifier;
+    this.directory = options.directory;
+    this.logger = options.logger;
+    this.schedule = options.schedule ?? defaultScheduler;
+    this.batchMs = options.config.batchMs;
+    for (const g of options.config.groups) {
+      const uri = parseUri(g.uri);
+      if (uri === null || uri.user === undefined) throw new Error(`lists.groups[${g.name}].uri: "${g.uri}" is not a SIP URI with a user part`);
+      const host = uri.host.toLowerCase();
+      const def: ListDef = {
+        name: g.name,
+        resource: `list:${g.name}`,
+        uri: `${uri.scheme}:${uri.user}@${host}`,
+        host,
+        displayName: g.displayName,
+        cidDomain: host.replace(/[^A-Za-z0-9.-]/g, '-').replace(/^\.+|\.+$/g, '').replace(/\.{2,}/g, '.') || 'list',
+        members: [...g.members],
+        position: new Map(g.members.map((m, i) => [m, i])),
+        changed: new Set(),
+        cancelBatch: undefined,
+      };
+      this.byResource.set(def.resource, def);
+      this.byAor.set(`${uri.user}@${host}`, def);
+      if (!this.byUser.has(uri.user)) this.byUser.set(uri.user, def);
+      for (const m of def.members) {
+        let lists = this.byMember.get(m);
+        if (lists === undefined) {
+          lists = [];
+          this.byMember.set(m, lists);
+        }
+        lists.push(def);
+        if (this.directory.get(m) === undefined) this.logger.warn({ list: def.name, user: m }, 'list member is not a configured user');
+      }
+    }
+    this.notifier.attachLists(this);
+    this.unsubscribe = options.onChange?.((personId) => this.memberChanged(personId));
+  }
+
+  // ListHooks -----------------------------------------------------------------
+
+  match(user: string | undefined, host: string, event: string): string | undefined {
+    if (user === undefined || !LIST_EVENTS.has(event) || this.byResource.size === 0) return undefined;
+    const h = host.toLowerCase();
+    const exact = this.byAor.get(`${user}@${h}`);
+    if (exact !== undefined) return exact.resource;
+    if (!this.directory.isLocalHost(h)) return undefined;
+    return this.byUser.get(user)?.resource;
+  }
+
+  refuse(request: SipRequest, accept: readonly MediaType[] | undefined, pkg: EventPackage): SipResponse | undefined {
+    // RFC 4662 §4.1: a subscriber to a list must say it supports eventlist.
+    if (!hasOptionTag(request, EVENTLIST)) {
+      return reply(request, 421, [['require', EVENTLIST]], { reason: 'Extension Required' });
+    }
+    // RFC 4662 §4.3: the watcher must take multipart/related with RLMI, and the members' format.
+    if (
+      accept !== undefined &&
+      (chooseContentType(accept, [MULTIPART_RELATED]) === undefined ||
+        chooseContentType(accept, [RLMI_CONTENT_TYPE]) === undefined ||
+        pkg.negotiate(accept) === undefined)
+    ) {
+      return reply(request, 406, [['accept', [MULTIPART_RELATED, RLMI_CONTENT_TYPE, ...pkg.contentTypes].join(', ')]]);
+    }
+    return undefined;
+  }
+
+  open(resource: string, _sub: Subscription): ListSubscription {
+    const def = this.byResource.get(resource);
+    if (def === undefined) throw new Error(`no resource list "${resource}"`);
+    return new ListSubscription(def, this.directory);
+  }
+
+  // Member changes --------------------------------------------------------------
+
+  /** A person's state changed (store.onChange): O(lists containing them). */
+  memberChanged(personId: string): void {
+    if (this.closed) return;
+    const lists = this.byMember.get(personId);
+    if (lists === undefined) return;
+    for (const def of lists) {
+      def.changed.add(personId);
+      // RFC 4662 §4.8: changes within the batch window go out in one NOTIFY.
+      def.cancelBatch ??= this.schedule(() => this.flush(def), this.batchMs);
+    }
+  }
+
+  private flush(def: ListDef): void {
+    def.cancelBatch = undefined;
+    if (this.closed || def.changed.size === 0) return;
+    const changed = def.changed;
+    def.changed = new Set();
+    const watchers = this.notifier.watchers(def.resource);
+    if (watchers.length === 0) return;
+    for (const sub of watchers) sub.list?.changed(changed);
+    this.notifier.resourceChanged(def.resource);
+  }
+
+  /** The configured lists and their live subscriptions (diagnostics). */
+  summary(): ListSummary[] {
+    return [...this.byResource.values()].map((d) => ({
+      name: d.name,
+      uri: d.uri,
+      members: d.members.length,
+      watchers: this.notifier.watchers(d.resource).length,
+    }));
+  }
+
+  /** Stop batching and serving lists (live list subscriptions stay, like the notifier's). */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.unsubscribe?.();
+    for (const def of this.byResource.values()) {
+      def.cancelBatch?.();
+      def.cancelBatch = undefined;
+      def.changed.clear();
+    }
+    this.notifier.attachLists(undefined);
+  }
+}
+
+/**
+ * Serve the configured lists on `notifier`, fed by `onChange` (the
+ * PresenceStore's). close() stops batching and listening.
+ */
+export function attachResourceLists(
+  notifier: Notifier,
+  onChange: (listener: (personId: string) => void) => () => void,
+  config: ListsConfig,
+  options: { directory: ListMemberDirectory; logger: Logger; schedule?: BatchScheduler },
+): ResourceLists {
+  return new ResourceLists({ notifier, onChange, config, ...options });
+}

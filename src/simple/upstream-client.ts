@@ -1,0 +1,232 @@
+/**
+ * Client-side helpers shared by the upstream watcher and publisher: digest
+ * answers that keep the nonce for later requests, our Contact, backoff with
+ * jitter, Retry-After / Min-Expires, and a per-trunk send queue that spreads
+ * requests at a rate (token bucket driven by the timer wheel).
+ */
+import { parseChallenge, isUsable, type DigestChallenge, type DigestClient, type DigestCredentials } from '../sip/digest.js';
+import { parseExpires } from '../sip/header-values.js';
+import { EMPTY_BODY, type Endpoint, type SipResponse, type TransportProtocol } from '../sip/message.js';
+import { Headers } from '../sip/headers.js';
+import { formatUri, parseNameAddr, parseUri } from '../sip/uri.js';
+import type { TimerHandle, TimerWheel } from '../util/timer-wheel.js';
+import { contactValue, nextHopOf } from './sip-util.js';
+import type { RequestSender } from './stack-port.js';
+
+export interface Backoff {
+  minMs: number;
+  maxMs: number;
+}
+
+export const DEFAULT_BACKOFF: Backoff = Object.freeze({ minMs: 2_000, maxMs: 300_000 });
+
+/**
+ * Delay before attempt `failures` (1 = first retry): exponential from minMs,
+ * capped at maxMs, with "equal jitter" (half fixed, half random) so that many
+ * items failing together do not come back together.
+ */
+export function backoffDelay(failures: number, backoff: Backoff, random: () => number): number {
+  const exp = Math.min(backoff.maxMs, backoff.minMs * 2 ** Math.min(30, Math.max(0, failures - 1)));
+  return Math.round(exp / 2 + random() * (exp / 2));
+}
+
+/** The long wait after a refusal that will not change soon (403, 404, 489, noresource, rejected). */
+export function longDelay(backoff: Backoff, random: () => number): number {
+  return Math.round(backoff.maxMs * (0.75 + random() * 0.25));
+}
+
+/** Retry-After of a response in ms (RFC 3261 §20.33), undefined when absent or bad. */
+export function retryAfterMs(response: SipResponse): number | undefined {
+  const value = response.headers.get('retry-after');
+  if (value === undefined) return undefined;
+  const m = /^\s*(\d{1,9})/.exec(value);
+  return m === null ? undefined : Number(m[1]) * 1000;
+}
+
+/** Min-Expires of a 423 (RFC 3261 §20.23), undefined when absent or bad. */
+export function minExpiresOf(response: SipResponse): number | undefined {
+  const n = parseExpires(response.headers.get('min-expires'));
+  return n === null || n === 0 ? undefined : n;
+}
+
+/** A locally made failure (no response came: resolution failed, sender threw). */
+export function localFailure(status: number, reason: string): SipResponse {
+  return { kind: 'response', status, reason, headers: new Headers(), body: EMPTY_BODY };
+}
+
+function algorithmRank(c: DigestChallenge): number {
+  return c.algorithm.toUpperCase().startsWith('SHA-256') ? 2 : 1;
+}
+
+/** The challenge of a 401/407 these credentials can answer, SHA-256 preferred (RFC 8760 §2.4 lets us choose). */
+export function pickChallenge(response: SipResponse, credentials: DigestCredentials): DigestChallenge | null {
+  if (response.status !== 401 && response.status !== 407) return null;
+  const proxy = response.status === 407;
+  let best: DigestChallenge | null = null;
+  for (const value of response.headers.getAll(proxy ? 'proxy-authenticate' : 'www-authenticate')) {
+    const c = parseChallenge(value, proxy);
+    if (c === null || !isUsable(c, credentials)) continue;
+    if (best === null || algorithmRank(c) > algorithmRank(best)) best = c;
+  }
+  return best;
+}
+
+/**
+ * Per-item digest state: the last challenge answered, so that later requests
+ * (refreshes) carry credentials at once with the same nonce and nc+1
+ * (RFC 7616 §3.4.5) instead of being challenged each time.
+ */
+export interface AuthHolder {
+  challenge?: DigestChallenge | undefined;
+}
+
+/** Add Authorization / Proxy-Authorization for the remembered challenge, if any. */
+export function applyAuth(
+  headers: Headers,
+  holder: AuthHolder,
+  credentials: DigestCredentials | undefined,
+  client: DigestClient,
+  method: string,
+  uri: string,
+): boolean {
+  const c = holder.challenge;
+  if (c === undefined || credentials === undefined) return false;
+  headers.append(c.proxy ? 'proxy-authorization' : 'authorization', client.authorize(c, credentials, method, uri));
+  return true;
+}
+
+/** Our Contact for a transport: the advertised (else bound) endpoint of the stack. */
+export function ourContact(sender: RequestSender, protocol: TransportProtocol): string | undefined {
+  const ep = sender.advertisedEndpoint?.(protocol) ?? sender.localEndpoint(protocol);
+  return ep === undefined ? undefined : contactValue(ep);
+}
+
+/** When to refresh a grant of `seconds`: at ~85 %, never sooner than 1 s (ms from now). */
+export function refreshDelayMs(seconds: number): number {
+  return Math.max(1_000, Math.floor(seconds * 850));
+}
+
+interface Lane<T> {
+  readonly key: string;
+  readonly items: Set<T>;
+  rate: number;
+  tokens: number;
+  lastRefill: number;
+  timer: TimerHandle | undefined;
+}
+
+/**
+ * Items waiting to send, per key (a trunk), drained at `rate` per second with
+ * a burst of at most one second's worth. One wheel entry per busy key, never
+ * one per item; an item is queued at most once (Set order = FIFO).
+ */
+export class RateQueue<T> {
+  private readonly lanes = new Map<string, Lane<T>>();
+  private closed = false;
+
+  constructor(
+    private readonly wheel: TimerWheel,
+    private readonly now: () => number,
+    private readonly random: () => number,
+    private readonly send: (item: T) => void,
+    private readonly defaultRate = 50,
+  ) {}
+
+  /** Queue `item` under `key`; `rate` (per second) updates the key's rate when given. */
+  push(key: string, item: T, rate?: number): void {
+    if (this.closed) return;
+    const lane = this.lane(key);
+    if (rate !== undefined && rate > 0 && rate !== lane.rate) {
+      lane.rate = rate;
+      lane.tokens = Math.min(lane.tokens, rate);
+    }
+    lane.items.add(item);
+    if (lane.timer === undefined || !lane.timer.active) this.drain(lane);
+  }
+
+  delete(key: string, item: T): void {
+    this.lanes.get(key)?.items.delete(item);
+  }
+
+  has(key: string, item: T): boolean {
+    return this.lanes.get(key)?.items.has(item) ?? false;
+  }
+
+  size(key?: string): number {
+    if (key !== undefined) return this.lanes.get(key)?.items.size ?? 0;
+    let n = 0;
+    for (const l of this.lanes.values()) n += l.items.size;
+    return n;
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const lane of this.lanes.values()) {
+      if (lane.timer !== undefined) this.wheel.cancel(lane.timer);
+      lane.items.clear();
+    }
+  }
+
+  private lane(key: string): Lane<T> {
+    let lane = this.lanes.get(key);
+    if (lane === undefined) {
+      lane = { key, items: new Set(), rate: this.defaultRate, tokens: this.defaultRate, lastRefill: this.now(), timer: undefined };
+      this.lanes.set(key, lane);
+    }
+    return lane;
+  }
+
+  private readonly drainCallback = (lane: Lane<T>): void => this.drain(lane);
+
+  private drain(lane: Lane<T>): void {
+    if (this.closed) return;
+    const now = this.now();
+    const cap = Math.max(1, lane.rate);
+    lane.tokens = Math.min(cap, lane.tokens + ((now - lane.lastRefill) * lane.rate) / 1000);
+    lane.lastRefill = now;
+    for (const item of lane.items) {
+      if (lane.tokens < 1) break;
+      lane.items.delete(item);
+      lane.tokens -= 1;
+      this.send(item);
+    }
+    if (lane.items.size === 0) return;
+    // Next batch when a tenth of a second's worth of tokens (at least one) is back, with ±20 % jitter.
+    const batch = Math.max(1, Math.ceil(lane.rate / 10));
+    const wait = ((batch - lane.tokens) * 1000) / lane.rate;
+    const at = now + Math.max(1, Math.round(wait * (0.8 + this.random() * 0.4)));
+    if (lane.timer === undefined) lane.timer = this.wheel.schedule(at, this.drainCallback, lane);
+    else this.wheel.reschedule(lane.timer, at);
+  }
+}
+
+/**
+ * RFC 3261 §12.2.1.1: the Request-URI and Route headers of a request within
+ * a dialog. A loose-routing first hop (;lr) keeps the remote target as the
+ * Request-URI; a strict router becomes the Request-URI and the remote target
+ * goes last in Route.
+ */
+export function inDialogRouting(remoteTarget: string, routeSet: readonly string[], headers: Headers): string {
+  if (routeSet.length === 0) return remoteTarget;
+  const first = parseNameAddr(routeSet[0]!);
+  if (first !== null && !first.uri.params.has('lr')) {
+    for (let i = 1; i < routeSet.length; i++) headers.append('route', routeSet[i]!);
+    headers.append('route', `<${remoteTarget}>`);
+    return formatUri(first.uri);
+  }
+  for (const r of routeSet) headers.append('route', r);
+  return remoteTarget;
+}
+
+/** The next hop of a dialog request when it needs no DNS (first Route, else the remote target). */
+export function literalHop(remoteTarget: string, routeSet: readonly string[], fallback: TransportProtocol): Endpoint | undefined {
+  const uri = routeSet.length > 0 ? parseNameAddr(routeSet[0]!)?.uri : parseUri(remoteTarget);
+  if (uri === undefined || uri === null) return undefined;
+  const hop = nextHopOf(uri, fallback);
+  return hop.literal ? { protocol: hop.protocol, address: hop.host, port: hop.port } : undefined;
+}
+
+/** `<uri>` for a From/To value, leaving a value already in name-addr form alone. */
+export function nameAddr(uri: string): string {
+  return uri.includes('<') ? uri : `<${uri}>`;
+}

@@ -1,0 +1,392 @@
+/**
+ * The upstream publisher: Teams-derived presence of each carried person
+ * PUBLISHed as PIDF to a presence server trunk (RFC 3903), in the trunk's
+ * flavor (RPID activities; Cisco ce:alerting / ce:dnd).
+ *
+ * Per target one request at a time; a change while one is out is coalesced
+ * (the latest view wins). The entity tag is refreshed at ~85 % of the granted
+ * expiry with SIP-If-Match and no body; a changed body modifies the
+ * publication; 412 starts a new one; undefined removes it (Expires: 0).
+ */
+import { buildPidf } from '../bodies/index.js';
+import type { PresenceView } from '../core/person-state.js';
+import { DigestClient, type DigestChallenge, type DigestCredentials } from '../sip/digest.js';
+import { parseExpires } from '../sip/header-values.js';
+import { Headers } from '../sip/headers.js';
+import { newCallId, newTag } from '../sip/ids.js';
+import { createRequest, type Endpoint, type SipRequest, type SipResponse } from '../sip/message.js';
+import type { Logger } from '../util/logger.js';
+import type { TimerHandle, TimerWheel } from '../util/timer-wheel.js';
+import { PIDF, presenceDocument } from './presence-package.js';
+import type { RequestSender } from './stack-port.js';
+import {
+  applyAuth,
+  backoffDelay,
+  DEFAULT_BACKOFF,
+  localFailure,
+  longDelay,
+  minExpiresOf,
+  nameAddr,
+  ourContact,
+  pickChallenge,
+  RateQueue,
+  refreshDelayMs,
+  retryAfterMs,
+  type AuthHolder,
+  type Backoff,
+} from './upstream-client.js';
+
+export interface PublishTarget {
+  trunk: string;
+  personId: string;
+  /** Request-URI and To: the presentity at the presence server. */
+  uri: string;
+  expires: number;
+  fromUri: string;
+  flavor: 'rfc' | 'cisco';
+  destination: () => Promise<Endpoint>;
+  credentials?: DigestCredentials;
+  /** PUBLISHes per second on this trunk (default 50). */
+  ratePerSec?: number;
+}
+
+export interface UpstreamPublisherOptions {
+  sender: RequestSender;
+  wheel: TimerWheel;
+  logger: Logger;
+  now?: () => number;
+  random?: () => number;
+  onItem?: (trunk: string, personId: string, up: boolean, error?: string) => void;
+  onAuth?: (trunk: string, ok: boolean) => void;
+  backoff?: Backoff;
+  /** Bound on close()'s wait for the removals (default 2 s). */
+  closeTimeoutMs?: number;
+}
+
+/** Refusals that will not change soon. */
+const LONG_REFUSAL: ReadonlySet<number> = new Set([403, 404, 405, 415, 416, 420, 484, 488, 489, 501, 603, 604, 606]);
+const MAX_MIN_EXPIRES = 86_400;
+
+class PubItem implements AuthHolder {
+  readonly key: string;
+  target: PublishTarget;
+  /** What the server should hold: a body, or null for "nothing" (remove). */
+  desired: Buffer | null = null;
+  /** The body the server holds under `etag`. */
+  published: Buffer | null = null;
+  etag: string | undefined = undefined;
+  expires: number;
+  expiresAt = 0;
+  readonly callId = newCallId();
+  readonly fromTag = newTag();
+  cseq = 0;
+  inFlight = false;
+  /** The etag's refresh is due. */
+  refreshDue = false;
+  up = false;
+  failures = 0;
+  timer: TimerHandle | undefined = undefined;
+  challenge: DigestChallenge | undefined = undefined;
+  /** The retry timer is armed: changes wait for it rather than hammer a failing server. */
+  waiting = false;
+
+  constructor(target: PublishTarget) {
+    this.key = `${target.trunk}\n${target.personId}`;
+    this.target = target;
+    this.expires = target.expires;
+  }
+}
+
+type Op = 'initial' | 'modify' | 'refresh' | 'remove';
+
+export class UpstreamPublisher {
+  private readonly items = new Map<string, PubItem>();
+  private readonly sender: RequestSender;
+  private readonly wheel: TimerWheel;
+  private readonly logger: Logger;
+  private readonly now: () => number;
+  private readonly random: () => number;
+  private readonly onItem: (trunk: string, personId: string, up: boolean, error?: string) => void;
+  private readonly onAuth: (trunk: string, ok: boolean) => void;
+  private readonly backoff: Backoff;
+  private readonly closeTimeoutMs: number;
+  private readonly digest = new DigestClient();
+  private readonly queue: RateQueue<PubItem>;
+  private readonly inFlight = new Set<Promise<void>>();
+  private closing = false;
+
+  constructor(options: UpstreamPublisherOptions) {
+    this.sender = options.sender;
+    this.wheel = options.wheel;
+    this.logger = options.logger;
+    this.now = options.now ?? Date.now;
+    this.random = options.random ?? Math.random;
+    this.onItem = options.onItem ?? (() => undefined);
+    this.onAuth = options.onAuth ?? (() => undefined);
+    this.backoff = options.backoff ?? DEFAULT_BACKOFF;
+    this.closeTimeoutMs = options.closeTimeoutMs ?? 2_000;
+    this.queue = new RateQueue<PubItem>(this.wheel, this.now, this.random, (item) => this.step(item));
+  }
+
+  /** Publish `view` for the target's person (undefined: remove the publication). */
+  publish(target: PublishTarget, view: PresenceView | undefined): void {
+    if (this.closing) return;
+    const key = `${target.trunk}\n${target.personId}`;
+    let item = this.items.get(key);
+    if (item === undefined) {
+      if (view === undefined) return;
+      item = new PubItem(target);
+      this.items.set(key, item);
+    } else {
+      item.target = target;
+      if (item.expires < target.expires) item.expires = target.expires;
+    }
+    item.desired = view === undefined ? null : Buffer.from(buildPidf(presenceDocument(view, target.uri, target.flavor), { flavor: target.flavor }), 'utf8');
+    this.kick(item);
+  }
+
+  /** The trunk came back: re-send every publication of it (a refresh; 412 → a new publication). */
+  refreshAll(trunk: string): void {
+    if (this.closing) return;
+    for (const item of this.items.values()) {
+      if (item.target.trunk !== trunk) continue;
+      item.refreshDue = item.etag !== undefined;
+      item.failures = 0;
+      item.waiting = false;
+      if (item.timer !== undefined) this.wheel.cancel(item.timer);
+      this.kick(item);
+    }
+  }
+
+  /** Publications per trunk that the server holds (up) and that it does not (down). */
+  counts(): Record<string, { up: number; down: number }> {
+    const out: Record<string, { up: number; down: number }> = {};
+    for (const item of this.items.values()) {
+      const c = (out[item.target.trunk] ??= { up: 0, down: 0 });
+      if (item.up) c.up++;
+      else c.down++;
+    }
+    return out;
+  }
+
+  /** Remove every publication (Expires: 0) and wait for the answers, bounded. */
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    this.queue.close();
+    const removals: Array<Promise<unknown>> = [...this.inFlight];
+    for (const item of this.items.values()) {
+      if (item.timer !== undefined) this.wheel.cancel(item.timer);
+      item.desired = null;
+      if (item.etag !== undefined && !item.inFlight) removals.push(this.track(this.run(item, 'remove')));
+    }
+    if (removals.length === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled(removals),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, this.closeTimeoutMs);
+      }),
+    ]);
+    if (timer !== undefined) clearTimeout(timer);
+  }
+
+  // -------------------------------------------------------------------------
+
+  private readonly timerCallback = (item: PubItem): void => {
+    if (this.closing) return;
+    item.waiting = false;
+    if (item.etag !== undefined && item.desired !== null && item.published !== null && item.desired.equals(item.published)) item.refreshDue = true;
+    this.queue.push(item.target.trunk, item, item.target.ratePerSec);
+  };
+
+  private kick(item: PubItem): void {
+    if (item.inFlight || item.waiting) return;
+    this.queue.push(item.target.trunk, item, item.target.ratePerSec);
+  }
+
+  /** What to send now, if anything. */
+  private next(item: PubItem): Op | undefined {
+    if (item.desired === null) return item.etag !== undefined ? 'remove' : undefined;
+    if (item.etag === undefined) return 'initial';
+    if (item.published === null || !item.desired.equals(item.published)) return 'modify';
+    return item.refreshDue ? 'refresh' : undefined;
+  }
+
+  private step(item: PubItem): void {
+    if (this.closing || item.inFlight) return;
+    const op = this.next(item);
+    if (op === undefined) {
+      if (item.desired === null && item.etag === undefined) this.forget(item);
+      return;
+    }
+    void this.track(this.run(item, op));
+  }
+
+  private track(p: Promise<void>): Promise<void> {
+    this.inFlight.add(p);
+    void p.finally(() => this.inFlight.delete(p));
+    return p;
+  }
+
+  private forget(item: PubItem): void {
+    if (this.items.get(item.key) === item) this.items.delete(item.key);
+    if (item.timer !== undefined) this.wheel.cancel(item.timer);
+    if (item.up) {
+      item.up = false;
+      this.onItem(item.target.trunk, item.target.personId, false);
+    }
+  }
+
+  private async run(item: PubItem, op: Op): Promise<void> {
+    item.inFlight = true;
+    const body = op === 'initial' || op === 'modify' ? item.desired : null;
+    let rounds = 0;
+    let response: SipResponse;
+    let authTried: boolean;
+    for (;;) {
+      ({ response, authTried } = await this.transact(item, op, body));
+      const min = response.status === 423 ? minExpiresOf(response) : undefined;
+      // RFC 3903 §6 step 4 / RFC 3261 §10.2.8: 423 → again with Min-Expires.
+      if (op !== 'remove' && min !== undefined && min > item.expires && min <= MAX_MIN_EXPIRES && rounds++ < 2) {
+        item.expires = min;
+        continue;
+      }
+      break;
+    }
+    item.inFlight = false;
+    const status = response.status;
+    const t = item.target;
+    const log = { trunk: t.trunk, user: t.personId, callId: item.callId, op, status };
+    if (status >= 200 && status < 300) {
+      if (authTried) this.onAuth(t.trunk, true);
+      item.failures = 0;
+      if (op === 'remove') {
+        item.etag = undefined;
+        item.published = null;
+        this.logger.info(log, 'upstream publication removed');
+        if (item.desired === null) this.forget(item);
+        else if (!this.closing) this.kick(item);
+        return;
+      }
+      const etag = response.headers.get('sip-etag');
+      if (etag === undefined || etag.trim().length === 0) {
+        this.logger.warn(log, 'upstream PUBLISH accepted without SIP-ETag; next change starts a new publication');
+        item.etag = undefined;
+      } else {
+        item.etag = etag.trim();
+      }
+      if (body !== null) item.published = body;
+      item.refreshDue = false;
+      const granted = parseExpires(response.headers.get('expires')) ?? item.expires;
+      item.expiresAt = this.now() + granted * 1000;
+      if (!item.up && item.etag !== undefined) {
+        item.up = true;
+        this.onItem(t.trunk, t.personId, true);
+      }
+      this.logger.debug({ ...log, expires: granted }, 'upstream PUBLISH accepted');
+      if (this.closing) {
+        // close() came while this was out: the publication it made goes too (awaited by close()).
+        if (item.etag !== undefined) await this.run(item, 'remove');
+        return;
+      }
+      if (item.etag !== undefined && granted > 0) this.arm(item, this.now() + refreshDelayMs(granted));
+      // A change that came while this one was out.
+      if (this.next(item) !== undefined) this.kick(item);
+      return;
+    }
+    if (status === 412) {
+      // RFC 3903 §6: the entity tag is unknown there: start over with the full state.
+      this.logger.info(log, 'upstream publication unknown to the server, publishing anew');
+      item.etag = undefined;
+      item.published = null;
+      item.refreshDue = false;
+      if (item.desired === null) this.forget(item);
+      else if (!this.closing) this.kick(item);
+      return;
+    }
+    let error = `${status} ${response.reason}`;
+    if (status === 401 || status === 407) {
+      error = t.credentials === undefined ? `${status} challenged, no credentials` : `${status} authentication failed`;
+      item.challenge = undefined;
+      this.onAuth(t.trunk, false);
+    }
+    if (op === 'remove' && (this.closing || item.desired === null)) {
+      this.logger.info(log, 'upstream publication removal refused; it will expire');
+      this.forget(item);
+      return;
+    }
+    if (this.closing) {
+      if (item.etag !== undefined && op !== 'remove') await this.run(item, 'remove');
+      return;
+    }
+    if (item.up) item.up = false;
+    this.onItem(t.trunk, t.personId, false, error);
+    const delay = retryAfterMs(response) ?? (LONG_REFUSAL.has(status) ? longDelay(this.backoff, this.random) : backoffDelay(++item.failures, this.backoff, this.random));
+    this.logger.warn({ ...log, retryInMs: delay }, 'upstream PUBLISH failed');
+    if (item.expiresAt <= this.now()) {
+      // The publication has lapsed there: the next attempt is an initial one.
+      item.etag = undefined;
+      item.published = null;
+    }
+    item.refreshDue = item.etag !== undefined;
+    item.waiting = true;
+    this.arm(item, this.now() + delay);
+  }
+
+  private arm(item: PubItem, at: number): void {
+    if (item.timer === undefined) item.timer = this.wheel.schedule(at, this.timerCallback, item);
+    else this.wheel.reschedule(item.timer, at);
+  }
+
+  /** One PUBLISH and its digest answers: once, again only for a stale nonce. */
+  private async transact(item: PubItem, op: Op, body: Buffer | null): Promise<{ response: SipResponse; authTried: boolean }> {
+    let authTried = false;
+    let destination: Endpoint;
+    try {
+      destination = await item.target.destination();
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      this.logger.warn({ trunk: item.target.trunk, user: item.target.personId, err: message }, 'upstream destination did not resolve');
+      return { response: localFailure(503, 'Service Unavailable - destination did not resolve'), authTried };
+    }
+    for (let round = 0; ; round++) {
+      const request = this.build(item, op, body, destination);
+      let response: SipResponse;
+      try {
+        response = await this.sender.sendRequest(request, { destination });
+      } catch (error) {
+        this.logger.debug({ err: error, callId: item.callId }, 'upstream PUBLISH not sent');
+        response = localFailure(503, 'Service Unavailable');
+      }
+      if ((response.status === 401 || response.status === 407) && round < 2) {
+        const creds = item.target.credentials;
+        const challenge = creds === undefined ? null : pickChallenge(response, creds);
+        if (challenge !== null && (!authTried || challenge.stale)) {
+          item.challenge = challenge;
+          authTried = true;
+          continue;
+        }
+      }
+      return { response, authTried };
+    }
+  }
+
+  /** RFC 3903 §4: initial (body), refresh (SIP-If-Match, no body), modify (both), remove (Expires: 0). */
+  private build(item: PubItem, op: Op, body: Buffer | null, destination: Endpoint): SipRequest {
+    const t = item.target;
+    const h = new Headers();
+    h.append('from', `${nameAddr(t.fromUri)};tag=${item.fromTag}`);
+    h.append('to', nameAddr(t.uri));
+    h.append('call-id', item.callId);
+    h.append('cseq', `${++item.cseq} PUBLISH`);
+    h.append('event', 'presence');
+    h.append('expires', String(op === 'remove' ? 0 : item.expires));
+    if (op !== 'initial' && item.etag !== undefined) h.append('sip-if-match', item.etag);
+    const contact = ourContact(this.sender, destination.protocol);
+    if (contact !== undefined) h.append('contact', contact);
+    applyAuth(h, item, t.credentials, this.digest, 'PUBLISH', t.uri);
+    if (body !== null) h.append('content-type', PIDF);
+    return createRequest('PUBLISH', t.uri, h, body ?? undefined);
+  }
+}

@@ -1,0 +1,751 @@
+/**
+ * The upstream watcher: the gateway SUBSCRIBEs at a trunk (a PBX or presence
+ * server) for each carried person, to `dialog` (RFC 4235) or `presence`
+ * (RFC 3856), and turns the NOTIFYs into the telephony state of core under
+ * the source `trunk:<name>`. RFC 6665 subscriber side.
+ *
+ * Decisions:
+ * - Every SUBSCRIBE (initial, refresh, re-subscription) goes through a
+ *   per-trunk queue drained at the trunk's rate (default 50/s), so start-up,
+ *   a trunk restart (all 481) or refreshAll never send one burst.
+ * - A subscription that goes down keeps its last state for `graceMs`
+ *   (default 30 s); if it is not back with fresh state by then, the trunk's
+ *   telephony source for the person is cleared (not set to 'unknown'), so a
+ *   stale "in call" never outlives the grace period.
+ * - In-dialog requests follow the dialog (route set, else remote target) when
+ *   that hop is an IP literal; otherwise, or with `target.stickyDestination`,
+ *   they go to target.destination() (the trunk's outbound proxy or address).
+ * - A NOTIFY whose body cannot be read is answered 400/413/415 and the dialog
+ *   stays.
+ */
+import type { Call } from '../core/person-state.js';
+import { DigestClient, type DigestCredentials } from '../sip/digest.js';
+import { parseCSeq, parseEvent, parseExpires, parseSubscriptionState, tagOf, type SubscriptionState } from '../sip/header-values.js';
+import { Headers } from '../sip/headers.js';
+import { newCallId, newTag } from '../sip/ids.js';
+import { createRequest, type Endpoint, type SipRequest, type SipResponse, type TransportProtocol } from '../sip/message.js';
+import { formatUri, parseNameAddr } from '../sip/uri.js';
+import type { Logger } from '../util/logger.js';
+import type { TimerHandle, TimerWheel } from '../util/timer-wheel.js';
+import type { TelephonyState, RichState } from '../core/person-state.js';
+import { telephonyFromDialogInfo } from './convert.js';
+import { reply } from './sip-util.js';
+import type { InboundRequest, RequestSender } from './stack-port.js';
+import { detach } from './subscription.js';
+import {
+  applyAuth,
+  backoffDelay,
+  DEFAULT_BACKOFF,
+  inDialogRouting,
+  literalHop,
+  localFailure,
+  longDelay,
+  minExpiresOf,
+  nameAddr,
+  ourContact,
+  pickChallenge,
+  RateQueue,
+  refreshDelayMs,
+  retryAfterMs,
+  type AuthHolder,
+  type Backoff,
+} from './upstream-client.js';
+import { parseNotifyBody, richFromUpstreamPidf, telephonyFromPidf, UPSTREAM_CONTENT_TYPES, type NotifyBody } from './upstream-state.js';
+import type { DigestChallenge } from '../sip/digest.js';
+
+export interface UpstreamTarget {
+  trunk: string;
+  personId: string;
+  /** Request-URI and To: the person at the trunk, sip:<user>@<domain>. */
+  uri: string;
+  event: 'dialog' | 'presence';
+  accept: readonly string[];
+  expires: number;
+  /** Our identity in From (a tag is added). */
+  fromUri: string;
+  /** Next hop for requests outside a dialog: the outbound proxy or the trunk address, resolved. */
+  destination: () => Promise<Endpoint>;
+  credentials?: DigestCredentials;
+  /** Fallback transport for in-dialog next hops without a transport parameter (default: the initial's). */
+  transport?: TransportProtocol;
+  /** SUBSCRIBEs per second on this trunk (default 50); the latest target of a trunk sets it. */
+  ratePerSec?: number;
+  /** Also feed rich presence (activities other than the line, note) from PIDF to sink.setSip. Default false. */
+  richPresence?: boolean;
+  /** Send in-dialog requests to destination() too (an outbound proxy that does not Record-Route). */
+  stickyDestination?: boolean;
+}
+
+export interface UpstreamSink {
+  setTelephony(personId: string, t: TelephonyState | undefined, source: string): void;
+  setSip(personId: string, r: RichState | undefined, source: string): void;
+}
+
+export interface UpstreamWatcherOptions {
+  sender: RequestSender;
+  wheel: TimerWheel;
+  sink: UpstreamSink;
+  logger: Logger;
+  now?: () => number;
+  random?: () => number;
+  onItem?: (trunk: string, personId: string, up: boolean, error?: string) => void;
+  onAuth?: (trunk: string, ok: boolean) => void;
+  backoff?: Backoff;
+  /** How long a down subscription keeps its last state before the source is cleared (default 30 s). */
+  graceMs?: number;
+  /** Bound on close(true)'s wait for the unsubscribe answers (default 2 s). */
+  closeTimeoutMs?: number;
+}
+
+type Kind = 'subscribe' | 'refresh' | 'unsubscribe';
+
+/** Statuses of a refresh after which the subscription is gone (RFC 6665 §4.1.2.2, RFC 5057 §5.1). */
+const REFRESH_FATAL: ReadonlySet<number> = new Set([404, 405, 408, 410, 416, 480, 481, 482, 483, 484, 485, 489, 501, 502, 503, 604]);
+/** Refusals that will not change soon: wait long before trying again. */
+const LONG_REFUSAL: ReadonlySet<number> = new Set([403, 404, 405, 410, 415, 416, 420, 484, 488, 489, 501, 603, 604, 606]);
+/** Upper bound for a Min-Expires we accept from a 423 (one day). */
+const MAX_MIN_EXPIRES = 86_400;
+/** Keep answering NOTIFYs of an unsubscribed dialog this long (RFC 3261 Timer F). */
+const LINGER_MS = 32_000;
+
+class WatchItem implements AuthHolder {
+  readonly key: string;
+  readonly source: string;
+  target: UpstreamTarget;
+  /** Seconds asked for: target.expires, raised by a 423's Min-Expires. */
+  expires: number;
+  /** Changes when the subscription is replaced or removed: answers to older requests are ignored. */
+  gen = 0;
+  callId: string | undefined = undefined;
+  localTag = '';
+  remoteTag: string | undefined = undefined;
+  routeSet: readonly string[] = [];
+  remoteTarget: string | undefined = undefined;
+  /** A 2xx or a NOTIFY established the dialog (RFC 6665 §4.1.2.4: NOTIFY may come first). */
+  confirmed = false;
+  transport: TransportProtocol = 'udp';
+  localCSeq = 0;
+  remoteCSeq = -1;
+  expiresAt = 0;
+  /** A NOTIFY's expires= seen since the last request went out (ms), undefined when none. */
+  notifyBound: number | undefined = undefined;
+  up = false;
+  inFlight = false;
+  /** Counts runs, so that a stale run finishing does not clear the flag of a newer one. */
+  runs = 0;
+  /** Send again (refresh) when the request in flight is answered. */
+  again = false;
+  removed = false;
+  failures = 0;
+  timer: TimerHandle | undefined = undefined;
+  graceTimer: TimerHandle | undefined = undefined;
+  challenge: DigestChallenge | undefined = undefined;
+  /** dialog-info version and calls of this subscription (RFC 4235 §4.1). */
+  version: number | undefined = undefined;
+  calls: Call[] | undefined = undefined;
+  /** The sink holds state from this item. */
+  fed = false;
+
+  constructor(target: UpstreamTarget) {
+    this.key = itemKey(target.trunk, target.personId);
+    this.source = `trunk:${target.trunk}`;
+    this.target = target;
+    this.expires = target.expires;
+  }
+
+  get trunk(): string {
+    return this.target.trunk;
+  }
+
+  get personId(): string {
+    return this.target.personId;
+  }
+}
+
+function itemKey(trunk: string, personId: string): string {
+  return `${trunk}\n${personId}`;
+}
+
+interface Outcome {
+  response: SipResponse;
+  authTried: boolean;
+}
+
+export class UpstreamWatcher {
+  private readonly items = new Map<string, WatchItem>();
+  private readonly byCallId = new Map<string, WatchItem>();
+  /** Previous calls per trunk/person of unsolicited dialog-info (for partial documents). */
+  private readonly unsolicitedCalls = new Map<string, Call[]>();
+  private readonly sender: RequestSender;
+  private readonly wheel: TimerWheel;
+  private readonly sink: UpstreamSink;
+  private readonly logger: Logger;
+  private readonly now: () => number;
+  private readonly random: () => number;
+  private readonly onItem: (trunk: string, personId: string, up: boolean, error?: string) => void;
+  private readonly onAuth: (trunk: string, ok: boolean) => void;
+  private readonly backoff: Backoff;
+  private readonly graceMs: number;
+  private readonly closeTimeoutMs: number;
+  private readonly digest = new DigestClient();
+  private readonly queue: RateQueue<WatchItem>;
+  private closed = false;
+
+  constructor(options: UpstreamWatcherOptions) {
+    this.sender = options.sender;
+    this.wheel = options.wheel;
+    this.sink = options.sink;
+    this.logger = options.logger;
+    this.now = options.now ?? Date.now;
+    this.random = options.random ?? Math.random;
+    this.onItem = options.onItem ?? (() => undefined);
+    this.onAuth = options.onAuth ?? (() => undefined);
+    this.backoff = options.backoff ?? DEFAULT_BACKOFF;
+    this.graceMs = options.graceMs ?? 30_000;
+    this.closeTimeoutMs = options.closeTimeoutMs ?? 2_000;
+    this.queue = new RateQueue<WatchItem>(this.wheel, this.now, this.random, (item) => this.send(item));
+  }
+
+  /** Watch a person at a trunk. A target already watched is updated; a changed URI or event starts over. */
+  add(target: UpstreamTarget): void {
+    if (this.closed) return;
+    const key = itemKey(target.trunk, target.personId);
+    const existing = this.items.get(key);
+    if (existing !== undefined) {
+      if (existing.target.uri === target.uri && existing.target.event === target.event) {
+        existing.target = target;
+        if (existing.expires < target.expires) existing.expires = target.expires;
+        return;
+      }
+      this.remove(target.trunk, target.personId);
+    }
+    const item = new WatchItem(target);
+    this.items.set(key, item);
+    this.queue.push(item.trunk, item, target.ratePerSec);
+  }
+
+  /** Stop watching: unsubscribe (Expires: 0) an established dialog, clear the trunk's state for the person. */
+  remove(trunk: string, personId: string): void {
+    const item = this.items.get(itemKey(trunk, personId));
+    if (item === undefined) return;
+    this.items.delete(item.key);
+    item.removed = true;
+    item.gen++;
+    this.queue.delete(item.trunk, item);
+    if (item.graceTimer !== undefined) this.wheel.cancel(item.graceTimer);
+    this.clearState(item);
+    if (item.callId === undefined) return;
+    if (item.confirmed && !this.closed) void this.unsubscribe(item);
+    // NOTIFYs of the ending dialog are still answered (200) for a while, then forgotten.
+    this.armTimer(item, this.now() + LINGER_MS);
+  }
+
+  /** The trunk is reachable again: refresh every dialog (481 → a new subscription) and retry every down item now, spread. */
+  refreshAll(trunk: string): void {
+    if (this.closed) return;
+    for (const item of this.items.values()) {
+      if (item.trunk !== trunk) continue;
+      item.failures = 0;
+      if (item.inFlight) item.again = true;
+      else this.queue.push(trunk, item);
+    }
+  }
+
+  /** Live and not-live subscriptions per trunk. */
+  counts(): Record<string, { up: number; down: number }> {
+    const out: Record<string, { up: number; down: number }> = {};
+    for (const item of this.items.values()) {
+      const c = (out[item.trunk] ??= { up: 0, down: 0 });
+      if (item.up) c.up++;
+      else c.down++;
+    }
+    return out;
+  }
+
+  /** Stop timers; with `unsubscribe`, end every established dialog (Expires: 0) and wait for the answers (bounded). */
+  async close(unsubscribe: boolean): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.queue.close();
+    const pending: Array<Promise<unknown>> = [];
+    for (const item of this.items.values()) {
+      item.gen++;
+      if (item.timer !== undefined) this.wheel.cancel(item.timer);
+      if (item.graceTimer !== undefined) this.wheel.cancel(item.graceTimer);
+      if (unsubscribe && item.confirmed && item.callId !== undefined) pending.push(this.unsubscribe(item));
+    }
+    for (const item of this.byCallId.values()) if (item.timer !== undefined) this.wheel.cancel(item.timer);
+    if (pending.length === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled(pending),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, this.closeTimeoutMs);
+      }),
+    ]);
+    if (timer !== undefined) clearTimeout(timer);
+  }
+
+  // -------------------------------------------------------------------------
+  // Sending
+
+  private readonly timerCallback = (item: WatchItem): void => this.onTimer(item);
+  private readonly graceCallback = (item: WatchItem): void => this.onGrace(item);
+
+  private armTimer(item: WatchItem, at: number): void {
+    if (item.timer === undefined) item.timer = this.wheel.schedule(at, this.timerCallback, item);
+    else this.wheel.reschedule(item.timer, at);
+  }
+
+  private onTimer(item: WatchItem): void {
+    if (item.removed) {
+      // the linger after an unsubscribe is over
+      if (item.callId !== undefined && this.byCallId.get(item.callId) === item) this.byCallId.delete(item.callId);
+      return;
+    }
+    if (this.closed) return;
+    this.queue.push(item.trunk, item);
+  }
+
+  /** The queue's turn for an item: a refresh when a dialog exists, else a new subscription. */
+  private send(item: WatchItem): void {
+    if (this.closed || item.removed) return;
+    if (item.inFlight) {
+      item.again = true;
+      return;
+    }
+    if (item.confirmed && item.callId !== undefined) {
+      void this.run(item, 'refresh');
+      return;
+    }
+    this.newDialog(item);
+    void this.run(item, 'subscribe');
+  }
+
+  private newDialog(item: WatchItem): void {
+    if (item.callId !== undefined && this.byCallId.get(item.callId) === item) this.byCallId.delete(item.callId);
+    item.gen++;
+    item.callId = newCallId();
+    item.localTag = newTag();
+    item.remoteTag = undefined;
+    item.routeSet = [];
+    item.remoteTarget = undefined;
+    item.confirmed = false;
+    item.localCSeq = 0;
+    item.remoteCSeq = -1;
+    item.version = undefined;
+    item.calls = undefined;
+    item.expiresAt = 0;
+    this.byCallId.set(item.callId, item);
+  }
+
+  private async run(item: WatchItem, kind: 'subscribe' | 'refresh'): Promise<void> {
+    const gen = item.gen;
+    const run = ++item.runs;
+    item.inFlight = true;
+    item.again = false;
+    item.notifyBound = undefined;
+    let outcome: Outcome;
+    let rounds = 0;
+    for (;;) {
+      outcome = await this.transact(item, kind, item.expires);
+      if (gen !== item.gen) {
+        if (item.runs === run) item.inFlight = false;
+        this.afterStale(item, outcome.response, kind);
+        return;
+      }
+      const min = outcome.response.status === 423 ? minExpiresOf(outcome.response) : undefined;
+      // RFC 6665 §4.1.2.1 / RFC 3261 §10.2.8: 423 → again with at least Min-Expires.
+      if (min !== undefined && min > item.expires && min <= MAX_MIN_EXPIRES && rounds++ < 2) {
+        item.expires = min;
+        continue;
+      }
+      break;
+    }
+    item.inFlight = false;
+    if (this.closed) return;
+    const { response } = outcome;
+    const status = response.status;
+    const log = { trunk: item.trunk, user: item.personId, callId: item.callId, status };
+    if (status >= 200 && status < 300) {
+      if (outcome.authTried) this.onAuth(item.trunk, true);
+      this.accepted(item, response);
+      this.logger.info({ ...log, expires: Math.round((item.expiresAt - this.now()) / 1000) }, kind === 'subscribe' ? 'upstream subscription accepted' : 'upstream subscription refreshed');
+      if (item.again) this.queue.push(item.trunk, item);
+      return;
+    }
+    if (status === 401 || status === 407) {
+      const reason = item.target.credentials === undefined ? 'challenged, no credentials' : 'authentication failed';
+      item.challenge = undefined;
+      this.onAuth(item.trunk, false);
+      this.logger.warn(log, `upstream SUBSCRIBE ${reason}`);
+      this.down(item, `${status} ${reason}`);
+      this.retryLater(item, backoffDelay(++item.failures, this.backoff, this.random));
+      return;
+    }
+    const error = `${status} ${response.reason}`;
+    if (kind === 'refresh' && !REFRESH_FATAL.has(status) && item.expiresAt - this.now() > 5_000) {
+      // RFC 6665 §4.1.2.2: other failures leave the subscription valid until it expires; try the refresh again.
+      const delay = Math.min(retryAfterMs(response) ?? backoffDelay(++item.failures, this.backoff, this.random), item.expiresAt - this.now() - 2_000);
+      this.logger.warn({ ...log, retryInMs: delay }, 'upstream refresh refused, retrying within the subscription');
+      this.armTimer(item, this.now() + Math.max(1_000, delay));
+      return;
+    }
+    const retryAfter = retryAfterMs(response);
+    const delay = retryAfter ?? (LONG_REFUSAL.has(status) && kind === 'subscribe' ? longDelay(this.backoff, this.random) : backoffDelay(++item.failures, this.backoff, this.random));
+    this.logger.warn({ ...log, retryInMs: delay }, kind === 'subscribe' ? 'upstream SUBSCRIBE refused' : 'upstream refresh failed, subscribing anew');
+    this.down(item, error);
+    this.retryLater(item, delay);
+  }
+
+  /** An answer to a request of a replaced or removed subscription. */
+  private afterStale(item: WatchItem, response: SipResponse, kind: Kind): void {
+    if (kind === 'unsubscribe') return;
+    if (item.removed && !this.closed && response.status >= 200 && response.status < 300) {
+      // Removed while the SUBSCRIBE was out: end the dialog it made.
+      const to = response.headers.get('to');
+      const tag = to === undefined ? undefined : tagOf(to);
+      if (!item.confirmed && tag !== undefined) this.confirmFromResponse(item, response, tag);
+      if (item.confirmed) void this.unsubscribe(item);
+    }
+  }
+
+  /** One request and its digest answers (RFC 3261 §22.2): once, again only for a stale nonce. */
+  private async transact(item: WatchItem, kind: Kind, expires: number): Promise<Outcome> {
+    let authTried = false;
+    let destination: Endpoint;
+    try {
+      destination = await this.destinationOf(item, kind);
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      this.logger.warn({ trunk: item.trunk, user: item.personId, err: message }, 'upstream destination did not resolve');
+      return { response: localFailure(503, 'Service Unavailable - destination did not resolve'), authTried };
+    }
+    if (kind === 'subscribe') item.transport = destination.protocol;
+    for (let round = 0; ; round++) {
+      const request = this.build(item, kind, expires, destination.protocol);
+      let response: SipResponse;
+      try {
+        response = await this.sender.sendRequest(request, { destination });
+      } catch (error) {
+        this.logger.debug({ err: error, callId: item.callId }, 'upstream SUBSCRIBE not sent');
+        response = localFailure(503, 'Service Unavailable');
+      }
+      if ((response.status === 401 || response.status === 407) && round < 2) {
+        const creds = item.target.credentials;
+        const challenge = creds === undefined ? null : pickChallenge(response, creds);
+        // A challenge after our answer is a failure, unless it only says the nonce went stale.
+        if (challenge !== null && (!authTried || challenge.stale)) {
+          item.challenge = challenge;
+          authTried = true;
+          continue;
+        }
+      }
+      return { response, authTried };
+    }
+  }
+
+  private async destinationOf(item: WatchItem, kind: Kind): Promise<Endpoint> {
+    if (kind !== 'subscribe' && item.target.stickyDestination !== true && item.remoteTarget !== undefined) {
+      const hop = literalHop(item.remoteTarget, item.routeSet, item.target.transport ?? item.transport);
+      if (hop !== undefined) return hop;
+    }
+    return item.target.destination();
+  }
+
+  private build(item: WatchItem, kind: Kind, expires: number, protocol: TransportProtocol): SipRequest {
+    const headers = new Headers();
+    const t = item.target;
+    let uri = t.uri;
+    if (kind !== 'subscribe' && item.remoteTarget !== undefined) uri = inDialogRouting(item.remoteTarget, item.routeSet, headers);
+    headers.append('from', `${nameAddr(t.fromUri)};tag=${item.localTag}`);
+    headers.append('to', item.remoteTag === undefined || kind === 'subscribe' ? nameAddr(t.uri) : `${nameAddr(t.uri)};tag=${item.remoteTag}`);
+    headers.append('call-id', item.callId ?? '');
+    headers.append('cseq', `${++item.localCSeq} SUBSCRIBE`);
+    headers.append('event', t.event);
+    if (t.accept.length > 0) headers.append('accept', t.accept.join(', '));
+    headers.append('expires', String(kind === 'unsubscribe' ? 0 : expires));
+    const contact = ourContact(this.sender, protocol);
+    if (contact !== undefined) headers.append('contact', contact);
+    applyAuth(headers, item, t.credentials, this.digest, 'SUBSCRIBE', uri);
+    return createRequest('SUBSCRIBE', uri, headers);
+  }
+
+  private unsubscribe(item: WatchItem): Promise<void> {
+    this.logger.info({ trunk: item.trunk, user: item.personId, callId: item.callId }, 'upstream unsubscribe');
+    return this.transact(item, 'unsubscribe', 0).then(
+      () => undefined,
+      () => undefined,
+    );
+  }
+
+  // -------------------------------------------------------------------------
+  // Subscription state
+
+  /** RFC 6665 §4.1.2.1: the 2xx establishes (or refreshes) the dialog; expiry from Expires and the NOTIFY's bound. */
+  private accepted(item: WatchItem, response: SipResponse): void {
+    const now = this.now();
+    item.failures = 0;
+    if (!item.confirmed) {
+      const to = response.headers.get('to');
+      const tag = to === undefined ? undefined : tagOf(to);
+      if (tag !== undefined) this.confirmFromResponse(item, response, tag);
+    } else {
+      this.updateTarget(item, response.headers.getAll('contact'));
+    }
+    const granted = parseExpires(response.headers.get('expires')) ?? item.expires;
+    if (granted === 0) {
+      // Accepted and ended at once: nothing to refresh; subscribe anew later.
+      this.down(item, 'granted Expires: 0');
+      this.retryLater(item, backoffDelay(++item.failures, this.backoff, this.random));
+      return;
+    }
+    let expiresAt = now + granted * 1000;
+    if (item.notifyBound !== undefined && item.notifyBound > now && item.notifyBound < expiresAt) expiresAt = item.notifyBound;
+    item.expiresAt = expiresAt;
+    this.scheduleRefresh(item);
+    this.markUp(item);
+  }
+
+  private confirmFromResponse(item: WatchItem, response: SipResponse, tag: string): void {
+    item.remoteTag = detach(tag);
+    // RFC 3261 §12.1.2: the UAC's route set is the Record-Route list reversed.
+    const rr = response.headers.getAll('record-route');
+    item.routeSet = rr.length === 0 ? [] : rr.map(detach).reverse();
+    this.updateTarget(item, response.headers.getAll('contact'));
+    item.confirmed = item.remoteTarget !== undefined;
+  }
+
+  private updateTarget(item: WatchItem, contacts: string[]): void {
+    if (contacts.length !== 1) return;
+    const c = parseNameAddr(contacts[0]!);
+    if (c !== null) item.remoteTarget = detach(formatUri(c.uri));
+  }
+
+  private scheduleRefresh(item: WatchItem): void {
+    const now = this.now();
+    this.armTimer(item, now + refreshDelayMs(Math.max(0, (item.expiresAt - now) / 1000)));
+  }
+
+  private markUp(item: WatchItem): void {
+    if (item.up) return;
+    item.up = true;
+    this.onItem(item.trunk, item.personId, true);
+  }
+
+  /** The subscription is gone: report it and start the grace period of its state. */
+  private down(item: WatchItem, error: string): void {
+    item.up = false;
+    this.onItem(item.trunk, item.personId, false, error);
+    if (item.callId !== undefined && this.byCallId.get(item.callId) === item) this.byCallId.delete(item.callId);
+    item.confirmed = false;
+    item.gen++;
+    if (item.fed && (item.graceTimer === undefined || !item.graceTimer.active)) {
+      const at = this.now() + this.graceMs;
+      if (item.graceTimer === undefined) item.graceTimer = this.wheel.schedule(at, this.graceCallback, item);
+      else this.wheel.reschedule(item.graceTimer, at);
+    }
+  }
+
+  private retryLater(item: WatchItem, delayMs: number): void {
+    this.armTimer(item, this.now() + Math.max(1, delayMs));
+  }
+
+  private onGrace(item: WatchItem): void {
+    if (item.removed || this.closed || item.up) return;
+    this.logger.info({ trunk: item.trunk, user: item.personId }, 'upstream subscription still down, clearing its state');
+    this.clearState(item);
+  }
+
+  private clearState(item: WatchItem): void {
+    if (!item.fed) return;
+    item.fed = false;
+    item.calls = undefined;
+    item.version = undefined;
+    this.toSink(item.personId, undefined, item.target.richPresence === true ? null : undefined, item.source);
+  }
+
+  /** Feed the sink; a sink that throws (an unknown person) is logged, never thrown into the transport. `rich` null = clear it. */
+  private toSink(personId: string, telephony: TelephonyState | undefined, rich: RichState | null | undefined, source: string): void {
+    try {
+      this.sink.setTelephony(personId, telephony, source);
+      if (rich !== undefined) this.sink.setSip(personId, rich ?? undefined, source);
+    } catch (error) {
+      this.logger.error({ err: error, user: personId, source }, 'upstream state not stored');
+    }
+  }
+
+  // -------------------------------------------------------------------------
+  // NOTIFY (RFC 6665 §4.1.3)
+
+  /** A NOTIFY in one of our dialogs: answered here (true). False when it matches none (the caller answers 481). */
+  handleNotify(req: InboundRequest): boolean {
+    const { request } = req;
+    const h = request.headers;
+    const callId = h.get('call-id');
+    const item = callId === undefined ? undefined : this.byCallId.get(callId);
+    if (item === undefined) return false;
+    const to = h.get('to');
+    if (to === undefined || tagOf(to) !== item.localTag) return false;
+    const log = { trunk: item.trunk, user: item.personId, callId };
+    const eventValue = h.get('event');
+    const event = eventValue === undefined ? null : parseEvent(eventValue);
+    const from = h.get('from');
+    const fromTag = from === undefined ? undefined : tagOf(from);
+    if (event === null || event.event !== item.target.event || fromTag === undefined) {
+      req.respond(reply(request, 481, undefined, { reason: 'Subscription Does Not Exist' }));
+      return true;
+    }
+    if (item.remoteTag !== undefined && item.confirmed && fromTag !== item.remoteTag) {
+      // A second fork (RFC 6665 §4.1.2.4): one dialog per person is enough.
+      req.respond(reply(request, 481, undefined, { reason: 'Subscription Does Not Exist' }));
+      return true;
+    }
+    const cseqValue = h.get('cseq');
+    const cseq = cseqValue === undefined ? null : parseCSeq(cseqValue);
+    if (cseq === null) {
+      req.respond(reply(request, 400, undefined, { reason: 'Bad Request - invalid CSeq' }));
+      return true;
+    }
+    if (cseq.seq < item.remoteCSeq) {
+      // RFC 3261 §12.2.2
+      req.respond(reply(request, 500, undefined, { reason: 'Server Internal Error - CSeq out of order' }));
+      return true;
+    }
+    const ssValue = h.get('subscription-state');
+    const ss = ssValue === undefined ? null : parseSubscriptionState(ssValue);
+    if (ss === null) {
+      req.respond(reply(request, 400, undefined, { reason: 'Bad Request - missing or invalid Subscription-State' }));
+      return true;
+    }
+    item.remoteCSeq = cseq.seq;
+    const parsed = parseNotifyBody(request);
+    if (!parsed.ok) {
+      this.logger.warn({ ...log, status: parsed.status, reason: parsed.reason }, 'upstream NOTIFY body refused');
+      const extra: Array<[string, string]> = parsed.status === 415 ? [['accept', UPSTREAM_CONTENT_TYPES.join(', ')]] : [];
+      req.respond(reply(request, parsed.status, extra, { reason: parsed.reason }));
+      return true;
+    }
+    req.respond(reply(request, 200));
+
+    if (item.removed || this.closed) {
+      if (ss.state === 'terminated' && this.byCallId.get(callId!) === item) this.byCallId.delete(callId!);
+      return true;
+    }
+    if (!item.confirmed) {
+      // RFC 6665 §4.1.2.4: a NOTIFY before the 2xx establishes the dialog; as its UAS the route set is Record-Route in order.
+      item.remoteTag = detach(fromTag);
+      const rr = h.getAll('record-route');
+      item.routeSet = rr.length === 0 ? [] : rr.map(detach);
+      this.updateTarget(item, h.getAll('contact'));
+      item.confirmed = item.remoteTarget !== undefined;
+    } else {
+      this.updateTarget(item, h.getAll('contact'));
+    }
+    // The body first: a terminating NOTIFY's final state is kept through the grace period.
+    this.applyBody(item, parsed.body, ss.state === 'terminated');
+    this.subscriptionState(item, ss);
+    return true;
+  }
+
+  private subscriptionState(item: WatchItem, ss: SubscriptionState): void {
+    const now = this.now();
+    const log = { trunk: item.trunk, user: item.personId, callId: item.callId };
+    if (ss.state !== 'terminated') {
+      if (ss.expires !== undefined) {
+        const bound = now + ss.expires * 1000;
+        item.notifyBound = bound;
+        if (!item.inFlight && (bound < item.expiresAt || item.expiresAt <= now)) {
+          item.expiresAt = bound;
+          this.scheduleRefresh(item);
+        }
+      }
+      if (item.inFlight && item.expiresAt <= now) return; // the 2xx will report it up
+      this.markUp(item);
+      return;
+    }
+    // RFC 6665 §4.1.3: what to do depends on the reason.
+    const reason = ss.reason ?? '';
+    let delay: number;
+    if (ss.retryAfter !== undefined) delay = ss.retryAfter * 1000;
+    else if (reason === 'rejected' || reason === 'noresource' || reason === 'invariant') delay = longDelay(this.backoff, this.random);
+    else if (reason === 'deactivated' || reason === 'timeout') delay = backoffDelay(Math.max(1, item.failures), this.backoff, this.random);
+    else delay = backoffDelay(++item.failures, this.backoff, this.random);
+    this.logger.info({ ...log, reason, retryInMs: delay }, 'upstream subscription terminated by the notifier');
+    this.down(item, `terminated${reason.length > 0 ? `;reason=${reason}` : ''}`);
+    item.inFlight = false;
+    item.again = false;
+    this.retryLater(item, delay);
+  }
+
+  private applyBody(item: WatchItem, body: NotifyBody, final: boolean): void {
+    const now = this.now();
+    if (body.kind === 'dialog') {
+      const doc = body.doc;
+      if (item.version !== undefined && doc.version <= item.version) {
+        this.logger.debug({ trunk: item.trunk, user: item.personId, version: doc.version, last: item.version }, 'old dialog-info version ignored');
+        return;
+      }
+      if (doc.state === 'partial' && (item.version === undefined || item.calls === undefined || doc.version !== item.version + 1)) {
+        // RFC 4235 §4.1: a gap in partial state → ask for full state with a refresh.
+        this.logger.info({ trunk: item.trunk, user: item.personId, version: doc.version, last: item.version }, 'dialog-info gap, refreshing for full state');
+        if (!final) {
+          if (item.inFlight) item.again = true;
+          else this.queue.push(item.trunk, item);
+        }
+        return;
+      }
+      const telephony = telephonyFromDialogInfo(doc, item.calls, item.source, now);
+      item.version = doc.version;
+      item.calls = telephony.calls;
+      this.feed(item, telephony, undefined);
+      return;
+    }
+    if (body.kind === 'pidf') {
+      const rich = item.target.richPresence === true ? richFromUpstreamPidf(body.doc, item.source, now) : undefined;
+      this.feed(item, telephonyFromPidf(body.doc, item.source, now), rich);
+    }
+  }
+
+  private feed(item: WatchItem, telephony: TelephonyState, rich: RichState | undefined): void {
+    item.fed = true;
+    if (item.graceTimer !== undefined) this.wheel.cancel(item.graceTimer);
+    this.toSink(item.personId, telephony, rich, item.source);
+  }
+
+  // -------------------------------------------------------------------------
+  // Unsolicited NOTIFY
+
+  /** A NOTIFY outside any dialog from a trunk whose profile allows it (the caller checked). Always answered. */
+  handleUnsolicited(req: InboundRequest, trunk: string, personId: string): void {
+    const { request } = req;
+    const eventValue = request.headers.get('event');
+    const event = eventValue === undefined ? null : parseEvent(eventValue);
+    if (event === null || (event.event !== 'dialog' && event.event !== 'presence')) {
+      req.respond(reply(request, 489, [['allow-events', 'dialog, presence']]));
+      return;
+    }
+    const parsed = parseNotifyBody(request);
+    const log = { trunk, user: personId, callId: request.headers.get('call-id') };
+    if (!parsed.ok) {
+      this.logger.warn({ ...log, status: parsed.status, reason: parsed.reason }, 'unsolicited NOTIFY body refused');
+      const extra: Array<[string, string]> = parsed.status === 415 ? [['accept', UPSTREAM_CONTENT_TYPES.join(', ')]] : [];
+      req.respond(reply(request, parsed.status, extra, { reason: parsed.reason }));
+      return;
+    }
+    req.respond(reply(request, 200));
+    const source = `trunk:${trunk}`;
+    const now = this.now();
+    const body = parsed.body;
+    if (body.kind === 'dialog') {
+      const key = itemKey(trunk, personId);
+      const telephony = telephonyFromDialogInfo(body.doc, this.unsolicitedCalls.get(key), source, now);
+      if (telephony.calls.length === 0) this.unsolicitedCalls.delete(key);
+      else this.unsolicitedCalls.set(key, telephony.calls);
+      this.toSink(personId, telephony, undefined, source);
+    } else if (body.kind === 'pidf') {
+      this.toSink(personId, telephonyFromPidf(body.doc, source, now), undefined, source);
+    }
+    this.logger.debug({ ...log, kind: body.kind }, 'unsolicited NOTIFY applied');
+  }
+}

@@ -1,0 +1,35 @@
+/**
+ * Persistence: `openStore` picks the implementation from the config
+ * (SQLite file by default, memory for ":memory:").
+ */
+import type { Logger } from '../util/logger.js';
+import { MemoryStore } from './memory-store.js';
+import { SqliteStore, type FlushTimers } from './sqlite-store.js';
+import type { GatewayStore } from './store.js';
+
+export * from './records.js';
+export * from './store.js';
+export { MemoryStore } from './memory-store.js';
+export { SqliteStore, type FlushTimers, type SqliteStoreOptions } from './sqlite-store.js';
+export { graphSubscriptionState, type GraphSubscriptionState } from './graph-state.js';
+export { SCHEMA_VERSION } from './schema.js';
+export { describeStoreError } from './sqlite-errors.js';
+
+export interface OpenStoreOptions {
+  /** From resolveStorePath(config.store, config.stateDir). */
+  path: string;
+  flushMs: number;
+  logger: Logger;
+  timers?: FlushTimers;
+}
+
+/**
+ * Open the gateway's store. Async so a networked store can join the same
+ * call later; throws StoreError (message names the file and the fix).
+ */
+export async function openStore(options: OpenStoreOptions): Promise<GatewayStore> {
+  if (options.path === ':memory:') return new MemoryStore();
+  const store = SqliteStore.open(options);
+  options.logger.info({ path: store.path, flushMs: options.flushMs }, 'store opened');
+  return store;
+}

@@ -1,0 +1,518 @@
+/**
+ * The embedded store: one SQLite file in WAL mode, written in batches.
+ *
+ * Writes go to a per-repository queue keyed like the table, so the last
+ * write to a key wins inside a batch (create + refresh + refresh is one
+ * upsert; create + remove is one delete). The queue is written in one
+ * transaction flushMs after its first entry, or at once when maxQueued keys
+ * wait. With synchronous=NORMAL a committed batch survives the process being
+ * killed (it is in the WAL); a SIGKILL loses at most the last flushMs of
+ * writes, a power cut may also lose the last committed batches. flush() and
+ * close() write synchronously (the SIGTERM path).
+ *
+ * Failures (disk full, locked, damaged file) are logged with the path and
+ * shown in status(); the writes stay queued and are retried. Nothing here
+ * throws into SIP handling; only opening throws (StoreError), at start-up.
+ */
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import { silentLogger, type Logger } from '../util/logger.js';
+import { MIGRATIONS, SCHEMA_VERSION } from './schema.js';
+import { describeStoreError, errorCode } from './sqlite-errors.js';
+import { StoreError, type GatewayStore, type MetaStore, type Repository, type StoreStatus } from './store.js';
+import { META_TABLE, TABLES, type MetaRecord, type TableSpec } from './tables.js';
+import type {
+  DirectoryCacheRecord,
+  GraphSubscriptionRecord,
+  PublicationRecord,
+  UpstreamPublicationRecord,
+  UpstreamSubscriptionRecord,
+  WatcherSubscriptionRecord,
+} from './records.js';
+
+/** The flush timer, replaceable by a manual clock in tests. */
+export interface FlushTimers {
+  set(callback: () => void, ms: number): unknown;
+  clear(handle: unknown): void;
+}
+
+const realTimers: FlushTimers = {
+  set(callback, ms) {
+    const handle = setTimeout(callback, ms);
+    // The process may exit with writes queued only through a signal; its handler calls close().
+    handle.unref();
+    return handle;
+  },
+  clear(handle) {
+    clearTimeout(handle as NodeJS.Timeout);
+  },
+};
+
+export interface SqliteStoreOptions {
+  /** The database file (created 0600, with its directory 0700), or ":memory:". */
+  path: string;
+  /** Batch interval (default 50 ms). */
+  flushMs?: number;
+  /** Queued keys that trigger an immediate write (default 1,000). */
+  maxQueued?: number;
+  /** How long a write waits for a lock held by another connection (default 5,000 ms). */
+  busyTimeoutMs?: number;
+  /** Delay before a failed batch is tried again (default max(flushMs, 1,000) ms). */
+  retryMs?: number;
+  logger?: Logger;
+  timers?: FlushTimers;
+  now?: () => number;
+}
+
+/** What a repository needs from its store. */
+interface Owner {
+  enqueue(queue: Map<string, unknown>, key: string, value: unknown): void;
+  /** Flush before a read; false when the store is closed. */
+  beforeRead(): boolean;
+  failed(error: unknown, action: string): void;
+  skippedRow(table: string, key: string, why: string): void;
+  dropped(table: string, key: string, error: unknown): void;
+}
+
+interface RowData {
+  key: string;
+  data: string;
+}
+
+class SqliteRepository<R> implements Repository<R> {
+  /** key → record to write, or null to delete */
+  pending = new Map<string, R | null>();
+  private inFlight: Map<string, R | null> | undefined = undefined;
+  private readonly upsertStmt: Database.Statement<[string, number | null, string]>;
+  private readonly deleteStmt: Database.Statement<[string]>;
+  private readonly getStmt: Database.Statement<[string], RowData>;
+  private readonly allStmt: Database.Statement<[], RowData>;
+  private readonly countStmt: Database.Statement<[], { n: number }>;
+
+  constructor(
+    private readonly owner: Owner,
+    private readonly spec: TableSpec<R>,
+    db: Database.Database,
+  ) {
+    const t = spec.table;
+    this.upsertStmt = db.prepare(
+      `INSERT INTO ${t} (key, expires_at, data) VALUES (?, ?, ?) ` +
+        `ON CONFLICT(key) DO UPDATE SET expires_at = excluded.expires_at, data = excluded.data`,
+    );
+    this.deleteStmt = db.prepare(`DELETE FROM ${t} WHERE key = ?`);
+    this.getStmt = db.prepare(`SELECT key, data FROM ${t} WHERE key = ?`);
+    this.allStmt = db.prepare(`SELECT key, data FROM ${t}`);
+    this.countStmt = db.prepare(`SELECT count(*) AS n FROM ${t}`);
+  }
+
+  get name(): string {
+    return this.spec.table;
+  }
+
+  keyOf(record: R): string {
+    return this.spec.keyOf(record);
+  }
+
+  upsert(record: R): void {
+    this.owner.enqueue(this.pending as Map<string, unknown>, this.spec.keyOf(record), record);
+  }
+
+  remove(key: string): void {
+    this.owner.enqueue(this.pending as Map<string, unknown>, key, null);
+  }
+
+  get(key: string): R | undefined {
+    if (!this.owner.beforeRead()) return undefined;
+    try {
+      const row = this.getStmt.get(key);
+      return row === undefined ? undefined : this.decode(row);
+    } catch (error) {
+      this.owner.failed(error, `read ${this.spec.table}`);
+      return undefined;
+    }
+  }
+
+  loadAll(): R[] {
+    if (!this.owner.beforeRead()) return [];
+    const out: R[] = [];
+    try {
+      for (const row of this.allStmt.iterate()) {
+        const record = this.decode(row);
+        if (record !== undefined) out.push(record);
+      }
+    } catch (error) {
+      this.owner.failed(error, `read ${this.spec.table}`);
+    }
+    return out;
+  }
+
+  count(): number {
+    if (!this.owner.beforeRead()) return 0;
+    try {
+      return this.countStmt.get()?.n ?? 0;
+    } catch (error) {
+      this.owner.failed(error, `count ${this.spec.table}`);
+      return 0;
+    }
+  }
+
+  private decode(row: RowData): R | undefined {
+    let value: unknown;
+    try {
+      value = JSON.parse(row.data) as unknown;
+    } catch {
+      this.owner.skippedRow(this.spec.table, row.key, 'not JSON');
+      return undefined;
+    }
+    const parsed = this.spec.schema.safeParse(value);
+    if (!parsed.success) {
+      this.owner.skippedRow(this.spec.table, row.key, parsed.error.issues[0]?.message ?? 'wrong shape');
+      return undefined;
+    }
+    return parsed.data;
+  }
+
+  /** Take the queue for a batch; later writes start a new queue. */
+  beginBatch(): boolean {
+    if (this.pending.size === 0) return false;
+    this.inFlight = this.pending;
+    this.pending = new Map();
+    return true;
+  }
+
+  /** Inside the transaction: write the taken queue. Returns rows written or deleted. */
+  writeBatch(): number {
+    const batch = this.inFlight;
+    if (batch === undefined) return 0;
+    let rows = 0;
+    for (const [key, record] of batch) {
+      if (record === null) {
+        this.deleteStmt.run(key);
+        rows++;
+        continue;
+      }
+      let data: string;
+      try {
+        data = JSON.stringify(record);
+      } catch (error) {
+        // a record that cannot be serialized would fail every batch: drop it alone
+        this.owner.dropped(this.spec.table, key, error);
+        continue;
+      }
+      this.upsertStmt.run(key, this.spec.expiresOf(record), data);
+      rows++;
+    }
+    return rows;
+  }
+
+  /** After the transaction: on failure, requeue what no later write replaced. Returns keys requeued. */
+  endBatch(ok: boolean): number {
+    const batch = this.inFlight;
+    this.inFlight = undefined;
+    if (ok || batch === undefined) return 0;
+    let requeued = 0;
+    for (const [key, record] of batch) {
+      if (this.pending.has(key)) continue;
+      this.pending.set(key, record);
+      requeued++;
+    }
+    return requeued;
+  }
+}
+
+class SqliteMeta implements MetaStore {
+  constructor(private readonly repo: SqliteRepository<MetaRecord>) {}
+  get(key: string): string | undefined {
+    return this.repo.get(key)?.value;
+  }
+  set(key: string, value: string): void {
+    this.repo.upsert({ key, value });
+  }
+  delete(key: string): void {
+    this.repo.remove(key);
+  }
+}
+
+/** Create the file owner-only before SQLite opens it; tighten an existing one. */
+function prepareFile(path: string, logger: Logger): void {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  try {
+    closeSync(openSync(path, 'wx', 0o600));
+    return;
+  } catch (error) {
+    if (errorCode(error) !== 'EEXIST') throw error;
+  }
+  for (const file of [path, `${path}-wal`, `${path}-shm`]) {
+    if (!existsSync(file)) continue;
+    const mode = statSync(file).mode & 0o777;
+    if ((mode & 0o077) !== 0) {
+      chmodSync(file, 0o600);
+      logger.warn({ path: file, mode: mode.toString(8) }, 'store file was readable by others; now owner-only (0600)');
+    }
+  }
+}
+
+export class SqliteStore implements GatewayStore, Owner {
+  readonly kind = 'sqlite' as const;
+  readonly path: string;
+  readonly watcherSubscriptions: Repository<WatcherSubscriptionRecord>;
+  readonly publications: Repository<PublicationRecord>;
+  readonly upstreamSubscriptions: Repository<UpstreamSubscriptionRecord>;
+  readonly upstreamPublications: Repository<UpstreamPublicationRecord>;
+  readonly graphSubscriptions: Repository<GraphSubscriptionRecord>;
+  readonly directoryCache: Repository<DirectoryCacheRecord>;
+  readonly meta: MetaStore;
+
+  private db: Database.Database | undefined;
+  private readonly repos: Array<SqliteRepository<unknown>>;
+  private readonly writeTx: () => number;
+  private readonly pruneStmts: Array<Database.Statement<[number]>>;
+  private readonly flushMs: number;
+  private readonly maxQueued: number;
+  private readonly retryMs: number;
+  private readonly logger: Logger;
+  private readonly timers: FlushTimers;
+  private readonly now: () => number;
+  private timer: unknown = undefined;
+  private queued = 0;
+  private failing = false;
+  private lastError: string | undefined = undefined;
+  private lastErrorAt: number | undefined = undefined;
+  private flushes = 0;
+  private written = 0;
+  private droppedCount = 0;
+  private skippedCount = 0;
+  private warnedClosed = false;
+
+  /**
+   * Open (creating and migrating as needed). Throws StoreError naming the
+   * file and the fix when it cannot be used.
+   */
+  static open(options: SqliteStoreOptions): SqliteStore {
+    const logger = options.logger ?? silentLogger();
+    const path = options.path;
+    let db: Database.Database | undefined;
+    try {
+      if (path !== ':memory:') prepareFile(path, logger);
+      db = new Database(path, { timeout: options.busyTimeoutMs ?? 5000 });
+      // reads the header: a foreign or damaged file fails here
+      db.prepare('SELECT count(*) FROM sqlite_schema').get();
+      const mode = db.pragma('journal_mode = WAL', { simple: true });
+      if (path !== ':memory:' && mode !== 'wal') {
+        logger.warn({ path, journalMode: mode }, 'store: WAL journal not available on this file system; writes are slower');
+      }
+      db.pragma('synchronous = NORMAL');
+      // 8 MiB of page cache (default 2): refreshes of 100k subscriptions touch the whole table
+      db.pragma('cache_size = -8192');
+      db.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000))}`);
+      migrate(db, path, logger);
+      return new SqliteStore(db, options, logger);
+    } catch (error) {
+      db?.close();
+      if (error instanceof StoreError) throw error;
+      throw new StoreError(describeStoreError(error, path), path, errorCode(error));
+    }
+  }
+
+  private constructor(
+    db: Database.Database,
+    options: SqliteStoreOptions,
+    logger: Logger,
+  ) {
+    this.db = db;
+    this.path = options.path;
+    this.flushMs = options.flushMs ?? 50;
+    this.maxQueued = options.maxQueued ?? 1000;
+    this.retryMs = options.retryMs ?? Math.max(this.flushMs, 1000);
+    this.logger = logger;
+    this.timers = options.timers ?? realTimers;
+    this.now = options.now ?? Date.now;
+
+    const watchers = new SqliteRepository(this, TABLES.watcherSubscriptions, db);
+    const publications = new SqliteRepository(this, TABLES.publications, db);
+    const upSubs = new SqliteRepository(this, TABLES.upstreamSubscriptions, db);
+    const upPubs = new SqliteRepository(this, TABLES.upstreamPublications, db);
+    const graph = new SqliteRepository(this, TABLES.graphSubscriptions, db);
+    const directory = new SqliteRepository(this, TABLES.directoryCache, db);
+    const meta = new SqliteRepository(this, META_TABLE, db);
+    this.watcherSubscriptions = watchers;
+    this.publications = publications;
+    this.upstreamSubscriptions = upSubs;
+    this.upstreamPublications = upPubs;
+    this.graphSubscriptions = graph;
+    this.directoryCache = directory;
+    this.meta = new SqliteMeta(meta);
+    this.repos = [watchers, publications, upSubs, upPubs, graph, directory, meta] as Array<SqliteRepository<unknown>>;
+
+    const repos = this.repos;
+    this.writeTx = db.transaction(() => {
+      let rows = 0;
+      for (const repo of repos) rows += repo.writeBatch();
+      return rows;
+    });
+    this.pruneStmts = Object.values(TABLES)
+      .filter((t) => t.table !== TABLES.directoryCache.table)
+      .map((t) => db.prepare<[number]>(`DELETE FROM ${t.table} WHERE expires_at IS NOT NULL AND expires_at <= ?`));
+  }
+
+  // ---- Owner (called by the repositories; not for other callers) ----
+
+  enqueue(queue: Map<string, unknown>, key: string, value: unknown): void {
+    if (this.db === undefined) {
+      if (!this.warnedClosed) {
+        this.warnedClosed = true;
+        this.logger.warn({ path: this.path, key }, 'store write after close ignored');
+      }
+      return;
+    }
+    const before = queue.size;
+    queue.set(key, value);
+    if (queue.size > before) this.queued++;
+    if (this.queued >= this.maxQueued && !this.failing) this.flush();
+    else if (this.timer === undefined) this.arm(this.failing ? this.retryMs : this.flushMs);
+  }
+
+  beforeRead(): boolean {
+    if (this.db === undefined) return false;
+    this.flush();
+    return true;
+  }
+
+  failed(error: unknown, action: string): void {
+    const message = describeStoreError(error, this.path);
+    // one error line per new failure, not one per retry
+    const level = message === this.lastError && this.failing ? 'debug' : 'error';
+    this.lastError = message;
+    this.lastErrorAt = this.now();
+    this.logger[level]({ err: error, path: this.path, action, queued: this.queued }, `store ${action} failed: ${message}`);
+  }
+
+  skippedRow(table: string, key: string, why: string): void {
+    this.skippedCount++;
+    if (this.skippedCount <= 10) this.logger.warn({ path: this.path, table, key, why }, 'store row skipped: not a valid record');
+  }
+
+  dropped(table: string, key: string, error: unknown): void {
+    this.droppedCount++;
+    this.logger.error({ err: error, path: this.path, table, key }, 'store record dropped: not serializable');
+  }
+
+  // ---- GatewayStore ----
+
+  flush(): boolean {
+    if (this.timer !== undefined) {
+      this.timers.clear(this.timer);
+      this.timer = undefined;
+    }
+    if (this.db === undefined || this.queued === 0) return this.queued === 0;
+    let any = false;
+    for (const repo of this.repos) if (repo.beginBatch()) any = true;
+    this.queued = 0;
+    if (!any) return true;
+    try {
+      const rows = this.writeTx();
+      for (const repo of this.repos) repo.endBatch(true);
+      this.flushes++;
+      this.written += rows;
+      if (this.failing) this.logger.info({ path: this.path, rows }, 'store writes recovered');
+      this.failing = false;
+      return true;
+    } catch (error) {
+      // requeue what no later write replaced (none can arrive during the synchronous write)
+      for (const repo of this.repos) this.queued += repo.endBatch(false);
+      this.failed(error, 'write');
+      this.failing = true;
+      if (this.timer === undefined && this.queued > 0) this.arm(this.retryMs);
+      return false;
+    }
+  }
+
+  pruneExpired(now: number): number {
+    if (!this.beforeRead() || this.db === undefined) return 0;
+    try {
+      let removed = 0;
+      this.db.transaction(() => {
+        for (const stmt of this.pruneStmts) removed += stmt.run(now).changes;
+      })();
+      return removed;
+    } catch (error) {
+      this.failed(error, 'prune');
+      return 0;
+    }
+  }
+
+  close(): void {
+    if (this.db === undefined) return;
+    this.flush();
+    if (this.timer !== undefined) {
+      this.timers.clear(this.timer);
+      this.timer = undefined;
+    }
+    if (this.queued > 0) {
+      this.logger.error({ path: this.path, queued: this.queued }, 'store closed with writes that could not be saved');
+    }
+    try {
+      this.db.close();
+    } catch (error) {
+      this.failed(error, 'close');
+    }
+    this.db = undefined;
+  }
+
+  status(): StoreStatus {
+    return {
+      ok: this.db !== undefined && !this.failing,
+      kind: this.kind,
+      path: this.path,
+      queued: this.queued,
+      lastError: this.lastError,
+      lastErrorAt: this.lastErrorAt,
+      flushes: this.flushes,
+      written: this.written,
+      dropped: this.droppedCount,
+      skipped: this.skippedCount,
+    };
+  }
+
+  /** An online copy of the database to `destination` (consistent while the gateway runs). */
+  async backup(destination: string): Promise<void> {
+    if (this.db === undefined) throw new StoreError(`store ${this.path} is closed`, this.path, undefined);
+    this.flush();
+    await this.db.backup(destination);
+  }
+
+  private arm(ms: number): void {
+    this.timer = this.timers.set(this.onTimer, ms);
+  }
+
+  private readonly onTimer = (): void => {
+    this.timer = undefined;
+    this.flush();
+  };
+}
+
+function migrate(db: Database.Database, path: string, logger: Logger): void {
+  const raw = db.pragma('user_version', { simple: true });
+  const version = typeof raw === 'number' ? raw : 0;
+  if (version > SCHEMA_VERSION) {
+    throw new StoreError(
+      `store file ${path} has schema version ${version}, newer than this gateway's ${SCHEMA_VERSION}: ` +
+        'a newer release wrote it. Fix: run that release, or move the file aside to start with an empty store.',
+      path,
+      'SCHEMA_TOO_NEW',
+    );
+  }
+  if (version === SCHEMA_VERSION) return;
+  db.transaction(() => {
+    for (let v = version; v < SCHEMA_VERSION; v++) {
+      for (const statement of MIGRATIONS[v] ?? []) db.exec(statement);
+      db.pragma(`user_version = ${v + 1}`);
+    }
+    db.prepare(
+      `INSERT INTO ${META_TABLE.table} (key, expires_at, data) VALUES ('schemaVersion', NULL, ?) ` +
+        'ON CONFLICT(key) DO UPDATE SET data = excluded.data',
+    ).run(JSON.stringify({ key: 'schemaVersion', value: String(SCHEMA_VERSION) }));
+  })();
+  logger.info({ path, from: version, to: SCHEMA_VERSION }, 'store schema migrated');
+}
