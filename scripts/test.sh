@@ -9,12 +9,23 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 # Debian packages the interop tests drive. Each is checked after install: a missing peer fails here, loudly.
 need_pkgs=()
 command -v sipp >/dev/null 2>&1 || need_pkgs+=(sip-tester)
+command -v kamailio >/dev/null 2>&1 || need_pkgs+=(kamailio)
+for p in kamailio-presence-modules kamailio-sqlite-modules; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || need_pkgs+=("$p")
+done
+[ -x /usr/bin/chromium ] || need_pkgs+=(chromium)
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
   echo "installing Debian packages: ${need_pkgs[*]}"
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}"
 fi
 command -v sipp >/dev/null 2>&1 || { echo "sipp is still missing after installing sip-tester" >&2; exit 1; }
+command -v kamailio >/dev/null 2>&1 || { echo "kamailio is still missing after installing kamailio" >&2; exit 1; }
+ls /usr/lib/*/kamailio/modules/presence_dialoginfo.so /usr/lib/*/kamailio/modules/db_sqlite.so >/dev/null 2>&1 \
+  || { echo "Kamailio presence/SQLite modules missing after installing kamailio-presence-modules kamailio-sqlite-modules" >&2; exit 1; }
+[ -f /usr/share/kamailio/db_sqlite/presence-create.sql ] \
+  || { echo "Kamailio's SQLite schema (/usr/share/kamailio/db_sqlite) is missing" >&2; exit 1; }
+[ -x /usr/bin/chromium ] || { echo "chromium is still missing after installing chromium" >&2; exit 1; }
 
 npm ci --no-audit --no-fund
 npm run typecheck

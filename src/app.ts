@@ -4,6 +4,7 @@
  * validated config, and stops them again. Graph and SIP meet only through
  * core's PresenceStore.
  */
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { GatewayConfig, UserConfig } from './config/schema.js';
 import { Directory, normalizeAor, type Person } from './core/directory.js';
@@ -18,7 +19,7 @@ import { attachResourceLists, type ResourceLists } from './simple/resource-lists
 import { SimpleServer } from './simple/sip-app.js';
 import { createTrunkSide, startUpstream, type TrunkSide, type UpstreamSide } from './trunk-wiring.js';
 import { TimerWheel } from './util/timer-wheel.js';
-import { SipStack } from './sip/stack.js';
+import { SipStack, type ListenSpec } from './sip/stack.js';
 import { parseUri } from './sip/uri.js';
 import type { Logger } from './util/logger.js';
 
@@ -111,6 +112,31 @@ async function startDemoTenant(config: GatewayConfig, logger: Logger): Promise<D
   return { simulator: sim, graph, tls: { cert: cert.certPem, key: cert.keyPem } };
 }
 
+/** A configured listener as the stack takes it: certificate files read into PEM text. */
+function listenSpecOf(l: GatewayConfig['sip']['listen'][number]): ListenSpec {
+  const spec: ListenSpec = { protocol: l.transport, address: l.address, port: l.port };
+  if (l.path !== undefined) spec.path = l.path;
+  if (l.tls !== undefined) {
+    spec.tls = {
+      cert: readPem(l.tls.certPath, 'certPath'),
+      key: readPem(l.tls.keyPath, 'keyPath'),
+      requestClientCert: l.tls.requestClientCert,
+      ...(l.tls.caPath !== undefined ? { ca: readPem(l.tls.caPath, 'caPath') } : {}),
+    };
+  }
+  return spec;
+}
+
+/** Read a PEM file named in config, with an error naming what it was for. */
+export function readPem(file: string, what: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'error';
+    throw new Error(`${what}: cannot read ${file} (${code}); give the path of a readable PEM file`);
+  }
+}
+
 export async function startGateway(config: GatewayConfig, logger: Logger): Promise<Gateway> {
   const directory = new Directory(
     config.users.map((u) => personFromConfig(u, config.sip.domain)),
@@ -122,7 +148,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
     echoWindowMs: config.mapping.echoWindowSec * 1000,
   });
   const stack = await SipStack.start({
-    listen: config.sip.listen.map((l) => ({ protocol: l.transport, address: l.address, port: l.port })),
+    listen: config.sip.listen.map(listenSpecOf),
     logger,
     maxMessageSize: config.sip.maxMessageSize,
     maxConnections: config.sip.maxConnections,

@@ -4,9 +4,9 @@ import { createResponse } from './message.js';
 import { resolveTimers } from './transaction/timers.js';
 import { TransactionLayer, type NewServerRequest, type SendOptions } from './transaction/transaction-layer.js';
 import type { ServerNonInviteTransaction } from './transaction/server-non-invite.js';
-import { TransportLayer, type ListenSpec } from './transport/transport-layer.js';
+import { TransportLayer, type ListenSpec, type TlsClientOptions } from './transport/transport-layer.js';
 
-export type { ListenSpec } from './transport/transport-layer.js';
+export type { ListenSpec, TlsClientOptions, TlsServerOptions } from './transport/transport-layer.js';
 export type { SendOptions } from './transaction/transaction-layer.js';
 
 export interface SipStackOptions {
@@ -28,6 +28,13 @@ export interface SipStackOptions {
   allow?: string[];
   /** host for Via sent-by; default the bound address (an interface address when bound to a wildcard) */
   viaHost?: string;
+  /**
+   * Outbound TLS connections without a per-destination entry (see
+   * setTlsClientOptions). Default: verify the server against Node's roots.
+   */
+  tlsClient?: TlsClientOptions;
+  /** WebSocket ping period in ms (a peer missing one pong is dropped); default 30000, 0 = none */
+  wsPingIntervalMs?: number;
 }
 
 export interface IncomingRequest {
@@ -88,6 +95,8 @@ export class SipStack {
         tcpIdleTimeoutMs: options.tcpIdleTimeoutMs ?? DEFAULT_IDLE_MS,
         ...(options.udpBufferBytes !== undefined ? { udpBufferBytes: options.udpBufferBytes } : {}),
         ...(options.viaHost !== undefined ? { viaHost: options.viaHost } : {}),
+        ...(options.tlsClient !== undefined ? { tlsClient: options.tlsClient } : {}),
+        ...(options.wsPingIntervalMs !== undefined ? { wsPingIntervalMs: options.wsPingIntervalMs } : {}),
       },
       {
         onMessage: (message, source, local, connectionId) => {
@@ -139,17 +148,38 @@ export class SipStack {
     return s === undefined ? undefined : { protocol, address: s.host, port: s.port };
   }
 
+  /**
+   * TLS client options for new outbound TLS connections to `destination`:
+   * "address:port" or "address" as it appears in the request's destination
+   * Endpoint (a resolved IP; "[v6]:port" accepted). An exact address:port entry
+   * wins over an address entry, which wins over SipStackOptions.tlsClient.
+   * Mutual TLS when cert and key are given; `servername` for SNI and the
+   * certificate name check when the destination is an IP. Undefined removes
+   * the entry. An already open connection to the destination is reused as is.
+   */
+  setTlsClientOptions(destination: string, options: TlsClientOptions | undefined): void {
+    this.transports.setTlsClientOptions(destination, options);
+  }
+
   /** Whether a stream connection is still open (e.g. a subscriber's connectionId). */
   isConnectionOpen(connectionId: string): boolean {
     return this.transports.isOpen(connectionId);
   }
 
   /** Live transaction counts (diagnostics). */
-  stats(): { serverTransactions: number; clientTransactions: number; tcpConnections: number } {
+  stats(): {
+    serverTransactions: number;
+    clientTransactions: number;
+    tcpConnections: number;
+    tlsConnections: number;
+    wsConnections: number;
+  } {
     return {
       serverTransactions: this.transactions.serverCount,
       clientTransactions: this.transactions.clientCount,
       tcpConnections: this.transports.tcpConnectionCount,
+      tlsConnections: this.transports.tlsConnectionCount,
+      wsConnections: this.transports.wsConnectionCount,
     };
   }
 

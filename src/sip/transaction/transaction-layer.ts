@@ -270,16 +270,19 @@ export class TransactionLayer implements ServerTransactionHost, ClientTransactio
       queueMicrotask(() => tx.failTransport());
     });
     if (used === null || failed) return false;
-    if (used !== undefined && used !== previous) {
-      if (previous !== undefined) this.untrackConnection(tx, previous);
+    if (used !== undefined) {
+      if (previous !== undefined && previous !== used) this.untrackConnection(tx, previous);
       tx.connectionId = used;
       let set = this.clientsByConnection.get(used);
       if (set === undefined) {
         set = new Set();
         this.clientsByConnection.set(used, set);
       }
-      set.add(tx);
-      this.transport.ref(used);
+      // also a connection reused by id (a watcher's): its close must fail the transaction at once
+      if (!set.has(tx)) {
+        set.add(tx);
+        this.transport.ref(used);
+      }
     }
     return true;
   }

@@ -39,13 +39,42 @@ interface Connection {
   error: Error | undefined;
 }
 
+/**
+ * How a stream transport makes its sockets: plain TCP by default; tls.ts
+ * gives the TLS variant. Framing, reuse, limits and idle close are shared.
+ */
+export interface StreamSockets {
+  readonly protocol: 'tcp' | 'tls';
+  /** a listening server that calls `accept` with each usable socket */
+  createServer(accept: (socket: Socket) => void): Server;
+  /** an outbound socket to host:port (writes before it is ready are queued) */
+  connect(host: string, port: number): Socket;
+  /** event an outbound socket emits once usable */
+  readonly readyEvent: 'connect' | 'secureConnect';
+}
+
+/** Plain TCP sockets. */
+export const plainSockets: StreamSockets = {
+  protocol: 'tcp',
+  createServer(accept) {
+    const server = createServer({ noDelay: true });
+    server.on('connection', accept);
+    return server;
+  },
+  connect(host, port) {
+    return connect({ host, port, noDelay: true });
+  },
+  readyEvent: 'connect',
+};
+
 const CRLF = Buffer.from('\r\n');
 const DEFAULT_MAX_WRITE_BUFFER = 8 * 1024 * 1024;
 
 /**
- * TCP for SIP: one listener (optional), inbound and outbound connections
- * tracked by id, Content-Length framing, reuse by id or by remote
- * address:port, connection limit and idle sweep (one interval for all).
+ * TCP (or TLS, by `sockets`) for SIP: one listener (optional), inbound and
+ * outbound connections tracked by id (`tcp-N` / `tls-N`), Content-Length
+ * framing, reuse by id or by remote address:port, connection limit and idle
+ * sweep (one interval for all).
  */
 export class TcpTransport {
   private server: Server | undefined;
@@ -56,12 +85,15 @@ export class TcpTransport {
   private sweepTimer: NodeJS.Timeout | undefined;
   private closed = false;
   private readonly maxWriteBuffer: number;
+  readonly protocol: 'tcp' | 'tls';
 
   constructor(
     private readonly options: TcpOptions,
     private readonly handlers: TcpHandlers,
     private readonly logger: Logger,
+    private readonly sockets: StreamSockets = plainSockets,
   ) {
+    this.protocol = sockets.protocol;
     this.maxWriteBuffer = options.maxWriteBuffer ?? DEFAULT_MAX_WRITE_BUFFER;
     if (options.idleTimeoutMs > 0 && Number.isFinite(options.idleTimeoutMs)) {
       const period = Math.max(10, Math.min(30_000, Math.floor(options.idleTimeoutMs / 4)));
@@ -80,9 +112,8 @@ export class TcpTransport {
   }
 
   listen(address: string, port: number): Promise<Endpoint> {
-    const server = createServer({ noDelay: true });
-    server.on('connection', (socket) => this.accept(socket));
-    server.on('error', (err) => this.logger.warn({ err: err.message }, 'tcp listener error'));
+    const server = this.sockets.createServer((socket) => this.accept(socket));
+    server.on('error', (err) => this.logger.warn({ err: err.message, protocol: this.protocol }, 'stream listener error'));
     return new Promise((resolve, reject) => {
       const onError = (err: Error): void => {
         server.close();
@@ -93,11 +124,11 @@ export class TcpTransport {
         server.off('error', onError);
         const a = server.address();
         if (a === null || typeof a === 'string') {
-          reject(new Error('tcp listener has no address'));
+          reject(new Error(`${this.protocol} listener has no address`));
           return;
         }
         this.server = server;
-        this.localEp = { protocol: 'tcp', address: a.address, port: a.port };
+        this.localEp = { protocol: this.protocol, address: a.address, port: a.port };
         resolve(this.localEp);
       });
     });
@@ -128,7 +159,7 @@ export class TcpTransport {
    * failures are reported through onClose for that id.
    */
   send(data: Buffer, address: string, port: number, connectionId?: string): string {
-    if (this.closed) throw new Error('tcp transport closed');
+    if (this.closed) throw new Error(`${this.protocol} transport closed`);
     let conn = connectionId === undefined ? undefined : this.connections.get(connectionId);
     if (conn === undefined || conn.socket.destroyed) conn = this.byPeer.get(peerKey(address, port));
     if (conn === undefined || conn.socket.destroyed) conn = this.open(address, port);
@@ -140,7 +171,7 @@ export class TcpTransport {
     if (conn.socket.destroyed || this.closed) return;
     conn.lastActivity = Date.now();
     if (conn.socket.writableLength > this.maxWriteBuffer) {
-      this.logger.warn({ connectionId: conn.id, queued: conn.socket.writableLength }, 'tcp peer not reading; connection dropped');
+      this.logger.warn({ connectionId: conn.id, queued: conn.socket.writableLength }, 'stream peer not reading; connection dropped');
       conn.socket.destroy(new Error('write buffer overflow'));
       return;
     }
@@ -158,7 +189,7 @@ export class TcpTransport {
 
   private accept(socket: Socket): void {
     if (this.closed || this.connections.size >= this.options.maxConnections) {
-      this.logger.debug({ from: `${socket.remoteAddress}:${socket.remotePort}` }, 'tcp connection refused: limit reached');
+      this.logger.debug({ from: `${socket.remoteAddress}:${socket.remotePort}`, protocol: this.protocol }, 'connection refused: limit reached');
       socket.destroy();
       return;
     }
@@ -168,31 +199,31 @@ export class TcpTransport {
       socket.destroy();
       return;
     }
-    const local: Endpoint = { protocol: 'tcp', address: socket.localAddress ?? '', port: socket.localPort ?? 0 };
-    const conn = this.track(socket, { protocol: 'tcp', address, port }, local, true);
-    this.logger.debug({ connectionId: conn.id, from: `${address}:${port}` }, 'tcp connection accepted');
+    const local: Endpoint = { protocol: this.protocol, address: socket.localAddress ?? '', port: socket.localPort ?? 0 };
+    const conn = this.track(socket, { protocol: this.protocol, address, port }, local, true);
+    this.logger.debug({ connectionId: conn.id, from: `${address}:${port}` }, 'stream connection accepted');
   }
 
   private open(address: string, port: number): Connection {
     const host = hostForSocket(address);
-    const socket = connect({ host, port, noDelay: true });
+    const socket = this.sockets.connect(host, port);
     const conn = this.track(
       socket,
-      { protocol: 'tcp', address: host, port },
-      this.localEp ?? { protocol: 'tcp', address: '', port: 0 },
+      { protocol: this.protocol, address: host, port },
+      this.localEp ?? { protocol: this.protocol, address: '', port: 0 },
       false,
     );
-    socket.once('connect', () => {
+    socket.once(this.sockets.readyEvent, () => {
       conn.connected = true;
-      conn.local = { protocol: 'tcp', address: socket.localAddress ?? '', port: socket.localPort ?? 0 };
+      conn.local = { protocol: this.protocol, address: socket.localAddress ?? '', port: socket.localPort ?? 0 };
     });
-    this.logger.debug({ connectionId: conn.id, to: `${address}:${port}` }, 'tcp connection opening');
+    this.logger.debug({ connectionId: conn.id, to: `${address}:${port}` }, 'stream connection opening');
     return conn;
   }
 
   private track(socket: Socket, remote: Endpoint, local: Endpoint, connected: boolean): Connection {
     const conn: Connection = {
-      id: `tcp-${this.nextId++}`,
+      id: `${this.protocol}-${this.nextId++}`,
       socket,
       framer: new StreamFramer({ maxMessageSize: this.options.maxMessageSize }),
       remote,
@@ -208,7 +239,7 @@ export class TcpTransport {
     socket.on('data', (chunk: Buffer) => this.receive(conn, chunk));
     socket.on('error', (err) => {
       conn.error = err;
-      this.logger.debug({ connectionId: conn.id, err: err.message }, 'tcp connection error');
+      this.logger.debug({ connectionId: conn.id, err: err.message }, 'stream connection error');
     });
     socket.on('close', () => this.forget(conn));
     return conn;
