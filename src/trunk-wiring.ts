@@ -6,7 +6,7 @@
  * presence servers). SIP and core meet here only through the PresenceStore.
  */
 import type { GatewayConfig } from './config/schema.js';
-import { effectiveAccessMode } from './config/trunks.js';
+import { effectiveAccessMode } from './trunks/config.js';
 import type { Directory, Person } from './core/directory.js';
 import type { PresenceView } from './core/person-state.js';
 import type { PresenceStore } from './core/presence-store.js';

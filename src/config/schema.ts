@@ -2,9 +2,9 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import { graphConfigSchema } from '../graph/config.js';
 import { adminSchema } from './admin.js';
-import { listMemberIssues, listsSchema } from './lists.js';
+import { listMemberIssues, listsSchema } from '../simple/lists-config.js';
 import { storeConfigSchema } from './store.js';
-import { accessSchema, trunksSchema, unknownTrunkUsers } from './trunks.js';
+import { accessSchema, trunksSchema, unknownTrunkUsers } from '../trunks/config.js';
 import { watcherProfilesSchema } from './watcher-profiles.js';
 
 const port = z.number().int().min(0, 'a port from 0 to 65535').max(65535, 'a port from 0 to 65535');

@@ -13,7 +13,7 @@
  */
 import { buildMultipartRelated, type MimePart } from '../bodies/multipart.js';
 import { buildRlmi, RLMI_CONTENT_TYPE, type RlmiInstance, type RlmiResource } from '../bodies/rlmi.js';
-import type { ListsConfig } from '../config/lists.js';
+import type { ListsConfig } from './lists-config.js';
 import type { MediaType } from '../sip/header-values.js';
 import type { SipRequest, SipResponse } from '../sip/message.js';
 import { parseUri } from '../sip/uri.js';

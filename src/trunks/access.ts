@@ -2,7 +2,7 @@
  * Who may send requests to the gateway: trunks (by source address), trusted
  * networks, and digest users; everyone else gets 403 (restricted mode).
  */
-import type { AccessConfig } from '../config/trunks.js';
+import type { AccessConfig } from './config.js';
 import { DigestServer } from '../sip/digest-server.js';
 import { newTag } from '../sip/ids.js';
 import { createResponse, type Endpoint, type SipRequest, type SipResponse } from '../sip/message.js';

@@ -3,9 +3,9 @@
  * which event the gateway watches there, what it publishes, what the trunk
  * may push unsolicited, and which output flavor its own SUBSCRIBEs get.
  */
-import type { VendorProfile } from '../config/trunks.js';
+import type { VendorProfile } from './config.js';
 
-export type { TrunkDirection, VendorProfile } from '../config/trunks.js';
+export type { TrunkDirection, VendorProfile } from './config.js';
 
 /** Output flavor of NOTIFY bodies for a watcher. */
 export type WatcherProfile = 'rfc' | 'cisco' | 'polycom' | 'asterisk';

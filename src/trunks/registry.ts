@@ -3,7 +3,7 @@
  * wheel (one entry per trunk, rescheduled after each ping), and lookup of the
  * trunk a request came from.
  */
-import type { TrunkConfig } from '../config/trunks.js';
+import type { TrunkConfig } from './config.js';
 import { Headers } from '../sip/headers.js';
 import { newCallId, newTag } from '../sip/ids.js';
 import { createRequest, type Endpoint, type SipRequest, type SipResponse } from '../sip/message.js';

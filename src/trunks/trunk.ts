@@ -3,7 +3,7 @@
  * status (reachability from OPTIONS pings, authentication, subscription and
  * publication counts, last error).
  */
-import type { TrunkConfig } from '../config/trunks.js';
+import type { TrunkConfig } from './config.js';
 import type { DigestCredentials } from '../sip/digest.js';
 import type { Endpoint } from '../sip/message.js';
 import { formatUri } from '../sip/uri.js';

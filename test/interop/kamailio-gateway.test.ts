@@ -50,7 +50,7 @@ const G = (): GatewayProcess => {
   return gateway;
 };
 
-/** The trunk exactly as an operator would write it for this Kamailio (contract: src/config/trunks.ts). */
+/** The trunk exactly as an operator would write it for this Kamailio (contract: src/trunks/config.ts). */
 function kamTrunk(kam: Kamailio): Record<string, unknown> {
   return {
     name: 'kam',

@@ -8,7 +8,7 @@ import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { createServer, type Server, type Socket } from 'node:net';
 import t from 'tap';
 import { parseMultipartRelated, parseRlmi, rootPart } from '../../src/bodies/index.js';
-import { listsSchema } from '../../src/config/lists.js';
+import { listsSchema } from '../../src/simple/lists-config.js';
 import { Directory } from '../../src/core/directory.js';
 import { PresenceStore } from '../../src/core/presence-store.js';
 import { attachResourceLists } from '../../src/simple/resource-lists.js';

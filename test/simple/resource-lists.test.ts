@@ -8,7 +8,7 @@ import {
   type MimePart,
   type RlmiDocument,
 } from '../../src/bodies/index.js';
-import { listsSchema, type ListsConfig } from '../../src/config/lists.js';
+import { listsSchema, type ListsConfig } from '../../src/simple/lists-config.js';
 import { Directory } from '../../src/core/directory.js';
 import type { TelephonyState } from '../../src/core/person-state.js';
 import { PresenceStore } from '../../src/core/presence-store.js';
@@ -387,7 +387,7 @@ t.test('close stops batching and serving lists', async (t) => {
 });
 
 t.test('config: defaults, duplicates and unknown members are reported', async (t) => {
-  const { listMemberIssues } = await import('../../src/config/lists.js');
+  const { listMemberIssues } = await import('../../src/simple/lists-config.js');
   t.same(listsSchema.parse(undefined), { batchMs: 200, groups: [] });
   const bad = listsSchema.safeParse({
     groups: [

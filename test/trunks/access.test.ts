@@ -1,6 +1,6 @@
 import t from 'tap';
 import { Writable } from 'node:stream';
-import { accessSchema, trunksSchema } from '../../src/config/trunks.js';
+import { accessSchema, trunksSchema } from '../../src/trunks/config.js';
 import { answerChallenge, DigestClient } from '../../src/sip/digest.js';
 import { DigestServer } from '../../src/sip/digest-server.js';
 import { Headers } from '../../src/sip/headers.js';

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { trunksSchema } from '../../src/config/trunks.js';
+import { trunksSchema } from '../../src/trunks/config.js';
 import { createResponse, type Endpoint, type SipRequest, type SipResponse } from '../../src/sip/message.js';
 import { SipStack, type IncomingRequest } from '../../src/sip/stack.js';
 import { TrunkRegistry, type TrunkSender } from '../../src/trunks/registry.js';

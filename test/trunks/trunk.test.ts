@@ -1,5 +1,5 @@
 import t from 'tap';
-import { trunkSchema } from '../../src/config/trunks.js';
+import { trunkSchema } from '../../src/trunks/config.js';
 import type { Endpoint } from '../../src/sip/message.js';
 import { profileTraits, traitsFor } from '../../src/trunks/profiles.js';
 import { lookupResolver } from '../../src/trunks/resolver.js';

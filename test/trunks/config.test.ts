@@ -2,7 +2,7 @@ import t from 'tap';
 import { z } from 'zod';
 import { parseDocument } from 'yaml';
 import { formatPath } from '../../src/config/loader.js';
-import { accessSchema, effectiveAccessMode, trunksSchema, unknownTrunkUsers } from '../../src/config/trunks.js';
+import { accessSchema, effectiveAccessMode, trunksSchema, unknownTrunkUsers } from '../../src/trunks/config.js';
 
 /** The sections as the lead plugs them in: top-level trunks and sip.access. */
 const root = z.strictObject({

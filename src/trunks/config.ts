@@ -4,8 +4,8 @@
  * The lead plugs `trunksSchema` in as `trunks` and `accessSchema` as `sip.access`.
  */
 import { z } from 'zod';
-import { parseCidr } from '../trunks/cidr.js';
-import { parseTrunkTarget } from '../trunks/target.js';
+import { parseCidr } from './cidr.js';
+import { parseTrunkTarget } from './target.js';
 
 export const VENDOR_PROFILES = ['generic', 'asterisk', 'cisco', 'kamailio', 'polycom'] as const;
 export const TRUNK_DIRECTIONS = ['watch', 'publish', 'inbound'] as const;
