@@ -14,6 +14,8 @@ for p in kamailio-presence-modules kamailio-sqlite-modules; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || need_pkgs+=("$p")
 done
 [ -x /usr/bin/chromium ] || need_pkgs+=(chromium)
+command -v docker-compose >/dev/null 2>&1 || need_pkgs+=(docker-compose)
+command -v sqlite3 >/dev/null 2>&1 || need_pkgs+=(sqlite3)
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
   echo "installing Debian packages: ${need_pkgs[*]}"
   as_root apt-get update -qq
@@ -26,6 +28,8 @@ ls /usr/lib/*/kamailio/modules/presence_dialoginfo.so /usr/lib/*/kamailio/module
 [ -f /usr/share/kamailio/db_sqlite/presence-create.sql ] \
   || { echo "Kamailio's SQLite schema (/usr/share/kamailio/db_sqlite) is missing" >&2; exit 1; }
 [ -x /usr/bin/chromium ] || { echo "chromium is still missing after installing chromium" >&2; exit 1; }
+command -v docker-compose >/dev/null 2>&1 || { echo "docker-compose is still missing after installing docker-compose" >&2; exit 1; }
+command -v sqlite3 >/dev/null 2>&1 || { echo "sqlite3 is still missing after installing sqlite3" >&2; exit 1; }
 
 npm ci --no-audit --no-fund
 npm run typecheck

@@ -87,6 +87,14 @@ export const configSchema = z
         /** UDP socket buffers: a 10k-watcher fan-out's answers arrive in one burst. */
         udpBufferBytes: z.number().int().min(65_536).max(268_435_456).default(4_194_304),
         userAgent: z.string().default('presence-gateway'),
+        /**
+         * The address peers must use to reach us, written in Via and Contact: needed when
+         * listening on 0.0.0.0 with several interfaces, or behind NAT / published container ports.
+         */
+        advertisedHost: z
+          .string()
+          .regex(/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)$/, 'a DNS name or IP address like sip.example.com or 203.0.113.10')
+          .optional(),
         /** Who may send requests: trunk addresses, trusted networks, digest users (default: restricted once a trunk or user exists). */
         access: accessSchema,
         /** Output flavour per watcher by User-Agent (Cisco, Polycom, Asterisk-style, plain RFC). */

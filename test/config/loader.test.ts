@@ -93,6 +93,10 @@ t.test('the shipped configs are valid', async (t) => {
     CLIENT_ID: '3a7c9e11-2b4d-4f60-8a1b-5c6d7e8f9a0b',
     CLIENT_SECRET: 'secret',
     SVC1_PASSWORD: 'pw',
+    CONSOLE_PASS: 'pw',
+    PBX_PASS: 'pw',
+    ADMIN_TOKEN: 'a'.repeat(32),
+    METRICS_TOKEN: 'm'.repeat(32),
   };
   const example = loadConfigFile(new URL('../../config/example.yaml', import.meta.url).pathname, env);
   t.equal(example.sip.domain, 'x.example');
@@ -132,4 +136,10 @@ t.test('trunk users and list members must be configured users', async (t) => {
   );
   t.ok(p.some((l) => /^trunks\[0\]\.users\[1\]: "zoe" is not the id of any entry of users/.test(l)), p.join('\n'));
   t.ok(p.some((l) => /^lists\.groups\[0\]\.members\[1\]: "max" is not the id/.test(l)), p.join('\n'));
+});
+
+t.test('sip.advertisedHost must be a host name or address', async (t) => {
+  const p = problems(() => parseConfig('sip:\n  advertisedHost: "gw example"\n'));
+  t.match(p[0], /^sip\.advertisedHost: expected a DNS name or IP address/);
+  t.equal(parseConfig('sip:\n  advertisedHost: 203.0.113.10\n').sip.advertisedHost, '203.0.113.10');
 });
