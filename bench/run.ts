@@ -12,6 +12,7 @@
  *          --watchers 10000  --instances 4 (SIPp processes for the watchers)
  *          --teams-changes 1000  --teams-rate 40 (Teams changes/s)  --teams-users 8
  *          --sip-rate 20 (PUBLISHes/s)  --sip-users 50  --budget-users 5000  --budget-window 90 (s)
+ *          --store (rate phase twice: in-memory store, then the SQLite store file; the SQLite figure must stay within 10 %)
  *          --strict (exit 1 when a target is missed)
  * Traffic stays on 127.0.0.1; every phase is bounded and the gateways are stopped at the end.
  */
@@ -49,6 +50,7 @@ interface Options {
   budgetUsers: number;
   budgetWindow: number;
   strict: boolean;
+  store: boolean;
 }
 
 function parseOptions(argv: readonly string[]): Options {
@@ -68,6 +70,7 @@ function parseOptions(argv: readonly string[]): Options {
     budgetUsers: 5000,
     budgetWindow: 90,
     strict: false,
+    store: false,
   };
   const positiveInts = (value: string | undefined, flag: string): number[] => {
     const list = (value ?? '').split(',').map((v) => Number(v.trim()));
@@ -128,6 +131,9 @@ function parseOptions(argv: readonly string[]): Options {
       case '--strict':
         options.strict = true;
         break;
+      case '--store':
+        options.store = true;
+        break;
       default:
         throw new Error(`unknown argument ${arg}`);
     }
@@ -142,8 +148,18 @@ const mb = (bytes: number): string => `${fmt(bytes / (1024 * 1024), 1)} MB`;
 /** Built bench (dist/bench/run.js) runs the built gateway; under tsx, the sources. */
 const gatewayCommand: 'dist' | 'tsx' = import.meta.url.endsWith('.js') ? 'dist' : 'tsx';
 
-async function withGateway<T>(users: GatewayUser[], fn: (gw: GatewayProcess) => Promise<T>): Promise<T> {
-  const gw = await startGateway({ users, logLevel: 'warn', command: gatewayCommand, readyTimeoutMs: 30_000 });
+async function withGateway<T>(
+  users: GatewayUser[],
+  fn: (gw: GatewayProcess) => Promise<T>,
+  overrides?: Record<string, unknown>,
+): Promise<T> {
+  const gw = await startGateway({
+    users,
+    logLevel: 'warn',
+    command: gatewayCommand,
+    readyTimeoutMs: 30_000,
+    ...(overrides !== undefined ? { overrides } : {}),
+  });
   try {
     return await fn(gw);
   } finally {
@@ -173,8 +189,11 @@ function micro(): void {
   ]);
 }
 
-async function rate(options: Options, users: GatewayUser[]): Promise<void> {
-  console.log(`\n== subscription rate: fresh SUBSCRIBE dialogs + initial NOTIFY, ~${options.seconds} s per step, one gateway, UDP ==`);
+async function rate(options: Options, users: GatewayUser[], variant?: { label: string; overrides: Record<string, unknown> }): Promise<RateStepResult[]> {
+  console.log(
+    `\n== subscription rate: fresh SUBSCRIBE dialogs + initial NOTIFY, ~${options.seconds} s per step, one gateway, UDP` +
+      `${variant === undefined ? '' : `, ${variant.label}`} ==`,
+  );
   const rows: RateStepResult[] = [];
   await withGateway(users, async (gw) => {
     for (const r of options.rates) {
@@ -183,7 +202,7 @@ async function rate(options: Options, users: GatewayUser[]): Promise<void> {
       if (step.detail !== undefined) addDetail(`rate ${r}/s`, step.detail);
     }
     console.log(`gateway RSS after ${rows.reduce((a, s) => a + s.successful, 0)} subscriptions: ${mb(gw.rssBytes())}`);
-  });
+  }, variant?.overrides);
   console.table(
     rows.map((s) => ({
       'offered /s': fmt(s.offeredPerSecond),
@@ -206,6 +225,40 @@ async function rate(options: Options, users: GatewayUser[]): Promise<void> {
       ` (best failure-free step: ${fmt(best)}/s; response time is SUBSCRIBE to its final response, SIPp -trace_rtt, 1 ms resolution)`,
   );
   if (atTarget.length > 0 && !ok) missed.push('subscription rate');
+  return rows;
+}
+
+/** The rate phase with the in-memory store, then with the SQLite file (batched writes): within 10 % at every step. */
+async function rateWithStore(options: Options, users: GatewayUser[]): Promise<void> {
+  const { mkdtemp, rm } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const dir = await mkdtemp(join(tmpdir(), 'pg-bench-store-'));
+  try {
+    const memory = await rate(options, users, { label: 'store in memory', overrides: { store: { path: ':memory:' } } });
+    const sqlite = await rate(options, users, { label: 'SQLite store file', overrides: { store: { path: join(dir, 'gateway.db') } } });
+    const rows = memory.map((m, i) => {
+      const s = sqlite[i];
+      const ratio = s === undefined ? Number.NaN : s.achievedPerSecond / m.achievedPerSecond;
+      return { m, s, ratio };
+    });
+    console.table(
+      rows.map(({ m, s, ratio }) => ({
+        'offered /s': fmt(m.offeredPerSecond),
+        'memory /s': fmt(m.achievedPerSecond),
+        'SQLite /s': fmt(s?.achievedPerSecond ?? Number.NaN),
+        'SQLite / memory': `${fmt(ratio * 100, 1)} %`,
+        'memory p99 ms': fmt(m.p99Ms),
+        'SQLite p99 ms': fmt(s?.p99Ms ?? Number.NaN),
+        'SQLite failures': fmt(s?.failures ?? Number.NaN),
+      })),
+    );
+    const ok = rows.every(({ m, s, ratio }) => s !== undefined && s.failures <= m.failures && ratio >= 0.9);
+    console.log(`target: SQLite store within 10 % of the in-memory rate at every step, no extra failures: ${ok ? 'met' : 'MISSED'}`);
+    if (!ok) missed.push('subscription rate with the SQLite store');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 async function memory(options: Options, users: GatewayUser[]): Promise<void> {
@@ -378,7 +431,10 @@ async function main(): Promise<void> {
   console.log(`presence-gateway benchmark (${gatewayCommand === 'dist' ? 'built gateway' : 'gateway from sources via tsx'})`);
   const users = benchUsers(1000);
   if (options.phases.has('micro')) micro();
-  if (options.phases.has('rate')) await rate(options, users);
+  if (options.phases.has('rate')) {
+    if (options.store) await rateWithStore(options, users);
+    else await rate(options, users);
+  }
   if (options.phases.has('memory')) await memory(options, users);
   if (options.phases.has('fanout')) await fanout(options, users);
   if (options.phases.has('teams-to-sip')) await teamsToSip(options);

@@ -5,7 +5,6 @@
  * core's PresenceStore.
  */
 import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import type { GatewayConfig, UserConfig } from './config/schema.js';
 import { Directory, normalizeAor, type Person } from './core/directory.js';
 import { DEFAULT_TEAMS_TO_SIP, PRESENTING_AS_DND, type SipMeaning, type TeamsToSipTable } from './core/mapping.js';
@@ -14,11 +13,14 @@ import { PresenceStore } from './core/presence-store.js';
 // when configured: a SIP-only gateway should not carry them (about 20 MB of RSS).
 import type { GraphConfig, GraphRuntime } from './graph/index.js';
 import type { GraphSimulator } from './graph-simulator/index.js';
+import { wireAdmin } from './admin-wiring.js';
 import { startHttpServer, type HttpServer } from './http/server.js';
 import { attachResourceLists, type ResourceLists } from './simple/resource-lists.js';
 import { SimpleServer } from './simple/sip-app.js';
 import { createTrunkSide, startUpstream, type TrunkSide, type UpstreamSide } from './trunk-wiring.js';
+import { openPersistence } from './persistence-wiring.js';
 import { TimerWheel } from './util/timer-wheel.js';
+import { EventLoopGuard } from './sip/overload.js';
 import { SipStack, type ListenSpec } from './sip/stack.js';
 import { parseUri } from './sip/uri.js';
 import type { Logger } from './util/logger.js';
@@ -147,6 +149,8 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
     teamsToSip: teamsToSipTable(config.mapping),
     echoWindowMs: config.mapping.echoWindowSec * 1000,
   });
+  // The store first: a file that cannot be used stops the start before any socket is bound.
+  const persistence = await openPersistence(config, logger);
   const stack = await SipStack.start({
     listen: config.sip.listen.map(listenSpecOf),
     logger,
@@ -154,6 +158,9 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
     maxConnections: config.sip.maxConnections,
     udpBufferBytes: config.sip.udpBufferBytes,
     userAgent: config.sip.userAgent,
+    load: config.sip.overload.maxEventLoopLagMs === 0 ? false : new EventLoopGuard({ maxLagMs: config.sip.overload.maxEventLoopLagMs }),
+    retryAfterSec: config.sip.overload.retryAfterSec,
+    ...(config.sip.advertisedHost !== undefined ? { viaHost: config.sip.advertisedHost } : {}),
   });
   for (const l of config.sip.listen) {
     const bound = stack.localEndpoint(l.transport);
@@ -168,6 +175,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
     store,
     config: {
       domain: config.sip.domain,
+      ...(config.sip.advertisedHost !== undefined ? { contactHost: config.sip.advertisedHost } : {}),
       subscriptions: config.subscriptions,
       publications: config.publications,
       watcherProfiles: config.sip.watcherProfiles,
@@ -180,6 +188,8 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
   await trunks.registry.start();
   const upstream = startUpstream({ config, sender: stack, trunks, directory, store, wheel, logger });
   simple.setUpstream(upstream.watcher);
+  // Saved subscriptions, publications and upstream dialogs come back, then every change is kept (persistence-wiring.ts).
+  persistence.restore({ notifier: simple.notifier, publications: simple.publications, directory, lists, upstream });
 
   const demo = config.graphSimulator !== undefined ? await startDemoTenant(config, logger) : undefined;
   const graphConfig = demo?.graph ?? config.graph;
@@ -188,25 +198,28 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
     demo?.tls ?? (config.http.tls !== undefined ? { cert: config.http.tls.certPath, key: config.http.tls.keyPath } : undefined);
   const graphModule = graphConfig !== undefined ? await import('./graph/index.js') : undefined;
   const hookPath = graphConfig !== undefined ? graphModule?.webhookPath(graphConfig) : undefined;
+  // Metrics, the admin API's source, the change history and /readyz (admin-wiring.ts).
+  const adminSide = wireAdmin({ config, directory, store, stack, simple, trunks, graph: () => graph, logger });
   const http = await startHttpServer({
     address: config.http.address,
     port: config.http.port,
     ...(tls !== undefined ? { tls } : {}),
     logger,
     ...(hookPath !== undefined ? { graphWebhook: { path: hookPath, handlers: () => graph?.webhook } } : {}),
-    ready: () => ({ sip: true, ...(graph !== undefined ? { graph: graph.status().started } : {}) }),
+    ...adminSide.http,
   });
   logger.info({ origin: http.origin }, 'http listening');
 
   if (graphConfig !== undefined && graphModule !== undefined) {
-    const { createGraph, JsonFileSubscriptionStateStore } = graphModule;
+    const { createGraph } = graphModule;
     graph = createGraph({
       config: graphConfig,
       directory,
       store,
       logger: logger.child({ component: 'graph' }),
-      stateStore: new JsonFileSubscriptionStateStore(path.resolve(config.stateDir, 'graph-subscriptions.json')),
+      stateStore: persistence.graphState(),
     });
+    adminSide.attachGraph(graph);
     await graph.start();
   }
 
@@ -225,10 +238,13 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
       // A stop ends nothing towards watchers (no terminating NOTIFYs) nor Graph subscriptions (reused on restart).
       await graph?.stop();
       // Upstream: publications removed and subscriptions ended at the trunks while the stack still runs.
+      // With a store, upstream dialogs and publications stay at the trunks (reused at the next start).
+      await persistence.keepUpstream(upstream);
       await upstream.close();
       trunks.registry.close();
       lists.close();
       simple.close();
+      await persistence.close();
       wheel.close();
       await http.close();
       await stack.close();

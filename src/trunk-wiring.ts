@@ -5,6 +5,9 @@
  * telephony state) and the upstream publisher (Teams presence PUBLISHed to
  * presence servers). SIP and core meet here only through the PresenceStore.
  */
+import { readFileSync } from 'node:fs';
+import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
+import { isIP } from 'node:net';
 import type { GatewayConfig } from './config/schema.js';
 import { effectiveAccessMode } from './trunks/config.js';
 import type { Directory, Person } from './core/directory.js';
@@ -12,6 +15,11 @@ import type { PresenceView } from './core/person-state.js';
 import type { PresenceStore } from './core/presence-store.js';
 import type { AccessVerdict, TrunkTraits } from './simple/sip-app.js';
 import type { InboundRequest, RequestSender } from './simple/stack-port.js';
+import type { Endpoint } from './sip/message.js';
+import type { TlsClientOptions } from './sip/stack.js';
+import { hostForSip } from './sip/transport/address.js';
+import type { TrunkConfig } from './trunks/config.js';
+import type { TrunkTlsSettings } from './trunks/trunk.js';
 import { UpstreamPublisher, type PublishTarget } from './simple/upstream-publisher.js';
 import { UpstreamWatcher, type UpstreamTarget } from './simple/upstream-watcher.js';
 import { AccessControl, TrunkRegistry, type Trunk, type TrunkStatus } from './trunks/index.js';
@@ -48,14 +56,139 @@ function traitsOf(trunk: Trunk): TrunkTraits {
   };
 }
 
+/** The stack as the trunk side uses it: requests, and TLS client options per destination (SipStack fits). */
+export interface TrunkStack extends RequestSender {
+  setTlsClientOptions?(destination: string, options: TlsClientOptions | undefined): void;
+}
+
+/** Read a PEM file named in trunks[i].tls, with an error naming the trunk, the key and the fix. */
+function readTrunkPem(trunk: string, key: string, file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'error';
+    throw new Error(`trunks[${trunk}].tls.${key}: cannot read ${file} (${code}); give the path of a readable PEM file`);
+  }
+}
+
+/** The PEM text of every trunk's tls section, read once at start (an unreadable file fails the start). */
+export function trunkTlsPems(trunks: readonly TrunkConfig[]): Map<string, { ca?: string; cert?: string; key?: string }> {
+  const out = new Map<string, { ca?: string; cert?: string; key?: string }>();
+  for (const t of trunks) {
+    const tls = t.tls;
+    if (tls === undefined) continue;
+    const pems: { ca?: string; cert?: string; key?: string } = {};
+    if (tls.caPath !== undefined) pems.ca = readTrunkPem(t.name, 'caPath', tls.caPath);
+    if (tls.certPath !== undefined && tls.keyPath !== undefined) {
+      pems.cert = readTrunkPem(t.name, 'certPath', tls.certPath);
+      pems.key = readTrunkPem(t.name, 'keyPath', tls.keyPath);
+    }
+    out.set(t.name, pems);
+  }
+  return out;
+}
+
+/** TLS client options for a trunk's settings and its PEMs. */
+export function trunkTlsOptions(settings: TrunkTlsSettings, pems: { ca?: string; cert?: string; key?: string } | undefined): TlsClientOptions {
+  const o: TlsClientOptions = { rejectUnauthorized: settings.verify };
+  if (pems?.ca !== undefined) o.ca = pems.ca;
+  if (pems?.cert !== undefined && pems.key !== undefined) {
+    o.cert = pems.cert;
+    o.key = pems.key;
+  }
+  if (settings.servername !== undefined) o.servername = settings.servername;
+  return o;
+}
+
+/** "address:port" as SipStack.setTlsClientOptions takes it (IPv6 in brackets). */
+function destinationKey(endpoint: Endpoint): string {
+  return `${hostForSip(endpoint.address)}:${endpoint.port}`;
+}
+
+/**
+ * One TLS handshake to `endpoint` with `options`, to say why connections fail:
+ * the error message (untrusted certificate, name mismatch, refused, ...), or
+ * undefined when it connects.
+ */
+export function probeTlsConnection(endpoint: Endpoint, options: TlsClientOptions, timeoutMs = 3000): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const o: ConnectionOptions = {
+      host: endpoint.address,
+      port: endpoint.port,
+      rejectUnauthorized: options.rejectUnauthorized ?? true,
+      minVersion: 'TLSv1.2',
+    };
+    if (options.ca !== undefined) o.ca = options.ca;
+    if (options.cert !== undefined && options.key !== undefined) {
+      o.cert = options.cert;
+      o.key = options.key;
+    }
+    if (options.servername !== undefined && isIP(options.servername) === 0) o.servername = options.servername;
+    let done = false;
+    const finish = (why: string | undefined): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(why);
+    };
+    const socket = tlsConnect(o);
+    const timer = setTimeout(() => finish('the TLS handshake timed out'), timeoutMs);
+    timer.unref();
+    socket.once('secureConnect', () => {
+      // TLS 1.3: a server refusing our certificate says so only after the handshake
+      socket.once('data', () => finish(undefined));
+      setTimeout(() => finish(undefined), 200).unref();
+    });
+    socket.once('error', (err) => finish(explainTlsError(err)));
+    socket.once('close', () => finish(done ? undefined : 'the peer closed the connection during the TLS handshake'));
+  });
+}
+
+/** A TLS failure in words an administrator can act on (OpenSSL's alert text trimmed, the setting to check named). */
+export function explainTlsError(err: Error): string {
+  const alert = /alert ([a-z ]+?)(?::|$)/i.exec(err.message)?.[1]?.trim();
+  if (alert !== undefined) {
+    if (alert === 'certificate required') return 'the peer requires a client certificate (TLS alert "certificate required"); set tls.certPath and tls.keyPath';
+    if (alert === 'unknown ca' || alert === 'bad certificate' || alert === 'certificate unknown') {
+      return `the peer refused our client certificate (TLS alert "${alert}"); check tls.certPath and the CA the peer trusts`;
+    }
+    return `the peer ended the handshake (TLS alert "${alert}")`;
+  }
+  const code = (err as NodeJS.ErrnoException).code ?? '';
+  if (/CERT|SELF_SIGNED|UNABLE_TO|ALTNAME/.test(code)) {
+    const hint = code === 'ERR_TLS_CERT_ALTNAME_INVALID' ? 'check tls.servername' : 'check tls.caPath (or verify: false)';
+    return `${err.message}; ${hint}`;
+  }
+  return err.message;
+}
+
 /** The registry and access control: built before the SIMPLE server, which asks them about every request. */
-export function createTrunkSide(config: GatewayConfig, stack: RequestSender, logger: Logger, wheel: TimerWheel): TrunkSide {
+export function createTrunkSide(config: GatewayConfig, stack: TrunkStack, logger: Logger, wheel: TimerWheel): TrunkSide {
+  const pems = trunkTlsPems(config.trunks);
+  /** client options per TLS destination of a trunk, for the failure probe */
+  const tlsByDestination = new Map<string, TlsClientOptions>();
+  const trunkLogger = logger.child({ component: 'trunks' });
   const registry = new TrunkRegistry({
     trunks: config.trunks,
     sender: stack,
     fromUri: gatewayIdentity(config),
-    logger: logger.child({ component: 'trunks' }),
+    logger: trunkLogger,
     wheel,
+    onTlsTarget: (endpoint, settings) => {
+      const key = destinationKey(endpoint);
+      const options = trunkTlsOptions(settings, pems.get(settings.trunk));
+      const before = tlsByDestination.get(key);
+      tlsByDestination.set(key, options);
+      stack.setTlsClientOptions?.(key, options);
+      if (before === undefined) {
+        trunkLogger.debug(
+          { trunk: settings.trunk, destination: key, servername: options.servername, mutual: options.cert !== undefined, verify: settings.verify },
+          'tls client options for trunk destination',
+        );
+      }
+    },
+    probeTls: (endpoint) => probeTlsConnection(endpoint, tlsByDestination.get(destinationKey(endpoint)) ?? {}),
   });
   const mode = effectiveAccessMode(config.sip.access, config.trunks);
   const access = new AccessControl({
@@ -132,7 +265,8 @@ export function startUpstream(options: UpstreamOptions): UpstreamSide {
         expires: trunk.config.watch.expires,
         fromUri,
         destination: () => trunk.destination(),
-        transport: trunk.nextHop.protocol,
+        // an explicit transport; else the one resolution (SRV) chose for the initial SUBSCRIBE
+        ...(trunk.nextHop.explicitTransport || trunk.nextHop.port !== undefined ? { transport: trunk.nextHop.protocol } : {}),
         ratePerSec: trunk.config.watch.ratePerSec,
         // An outbound proxy that does not Record-Route still has to carry the in-dialog refreshes.
         ...(trunk.config.outboundProxy !== undefined ? { stickyDestination: true } : {}),

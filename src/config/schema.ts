@@ -95,6 +95,14 @@ export const configSchema = z
           .string()
           .regex(/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)$/, 'a DNS name or IP address like sip.example.com or 203.0.113.10')
           .optional(),
+        /** Under overload (the event loop lagging), new SUBSCRIBE/PUBLISH get 503 + Retry-After; refreshes go on. */
+        overload: z
+          .strictObject({
+            /** Median event-loop delay over a second, twice in a row, that counts as overload; 0 turns the check off. */
+            maxEventLoopLagMs: z.number().int().min(0).max(60_000).default(200),
+            retryAfterSec: z.number().int().min(1).max(3600).default(10),
+          })
+          .prefault({}),
         /** Who may send requests: trunk addresses, trusted networks, digest users (default: restricted once a trunk or user exists). */
         access: accessSchema,
         /** Output flavour per watcher by User-Agent (Cisco, Polycom, Asterisk-style, plain RFC). */

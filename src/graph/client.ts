@@ -66,7 +66,10 @@ class BudgetHandler implements Middleware {
 
 /** The last handler: performs the request through the gateway's transport. */
 class TransportHandler implements Middleware {
-  constructor(private readonly transport: HttpTransport) {}
+  constructor(
+    private readonly transport: HttpTransport,
+    private readonly observe?: (status: number) => void,
+  ) {}
   async execute(context: Context): Promise<void> {
     const req = context.request;
     const url = typeof req === 'string' ? req : req instanceof Request ? req.url : String(req);
@@ -78,7 +81,19 @@ class TransportHandler implements Middleware {
     };
     if (typeof body === 'string' || body instanceof Uint8Array) init.body = body;
     else if (body !== undefined && body !== null) init.body = String(body);
-    context.response = await this.transport.request(url, init);
+    if (this.observe === undefined) {
+      context.response = await this.transport.request(url, init);
+      return;
+    }
+    let response: Response;
+    try {
+      response = await this.transport.request(url, init);
+    } catch (error) {
+      this.observe(0);
+      throw error;
+    }
+    this.observe(response.status);
+    context.response = response;
   }
 }
 
@@ -89,6 +104,8 @@ export interface GraphClientOptions {
   transport: HttpTransport;
   /** RetryHandler: first delay without Retry-After (s) and attempts after the first (default 3 s, 3). */
   retry?: { delaySec?: number; maxRetries?: number };
+  /** Told the status of every request attempt (0: no answer). */
+  observe?: (status: number) => void;
 }
 
 export function createGraphClient(options: GraphClientOptions): Client {
@@ -97,7 +114,7 @@ export function createGraphClient(options: GraphClientOptions): Client {
   const retry = new RetryHandler(new RetryHandlerOptions(options.retry?.delaySec ?? 3, options.retry?.maxRetries ?? 3));
   const budget = new BudgetHandler(options.budget);
   const telemetry = new TelemetryHandler();
-  const transport = new TransportHandler(options.transport);
+  const transport = new TransportHandler(options.transport, options.observe);
   auth.setNext(retry);
   retry.setNext(budget);
   budget.setNext(telemetry);

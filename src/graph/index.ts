@@ -19,6 +19,7 @@ import { systemClock, type Clock, type Timer } from './clock.js';
 import type { GraphConfig } from './config.js';
 import { DirectorySync, type DirectorySyncResult } from './directory-sync.js';
 import { createHttpTransport } from './http-transport.js';
+import type { GraphObserver } from './observer.js';
 import { PresenceReader, type ReaderStatus } from './presence-reader.js';
 import { PresenceWriter, type WriterStatus } from './presence-writer.js';
 import type { SubscriptionStateStore } from './subscription-state.js';
@@ -29,6 +30,7 @@ export { graphWebhookRoute, type WebhookRouteOptions } from './webhook-route.js'
 export type { WebhookHandlers, WebhookReply } from './webhook-handler.js';
 export { JsonFileSubscriptionStateStore, MemorySubscriptionStateStore, type SubscriptionRecord, type SubscriptionStateStore } from './subscription-state.js';
 export type { Clock, Timer } from './clock.js';
+export type { GraphObserver } from './observer.js';
 export type { DirectorySyncResult } from './directory-sync.js';
 
 export interface GraphOptions {
@@ -44,6 +46,8 @@ export interface GraphOptions {
   /** reader tuning (defaults: full read every 600 s; subscriptions live 58 min, renewed at 2/3) */
   reader?: { fullReadIntervalSec?: number; subscriptionLifetimeMs?: number; renewFraction?: number };
   readFile?: (path: string) => string;
+  /** told request statuses and latencies (metrics); replaceable later with observe() */
+  observer?: GraphObserver;
 }
 
 export interface DirectorySyncStatus {
@@ -79,6 +83,10 @@ export interface GraphRuntime {
   pollNow(): Promise<void>;
   /** Resolves when no Graph work is running (tests). */
   idle(): Promise<void>;
+  /** Report request statuses and latencies to `observer` (undefined: stop). */
+  observe(observer: GraphObserver | undefined): void;
+  /** Read these Teams users (Graph user ids) again now; a failure is described in `error`. */
+  readUsers(userIds: readonly string[]): Promise<{ read: number; error?: string }>;
 }
 
 const STOP_GRACE_MS = 10_000;
@@ -90,10 +98,20 @@ export function createGraph(options: GraphOptions): GraphRuntime {
   const read = options.readFile ?? ((p: string) => readFileSync(p, 'utf8'));
   const caPem = config.trustedCaPath !== undefined ? read(config.trustedCaPath) : undefined;
   const transport = createHttpTransport(caPem !== undefined ? { caPem } : {});
+  let observer: GraphObserver | undefined = options.observer;
+  const observerRef = (): GraphObserver | undefined => observer;
+  const observeStatus = (status: number): void => observer?.graphRequest?.(status);
   const auth = new GraphAuth({ config, logger, readFile: read, ...(caPem !== undefined ? { networkClient: transport.msalNetworkClient } : {}) });
   const budget = new RequestBudget(clock, config.budget.requestsPer30s);
   const clientFor = (tokens: ReturnType<GraphAuth['appToken']>) =>
-    createGraphClient({ graphBaseUrl: config.graphBaseUrl, tokens, budget, transport, ...(options.retry !== undefined ? { retry: options.retry } : {}) });
+    createGraphClient({
+      graphBaseUrl: config.graphBaseUrl,
+      tokens,
+      budget,
+      transport,
+      observe: observeStatus,
+      ...(options.retry !== undefined ? { retry: options.retry } : {}),
+    });
   const appClient = clientFor(auth.appToken());
   const accounts = auth.serviceAccountNames().map((name) => ({ name, client: clientFor(auth.serviceAccountToken(name)) }));
 
@@ -106,6 +124,7 @@ export function createGraph(options: GraphOptions): GraphRuntime {
     logger,
     clock,
     pollIntervalSec: config.poll.intervalSec,
+    observer: observerRef,
     ...(config.webhook !== undefined ? { webhook: config.webhook } : {}),
     ...(options.stateStore !== undefined ? { stateStore: options.stateStore } : {}),
     ...(GUID.test(config.tenantId) ? { tenantId: config.tenantId } : {}),
@@ -122,6 +141,7 @@ export function createGraph(options: GraphOptions): GraphRuntime {
         dnd: config.writer.dnd,
         expirationMinutes: config.writer.expirationMinutes,
         statusMessage: config.writer.statusMessage,
+        observer: observerRef,
       })
     : undefined;
   if (config.serviceAccounts.length > 0 && config.webhook === undefined) logger.info('graph: service accounts without graph.webhook: polling only');
@@ -234,6 +254,10 @@ export function createGraph(options: GraphOptions): GraphRuntime {
       await reader.idle();
       await writer?.idle();
     },
+    observe(next) {
+      observer = next;
+    },
+    readUsers: (userIds) => reader.readNow(userIds),
   };
 }
 

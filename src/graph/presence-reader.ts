@@ -11,6 +11,7 @@ import type { Directory } from '../core/directory.js';
 import type { PresenceStore } from '../core/presence-store.js';
 import type { Logger } from '../util/logger.js';
 import type { Clock, Timer } from './clock.js';
+import type { ObserverRef } from './observer.js';
 import { readPresences } from './presence-batch.js';
 import { parsePresence } from './presence-resource.js';
 import { PresenceSink, type SinkStats } from './presence-sink.js';
@@ -38,6 +39,8 @@ export interface PresenceReaderOptions {
   /** subscription lifetime and renewal point (defaults 58 min, 2/3) */
   subscriptionLifetimeMs?: number;
   renewFraction?: number;
+  /** told when a reading changed someone's state, and how long after it became known */
+  observer?: ObserverRef;
 }
 
 export interface ReaderStatus {
@@ -67,6 +70,8 @@ export class PresenceReader implements WebhookHandlers {
   private lastFullRead = 0;
   private stopped = false;
   private readonly pending = new Set<string>();
+  /** When each queued user's change became known (only while an observer listens). */
+  private readonly knownAt = new Map<string, number>();
   /** Users whose read failed (429 storm, outage): the next poll reads them even if a subscription covers them. */
   private readonly retryIds = new Set<string>();
   private lookup: Promise<void> | undefined;
@@ -151,7 +156,7 @@ export class PresenceReader implements WebhookHandlers {
       if (all) this.lastFullRead = now;
       this.st.polls++;
       if (ids.length === 0) return;
-      const r = await readPresences(this.o.appClient, ids, (values) => this.take(values));
+      const r = await readPresences(this.o.appClient, ids, (values) => this.take(values, now));
       this.st.lastPollAt = this.o.clock.now();
       if (r.failures.length > 0) {
         const f = r.failures[0];
@@ -168,11 +173,20 @@ export class PresenceReader implements WebhookHandlers {
     return this.polling;
   }
 
-  private take(values: unknown[]): void {
+  private take(values: unknown[], pollStartedAt?: number): void {
     const at = this.o.clock.now();
+    const observer = this.o.observer?.();
     for (const v of values) {
       const p = parsePresence(v, at);
-      if (p !== undefined) this.sink.offer(p.userId, p.state);
+      if (p === undefined) continue;
+      const applied = this.sink.offer(p.userId, p.state);
+      if (observer?.teamsApplied === undefined) continue;
+      const key = p.userId.toLowerCase();
+      const since = this.knownAt.get(key) ?? pollStartedAt;
+      this.knownAt.delete(key);
+      if (!applied || since === undefined) continue;
+      const person = this.o.directory.findByTeamsUserId(key);
+      if (person !== undefined) observer.teamsApplied(person.id, Math.max(0, at - since));
     }
   }
 
@@ -243,7 +257,13 @@ export class PresenceReader implements WebhookHandlers {
   /** Queue users for a batched presence look-up; repeats coalesce. */
   private enqueue(ids: readonly string[]): void {
     if (this.stopped) return;
-    for (const id of ids) this.pending.add(id.toLowerCase());
+    const observing = ids.length > 0 && this.o.observer?.()?.teamsApplied !== undefined;
+    const now = observing ? this.o.clock.now() : 0;
+    for (const id of ids) {
+      const key = id.toLowerCase();
+      this.pending.add(key);
+      if (observing && !this.knownAt.has(key)) this.knownAt.set(key, now);
+    }
     if (this.lookup !== undefined) {
       this.lookupQueued = true;
       return;
@@ -273,6 +293,24 @@ export class PresenceReader implements WebhookHandlers {
       this.lookup = undefined;
       if (this.pending.size > 0 && !this.stopped) this.enqueue([]);
     }
+  }
+
+  /**
+   * Read these Teams users now (an administrator's resync), whatever their
+   * subscription covers. Resolves with how many came back; a failure is
+   * described, never thrown.
+   */
+  async readNow(userIds: readonly string[]): Promise<{ read: number; error?: string }> {
+    if (this.stopped || userIds.length === 0) return { read: 0 };
+    let read = 0;
+    const r = await readPresences(this.o.appClient, userIds, (values) => {
+      read += values.length;
+      this.take(values, this.o.clock.now());
+    });
+    const f = r.failures[0];
+    if (f === undefined) return { read };
+    for (const id of r.failedIds) this.retryIds.add(id.toLowerCase());
+    return { read, error: `${f.status || ''} ${f.code} ${f.message}`.trim() };
   }
 
   /** Resolves when no look-up, poll or subscription upkeep is running (tests). */

@@ -11,6 +11,7 @@ import type { TeamsTarget } from '../core/person-state.js';
 import type { PresenceStore } from '../core/presence-store.js';
 import type { Logger } from '../util/logger.js';
 import type { Clock, Timer } from './clock.js';
+import type { ObserverRef } from './observer.js';
 import { graphFailure, isTransient, type GraphFailure } from './client.js';
 
 export interface PresenceWriterOptions {
@@ -28,6 +29,8 @@ export interface PresenceWriterOptions {
   expirationMinutes: number;
   /** Also say why in the user's status message ("On a desk phone call"), and clear what it wrote after. */
   statusMessage?: boolean;
+  /** told how long after a state arose Graph accepted it */
+  observer?: ObserverRef;
 }
 
 /** The status message written with each session pair (Graph shows it under the name in Teams). */
@@ -66,6 +69,8 @@ interface UserState {
   refreshDue: number;
   /** the session is due for a re-set (kept until one succeeds) */
   refreshNeeded: boolean;
+  /** when the oldest target not yet written arose (for the latency metric) */
+  changedAt?: number;
 }
 
 export interface WriterError {
@@ -147,6 +152,7 @@ export class PresenceWriter {
       this.users.set(personId, u);
     }
     u.desired = target;
+    if (u.changedAt === undefined && !this.upToDate(u)) u.changedAt = this.o.clock.now();
     this.kick(u);
   }
 
@@ -273,6 +279,8 @@ export class PresenceWriter {
       }
       u.failures = 0;
       u.retryAt = 0;
+      if (u.changedAt !== undefined && !refresh) this.o.observer?.()?.sipToTeams?.(Math.max(0, this.o.clock.now() - u.changedAt) / 1000);
+      u.changedAt = undefined;
     } catch (error) {
       this.failed(u, graphFailure(error));
     }
@@ -295,6 +303,7 @@ export class PresenceWriter {
       this.o.logger.error(log, 'graph: presence write refused');
       u.written = this.effectiveAsWritten(u);
       u.refreshNeeded = false;
+      u.changedAt = undefined;
     }
   }
 

@@ -29,7 +29,14 @@ import type { TimerWheel } from '../util/timer-wheel.js';
 import type { EventPackage } from './event-package.js';
 import { contactValue, decideExpiry, expiryRejection, nextHopOf, reply, type ExpiryBounds } from './sip-util.js';
 import type { InboundRequest, OutboundOptions, RequestSender } from './stack-port.js';
-import { detach, Subscription, type TerminationCause } from './subscription.js';
+import {
+  detach,
+  Subscription,
+  type SubscriptionPersistence,
+  type SubscriptionSnapshot,
+  type TerminationCause,
+} from './subscription.js';
+import type { BodyFormat } from './event-package.js';
 import type { ListHooks } from './resource-lists.js';
 import { watcherInfoOf } from './watcher-profile.js';
 
@@ -37,6 +44,14 @@ import { watcherInfoOf } from './watcher-profile.js';
 export type ResourceResolver = (user: string | undefined, host: string) => string | undefined;
 /** Resolves a host name to an address (dns.lookup by default). */
 export type HostLookup = (host: string) => Promise<string>;
+
+/** Watches NOTIFY outcomes (metrics); structural, so the notifier imports nothing of it. */
+export interface NotifyObserver {
+  /** A NOTIFY of `event` to a watcher of `resource` was answered 2xx. */
+  notifySent(event: string, resource: string): void;
+  /** It failed: the final status (>= 300), or 'transport' when it could not be sent. */
+  notifyFailed(event: string, status: number | string, resource: string): void;
+}
 
 export interface NotifierOptions {
   sender: RequestSender;
@@ -69,8 +84,32 @@ function localFailure(status: number, reason: string): SipResponse {
   return { kind: 'response', status, reason, headers: new Headers(), body: EMPTY_BODY };
 }
 
+/** A name under the reserved ".invalid" TLD. */
+function isInvalidHost(host: string): boolean {
+  const h = host.endsWith('.') ? host.slice(0, -1) : host;
+  return h.length >= 7 && h.slice(-7).toLowerCase() === 'invalid' && (h.length === 7 || h.charCodeAt(h.length - 8) === 0x2e);
+}
+
 /** NOTIFYs sent per event-loop turn during a fan-out. */
 const FANOUT_SLICE = 500;
+
+/**
+ * How far a restored subscription's NOTIFY CSeq and body version jump ahead
+ * of the last saved ones: they are saved at create/refresh and by a periodic
+ * sweep, not per NOTIFY, so a few may have gone out unsaved before a crash.
+ * RFC 3261 §12.2.1.1 only needs the CSeq to increase; RFC 4235 §4.1 only
+ * needs the version to increase.
+ */
+export const RESTORE_SEQUENCE_MARGIN = 10_000;
+
+/** What a saved subscription's resource is now: a person, a resource list, or gone. */
+export type RestoredResourceKind = 'resource' | 'list' | undefined;
+
+export interface RestoreResult {
+  restored: number;
+  /** Expired, unknown package or resource, unreachable transport (ws/wss), or a dialog list. */
+  dropped: number;
+}
 
 export class Notifier {
   private readonly packages = new Map<string, EventPackage>();
@@ -92,6 +131,11 @@ export class Notifier {
   private readonly contactCache = new Map<string, string>();
   /** Resource lists served here (RFC 4662), see resource-lists.ts. */
   private lists: ListHooks | undefined = undefined;
+  private persist: SubscriptionPersistence | undefined = undefined;
+  /** Subscriptions whose CSeq/version moved since they were last saved (persistence sweep). */
+  private readonly moved = new Set<Subscription>();
+  private notifiesOut = 0;
+  private observer: NotifyObserver | undefined = undefined;
   private closed = false;
 
   constructor(options: NotifierOptions) {
@@ -108,6 +152,11 @@ export class Notifier {
   /** Serve resource lists through `hooks` (undefined: stop serving them). */
   attachLists(hooks: ListHooks | undefined): void {
     this.lists = hooks;
+  }
+
+  /** Report NOTIFY outcomes to `observer` (undefined: stop). */
+  observe(observer: NotifyObserver | undefined): void {
+    this.observer = observer;
   }
 
   register(pkg: EventPackage): void {
@@ -145,6 +194,113 @@ export class Notifier {
   watchers(resource: string): readonly Subscription[] {
     const set = this.byResource.get(resource);
     return set === undefined ? [] : [...set];
+  }
+
+  /** Report subscriptions to keep to `listener` (undefined: stop). */
+  onPersist(listener: SubscriptionPersistence | undefined): void {
+    this.persist = listener;
+    this.moved.clear();
+  }
+
+  /** Save the subscriptions whose CSeq or version moved since their last save; returns how many. */
+  persistMoved(): number {
+    const persist = this.persist;
+    if (persist === undefined || this.moved.size === 0) return 0;
+    let n = 0;
+    for (const sub of this.moved) {
+      if (sub.state === 'active') {
+        persist.save(sub);
+        n++;
+      }
+    }
+    this.moved.clear();
+    return n;
+  }
+
+  /** NOTIFYs sent and not answered yet. */
+  get notifiesInFlight(): number {
+    return this.notifiesOut;
+  }
+
+  /**
+   * Make saved subscriptions live again (after a restart): same dialog,
+   * expiry on the wheel, CSeq and version moved ahead by
+   * RESTORE_SEQUENCE_MARGIN, and a NOTIFY with the current full state each
+   * (sent in fan-out slices). Expired ones, unknown packages or resources,
+   * ws/wss ones (their connection is gone; the browser subscribes again) and
+   * dialog list subscriptions (their member versions are not kept; the
+   * watcher gets 481 at its refresh and subscribes again) are dropped.
+   */
+  restore(snapshots: Iterable<SubscriptionSnapshot>, kindOf: (resource: string) => RestoredResourceKind): RestoreResult {
+    const now = this.now();
+    const formats = new Map<string, BodyFormat>();
+    let restored = 0;
+    let dropped = 0;
+    for (const s of snapshots) {
+      const pkg = this.packages.get(s.event);
+      const kind = kindOf(s.resource);
+      if (
+        this.closed ||
+        pkg === undefined ||
+        kind === undefined ||
+        s.expiresAt <= now + 1000 ||
+        s.transport === 'ws' ||
+        s.transport === 'wss' ||
+        !pkg.contentTypes.includes(s.contentType) ||
+        this.byTag.has(s.localTag) ||
+        (kind === 'list' && (this.lists === undefined || pkg.event !== 'presence'))
+      ) {
+        dropped++;
+        continue;
+      }
+      const formatKey = `${s.contentType}\n${s.variant}`;
+      let format = formats.get(formatKey);
+      if (format === undefined) {
+        format = Object.freeze({ contentType: s.contentType, variant: s.variant });
+        formats.set(formatKey, format);
+      }
+      const sub = new Subscription({
+        pkg,
+        eventId: s.eventId,
+        resource: s.resource,
+        entity: s.entity,
+        format,
+        callId: s.callId,
+        localTag: s.localTag,
+        remoteTag: s.remoteTag,
+        localParty: s.localParty,
+        remoteParty: s.remoteParty,
+        remoteTarget: s.remoteTarget,
+        routeSet: s.routeSet.length === 0 ? NO_ROUTES : s.routeSet,
+        remoteCSeq: s.remoteCseq,
+        transport: s.transport,
+        connectionId: undefined,
+      });
+      if (kind === 'list') {
+        try {
+          sub.list = this.lists!.open(s.resource, sub);
+        } catch {
+          dropped++;
+          continue;
+        }
+      }
+      sub.localCSeq = s.localCseq + RESTORE_SEQUENCE_MARGIN;
+      sub.version = s.version + RESTORE_SEQUENCE_MARGIN;
+      sub.createdAt = s.createdAt;
+      if (s.destination !== undefined) sub.destination = { ...s.destination };
+      sub.activate(s.expiresAt);
+      this.index(sub);
+      sub.timer = this.wheel.schedule(sub.expiresAt, this.expireCallback, sub);
+      // saved at once with the moved CSeq: a second crash before any NOTIFY still moves ahead
+      this.persist?.save(sub);
+      this.fanout.add(sub);
+      restored++;
+    }
+    if (this.fanout.size > 0 && !this.fanoutScheduled) {
+      this.fanoutScheduled = true;
+      setImmediate(this.drainFanout);
+    }
+    return { restored, dropped };
   }
 
   /** Stop expiring and notifying. Sends nothing: subscriptions are meant to survive a restart. */
@@ -254,11 +410,13 @@ export class Notifier {
       return;
     }
     sub.activate(now + seconds * 1000);
+    sub.createdAt = now;
     this.index(sub);
     sub.timer = this.wheel.schedule(sub.expiresAt, this.expireCallback, sub);
     this.logger.info({ user: resource, callId, event: pkg.event, expires: seconds }, 'subscription created');
     // Initial NOTIFY right after the 200 (RFC 6665 §4.2.1.2), never before.
     this.send(sub);
+    this.save(sub);
   }
 
   private refresh(
@@ -317,6 +475,13 @@ export class Notifier {
     // RFC 4662 §4.5: a refreshed list subscription gets the full state again.
     sub.list?.fullStateNext();
     this.notify(sub);
+    this.save(sub);
+  }
+
+  private save(sub: Subscription): void {
+    if (this.persist === undefined) return;
+    this.moved.delete(sub);
+    this.persist.save(sub);
   }
 
   /** Headers of a 200 to SUBSCRIBE; RFC 4662 §4.1: Require: eventlist when it is a list subscription. */
@@ -406,6 +571,10 @@ export class Notifier {
   private end(sub: Subscription, cause: TerminationCause): void {
     if (!sub.terminate(cause)) return;
     this.unindex(sub);
+    if (this.persist !== undefined) {
+      this.moved.delete(sub);
+      this.persist.remove(sub.localTag);
+    }
     if (sub.timer !== undefined) {
       this.wheel.cancel(sub.timer);
       sub.timer = undefined;
@@ -457,6 +626,8 @@ export class Notifier {
     if (sub.state === 'terminated') sub.finalSent = true;
     sub.inFlight = true;
     sub.dirty = false;
+    this.notifiesOut++;
+    if (this.persist !== undefined && sub.state === 'active') this.moved.add(sub);
     let body: Buffer = EMPTY_BODY;
     let contentType = sub.format.contentType;
     try {
@@ -468,9 +639,17 @@ export class Notifier {
     sub.version++;
     const request = this.buildNotify(sub, body, now, contentType);
     this.dispatch(sub, request).then(
-      (response) => this.onNotifyResponse(sub, response),
+      (response) => {
+        const o = this.observer;
+        if (o !== undefined) {
+          if (response.status < 300) o.notifySent(sub.event, sub.resource);
+          else o.notifyFailed(sub.event, response.status, sub.resource);
+        }
+        this.onNotifyResponse(sub, response);
+      },
       (error: unknown) => {
         this.logger.debug({ err: error, callId: sub.callId }, 'NOTIFY not sent');
+        this.observer?.notifyFailed(sub.event, 'transport', sub.resource);
         this.onNotifyResponse(sub, localFailure(503, 'Service Unavailable'));
       },
     );
@@ -513,7 +692,7 @@ export class Notifier {
   }
 
   private dispatch(sub: Subscription, request: SipRequest): Promise<SipResponse> {
-    const destination = sub.destination ?? this.literalDestination(sub);
+    const destination = sub.destination ?? this.connectionDestination(sub) ?? this.literalDestination(sub);
     if (destination !== undefined) return this.sender.sendRequest(request, this.sendOptions(sub, destination));
     return this.resolveDestination(sub).then((dest) => {
       if (dest === undefined) return localFailure(503, 'Service Unavailable - no route to the watcher');
@@ -540,6 +719,24 @@ export class Notifier {
     return sub.destination;
   }
 
+  /**
+   * The connection the SUBSCRIBE came on, without DNS: always for WebSocket
+   * watchers (RFC 7118 §5: a browser's Contact host is a made-up ".invalid"
+   * name and the gateway opens no WebSocket connections), and for any stream
+   * watcher whose Contact host is a ".invalid" name (RFC 6761 §6.4: it never
+   * resolves). The protocol is the listener's, whatever the Contact says.
+   * A closed connection makes the stack answer 503, which ends the subscription.
+   */
+  private connectionDestination(sub: Subscription): Endpoint | undefined {
+    if (sub.connectionId === undefined) return undefined;
+    const ws = sub.transport === 'ws' || sub.transport === 'wss';
+    const uri = this.targetUri(sub);
+    const hop = uri === null ? undefined : nextHopOf(uri, sub.transport);
+    if (!ws && (hop === undefined || !isInvalidHost(hop.host))) return undefined;
+    sub.destination = { protocol: sub.transport, address: hop?.host ?? 'invalid', port: hop?.port ?? 0 };
+    return sub.destination;
+  }
+
   private async resolveDestination(sub: Subscription): Promise<Endpoint | undefined> {
     const uri = this.targetUri(sub);
     if (uri === null) return undefined;
@@ -550,12 +747,16 @@ export class Notifier {
       return sub.destination;
     } catch (error) {
       this.logger.debug({ err: error, host: hop.host, callId: sub.callId }, 'watcher host did not resolve');
-      return undefined;
+      if (sub.connectionId === undefined || sub.transport === 'udp') return undefined;
+      // a stream watcher behind NAT or with a private name: its own connection still reaches it
+      sub.destination = { protocol: sub.transport, address: hop.host, port: hop.port };
+      return sub.destination;
     }
   }
 
   private onNotifyResponse(sub: Subscription, response: SipResponse): void {
     sub.inFlight = false;
+    this.notifiesOut--;
     if (this.closed) return;
     const status = response.status;
     if (status >= 300) {

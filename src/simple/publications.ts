@@ -14,6 +14,7 @@ import type { TimerHandle, TimerWheel } from '../util/timer-wheel.js';
 import { telephonyFromDialogInfo, richStateFromPidf } from './convert.js';
 import { RESOURCE_SCHEMES, type ResourceResolver } from './notifier.js';
 import { decideExpiry, expiryRejection, reply, safeReason, type ExpiryBounds } from './sip-util.js';
+import type { SipResponse } from '../sip/message.js';
 import type { InboundRequest } from './stack-port.js';
 
 export type PublishEvent = 'presence' | 'dialog';
@@ -23,6 +24,40 @@ export const PUBLISH_CONTENT_TYPES: Readonly<Record<PublishEvent, readonly strin
   presence: ['application/pidf+xml', 'application/cpim-pidf+xml'],
   dialog: ['application/dialog-info+xml'],
 };
+
+/** Watches PUBLISH outcomes (metrics); structural, so this module imports nothing of it. */
+export interface PublishObserver {
+  /** `result`: 'created', 'refreshed', 'modified', 'removed', or the error status. */
+  publish(event: string, result: string | number): void;
+}
+
+/** The request with its answer reported to `observer` (the outcome is read off request and response). */
+function observed(req: InboundRequest, observer: PublishObserver): InboundRequest {
+  const respond = (response: SipResponse): void => {
+    req.respond(response);
+    try {
+      const h = req.request.headers;
+      const event = parseEvent(h.get('event') ?? '')?.event ?? 'unknown';
+      let result: string | number = response.status;
+      if (response.status < 300) {
+        if (response.headers.get('expires')?.trim() === '0') result = 'removed';
+        else if (!h.has('sip-if-match')) result = 'created';
+        else result = req.request.body.length > 0 ? 'modified' : 'refreshed';
+      }
+      observer.publish(event, result);
+    } catch {
+      // an observer never breaks request handling
+    }
+  };
+  return {
+    request: req.request,
+    source: req.source,
+    local: req.local,
+    ...(req.connectionId !== undefined ? { connectionId: req.connectionId } : {}),
+    ...(req.watcherProfile !== undefined ? { watcherProfile: req.watcherProfile } : {}),
+    respond,
+  };
+}
 
 /** Where composed state goes (the PresenceStore). */
 export interface PresenceSink {
@@ -39,6 +74,43 @@ export interface PublicationsOptions {
   now?: () => number;
   /** Largest body accepted (default: the body codecs' limit). */
   maxBodyBytes?: number;
+}
+
+/** A publication as plain data, for persistence (src/store's PublicationRecord has the same shape). */
+export interface PublicationSnapshot {
+  etag: string;
+  resource: string;
+  event: string;
+  /** ms epoch */
+  expiresAt: number;
+  /** { rich } for presence, { telephony } for dialog (JSON-able). */
+  state: unknown;
+}
+
+/** Where publications to keep are reported (persistence); called synchronously, must be cheap. */
+export interface PublicationPersistence {
+  save(snapshot: PublicationSnapshot): void;
+  /** The publication under this entity-tag is gone (removed, expired, or re-tagged by a refresh). */
+  remove(etag: string): void;
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** A saved RichState, or undefined when the value does not look like one. */
+function richOf(v: unknown): RichState | undefined {
+  if (!isObject(v) || (v['basic'] !== 'open' && v['basic'] !== 'closed') || !Array.isArray(v['activities'])) return undefined;
+  if (typeof v['origin'] !== 'string' || typeof v['at'] !== 'number') return undefined;
+  return v as unknown as RichState;
+}
+
+/** A saved TelephonyState, or undefined when the value does not look like one. */
+function telephonyOf(v: unknown): TelephonyState | undefined {
+  if (!isObject(v) || typeof v['line'] !== 'string' || typeof v['dnd'] !== 'boolean' || !Array.isArray(v['calls'])) return undefined;
+  if (typeof v['origin'] !== 'string' || typeof v['at'] !== 'number') return undefined;
+  if (!v['calls'].every((c) => isObject(c) && typeof c['id'] === 'string' && typeof c['phase'] === 'string')) return undefined;
+  return v as unknown as TelephonyState;
 }
 
 /** One published event state (RFC 3903 §2). */
@@ -72,6 +144,8 @@ export class Publications {
   private readonly resolveResource: ResourceResolver;
   private readonly now: () => number;
   private readonly maxBodyBytes: number | undefined;
+  private observer: PublishObserver | undefined = undefined;
+  private persist: PublicationPersistence | undefined = undefined;
   private closed = false;
 
   constructor(options: PublicationsOptions) {
@@ -93,14 +167,71 @@ export class Publications {
     return this.byEtag.get(etag);
   }
 
+  /** Report publications to keep to `listener` (undefined: stop). */
+  onPersist(listener: PublicationPersistence | undefined): void {
+    this.persist = listener;
+  }
+
+  /**
+   * Make saved publications live again (after a restart): same entity-tag
+   * (a refresh with SIP-If-Match gets 200), expiry on the wheel, state
+   * composed into the sink. Expired ones, unknown resources and unreadable
+   * states are dropped. Returns how many were restored and dropped.
+   */
+  restore(snapshots: Iterable<PublicationSnapshot>, exists: (resource: string) => boolean): { restored: number; dropped: number } {
+    const now = this.now();
+    const touched = new Map<string, PublishEvent>();
+    let restored = 0;
+    let dropped = 0;
+    for (const s of snapshots) {
+      const state = isObject(s.state) ? s.state : {};
+      const rich = s.event === 'presence' ? richOf(state['rich']) : undefined;
+      const telephony = s.event === 'dialog' ? telephonyOf(state['telephony']) : undefined;
+      if (
+        this.closed ||
+        !isPublishEvent(s.event) ||
+        s.expiresAt <= now + 1000 ||
+        !exists(s.resource) ||
+        this.byEtag.has(s.etag) ||
+        (rich === undefined && telephony === undefined)
+      ) {
+        dropped++;
+        continue;
+      }
+      const p = new Publication(s.etag, s.resource, s.event);
+      p.rich = rich;
+      p.telephony = telephony;
+      p.expiresAt = s.expiresAt;
+      this.index(p);
+      p.timer = this.wheel.schedule(p.expiresAt, this.expireCallback, p);
+      touched.set(`${s.event}\n${s.resource}`, s.event);
+      restored++;
+    }
+    for (const [key, event] of touched) this.compose(key.slice(key.indexOf('\n') + 1), event);
+    return { restored, dropped };
+  }
+
+  private snapshotOf(p: Publication): PublicationSnapshot {
+    const state: Record<string, unknown> = {};
+    if (p.rich !== undefined) state['rich'] = p.rich;
+    if (p.telephony !== undefined) state['telephony'] = p.telephony;
+    return { etag: p.etag, resource: p.resource, event: p.event, expiresAt: p.expiresAt, state };
+  }
+
   /** Stop expiring publications (their state stays in the store). */
   close(): void {
     this.closed = true;
     for (const p of this.byEtag.values()) if (p.timer !== undefined) this.wheel.cancel(p.timer);
   }
 
+  /** Report PUBLISH outcomes to `observer` (undefined: stop). */
+  observe(observer: PublishObserver | undefined): void {
+    this.observer = observer;
+  }
+
   /** RFC 3903 §6 processing, steps in order. */
   handlePublish(req: InboundRequest): void {
+    if (this.observer !== undefined) req = observed(req, this.observer);
     const { request } = req;
     const h = request.headers;
     const eventValue = h.get('event');
@@ -195,6 +326,7 @@ export class Publications {
     } else {
       // RFC 3903 §6 step 7/8: every successful refresh or modify gets a new entity-tag.
       this.byEtag.delete(p.etag);
+      this.persist?.remove(p.etag);
       p.etag = this.newEtag();
       this.byEtag.set(p.etag, p);
     }
@@ -209,6 +341,7 @@ export class Publications {
       pub.telephony = telephony;
       this.compose(resource, kind);
     }
+    this.persist?.save(this.snapshotOf(pub));
     this.logger.info(
       { user: resource, event: kind, etag: pub.etag, expires: seconds },
       created ? 'publication created' : hasBody ? 'publication modified' : 'publication refreshed',
@@ -235,6 +368,7 @@ export class Publications {
   private remove(pub: Publication): void {
     if (this.byEtag.get(pub.etag) !== pub) return;
     this.byEtag.delete(pub.etag);
+    this.persist?.remove(pub.etag);
     if (pub.timer !== undefined) {
       this.wheel.cancel(pub.timer);
       pub.timer = undefined;

@@ -32,6 +32,46 @@ const WIRE_REASON: Readonly<Record<TerminationCause, string | undefined>> = {
   'notify-failed': undefined,
 };
 
+/**
+ * A subscription as plain data, for persistence (src/store's
+ * WatcherSubscriptionRecord has the same shape; `id` is our tag).
+ */
+export interface SubscriptionSnapshot {
+  id: string;
+  event: string;
+  eventId?: string;
+  resource: string;
+  entity: string;
+  callId: string;
+  localTag: string;
+  remoteTag: string;
+  localParty: string;
+  remoteParty: string;
+  remoteTarget: string;
+  routeSet: string[];
+  /** CSeq of our last NOTIFY. */
+  localCseq: number;
+  remoteCseq: number;
+  /** ms epoch */
+  expiresAt: number;
+  contentType: string;
+  variant: string;
+  transport: TransportProtocol;
+  destination?: Endpoint;
+  /** Version of the next NOTIFY body. */
+  version: number;
+  /** ms epoch */
+  createdAt: number;
+}
+
+/** Where the notifier reports subscriptions to keep (persistence); called synchronously, must be cheap. */
+export interface SubscriptionPersistence {
+  /** Created, refreshed or restored: keep `sub.snapshot()`. Also called by a sweep for subscriptions whose CSeq moved. */
+  save(sub: Subscription): void;
+  /** Ended: forget the subscription with our tag `id`. */
+  remove(id: string): void;
+}
+
 export interface SubscriptionInit {
   pkg: EventPackage;
   eventId: string | undefined;
@@ -97,6 +137,8 @@ export class Subscription {
   cause: TerminationCause | undefined = undefined;
   /** Set when the subscription is to a resource list (RFC 4662): it renders the NOTIFY bodies. */
   list: ListSubscription | undefined = undefined;
+  /** ms epoch of creation (kept across restarts). */
+  createdAt = 0;
 
   constructor(init: SubscriptionInit) {
     this.pkg = init.pkg;
@@ -151,6 +193,34 @@ export class Subscription {
     if (this.stateName !== 'terminated') return `active;expires=${this.remainingSeconds(now)}`;
     const reason = this.cause === undefined ? undefined : WIRE_REASON[this.cause];
     return reason === undefined ? 'terminated' : `terminated;reason=${reason}`;
+  }
+
+  /** Everything needed to rebuild this subscription after a restart (plain data, JSON-able). */
+  snapshot(): SubscriptionSnapshot {
+    const snap: SubscriptionSnapshot = {
+      id: this.localTag,
+      event: this.pkg.event,
+      resource: this.resource,
+      entity: this.entity,
+      callId: this.callId,
+      localTag: this.localTag,
+      remoteTag: this.remoteTag,
+      localParty: this.localParty,
+      remoteParty: this.remoteParty,
+      remoteTarget: this.remoteTarget,
+      routeSet: this.routeSet.length === 0 ? [] : [...this.routeSet],
+      localCseq: this.localCSeq,
+      remoteCseq: this.remoteCSeq,
+      expiresAt: this.expiresAt,
+      contentType: this.format.contentType,
+      variant: this.format.variant,
+      transport: this.transport,
+      version: this.version,
+      createdAt: this.createdAt,
+    };
+    if (this.eventId !== undefined) snap.eventId = this.eventId;
+    if (this.destination !== undefined) snap.destination = { ...this.destination };
+    return snap;
   }
 
   /** Event header value for NOTIFYs: the package, and the id when the SUBSCRIBE had one. */

@@ -50,6 +50,22 @@ export interface PublishTarget {
   ratePerSec?: number;
 }
 
+/** A publication the server holds, as plain data (src/store's UpstreamPublicationRecord has the same shape). */
+export interface UpstreamPublicationSnapshot {
+  trunk: string;
+  personId: string;
+  event: string;
+  etag: string;
+  /** ms epoch */
+  expiresAt: number;
+}
+
+/** Where upstream publications to keep are reported (persistence); called synchronously. */
+export interface UpstreamPublicationPersistence {
+  save(snapshot: UpstreamPublicationSnapshot): void;
+  remove(trunk: string, personId: string, event: string): void;
+}
+
 export interface UpstreamPublisherOptions {
   sender: RequestSender;
   wheel: TimerWheel;
@@ -113,7 +129,12 @@ export class UpstreamPublisher {
   private readonly digest = new DigestClient();
   private readonly queue: RateQueue<PubItem>;
   private readonly inFlight = new Set<Promise<void>>();
+  private persist: UpstreamPublicationPersistence | undefined = undefined;
+  /** Entity-tags saved by an earlier run, by item key, taken by the first publish() of the target. */
+  private readonly restored = new Map<string, { etag: string; expiresAt: number }>();
   private closing = false;
+  /** close({ remove: false }): what the servers hold stays there. */
+  private keepOnClose = false;
 
   constructor(options: UpstreamPublisherOptions) {
     this.sender = options.sender;
@@ -128,6 +149,45 @@ export class UpstreamPublisher {
     this.queue = new RateQueue<PubItem>(this.wheel, this.now, this.random, (item) => this.step(item));
   }
 
+  /** Report publications to keep to `listener` (undefined: stop). */
+  onPersist(listener: UpstreamPublicationPersistence | undefined): void {
+    this.persist = listener;
+  }
+
+  /**
+   * Entity-tags of publications an earlier run left at the servers: the
+   * first publish() of the same trunk and person modifies that publication
+   * (SIP-If-Match; a 412 publishes anew) instead of starting a second one.
+   */
+  restore(snapshots: Iterable<UpstreamPublicationSnapshot>): { restored: number; dropped: number } {
+    const now = this.now();
+    let restored = 0;
+    let dropped = 0;
+    for (const s of snapshots) {
+      const key = `${s.trunk}\n${s.personId}`;
+      if (this.closing || s.event !== 'presence' || s.expiresAt <= now + 1000 || this.items.get(key)?.etag !== undefined) {
+        dropped++;
+        continue;
+      }
+      const item = this.items.get(key);
+      if (item !== undefined && !item.inFlight) {
+        item.etag = s.etag;
+        item.expiresAt = s.expiresAt;
+      } else {
+        this.restored.set(key, { etag: s.etag, expiresAt: s.expiresAt });
+      }
+      restored++;
+    }
+    return { restored, dropped };
+  }
+
+  private save(item: PubItem): void {
+    if (this.persist === undefined) return;
+    const t = item.target;
+    if (item.etag === undefined) this.persist.remove(t.trunk, t.personId, 'presence');
+    else this.persist.save({ trunk: t.trunk, personId: t.personId, event: 'presence', etag: item.etag, expiresAt: item.expiresAt });
+  }
+
   /** Publish `view` for the target's person (undefined: remove the publication). */
   publish(target: PublishTarget, view: PresenceView | undefined): void {
     if (this.closing) return;
@@ -137,6 +197,14 @@ export class UpstreamPublisher {
       if (view === undefined) return;
       item = new PubItem(target);
       this.items.set(key, item);
+      const kept = this.restored.get(key);
+      if (kept !== undefined) {
+        this.restored.delete(key);
+        if (kept.expiresAt > this.now()) {
+          item.etag = kept.etag;
+          item.expiresAt = kept.expiresAt;
+        }
+      }
     } else {
       item.target = target;
       if (item.expires < target.expires) item.expires = target.expires;
@@ -169,14 +237,21 @@ export class UpstreamPublisher {
     return out;
   }
 
-  /** Remove every publication (Expires: 0) and wait for the answers, bounded. */
-  async close(): Promise<void> {
+  /**
+   * Remove every publication (Expires: 0) and wait for the answers, bounded.
+   * With `{ remove: false }` the publications stay at the servers (a restart
+   * reuses their entity-tags): only the requests in flight are waited for.
+   */
+  async close(options: { remove?: boolean } = {}): Promise<void> {
     if (this.closing) return;
     this.closing = true;
     this.queue.close();
+    const remove = options.remove ?? true;
+    this.keepOnClose = !remove;
     const removals: Array<Promise<unknown>> = [...this.inFlight];
     for (const item of this.items.values()) {
       if (item.timer !== undefined) this.wheel.cancel(item.timer);
+      if (!remove) continue;
       item.desired = null;
       if (item.etag !== undefined && !item.inFlight) removals.push(this.track(this.run(item, 'remove')));
     }
@@ -264,6 +339,7 @@ export class UpstreamPublisher {
       if (op === 'remove') {
         item.etag = undefined;
         item.published = null;
+        this.save(item);
         this.logger.info(log, 'upstream publication removed');
         if (item.desired === null) this.forget(item);
         else if (!this.closing) this.kick(item);
@@ -280,6 +356,7 @@ export class UpstreamPublisher {
       item.refreshDue = false;
       const granted = parseExpires(response.headers.get('expires')) ?? item.expires;
       item.expiresAt = this.now() + granted * 1000;
+      this.save(item);
       if (!item.up && item.etag !== undefined) {
         item.up = true;
         this.onItem(t.trunk, t.personId, true);
@@ -287,7 +364,7 @@ export class UpstreamPublisher {
       this.logger.debug({ ...log, expires: granted }, 'upstream PUBLISH accepted');
       if (this.closing) {
         // close() came while this was out: the publication it made goes too (awaited by close()).
-        if (item.etag !== undefined) await this.run(item, 'remove');
+        if (item.etag !== undefined && !this.keepOnClose) await this.run(item, 'remove');
         return;
       }
       if (item.etag !== undefined && granted > 0) this.arm(item, this.now() + refreshDelayMs(granted));
@@ -299,6 +376,7 @@ export class UpstreamPublisher {
       // RFC 3903 §6: the entity tag is unknown there: start over with the full state.
       this.logger.info(log, 'upstream publication unknown to the server, publishing anew');
       item.etag = undefined;
+      this.save(item);
       item.published = null;
       item.refreshDue = false;
       if (item.desired === null) this.forget(item);
@@ -317,7 +395,7 @@ export class UpstreamPublisher {
       return;
     }
     if (this.closing) {
-      if (item.etag !== undefined && op !== 'remove') await this.run(item, 'remove');
+      if (item.etag !== undefined && op !== 'remove' && !this.keepOnClose) await this.run(item, 'remove');
       return;
     }
     if (item.up) item.up = false;

@@ -81,6 +81,33 @@ export interface UpstreamSink {
   setSip(personId: string, r: RichState | undefined, source: string): void;
 }
 
+/** An established upstream dialog as plain data (src/store's UpstreamSubscriptionRecord has the same shape). */
+export interface UpstreamSubscriptionSnapshot {
+  trunk: string;
+  personId: string;
+  event: string;
+  callId: string;
+  fromTag: string;
+  toTag?: string;
+  remoteTarget: string;
+  routeSet: string[];
+  /** CSeq of our last SUBSCRIBE in the dialog. */
+  cseq: number;
+  /** ms epoch */
+  expiresAt: number;
+}
+
+/** Where upstream dialogs to keep are reported (persistence); called synchronously. */
+export interface UpstreamSubscriptionPersistence {
+  /** Accepted (2xx to the SUBSCRIBE or a refresh). */
+  save(snapshot: UpstreamSubscriptionSnapshot): void;
+  /** The dialog is gone (down, removed, unsubscribed). */
+  remove(trunk: string, personId: string, event: string): void;
+}
+
+/** A restored dialog's CSeq jumps this far ahead (a refresh may have gone out unsaved); RFC 3261 §12.2.1.1 only needs it to increase. */
+const RESTORE_CSEQ_MARGIN = 10_000;
+
 export interface UpstreamWatcherOptions {
   sender: RequestSender;
   wheel: TimerWheel;
@@ -189,6 +216,10 @@ export class UpstreamWatcher {
   private readonly closeTimeoutMs: number;
   private readonly digest = new DigestClient();
   private readonly queue: RateQueue<WatchItem>;
+  private persist: UpstreamSubscriptionPersistence | undefined = undefined;
+  /** Items added this turn, queued together by startItems. */
+  private readonly starting: WatchItem[] = [];
+  private startScheduled = false;
   private closed = false;
 
   constructor(options: UpstreamWatcherOptions) {
@@ -221,7 +252,84 @@ export class UpstreamWatcher {
     }
     const item = new WatchItem(target);
     this.items.set(key, item);
-    this.queue.push(item.trunk, item, target.ratePerSec);
+    // Queued at the end of the turn, so that restore() right after the add()s can still give items their saved dialogs.
+    this.starting.push(item);
+    if (!this.startScheduled) {
+      this.startScheduled = true;
+      queueMicrotask(this.startItems);
+    }
+  }
+
+  private readonly startItems = (): void => {
+    this.startScheduled = false;
+    const items = this.starting.splice(0);
+    for (const item of items) if (!item.removed && !this.closed) this.queue.push(item.trunk, item, item.target.ratePerSec);
+  };
+
+  /** Report dialogs to keep to `listener` (undefined: stop). */
+  onPersist(listener: UpstreamSubscriptionPersistence | undefined): void {
+    this.persist = listener;
+  }
+
+  /**
+   * Reuse dialogs saved by an earlier run: each one matching a watched
+   * target (same trunk, person and event) and not expired becomes the
+   * target's dialog, so its queued turn is a refresh inside it (a 481 makes
+   * a new subscription) and the trunk's NOTIFYs in it are recognised at
+   * once. Call right after the add()s, in the same turn. Returns how many were reused and dropped.
+   */
+  restore(snapshots: Iterable<UpstreamSubscriptionSnapshot>): { restored: number; dropped: number } {
+    const now = this.now();
+    let restored = 0;
+    let dropped = 0;
+    for (const s of snapshots) {
+      const item = this.items.get(itemKey(s.trunk, s.personId));
+      if (
+        this.closed ||
+        item === undefined ||
+        item.target.event !== s.event ||
+        item.callId !== undefined ||
+        item.inFlight ||
+        s.toTag === undefined ||
+        s.expiresAt <= now + 1000 ||
+        this.byCallId.has(s.callId)
+      ) {
+        if (item === undefined || item.target.event !== s.event) this.persist?.remove(s.trunk, s.personId, s.event);
+        dropped++;
+        continue;
+      }
+      item.gen++;
+      item.callId = s.callId;
+      item.localTag = s.fromTag;
+      item.remoteTag = s.toTag;
+      item.routeSet = s.routeSet;
+      item.remoteTarget = s.remoteTarget;
+      item.confirmed = true;
+      item.transport = item.target.transport ?? 'udp';
+      item.localCSeq = s.cseq + RESTORE_CSEQ_MARGIN;
+      item.remoteCSeq = -1;
+      item.expiresAt = s.expiresAt;
+      this.byCallId.set(s.callId, item);
+      restored++;
+    }
+    return { restored, dropped };
+  }
+
+  private saveItem(item: WatchItem): void {
+    if (this.persist === undefined || !item.confirmed || item.callId === undefined || item.remoteTarget === undefined) return;
+    const snapshot: UpstreamSubscriptionSnapshot = {
+      trunk: item.trunk,
+      personId: item.personId,
+      event: item.target.event,
+      callId: item.callId,
+      fromTag: item.localTag,
+      remoteTarget: item.remoteTarget,
+      routeSet: [...item.routeSet],
+      cseq: item.localCSeq,
+      expiresAt: item.expiresAt,
+    };
+    if (item.remoteTag !== undefined) snapshot.toTag = item.remoteTag;
+    this.persist.save(snapshot);
   }
 
   /** Stop watching: unsubscribe (Expires: 0) an established dialog, clear the trunk's state for the person. */
@@ -231,6 +339,7 @@ export class UpstreamWatcher {
     this.items.delete(item.key);
     item.removed = true;
     item.gen++;
+    this.persist?.remove(item.trunk, item.personId, item.target.event);
     this.queue.delete(item.trunk, item);
     if (item.graceTimer !== undefined) this.wheel.cancel(item.graceTimer);
     this.clearState(item);
@@ -272,7 +381,10 @@ export class UpstreamWatcher {
       item.gen++;
       if (item.timer !== undefined) this.wheel.cancel(item.timer);
       if (item.graceTimer !== undefined) this.wheel.cancel(item.graceTimer);
-      if (unsubscribe && item.confirmed && item.callId !== undefined) pending.push(this.unsubscribe(item));
+      if (unsubscribe && item.confirmed && item.callId !== undefined) {
+        pending.push(this.unsubscribe(item));
+        this.persist?.remove(item.trunk, item.personId, item.target.event);
+      }
     }
     for (const item of this.byCallId.values()) if (item.timer !== undefined) this.wheel.cancel(item.timer);
     if (pending.length === 0) return;
@@ -505,6 +617,7 @@ export class UpstreamWatcher {
     item.expiresAt = expiresAt;
     this.scheduleRefresh(item);
     this.markUp(item);
+    this.saveItem(item);
   }
 
   private confirmFromResponse(item: WatchItem, response: SipResponse, tag: string): void {
@@ -535,6 +648,7 @@ export class UpstreamWatcher {
 
   /** The subscription is gone: report it and start the grace period of its state. */
   private down(item: WatchItem, error: string): void {
+    if (item.confirmed) this.persist?.remove(item.trunk, item.personId, item.target.event);
     item.up = false;
     this.onItem(item.trunk, item.personId, false, error);
     if (item.callId !== undefined && this.byCallId.get(item.callId) === item) this.byCallId.delete(item.callId);

@@ -5,6 +5,8 @@ import { resolveTimers } from './transaction/timers.js';
 import { TransactionLayer, type NewServerRequest, type SendOptions } from './transaction/transaction-layer.js';
 import type { ServerNonInviteTransaction } from './transaction/server-non-invite.js';
 import { TransportLayer, type ListenSpec, type TlsClientOptions } from './transport/transport-layer.js';
+import { EventLoopGuard, type LoadSignal } from './overload.js';
+import { tagOf } from './header-values.js';
 
 export type { ListenSpec, TlsClientOptions, TlsServerOptions } from './transport/transport-layer.js';
 export type { SendOptions } from './transaction/transaction-layer.js';
@@ -28,6 +30,10 @@ export interface SipStackOptions {
   allow?: string[];
   /** host for Via sent-by; default the bound address (an interface address when bound to a wildcard) */
   viaHost?: string;
+  /** Overload signal: while it says so, new out-of-dialog requests get 503 + Retry-After. Default: event-loop lag. */
+  load?: LoadSignal | false;
+  /** Retry-After seconds of that 503 (a random 50-100% of it, so peers do not return together); default 10. */
+  retryAfterSec?: number;
   /**
    * Outbound TLS connections without a per-destination entry (see
    * setTlsClientOptions). Default: verify the server against Node's roots.
@@ -75,6 +81,9 @@ class Incoming implements IncomingRequest {
 export class SipStack {
   private handler: ((req: IncomingRequest) => void) | undefined;
   private closing: Promise<void> | undefined;
+  private load: LoadSignal | undefined;
+  private retryAfterSec = 10;
+  private refusedOverload = 0;
 
   private constructor(
     private readonly transports: TransportLayer,
@@ -117,6 +126,8 @@ export class SipStack {
       ...(options.userAgent !== undefined ? { serverHeader: options.userAgent } : {}),
     });
     const stack = new SipStack(transports, transactions, logger, options.userAgent);
+    stack.load = options.load === false ? undefined : (options.load ?? new EventLoopGuard());
+    if (options.retryAfterSec !== undefined) stack.retryAfterSec = options.retryAfterSec;
     transactions.onRequest = (r) => stack.dispatch(r);
     return stack;
   }
@@ -166,6 +177,17 @@ export class SipStack {
     return this.transports.isOpen(connectionId);
   }
 
+  /** New work is refused under overload; what keeps existing state alive (in-dialog requests, OPTIONS) is not. */
+  private refuseWhenOverloaded(request: SipRequest): boolean {
+    if (request.method === 'OPTIONS' || request.method === 'ACK') return false;
+    return tagOf(request.headers.get('to') ?? '') === undefined;
+  }
+
+  /** Requests refused with 503 because of overload since start. */
+  get overloadRefusals(): number {
+    return this.refusedOverload;
+  }
+
   /** Live transaction counts (diagnostics). */
   stats(): {
     serverTransactions: number;
@@ -185,6 +207,7 @@ export class SipStack {
 
   close(): Promise<void> {
     if (this.closing === undefined) {
+      this.load?.close();
       this.transactions.close();
       this.closing = this.transports.close();
     }
@@ -202,6 +225,13 @@ export class SipStack {
     const incoming = new Incoming(this, r.request, r.source, r.local, r.connectionId, r.transaction);
     if (handler === undefined) {
       this.respondOn(r.transaction, createResponse(r.request, 503, 'Service Unavailable'));
+      return;
+    }
+    if (this.load?.overloaded() === true && this.refuseWhenOverloaded(r.request)) {
+      this.refusedOverload++;
+      const res = createResponse(r.request, 503, 'Service Unavailable - overloaded');
+      res.headers.append('retry-after', String(Math.max(1, Math.round(this.retryAfterSec * (0.5 + Math.random() / 2)))));
+      this.respondOn(r.transaction, res);
       return;
     }
     try {

@@ -10,8 +10,8 @@ import { createRequest, type Endpoint, type SipRequest, type SipResponse } from 
 import type { Logger } from '../util/logger.js';
 import { TimerWheel, type TimerHandle } from '../util/timer-wheel.js';
 import { CidrSet, ipBytes, ipKey, keyOfBytes } from './cidr.js';
-import { lookupResolver, type TrunkResolver } from './resolver.js';
-import { Trunk, type TrunkStatus } from './trunk.js';
+import { rfc3263Resolver, type TrunkResolver } from './resolver.js';
+import { Trunk, type TrunkStatus, type TrunkTlsSettings } from './trunk.js';
 
 /** The part of SipStack the registry uses (SipStack fits). */
 export interface TrunkSender {
@@ -26,8 +26,18 @@ export interface TrunkRegistryOptions {
   fromUri: string;
   logger: Logger;
   now?: () => number;
-  /** default: A/AAAA lookup (lookupResolver) */
+  /** default: RFC 3263 (rfc3263Resolver: SRV when the URI has no port, then A/AAAA) */
   resolver?: TrunkResolver;
+  /**
+   * A trunk's next hop resolved to a TLS endpoint: set up the client side of
+   * connections to it (the wiring turns this into SipStack.setTlsClientOptions).
+   */
+  onTlsTarget?: (endpoint: Endpoint, settings: TrunkTlsSettings) => void;
+  /**
+   * Why a TLS connection to `endpoint` fails (e.g. an untrusted certificate),
+   * asked after a ping got no TLS connection; undefined when it connects now.
+   */
+  probeTls?: (endpoint: Endpoint) => Promise<string | undefined>;
   /** share the app's wheel; default an own wheel of 1 s resolution */
   wheel?: TimerWheel;
   /** re-resolve names this often even when pings succeed (default 300 s) */
@@ -69,6 +79,7 @@ export class TrunkRegistry {
   private readonly wheel: TimerWheel;
   private readonly ownWheel: boolean;
   private readonly startWaitMs: number;
+  private readonly probeTls: TrunkRegistryOptions['probeTls'];
   private closed = false;
 
   constructor(opts: TrunkRegistryOptions) {
@@ -79,7 +90,8 @@ export class TrunkRegistry {
     this.ownWheel = opts.wheel === undefined;
     this.wheel = opts.wheel ?? new TimerWheel({ resolutionMs: 1000, now: this.now });
     this.startWaitMs = opts.startWaitMs ?? 3000;
-    const resolver = opts.resolver ?? lookupResolver();
+    const resolver = opts.resolver ?? rfc3263Resolver();
+    this.probeTls = opts.probeTls;
     const resolveTtlMs = (opts.resolveEverySec ?? 300) * 1000;
     for (const config of opts.trunks) {
       const trunk = new Trunk(config, {
@@ -87,6 +99,7 @@ export class TrunkRegistry {
         now: this.now,
         resolveTtlMs,
         onAddresses: (t, addresses) => this.indexAddresses(t, addresses),
+        ...(opts.onTlsTarget !== undefined ? { onTlsTarget: opts.onTlsTarget } : {}),
       });
       this.trunks.set(trunk.name, trunk);
       if (config.inboundAddresses.length > 0) this.cidrs.push({ set: new CidrSet(config.inboundAddresses), trunk });
@@ -201,7 +214,9 @@ export class TrunkRegistry {
     // our own 408/503 (no answer, transport failure) means it is not.
     const dead = response.status === 408 || (response.status === 503 && isLocalAnswer(response));
     if (dead) {
-      const message = `OPTIONS to ${destination.address}:${destination.port}/${destination.protocol}: ${response.status} ${response.reason}`;
+      let message = `OPTIONS to ${destination.address}:${destination.port}/${destination.protocol}: ${response.status} ${response.reason}`;
+      if (destination.protocol === 'tls' && response.status === 503) message += await this.tlsFailure(destination);
+      if (this.closed) return trunk.status();
       trunk.markUnreachable(message, true);
       if (was !== false) this.logger.warn({ trunk: trunk.name, status: response.status, destination: `${destination.address}:${destination.port}` }, 'trunk unreachable');
       trunk.failover();
@@ -211,6 +226,21 @@ export class TrunkRegistry {
       if (was !== true) this.logger.info({ trunk: trunk.name, status: response.status, rttMs: rtt }, 'trunk reachable');
     }
     return trunk.status();
+  }
+
+  /** The reason a TLS connection fails, as a suffix for the trunk's lastError. */
+  private async tlsFailure(destination: Endpoint): Promise<string> {
+    let why: string | undefined;
+    if (this.probeTls !== undefined) {
+      try {
+        why = await this.probeTls(destination);
+      } catch (err) {
+        why = err instanceof Error ? err.message : String(err);
+      }
+    }
+    return why !== undefined
+      ? ` (no TLS connection: ${why})`
+      : ' (no TLS connection: refused, or the handshake failed; check the trunk\'s tls caPath, servername and client certificate)';
   }
 
   private optionsRequest(p: PingState): SipRequest {

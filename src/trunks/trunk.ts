@@ -3,6 +3,7 @@
  * status (reachability from OPTIONS pings, authentication, subscription and
  * publication counts, last error).
  */
+import { isIP } from 'node:net';
 import type { TrunkConfig } from './config.js';
 import type { DigestCredentials } from '../sip/digest.js';
 import type { Endpoint } from '../sip/message.js';
@@ -61,6 +62,25 @@ function stripBrackets(host: string): string {
   return host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
 }
 
+/**
+ * What outbound TLS connections to a trunk's next hop need, from trunks[].tls
+ * (file paths: the wiring reads them and hands PEM text to the SIP stack).
+ */
+export interface TrunkTlsSettings {
+  trunk: string;
+  caPath?: string;
+  certPath?: string;
+  keyPath?: string;
+  /**
+   * SNI and the name the peer's certificate must carry: as configured, else
+   * the next hop's host name (RFC 5922 §4: the domain of the URI, not the SRV
+   * target); absent for a numeric host (the certificate is checked against the IP).
+   */
+  servername?: string;
+  /** verify the peer's certificate (default true) */
+  verify: boolean;
+}
+
 export interface TrunkOptions {
   resolver: TrunkResolver;
   now: () => number;
@@ -68,6 +88,8 @@ export interface TrunkOptions {
   resolveTtlMs: number;
   /** the addresses of the trunk's `address` changed (for source lookups) */
   onAddresses?: (trunk: Trunk, addresses: readonly string[]) => void;
+  /** a resolved next-hop endpoint is TLS: called before the endpoint is handed out */
+  onTlsTarget?: (endpoint: Endpoint, settings: TrunkTlsSettings) => void;
 }
 
 export class Trunk {
@@ -179,6 +201,7 @@ export class Trunk {
       try {
         const found = await this.opts.resolver(this.nextHopUri);
         if (found.length === 0) throw new Error('no address');
+        if (this.opts.onTlsTarget !== undefined) this.announceTls(found, this.opts.onTlsTarget);
         const same = found.length === this.endpoints.length && found.every((e, i) => sameEndpoint(e, this.endpoints[i]));
         if (!same) {
           this.endpoints = found;
@@ -198,6 +221,34 @@ export class Trunk {
     this.resolving = p;
     if (this.config.outboundProxy !== undefined) this.resolveAddress();
     return p;
+  }
+
+  private announceTls(found: readonly Endpoint[], onTlsTarget: NonNullable<TrunkOptions['onTlsTarget']>): void {
+    let settings: TrunkTlsSettings | undefined;
+    for (const ep of found) {
+      if (ep.protocol !== 'tls') continue;
+      settings ??= this.tlsSettings();
+      try {
+        onTlsTarget(ep, settings);
+      } catch (err) {
+        this.noteError(`tls settings: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+  }
+
+  /** TLS settings for connections to the next hop (trunks[].tls, with the host name as default servername). */
+  tlsSettings(): TrunkTlsSettings {
+    const tls = this.config.tls;
+    const settings: TrunkTlsSettings = { trunk: this.name, verify: tls?.verify ?? true };
+    if (tls?.caPath !== undefined) settings.caPath = tls.caPath;
+    if (tls?.certPath !== undefined && tls.keyPath !== undefined) {
+      settings.certPath = tls.certPath;
+      settings.keyPath = tls.keyPath;
+    }
+    const host = stripBrackets(this.nextHop.host);
+    const servername = tls?.servername ?? (isIP(host) === 0 ? host : undefined);
+    if (servername !== undefined) settings.servername = servername;
+    return settings;
   }
 
   /** With an outbound proxy, the address is resolved separately, only to recognise its requests. */

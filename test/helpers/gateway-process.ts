@@ -206,7 +206,11 @@ async function startOnce(options: StartGatewayOptions): Promise<GatewayProcess> 
   const port = await freePort();
   const dir = await mkdtemp(join(tmpdir(), 'pg-gateway-'));
   const configPath = join(dir, 'gateway.yaml');
-  const configText = stringify(buildGatewayConfig(port, options));
+  const config = buildGatewayConfig(port, options);
+  // Each gateway keeps its state (the SQLite store, Graph ids) in its own directory unless told otherwise:
+  // a shared ./data would let one test's gateway restore another test's subscriptions.
+  if (config['stateDir'] === undefined) config['stateDir'] = dir;
+  const configText = stringify(config);
   await writeFile(configPath, configText);
 
   const nodeArgs = [...(options.nodeArgs ?? [])];

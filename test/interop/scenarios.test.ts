@@ -47,6 +47,10 @@ t.test('SIPp accepts every scenario', async (t) => {
           etag: 'lint-etag',
           dstate: 'confirmed',
           version: '1',
+          // The kam-* scenarios address Kamailio's domain.
+          domain: 'lint.example',
+          dialog: 'lint-dialog',
+          activity: 'on-the-phone',
         },
       });
       return { file, result };

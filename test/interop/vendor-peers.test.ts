@@ -95,6 +95,9 @@ function trunkGateway(peer: Peer, trunk: Record<string, unknown>): Promise<Gatew
   return startGateway({
     overrides: {
       sip: { access: { trusted: ['127.0.0.1/32'] } },
+      // No persistent store: a gateway that keeps nothing across restarts ends its upstream subscriptions
+      // on shutdown (with SQLite it keeps them for the next start: test/interop/restart-persist.test.ts).
+      store: { path: ':memory:' },
       trunks: [
         {
           address: `sip:${PEER_IP}:${peer.port}`,

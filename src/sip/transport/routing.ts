@@ -15,6 +15,12 @@ export interface ResponseTarget {
 }
 
 const DEFAULT_SIP_PORT = 5060;
+const DEFAULT_SIPS_PORT = 5061;
+
+/** RFC 3261 §18.2.2 (via RFC 3263 §5): a sent-by without port means 5061 for TLS, 5060 otherwise. */
+function viaDefaultPort(via: Via): number {
+  return via.protocol === 'TLS' || via.protocol === 'WSS' ? DEFAULT_SIPS_PORT : DEFAULT_SIP_PORT;
+}
 
 /**
  * RFC 3261 §18.2.2 response destination for a request that arrived from
@@ -25,7 +31,7 @@ export function responseTarget(via: Via, source: Endpoint, connectionId: string 
   if (source.protocol !== 'udp') {
     // reliable: the same connection while open, else a new one to received + sent-by port
     const target: ResponseTarget = {
-      destination: { protocol: source.protocol, address, port: via.port ?? DEFAULT_SIP_PORT },
+      destination: { protocol: source.protocol, address, port: via.port ?? viaDefaultPort(via) },
     };
     if (connectionId !== undefined) target.connectionId = connectionId;
     return target;

@@ -1,0 +1,217 @@
+/**
+ * State that survives a restart (part of the composition root): opens the
+ * store, puts saved watcher subscriptions, publications, upstream dialogs
+ * and entity-tags back into the live parts, then keeps the store up to date
+ * through their persistence hooks.
+ *
+ * What is written when: a watcher subscription at create, refresh and end
+ * (its NOTIFY CSeq and body version by a sweep every `sweepMs` for the ones
+ * that moved, never per NOTIFY, so a fan-out is not one write per watcher);
+ * a publication at every PUBLISH that changes it; an upstream dialog at each
+ * accepted SUBSCRIBE; an upstream entity-tag at each accepted PUBLISH. The
+ * store batches all of it (flushMs).
+ *
+ * A stop (SIGTERM) ends nothing: upstream dialogs and publications stay at
+ * the trunks to be reused, watchers get no terminating NOTIFY. NOTIFYs in
+ * flight get `drainMs` to be answered, the moved CSeqs are saved, the store
+ * is flushed and closed.
+ *
+ * With `store.path: ":memory:"` nothing can survive, so no hooks are set
+ * (the gateway works as without a store) and upstream is ended at stop as
+ * before.
+ */
+import { existsSync, renameSync } from 'node:fs';
+import path from 'node:path';
+import type { GatewayConfig } from './config/schema.js';
+import { resolveStorePath } from './config/store.js';
+import type { Directory } from './core/directory.js';
+import { JsonFileSubscriptionStateStore, type SubscriptionStateStore } from './graph/subscription-state.js';
+import type { Notifier, RestoredResourceKind } from './simple/notifier.js';
+import type { Publications } from './simple/publications.js';
+import type { ResourceLists } from './simple/resource-lists.js';
+import type { UpstreamPublisher } from './simple/upstream-publisher.js';
+import type { UpstreamWatcher } from './simple/upstream-watcher.js';
+import { compositeKey, graphSubscriptionState, openStore, type GatewayStore } from './store/index.js';
+import type { Logger } from './util/logger.js';
+
+/** The live parts whose state is kept. */
+export interface PersistedParts {
+  notifier: Notifier;
+  publications: Publications;
+  directory: Pick<Directory, 'get'>;
+  lists?: Pick<ResourceLists, 'summary'>;
+  upstream?: { watcher: UpstreamWatcher; publisher: UpstreamPublisher };
+}
+
+export interface RestoreSummary {
+  subscriptions: { restored: number; dropped: number };
+  publications: { restored: number; dropped: number };
+  upstreamSubscriptions: { restored: number; dropped: number };
+  upstreamPublications: { restored: number; dropped: number };
+}
+
+export interface PersistenceOptions {
+  store: GatewayStore;
+  logger: Logger;
+  /** An old graph-subscriptions.json to migrate into the store once (then renamed *.migrated). */
+  legacyGraphStatePath?: string;
+  /** Sweep of moved NOTIFY CSeqs (default 5,000 ms). */
+  sweepMs?: number;
+  /** How long close() waits for NOTIFYs in flight (default 2,000 ms). */
+  drainMs?: number;
+  /** Hook the parts even to a memory store (tests). Default: only a store that survives the process. */
+  always?: boolean;
+  now?: () => number;
+}
+
+export interface Persistence {
+  readonly store: GatewayStore;
+  /** True when the store survives the process and the parts are hooked to it. */
+  readonly persistent: boolean;
+  /** The store is open and writing (readiness). */
+  ok(): boolean;
+  /** Graph subscription ids and expiries through the store (the old JSON file is read once, then migrated). */
+  graphState(): SubscriptionStateStore;
+  /** Put saved state back into `parts` and keep it saved from now on. Call once, after the parts are built. */
+  restore(parts: PersistedParts): RestoreSummary;
+  /** Stop: close the upstream side keeping its dialogs and publications (nothing sent). No-op when not persistent. */
+  keepUpstream(upstream: { watcher: UpstreamWatcher; publisher: UpstreamPublisher }): Promise<void>;
+  /** Wait briefly for NOTIFYs in flight, save the moved CSeqs, flush and close the store. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** Open the store the config names and wrap it (throws StoreError naming the file and the fix). */
+export async function openPersistence(config: GatewayConfig, logger: Logger): Promise<Persistence> {
+  const store = await openStore({
+    path: resolveStorePath(config.store, config.stateDir),
+    flushMs: config.store.flushMs,
+    logger: logger.child({ component: 'store' }),
+  });
+  return createPersistence({
+    store,
+    logger,
+    legacyGraphStatePath: path.resolve(config.stateDir, 'graph-subscriptions.json'),
+  });
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+export function createPersistence(options: PersistenceOptions): Persistence {
+  const { store, logger } = options;
+  const now = options.now ?? Date.now;
+  const persistent = store.kind !== 'memory' || options.always === true;
+  let notifier: Notifier | undefined;
+  let sweep: NodeJS.Timeout | undefined;
+  let closing: Promise<void> | undefined;
+
+  const hook = (parts: PersistedParts): void => {
+    const watchers = store.watcherSubscriptions;
+    parts.notifier.onPersist({
+      save: (sub) => watchers.upsert(sub.snapshot()),
+      remove: (id) => watchers.remove(id),
+    });
+    const publications = store.publications;
+    parts.publications.onPersist({
+      save: (snapshot) => publications.upsert(snapshot),
+      remove: (etag) => publications.remove(etag),
+    });
+    if (parts.upstream !== undefined) {
+      const upSubs = store.upstreamSubscriptions;
+      parts.upstream.watcher.onPersist({
+        save: (snapshot) => upSubs.upsert(snapshot),
+        remove: (trunk, personId, event) => upSubs.remove(compositeKey(trunk, personId, event)),
+      });
+      const upPubs = store.upstreamPublications;
+      parts.upstream.publisher.onPersist({
+        save: (snapshot) => upPubs.upsert(snapshot),
+        remove: (trunk, personId, event) => upPubs.remove(compositeKey(trunk, personId, event)),
+      });
+    }
+    const n = parts.notifier;
+    sweep = setInterval(() => n.persistMoved(), options.sweepMs ?? 5000);
+    sweep.unref();
+  };
+
+  return {
+    store,
+    persistent,
+    ok: () => store.status().ok,
+
+    graphState() {
+      const inner = graphSubscriptionState(store);
+      const legacy = options.legacyGraphStatePath;
+      return {
+        async load() {
+          const records = await inner.load();
+          if (records.length > 0 || legacy === undefined || !existsSync(legacy)) return records;
+          const old = await new JsonFileSubscriptionStateStore(legacy).load();
+          // A memory store keeps nothing: leave the file where it is for the next run.
+          if (store.kind === 'memory') return old;
+          try {
+            await inner.save(old);
+            renameSync(legacy, `${legacy}.migrated`);
+            logger.info({ from: legacy, to: store.path, subscriptions: old.length }, 'graph subscription state migrated into the store');
+          } catch (error) {
+            logger.warn({ err: error, path: legacy }, 'graph subscription state not migrated; it is read from the file again next time');
+          }
+          return old;
+        },
+        save: (records) => inner.save(records),
+      };
+    },
+
+    restore(parts) {
+      notifier = parts.notifier;
+      const empty = { restored: 0, dropped: 0 };
+      const summary: RestoreSummary = {
+        subscriptions: { ...empty },
+        publications: { ...empty },
+        upstreamSubscriptions: { ...empty },
+        upstreamPublications: { ...empty },
+      };
+      if (!persistent) return summary;
+      hook(parts);
+      const pruned = store.pruneExpired(now());
+      const exists = (id: string): boolean => parts.directory.get(id) !== undefined;
+
+      const pubs = store.publications.loadAll();
+      summary.publications = parts.publications.restore(pubs, exists);
+      for (const p of pubs) if (parts.publications.get(p.etag) === undefined) store.publications.remove(p.etag);
+
+      if (parts.upstream !== undefined) {
+        summary.upstreamSubscriptions = parts.upstream.watcher.restore(store.upstreamSubscriptions.loadAll());
+        summary.upstreamPublications = parts.upstream.publisher.restore(store.upstreamPublications.loadAll());
+      }
+
+      const lists = new Set((parts.lists?.summary() ?? []).map((l) => `list:${l.name}`));
+      const kindOf = (resource: string): RestoredResourceKind =>
+        exists(resource) ? 'resource' : lists.has(resource) ? 'list' : undefined;
+      const subs = store.watcherSubscriptions.loadAll();
+      summary.subscriptions = parts.notifier.restore(subs, kindOf);
+      for (const s of subs) if (parts.notifier.find(s.id) === undefined) store.watcherSubscriptions.remove(s.id);
+      store.flush();
+      logger.info({ path: store.path, pruned, ...summary }, 'state restored from the store');
+      return summary;
+    },
+
+    async keepUpstream(upstream) {
+      if (!persistent) return;
+      await Promise.all([upstream.watcher.close(false), upstream.publisher.close({ remove: false })]);
+    },
+
+    close() {
+      closing ??= (async () => {
+        if (sweep !== undefined) clearInterval(sweep);
+        const n = notifier;
+        if (n !== undefined && persistent) {
+          const deadline = Date.now() + (options.drainMs ?? 2000);
+          while (n.notifiesInFlight > 0 && Date.now() < deadline) await sleep(20);
+          n.persistMoved();
+          n.onPersist(undefined);
+        }
+        store.close();
+      })();
+      return closing;
+    },
+  };
+}

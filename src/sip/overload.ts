@@ -1,0 +1,60 @@
+/**
+ * Overload detection for the stack: when the event loop lags behind (the
+ * process cannot keep up with what arrives), new work is refused with 503 and
+ * Retry-After so that peers back off and existing subscriptions keep being
+ * served (RFC 3261 §21.5.4; RFC 6665 §4.1.2.4 lets subscribers retry later).
+ */
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+
+export interface LoadSignal {
+  /** True while new out-of-dialog work should be refused. */
+  overloaded(): boolean;
+  close(): void;
+}
+
+export interface EventLoopGuardOptions {
+  /** Refuse new work while the typical event-loop delay (median of a window) exceeds this; default 200 ms. */
+  maxLagMs?: number;
+  /** Window over which the delay is measured; default 1000 ms. */
+  windowMs?: number;
+  /** Consecutive lagging windows before refusing (one long pause, e.g. a GC or a key generation, is not overload); default 2. */
+  windows?: number;
+}
+
+/**
+ * Measures event-loop delay with Node's histogram (sampled every 20 ms, no
+ * timer of ours per request) and reports overload from the last full window.
+ */
+export class EventLoopGuard implements LoadSignal {
+  private readonly histogram: IntervalHistogram;
+  private readonly maxLagNs: number;
+  private readonly timer: NodeJS.Timeout;
+  private readonly windows: number;
+  private laggingWindows = 0;
+
+  constructor(options: EventLoopGuardOptions = {}) {
+    this.maxLagNs = (options.maxLagMs ?? 200) * 1e6;
+    this.windows = Math.max(1, options.windows ?? 2);
+    this.histogram = monitorEventLoopDelay({ resolution: 20 });
+    this.histogram.enable();
+    this.timer = setInterval(() => this.sample(), options.windowMs ?? 1000);
+    this.timer.unref();
+  }
+
+  /** Close the current window (also called by the interval). */
+  sample(): void {
+    // The median, not the tail: under overload every turn of the loop is late, not just one.
+    const lagging = this.histogram.count > 0 && this.histogram.percentile(50) > this.maxLagNs;
+    this.laggingWindows = lagging ? this.laggingWindows + 1 : 0;
+    this.histogram.reset();
+  }
+
+  overloaded(): boolean {
+    return this.laggingWindows >= this.windows;
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+    this.histogram.disable();
+  }
+}
