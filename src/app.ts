@@ -199,7 +199,17 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
   const graphModule = graphConfig !== undefined ? await import('./graph/index.js') : undefined;
   const hookPath = graphConfig !== undefined ? graphModule?.webhookPath(graphConfig) : undefined;
   // Metrics, the admin API's source, the change history and /readyz (admin-wiring.ts).
-  const adminSide = wireAdmin({ config, directory, store, stack, simple, trunks, graph: () => graph, logger });
+  const adminSide = wireAdmin({
+    config,
+    directory,
+    store,
+    stack,
+    simple,
+    trunks,
+    graph: () => graph,
+    logger,
+    ...(persistence.persistent ? { storeOk: () => persistence.ok() } : {}),
+  });
   const http = await startHttpServer({
     address: config.http.address,
     port: config.http.port,
@@ -237,8 +247,8 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
     async stop() {
       // A stop ends nothing towards watchers (no terminating NOTIFYs) nor Graph subscriptions (reused on restart).
       await graph?.stop();
-      // Upstream: publications removed and subscriptions ended at the trunks while the stack still runs.
-      // With a store, upstream dialogs and publications stay at the trunks (reused at the next start).
+      // Upstream: with a persistent store the dialogs and publications stay at the trunks and are reused at the
+      // next start; without one they are ended (unSUBSCRIBE, PUBLISH Expires: 0) while the stack still runs.
       await persistence.keepUpstream(upstream);
       await upstream.close();
       trunks.registry.close();

@@ -37,7 +37,10 @@ export interface TrunkSide {
 export interface UpstreamSide {
   readonly watcher: UpstreamWatcher;
   readonly publisher: UpstreamPublisher;
-  /** Stop: publications removed, upstream subscriptions ended (they are made anew at the next start). */
+  /**
+   * Stop: publications removed and upstream subscriptions ended, unless persistence took them over
+   * first (persistence-wiring.ts keepUpstream: they are then reused at the next start).
+   */
   close(): Promise<void>;
 }
 
@@ -198,7 +201,11 @@ export function createTrunkSide(config: GatewayConfig, stack: TrunkStack, logger
     defaultRealm: config.sip.domain,
     logger: logger.child({ component: 'access' }),
   });
-  if (mode === 'open') logger.warn('sip.access is open: requests are accepted from any address (set sip.access.mode: restricted)');
+  // Open access on loopback only (the demo, tests) is harmless; on a reachable address it is worth a warning.
+  const loopbackOnly = config.sip.listen.every((l) => l.address.startsWith('127.') || l.address === '::1');
+  if (mode === 'open' && !loopbackOnly) {
+    logger.warn('sip.access is open: requests are accepted from any address (set sip.access.mode: restricted)');
+  }
   const traits = new Map<Trunk, TrunkTraits>();
   return {
     registry,
