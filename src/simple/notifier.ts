@@ -762,6 +762,11 @@ export class Notifier {
     if (status >= 300) {
       // A list watcher that missed a partial state gets the full state next time.
       sub.list?.fullStateNext();
+      if (TERMINATING_NOTIFY_STATUS.has(status) && sub.state === 'terminated') {
+        // The final NOTIFY went unanswered (the watcher left with its unSUBSCRIBE): nothing left to end.
+        this.logger.debug({ user: sub.resource, callId: sub.callId, event: sub.event, status }, 'final NOTIFY unanswered');
+        return;
+      }
       if (TERMINATING_NOTIFY_STATUS.has(status)) {
         // RFC 6665 §4.2.2: the watcher is gone; nothing more is sent to it.
         this.logger.info({ user: sub.resource, callId: sub.callId, event: sub.event, status }, 'NOTIFY failed, ending subscription');

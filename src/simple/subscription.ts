@@ -3,6 +3,7 @@
  * Kept compact (100k of them must fit well under 400 MB): only the strings
  * needed to build NOTIFYs, never the SUBSCRIBE itself.
  */
+import type { WatcherSubscriptionRecord } from '../store/records.js';
 import type { Endpoint, TransportProtocol } from '../sip/message.js';
 import type { TimerHandle } from '../util/timer-wheel.js';
 import type { BodyFormat, EventPackage } from './event-package.js';
@@ -33,36 +34,10 @@ const WIRE_REASON: Readonly<Record<TerminationCause, string | undefined>> = {
 };
 
 /**
- * A subscription as plain data, for persistence (src/store's
- * WatcherSubscriptionRecord has the same shape; `id` is our tag).
+ * A subscription as plain data, for persistence: the store's record
+ * (`id` is our tag).
  */
-export interface SubscriptionSnapshot {
-  id: string;
-  event: string;
-  eventId?: string;
-  resource: string;
-  entity: string;
-  callId: string;
-  localTag: string;
-  remoteTag: string;
-  localParty: string;
-  remoteParty: string;
-  remoteTarget: string;
-  routeSet: string[];
-  /** CSeq of our last NOTIFY. */
-  localCseq: number;
-  remoteCseq: number;
-  /** ms epoch */
-  expiresAt: number;
-  contentType: string;
-  variant: string;
-  transport: TransportProtocol;
-  destination?: Endpoint;
-  /** Version of the next NOTIFY body. */
-  version: number;
-  /** ms epoch */
-  createdAt: number;
-}
+export type SubscriptionSnapshot = WatcherSubscriptionRecord;
 
 /** Where the notifier reports subscriptions to keep (persistence); called synchronously, must be cheap. */
 export interface SubscriptionPersistence {

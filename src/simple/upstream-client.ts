@@ -6,7 +6,7 @@
  */
 import { parseChallenge, isUsable, type DigestChallenge, type DigestClient, type DigestCredentials } from '../sip/digest.js';
 import { parseExpires } from '../sip/header-values.js';
-import { EMPTY_BODY, type Endpoint, type SipResponse, type TransportProtocol } from '../sip/message.js';
+import { EMPTY_BODY, type Endpoint, type SipRequest, type SipResponse, type TransportProtocol } from '../sip/message.js';
 import { Headers } from '../sip/headers.js';
 import { formatUri, parseNameAddr, parseUri } from '../sip/uri.js';
 import type { TimerHandle, TimerWheel } from '../util/timer-wheel.js';
@@ -93,6 +93,47 @@ export function applyAuth(
   if (c === undefined || credentials === undefined) return false;
   headers.append(c.proxy ? 'proxy-authorization' : 'authorization', client.authorize(c, credentials, method, uri));
   return true;
+}
+
+/** The answer to one upstream request, and whether credentials were sent in getting it. */
+export interface AuthedOutcome {
+  response: SipResponse;
+  authTried: boolean;
+}
+
+/**
+ * Send a request built by `build` and answer its digest challenge (RFC 3261
+ * §22.2): once, and again only when the server says the nonce went stale; a
+ * challenge after our answer is the final response. A send that throws is a
+ * local 503.
+ */
+export async function sendWithDigest(
+  sender: RequestSender,
+  destination: Endpoint,
+  holder: AuthHolder,
+  credentials: DigestCredentials | undefined,
+  build: () => SipRequest,
+  onSendError: (error: unknown) => void,
+): Promise<AuthedOutcome> {
+  let authTried = false;
+  for (let round = 0; ; round++) {
+    let response: SipResponse;
+    try {
+      response = await sender.sendRequest(build(), { destination });
+    } catch (error) {
+      onSendError(error);
+      response = localFailure(503, 'Service Unavailable');
+    }
+    if ((response.status === 401 || response.status === 407) && round < 2) {
+      const challenge = credentials === undefined ? null : pickChallenge(response, credentials);
+      if (challenge !== null && (!authTried || challenge.stale)) {
+        holder.challenge = challenge;
+        authTried = true;
+        continue;
+      }
+    }
+    return { response, authTried };
+  }
 }
 
 /** Our Contact for a transport: the advertised (else bound) endpoint of the stack. */

@@ -8,6 +8,7 @@
  * expiry with SIP-If-Match and no body; a changed body modifies the
  * publication; 412 starts a new one; undefined removes it (Expires: 0).
  */
+import type { UpstreamPublicationRecord } from '../store/records.js';
 import { buildPidf } from '../bodies/index.js';
 import type { PresenceView } from '../core/person-state.js';
 import { DigestClient, type DigestChallenge, type DigestCredentials } from '../sip/digest.js';
@@ -28,7 +29,7 @@ import {
   minExpiresOf,
   nameAddr,
   ourContact,
-  pickChallenge,
+  sendWithDigest,
   RateQueue,
   refreshDelayMs,
   retryAfterMs,
@@ -50,15 +51,8 @@ export interface PublishTarget {
   ratePerSec?: number;
 }
 
-/** A publication the server holds, as plain data (src/store's UpstreamPublicationRecord has the same shape). */
-export interface UpstreamPublicationSnapshot {
-  trunk: string;
-  personId: string;
-  event: string;
-  etag: string;
-  /** ms epoch */
-  expiresAt: number;
-}
+/** An upstream publication as plain data, for persistence: the store's record. */
+export type UpstreamPublicationSnapshot = UpstreamPublicationRecord;
 
 /** Where upstream publications to keep are reported (persistence); called synchronously. */
 export interface UpstreamPublicationPersistence {
@@ -419,35 +413,17 @@ export class UpstreamPublisher {
 
   /** One PUBLISH and its digest answers: once, again only for a stale nonce. */
   private async transact(item: PubItem, op: Op, body: Buffer | null): Promise<{ response: SipResponse; authTried: boolean }> {
-    let authTried = false;
     let destination: Endpoint;
     try {
       destination = await item.target.destination();
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       this.logger.warn({ trunk: item.target.trunk, user: item.target.personId, err: message }, 'upstream destination did not resolve');
-      return { response: localFailure(503, 'Service Unavailable - destination did not resolve'), authTried };
+      return { response: localFailure(503, 'Service Unavailable - destination did not resolve'), authTried: false };
     }
-    for (let round = 0; ; round++) {
-      const request = this.build(item, op, body, destination);
-      let response: SipResponse;
-      try {
-        response = await this.sender.sendRequest(request, { destination });
-      } catch (error) {
-        this.logger.debug({ err: error, callId: item.callId }, 'upstream PUBLISH not sent');
-        response = localFailure(503, 'Service Unavailable');
-      }
-      if ((response.status === 401 || response.status === 407) && round < 2) {
-        const creds = item.target.credentials;
-        const challenge = creds === undefined ? null : pickChallenge(response, creds);
-        if (challenge !== null && (!authTried || challenge.stale)) {
-          item.challenge = challenge;
-          authTried = true;
-          continue;
-        }
-      }
-      return { response, authTried };
-    }
+    return sendWithDigest(this.sender, destination, item, item.target.credentials, () => this.build(item, op, body, destination), (error) =>
+      this.logger.debug({ err: error, callId: item.callId }, 'upstream PUBLISH not sent'),
+    );
   }
 
   /** RFC 3903 §4: initial (body), refresh (SIP-If-Match, no body), modify (both), remove (Expires: 0). */

@@ -18,6 +18,7 @@
  * - A NOTIFY whose body cannot be read is answered 400/413/415 and the dialog
  *   stays.
  */
+import type { UpstreamSubscriptionRecord } from '../store/records.js';
 import type { Call } from '../core/person-state.js';
 import { DigestClient, type DigestCredentials } from '../sip/digest.js';
 import { parseCSeq, parseEvent, parseExpires, parseSubscriptionState, tagOf, type SubscriptionState } from '../sip/header-values.js';
@@ -43,7 +44,7 @@ import {
   minExpiresOf,
   nameAddr,
   ourContact,
-  pickChallenge,
+  sendWithDigest,
   RateQueue,
   refreshDelayMs,
   retryAfterMs,
@@ -81,21 +82,8 @@ export interface UpstreamSink {
   setSip(personId: string, r: RichState | undefined, source: string): void;
 }
 
-/** An established upstream dialog as plain data (src/store's UpstreamSubscriptionRecord has the same shape). */
-export interface UpstreamSubscriptionSnapshot {
-  trunk: string;
-  personId: string;
-  event: string;
-  callId: string;
-  fromTag: string;
-  toTag?: string;
-  remoteTarget: string;
-  routeSet: string[];
-  /** CSeq of our last SUBSCRIBE in the dialog. */
-  cseq: number;
-  /** ms epoch */
-  expiresAt: number;
-}
+/** An upstream dialog as plain data, for persistence: the store's record. */
+export type UpstreamSubscriptionSnapshot = UpstreamSubscriptionRecord;
 
 /** Where upstream dialogs to keep are reported (persistence); called synchronously. */
 export interface UpstreamSubscriptionPersistence {
@@ -524,37 +512,18 @@ export class UpstreamWatcher {
 
   /** One request and its digest answers (RFC 3261 §22.2): once, again only for a stale nonce. */
   private async transact(item: WatchItem, kind: Kind, expires: number): Promise<Outcome> {
-    let authTried = false;
     let destination: Endpoint;
     try {
       destination = await this.destinationOf(item, kind);
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       this.logger.warn({ trunk: item.trunk, user: item.personId, err: message }, 'upstream destination did not resolve');
-      return { response: localFailure(503, 'Service Unavailable - destination did not resolve'), authTried };
+      return { response: localFailure(503, 'Service Unavailable - destination did not resolve'), authTried: false };
     }
     if (kind === 'subscribe') item.transport = destination.protocol;
-    for (let round = 0; ; round++) {
-      const request = this.build(item, kind, expires, destination.protocol);
-      let response: SipResponse;
-      try {
-        response = await this.sender.sendRequest(request, { destination });
-      } catch (error) {
-        this.logger.debug({ err: error, callId: item.callId }, 'upstream SUBSCRIBE not sent');
-        response = localFailure(503, 'Service Unavailable');
-      }
-      if ((response.status === 401 || response.status === 407) && round < 2) {
-        const creds = item.target.credentials;
-        const challenge = creds === undefined ? null : pickChallenge(response, creds);
-        // A challenge after our answer is a failure, unless it only says the nonce went stale.
-        if (challenge !== null && (!authTried || challenge.stale)) {
-          item.challenge = challenge;
-          authTried = true;
-          continue;
-        }
-      }
-      return { response, authTried };
-    }
+    return sendWithDigest(this.sender, destination, item, item.target.credentials, () => this.build(item, kind, expires, destination.protocol), (error) =>
+      this.logger.debug({ err: error, callId: item.callId }, 'upstream SUBSCRIBE not sent'),
+    );
   }
 
   private async destinationOf(item: WatchItem, kind: Kind): Promise<Endpoint> {

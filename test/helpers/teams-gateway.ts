@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createCertificateAuthority, createServerCertificate, type CertificateWithKey } from '../../src/graph-simulator/certs.js';
 import { startGraphSimulator, type GraphSimulator, type GraphSimulatorOptions, type SessionInfo } from '../../src/graph-simulator/index.js';
-import { DEFAULT_DOMAIN, startGateway, type GatewayProcess, type GatewayUser, type LogRecord } from './gateway-process.js';
+import { deepMerge, DEFAULT_DOMAIN, startGateway, type GatewayProcess, type GatewayUser, type LogRecord } from './gateway-process.js';
 import { freePort } from './ports.js';
 import { assertSippInstalled, describeSipp, runSipp, type TapHooks, startSipp, type SippOptions, type SippResult, type SippRun, type SippTransport } from './sipp.js';
 
@@ -84,6 +84,8 @@ export interface TeamsGatewayOptions {
   transports?: ReadonlyArray<'udp' | 'tcp'>;
   /** extra keys deep-merged into `graph:` */
   graph?: Record<string, unknown>;
+  /** other config sections (trunks, sip.listen, admin, ...), deep-merged last */
+  overrides?: Record<string, unknown>;
   readyTimeoutMs?: number;
 }
 
@@ -113,11 +115,14 @@ export async function startTeamsGateway(env: TeamsEnv, options: TeamsGatewayOpti
     users: TEAMS_USERS,
     ...(options.transports !== undefined ? { transports: options.transports } : {}),
     readyTimeoutMs: options.readyTimeoutMs ?? 30_000,
-    overrides: {
-      http: { address: '127.0.0.1', port: httpPort, tls: { certPath: env.certPath, keyPath: env.keyPath } },
-      graph,
-      stateDir: options.stateDir,
-    },
+    overrides: deepMerge(
+      {
+        http: { address: '127.0.0.1', port: httpPort, tls: { certPath: env.certPath, keyPath: env.keyPath } },
+        graph,
+        stateDir: options.stateDir,
+      },
+      options.overrides ?? {},
+    ),
   });
   return { gw, httpPort };
 }

@@ -24,9 +24,9 @@ import { ChangeHistory } from '../../src/core/history.js';
 import type { AdminSource } from '../../src/http/admin-source.js';
 import { startHttpServer } from '../../src/http/server.js';
 import { silentLogger } from '../../src/util/logger.js';
-import { repoRoot, startGateway as startProcess } from '../helpers/gateway-process.js';
+import { repoRoot } from '../helpers/gateway-process.js';
 import { freePort } from '../helpers/ports.js';
-import { startTeamsEnv, TEAMS_USERS } from '../helpers/teams-gateway.js';
+import { startTeamsEnv, startTeamsGateway, TEAMS_USERS } from '../helpers/teams-gateway.js';
 import { fakeSource, TOKEN } from '../http/fake-source.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -253,27 +253,11 @@ t.test('Chromium is installed', async (t) => {
 
   t.test('the real gateway process with the Graph simulator', async (t) => {
     const env = await startTeamsEnv();
-    const httpPort = await freePort();
     const sim = env.sim;
-    const gw = await startProcess({
-      users: TEAMS_USERS,
-      readyTimeoutMs: 30_000,
-      overrides: {
-        http: { address: '127.0.0.1', port: httpPort, tls: { certPath: env.certPath, keyPath: env.keyPath } },
-        graph: {
-          tenantId: sim.tenantId,
-          clientId: sim.demoApp.clientId,
-          clientSecret: sim.demoApp.clientSecret,
-          authorityHost: sim.origin,
-          graphBaseUrl: sim.graphBaseUrl,
-          trustedCaPath: env.caPath,
-          serviceAccounts: [{ username: sim.serviceAccount.username, password: sim.serviceAccount.password }],
-          webhook: { publicUrl: `https://127.0.0.1:${httpPort}/graph/notifications` },
-          poll: { intervalSec: 60 },
-        },
-        admin: { token: TOKEN },
-        stateDir: await env.newStateDir(),
-      },
+    const { gw, httpPort } = await startTeamsGateway(env, {
+      stateDir: await env.newStateDir(),
+      pollIntervalSec: 60,
+      overrides: { admin: { token: TOKEN } },
     });
     t.teardown(async () => {
       await gw.stop();

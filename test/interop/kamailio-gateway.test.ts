@@ -15,7 +15,7 @@
  *     still reaches chiara's session in the simulator, within 40 s each.
  */
 import t, { type Test } from 'tap';
-import { errorRecords, startGateway, type GatewayProcess } from '../helpers/gateway-process.js';
+import { errorRecords, type GatewayProcess } from '../helpers/gateway-process.js';
 import {
   assertKamailioInstalled,
   isNotOnThePhone,
@@ -26,9 +26,8 @@ import {
   type Kamailio,
   type KamWatcher,
 } from '../helpers/kamailio.js';
-import { freePort } from '../helpers/ports.js';
 import { assertSippInstalled } from '../helpers/sipp.js';
-import { appSession, eventually, startTeamsEnv, TEAMS_USERS, type TeamsEnv } from '../helpers/teams-gateway.js';
+import { appSession, eventually, startTeamsEnv, startTeamsGateway, TEAMS_USERS, type TeamsEnv } from '../helpers/teams-gateway.js';
 
 const DOMAIN = 'kam.interop.test';
 /** The gateway pings the trunk this often, so it notices the restart quickly. */
@@ -62,31 +61,14 @@ function kamTrunk(kam: Kamailio): Record<string, unknown> {
   };
 }
 
-/** The gateway with the simulator's Graph section (as test/helpers/teams-gateway.ts builds it) plus the trunk. */
+/** The gateway with the simulator as its tenant plus the trunk; a Teams change can only arrive by webhook here. */
 async function startKamGateway(teams: TeamsEnv, kam: Kamailio): Promise<GatewayProcess> {
-  const sim = teams.sim;
-  const httpPort = await freePort();
-  return startGateway({
-    users: TEAMS_USERS,
-    readyTimeoutMs: 30_000,
-    overrides: {
-      http: { address: '127.0.0.1', port: httpPort, tls: { certPath: teams.certPath, keyPath: teams.keyPath } },
-      graph: {
-        tenantId: sim.tenantId,
-        clientId: sim.demoApp.clientId,
-        clientSecret: sim.demoApp.clientSecret,
-        authorityHost: sim.origin,
-        graphBaseUrl: sim.graphBaseUrl,
-        trustedCaPath: teams.caPath,
-        serviceAccounts: [{ username: sim.serviceAccount.username, password: sim.serviceAccount.password }],
-        webhook: { publicUrl: `https://127.0.0.1:${httpPort}/graph/notifications` },
-        // within these tests a Teams change can only arrive by webhook
-        poll: { intervalSec: 60 },
-      },
-      stateDir: await teams.newStateDir(),
-      trunks: [kamTrunk(kam)],
-    },
+  const { gw } = await startTeamsGateway(teams, {
+    stateDir: await teams.newStateDir(),
+    pollIntervalSec: 60,
+    overrides: { trunks: [kamTrunk(kam)] },
   });
+  return gw;
 }
 
 t.before(async () => {

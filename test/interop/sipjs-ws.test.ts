@@ -7,9 +7,8 @@
 import t from 'tap';
 import WebSocket from 'ws';
 import { Subscriber, SubscriptionState, UserAgent, type Notification } from 'sip.js';
-import { errorRecords, startGateway, type GatewayProcess, type LogRecord } from '../helpers/gateway-process.js';
-import { freePort } from '../helpers/ports.js';
-import { eventually, startTeamsEnv, TEAMS_USERS, type TeamsEnv } from '../helpers/teams-gateway.js';
+import { errorRecords, type GatewayProcess, type LogRecord } from '../helpers/gateway-process.js';
+import { eventually, startTeamsEnv, startTeamsGateway, type TeamsEnv } from '../helpers/teams-gateway.js';
 
 let env: TeamsEnv | undefined;
 let gw: GatewayProcess | undefined;
@@ -33,11 +32,10 @@ t.before(async () => {
       super(url, protocols, { ca: caPem });
     }
   };
-  const httpPort = await freePort();
-  const sim = e.sim;
-  gw = await startGateway({
-    users: TEAMS_USERS,
-    readyTimeoutMs: 30_000,
+  // poll every 60 s: within this test a change can only arrive by webhook
+  const started = await startTeamsGateway(e, {
+    stateDir: await e.newStateDir(),
+    pollIntervalSec: 60,
     overrides: {
       sip: {
         listen: [
@@ -45,22 +43,9 @@ t.before(async () => {
           { transport: 'wss', address: '127.0.0.1', port: 0, path: '/sip', tls: { certPath: e.certPath, keyPath: e.keyPath } },
         ],
       },
-      http: { address: '127.0.0.1', port: httpPort, tls: { certPath: e.certPath, keyPath: e.keyPath } },
-      graph: {
-        tenantId: sim.tenantId,
-        clientId: sim.demoApp.clientId,
-        clientSecret: sim.demoApp.clientSecret,
-        authorityHost: sim.origin,
-        graphBaseUrl: sim.graphBaseUrl,
-        trustedCaPath: e.caPath,
-        serviceAccounts: [{ username: sim.serviceAccount.username, password: sim.serviceAccount.password }],
-        webhook: { publicUrl: `https://127.0.0.1:${httpPort}/graph/notifications` },
-        // poll every 60 s: within this test a change can only arrive by webhook
-        poll: { intervalSec: 60 },
-      },
-      stateDir: await e.newStateDir(),
     },
   });
+  gw = started.gw;
   ports.ws = listening(gw.records(), 'ws');
   ports.wss = listening(gw.records(), 'wss');
 });
