@@ -3,12 +3,21 @@
  *
  * Writes go to a per-repository queue keyed like the table, so the last
  * write to a key wins inside a batch (create + refresh + refresh is one
- * upsert; create + remove is one delete). The queue is written in one
- * transaction flushMs after its first entry, or at once when maxQueued keys
- * wait. With synchronous=NORMAL a committed batch survives the process being
+ * upsert; create + remove is one delete). The queue is taken as one batch
+ * flushMs after its first entry, or at once when maxQueued keys wait, and
+ * written in one transaction by a worker thread with its own connection
+ * (src/store/write-worker.ts): serializing the records and SQLite's time
+ * stay off the main thread. One batch is written at a time; writes made
+ * meanwhile queue for the next. Reads, the schema migration and backups use
+ * the store's own connection on the main thread (WAL: readers see every
+ * committed batch). ":memory:" and `writer: 'inline'` write on the main
+ * thread; so does the store if the worker fails.
+ *
+ * With synchronous=NORMAL a committed batch survives the process being
  * killed (it is in the WAL); a SIGKILL loses at most the last flushMs of
- * writes, a power cut may also lose the last committed batches. flush() and
- * close() write synchronously (the SIGTERM path).
+ * writes (plus a batch still being committed, a few ms), a power cut may
+ * also lose the last committed batches. flush() and close() wait for the
+ * write synchronously (the SIGTERM path).
  *
  * Failures (disk full, locked, damaged file) are logged with the path and
  * shown in status(); the writes stay queued and are retried. Nothing here
@@ -20,6 +29,8 @@ import Database from 'better-sqlite3';
 import { silentLogger, type Logger } from '../util/logger.js';
 import { MIGRATIONS, SCHEMA_VERSION } from './schema.js';
 import { describeStoreError, errorCode } from './sqlite-errors.js';
+import { configureConnection, type BatchOps } from './batch-writer.js';
+import { InlineWriter, WorkerWriter, type BatchResult, type StoreWriter } from './writers.js';
 import { StoreError, type GatewayStore, type MetaStore, type Repository, type StoreStatus } from './store.js';
 import { META_TABLE, TABLES, type MetaRecord, type TableSpec } from './tables.js';
 import type {
@@ -60,6 +71,8 @@ export interface SqliteStoreOptions {
   busyTimeoutMs?: number;
   /** Delay before a failed batch is tried again (default max(flushMs, 1,000) ms). */
   retryMs?: number;
+  /** Where batches are written: a worker thread (default for a file) or the main thread (always for ":memory:"). */
+  writer?: 'worker' | 'inline';
   logger?: Logger;
   timers?: FlushTimers;
   now?: () => number;
@@ -84,8 +97,6 @@ class SqliteRepository<R> implements Repository<R> {
   /** key → record to write, or null to delete */
   pending = new Map<string, R | null>();
   private inFlight: Map<string, R | null> | undefined = undefined;
-  private readonly upsertStmt: Database.Statement<[string, number | null, string]>;
-  private readonly deleteStmt: Database.Statement<[string]>;
   private readonly getStmt: Database.Statement<[string], RowData>;
   private readonly allStmt: Database.Statement<[], RowData>;
   private readonly countStmt: Database.Statement<[], { n: number }>;
@@ -96,11 +107,6 @@ class SqliteRepository<R> implements Repository<R> {
     db: Database.Database,
   ) {
     const t = spec.table;
-    this.upsertStmt = db.prepare(
-      `INSERT INTO ${t} (key, expires_at, data) VALUES (?, ?, ?) ` +
-        `ON CONFLICT(key) DO UPDATE SET expires_at = excluded.expires_at, data = excluded.data`,
-    );
-    this.deleteStmt = db.prepare(`DELETE FROM ${t} WHERE key = ?`);
     this.getStmt = db.prepare(`SELECT key, data FROM ${t} WHERE key = ?`);
     this.allStmt = db.prepare(`SELECT key, data FROM ${t}`);
     this.countStmt = db.prepare(`SELECT count(*) AS n FROM ${t}`);
@@ -173,37 +179,19 @@ class SqliteRepository<R> implements Repository<R> {
     return parsed.data;
   }
 
-  /** Take the queue for a batch; later writes start a new queue. */
-  beginBatch(): boolean {
-    if (this.pending.size === 0) return false;
-    this.inFlight = this.pending;
+  /** Take the queue for a batch (later writes start a new queue): appends its operations to `ops`. */
+  takeBatch(ops: BatchOps, table: number): void {
+    if (this.pending.size === 0) return;
+    const batch = this.pending;
+    this.inFlight = batch;
     this.pending = new Map();
-    return true;
+    const spec = this.spec;
+    for (const [key, record] of batch) ops.push(table, key, record === null ? null : spec.expiresOf(record), record);
   }
 
-  /** Inside the transaction: write the taken queue. Returns rows written or deleted. */
-  writeBatch(): number {
-    const batch = this.inFlight;
-    if (batch === undefined) return 0;
-    let rows = 0;
-    for (const [key, record] of batch) {
-      if (record === null) {
-        this.deleteStmt.run(key);
-        rows++;
-        continue;
-      }
-      let data: string;
-      try {
-        data = JSON.stringify(record);
-      } catch (error) {
-        // a record that cannot be serialized would fail every batch: drop it alone
-        this.owner.dropped(this.spec.table, key, error);
-        continue;
-      }
-      this.upsertStmt.run(key, this.spec.expiresOf(record), data);
-      rows++;
-    }
-    return rows;
+  /** A record of the batch was dropped (not serializable): never requeued. */
+  forget(key: string): void {
+    this.inFlight?.delete(key);
   }
 
   /** After the transaction: on failure, requeue what no later write replaced. Returns keys requeued. */
@@ -266,8 +254,11 @@ export class SqliteStore implements GatewayStore, Owner {
 
   private db: Database.Database | undefined;
   private readonly repos: Array<SqliteRepository<unknown>>;
-  private readonly writeTx: () => number;
-  private readonly pruneStmts: Array<Database.Statement<[number]>>;
+  /** Writes on the store's own connection: ":memory:", until the worker runs, and if it fails. */
+  private readonly inline: InlineWriter;
+  private worker: WorkerWriter | undefined;
+  private readonly tableNames: string[];
+  private readonly prunedTables: string[];
   private readonly flushMs: number;
   private readonly maxQueued: number;
   private readonly retryMs: number;
@@ -284,6 +275,15 @@ export class SqliteStore implements GatewayStore, Owner {
   private droppedCount = 0;
   private skippedCount = 0;
   private warnedClosed = false;
+  /** A batch is being written (one at a time). */
+  private inFlight = false;
+  /** The timer fired while a batch was being written: start the next one when it is answered. */
+  private again = false;
+  /** A synchronous wait (flush) is handling the answers: it starts what follows itself. */
+  private syncWait = false;
+  private lastOk = true;
+  /** Set when the worker failed and the store switched to writing itself. */
+  private fellBack = false;
 
   /**
    * Open (creating and migrating as needed). Throws StoreError naming the
@@ -302,10 +302,7 @@ export class SqliteStore implements GatewayStore, Owner {
       if (path !== ':memory:' && mode !== 'wal') {
         logger.warn({ path, journalMode: mode }, 'store: WAL journal not available on this file system; writes are slower');
       }
-      db.pragma('synchronous = NORMAL');
-      // 8 MiB of page cache (default 2): refreshes of 100k subscriptions touch the whole table
-      db.pragma('cache_size = -8192');
-      db.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000))}`);
+      configureConnection(db, options.busyTimeoutMs ?? 5000);
       migrate(db, path, logger);
       return new SqliteStore(db, options, logger);
     } catch (error) {
@@ -345,15 +342,30 @@ export class SqliteStore implements GatewayStore, Owner {
     this.meta = new SqliteMeta(meta);
     this.repos = [watchers, publications, upSubs, upPubs, graph, directory, meta] as Array<SqliteRepository<unknown>>;
 
-    const repos = this.repos;
-    this.writeTx = db.transaction(() => {
-      let rows = 0;
-      for (const repo of repos) rows += repo.writeBatch();
-      return rows;
-    });
-    this.pruneStmts = Object.values(TABLES)
+    this.tableNames = this.repos.map((r) => r.name);
+    this.prunedTables = Object.values(TABLES)
       .filter((t) => t.table !== TABLES.directoryCache.table)
-      .map((t) => db.prepare<[number]>(`DELETE FROM ${t.table} WHERE expires_at IS NOT NULL AND expires_at <= ?`));
+      .map((t) => t.table);
+    const busyTimeoutMs = options.busyTimeoutMs ?? 5000;
+    const useWorker = options.path !== ':memory:' && (options.writer ?? 'worker') === 'worker';
+    this.inline = new InlineWriter(db, this.tableNames, this.prunedTables);
+    this.worker = useWorker
+      ? new WorkerWriter({ path: options.path, busyTimeoutMs, tables: this.tableNames, pruned: this.prunedTables })
+      : undefined;
+  }
+
+  /** 'worker' while batches are written on the worker thread, 'inline' on the main thread (also before the worker runs). */
+  get writerMode(): 'worker' | 'inline' {
+    return this.writer().mode;
+  }
+
+  private writer(): StoreWriter {
+    const worker = this.worker;
+    if (worker === undefined) return this.inline;
+    if (worker.ready()) return worker;
+    const failure = worker.failed;
+    if (failure !== undefined) this.fallBackInline(failure);
+    return this.inline;
   }
 
   // ---- Owner (called by the repositories; not for other callers) ----
@@ -369,7 +381,7 @@ export class SqliteStore implements GatewayStore, Owner {
     const before = queue.size;
     queue.set(key, value);
     if (queue.size > before) this.queued++;
-    if (this.queued >= this.maxQueued && !this.failing) this.flush();
+    if (this.queued >= this.maxQueued && !this.failing) this.writeNow();
     else if (this.timer === undefined) this.arm(this.failing ? this.retryMs : this.flushMs);
   }
 
@@ -401,41 +413,35 @@ export class SqliteStore implements GatewayStore, Owner {
   // ---- GatewayStore ----
 
   flush(): boolean {
-    if (this.timer !== undefined) {
-      this.timers.clear(this.timer);
-      this.timer = undefined;
+    this.disarm();
+    if (this.db === undefined) return this.queued === 0;
+    if (this.inFlight) this.settleSync();
+    this.again = false;
+    if (this.queued === 0) return true;
+    this.fellBack = false;
+    if (!this.startBatch()) return true;
+    this.settleSync();
+    if (!this.lastOk && this.fellBack) {
+      // the worker died with the batch: write it here, now
+      this.fellBack = false;
+      this.disarm();
+      if (this.startBatch()) this.settleSync();
     }
-    if (this.db === undefined || this.queued === 0) return this.queued === 0;
-    let any = false;
-    for (const repo of this.repos) if (repo.beginBatch()) any = true;
-    this.queued = 0;
-    if (!any) return true;
-    try {
-      const rows = this.writeTx();
-      for (const repo of this.repos) repo.endBatch(true);
-      this.flushes++;
-      this.written += rows;
-      if (this.failing) this.logger.info({ path: this.path, rows }, 'store writes recovered');
-      this.failing = false;
-      return true;
-    } catch (error) {
-      // requeue what no later write replaced (none can arrive during the synchronous write)
-      for (const repo of this.repos) this.queued += repo.endBatch(false);
-      this.failed(error, 'write');
-      this.failing = true;
-      if (this.timer === undefined && this.queued > 0) this.arm(this.retryMs);
-      return false;
-    }
+    return this.lastOk;
+  }
+
+  /**
+   * Block until the batch being written (if any) is committed or has failed;
+   * starts nothing new. For tests and tools that look at the file.
+   */
+  waitForWrites(): void {
+    if (this.inFlight) this.settleSync();
   }
 
   pruneExpired(now: number): number {
     if (!this.beforeRead() || this.db === undefined) return 0;
     try {
-      let removed = 0;
-      this.db.transaction(() => {
-        for (const stmt of this.pruneStmts) removed += stmt.run(now).changes;
-      })();
-      return removed;
+      return this.writer().prune(now);
     } catch (error) {
       this.failed(error, 'prune');
       return 0;
@@ -451,6 +457,11 @@ export class SqliteStore implements GatewayStore, Owner {
     }
     if (this.queued > 0) {
       this.logger.error({ path: this.path, queued: this.queued }, 'store closed with writes that could not be saved');
+    }
+    try {
+      this.worker?.close();
+    } catch (error) {
+      this.failed(error, 'close');
     }
     try {
       this.db.close();
@@ -486,10 +497,101 @@ export class SqliteStore implements GatewayStore, Owner {
     this.timer = this.timers.set(this.onTimer, ms);
   }
 
+  private disarm(): void {
+    if (this.timer === undefined) return;
+    this.timers.clear(this.timer);
+    this.timer = undefined;
+  }
+
   private readonly onTimer = (): void => {
     this.timer = undefined;
-    this.flush();
+    this.startBatch();
   };
+
+  /** maxQueued keys wait: write them now; when a batch is still being written, wait for it first (back-pressure). */
+  private writeNow(): void {
+    this.disarm();
+    if (this.inFlight) this.settleSync();
+    this.startBatch();
+  }
+
+  private settleSync(): void {
+    this.syncWait = true;
+    try {
+      this.worker?.waitIdle();
+    } finally {
+      this.syncWait = false;
+    }
+  }
+
+  /** Hand the queue to the writer as one batch. False when nothing was sent (empty, or one is being written). */
+  private startBatch(): boolean {
+    if (this.db === undefined || this.queued === 0) return false;
+    if (this.inFlight) {
+      this.again = true;
+      return false;
+    }
+    const ops: BatchOps = [];
+    for (let i = 0; i < this.repos.length; i++) this.repos[i]!.takeBatch(ops, i);
+    this.queued = 0;
+    this.again = false;
+    if (ops.length === 0) return false;
+    // the batch takes everything queued: a pending timer has nothing left to do
+    this.disarm();
+    this.inFlight = true;
+    this.writer().write(ops, this.onWritten);
+    return true;
+  }
+
+  private readonly onWritten = (result: BatchResult): void => {
+    this.inFlight = false;
+    if (result.ok) {
+      for (const d of result.dropped) {
+        const repo = this.repos[d.table];
+        repo?.forget(d.key);
+        this.dropped(repo?.name ?? String(d.table), d.key, new Error(d.error));
+      }
+      for (const repo of this.repos) repo.endBatch(true);
+      this.flushes++;
+      this.written += result.rows;
+      this.lastOk = true;
+      if (this.failing) this.logger.info({ path: this.path, rows: result.rows }, 'store writes recovered');
+      this.failing = false;
+    } else {
+      // requeue what no later write replaced
+      for (const repo of this.repos) this.queued += repo.endBatch(false);
+      this.lastOk = false;
+      if (result.fatal) {
+        this.fallBackInline(result.error);
+      } else {
+        this.failed(result.error, 'write');
+        this.failing = true;
+      }
+      if (this.timer === undefined && this.queued > 0) this.arm(this.failing ? this.retryMs : this.flushMs);
+    }
+    if (this.again && !this.failing) {
+      if (!this.syncWait) this.startBatch();
+      else if (this.timer === undefined && this.queued > 0) {
+        // a synchronous wait (flush, back-pressure, waitForWrites) took this answer: keep the deferred batch timed
+        this.again = false;
+        this.arm(this.flushMs);
+      }
+    }
+  };
+
+  /** The write worker is gone: write on the main thread from now on. */
+  private fallBackInline(error: unknown): void {
+    const worker = this.worker;
+    if (worker === undefined) return;
+    this.worker = undefined;
+    this.fellBack = true;
+    this.logger.error({ err: error, path: this.path }, 'store write worker failed; writing on the main thread from now on');
+    try {
+      worker.close();
+    } catch {
+      // gone already
+    }
+  }
 }
 
 function migrate(db: Database.Database, path: string, logger: Logger): void {
