@@ -92,7 +92,7 @@ t.test('metrics, readiness and the admin API of the running gateway', async (t) 
 
   const ready = await get(`${origin}/readyz`);
   t.equal(ready.status, 200, ready.body);
-  t.same(JSON.parse(ready.body), { ready: true, sip: true, graph: true }, 'SIP listeners and Graph auth are up');
+  t.same(JSON.parse(ready.body), { ready: true, sip: true, store: true, graph: true }, 'SIP listeners, the store and Graph auth are up');
 
   const watcher = await udpWatcher(sipPort, 'anna');
   t.teardown(() => watcher.close());
