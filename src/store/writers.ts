@@ -73,7 +73,14 @@ export interface WorkerWriterOptions {
  * in the worker itself (a worker does not reliably inherit the parent's
  * loaders, e.g. under tap).
  */
-function startWorker(options: { workerData: WorkerData; transferList: MessagePort[] }): Worker {
+/**
+ * The writer only stringifies batches of at most a thousand records: a small heap keeps V8 collecting
+ * early instead of letting the worker grow by tens of MB under a subscription burst.
+ */
+const WORKER_LIMITS = { maxOldGenerationSizeMb: 48, maxYoungGenerationSizeMb: 4 };
+
+function startWorker(base: { workerData: WorkerData; transferList: MessagePort[] }): Worker {
+  const options = { ...base, resourceLimits: WORKER_LIMITS };
   if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./write-worker.js', import.meta.url), options);
   const file = new URL('./write-worker.ts', import.meta.url).href;
   let api = 'tsx/esm/api';
