@@ -6,8 +6,7 @@
  * presence servers). SIP and core meet here only through the PresenceStore.
  */
 import { readFileSync } from 'node:fs';
-import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
-import { isIP } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import type { GatewayConfig } from './config/schema.js';
 import { effectiveAccessMode } from './trunks/config.js';
 import type { Directory, Person } from './core/directory.js';
@@ -18,6 +17,7 @@ import type { InboundRequest, RequestSender } from './simple/stack-port.js';
 import type { Endpoint } from './sip/message.js';
 import type { TlsClientOptions } from './sip/stack.js';
 import { hostForSip } from './sip/transport/address.js';
+import { clientContext } from './sip/transport/tls.js';
 import type { TrunkConfig } from './trunks/config.js';
 import type { TrunkTlsSettings } from './trunks/trunk.js';
 import { UpstreamPublisher, type PublishTarget } from './simple/upstream-publisher.js';
@@ -115,18 +115,7 @@ function destinationKey(endpoint: Endpoint): string {
  */
 export function probeTlsConnection(endpoint: Endpoint, options: TlsClientOptions, timeoutMs = 3000): Promise<string | undefined> {
   return new Promise((resolve) => {
-    const o: ConnectionOptions = {
-      host: endpoint.address,
-      port: endpoint.port,
-      rejectUnauthorized: options.rejectUnauthorized ?? true,
-      minVersion: 'TLSv1.2',
-    };
-    if (options.ca !== undefined) o.ca = options.ca;
-    if (options.cert !== undefined && options.key !== undefined) {
-      o.cert = options.cert;
-      o.key = options.key;
-    }
-    if (options.servername !== undefined && isIP(options.servername) === 0) o.servername = options.servername;
+    const o = clientContext(endpoint.address, endpoint.port, options);
     let done = false;
     const finish = (why: string | undefined): void => {
       if (done) return;

@@ -1,4 +1,6 @@
+import type { Server } from 'node:net';
 import { networkInterfaces } from 'node:os';
+import type { Endpoint, TransportProtocol } from '../message.js';
 
 /** An address as sockets want it: IPv6 without brackets. */
 export function hostForSocket(address: string): string {
@@ -33,4 +35,24 @@ export function firstExternalAddress(ipv6: boolean): string {
     }
   }
   return ipv6 ? '::1' : '127.0.0.1';
+}
+
+/** Bind a stream listener (TCP, TLS, HTTP for WebSocket) and resolve with its endpoint; a bind error rejects and closes it. */
+export function listenOn(server: Server, protocol: TransportProtocol, address: string, port: number): Promise<Endpoint> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error): void => {
+      server.close();
+      reject(err);
+    };
+    server.once('error', onError);
+    server.listen(port, hostForSocket(address), () => {
+      server.off('error', onError);
+      const a = server.address();
+      if (a === null || typeof a === 'string') {
+        reject(new Error(`${protocol} listener has no address`));
+        return;
+      }
+      resolve({ protocol, address: a.address, port: a.port });
+    });
+  });
 }

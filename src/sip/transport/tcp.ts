@@ -2,7 +2,7 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from '../../util/logger.js';
 import type { Endpoint } from '../message.js';
 import { StreamFramer } from '../parser.js';
-import { hostForSocket, peerKey } from './address.js';
+import { hostForSocket, listenOn, peerKey } from './address.js';
 
 export interface TcpHandlers {
   /** One framed message from a connection. */
@@ -114,23 +114,10 @@ export class TcpTransport {
   listen(address: string, port: number): Promise<Endpoint> {
     const server = this.sockets.createServer((socket) => this.accept(socket));
     server.on('error', (err) => this.logger.warn({ err: err.message, protocol: this.protocol }, 'stream listener error'));
-    return new Promise((resolve, reject) => {
-      const onError = (err: Error): void => {
-        server.close();
-        reject(err);
-      };
-      server.once('error', onError);
-      server.listen(port, hostForSocket(address), () => {
-        server.off('error', onError);
-        const a = server.address();
-        if (a === null || typeof a === 'string') {
-          reject(new Error(`${this.protocol} listener has no address`));
-          return;
-        }
-        this.server = server;
-        this.localEp = { protocol: this.protocol, address: a.address, port: a.port };
-        resolve(this.localEp);
-      });
+    return listenOn(server, this.protocol, address, port).then((ep) => {
+      this.server = server;
+      this.localEp = ep;
+      return ep;
     });
   }
 

@@ -90,8 +90,8 @@ export function tlsServerContext(options: TlsServerOptions): TlsOptions {
   };
 }
 
-/** Node TLS client options for host:port. */
-function clientContext(host: string, port: number, options: TlsClientOptions): ConnectionOptions {
+/** Node TLS client options for host:port (also used to probe a peer for the reason of a failure). */
+export function clientContext(host: string, port: number, options: TlsClientOptions): ConnectionOptions {
   const o: ConnectionOptions = {
     host,
     port,

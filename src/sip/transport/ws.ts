@@ -5,7 +5,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import type { Logger } from '../../util/logger.js';
 import type { Endpoint } from '../message.js';
-import { hostForSocket } from './address.js';
+import { listenOn } from './address.js';
 import { tlsServerContext, type TlsServerOptions } from './tls.js';
 
 export interface WsHandlers {
@@ -108,23 +108,10 @@ export class WsTransport {
       socket.destroy();
     });
     server.on('error', (err) => this.logger.warn({ err: err.message, protocol: this.protocol }, 'websocket listener error'));
-    return new Promise((resolve, reject) => {
-      const onError = (err: Error): void => {
-        server.close();
-        reject(err);
-      };
-      server.once('error', onError);
-      server.listen(port, hostForSocket(address), () => {
-        server.off('error', onError);
-        const a = server.address();
-        if (a === null || typeof a === 'string') {
-          reject(new Error(`${this.protocol} listener has no address`));
-          return;
-        }
-        this.server = server;
-        this.localEp = { protocol: this.protocol, address: a.address, port: a.port };
-        resolve(this.localEp);
-      });
+    return listenOn(server, this.protocol, address, port).then((ep) => {
+      this.server = server;
+      this.localEp = ep;
+      return ep;
     });
   }
 
