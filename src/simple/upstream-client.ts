@@ -4,12 +4,13 @@
  * jitter, Retry-After / Min-Expires, and a per-trunk send queue that spreads
  * requests at a rate (token bucket driven by the timer wheel).
  */
-import { parseChallenge, isUsable, type DigestChallenge, type DigestClient, type DigestCredentials } from '../sip/digest.js';
+import { DigestClient, parseChallenge, isUsable, type DigestChallenge, type DigestCredentials } from '../sip/digest.js';
 import { parseExpires } from '../sip/header-values.js';
 import { EMPTY_BODY, type Endpoint, type SipRequest, type SipResponse, type TransportProtocol } from '../sip/message.js';
 import { Headers } from '../sip/headers.js';
 import { formatUri, parseNameAddr, parseUri } from '../sip/uri.js';
 import type { TimerHandle, TimerWheel } from '../util/timer-wheel.js';
+import type { Logger } from '../util/logger.js';
 import { contactValue, nextHopOf } from './sip-util.js';
 import type { RequestSender } from './stack-port.js';
 
@@ -270,4 +271,70 @@ export function literalHop(remoteTarget: string, routeSet: readonly string[], fa
 /** `<uri>` for a From/To value, leaving a value already in name-addr form alone. */
 export function nameAddr(uri: string): string {
   return uri.includes('<') ? uri : `<${uri}>`;
+}
+
+/** Options both upstream clients (watcher and publisher) take. */
+export interface UpstreamClientOptions {
+  sender: RequestSender;
+  wheel: TimerWheel;
+  logger: Logger;
+  now?: () => number;
+  random?: () => number;
+  /** An item (one person at one trunk) went up or down, with the error when down. */
+  onItem?: (trunk: string, personId: string, up: boolean, error?: string) => void;
+  /** A trunk accepted (or refused) our credentials. */
+  onAuth?: (trunk: string, ok: boolean) => void;
+  backoff?: Backoff;
+  /** Bound on close()'s wait for the answers to what it sends (default 2 s). */
+  closeTimeoutMs?: number;
+}
+
+/** What the shared part needs of an item. */
+export interface UpstreamItem {
+  readonly key: string;
+  readonly target: { readonly trunk: string };
+  up: boolean;
+}
+
+/**
+ * The part the upstream watcher and publisher share: the sender, timers,
+ * digest client, per-trunk rate queue, their items and the counts over them.
+ */
+export abstract class UpstreamClient<I extends UpstreamItem> {
+  protected readonly items = new Map<string, I>();
+  protected readonly sender: RequestSender;
+  protected readonly wheel: TimerWheel;
+  protected readonly logger: Logger;
+  protected readonly now: () => number;
+  protected readonly random: () => number;
+  protected readonly onItem: (trunk: string, personId: string, up: boolean, error?: string) => void;
+  protected readonly onAuth: (trunk: string, ok: boolean) => void;
+  protected readonly backoff: Backoff;
+  protected readonly closeTimeoutMs: number;
+  protected readonly digest = new DigestClient();
+  protected readonly queue: RateQueue<I>;
+
+  constructor(options: UpstreamClientOptions, next: (item: I) => void) {
+    this.sender = options.sender;
+    this.wheel = options.wheel;
+    this.logger = options.logger;
+    this.now = options.now ?? Date.now;
+    this.random = options.random ?? Math.random;
+    this.onItem = options.onItem ?? (() => undefined);
+    this.onAuth = options.onAuth ?? (() => undefined);
+    this.backoff = options.backoff ?? DEFAULT_BACKOFF;
+    this.closeTimeoutMs = options.closeTimeoutMs ?? 2_000;
+    this.queue = new RateQueue<I>(this.wheel, this.now, this.random, next);
+  }
+
+  /** Items up and down per trunk. */
+  counts(): Record<string, { up: number; down: number }> {
+    const out: Record<string, { up: number; down: number }> = {};
+    for (const item of this.items.values()) {
+      const c = (out[item.target.trunk] ??= { up: 0, down: 0 });
+      if (item.up) c.up++;
+      else c.down++;
+    }
+    return out;
+  }
 }

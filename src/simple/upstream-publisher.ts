@@ -11,30 +11,27 @@
 import type { UpstreamPublicationRecord } from '../store/records.js';
 import { buildPidf } from '../bodies/index.js';
 import type { PresenceView } from '../core/person-state.js';
-import { DigestClient, type DigestChallenge, type DigestCredentials } from '../sip/digest.js';
+import type { DigestChallenge, DigestCredentials } from '../sip/digest.js';
 import { parseExpires } from '../sip/header-values.js';
 import { Headers } from '../sip/headers.js';
 import { newCallId, newTag } from '../sip/ids.js';
 import { createRequest, type Endpoint, type SipRequest, type SipResponse } from '../sip/message.js';
-import type { Logger } from '../util/logger.js';
-import type { TimerHandle, TimerWheel } from '../util/timer-wheel.js';
+import type { TimerHandle } from '../util/timer-wheel.js';
 import { PIDF, presenceDocument } from './presence-package.js';
-import type { RequestSender } from './stack-port.js';
 import {
   applyAuth,
   backoffDelay,
-  DEFAULT_BACKOFF,
   localFailure,
   longDelay,
   minExpiresOf,
   nameAddr,
   ourContact,
   sendWithDigest,
-  RateQueue,
   refreshDelayMs,
   retryAfterMs,
+  UpstreamClient,
   type AuthHolder,
-  type Backoff,
+  type UpstreamClientOptions,
 } from './upstream-client.js';
 
 export interface PublishTarget {
@@ -60,18 +57,7 @@ export interface UpstreamPublicationPersistence {
   remove(trunk: string, personId: string, event: string): void;
 }
 
-export interface UpstreamPublisherOptions {
-  sender: RequestSender;
-  wheel: TimerWheel;
-  logger: Logger;
-  now?: () => number;
-  random?: () => number;
-  onItem?: (trunk: string, personId: string, up: boolean, error?: string) => void;
-  onAuth?: (trunk: string, ok: boolean) => void;
-  backoff?: Backoff;
-  /** Bound on close()'s wait for the removals (default 2 s). */
-  closeTimeoutMs?: number;
-}
+export type UpstreamPublisherOptions = UpstreamClientOptions;
 
 /** Refusals that will not change soon. */
 const LONG_REFUSAL: ReadonlySet<number> = new Set([403, 404, 405, 415, 416, 420, 484, 488, 489, 501, 603, 604, 606]);
@@ -109,19 +95,7 @@ class PubItem implements AuthHolder {
 
 type Op = 'initial' | 'modify' | 'refresh' | 'remove';
 
-export class UpstreamPublisher {
-  private readonly items = new Map<string, PubItem>();
-  private readonly sender: RequestSender;
-  private readonly wheel: TimerWheel;
-  private readonly logger: Logger;
-  private readonly now: () => number;
-  private readonly random: () => number;
-  private readonly onItem: (trunk: string, personId: string, up: boolean, error?: string) => void;
-  private readonly onAuth: (trunk: string, ok: boolean) => void;
-  private readonly backoff: Backoff;
-  private readonly closeTimeoutMs: number;
-  private readonly digest = new DigestClient();
-  private readonly queue: RateQueue<PubItem>;
+export class UpstreamPublisher extends UpstreamClient<PubItem> {
   private readonly inFlight = new Set<Promise<void>>();
   private persist: UpstreamPublicationPersistence | undefined = undefined;
   /** Entity-tags saved by an earlier run, by item key, taken by the first publish() of the target. */
@@ -131,16 +105,7 @@ export class UpstreamPublisher {
   private keepOnClose = false;
 
   constructor(options: UpstreamPublisherOptions) {
-    this.sender = options.sender;
-    this.wheel = options.wheel;
-    this.logger = options.logger;
-    this.now = options.now ?? Date.now;
-    this.random = options.random ?? Math.random;
-    this.onItem = options.onItem ?? (() => undefined);
-    this.onAuth = options.onAuth ?? (() => undefined);
-    this.backoff = options.backoff ?? DEFAULT_BACKOFF;
-    this.closeTimeoutMs = options.closeTimeoutMs ?? 2_000;
-    this.queue = new RateQueue<PubItem>(this.wheel, this.now, this.random, (item) => this.step(item));
+    super(options, (item) => this.step(item));
   }
 
   /** Report publications to keep to `listener` (undefined: stop). */
@@ -220,16 +185,6 @@ export class UpstreamPublisher {
     }
   }
 
-  /** Publications per trunk that the server holds (up) and that it does not (down). */
-  counts(): Record<string, { up: number; down: number }> {
-    const out: Record<string, { up: number; down: number }> = {};
-    for (const item of this.items.values()) {
-      const c = (out[item.target.trunk] ??= { up: 0, down: 0 });
-      if (item.up) c.up++;
-      else c.down++;
-    }
-    return out;
-  }
 
   /**
    * Remove every publication (Expires: 0) and wait for the answers, bounded.

@@ -20,23 +20,21 @@
  */
 import type { UpstreamSubscriptionRecord } from '../store/records.js';
 import type { Call } from '../core/person-state.js';
-import { DigestClient, type DigestCredentials } from '../sip/digest.js';
+import type { DigestCredentials } from '../sip/digest.js';
 import { parseCSeq, parseEvent, parseExpires, parseSubscriptionState, tagOf, type SubscriptionState } from '../sip/header-values.js';
 import { Headers } from '../sip/headers.js';
 import { newCallId, newTag } from '../sip/ids.js';
 import { createRequest, type Endpoint, type SipRequest, type SipResponse, type TransportProtocol } from '../sip/message.js';
 import { formatUri, parseNameAddr } from '../sip/uri.js';
-import type { Logger } from '../util/logger.js';
-import type { TimerHandle, TimerWheel } from '../util/timer-wheel.js';
+import type { TimerHandle } from '../util/timer-wheel.js';
 import type { TelephonyState, RichState } from '../core/person-state.js';
 import { telephonyFromDialogInfo } from './convert.js';
 import { reply } from './sip-util.js';
-import type { InboundRequest, RequestSender } from './stack-port.js';
+import type { InboundRequest } from './stack-port.js';
 import { detach } from './subscription.js';
 import {
   applyAuth,
   backoffDelay,
-  DEFAULT_BACKOFF,
   inDialogRouting,
   literalHop,
   localFailure,
@@ -45,11 +43,11 @@ import {
   nameAddr,
   ourContact,
   sendWithDigest,
-  RateQueue,
   refreshDelayMs,
   retryAfterMs,
+  UpstreamClient,
   type AuthHolder,
-  type Backoff,
+  type UpstreamClientOptions,
 } from './upstream-client.js';
 import { parseNotifyBody, richFromUpstreamPidf, telephonyFromPidf, UPSTREAM_CONTENT_TYPES, type NotifyBody } from './upstream-state.js';
 import type { DigestChallenge } from '../sip/digest.js';
@@ -96,20 +94,10 @@ export interface UpstreamSubscriptionPersistence {
 /** A restored dialog's CSeq jumps this far ahead (a refresh may have gone out unsaved); RFC 3261 §12.2.1.1 only needs it to increase. */
 const RESTORE_CSEQ_MARGIN = 10_000;
 
-export interface UpstreamWatcherOptions {
-  sender: RequestSender;
-  wheel: TimerWheel;
+export interface UpstreamWatcherOptions extends UpstreamClientOptions {
   sink: UpstreamSink;
-  logger: Logger;
-  now?: () => number;
-  random?: () => number;
-  onItem?: (trunk: string, personId: string, up: boolean, error?: string) => void;
-  onAuth?: (trunk: string, ok: boolean) => void;
-  backoff?: Backoff;
   /** How long a down subscription keeps its last state before the source is cleared (default 30 s). */
   graceMs?: number;
-  /** Bound on close(true)'s wait for the unsubscribe answers (default 2 s). */
-  closeTimeoutMs?: number;
 }
 
 type Kind = 'subscribe' | 'refresh' | 'unsubscribe';
@@ -186,24 +174,12 @@ interface Outcome {
   authTried: boolean;
 }
 
-export class UpstreamWatcher {
-  private readonly items = new Map<string, WatchItem>();
+export class UpstreamWatcher extends UpstreamClient<WatchItem> {
   private readonly byCallId = new Map<string, WatchItem>();
   /** Previous calls per trunk/person of unsolicited dialog-info (for partial documents). */
   private readonly unsolicitedCalls = new Map<string, Call[]>();
-  private readonly sender: RequestSender;
-  private readonly wheel: TimerWheel;
   private readonly sink: UpstreamSink;
-  private readonly logger: Logger;
-  private readonly now: () => number;
-  private readonly random: () => number;
-  private readonly onItem: (trunk: string, personId: string, up: boolean, error?: string) => void;
-  private readonly onAuth: (trunk: string, ok: boolean) => void;
-  private readonly backoff: Backoff;
   private readonly graceMs: number;
-  private readonly closeTimeoutMs: number;
-  private readonly digest = new DigestClient();
-  private readonly queue: RateQueue<WatchItem>;
   private persist: UpstreamSubscriptionPersistence | undefined = undefined;
   /** Items added this turn, queued together by startItems. */
   private readonly starting: WatchItem[] = [];
@@ -211,18 +187,9 @@ export class UpstreamWatcher {
   private closed = false;
 
   constructor(options: UpstreamWatcherOptions) {
-    this.sender = options.sender;
-    this.wheel = options.wheel;
+    super(options, (item) => this.send(item));
     this.sink = options.sink;
-    this.logger = options.logger;
-    this.now = options.now ?? Date.now;
-    this.random = options.random ?? Math.random;
-    this.onItem = options.onItem ?? (() => undefined);
-    this.onAuth = options.onAuth ?? (() => undefined);
-    this.backoff = options.backoff ?? DEFAULT_BACKOFF;
     this.graceMs = options.graceMs ?? 30_000;
-    this.closeTimeoutMs = options.closeTimeoutMs ?? 2_000;
-    this.queue = new RateQueue<WatchItem>(this.wheel, this.now, this.random, (item) => this.send(item));
   }
 
   /** Watch a person at a trunk. A target already watched is updated; a changed URI or event starts over. */
@@ -348,16 +315,6 @@ export class UpstreamWatcher {
     }
   }
 
-  /** Live and not-live subscriptions per trunk. */
-  counts(): Record<string, { up: number; down: number }> {
-    const out: Record<string, { up: number; down: number }> = {};
-    for (const item of this.items.values()) {
-      const c = (out[item.trunk] ??= { up: 0, down: 0 });
-      if (item.up) c.up++;
-      else c.down++;
-    }
-    return out;
-  }
 
   /** Stop timers; with `unsubscribe`, end every established dialog (Expires: 0) and wait for the answers (bounded). */
   async close(unsubscribe: boolean): Promise<void> {
