@@ -380,3 +380,20 @@ async function startOnce(options: StartGatewayOptions): Promise<GatewayProcess> 
 export function errorRecords(gateway: Pick<GatewayProcess, 'records'>): LogRecord[] {
   return gateway.records().filter((r) => typeof r['level'] === 'number' && r['level'] >= 50);
 }
+
+/**
+ * Overrides for a gateway restarted in the same place every time (restart tests): the same SIP port
+ * (UDP and TCP), HTTP port and store file (flushed every 20 ms).
+ */
+export function samePlaceOverrides(place: { port: number; httpPort: number; dir: string }): Record<string, unknown> {
+  return {
+    sip: {
+      listen: [
+        { transport: 'udp', address: '127.0.0.1', port: place.port },
+        { transport: 'tcp', address: '127.0.0.1', port: place.port },
+      ],
+    },
+    store: { path: join(place.dir, 'gateway.db'), flushMs: 20 },
+    http: { address: '127.0.0.1', port: place.httpPort },
+  };
+}

@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import t from 'tap';
-import { errorRecords, startGateway, type GatewayProcess, type LogRecord } from '../helpers/gateway-process.js';
+import { errorRecords, samePlaceOverrides, startGateway, type GatewayProcess, type LogRecord } from '../helpers/gateway-process.js';
 import { freePort } from '../helpers/ports.js';
 import { assertSippInstalled, expectSippOk, runSipp } from '../helpers/sipp.js';
 import { TcpWatcher, type WatcherNotify } from '../helpers/tcp-watcher.js';
@@ -43,18 +43,7 @@ t.teardown(async () => {
 
 /** The gateway on the same port and store file every time. */
 async function start(): Promise<GatewayProcess> {
-  gateway = await startGateway({
-    overrides: {
-      sip: {
-        listen: [
-          { transport: 'udp', address: '127.0.0.1', port },
-          { transport: 'tcp', address: '127.0.0.1', port },
-        ],
-      },
-      store: { path: join(dir, 'gateway.db'), flushMs: 20 },
-      http: { address: '127.0.0.1', port: httpPort },
-    },
-  });
+  gateway = await startGateway({ overrides: samePlaceOverrides({ port, httpPort, dir }) });
   runs.push(gateway);
   return gateway;
 }

@@ -11,7 +11,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { errorRecords, startGateway, type GatewayProcess } from '../helpers/gateway-process.js';
+import { errorRecords, samePlaceOverrides, startGateway, type GatewayProcess } from '../helpers/gateway-process.js';
 import { freePort } from '../helpers/ports.js';
 import { assertSippInstalled, describeSipp, expectSippOk, runSipp, startSipp, type SippRun, type SippTransport } from '../helpers/sipp.js';
 
@@ -35,18 +35,7 @@ t.teardown(async () => {
 
 /** The gateway on the same port and store file every time. */
 async function start(): Promise<GatewayProcess> {
-  gateway = await startGateway({
-    overrides: {
-      sip: {
-        listen: [
-          { transport: 'udp', address: '127.0.0.1', port },
-          { transport: 'tcp', address: '127.0.0.1', port },
-        ],
-      },
-      store: { path: join(dir, 'gateway.db'), flushMs: 20 },
-      http: { address: '127.0.0.1', port: httpPort },
-    },
-  });
+  gateway = await startGateway({ overrides: samePlaceOverrides({ port, httpPort, dir }) });
   return gateway;
 }
 

@@ -1,19 +1,17 @@
 import t from 'tap';
-import { generateKeyPairSync } from 'node:crypto';
 import { once } from 'node:events';
 import { connect as netConnect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
-import forge from 'node-forge';
 import {
   createCertificateAuthority,
   createServerCertificate,
-  type CertificateWithKey,
 } from '../../src/graph-simulator/certs.js';
 import { Headers } from '../../src/sip/headers.js';
 import { createRequest, createResponse, type Endpoint, type SipRequest } from '../../src/sip/message.js';
 import { SipStack, type IncomingRequest, type SipStackOptions, type TlsClientOptions } from '../../src/sip/stack.js';
 import { silentLogger } from '../../src/util/logger.js';
+import { clientCertificate } from '../helpers/client-cert.js';
 
 type Tap = { teardown(fn: () => unknown): void };
 const TIMERS = { t1: 20, t2: 80, t4: 50 };
@@ -24,29 +22,6 @@ const clientCert = clientCertificate(ca, 'gateway-client');
 const otherCa = createCertificateAuthority('untrusted CA');
 const strangerCert = clientCertificate(otherCa, 'stranger');
 
-/** A client certificate (extKeyUsage clientAuth) signed by `issuer`; the test's own fixture. */
-function clientCertificate(issuer: CertificateWithKey, commonName: string): CertificateWithKey {
-  const { privateKey, publicKey } = generateKeyPairSync('rsa', {
-    modulusLength: 2048,
-    publicKeyEncoding: { type: 'spki', format: 'pem' },
-    privateKeyEncoding: { type: 'pkcs1', format: 'pem' },
-  });
-  const issuerCert = forge.pki.certificateFromPem(issuer.certPem);
-  const cert = forge.pki.createCertificate();
-  cert.publicKey = forge.pki.publicKeyFromPem(publicKey);
-  cert.serialNumber = '0' + Math.floor(Math.random() * 1e12).toString(16);
-  cert.validity.notBefore = new Date(Date.now() - 3600_000);
-  cert.validity.notAfter = new Date(Date.now() + 86400_000);
-  cert.setSubject([{ name: 'commonName', value: commonName }]);
-  cert.setIssuer(issuerCert.subject.attributes);
-  cert.setExtensions([
-    { name: 'basicConstraints', cA: false },
-    { name: 'keyUsage', digitalSignature: true, keyEncipherment: true },
-    { name: 'extKeyUsage', clientAuth: true },
-  ]);
-  cert.sign(forge.pki.privateKeyFromPem(issuer.keyPem), forge.md.sha256.create());
-  return { certPem: forge.pki.certificateToPem(cert), keyPem: privateKey };
-}
 
 async function tlsServer(t: Tap, requestClientCert = false): Promise<SipStack> {
   const stack = await SipStack.start({

@@ -5,15 +5,13 @@
  * for trunks and the TLS default port of responses.
  */
 import t from 'tap';
-import { generateKeyPairSync } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import forge from 'node-forge';
 import { configSchema, type GatewayConfig } from '../../src/config/schema.js';
 import { Directory } from '../../src/core/directory.js';
 import { PresenceStore } from '../../src/core/presence-store.js';
-import { createCertificateAuthority, createServerCertificate, type CertificateWithKey } from '../../src/graph-simulator/certs.js';
+import { createCertificateAuthority, createServerCertificate } from '../../src/graph-simulator/certs.js';
 import { parseVia } from '../../src/sip/header-values.js';
 import { createResponse, type Endpoint } from '../../src/sip/message.js';
 import type { SrvAnswer } from '../../src/sip/resolve.js';
@@ -26,6 +24,7 @@ import { rfc3263Resolver, systemDns } from '../../src/trunks/resolver.js';
 import { Trunk, type TrunkTlsSettings } from '../../src/trunks/trunk.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { TimerWheel } from '../../src/util/timer-wheel.js';
+import { clientCertificate } from '../helpers/client-cert.js';
 
 const TIMERS = { t1: 20, t2: 80, t4: 50 };
 const PBX_NAME = 'pbx.example.test';
@@ -35,29 +34,6 @@ const otherCa = createCertificateAuthority('some other CA');
 const pbxCert = createServerCertificate(ca, [PBX_NAME]);
 const gatewayCert = clientCertificate(ca, 'presence-gateway');
 
-/** A client certificate (clientAuth) signed by `issuer`: this test's own fixture. */
-function clientCertificate(issuer: CertificateWithKey, commonName: string): CertificateWithKey {
-  const { privateKey, publicKey } = generateKeyPairSync('rsa', {
-    modulusLength: 2048,
-    publicKeyEncoding: { type: 'spki', format: 'pem' },
-    privateKeyEncoding: { type: 'pkcs1', format: 'pem' },
-  });
-  const issuerCert = forge.pki.certificateFromPem(issuer.certPem);
-  const cert = forge.pki.createCertificate();
-  cert.publicKey = forge.pki.publicKeyFromPem(publicKey);
-  cert.serialNumber = '01' + Math.floor(Math.random() * 1e10).toString(16);
-  cert.validity.notBefore = new Date(Date.now() - 3_600_000);
-  cert.validity.notAfter = new Date(Date.now() + 86_400_000);
-  cert.setSubject([{ name: 'commonName', value: commonName }]);
-  cert.setIssuer(issuerCert.subject.attributes);
-  cert.setExtensions([
-    { name: 'basicConstraints', cA: false },
-    { name: 'keyUsage', digitalSignature: true, keyEncipherment: true },
-    { name: 'extKeyUsage', clientAuth: true },
-  ]);
-  cert.sign(forge.pki.privateKeyFromPem(issuer.keyPem), forge.md.sha256.create());
-  return { certPem: forge.pki.certificateToPem(cert), keyPem: privateKey };
-}
 
 interface Pbx {
   stack: SipStack;
