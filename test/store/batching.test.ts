@@ -1,29 +1,9 @@
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import t, { type Test } from 'tap';
-import { SqliteStore, type FlushTimers } from '../../src/store/index.js';
-import { watcher } from './fixtures.js';
+import { SqliteStore } from '../../src/store/index.js';
+import { ManualTimers, watcher } from './fixtures.js';
 
-/** A manual clock: timers fire only when the test says so. */
-class ManualTimers implements FlushTimers {
-  pending: Array<{ fn: () => void; ms: number; cancelled: boolean }> = [];
-  set(fn: () => void, ms: number): unknown {
-    const h = { fn, ms, cancelled: false };
-    this.pending.push(h);
-    return h;
-  }
-  clear(handle: unknown): void {
-    (handle as { cancelled: boolean }).cancelled = true;
-  }
-  get armed(): Array<{ fn: () => void; ms: number }> {
-    return this.pending.filter((h) => !h.cancelled);
-  }
-  fire(): void {
-    const due = this.armed;
-    this.pending = [];
-    for (const h of due) h.fn();
-  }
-}
 
 function setup(t: Test, options: { maxQueued?: number; busyTimeoutMs?: number } = {}) {
   const path = join(t.testdir(), 'gw.db');

@@ -1,6 +1,7 @@
 /** Sample records for the store tests (invented values). */
 import type {
   DirectoryCacheRecord,
+  FlushTimers,
   GraphSubscriptionRecord,
   PublicationRecord,
   UpstreamPublicationRecord,
@@ -80,3 +81,24 @@ export const directoryEntry: DirectoryCacheRecord = {
   upn: 'anna@contoso.example',
   at: T0,
 };
+
+/** A manual clock: timers fire only when the test says so. */
+export class ManualTimers implements FlushTimers {
+  pending: Array<{ fn: () => void; ms: number; cancelled: boolean }> = [];
+  set(fn: () => void, ms: number): unknown {
+    const h = { fn, ms, cancelled: false };
+    this.pending.push(h);
+    return h;
+  }
+  clear(handle: unknown): void {
+    (handle as { cancelled: boolean }).cancelled = true;
+  }
+  get armed(): Array<{ fn: () => void; ms: number }> {
+    return this.pending.filter((h) => !h.cancelled);
+  }
+  fire(): void {
+    const due = this.armed;
+    this.pending = [];
+    for (const h of due) h.fn();
+  }
+}

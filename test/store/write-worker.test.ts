@@ -9,28 +9,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import t, { type Test } from 'tap';
-import { SqliteStore, type FlushTimers } from '../../src/store/index.js';
-import { publication, T0, watcher } from './fixtures.js';
+import { SqliteStore } from '../../src/store/index.js';
+import { ManualTimers, publication, T0, watcher } from './fixtures.js';
 
-class ManualTimers implements FlushTimers {
-  pending: Array<{ fn: () => void; ms: number; cancelled: boolean }> = [];
-  set(fn: () => void, ms: number): unknown {
-    const h = { fn, ms, cancelled: false };
-    this.pending.push(h);
-    return h;
-  }
-  clear(handle: unknown): void {
-    (handle as { cancelled: boolean }).cancelled = true;
-  }
-  get armed(): Array<{ fn: () => void; ms: number }> {
-    return this.pending.filter((h) => !h.cancelled);
-  }
-  fire(): void {
-    const due = this.armed;
-    this.pending = [];
-    for (const h of due) h.fn();
-  }
-}
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
