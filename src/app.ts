@@ -22,6 +22,7 @@ import { openPersistence } from './persistence-wiring.js';
 import { TimerWheel } from './util/timer-wheel.js';
 import { EventLoopGuard } from './sip/overload.js';
 import { SipStack, type ListenSpec } from './sip/stack.js';
+import { PinoSecurityLog } from './sip/security-log.js';
 import { parseUri } from './sip/uri.js';
 import type { Logger } from './util/logger.js';
 
@@ -151,8 +152,20 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
   });
   // The store first: a file that cannot be used stops the start before any socket is bound.
   const persistence = await openPersistence(config, logger);
+  // The security log: its own stream at warn whatever log.level (fail2ban and SIEMs read it).
+  const security = new PinoSecurityLog({
+    destination: config.log.security.destination,
+    linesPerSourcePerSec: config.log.security.linesPerSourcePerSec,
+  });
+  const conn = config.sip.connections;
   const stack = await SipStack.start({
     listen: config.sip.listen.map(listenSpecOf),
+    security,
+    connections: {
+      messageTimeoutMs: conn.messageTimeoutSec * 1000,
+      strangerIdleMs: conn.strangerIdleSec * 1000,
+      maxPerSource: conn.maxPerSource,
+    },
     logger,
     maxMessageSize: config.sip.maxMessageSize,
     maxConnections: config.sip.maxConnections,
@@ -168,7 +181,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
   }
   // One timing wheel for every expiry, refresh and ping (subscriptions, publications, trunks).
   const wheel = new TimerWheel({ onError: (err: unknown) => logger.error({ err }, 'timer callback failed') });
-  const trunks = createTrunkSide(config, stack, logger, wheel);
+  const trunks = createTrunkSide(config, stack, logger, wheel, security);
   const simple = new SimpleServer({
     stack,
     directory,
@@ -252,6 +265,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
       await persistence.keepUpstream(upstream);
       await upstream.close();
       trunks.registry.close();
+      trunks.access.close();
       lists.close();
       simple.close();
       await persistence.close();

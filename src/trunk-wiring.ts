@@ -23,6 +23,8 @@ import type { TrunkTlsSettings } from './trunks/trunk.js';
 import { UpstreamPublisher, type PublishTarget } from './simple/upstream-publisher.js';
 import { UpstreamWatcher, type UpstreamTarget } from './simple/upstream-watcher.js';
 import { AccessControl, TrunkRegistry, type Trunk, type TrunkStatus } from './trunks/index.js';
+import type { SecurityLog } from './sip/security-log.js';
+import { CidrSet } from './trunks/cidr.js';
 import type { Logger } from './util/logger.js';
 import type { TimerWheel } from './util/timer-wheel.js';
 
@@ -62,6 +64,10 @@ function traitsOf(trunk: Trunk): TrunkTraits {
 /** The stack as the trunk side uses it: requests, and TLS client options per destination (SipStack fits). */
 export interface TrunkStack extends RequestSender {
   setTlsClientOptions?(destination: string, options: TlsClientOptions | undefined): void;
+  /** connection hygiene: a request on this connection was let in */
+  trustConnection?(connectionId: string): void;
+  /** connection hygiene: sources exempt from the per-source cap and stranger rules */
+  setConnectionExempt?(exempt: (address: string) => boolean): void;
 }
 
 /** Read a PEM file named in trunks[i].tls, with an error naming the trunk, the key and the fix. */
@@ -156,7 +162,13 @@ export function explainTlsError(err: Error): string {
 }
 
 /** The registry and access control: built before the SIMPLE server, which asks them about every request. */
-export function createTrunkSide(config: GatewayConfig, stack: TrunkStack, logger: Logger, wheel: TimerWheel): TrunkSide {
+export function createTrunkSide(
+  config: GatewayConfig,
+  stack: TrunkStack,
+  logger: Logger,
+  wheel: TimerWheel,
+  security?: SecurityLog,
+): TrunkSide {
   const pems = trunkTlsPems(config.trunks);
   /** client options per TLS destination of a trunk, for the failure probe */
   const tlsByDestination = new Map<string, TlsClientOptions>();
@@ -189,7 +201,11 @@ export function createTrunkSide(config: GatewayConfig, stack: TrunkStack, logger
     mode,
     defaultRealm: config.sip.domain,
     logger: logger.child({ component: 'access' }),
+    ...(security !== undefined ? { security } : {}),
   });
+  // trunks and trusted networks may hold many connections and idle on them
+  const trusted = new CidrSet(config.sip.access.trusted);
+  stack.setConnectionExempt?.((address) => trusted.has(address) || registry.fromSource({ protocol: 'tcp', address, port: 0 }) !== undefined);
   // Open access on loopback only (the demo, tests) is harmless; on a reachable address it is worth a warning.
   const loopbackOnly = config.sip.listen.every((l) => l.address.startsWith('127.') || l.address === '::1');
   if (mode === 'open' && !loopbackOnly) {
@@ -201,7 +217,10 @@ export function createTrunkSide(config: GatewayConfig, stack: TrunkStack, logger
     access,
     verdict(req) {
       const d = access.check(req);
-      if (!d.allow) return { allow: false, response: d.response };
+      if (!d.allow) return d.delayMs !== undefined ? { allow: false, response: d.response, delayMs: d.delayMs } : { allow: false, response: d.response };
+      // OPTIONS, ACK and CANCEL pass unchallenged, so they make no one trusted
+      const m = req.request.method;
+      if (req.connectionId !== undefined && m !== 'OPTIONS' && m !== 'ACK' && m !== 'CANCEL') stack.trustConnection?.(req.connectionId);
       if (d.trunk === undefined) return { allow: true };
       let t = traits.get(d.trunk);
       if (t === undefined) traits.set(d.trunk, (t = traitsOf(d.trunk)));

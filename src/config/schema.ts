@@ -6,6 +6,7 @@ import { listMemberIssues, listsSchema } from '../simple/lists-config.js';
 import { storeConfigSchema } from './store.js';
 import { accessSchema, trunksSchema, unknownTrunkUsers } from '../trunks/config.js';
 import { watcherProfilesSchema } from './watcher-profiles.js';
+import { connectionsSchema, securityLogSchema } from './security.js';
 
 const port = z.number().int().min(0, 'a port from 0 to 65535').max(65535, 'a port from 0 to 65535');
 
@@ -107,6 +108,8 @@ export const configSchema = z
         access: accessSchema,
         /** Output flavour per watcher by User-Agent (Cisco, Polycom, Asterisk-style, plain RFC). */
         watcherProfiles: watcherProfilesSchema,
+        /** Connection hygiene of TCP, TLS and WebSocket (security.ts). */
+        connections: connectionsSchema,
       })
       .prefault({}),
     /** PBXs and presence servers the gateway watches, publishes to and accepts requests from. */
@@ -173,6 +176,8 @@ export const configSchema = z
     log: z
       .strictObject({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+        /** The security log (at warn whatever the level above; security.ts). */
+        security: securityLogSchema,
       })
       .prefault({}),
     users: z.array(user).default([]),

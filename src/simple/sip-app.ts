@@ -32,7 +32,7 @@ export interface SimpleServerConfig {
 /** What the access check says about a request (the trunks layer decides; see app.ts). */
 export type AccessVerdict =
   | { allow: true; trunk?: TrunkTraits }
-  | { allow: false; response: SipResponse };
+  | { allow: false; response: SipResponse; /** answer only after this many ms (a throttled challenge) */ delayMs?: number };
 
 /** The parts of a trunk that change how its requests are served. */
 export interface TrunkTraits {
@@ -169,7 +169,9 @@ export class SimpleServer {
       if (this.access !== undefined) {
         const verdict = this.access(req);
         if (!verdict.allow) {
-          req.respond(verdict.response);
+          const { response, delayMs } = verdict;
+          if (delayMs !== undefined && delayMs > 0) setTimeout(() => this.closed || req.respond(response), delayMs).unref();
+          else req.respond(response);
           return;
         }
         trunk = verdict.trunk;

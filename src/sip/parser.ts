@@ -575,6 +575,14 @@ export class StreamFramer {
     this.maxMessageSize = options.maxMessageSize;
   }
 
+  /** Whether part of a message (not only CR/LF keep-alive bytes) waits for the rest. */
+  get partial(): boolean {
+    if (this.missing > 0 || this.chunkBytes > 0) return true;
+    const b = this.buf;
+    for (let i = 0; i < b.length; i++) if (b[i] !== CR && b[i] !== LF) return true;
+    return false;
+  }
+
   push(chunk: Buffer): FramerEvent[] {
     const events: FramerEvent[] = [];
     if (this.closed || chunk.length === 0) return events;

@@ -7,6 +7,8 @@ import type { ServerNonInviteTransaction } from './transaction/server-non-invite
 import { TransportLayer, type ListenSpec, type TlsClientOptions } from './transport/transport-layer.js';
 import { EventLoopGuard, type LoadSignal } from './overload.js';
 import { tagOf } from './header-values.js';
+import { CountingSecurityLog, type SecurityLog } from './security-log.js';
+import type { ConnectionHygiene } from './transport/hygiene.js';
 
 export type { ListenSpec, TlsClientOptions, TlsServerOptions } from './transport/transport-layer.js';
 export type { SendOptions } from './transaction/transaction-layer.js';
@@ -41,6 +43,14 @@ export interface SipStackOptions {
   tlsClient?: TlsClientOptions;
   /** WebSocket ping period in ms (a peer missing one pong is dropped); default 30000, 0 = none */
   wsPingIntervalMs?: number;
+  /**
+   * Connection hygiene of TCP, TLS and WebSocket (0 turns a limit off): ms an inbound connection gets to
+   * complete a valid SIP message (default 10000), ms a stranger's connection may idle (default 30000), open
+   * connections per source address (default 32; exempt sources and trusted connections excepted).
+   */
+  connections?: { messageTimeoutMs?: number; strangerIdleMs?: number; maxPerSource?: number };
+  /** Where connection-limit events go (the security log); default: counted only. */
+  security?: SecurityLog;
 }
 
 export interface IncomingRequest {
@@ -53,6 +63,9 @@ export interface IncomingRequest {
 
 const DEFAULT_ALLOW = ['SUBSCRIBE', 'NOTIFY', 'PUBLISH', 'OPTIONS'];
 const DEFAULT_IDLE_MS = 10 * 60 * 1000;
+const DEFAULT_MESSAGE_TIMEOUT_MS = 10_000;
+const DEFAULT_STRANGER_IDLE_MS = 30_000;
+const DEFAULT_MAX_PER_SOURCE = 32;
 
 class Incoming implements IncomingRequest {
   readonly connectionId?: string;
@@ -95,6 +108,14 @@ export class SipStack {
   static async start(options: SipStackOptions): Promise<SipStack> {
     const logger = options.logger;
     let transactions: TransactionLayer | undefined;
+    const c = options.connections ?? {};
+    const hygiene: ConnectionHygiene = {
+      messageTimeoutMs: c.messageTimeoutMs ?? DEFAULT_MESSAGE_TIMEOUT_MS,
+      strangerIdleMs: c.strangerIdleMs ?? DEFAULT_STRANGER_IDLE_MS,
+      maxPerSource: c.maxPerSource ?? DEFAULT_MAX_PER_SOURCE,
+      exempt: () => false,
+      security: options.security ?? new CountingSecurityLog(0),
+    };
     const transports = await TransportLayer.start(
       {
         listen: options.listen,
@@ -106,6 +127,7 @@ export class SipStack {
         ...(options.viaHost !== undefined ? { viaHost: options.viaHost } : {}),
         ...(options.tlsClient !== undefined ? { tlsClient: options.tlsClient } : {}),
         ...(options.wsPingIntervalMs !== undefined ? { wsPingIntervalMs: options.wsPingIntervalMs } : {}),
+        hygiene,
       },
       {
         onMessage: (message, source, local, connectionId) => {
@@ -170,6 +192,25 @@ export class SipStack {
    */
   setTlsClientOptions(destination: string, options: TlsClientOptions | undefined): void {
     this.transports.setTlsClientOptions(destination, options);
+  }
+
+  /**
+   * Connection hygiene, told from above: a request on this stream connection was let in (a trunk,
+   * a trusted network, an authenticated user), so it is no stranger's and the stranger idle limit
+   * no longer applies.
+   */
+  trustConnection(connectionId: string): void {
+    this.transports.trust(connectionId);
+  }
+
+  /** Sources exempt from the per-source connection cap and the stranger rules (trunks, trusted networks). */
+  setConnectionExempt(exempt: (address: string) => boolean): void {
+    this.transports.hygiene.exempt = exempt;
+  }
+
+  /** Security events of the transports (connection limits), by event and reason. */
+  get security(): SecurityLog {
+    return this.transports.hygiene.security;
   }
 
   /** Whether a stream connection is still open (e.g. a subscriber's connectionId). */

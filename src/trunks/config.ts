@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { parseCidr } from './cidr.js';
 import { parseTrunkTarget } from './target.js';
+import { guessingSchema } from './guessing-config.js';
 
 export const VENDOR_PROFILES = ['generic', 'asterisk', 'cisco', 'kamailio', 'polycom'] as const;
 export const TRUNK_DIRECTIONS = ['watch', 'publish', 'inbound'] as const;
@@ -175,6 +176,8 @@ export const accessSchema = z
         }),
       )
       .default([]),
+    /** digest password-guessing throttle (guessing-config.ts) */
+    guessing: guessingSchema,
   })
   .prefault({})
   .superRefine((a, ctx) => {

@@ -3,6 +3,7 @@ import type { Logger } from '../../util/logger.js';
 import type { Endpoint } from '../message.js';
 import { StreamFramer } from '../parser.js';
 import { hostForSocket, listenOn, peerKey } from './address.js';
+import { noHygiene, SourceCounts, sweepPeriod, type ConnectionHygiene } from './hygiene.js';
 
 export interface TcpHandlers {
   /** One framed message from a connection. */
@@ -37,6 +38,15 @@ interface Connection {
   /** live transactions using this connection */
   refs: number;
   error: Error | undefined;
+  /** accepted from a peer (not opened by us) */
+  readonly inbound: boolean;
+  /** an exempt source, or a request on it was let in: not a stranger */
+  trusted: boolean;
+  readonly openedAt: number;
+  /** when the last valid SIP message arrived */
+  validAt: number | undefined;
+  /** since when part of a message waits for the rest */
+  partialSince: number | undefined;
 }
 
 /**
@@ -85,6 +95,7 @@ export class TcpTransport {
   private sweepTimer: NodeJS.Timeout | undefined;
   private closed = false;
   private readonly maxWriteBuffer: number;
+  private readonly perSource = new SourceCounts();
   readonly protocol: 'tcp' | 'tls';
 
   constructor(
@@ -92,14 +103,28 @@ export class TcpTransport {
     private readonly handlers: TcpHandlers,
     private readonly logger: Logger,
     private readonly sockets: StreamSockets = plainSockets,
+    private readonly hygiene: ConnectionHygiene = noHygiene(),
   ) {
     this.protocol = sockets.protocol;
     this.maxWriteBuffer = options.maxWriteBuffer ?? DEFAULT_MAX_WRITE_BUFFER;
-    if (options.idleTimeoutMs > 0 && Number.isFinite(options.idleTimeoutMs)) {
-      const period = Math.max(10, Math.min(30_000, Math.floor(options.idleTimeoutMs / 4)));
+    const h = hygiene;
+    const period = sweepPeriod([options.idleTimeoutMs, h.messageTimeoutMs, h.strangerIdleMs], h.messageTimeoutMs > 0 || h.strangerIdleMs > 0 ? 1000 : 30_000);
+    if (period !== undefined) {
       this.sweepTimer = setInterval(() => this.sweepIdle(), period);
       this.sweepTimer.unref();
     }
+  }
+
+  /** A request on this connection was let in: it is no stranger's (no stranger idle limit). */
+  trust(connectionId: string): void {
+    const c = this.connections.get(connectionId);
+    if (c !== undefined) c.trusted = true;
+  }
+
+  /** A valid SIP message arrived on this connection. */
+  noteValid(connectionId: string): void {
+    const c = this.connections.get(connectionId);
+    if (c !== undefined) c.validAt = Date.now();
   }
 
   /** The listener's bound endpoint, when listening. */
@@ -175,19 +200,31 @@ export class TcpTransport {
   }
 
   private accept(socket: Socket): void {
-    if (this.closed || this.connections.size >= this.options.maxConnections) {
-      this.logger.debug({ from: `${socket.remoteAddress}:${socket.remotePort}`, protocol: this.protocol }, 'connection refused: limit reached');
+    const address = socket.remoteAddress;
+    const port = socket.remotePort;
+    if (this.closed || address === undefined || port === undefined) {
       socket.destroy();
       return;
     }
-    const address = socket.remoteAddress;
-    const port = socket.remotePort;
-    if (address === undefined || port === undefined) {
+    const exempt = this.hygiene.exempt(address);
+    const full = this.connections.size >= this.options.maxConnections;
+    // one stranger must not use up maxConnections (trunks and trusted networks are exempt)
+    const capped = !exempt && this.hygiene.maxPerSource > 0 && this.perSource.get(address) >= this.hygiene.maxPerSource;
+    if (full || capped) {
+      this.logger.debug({ from: `${address}:${port}`, protocol: this.protocol }, 'connection refused: limit reached');
+      this.hygiene.security.record('connection_refused', {
+        source: address,
+        port,
+        transport: this.protocol,
+        reason: full ? 'max_connections' : 'per_source_limit',
+      });
       socket.destroy();
       return;
     }
     const local: Endpoint = { protocol: this.protocol, address: socket.localAddress ?? '', port: socket.localPort ?? 0 };
     const conn = this.track(socket, { protocol: this.protocol, address, port }, local, true);
+    conn.trusted = exempt;
+    this.perSource.add(address);
     this.logger.debug({ connectionId: conn.id, from: `${address}:${port}` }, 'stream connection accepted');
   }
 
@@ -200,6 +237,7 @@ export class TcpTransport {
       this.localEp ?? { protocol: this.protocol, address: '', port: 0 },
       false,
     );
+    conn.trusted = true;
     socket.once(this.sockets.readyEvent, () => {
       conn.connected = true;
       conn.local = { protocol: this.protocol, address: socket.localAddress ?? '', port: socket.localPort ?? 0 };
@@ -209,6 +247,7 @@ export class TcpTransport {
   }
 
   private track(socket: Socket, remote: Endpoint, local: Endpoint, connected: boolean): Connection {
+    const now = Date.now();
     const conn: Connection = {
       id: `${this.protocol}-${this.nextId++}`,
       socket,
@@ -217,9 +256,14 @@ export class TcpTransport {
       local,
       key: peerKey(remote.address, remote.port),
       connected,
-      lastActivity: Date.now(),
+      lastActivity: now,
       refs: 0,
       error: undefined,
+      inbound: connected,
+      trusted: false,
+      openedAt: now,
+      validAt: undefined,
+      partialSince: undefined,
     };
     this.connections.set(conn.id, conn);
     this.byPeer.set(conn.key, conn);
@@ -241,6 +285,8 @@ export class TcpTransport {
       this.failFraming(conn, undefined, err instanceof Error ? err.message : String(err), true);
       return;
     }
+    if (!conn.framer.partial) conn.partialSince = undefined;
+    else if (conn.partialSince === undefined) conn.partialSince = conn.lastActivity;
     for (const ev of events) {
       if (conn.socket.destroyed) return;
       if (ev.type === 'message') {
@@ -272,6 +318,7 @@ export class TcpTransport {
   private forget(conn: Connection): void {
     if (this.connections.get(conn.id) !== conn) return;
     this.connections.delete(conn.id);
+    if (conn.inbound) this.perSource.remove(conn.remote.address);
     if (this.byPeer.get(conn.key) === conn) this.byPeer.delete(conn.key);
     // a connection that never connected failed, even when no error event came
     const error = conn.error ?? (conn.connected ? undefined : new Error('connection failed'));
@@ -284,13 +331,40 @@ export class TcpTransport {
   }
 
   private sweepIdle(): void {
-    const limit = Date.now() - this.options.idleTimeoutMs;
+    const now = Date.now();
+    const idle = this.options.idleTimeoutMs;
+    const limit = idle > 0 && Number.isFinite(idle) ? now - idle : -Infinity;
     for (const conn of this.connections.values()) {
-      if (conn.refs === 0 && conn.lastActivity < limit && !conn.socket.destroyed) {
+      if (conn.socket.destroyed) continue;
+      const why = this.hygieneVerdict(conn, now);
+      if (why !== undefined) {
+        this.hygiene.security.record('connection_closed', {
+          source: conn.remote.address,
+          port: conn.remote.port,
+          transport: this.protocol,
+          reason: why,
+          connectionId: conn.id,
+        });
+        conn.socket.destroy();
+      } else if (conn.refs === 0 && conn.lastActivity < limit) {
         this.logger.debug({ connectionId: conn.id }, 'tcp connection idle; closing');
         conn.socket.destroy();
       }
     }
+  }
+
+  /** Why an inbound connection must go now under the hygiene limits, if it must. */
+  private hygieneVerdict(conn: Connection, now: number): string | undefined {
+    if (!conn.inbound) return undefined;
+    const h = this.hygiene;
+    const exempt = conn.trusted && h.exempt(conn.remote.address);
+    if (h.messageTimeoutMs > 0 && !exempt) {
+      // half a header block, a body announced but never sent, junk without an end
+      if (conn.partialSince !== undefined && now - conn.partialSince > h.messageTimeoutMs) return 'incomplete_message';
+      if (conn.validAt === undefined && now - conn.openedAt > h.messageTimeoutMs) return 'no_valid_message';
+    }
+    if (h.strangerIdleMs > 0 && !conn.trusted && conn.refs === 0 && now - conn.lastActivity > h.strangerIdleMs) return 'idle_stranger';
+    return undefined;
   }
 
   async close(): Promise<void> {

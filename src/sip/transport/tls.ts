@@ -2,6 +2,7 @@ import { isIP, type Socket } from 'node:net';
 import { connect, createServer, type ConnectionOptions, type TlsOptions } from 'node:tls';
 import type { Logger } from '../../util/logger.js';
 import { hostForSocket, peerKey } from './address.js';
+import type { ConnectionHygiene } from './hygiene.js';
 import { TcpTransport, type StreamSockets, type TcpHandlers, type TcpOptions } from './tcp.js';
 
 /** Server side of a TLS or WSS listener. Certificates and keys are PEM text. */
@@ -143,6 +144,7 @@ export function createTlsTransport(
   logger: Logger,
   server: TlsServerOptions | undefined,
   clients: TlsClientTable,
+  hygiene?: ConnectionHygiene,
 ): TcpTransport {
-  return new TcpTransport(options, handlers, logger, tlsSockets(server, clients, logger));
+  return new TcpTransport(options, handlers, logger, tlsSockets(server, clients, logger), hygiene);
 }

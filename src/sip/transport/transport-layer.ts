@@ -5,6 +5,7 @@ import { createResponse } from '../message.js';
 import { parseMessage } from '../parser.js';
 import { serializeMessage } from '../serializer.js';
 import { firstExternalAddress, hostForSip, isWildcard } from './address.js';
+import { noHygiene, type ConnectionHygiene } from './hygiene.js';
 import { TcpTransport } from './tcp.js';
 import { createTlsTransport, TlsClientTable, type TlsClientOptions, type TlsServerOptions } from './tls.js';
 import { UdpTransport } from './udp.js';
@@ -37,6 +38,8 @@ export interface TransportLayerOptions {
   tlsClient?: TlsClientOptions;
   /** WebSocket ping period (dead peers are dropped after one unanswered ping); default 30000, 0 = none */
   wsPingIntervalMs?: number;
+  /** connection hygiene of the stream transports (message time, stranger idle, per-source cap); default none */
+  hygiene?: ConnectionHygiene;
 }
 
 export interface TransportLayerHandlers {
@@ -60,9 +63,11 @@ export class TransportLayer {
   private readonly logger: Logger;
   private readonly maxMessageSize: number;
   private readonly advertised = new Map<TransportProtocol, { host: string; port: number }>();
+  readonly hygiene: ConnectionHygiene;
 
   private constructor(private readonly options: TransportLayerOptions, private readonly handlers: TransportLayerHandlers) {
     this.logger = options.logger;
+    this.hygiene = options.hygiene ?? noHygiene();
     this.maxMessageSize = options.maxMessageSize;
     const streamOptions = {
       maxMessageSize: options.maxMessageSize,
@@ -76,10 +81,10 @@ export class TransportLayer {
         this.framingError(connectionId, chunk, reason, fatal),
       onClose: (connectionId: string, error: Error | undefined) => this.handlers.onConnectionClosed(connectionId, error),
     };
-    this.tcp = new TcpTransport(streamOptions, streamHandlers, options.logger);
+    this.tcp = new TcpTransport(streamOptions, streamHandlers, options.logger, undefined, this.hygiene);
     this.tlsClients = new TlsClientTable(options.tlsClient);
     const tlsListen = options.listen.find((l) => l.protocol === 'tls');
-    this.tls = createTlsTransport(streamOptions, streamHandlers, options.logger, tlsListen?.tls, this.tlsClients);
+    this.tls = createTlsTransport(streamOptions, streamHandlers, options.logger, tlsListen?.tls, this.tlsClients, this.hygiene);
   }
 
   private startWs(spec: ListenSpec): Promise<Endpoint> {
@@ -98,6 +103,7 @@ export class TransportLayer {
         onClose: (connectionId, error) => this.handlers.onConnectionClosed(connectionId, error),
       },
       this.logger,
+      this.hygiene,
     );
     if (protocol === 'ws') this.ws = transport;
     else this.wss = transport;
@@ -201,6 +207,11 @@ export class TransportLayer {
     this.streamOf(connectionId)?.unref(connectionId);
   }
 
+  /** A request on this stream connection was let in: it is no stranger's any more. */
+  trust(connectionId: string): void {
+    this.streamOf(connectionId)?.trust(connectionId);
+  }
+
   get tcpConnectionCount(): number {
     return this.tcp.connectionCount;
   }
@@ -250,6 +261,7 @@ export class TransportLayer {
   private receive(data: Buffer, source: Endpoint, local: Endpoint, connectionId: string | undefined, stream: boolean): void {
     const result = parseMessage(data, { maxSize: this.maxMessageSize, stream });
     if (result.ok) {
+      if (connectionId !== undefined) this.streamOf(connectionId)?.noteValid(connectionId);
       this.handlers.onMessage(result.message, source, local, connectionId);
       return;
     }

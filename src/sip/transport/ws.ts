@@ -6,6 +6,7 @@ import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import type { Logger } from '../../util/logger.js';
 import type { Endpoint } from '../message.js';
 import { listenOn } from './address.js';
+import { noHygiene, SourceCounts, sweepPeriod, type ConnectionHygiene } from './hygiene.js';
 import { tlsServerContext, type TlsServerOptions } from './tls.js';
 
 export interface WsHandlers {
@@ -33,6 +34,11 @@ interface WsConnection {
   refs: number;
   alive: boolean;
   error: Error | undefined;
+  /** an exempt source, or a request on it was let in */
+  trusted: boolean;
+  readonly openedAt: number;
+  lastActivity: number;
+  validAt: number | undefined;
 }
 
 const SUBPROTOCOL = 'sip';
@@ -58,11 +64,14 @@ export class WsTransport {
   private pingTimer: NodeJS.Timeout | undefined;
   private closed = false;
   private readonly maxWriteBuffer: number;
+  private readonly perSource = new SourceCounts();
+  private hygieneTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly options: WsOptions,
     private readonly handlers: WsHandlers,
     private readonly logger: Logger,
+    private readonly hygiene: ConnectionHygiene = noHygiene(),
   ) {
     this.protocol = options.protocol;
     this.maxWriteBuffer = options.maxWriteBuffer ?? DEFAULT_MAX_WRITE_BUFFER;
@@ -77,6 +86,46 @@ export class WsTransport {
     if (ping > 0 && Number.isFinite(ping)) {
       this.pingTimer = setInterval(() => this.pingAll(), ping);
       this.pingTimer.unref();
+    }
+    const period = sweepPeriod([hygiene.messageTimeoutMs, hygiene.strangerIdleMs], 1000);
+    if (period !== undefined) {
+      this.hygieneTimer = setInterval(() => this.sweep(), period);
+      this.hygieneTimer.unref();
+    }
+  }
+
+  /** A request on this connection was let in: no stranger idle limit. */
+  trust(connectionId: string): void {
+    const c = this.connections.get(connectionId);
+    if (c !== undefined) c.trusted = true;
+  }
+
+  /** A valid SIP message arrived on this connection. */
+  noteValid(connectionId: string): void {
+    const c = this.connections.get(connectionId);
+    if (c !== undefined) c.validAt = Date.now();
+  }
+
+  /** Close connections that sent no valid SIP message in time, and idle strangers. */
+  private sweep(): void {
+    const now = Date.now();
+    const h = this.hygiene;
+    for (const conn of this.connections.values()) {
+      if (conn.ws.readyState !== conn.ws.OPEN) continue;
+      const exempt = conn.trusted && h.exempt(conn.remote.address);
+      let why: string | undefined;
+      if (h.messageTimeoutMs > 0 && !exempt && conn.validAt === undefined && now - conn.openedAt > h.messageTimeoutMs) why = 'no_valid_message';
+      else if (h.strangerIdleMs > 0 && !conn.trusted && conn.refs === 0 && now - conn.lastActivity > h.strangerIdleMs) why = 'idle_stranger';
+      if (why === undefined) continue;
+      h.security.record('connection_closed', {
+        source: conn.remote.address,
+        port: conn.remote.port,
+        transport: this.protocol,
+        reason: why,
+        connectionId: conn.id,
+      });
+      conn.error = new Error(why);
+      conn.ws.terminate();
     }
   }
 
@@ -99,6 +148,11 @@ export class WsTransport {
     const server: HttpServer | HttpsServer =
       this.protocol === 'wss' && tls !== undefined ? createHttpsServer(tlsServerContext(tls), onRequest) : createHttpServer(onRequest);
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(req, socket, head));
+    // a client that never finishes its upgrade request is dropped within the message time too
+    if (this.hygiene.messageTimeoutMs > 0) {
+      server.headersTimeout = this.hygiene.messageTimeoutMs;
+      server.requestTimeout = this.hygiene.messageTimeoutMs;
+    }
     server.on('clientError', (err, socket) => {
       this.logger.debug({ err: err.message, protocol: this.protocol }, 'websocket listener: bad client');
       socket.destroy();
@@ -117,7 +171,20 @@ export class WsTransport {
 
   private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', () => undefined);
-    if (this.closed || this.connections.size >= this.options.maxConnections) {
+    if (this.closed) {
+      refuse(socket, 503, 'Service Unavailable');
+      return;
+    }
+    const from = req.socket.remoteAddress ?? '';
+    const full = this.connections.size >= this.options.maxConnections;
+    const capped = this.hygiene.maxPerSource > 0 && this.perSource.get(from) >= this.hygiene.maxPerSource && !this.hygiene.exempt(from);
+    if (full || capped) {
+      this.hygiene.security.record('connection_refused', {
+        source: from,
+        ...(req.socket.remotePort !== undefined ? { port: req.socket.remotePort } : {}),
+        transport: this.protocol,
+        reason: full ? 'max_connections' : 'per_source_limit',
+      });
       refuse(socket, 503, 'Service Unavailable');
       return;
     }
@@ -153,8 +220,22 @@ export class WsTransport {
       ws.terminate();
       return;
     }
-    const conn: WsConnection = { id: `${this.protocol}-${this.nextId++}`, ws, remote, local, refs: 0, alive: true, error: undefined };
+    const now = Date.now();
+    const conn: WsConnection = {
+      id: `${this.protocol}-${this.nextId++}`,
+      ws,
+      remote,
+      local,
+      refs: 0,
+      alive: true,
+      error: undefined,
+      trusted: this.hygiene.exempt(remote.address),
+      openedAt: now,
+      lastActivity: now,
+      validAt: undefined,
+    };
     this.connections.set(conn.id, conn);
+    this.perSource.add(remote.address);
     ws.on('message', (data: RawData) => this.receive(conn, data));
     ws.on('pong', () => {
       conn.alive = true;
@@ -169,6 +250,7 @@ export class WsTransport {
 
   private receive(conn: WsConnection, raw: RawData): void {
     conn.alive = true;
+    conn.lastActivity = Date.now();
     const data = Buffer.isBuffer(raw) ? raw : Array.isArray(raw) ? Buffer.concat(raw) : Buffer.from(raw);
     if (isBlank(data)) {
       // CRLF keep-alive as some SIP WebSocket clients send it: a double CRLF gets a single CRLF back
@@ -195,7 +277,10 @@ export class WsTransport {
 
   unref(connectionId: string): void {
     const c = this.connections.get(connectionId);
-    if (c !== undefined && c.refs > 0) c.refs--;
+    if (c !== undefined && c.refs > 0) {
+      c.refs--;
+      c.lastActivity = Date.now();
+    }
   }
 
   /** Send one message on an open connection; false when it is not open. */
@@ -231,6 +316,7 @@ export class WsTransport {
   private forget(conn: WsConnection, code: number): void {
     if (this.connections.get(conn.id) !== conn) return;
     this.connections.delete(conn.id);
+    this.perSource.remove(conn.remote.address);
     const clean = code === 1000 || code === 1001;
     const error = conn.error ?? (clean ? undefined : new Error(`websocket closed (${code})`));
     this.logger.debug({ connectionId: conn.id, code, err: error?.message }, 'websocket connection closed');
@@ -260,6 +346,7 @@ export class WsTransport {
     if (this.closed) return;
     this.closed = true;
     if (this.pingTimer !== undefined) clearInterval(this.pingTimer);
+    if (this.hygieneTimer !== undefined) clearInterval(this.hygieneTimer);
     for (const conn of this.connections.values()) conn.ws.terminate();
     const server = this.server;
     this.wss.close();
