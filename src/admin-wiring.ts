@@ -11,7 +11,16 @@ import type { Directory } from './core/directory.js';
 import { ChangeHistory } from './core/history.js';
 import type { PresenceStore } from './core/presence-store.js';
 import type { GraphObserver, GraphRuntime } from './graph/index.js';
-import type { AdminSource, GraphInfo, RenderedBody, ResyncResult, TrunkInfo, WatcherEvent, WatcherProfileName } from './http/admin-source.js';
+import type {
+  AdminSource,
+  GraphInfo,
+  RenderedBody,
+  ResyncResult,
+  SecurityInfo,
+  TrunkInfo,
+  WatcherEvent,
+  WatcherProfileName,
+} from './http/admin-source.js';
 import { Metrics } from './http/metrics.js';
 import type { HttpServerOptions } from './http/server.js';
 import { DialogPackage } from './simple/dialog-package.js';
@@ -41,6 +50,11 @@ export interface AdminWiringOptions {
   logger: Logger;
   /** Node process metrics too (default true). */
   processMetrics?: boolean;
+  /** The security log's tally (keys "event\u0000reason") and the digest lockouts in force. */
+  security?: {
+    counts(): ReadonlyMap<string, number>;
+    lockouts(): { lockedSources: number; lockedUsers: number };
+  };
   now?: () => number;
 }
 
@@ -67,6 +81,30 @@ export function graphAuthOk(status: Pick<GraphInfo, 'started' | 'tokens'> | unde
   return status.tokens.every((t) => t.ok || t.lastError === undefined);
 }
 
+/** The diagnostics page's summary of the security log's tally. */
+export function securityInfo(
+  counts: ReadonlyMap<string, number>,
+  lockouts: { lockedSources: number; lockedUsers: number },
+): SecurityInfo {
+  const info: SecurityInfo = {
+    authFailures: 0,
+    refusals: 0,
+    lockouts: 0,
+    activeLockouts: lockouts.lockedSources + lockouts.lockedUsers,
+    connectionsRefused: 0,
+    connectionsClosed: 0,
+  };
+  for (const [key, n] of counts) {
+    const event = key.slice(0, key.indexOf('\u0000'));
+    if (event === 'auth_failed') info.authFailures += n;
+    else if (event === 'auth_refused') info.refusals += n;
+    else if (event === 'lockout_start') info.lockouts += n;
+    else if (event === 'connection_refused') info.connectionsRefused += n;
+    else if (event === 'connection_closed') info.connectionsClosed += n;
+  }
+  return info;
+}
+
 export function wireAdmin(options: AdminWiringOptions): AdminWiring {
   const { config, directory, store, stack, simple, trunks, logger } = options;
   const now = options.now ?? Date.now;
@@ -78,6 +116,16 @@ export function wireAdmin(options: AdminWiringOptions): AdminWiring {
 
   metrics.collectSubscriptions(() => notifier.counts());
   metrics.collectTrunks(() => trunks.statuses());
+  const security = options.security;
+  if (security !== undefined) metrics.collectSecurity(() => ({ events: security.counts(), lockouts: security.lockouts() }));
+  // /metrics tells how busy and how attacked the gateway is: not for everyone on the network
+  const loopback = config.http.address.startsWith('127.') || config.http.address === '::1';
+  if (!loopback && admin?.metricsToken === undefined) {
+    logger.warn(
+      { address: config.http.address },
+      '/metrics is open without a token on a non-loopback address: set admin.metricsToken (e.g. `openssl rand -hex 24`) or bind http.address to 127.0.0.1',
+    );
+  }
 
   // Teams to SIP: a Teams reading that changed the view starts the clock; the first NOTIFY
   // to a watcher of that person answered 2xx stops it.
@@ -193,6 +241,7 @@ export function wireAdmin(options: AdminWiringOptions): AdminWiring {
     graph: () => options.graph()?.status(),
     resync,
     render,
+    ...(security !== undefined ? { security: () => securityInfo(security.counts(), security.lockouts()) } : {}),
   };
 
   const ready = (): Record<string, boolean> => {

@@ -222,6 +222,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
     graph: () => graph,
     logger,
     ...(persistence.persistent ? { storeOk: () => persistence.ok() } : {}),
+    security: { counts: () => security.counts(), lockouts: () => trunks.access.guessingStats() },
   });
   const http = await startHttpServer({
     address: config.http.address,

@@ -9,6 +9,9 @@
  */
 import { z } from 'zod';
 
+/** The token config/demo.yaml falls back to: public, so good on loopback only. */
+export const DEMO_ADMIN_TOKEN = 'demo-admin-token-for-localhost-only';
+
 const TOKEN_HINT = 'at least 24 characters without spaces; make one with `openssl rand -hex 24`';
 
 const token = z

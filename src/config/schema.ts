@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { graphConfigSchema } from '../graph/config.js';
-import { adminSchema } from './admin.js';
+import { adminSchema, DEMO_ADMIN_TOKEN } from './admin.js';
 import { listMemberIssues, listsSchema } from '../simple/lists-config.js';
 import { storeConfigSchema } from './store.js';
 import { accessSchema, trunksSchema, unknownTrunkUsers } from '../trunks/config.js';
@@ -189,6 +189,17 @@ export const configSchema = z
         path: ['graphSimulator'],
         message: 'graphSimulator runs the demo tenant; remove it to use the tenant in graph',
       });
+    }
+    // the demo's published token guards nothing once the admin API is reachable from elsewhere
+    const loopbackHttp = cfg.http.address.startsWith('127.') || cfg.http.address === '::1';
+    for (const key of ['token', 'metricsToken'] as const) {
+      if (cfg.admin?.[key] === DEMO_ADMIN_TOKEN && !loopbackHttp) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['admin', key],
+          message: `the demo token is public and only allowed with http.address on loopback; set ADMIN_TOKEN to one made with \`openssl rand -hex 24\` or bind http.address to 127.0.0.1`,
+        });
+      }
     }
     const ids = new Map<string, number>();
     cfg.users.forEach((u, i) => {

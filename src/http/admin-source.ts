@@ -52,6 +52,18 @@ export interface GraphInfo {
   };
 }
 
+/** Password-guessing and connection-limit counts since start (the security log's tally). */
+export interface SecurityInfo {
+  authFailures: number;
+  /** requests refused with 403 (not allowed, or locked out) */
+  refusals: number;
+  lockouts: number;
+  /** source+user pairs and users locked out now */
+  activeLockouts: number;
+  connectionsRefused: number;
+  connectionsClosed: number;
+}
+
 export interface RenderedBody {
   contentType: string;
   body: string;
@@ -80,6 +92,8 @@ export interface AdminSource {
   graph(): GraphInfo | undefined;
   /** Read the person's Teams presence again and re-announce the view to watchers. */
   resync(personId: string): Promise<ResyncResult>;
+  /** Guessing and connection-limit counts; absent: not shown. */
+  security?(): SecurityInfo;
   /** The body a new watcher of `event` with `profile` would get now; undefined: unknown person. */
   render(personId: string, event: WatcherEvent, profile: WatcherProfileName): RenderedBody | undefined;
 }

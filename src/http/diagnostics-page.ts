@@ -159,14 +159,14 @@ const SCRIPT = String.raw`
   }
 
   // ---- connectors ----
-  var KIND = { 'trunk': 'Trunk', 'graph-auth': 'Graph sign-in', 'graph-subscription': 'Graph subscription', 'graph-poll': 'Graph polling', 'webhook': 'Webhook' };
+  var KIND = { 'trunk': 'Trunk', 'graph-auth': 'Graph sign-in', 'graph-subscription': 'Graph subscription', 'graph-poll': 'Graph polling', 'webhook': 'Webhook', 'security': 'Security' };
   function renderConnectors(status) {
     var ul = $('connectors');
     ul.textContent = '';
     var list = (status && status.connectors) || [];
     if (list.length === 0) ul.appendChild(el('li', { 'data-ok': 'null' }, [el('span', { 'class': 'conn-detail', text: 'No trunks and no Graph side configured.' })]));
     list.forEach(function (c) {
-      var okText = c.ok === true ? 'Up' : c.ok === false ? 'Down' : 'Unknown';
+      var okText = c.badge || (c.ok === true ? 'Up' : c.ok === false ? 'Down' : 'Unknown');
       var detail = c.detail;
       if (c.at && c.kind === 'webhook') detail += '; last delivery ' + ago(c.at);
       if (c.at && c.kind === 'graph-subscription') detail += ' (' + ago(c.at) + ')';

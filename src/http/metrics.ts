@@ -19,6 +19,12 @@ export interface MetricsOptions {
   now?: () => number;
 }
 
+/** What the security collector reads: event counts keyed "event\u0000reason", and current lockouts. */
+export interface SecurityCounts {
+  events: ReadonlyMap<string, number>;
+  lockouts?: { lockedSources: number; lockedUsers: number };
+}
+
 const LATENCY_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120];
 
 /** key of a two-label tally; \u0000 never occurs in an event name or status */
@@ -43,6 +49,7 @@ export class Metrics {
   private lastDelivery: { at: number; result: string } | undefined;
   private subscriptionSource: (() => SubscriptionCounts) | undefined;
   private trunkSource: (() => readonly TrunkInfo[]) | undefined;
+  private securitySource: (() => SecurityCounts) | undefined;
   private readonly teamsToSipHistogram: Histogram;
   private readonly sipToTeamsHistogram: Histogram;
 
@@ -120,6 +127,32 @@ export class Metrics {
         }
       },
     });
+    new Counter({
+      name: p + 'security_events_total',
+      help: 'Security log events: failed authentications, refusals, lockouts, connection limits; by event and reason',
+      labelNames: ['event', 'reason'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [key, n] of self.securitySource?.().events ?? []) {
+          const [event, reason] = key.split(SEP);
+          this.inc({ event: event ?? '', reason: reason ?? '' }, n);
+        }
+      },
+    });
+    new Gauge({
+      name: p + 'auth_lockouts_active',
+      help: 'Digest lockouts in force now: source+user pairs (scope "source") and user names from every source (scope "user")',
+      labelNames: ['scope'],
+      registers,
+      collect() {
+        this.reset();
+        const l = self.securitySource?.().lockouts;
+        if (l === undefined) return;
+        this.set({ scope: 'source' }, l.lockedSources);
+        this.set({ scope: 'user' }, l.lockedUsers);
+      },
+    });
     this.teamsToSipHistogram = new Histogram({
       name: p + 'teams_to_sip_seconds',
       help: 'From a Teams presence change (Graph notification or poll) to the NOTIFYs to SIP watchers',
@@ -182,6 +215,11 @@ export class Metrics {
 
   collectTrunks(source: () => readonly TrunkInfo[]): void {
     this.trunkSource = source;
+  }
+
+  /** The security log's tally (keys "event\u0000reason") and the lockouts in force. */
+  collectSecurity(source: () => SecurityCounts): void {
+    this.securitySource = source;
   }
 
   // --- reading ---

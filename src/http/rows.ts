@@ -6,7 +6,7 @@
 import type { Person } from '../core/directory.js';
 import type { HistoryEntry } from '../core/history.js';
 import type { PresenceView } from '../core/person-state.js';
-import type { AdminSource, GraphInfo, TrunkInfo } from './admin-source.js';
+import type { AdminSource, GraphInfo, SecurityInfo, TrunkInfo } from './admin-source.js';
 
 /** One word for what a watcher's lamp shows, for filtering. */
 export type SeenState = 'ringing' | 'on-the-phone' | 'dnd' | 'busy' | 'meeting' | 'away' | 'offline' | 'available';
@@ -123,7 +123,7 @@ export function userDetail(source: AdminSource, person: Person): UserDetail {
   };
 }
 
-export type ConnectorKind = 'trunk' | 'graph-auth' | 'graph-subscription' | 'graph-poll' | 'webhook';
+export type ConnectorKind = 'trunk' | 'graph-auth' | 'graph-subscription' | 'graph-poll' | 'webhook' | 'security';
 
 export interface Connector {
   kind: ConnectorKind;
@@ -133,6 +133,21 @@ export interface Connector {
   detail: string;
   /** ms since epoch, when the connector has a relevant time (expiry, last delivery) */
   at?: number;
+  /** badge text instead of Up / Down / Unknown */
+  badge?: string;
+}
+
+/** The defences at a glance: failed logins, lockouts, connection limits (from the security log's tally). */
+function securityConnector(s: SecurityInfo): Connector {
+  return {
+    kind: 'security',
+    name: 'guessing and connection limits',
+    ok: s.activeLockouts === 0,
+    badge: s.activeLockouts === 0 ? 'No lockout' : `${s.activeLockouts} locked out`,
+    detail:
+      `${s.authFailures} failed logins, ${s.lockouts} lockouts, ${s.refusals} refused; ` +
+      `connections: ${s.connectionsRefused} refused, ${s.connectionsClosed} closed by limits`,
+  };
 }
 
 export interface WebhookInfo {
@@ -211,5 +226,7 @@ export function connectors(source: AdminSource, webhook: WebhookInfo | undefined
     if (webhook.lastDeliveryAt !== undefined) c.at = webhook.lastDeliveryAt;
     out.push(c);
   }
+  const security = source.security?.();
+  if (security !== undefined) out.push(securityConnector(security));
   return out;
 }
