@@ -16,7 +16,7 @@ import { GraphAuth, type TokenStatus } from './auth.js';
 import { RequestBudget, type BudgetStatus } from './budget.js';
 import { createGraphClient, graphFailure } from './client.js';
 import { systemClock, type Clock, type Timer } from './clock.js';
-import type { GraphConfig } from './config.js';
+import { pollRequestsPer30s, type GraphConfig } from './config.js';
 import { DirectorySync, type DirectorySyncResult } from './directory-sync.js';
 import { createHttpTransport } from './http-transport.js';
 import type { GraphObserver } from './observer.js';
@@ -123,7 +123,12 @@ export function createGraph(options: GraphOptions): GraphRuntime {
     store,
     logger,
     clock,
-    pollIntervalSec: config.poll.intervalSec,
+    poll: {
+      mode: config.poll.mode,
+      requestsPer30s: pollRequestsPer30s(config.poll.share),
+      intervalSec: config.poll.intervalSec,
+      safetyReadSec: config.poll.safetyReadSec,
+    },
     observer: observerRef,
     ...(config.webhook !== undefined ? { webhook: config.webhook } : {}),
     ...(options.stateStore !== undefined ? { stateStore: options.stateStore } : {}),
