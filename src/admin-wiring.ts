@@ -191,6 +191,7 @@ export function wireAdmin(options: AdminWiringOptions): AdminWiring {
     onChange: (listener) => store.onChange((id) => listener(id)),
     trunks: () => trunks.statuses(),
     graph: () => options.graph()?.status(),
+    teamsExcluded: (id) => options.graph()?.teamsExcluded?.(id),
     resync,
     render,
   };
