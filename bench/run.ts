@@ -7,10 +7,12 @@
  *   teams-to-sip   Teams change in the Graph simulator -> NOTIFY at a SIP watcher, p50/p99 (bench/teams.ts)
  *   sip-to-teams   SIP PUBLISH -> setPresence / clearPresence applied by the simulator, p50/p99
  *   graph-budget   Graph requests per hour for 5,000 mapped users on 8 service accounts
+ *   teams-polling  polling only (no service account, no webhook), 5,000 people: Teams change -> NOTIFY p50/p99, budget used
  * Options: --only micro,rate,memory,fanout  --rates 1000,2000,...  --seconds 5
  *          --subscriptions 100000  --memory-rate 3000 (new subscriptions/s while filling)
  *          --watchers 10000  --instances 4 (SIPp processes for the watchers)
  *          --teams-changes 1000  --teams-rate 40 (Teams changes/s)  --teams-users 8
+ *          --polling-users 5000  --polling-watched 300 (watched, one change each)  --polling-rate 10 (changes/s)
  *          --sip-rate 20 (PUBLISHes/s)  --sip-users 50  --budget-users 5000  --budget-window 90 (s)
  *          --store (rate phase twice: in-memory store, then the SQLite store file; the SQLite figure must stay within 10 %)
  *          --strict (exit 1 when a target is missed)
@@ -21,10 +23,10 @@ import { benchParser } from './parser.js';
 import { benchUsers, runFanout, runMemory, runRateStep, type RateStepResult } from './sipp-load.js';
 import { startGateway, type GatewayProcess, type GatewayUser } from '../test/helpers/gateway-process.js';
 import { assertSippInstalled } from '../test/helpers/sipp.js';
-import { runGraphBudget, runSipToTeams, runTeamsToSip, type LatencyResult } from './teams.js';
+import { runGraphBudget, runSipToTeams, runTeamsPolling, runTeamsToSip, type LatencyResult } from './teams.js';
 
-type Phase = 'micro' | 'rate' | 'memory' | 'fanout' | 'teams-to-sip' | 'sip-to-teams' | 'graph-budget';
-const PHASES: readonly Phase[] = ['micro', 'rate', 'memory', 'fanout', 'teams-to-sip', 'sip-to-teams', 'graph-budget'];
+type Phase = 'micro' | 'rate' | 'memory' | 'fanout' | 'teams-to-sip' | 'sip-to-teams' | 'graph-budget' | 'teams-polling';
+const PHASES: readonly Phase[] = ['micro', 'rate', 'memory', 'fanout', 'teams-to-sip', 'sip-to-teams', 'graph-budget', 'teams-polling'];
 
 const TARGETS = {
   subscriptionsPerSecond: 3000,
@@ -32,6 +34,9 @@ const TARGETS = {
   fanoutMs: 1000,
   teamsLatencyP99Ms: 50,
   graphRequestsPerHour: 180_000,
+  pollingP50Ms: 2000,
+  pollingP99Ms: 4000,
+  pollingBudgetShare: 0.5,
 };
 
 interface Options {
@@ -49,6 +54,9 @@ interface Options {
   sipUsers: number;
   budgetUsers: number;
   budgetWindow: number;
+  pollingUsers: number;
+  pollingWatched: number;
+  pollingRate: number;
   strict: boolean;
   store: boolean;
 }
@@ -69,6 +77,9 @@ function parseOptions(argv: readonly string[]): Options {
     sipUsers: 50,
     budgetUsers: 5000,
     budgetWindow: 90,
+    pollingUsers: 5000,
+    pollingWatched: 300,
+    pollingRate: 10,
     strict: false,
     store: false,
   };
@@ -127,6 +138,15 @@ function parseOptions(argv: readonly string[]): Options {
         break;
       case '--budget-window':
         options.budgetWindow = positiveInts(argv[++i], '--budget-window')[0]!;
+        break;
+      case '--polling-users':
+        options.pollingUsers = positiveInts(argv[++i], '--polling-users')[0]!;
+        break;
+      case '--polling-watched':
+        options.pollingWatched = positiveInts(argv[++i], '--polling-watched')[0]!;
+        break;
+      case '--polling-rate':
+        options.pollingRate = positiveInts(argv[++i], '--polling-rate')[0]!;
         break;
       case '--strict':
         options.strict = true;
@@ -430,6 +450,33 @@ async function graphBudget(options: Options): Promise<void> {
   if (!ok) missed.push('graph-budget');
 }
 
+async function teamsPolling(options: Options): Promise<void> {
+  console.log(
+    `\n== Teams polling only: ${fmt(options.pollingUsers)} people, no service account, no webhook (app permissions only), ` +
+      `${fmt(options.pollingWatched)} watched, one Teams call each at ${options.pollingRate}/s -> NOTIFY; gateway defaults (poll.mode budget, share 0.4) ==`,
+  );
+  const r = await runTeamsPolling({ users: options.pollingUsers, watched: options.pollingWatched, changes: options.pollingWatched, ratePerSecond: options.pollingRate, gatewayCommand });
+  const complete = r.missing === 0 && r.measured === r.changes;
+  const rows = [
+    { measure: 'Teams change -> NOTIFY p50', target: `<= ${fmt(TARGETS.pollingP50Ms)} ms`, result: `${fmt(r.p50Ms)} ms`, met: complete && r.p50Ms <= TARGETS.pollingP50Ms },
+    { measure: 'Teams change -> NOTIFY p99', target: `<= ${fmt(TARGETS.pollingP99Ms)} ms`, result: `${fmt(r.p99Ms)} ms (max ${fmt(r.maxMs)})`, met: complete && r.p99Ms <= TARGETS.pollingP99Ms },
+    {
+      measure: 'budget used (of 1,500 / 30 s)',
+      target: `<= ${fmt(TARGETS.pollingBudgetShare * 100)} %`,
+      result: `${fmt(r.budgetShare * 100, 1)} % (${fmt(r.graphRequests)} requests in ${fmt(r.windowSec, 1)} s)`,
+      met: r.budgetShare <= TARGETS.pollingBudgetShare,
+    },
+  ];
+  console.table(rows.map((x) => ({ ...x, met: x.met ? 'met' : 'MISSED' })));
+  console.log(
+    `changes: ${fmt(r.changes)}, measured: ${fmt(r.measured)}, missing: ${fmt(r.missing)}, 429s: ${fmt(r.throttled)}; start-up until the first full read: ${fmt(r.startupMs / 1000, 1)} s\n` +
+      "note: the clock starts at the simulator's control call that changes the person's Teams presence and stops at the UDP message event of the\n" +
+      "      bench's watcher for the NOTIFY carrying on-the-phone; the budget share counts every Graph (/v1.0) request the simulator answered in the window.",
+  );
+  if (r.gatewayErrors.length > 0) console.log(`gateway warnings/errors (last):\n  ${r.gatewayErrors.join('\n  ')}`);
+  if (rows.some((x) => !x.met)) missed.push('teams-polling');
+}
+
 async function main(): Promise<void> {
   const options = parseOptions(process.argv.slice(2));
   const needsSipp = ['rate', 'memory', 'fanout'].some((p) => options.phases.has(p as Phase));
@@ -446,6 +493,7 @@ async function main(): Promise<void> {
   if (options.phases.has('teams-to-sip')) await teamsToSip(options);
   if (options.phases.has('sip-to-teams')) await sipToTeams(options);
   if (options.phases.has('graph-budget')) await graphBudget(options);
+  if (options.phases.has('teams-polling')) await teamsPolling(options);
   if (details.length > 0) console.log(`\n== SIPp details of failed runs ==\n${details.join('\n\n')}`);
   console.log(missed.length === 0 ? '\nall targets met' : `\ntargets missed: ${missed.join(', ')}`);
   if (options.strict && missed.length > 0) process.exitCode = 1;

@@ -278,9 +278,12 @@ async function startTeamsEnv(options: {
   accounts: number;
   gatewayCommand: 'dist' | 'tsx';
   graphOverrides?: Record<string, unknown>;
+  /** no service account, no webhook: app permissions and polling only; ready after the first full read */
+  pollingOnly?: boolean;
 }): Promise<TeamsEnv> {
   installProbes();
   const accounts = serviceAccounts(options.accounts);
+  const pollingOnly = options.pollingOnly === true;
   const sim = await startGraphSimulator({
     logger: silentLogger(),
     users: simUsers(options.users, 'contoso.example'),
@@ -311,15 +314,26 @@ async function startTeamsEnv(options: {
           authorityHost: sim.origin,
           graphBaseUrl: sim.graphBaseUrl,
           trustedCaPath: join(dir, 'ca.pem'),
-          serviceAccounts: accounts.map((a) => ({ username: a.username, password: a.password })),
-          webhook: { publicUrl: `https://127.0.0.1:${httpPort}/graph/notifications` },
+          ...(pollingOnly
+            ? {}
+            : {
+                serviceAccounts: accounts.map((a) => ({ username: a.username, password: a.password })),
+                webhook: { publicUrl: `https://127.0.0.1:${httpPort}/graph/notifications` },
+              }),
           ...(options.graphOverrides ?? {}),
         },
       },
     });
-    // covered = active subscriptions naming every user
+    // polling only: ready once the first full read (ceil(users / 650) calls) is done
+    const reads = (): number => sim.control.counters().requests['POST /v1.0/communications/getPresencesByUserId 200'] ?? 0;
     const deadline = Date.now() + 60_000;
+    while (pollingOnly && reads() < Math.ceil(options.users.length / 650)) {
+      if (Date.now() > deadline) throw new Error(`the first full read of ${options.users.length} users did not finish within 60 s`);
+      await sleep(100);
+    }
+    // covered = active subscriptions naming every user
     for (;;) {
+      if (pollingOnly) break;
       const subs = sim.control.subscriptions();
       const covered = subs.reduce((n, s) => n + (Array.isArray(s['userIds']) ? s['userIds'].length : 0), 0);
       if (covered >= options.users.length) break;
@@ -843,4 +857,134 @@ export async function runGraphBudget(options: {
 
 function fmt2(n: number): string {
   return Number.isFinite(n) ? n.toFixed(2) : 'n/a';
+}
+
+
+// ---------------------------------------------------------------- teams-polling
+
+export interface PollingResult {
+  users: number;
+  watched: number;
+  changes: number;
+  measured: number;
+  missing: number;
+  ratePerSecond: number;
+  /** control call (the change in Teams) -> NOTIFY at the watcher */
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  /** Graph requests (/v1.0) the simulator counted in the measured window, and the window */
+  graphRequests: number;
+  windowSec: number;
+  /** the share of Graph's documented 1,500 requests / 30 s those requests are */
+  budgetShare: number;
+  throttled: number;
+  startupMs: number;
+  gatewayErrors: string[];
+}
+
+/**
+ * Polling only (no service account, no webhook: app permissions alone):
+ * `users` people, `watched` of them with a SIP watcher; `changes` Teams calls
+ * on distinct watched users at `ratePerSecond`, overlapping, each timed from
+ * the simulator's control call (the change in Teams) to the NOTIFY carrying
+ * on-the-phone. The Graph requests of the window give the budget share.
+ */
+export async function runTeamsPolling(options: {
+  users: number;
+  watched: number;
+  changes: number;
+  ratePerSecond: number;
+  gatewayCommand: 'dist' | 'tsx';
+}): Promise<PollingResult> {
+  const users = benchUsers(options.users);
+  const env = await startTeamsEnv({ users, accounts: 1, gatewayCommand: options.gatewayCommand, pollingOnly: true });
+  const agent = await SipAgent.open(env.gw.port);
+  try {
+    const watched = Math.min(options.watched, users.length);
+    // watchers spread over the whole population, so they sit in every poll batch
+    const stride = users.length / watched;
+    const watchedUsers = Array.from({ length: watched }, (_, k) => Math.floor(k * stride));
+    const callUser = new Map<string, number>();
+    const subscribed = new Set<number>();
+    const waiting = new Map<number, { t0: number; done: (at: number) => void }>();
+    agent.onNotify = (callId, body, at) => {
+      const u = callUser.get(callId);
+      if (u === undefined) return;
+      subscribed.add(u);
+      const w = waiting.get(u);
+      if (w !== undefined && body.includes('on-the-phone')) {
+        waiting.delete(u);
+        w.done(at);
+      }
+    };
+    for (const u of watchedUsers) {
+      const callId = `tp-${u}-${randomBytes(4).toString('hex')}@127.0.0.1`;
+      callUser.set(callId, u);
+      const r = await agent.request({
+        method: 'SUBSCRIBE',
+        user: users[u]!.extension!,
+        callId,
+        fromTag: `w${u}`,
+        cseq: 1,
+        headers: ['Event: presence', 'Accept: application/pidf+xml', 'Expires: 900'],
+      });
+      if (r.status >= 300) throw new Error(`SUBSCRIBE for ${users[u]!.extension} answered ${r.status}`);
+    }
+    const until = Date.now() + 10_000;
+    while (subscribed.size < watched && Date.now() < until) await sleep(20);
+    if (subscribed.size < watched) throw new Error(`only ${subscribed.size} of ${watched} watchers got their initial NOTIFY`);
+
+    env.sim.control.resetCounters();
+    const windowStart = performance.now();
+    const latency: number[] = [];
+    const seen: Array<Promise<void>> = [];
+    let missing = 0;
+    const changes = Math.min(options.changes, watched);
+    await paced(changes, options.ratePerSecond, async (i) => {
+      const u = watchedUsers[i]!;
+      const t0 = performance.now();
+      seen.push(
+        new Promise<void>((resolve) => {
+          const timer = setTimeout(() => {
+            waiting.delete(u);
+            missing++;
+            resolve();
+          }, 15_000);
+          waiting.set(u, {
+            t0,
+            done: (at) => {
+              clearTimeout(timer);
+              latency.push(at - t0);
+              resolve();
+            },
+          });
+        }),
+      );
+      env.sim.control.call(simUserId(u));
+    });
+    await Promise.all(seen);
+    const windowSec = (performance.now() - windowStart) / 1000;
+    const { throttled, graph } = count429(env.sim.control.counters().requests);
+    return {
+      users: users.length,
+      watched,
+      changes,
+      measured: latency.length,
+      missing,
+      ratePerSecond: options.ratePerSecond,
+      p50Ms: percentile(latency, 50),
+      p99Ms: percentile(latency, 99),
+      maxMs: maxOf(latency),
+      graphRequests: graph,
+      windowSec,
+      budgetShare: (graph / windowSec) * 30 / 1500,
+      throttled,
+      startupMs: env.startupMs,
+      gatewayErrors: gatewayProblems(env.gw),
+    };
+  } finally {
+    agent.close();
+    await env.stop();
+  }
 }

@@ -239,6 +239,7 @@ export function wireAdmin(options: AdminWiringOptions): AdminWiring {
     onChange: (listener) => store.onChange((id) => listener(id)),
     trunks: () => trunks.statuses(),
     graph: () => options.graph()?.status(),
+    teamsExcluded: (id) => options.graph()?.teamsExcluded?.(id),
     resync,
     render,
     ...(security !== undefined ? { security: () => securityInfo(security.counts(), security.lockouts()) } : {}),

@@ -23,6 +23,10 @@ export interface NotifierOptions {
   retryWindowMs: number;
   /** notifications per POST */
   batchSize: number;
+  /** a delivery answered later than this (real ms) counts as slow (Graph: 2,900 ms) */
+  slowMs: number;
+  /** the slow share is judged over this many latest deliveries (Graph: 100) */
+  healthSamples: number;
 }
 
 export const DEFAULT_NOTIFIER_OPTIONS: NotifierOptions = {
@@ -32,14 +36,20 @@ export const DEFAULT_NOTIFIER_OPTIONS: NotifierOptions = {
   retryMaxDelayMs: 15 * 60_000,
   retryWindowMs: 4 * 3600_000,
   batchSize: 100,
+  slowMs: 2900,
+  healthSamples: 100,
 };
 
-/** Slow-endpoint rules: over 10 min, >= 10 % slow answers delay new deliveries, >= 15 % drops them for 10 min. */
-const HEALTH_WINDOW_MS = 10 * 60_000;
-const HEALTH_MIN_SAMPLES = 10;
+/**
+ * Slow endpoints (change-notifications-delivery-webhooks, throttling): an
+ * answer over 2,900 ms is slow; judged over the latest 100 deliveries, more
+ * than 10 % slow delays new notifications by 10 minutes, 15 % or more drops
+ * them (here for 10 minutes, then judged afresh). Presence subscriptions get
+ * no `missed` lifecycle event for what was dropped.
+ */
 const DELAY_RATIO = 0.1;
 const DROP_RATIO = 0.15;
-const SLOW_DELAY_MS = 10_000;
+const SLOW_DELAY_MS = 10 * 60_000;
 const DROP_PERIOD_MS = 10 * 60_000;
 
 interface Item {
@@ -59,7 +69,8 @@ interface Endpoint {
   lifecycle: boolean;
   pending: Item[];
   flushQueued: boolean;
-  samples: Array<{ at: number; slow: boolean }>;
+  /** the latest deliveries, true = slow */
+  samples: boolean[];
   dropUntil: number;
 }
 
@@ -104,15 +115,17 @@ export class Notifier {
     const now = this.clock.now();
     for (const sub of subs) {
       if (sub.expiresAt <= now) continue;
-      const resource = `communications/presences('${userId}')`;
+      // Graph: change-notifications-delivery-webhooks / presence change notification (basic) payload
+      const resource = `communications/presences/${userId}`;
       const body: Record<string, unknown> = {
         subscriptionId: sub.id,
         clientState: sub.clientState,
         changeType: 'updated',
         resource,
         subscriptionExpirationDateTime: isoGraph(sub.expiresAt),
-        resourceData: { '@odata.type': '#Microsoft.Graph.presence', '@odata.id': resource, id: userId },
+        resourceData: { '@odata.type': '#microsoft.graph.presence', '@odata.id': `users/${userId}/presence`, id: userId },
         tenantId: sub.tenantId,
+        organizationId: sub.tenantId,
       };
       if (sub.includeResourceData && sub.encryption) {
         try {
@@ -180,7 +193,6 @@ export class Notifier {
       const state = this.health(ep);
       if (state === 'drop' && !ep.lifecycle) {
         this.counters.notifications.dropped += items.length;
-        this.missed(items);
         continue;
       }
       if (state === 'delay' && !ep.lifecycle) {
@@ -195,16 +207,15 @@ export class Notifier {
   private health(ep: Endpoint): 'ok' | 'delay' | 'drop' {
     const now = this.clock.now();
     if (ep.dropUntil > now) return 'drop';
-    while (ep.samples.length > 0 && (ep.samples[0]?.at ?? now) < now - HEALTH_WINDOW_MS) ep.samples.shift();
-    if (ep.samples.length < HEALTH_MIN_SAMPLES) return 'ok';
-    const slow = ep.samples.reduce((n, s) => n + (s.slow ? 1 : 0), 0) / ep.samples.length;
+    if (ep.samples.length < this.options.healthSamples) return 'ok';
+    const slow = ep.samples.reduce((n, s) => n + (s ? 1 : 0), 0) / ep.samples.length;
     if (slow >= DROP_RATIO) {
       ep.dropUntil = now + DROP_PERIOD_MS;
       ep.samples = [];
       this.logger.warn({ url: ep.url }, 'graph-sim: endpoint too slow, dropping notifications for 10 minutes');
       return 'drop';
     }
-    return slow >= DELAY_RATIO ? 'delay' : 'ok';
+    return slow > DELAY_RATIO ? 'delay' : 'ok';
   }
 
   private attempt(ep: Endpoint, batch: Batch): void {
@@ -225,8 +236,8 @@ export class Notifier {
       });
       if (this.closed) return;
       const ok = r.status >= 200 && r.status < 300;
-      ep.samples.push({ at: this.clock.now(), slow: r.timedOut });
-      if (ep.samples.length > 1000) ep.samples.shift();
+      ep.samples.push(r.timedOut || r.elapsedMs > this.options.slowMs);
+      if (ep.samples.length > this.options.healthSamples) ep.samples.shift();
       if (ok) {
         if (batch.lifecycle) this.counters.notifications.lifecycleDelivered += batch.items.length;
         else this.counters.notifications.delivered += batch.items.length;
@@ -237,7 +248,6 @@ export class Notifier {
       if (this.clock.now() + delay - batch.firstAt > this.options.retryWindowMs) {
         this.counters.notifications.dropped += batch.items.length;
         this.logger.warn({ url: ep.url, attempts: batch.attempt }, 'graph-sim: giving up on notifications after the retry window');
-        if (!batch.lifecycle) this.missed(batch.items);
         return;
       }
       this.counters.notifications.retried++;
@@ -245,12 +255,6 @@ export class Notifier {
       this.clock.after(delay, () => this.attempt(ep, batch));
     };
     void this.track(send().catch((error: unknown) => this.logger.error({ err: error }, 'graph-sim: delivery error')));
-  }
-
-  /** Tell subscriptions with a lifecycle URL that notifications were lost. */
-  private missed(items: Item[]): void {
-    const subs = new Set(items.map((i) => i.sub));
-    for (const sub of subs) if (this.store.get(sub.id) === sub) this.lifecycle(sub, 'missed');
   }
 
   private track<T>(p: Promise<T>): Promise<T> {

@@ -40,6 +40,30 @@ const staticEntry = z
     message: 'exactly one of userId or upn (say who the person is in Teams)',
   });
 
+// Graph: throttling-limits and cloudcommunications-getpresencesbyuserid (1,500 requests per 30 s per app per tenant)
+export const GRAPH_PRESENCE_LIMIT_PER_30S = 1500;
+/** The gateway's own ceiling by default: 80 % of the documented limit, headroom for retries and other tools of the app. */
+export const DEFAULT_REQUESTS_PER_30S = 1200;
+export const POLL_MODES = ['budget', 'fixed'] as const;
+
+/** Poll requests per 30 s that `share` of the documented limit allows. */
+export function pollRequestsPer30s(share: number): number {
+  return Math.max(1, Math.floor(share * GRAPH_PRESENCE_LIMIT_PER_30S));
+}
+
+/**
+ * Service plans that carry Teams: TEAMS1 (commercial), TEAMS_GOV (GCC),
+ * TEAMS_AR_GCCHIGH (GCC High), TEAMS_AR_DOD (DoD), as listed in Azure
+ * Communication Services' "Teams license requirements" (eligible service plans)
+ * and Entra's licensing-service-plan-reference.
+ */
+export const TEAMS_SERVICE_PLAN_IDS = [
+  '57ff2da0-773e-42df-b2af-ffb7a2317929',
+  '304767db-7d23-49e8-a945-4a7eb65f9f28',
+  '9953b155-8aef-4c56-92f3-72b0487fce41',
+  'fd500458-c24c-478e-856c-a6067a8376cd',
+] as const;
+
 export const SIP_MATCH_FIELDS = ['extension', 'id', 'displayName', 'aorUser'] as const;
 export const GRAPH_MATCH_FIELDS = [
   'userPrincipalName',
@@ -87,7 +111,18 @@ export const graphConfigSchema = z
       .optional(),
     poll: z
       .strictObject({
+        /** budget: the interval follows the number of people and poll.share (down to 1 s); fixed: every intervalSec */
+        mode: z.enum(POLL_MODES, { message: `one of: ${POLL_MODES.join(', ')} (budget derives the interval from the people and poll.share)` }).default('budget'),
+        /** the share of Graph's documented 1,500 requests / 30 s that polling may use */
+        share: z
+          .number()
+          .gt(0, 'a share above 0 and at most 0.9 of the 1,500 requests / 30 s (e.g. 0.4)')
+          .max(0.9, 'a share above 0 and at most 0.9 of the 1,500 requests / 30 s (leave room for writes; e.g. 0.4)')
+          .default(0.4),
+        /** mode budget: the slowest interval; mode fixed: the interval */
         intervalSec: z.number().int().min(5, 'a poll interval of at least 5 seconds').max(3600, 'a poll interval up to 3600 seconds').default(30),
+        /** people a healthy webhook covers are read again this often (shorter while it is not healthy) */
+        safetyReadSec: z.number().int().min(30, 'a safety read interval of at least 30 seconds').max(86_400, 'at most 86400 seconds').default(600),
       })
       .prefault({}),
     writer: z
@@ -114,6 +149,11 @@ export const graphConfigSchema = z
           .prefault({}),
         static: z.array(staticEntry).default([]),
         teamsLicensedOnly: z.boolean().default(true),
+        /** service plans that make a user Teams-licensed (commercial and US government clouds by default) */
+        teamsServicePlanIds: z
+          .array(z.string().regex(GUID, 'a service plan id (a GUID) from Microsoft\'s licensing service plan reference'))
+          .min(1, 'at least one Teams service plan id (or set teamsLicensedOnly: false)')
+          .default([...TEAMS_SERVICE_PLAN_IDS]),
         /** Directory changes are picked up by a delta query this often. */
         syncIntervalMin: z.number().int().min(1, 'at least 1 minute').max(1440, 'at most 1440 minutes').default(15),
       })
@@ -124,12 +164,20 @@ export const graphConfigSchema = z
           .number()
           .int()
           .min(10, 'a request budget of at least 10 per 30 s')
-          .max(10_000, 'at most 10000 per 30 s (Graph documents 1,500)')
-          .default(1500),
+          .max(GRAPH_PRESENCE_LIMIT_PER_30S, `at most ${GRAPH_PRESENCE_LIMIT_PER_30S} per 30 s (Graph's documented limit per app and tenant; leave it out for the default ${DEFAULT_REQUESTS_PER_30S})`)
+          .default(DEFAULT_REQUESTS_PER_30S),
       })
       .prefault({}),
   })
   .superRefine((c, ctx) => {
+    const pollPer30s = pollRequestsPer30s(c.poll.share);
+    if (pollPer30s > c.budget.requestsPer30s) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['poll', 'share'],
+        message: `${c.poll.share} of 1,500 is ${pollPer30s} requests / 30 s, more than budget.requestsPer30s (${c.budget.requestsPer30s}); lower poll.share or raise budget.requestsPer30s`,
+      });
+    }
     if ((c.clientSecret === undefined) === (c.certificate === undefined)) {
       ctx.addIssue({
         code: 'custom',

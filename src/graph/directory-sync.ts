@@ -1,9 +1,12 @@
 /**
- * Who each person is in Teams: lists the tenant's users (Teams-licensed only
- * when configured), matches them to the gateway's persons by the configured
- * fields, applies the static table first, and records the result with
- * Directory.setTeamsIdentity. Later runs use the users delta query.
- * Everything left unmatched on either side is logged and returned.
+ * Who each person is in Teams: lists the tenant's users, keeps the
+ * Teams-licensed ones when configured (judged here from assignedPlans, so a
+ * person left out can be told why), matches them to the gateway's persons by
+ * the configured fields, applies the static table first, and records the
+ * result with Directory.setTeamsIdentity. Later runs use the users delta
+ * query, whose link is taken before the full listing so nothing that changes
+ * during the listing is lost. Everything left unmatched on either side is
+ * logged and returned, each unmatched person with the reason.
  */
 import type { Client } from '@microsoft/microsoft-graph-client';
 import type { Directory, Person } from '../core/directory.js';
@@ -11,9 +14,8 @@ import type { Logger } from '../util/logger.js';
 import { graphFailure, isRecord } from './client.js';
 import type { GraphConfig, GraphMatchField, SipMatchField } from './config.js';
 
-/** The Teams service plan (TeamspaceAPI): a user holding it enabled is Teams-licensed. */
+/** The commercial Teams service plan (TEAMS1); config.teamsServicePlanIds lists all that count. */
 export const TEAMS_SERVICE_PLAN_ID = '57ff2da0-773e-42df-b2af-ffb7a2317929';
-const TEAMS_FILTER = `assignedPlans/any(a:a/servicePlanId eq ${TEAMS_SERVICE_PLAN_ID} and a/capabilityStatus eq 'Enabled')`;
 
 export interface GraphUser {
   id: string;
@@ -39,6 +41,8 @@ export interface DirectorySyncResult {
   unmatchedPersons: string[];
   /** persons not matched this run who keep the identity they had */
   kept: string[];
+  /** why each person in unmatchedPersons has no Teams identity */
+  excluded: Array<{ personId: string; reason: string }>;
   unmatchedUsers: Array<{ id: string; upn?: string; displayName?: string }>;
   /** ambiguous keys, static entries that name nobody, identities already taken */
   conflicts: string[];
@@ -64,8 +68,16 @@ function toUser(v: unknown): GraphUser | undefined {
   return u;
 }
 
-function teamsLicensed(u: GraphUser): boolean {
-  return (u.assignedPlans ?? []).some((p) => p.servicePlanId?.toLowerCase() === TEAMS_SERVICE_PLAN_ID && p.capabilityStatus === 'Enabled');
+// Graph: assignedPlan resource (capabilityStatus Enabled, Warning, Suspended, Deleted, LockedOut); Warning is a
+// licence in its grace period and still works, so both Enabled and Warning count
+const USABLE_STATUS = new Set(['enabled', 'warning']);
+
+/** Undefined when `u` holds a usable Teams plan; otherwise why not. */
+export function teamsLicenceProblem(u: GraphUser, planIds: ReadonlySet<string>): string | undefined {
+  const plans = (u.assignedPlans ?? []).filter((p) => p.servicePlanId !== undefined && planIds.has(p.servicePlanId.toLowerCase()));
+  if (plans.some((p) => USABLE_STATUS.has((p.capabilityStatus ?? '').toLowerCase()))) return undefined;
+  if (plans.length === 0) return 'has no Teams service plan (graph.directory.teamsServicePlanIds)';
+  return `has its Teams service plan ${plans.map((p) => p.capabilityStatus ?? 'without a status').join(', ')}`;
 }
 
 const digits = (s: string): string => s.replace(/\D/g, '');
@@ -196,12 +208,16 @@ export interface DirectorySyncOptions {
 }
 
 export class DirectorySync {
+  /** every user listed (licensed or not), by id */
   private readonly users = new Map<string, GraphUser>();
+  private readonly planIds: ReadonlySet<string>;
   private deltaLink: string | undefined;
   private readonly staticByUpn = new Map<string, string>();
   private last: DirectorySyncResult | undefined;
 
-  constructor(private readonly o: DirectorySyncOptions) {}
+  constructor(private readonly o: DirectorySyncOptions) {
+    this.planIds = new Set(o.config.teamsServicePlanIds.map((id) => id.toLowerCase()));
+  }
 
   private selectFields(withPlans: boolean): string[] {
     const f = new Set(['id', 'displayName', 'userPrincipalName', 'mail', 'mailNickname', this.o.config.match.graph]);
@@ -224,19 +240,25 @@ export class DirectorySync {
     return deltaLink;
   }
 
-  /** List every user afresh, match, apply; then start delta tracking from now. */
+  /** List every user afresh, match, apply; delta tracking starts from before the listing. */
   async fullSync(): Promise<DirectorySyncResult> {
     const { client, config } = this.o;
     const listed = new Map<string, GraphUser>();
-    const select = this.selectFields(false).join(',');
+    const select = this.selectFields(config.teamsLicensedOnly).join(',');
+    // Graph: user-delta ($deltatoken=latest: a link that tracks changes from now). Taken first, so a change made
+    // while the listing pages is in the first delta (applied twice at worst: delta merges are idempotent).
+    let deltaLink: string | undefined;
+    try {
+      const body: unknown = await client.api('/users/delta').select(select).query({ $deltatoken: 'latest' }).get();
+      deltaLink = isRecord(body) ? text(body['@odata.deltaLink']) : undefined;
+    } catch (error) {
+      this.o.logger.info({ err: graphFailure(error) }, 'graph: users delta not available; the next sync lists all users');
+    }
     await this.pages(
       '/users',
       (path) => {
-        if (path !== '/users') return client.api(path).header('ConsistencyLevel', 'eventual').get() as Promise<unknown>;
-        let r = client.api('/users').select(select).top(999);
-        // Graph: aad-advanced-queries (the header and $count=true both)
-        if (config.teamsLicensedOnly) r = r.filter(TEAMS_FILTER).header('ConsistencyLevel', 'eventual').count(true);
-        return r.get() as Promise<unknown>;
+        if (path !== '/users') return client.api(path).get() as Promise<unknown>;
+        return client.api('/users').select(select).top(999).get() as Promise<unknown>;
       },
       (value) => {
         for (const v of value) {
@@ -247,13 +269,7 @@ export class DirectorySync {
     );
     this.users.clear();
     for (const [k, u] of listed) this.users.set(k, u);
-    try {
-      const body: unknown = await client.api('/users/delta').select(this.selectFields(config.teamsLicensedOnly).join(',')).query({ $deltatoken: 'latest' }).get();
-      this.deltaLink = isRecord(body) ? text(body['@odata.deltaLink']) : undefined;
-    } catch (error) {
-      this.deltaLink = undefined;
-      this.o.logger.info({ err: graphFailure(error) }, 'graph: users delta not available; the next sync lists all users');
-    }
+    this.deltaLink = deltaLink;
     return this.apply('full');
   }
 
@@ -261,7 +277,7 @@ export class DirectorySync {
   async deltaSync(): Promise<DirectorySyncResult> {
     const link = this.deltaLink;
     if (link === undefined) return this.fullSync();
-    const { client, config } = this.o;
+    const { client } = this.o;
     let changed = 0;
     const newLink = await this.pages(
       link,
@@ -277,16 +293,25 @@ export class DirectorySync {
           }
           // delta carries at least the changed properties: merge over what we had
           const merged = toUser({ ...(this.users.get(id) ?? {}), ...v, id });
-          if (merged === undefined) continue;
-          if (config.teamsLicensedOnly && merged.assignedPlans !== undefined && !teamsLicensed(merged)) this.users.delete(id);
-          else if (config.teamsLicensedOnly && merged.assignedPlans === undefined && !this.users.has(id)) continue;
-          else this.users.set(id, merged);
+          if (merged !== undefined) this.users.set(id, merged);
         }
       },
     );
     this.deltaLink = newLink ?? link;
     this.o.logger.debug({ changed }, 'graph: users delta applied');
     return this.apply('delta');
+  }
+
+  /** The users persons may be matched to: the Teams-licensed ones when so configured. */
+  private usable(): { usable: Map<string, GraphUser>; unlicensed: Map<string, { user: GraphUser; problem: string }> } {
+    const usable = new Map<string, GraphUser>();
+    const unlicensed = new Map<string, { user: GraphUser; problem: string }>();
+    for (const [id, u] of this.users) {
+      const problem = this.o.config.teamsLicensedOnly ? teamsLicenceProblem(u, this.planIds) : undefined;
+      if (problem === undefined) usable.set(id, u);
+      else unlicensed.set(id, { user: u, problem });
+    }
+    return { usable, unlicensed };
   }
 
   private async resolveStatic(): Promise<{ map: Map<string, { userId: string; upn?: string }>; conflicts: string[] }> {
@@ -326,7 +351,8 @@ export class DirectorySync {
   private async apply(mode: 'full' | 'delta'): Promise<DirectorySyncResult> {
     const { directory, logger } = this.o;
     const st = await this.resolveStatic();
-    const m = matchPersons(directory.all(), this.users, this.o.config, st.map);
+    const { usable, unlicensed } = this.usable();
+    const m = matchPersons(directory.all(), usable, this.o.config, st.map);
     const conflicts = [...st.conflicts, ...m.conflicts];
     const matched: DirectoryMatch[] = [];
     for (const match of m.matched) {
@@ -345,27 +371,44 @@ export class DirectorySync {
     }
     const kept: string[] = [];
     const unmatchedPersons: string[] = [];
+    const left: Person[] = [];
     for (const p of m.unmatchedPersons) {
       if (p.teams?.userId !== undefined) kept.push(p.id);
-      else unmatchedPersons.push(p.id);
+      else {
+        unmatchedPersons.push(p.id);
+        left.push(p);
+      }
     }
+    // why: the person matches a Teams user without a usable licence, or nobody at all
+    const byUnlicensed = matchPersons(left, new Map([...unlicensed].map(([id, x]) => [id, x.user])), this.o.config, new Map());
+    const why = new Map<string, string>();
+    for (const x of byUnlicensed.matched) {
+      const u = unlicensed.get(x.userId);
+      if (u !== undefined) why.set(x.personId, `Teams user ${text(u.user.userPrincipalName) ?? u.user.id} ${u.problem}; filtered out by graph.directory.teamsLicensedOnly`);
+    }
+    const { sip, graph } = this.o.config.match;
+    const excluded = left.map((p) => ({
+      personId: p.id,
+      reason: why.get(p.id) ?? m.conflicts.find((c) => c.startsWith(`${p.id}: `))?.slice(p.id.length + 2) ?? `no Teams user's ${graph} matches the person's ${sip}; fix either side or add a directory.static entry`,
+    }));
     const result: DirectorySyncResult = {
       matched,
       unmatchedPersons,
       kept,
+      excluded,
       unmatchedUsers: m.unmatchedUsers.map((u) => ({
         id: u.id,
         ...(text(u.userPrincipalName) !== undefined ? { upn: text(u.userPrincipalName) as string } : {}),
         ...(text(u.displayName) !== undefined ? { displayName: text(u.displayName) as string } : {}),
       })),
       conflicts,
-      usersListed: this.users.size,
+      usersListed: usable.size,
       mode,
     };
     logger.info(
       {
         mode,
-        users: this.users.size,
+        users: usable.size,
         matched: matched.length,
         unmatchedPersons: unmatchedPersons.length,
         unmatchedUsers: result.unmatchedUsers.length,

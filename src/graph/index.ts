@@ -16,7 +16,7 @@ import { GraphAuth, type TokenStatus } from './auth.js';
 import { RequestBudget, type BudgetStatus } from './budget.js';
 import { createGraphClient, graphFailure } from './client.js';
 import { systemClock, type Clock, type Timer } from './clock.js';
-import type { GraphConfig } from './config.js';
+import { pollRequestsPer30s, type GraphConfig } from './config.js';
 import { DirectorySync, type DirectorySyncResult } from './directory-sync.js';
 import { createHttpTransport } from './http-transport.js';
 import type { GraphObserver } from './observer.js';
@@ -59,6 +59,8 @@ export interface DirectorySyncStatus {
   unmatchedPersons?: number;
   unmatchedUsers?: number;
   conflicts?: string[];
+  /** persons without a Teams identity and why (first 200) */
+  excluded?: Array<{ personId: string; reason: string }>;
 }
 
 export interface GraphStatus {
@@ -85,6 +87,8 @@ export interface GraphRuntime {
   idle(): Promise<void>;
   /** Report request statuses and latencies to `observer` (undefined: stop). */
   observe(observer: GraphObserver | undefined): void;
+  /** Why the person has no Teams identity (unlicensed, filtered out, unmatched); undefined when mapped or unknown. */
+  teamsExcluded?(personId: string): string | undefined;
   /** Read these Teams users (Graph user ids) again now; a failure is described in `error`. */
   readUsers(userIds: readonly string[]): Promise<{ read: number; error?: string }>;
 }
@@ -123,7 +127,12 @@ export function createGraph(options: GraphOptions): GraphRuntime {
     store,
     logger,
     clock,
-    pollIntervalSec: config.poll.intervalSec,
+    poll: {
+      mode: config.poll.mode,
+      requestsPer30s: pollRequestsPer30s(config.poll.share),
+      intervalSec: config.poll.intervalSec,
+      safetyReadSec: config.poll.safetyReadSec,
+    },
     observer: observerRef,
     ...(config.webhook !== undefined ? { webhook: config.webhook } : {}),
     ...(options.stateStore !== undefined ? { stateStore: options.stateStore } : {}),
@@ -147,6 +156,7 @@ export function createGraph(options: GraphOptions): GraphRuntime {
   if (config.serviceAccounts.length > 0 && config.webhook === undefined) logger.info('graph: service accounts without graph.webhook: polling only');
 
   const dir: DirectorySyncStatus = {};
+  let excluded = new Map<string, string>();
   let syncTimer: Timer | undefined;
   let started = false;
   let stopped = false;
@@ -161,6 +171,8 @@ export function createGraph(options: GraphOptions): GraphRuntime {
     dir.unmatchedPersons = r.unmatchedPersons.length;
     dir.unmatchedUsers = r.unmatchedUsers.length;
     dir.conflicts = r.conflicts.slice(0, 50);
+    dir.excluded = r.excluded.slice(0, 200);
+    excluded = new Map(r.excluded.map((x) => [x.personId, x.reason]));
   };
 
   const runSync = (full: boolean): Promise<DirectorySyncResult> => {
@@ -258,6 +270,7 @@ export function createGraph(options: GraphOptions): GraphRuntime {
       observer = next;
     },
     readUsers: (userIds) => reader.readNow(userIds),
+    teamsExcluded: (personId) => excluded.get(personId),
   };
 }
 

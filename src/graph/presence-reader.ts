@@ -1,18 +1,23 @@
 /**
  * Teams presence into the core. With service accounts and a webhook, change
  * notifications (basic: they name the user, not the state) are resolved by
- * batched getPresencesByUserId; every user no subscription covers is polled
- * at the interval, and everyone is read again now and then in case
- * notifications went astray. All readings pass the sequence-number sink.
+ * batched getPresencesByUserId. Every user no healthy subscription covers is
+ * polled: the interval follows the number of people and the poll budget
+ * (poll-plan.ts), its batches spread evenly over it (spread-read.ts). Covered
+ * users get a slower safety read whose interval follows the webhook's health
+ * (webhook-health.ts). All readings pass the sequence-number sink.
  */
 import { timingSafeEqual } from 'node:crypto';
 import type { Client } from '@microsoft/microsoft-graph-client';
 import type { Directory } from '../core/directory.js';
 import type { PresenceStore } from '../core/presence-store.js';
 import type { Logger } from '../util/logger.js';
-import type { Clock, Timer } from './clock.js';
+import type { Clock } from './clock.js';
 import type { ObserverRef } from './observer.js';
 import { readPresences } from './presence-batch.js';
+import { planPolling, type PollPlan } from './poll-plan.js';
+import { SpreadRead } from './spread-read.js';
+import { WebhookHealth, type WebhookHealthStatus } from './webhook-health.js';
 import { parsePresence } from './presence-resource.js';
 import { PresenceSink, type SinkStats } from './presence-sink.js';
 import { SubscriptionManager, type SubscriptionAccount, type SubscriptionStatus } from './subscription-manager.js';
@@ -28,19 +33,29 @@ export interface PresenceReaderOptions {
   store: PresenceStore;
   logger: Logger;
   clock: Clock;
-  pollIntervalSec: number;
+  poll: PollSettings;
   /** where Graph posts notifications; without it there are no subscriptions */
   webhook?: { publicUrl: string; clientState: string };
   stateStore?: SubscriptionStateStore;
   /** notifications naming another tenant are rejected (when the tenant is known as a GUID) */
   tenantId?: string;
-  /** read covered users too, this often (default 10 min) */
+  /** read covered users too, this often while the webhook is healthy (overrides poll.safetyReadSec) */
   fullReadIntervalSec?: number;
   /** subscription lifetime and renewal point (defaults 58 min, 2/3) */
   subscriptionLifetimeMs?: number;
   renewFraction?: number;
   /** told when a reading changed someone's state, and how long after it became known */
   observer?: ObserverRef;
+}
+
+export interface PollSettings {
+  mode: 'budget' | 'fixed';
+  /** poll requests allowed per 30 s (poll.share of Graph's 1,500) */
+  requestsPer30s: number;
+  /** budget: the slowest wanted interval; fixed: the interval */
+  intervalSec: number;
+  /** safety read of webhook-covered users while the webhook is healthy */
+  safetyReadSec: number;
 }
 
 export interface ReaderStatus {
@@ -53,6 +68,9 @@ export interface ReaderStatus {
   lookups: { calls: number; failures: number };
   sink: SinkStats;
   subscriptions: SubscriptionStatus[];
+  /** the poll interval and safety read interval now, and the requests per 30 s they spend */
+  plan?: PollPlan;
+  webhookHealth?: WebhookHealthStatus;
 }
 
 function safeEqual(a: string, b: string): boolean {
@@ -65,7 +83,9 @@ export class PresenceReader implements WebhookHandlers {
   private readonly sink: PresenceSink;
   private readonly subs: SubscriptionManager | undefined;
   private userIds: string[] = [];
-  private pollTimer: Timer | undefined;
+  private readonly health: WebhookHealth;
+  private readonly pollStream: SpreadRead;
+  private readonly safetyStream: SpreadRead;
   private polling: Promise<void> | undefined;
   private lastFullRead = 0;
   private stopped = false;
@@ -82,10 +102,24 @@ export class PresenceReader implements WebhookHandlers {
     lastPollError: undefined as string | undefined,
     notifications: { received: 0, accepted: 0, rejected: 0, malformed: 0, lifecycle: 0 },
     lookups: { calls: 0, failures: 0 },
+    pollCalls: 0,
   };
 
   constructor(private readonly o: PresenceReaderOptions) {
     this.sink = new PresenceSink(o.directory, o.store, o.logger);
+    this.health = new WebhookHealth(o.clock);
+    this.pollStream = new SpreadRead({
+      clock: o.clock,
+      ids: () => this.polledIds(true),
+      intervalMs: () => this.plan().pollIntervalMs,
+      read: (ids) => this.readBatch(ids),
+    });
+    this.safetyStream = new SpreadRead({
+      clock: o.clock,
+      ids: () => this.coveredIds(),
+      intervalMs: () => this.plan().safetyIntervalMs,
+      read: (ids) => this.readBatch(ids),
+    });
     if (o.webhook !== undefined && o.accounts.length > 0) {
       this.subs = new SubscriptionManager({
         accounts: o.accounts,
@@ -115,7 +149,76 @@ export class PresenceReader implements WebhookHandlers {
     this.userIds = this.mappedUsers();
     await this.poll(true);
     if (this.subs !== undefined) await this.subs.start(this.userIds);
-    this.armPoll();
+    if (this.stopped) return;
+    const plan = this.plan();
+    this.pollStream.start(plan.pollIntervalMs);
+    if (this.subs !== undefined) this.safetyStream.start(plan.safetyIntervalMs);
+    this.o.logger.info(
+      { mode: this.o.poll.mode, pollIntervalMs: plan.pollIntervalMs, safetyIntervalMs: plan.safetyIntervalMs, requestsPer30s: Math.round(plan.requestsPer30s), limited: plan.limited },
+      'graph: polling planned',
+    );
+    if (plan.limited) this.o.logger.warn({ budgetPer30s: this.o.poll.requestsPer30s }, 'graph: the poll budget cannot read everyone as often as poll.intervalSec asks; raise graph.poll.share or poll.intervalSec');
+  }
+
+  /** Covered users count as covered only while the webhook is not down. */
+  private covers(userId: string): boolean {
+    return this.subs !== undefined && this.subs.isCovered(userId) && this.health.status().state !== 'down';
+  }
+
+  /** Users the poll stream reads each interval: no healthy subscription covers them (plus failed reads). */
+  private polledIds(withRetries: boolean): string[] {
+    const down = this.health.status().state === 'down';
+    const subs = this.subs;
+    const base = subs === undefined || down ? this.userIds : this.userIds.filter((u) => !subs.isCovered(u));
+    if (!withRetries || this.retryIds.size === 0) return base;
+    const all = new Set(base);
+    for (const id of this.retryIds) all.add(id);
+    this.retryIds.clear();
+    return [...all];
+  }
+
+  private coveredIds(): string[] {
+    const subs = this.subs;
+    if (subs === undefined || this.health.status().state === 'down') return [];
+    return this.userIds.filter((u) => subs.isCovered(u));
+  }
+
+  private safetyIntervalMs(): number {
+    const healthy = (this.o.fullReadIntervalSec ?? this.o.poll.safetyReadSec) * 1000;
+    // shorter while notifications are late, refused or absent
+    return this.health.status().state === 'healthy' ? healthy : Math.max(30_000, Math.round(healthy / 10));
+  }
+
+  /** The poll and safety intervals for the people and the webhook's health now. */
+  plan(): PollPlan {
+    const covered = this.subs === undefined ? 0 : this.coveredIds().length;
+    return planPolling({
+      mode: this.o.poll.mode,
+      requestsPer30s: this.o.poll.requestsPer30s,
+      polled: this.userIds.length - covered,
+      covered,
+      intervalMs: this.o.poll.intervalSec * 1000,
+      safetyIntervalMs: this.safetyIntervalMs(),
+    });
+  }
+
+  /** One batch of a poll or safety cycle. */
+  private async readBatch(ids: string[]): Promise<void> {
+    if (this.stopped || ids.length === 0) return;
+    const startedAt = this.o.clock.now();
+    try {
+      const r = await readPresences(this.o.appClient, ids, (values) => this.take(values, startedAt, true), 1);
+      this.st.lastPollAt = this.o.clock.now();
+      this.st.pollCalls += r.calls;
+      if (r.failures.length > 0) {
+        const f = r.failures[0];
+        this.st.lastPollError = f === undefined ? 'unknown' : `${f.status || ''} ${f.code} ${f.message}`.trim();
+        for (const id of r.failedIds) this.retryIds.add(id.toLowerCase());
+        this.o.logger.warn({ failedUsers: r.failedIds.length, status: f?.status, code: f?.code }, 'graph: presence poll partly failed');
+      } else this.st.lastPollError = undefined;
+    } catch (error) {
+      this.o.logger.error({ err: error }, 'graph: presence poll failed');
+    }
   }
 
   /** The directory's Teams identities changed: watch the new set; read newcomers at once. */
@@ -128,35 +231,21 @@ export class PresenceReader implements WebhookHandlers {
     if (added.length > 0) this.enqueue(added);
   }
 
-  private armPoll(): void {
-    if (this.stopped) return;
-    this.pollTimer?.cancel();
-    this.pollTimer = this.o.clock.after(this.o.pollIntervalSec * 1000, () => {
-      this.pollTimer = undefined;
-      void this.pollNow().finally(() => this.armPoll());
-    });
-  }
-
-  /** One poll cycle now (the timer's work; tests call it directly). */
+  /** Read every polled user now, all batches at once (covered users too when a safety read is due); tests and resyncs. */
   pollNow(): Promise<void> {
-    const fullEvery = (this.o.fullReadIntervalSec ?? 600) * 1000;
-    return this.poll(this.o.clock.now() - this.lastFullRead >= fullEvery);
+    return this.poll(this.o.clock.now() - this.lastFullRead >= this.safetyIntervalMs());
   }
 
   private poll(all: boolean): Promise<void> {
     if (this.polling !== undefined) return this.polling;
     const run = async (): Promise<void> => {
-      const subs = this.subs;
-      const base = all || subs === undefined ? this.userIds : this.userIds.filter((u) => !subs.isCovered(u));
-      const byKey = new Map(base.map((u) => [u.toLowerCase(), u]));
-      for (const id of this.retryIds) if (!byKey.has(id)) byKey.set(id, id);
-      this.retryIds.clear();
-      const ids = [...byKey.values()];
+      const ids = all ? [...new Set([...this.userIds, ...this.polledIds(true)])] : this.polledIds(true);
       const now = this.o.clock.now();
       if (all) this.lastFullRead = now;
       this.st.polls++;
       if (ids.length === 0) return;
-      const r = await readPresences(this.o.appClient, ids, (values) => this.take(values, now));
+      const r = await readPresences(this.o.appClient, ids, (values) => this.take(values, now, true));
+      this.st.pollCalls += r.calls;
       this.st.lastPollAt = this.o.clock.now();
       if (r.failures.length > 0) {
         const f = r.failures[0];
@@ -173,13 +262,17 @@ export class PresenceReader implements WebhookHandlers {
     return this.polling;
   }
 
-  private take(values: unknown[], pollStartedAt?: number): void {
+  /** Offer readings to the sink; `byRead`: from a poll or safety read (not a notification's look-up). */
+  private take(values: unknown[], pollStartedAt?: number, byRead = false): void {
     const at = this.o.clock.now();
     const observer = this.o.observer?.();
     for (const v of values) {
       const p = parsePresence(v, at);
       if (p === undefined) continue;
+      const known = this.sink.has(p.userId);
       const applied = this.sink.offer(p.userId, p.state);
+      // a covered user's change found by a read, not announced (yet): the webhook's health judges it
+      if (applied && byRead && known && this.subs?.isCovered(p.userId) === true && !this.pending.has(p.userId)) this.health.changeFound(p.userId);
       if (observer?.teamsApplied === undefined) continue;
       const key = p.userId.toLowerCase();
       const since = this.knownAt.get(key) ?? pollStartedAt;
@@ -244,7 +337,11 @@ export class PresenceReader implements WebhookHandlers {
       lifecycle.push(l);
     }
     n.accepted += accepted;
-    if (ids.length > 0) this.enqueue(ids);
+    if (ids.length > 0) {
+      this.health.notified(ids);
+      this.enqueue(ids);
+    }
+    if (accepted === 0) this.health.refused();
     if (lifecycle.length > 0) {
       // after the answer: renewals and re-creations take longer than Graph waits
       setImmediate(() => {
@@ -317,24 +414,27 @@ export class PresenceReader implements WebhookHandlers {
   async idle(): Promise<void> {
     for (let i = 0; i < 100; i++) {
       await new Promise<void>((r) => setImmediate(r));
-      if (this.lookup === undefined && this.polling === undefined && this.pending.size === 0) {
+      const reads = (): Array<Promise<void> | undefined> => [this.lookup, this.polling, this.pollStream.inFlight(), this.safetyStream.inFlight()];
+      if (reads().every((r) => r === undefined) && this.pending.size === 0) {
         await this.subs?.idle();
-        if (this.lookup === undefined && this.polling === undefined && this.pending.size === 0) return;
+        if (reads().every((r) => r === undefined) && this.pending.size === 0) return;
       }
-      await Promise.all([this.lookup, this.polling]);
+      await Promise.all(reads());
     }
   }
 
   status(): ReaderStatus {
     const s: ReaderStatus = {
       users: this.userIds.length,
-      polled: this.subs === undefined ? this.userIds.length : this.userIds.filter((u) => !this.subs?.isCovered(u)).length,
-      polls: this.st.polls,
+      polled: this.subs === undefined ? this.userIds.length : this.userIds.filter((u) => !this.covers(u)).length,
+      polls: this.st.polls + this.pollStream.cycles,
       notifications: { ...this.st.notifications },
       lookups: { ...this.st.lookups },
       sink: this.sink.status(),
       subscriptions: this.subs?.status() ?? [],
+      plan: this.plan(),
     };
+    if (this.subs !== undefined) s.webhookHealth = this.health.status();
     if (this.st.lastPollAt !== undefined) s.lastPollAt = new Date(this.st.lastPollAt).toISOString();
     if (this.st.lastPollError !== undefined) s.lastPollError = this.st.lastPollError;
     return s;
@@ -343,9 +443,9 @@ export class PresenceReader implements WebhookHandlers {
   /** Stop polling and upkeep; subscriptions stay for the next run unless asked to delete them. */
   async stop(options: { deleteSubscriptions?: boolean } = {}): Promise<void> {
     this.stopped = true;
-    this.pollTimer?.cancel();
-    this.pollTimer = undefined;
-    await Promise.all([this.lookup, this.polling]);
+    this.pollStream.stop();
+    this.safetyStream.stop();
+    await Promise.all([this.lookup, this.polling, this.pollStream.inFlight(), this.safetyStream.inFlight()]);
     await this.subs?.stop(options);
   }
 }

@@ -66,11 +66,10 @@ export function parsePresence(v: unknown, at: number): { userId: string; state: 
 }
 
 /**
- * Order of two sequence numbers: negative, zero or positive. They are opaque
- * but sortable; a longer one is the larger (numbers without leading zeros),
- * equal lengths compare as text.
+ * Order of two sequence numbers: negative, zero or positive. Graph's
+ * presence resource documents sequenceNumber as an opaque string that sorts
+ * lexicographically, so it is compared as text (ordinal, no length rule).
  */
 export function compareSequence(a: string, b: string): number {
-  if (a.length !== b.length) return a.length - b.length;
   return a < b ? -1 : a > b ? 1 : 0;
 }

@@ -386,8 +386,15 @@ export class SubscriptionManager {
 
   /** Delete every subscription of this app that the account holds (the 409 case). */
   private async clearStale(slot: Slot): Promise<number> {
-    const body: unknown = await slot.client.api('/subscriptions').get();
-    const list = isRecord(body) && Array.isArray(body['value']) ? body['value'] : [];
+    // Graph: subscription-list (the answer pages by @odata.nextLink): gather every page before deleting
+    const list: unknown[] = [];
+    let next: string | undefined = '/subscriptions';
+    for (let pages = 0; next !== undefined && pages < 1000; pages++) {
+      const body: unknown = await slot.client.api(next).get();
+      if (isRecord(body) && Array.isArray(body['value'])) list.push(...body['value']);
+      const link = isRecord(body) ? body['@odata.nextLink'] : undefined;
+      next = typeof link === 'string' && link !== '' ? link : undefined;
+    }
     let n = 0;
     for (const s of list) {
       if (!isRecord(s) || typeof s['id'] !== 'string') continue;

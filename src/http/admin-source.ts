@@ -90,6 +90,8 @@ export interface AdminSource {
   trunks(): readonly TrunkInfo[];
   /** undefined: no Graph side configured. */
   graph(): GraphInfo | undefined;
+  /** Why the person has no Teams identity (e.g. no usable Teams licence), when the Graph side knows. */
+  teamsExcluded?(personId: string): string | undefined;
   /** Read the person's Teams presence again and re-announce the view to watchers. */
   resync(personId: string): Promise<ResyncResult>;
   /** Guessing and connection-limit counts; absent: not shown. */

@@ -182,7 +182,7 @@ const SCRIPT = String.raw`
 
   // ---- users ----
   function teamsText(u) {
-    if (!u.teams) return ['Not mapped', 'no Teams identity'];
+    if (!u.teams) return ['Not mapped', u.teamsExcluded || 'no Teams identity'];
     if (!u.teamsPresence) return ['Unknown', u.teams.upn || u.teams.userId || ''];
     var p = u.teamsPresence;
     var main = p.availability === p.activity ? p.availability : p.availability + ' / ' + p.activity;

@@ -18,6 +18,8 @@ export interface UserRow {
   extension: string | null;
   aors: string[];
   teams: { userId: string | null; upn: string | null } | null;
+  /** why there is no Teams identity (present only then, when known) */
+  teamsExcluded?: string;
   teamsPresence: { availability: string; activity: string; statusMessage: string | null; at: number } | null;
   telephony: { line: string; dnd: boolean; calls: number; origin: string; at: number } | null;
   sip: { basic: string; activities: string[]; note: string | null; origin: string; at: number } | null;
@@ -70,7 +72,9 @@ export function userRow(source: AdminSource, person: Person, last?: HistoryEntry
   const tel = state.telephony;
   const sip = state.sip;
   const lastEntry = last ?? lastOf(source.history(person.id));
+  const excluded = person.teams === undefined ? source.teamsExcluded?.(person.id) : undefined;
   return {
+    ...(excluded !== undefined ? { teamsExcluded: excluded } : {}),
     id: person.id,
     name: person.displayName,
     extension: person.extension ?? null,

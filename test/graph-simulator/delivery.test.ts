@@ -4,9 +4,10 @@ import { harness, webhook } from './helpers.js';
 
 const MIN = 60_000;
 
-t.test('slow endpoints: timeouts are retried; a mostly slow endpoint gets notifications dropped and a missed event', async (t) => {
+t.test('slow endpoints: timeouts are retried; a mostly slow endpoint gets notifications dropped, with no lifecycle event', async (t) => {
   const clock = new ManualClock();
-  const h = await harness({ clock, notifier: { deliveryTimeoutMs: 250 } });
+  // judged over the latest 10 deliveries here (Graph: 100), so the test stays short
+  const h = await harness({ clock, notifier: { deliveryTimeoutMs: 250, healthSamples: 10 } });
   const hook = await webhook();
   t.teardown(async () => {
     await h.close();
@@ -37,7 +38,7 @@ t.test('slow endpoints: timeouts are retried; a mostly slow endpoint gets notifi
     t.pass('the retry got through');
   });
 
-  await t.test('>= 15 % slow answers over 10 minutes: new notifications are dropped, subscribers hear "missed"', async (t) => {
+  await t.test('>= 15 % slow answers over the latest deliveries: new notifications are dropped; presence hears no "missed"', async (t) => {
     hook.delayMs = 600;
     // ten slow deliveries, one at a time
     for (let i = 0; i < 10; i++) {
@@ -51,10 +52,10 @@ t.test('slow endpoints: timeouts are retried; a mostly slow endpoint gets notifi
     const droppedBefore = control.counters().notifications.dropped;
     control.teams(users[1]?.id ?? '', 'dnd');
     await control.idle();
-    await hook.waitFor(() => hook.received.length > 0);
+    await new Promise((r) => setTimeout(r, 300));
+    await control.idle();
     t.ok(control.counters().notifications.dropped > droppedBefore, 'the new notification was dropped');
-    const events = hook.received.flatMap((b) => b.value).map((n) => n['lifecycleEvent']);
-    t.same(events, ['missed'], 'only a missed lifecycle event arrived');
+    t.same(hook.received, [], 'nothing arrived: no notification and no lifecycle event (Graph sends presence only reauthorizationRequired)');
     // after the drop period, deliveries resume
     clock.advance(11 * MIN);
     hook.received.length = 0;

@@ -87,7 +87,10 @@ t.test('presence change notifications', async (t) => {
     t.type(n['subscriptionExpirationDateTime'], 'string');
     const rd = n['resourceData'] as Record<string, unknown>;
     t.equal(rd['id'], anna.id);
-    t.equal(rd['@odata.type'], '#Microsoft.Graph.presence');
+    t.equal(rd['@odata.type'], '#microsoft.graph.presence', 'as documented');
+    t.equal(rd['@odata.id'], `users/${anna.id}/presence`);
+    t.equal(n['resource'], `communications/presences/${anna.id}`);
+    t.equal(n['organizationId'], h.sim.tenantId);
     t.equal(rd['availability'], undefined, 'basic notifications carry no availability');
     control.signIn('chiara');
     await control.idle();

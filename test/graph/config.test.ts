@@ -21,7 +21,16 @@ t.test('defaults fill in around the required fields', async (t) => {
   t.equal(c.poll.intervalSec, 30);
   t.equal(c.writer.expirationMinutes, 5);
   t.equal(c.writer.dnd, 'session');
-  t.equal(c.budget.requestsPer30s, 1500);
+  t.equal(c.budget.requestsPer30s, 1200, 'a safe share below the documented 1,500 / 30 s');
+  t.equal(c.poll.mode, 'budget');
+  t.equal(c.poll.share, 0.4);
+  t.equal(c.poll.safetyReadSec, 600);
+  t.same(c.directory.teamsServicePlanIds, [
+    '57ff2da0-773e-42df-b2af-ffb7a2317929',
+    '304767db-7d23-49e8-a945-4a7eb65f9f28',
+    '9953b155-8aef-4c56-92f3-72b0487fce41',
+    'fd500458-c24c-478e-856c-a6067a8376cd',
+  ]);
   t.same(c.serviceAccounts, []);
   t.equal(c.webhook, undefined);
   t.same(c.directory.match, { sip: 'aorUser', graph: 'userPrincipalName', stripDomain: true });
@@ -82,4 +91,16 @@ t.test('unknown keys and duplicates are named', async (t) => {
   t.ok(p.some((x) => x.startsWith('graph: unknown key "pollInterval"')), p.join('\n'));
   t.ok(p.some((x) => x.startsWith('graph.serviceAccounts[1].username: duplicate of serviceAccounts[0]')), p.join('\n'));
   t.ok(p.some((x) => x.startsWith('graph.directory.static[1].person: "anna" is already directory.static[0]')), p.join('\n'));
+});
+
+t.test('the request budget: at most the documented 1,500 / 30 s, and polling must fit in it', async (t) => {
+  const base = { tenantId: TENANT, clientId: CLIENT, clientSecret: 's' };
+  const over = problems({ ...base, budget: { requestsPer30s: 1600 } });
+  t.match(over.join('\n'), /graph\.budget\.requestsPer30s: expected .*at most 1500 per 30 s/);
+  t.same(problems({ ...base, budget: { requestsPer30s: 1500 } }), [], '1,500 itself is allowed');
+  const tight = problems({ ...base, budget: { requestsPer30s: 300 }, poll: { share: 0.5 } });
+  t.match(tight.join('\n'), /graph\.poll\.share: 0\.5 of 1,500 is 750 requests \/ 30 s, more than budget\.requestsPer30s \(300\); lower poll\.share/);
+  t.match(problems({ ...base, poll: { share: 0 } }).join('\n'), /graph\.poll\.share: expected .*above 0/);
+  t.match(problems({ ...base, poll: { mode: 'fast' } }).join('\n'), /graph\.poll\.mode: expected .*budget, fixed/);
+  t.match(problems({ ...base, directory: { teamsServicePlanIds: ['teams'] } }).join('\n'), /graph\.directory\.teamsServicePlanIds\[0\]: expected .*service plan id/);
 });

@@ -25,7 +25,8 @@ t.test('presence resources: case-insensitive values, unknown kept, sequence orde
   t.equal(parsePresence({ availability: 'Busy' }, 0), undefined, 'no id: not a presence');
   t.equal(parsePresence('junk', 0), undefined);
   t.ok(compareSequence('0000000000000010', '000000000000000F') > 0);
-  t.ok(compareSequence('10', '9') > 0, 'longer is later');
+  t.ok(compareSequence('10', '9') < 0, 'compared as strings (Graph: lexicographically sortable): "10" sorts before "9"');
+  t.ok(compareSequence('B', 'AZ') > 0, 'no length rule');
   t.equal(compareSequence('ABC', 'ABC'), 0);
 });
 
