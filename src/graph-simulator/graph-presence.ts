@@ -176,7 +176,8 @@ export function registerPresenceRoutes(app: FastifyInstance, ctx: SimContext): v
     const content = isRecord(message) ? message['content'] : null;
     if (content !== null && content !== undefined && typeof content !== 'string') throw badRequest("'statusMessage.message.content' must be a string.");
     const contentType = isRecord(message) && typeof message['contentType'] === 'string' ? message['contentType'] : 'text';
-    if (!['text', 'html'].includes(contentType.toLowerCase())) throw badRequest(`Invalid contentType '${contentType}'.`);
+    // Graph: presence-setstatusmessage (the message's contentType is text; html is not accepted)
+    if (contentType.toLowerCase() !== 'text') throw badRequest(`Invalid contentType '${contentType}': a status message takes contentType 'text' only.`);
     let expiresAt: number | null = null;
     const expiry = sm['expiryDateTime'];
     if (expiry !== undefined && expiry !== null) {
