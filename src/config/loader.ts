@@ -62,7 +62,9 @@ function describeIssue(issue: z.core.$ZodIssue, input: unknown): string {
     if (got !== null && typeof got === 'object') got = (got as Record<PathPart, unknown>)[p];
     else got = undefined;
   }
-  const shown = got === undefined ? '' : ` (got ${JSON.stringify(got)?.slice(0, 80)})`;
+  // a secret that fails validation is still a secret: say what is wrong, not what it is
+  const secret = /token|password|secret/i.test(String(path[path.length - 1] ?? ''));
+  const shown = got === undefined || secret ? '' : ` (got ${JSON.stringify(got)?.slice(0, 80)})`;
   if (issue.code === 'unrecognized_keys') {
     return `${formatPath(path)}: unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')} (check the spelling; see config/example.yaml)`;
   }

@@ -42,7 +42,8 @@ export function aadError(
     status,
     body: {
       error,
-      error_description: `AADSTS${code}: ${text} Trace ID: ${traceId} Correlation ID: ${ctx.correlationId} Timestamp: ${timestamp}`,
+      // lines as Entra separates them (v2-oauth2-auth-code-flow, error response): CRLF before each trace line
+      error_description: `AADSTS${code}: ${text}\r\nTrace ID: ${traceId}\r\nCorrelation ID: ${ctx.correlationId}\r\nTimestamp: ${timestamp}`,
       error_codes: [code],
       timestamp,
       trace_id: traceId,

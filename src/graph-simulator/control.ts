@@ -320,7 +320,11 @@ export class SimControl {
     return this.ctx.subscriptions.list().map((s) => ({ ...subscriptionJson(s), needsReauthorization: s.needsReauthorization, userIds: [...s.userIds] }));
   }
 
-  /** Send a lifecycle event to a subscription's lifecycleNotificationUrl; subscriptionRemoved also removes it. */
+  /**
+   * Send a lifecycle event to a subscription's lifecycleNotificationUrl; subscriptionRemoved also removes it.
+   * Graph itself sends presence subscriptions only reauthorizationRequired (the simulator never emits the
+   * others on its own); missed and subscriptionRemoved can be injected to prove a receiver copes with them.
+   */
   fireLifecycle(subscriptionId: string, event: LifecycleEvent): { sent: boolean } {
     if (!['reauthorizationRequired', 'subscriptionRemoved', 'missed'].includes(event)) throw new SimControlError(400, `unknown lifecycle event '${String(event)}'`);
     const sub = this.ctx.subscriptions.get(subscriptionId);

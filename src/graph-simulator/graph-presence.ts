@@ -94,6 +94,8 @@ export function registerPresenceRoutes(app: FastifyInstance, ctx: SimContext): v
       const id = raw.toLowerCase();
       if (seen.has(id)) continue;
       seen.add(id);
+      // what Graph does with unknown ids is not documented (cloudcommunications-getpresencesbyuserid); here they
+      // are left out, and the gateway copes with that, PresenceUnknown entries and a 404 alike (presence-batch.ts)
       if (!ctx.directory.get(id)) continue;
       value.push({ ...ctx.presence.get(id) });
     }
@@ -160,6 +162,7 @@ export function registerPresenceRoutes(app: FastifyInstance, ctx: SimContext): v
     ctx.presence.setPreferred(user.id, pair[0], pair[1], duration);
   });
 
+  // presence-clearuserpreferredpresence documents 200 OK; the gateway takes any 2xx (204 too), so either is safe
   write('clearUserPreferredPresence', (_r, user) => {
     ctx.presence.clearPreferred(user.id);
   });
@@ -176,7 +179,8 @@ export function registerPresenceRoutes(app: FastifyInstance, ctx: SimContext): v
     const content = isRecord(message) ? message['content'] : null;
     if (content !== null && content !== undefined && typeof content !== 'string') throw badRequest("'statusMessage.message.content' must be a string.");
     const contentType = isRecord(message) && typeof message['contentType'] === 'string' ? message['contentType'] : 'text';
-    if (!['text', 'html'].includes(contentType.toLowerCase())) throw badRequest(`Invalid contentType '${contentType}'.`);
+    // Graph: presence-setstatusmessage (the message's contentType is text; html is not accepted)
+    if (contentType.toLowerCase() !== 'text') throw badRequest(`Invalid contentType '${contentType}': a status message takes contentType 'text' only.`);
     let expiresAt: number | null = null;
     const expiry = sm['expiryDateTime'];
     if (expiry !== undefined && expiry !== null) {

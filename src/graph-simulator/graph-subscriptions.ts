@@ -182,7 +182,8 @@ export function registerSubscriptionRoutes(app: FastifyInstance, ctx: SimContext
     const value = ctx.subscriptions
       .list()
       .filter((s) => s.applicationId === appId && (caller.kind === 'app' || s.creatorId === caller.userId))
-      .map(subscriptionJson);
+      // Graph: subscription-list (clientState is never returned when subscriptions are listed)
+      .map((s) => ({ ...subscriptionJson(s), clientState: null }));
     return { '@odata.context': `${ctx.graphBase()}/$metadata#subscriptions`, value };
   });
 

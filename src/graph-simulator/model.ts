@@ -86,6 +86,14 @@ export interface PresenceResource {
   statusMessage: StatusMessageResource | null;
   outOfOfficeSettings: { message: string | null; isOutOfOffice: boolean };
   sequenceNumber: string;
+  workLocation: WorkLocationResource;
+}
+
+/** Graph userWorkLocation, as on the presence resource (presence resource type, workLocation). */
+export interface WorkLocationResource {
+  workLocationType: 'unknown' | 'office' | 'remote' | 'timeOff';
+  source: 'none' | 'manual' | 'scheduled' | 'automatic';
+  placeId: string | null;
 }
 
 export interface StatusMessageResource {

@@ -1,6 +1,6 @@
 import type { ScheduledTask, SimClock } from './clock.js';
 import { isoGraph } from './ids.js';
-import type { PresenceResource, StatusMessageResource } from './model.js';
+import type { PresenceResource, StatusMessageResource, WorkLocationResource } from './model.js';
 import { availabilityRank, FADE_AWAY_AFTER, FADE_IDLE_AFTER } from './presence-rules.js';
 
 export type SessionKind = 'client' | 'app';
@@ -40,6 +40,7 @@ interface UserPresence {
   /** what the last emitted state was, to detect changes */
   key: string;
   sequence: string;
+  workLocation: WorkLocationResource;
   timer: ScheduledTask | undefined;
 }
 
@@ -97,6 +98,7 @@ export class PresenceEngine {
         activity: 'Offline',
         key: 'Offline|Offline||0',
         sequence: this.nextSequence(),
+        workLocation: { workLocationType: 'unknown', source: 'none', placeId: null },
         timer: undefined,
       };
       this.users.set(userId, s);
@@ -165,6 +167,12 @@ export class PresenceEngine {
     this.update(userId, s);
   }
 
+  /** Where the person works today (Graph userWorkLocation); not part of availability, so no new sequence number. */
+  setWorkLocation(userId: string, workLocationType: WorkLocationResource['workLocationType'], placeId: string | null = null): void {
+    const s = this.state(userId);
+    s.workLocation = { workLocationType, source: 'manual', placeId };
+  }
+
   /** Forget a user (removed from the directory). */
   removeUser(userId: string): void {
     const s = this.users.get(userId);
@@ -192,6 +200,7 @@ export class PresenceEngine {
       statusMessage,
       outOfOfficeSettings: { message: s.outOfOfficeMessage, isOutOfOffice: s.outOfOffice },
       sequenceNumber: s.sequence,
+      workLocation: { ...s.workLocation },
     };
   }
 
@@ -312,8 +321,9 @@ function effective(session: Session, now: number): readonly [string, string] | u
   if (session.expiresAt <= now) return undefined;
   if (session.kind === 'app' && session.availability === 'Available') {
     const idle = now - session.refreshedAt;
+    // Graph: presence-setpresence, "Timeout, expiration, and keep alive": Available/AvailableInactive, then Away/Away
     if (idle >= FADE_AWAY_AFTER) return ['Away', 'Away'];
-    if (idle >= FADE_IDLE_AFTER) return ['AvailableIdle', 'Inactive'];
+    if (idle >= FADE_IDLE_AFTER) return ['Available', 'AvailableInactive'];
   }
   return [session.availability, session.activity];
 }

@@ -160,11 +160,6 @@ export class PresenceReader implements WebhookHandlers {
     if (plan.limited) this.o.logger.warn({ budgetPer30s: this.o.poll.requestsPer30s }, 'graph: the poll budget cannot read everyone as often as poll.intervalSec asks; raise graph.poll.share or poll.intervalSec');
   }
 
-  /** Covered users count as covered only while the webhook is not down. */
-  private covers(userId: string): boolean {
-    return this.subs !== undefined && this.subs.isCovered(userId) && this.health.status().state !== 'down';
-  }
-
   /** Users the poll stream reads each interval: no healthy subscription covers them (plus failed reads). */
   private polledIds(withRetries: boolean): string[] {
     const down = this.health.status().state === 'down';
@@ -426,7 +421,7 @@ export class PresenceReader implements WebhookHandlers {
   status(): ReaderStatus {
     const s: ReaderStatus = {
       users: this.userIds.length,
-      polled: this.subs === undefined ? this.userIds.length : this.userIds.filter((u) => !this.covers(u)).length,
+      polled: this.polledIds(false).length,
       polls: this.st.polls + this.pollStream.cycles,
       notifications: { ...this.st.notifications },
       lookups: { ...this.st.lookups },

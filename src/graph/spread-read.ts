@@ -3,7 +3,9 @@
  * takes the current id list, cuts it into k batches of at most 650
  * (getPresencesByUserId's limit) of near equal size, and starts batch j at
  * j * interval / k into the cycle, so the requests never come as a burst. A
- * batch that runs late delays the next; batches never overlap.
+ * batch that runs late delays the next; batches never overlap. Between
+ * cycles the interval is asked again every few seconds, so a shorter one (a
+ * webhook turning unhealthy) takes effect without waiting out the longer.
  */
 import type { Clock, Timer } from './clock.js';
 import { MAX_IDS_PER_CALL } from './presence-batch.js';
@@ -31,13 +33,15 @@ export function evenBatches(ids: readonly string[], max = MAX_IDS_PER_CALL): str
   return out;
 }
 
+/** How often the wait for the next cycle looks at the interval again. */
+const RECHECK_MS = 5000;
+
 export class SpreadRead {
   private timer: Timer | undefined;
   private batches: string[][] = [];
   private next = 0;
   private cycleStart = 0;
   private stepMs = 0;
-  private cycleMs = 0;
   private running: Promise<void> | undefined;
   private stopped = true;
   cycles = 0;
@@ -60,13 +64,24 @@ export class SpreadRead {
 
   private newCycle(): void {
     this.cycleStart = this.o.clock.now();
-    this.cycleMs = Math.max(1, this.o.intervalMs());
+    const cycleMs = Math.max(1, this.o.intervalMs());
     this.batches = evenBatches(this.o.ids());
     this.next = 0;
     this.cycles++;
-    this.stepMs = this.batches.length === 0 ? this.cycleMs : this.cycleMs / this.batches.length;
-    if (this.batches.length === 0) this.arm(this.cycleMs, () => this.newCycle());
+    this.stepMs = this.batches.length === 0 ? cycleMs : cycleMs / this.batches.length;
+    if (this.batches.length === 0) this.awaitCycle();
     else this.fire();
+  }
+
+  /** Wait for the next cycle: cycleStart + the interval as it is by then. */
+  private awaitCycle(): void {
+    const due = this.cycleStart + Math.max(1, this.o.intervalMs());
+    const wait = due - this.o.clock.now();
+    if (wait <= 0) {
+      this.newCycle();
+      return;
+    }
+    this.arm(Math.min(wait, RECHECK_MS), () => this.awaitCycle());
   }
 
   private fire(): void {
@@ -75,9 +90,8 @@ export class SpreadRead {
     this.running = this.o.read(batch).finally(() => {
       this.running = undefined;
       if (this.stopped) return;
-      const now = this.o.clock.now();
-      if (this.next < this.batches.length) this.arm(this.cycleStart + this.next * this.stepMs - now, () => this.fire());
-      else this.arm(this.cycleStart + this.cycleMs - now, () => this.newCycle());
+      if (this.next < this.batches.length) this.arm(this.cycleStart + this.next * this.stepMs - this.o.clock.now(), () => this.fire());
+      else this.awaitCycle();
     });
   }
 

@@ -109,7 +109,7 @@ t.test('Graph presence read and write', async (t) => {
     await setPresence(dmitri.id, { availability: 'Available', activity: 'Available', expirationDuration: 'PT1H' });
     clock.advance(5 * MIN);
     let p = await presence(dmitri.id);
-    t.equal(p.availability, 'AvailableIdle');
+    t.equal(`${p.availability}/${p.activity}`, 'Available/AvailableInactive', 'the documented first fade');
     clock.advance(5 * MIN);
     p = await presence(dmitri.id);
     t.equal(`${p.availability}/${p.activity}`, 'Away/Away');

@@ -46,21 +46,21 @@ t.test('user preferred presence wins, but only while a session exists', async (t
   t.equal(state(), 'Busy/InACall');
 });
 
-t.test('an Available app session fades to AvailableIdle at 5 min and Away at 10 unless refreshed', async (t) => {
+t.test('an Available app session fades to Available/AvailableInactive at 5 min and Away at 10 unless refreshed', async (t) => {
   const { clock, presence, changes, state } = engine();
   presence.setSession(U, 'app', 'app', 'Available', 'Available', 60 * MIN);
   t.equal(state(), 'Available/Available');
   clock.advance(4 * MIN);
   t.equal(state(), 'Available/Available');
   clock.advance(1 * MIN);
-  t.equal(state(), 'AvailableIdle/Inactive');
+  t.equal(state(), 'Available/AvailableInactive');
   clock.advance(5 * MIN);
   t.equal(state(), 'Away/Away');
   presence.setSession(U, 'app', 'app', 'Available', 'Available', 60 * MIN);
   t.equal(state(), 'Available/Available', 'a refresh restores Available');
   t.same(
     changes.map((c) => `${c.availability}/${c.activity}`),
-    ['Available/Available', 'AvailableIdle/Inactive', 'Away/Away', 'Available/Available'],
+    ['Available/Available', 'Available/AvailableInactive', 'Away/Away', 'Available/Available'],
     'each stage was reported once, by the timer',
   );
 });
