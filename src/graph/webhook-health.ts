@@ -29,6 +29,8 @@ const DOWN_AFTER_MISSES = 3;
 
 export class WebhookHealth {
   private readonly candidates = new Map<string, number>();
+  /** users notified in the last minute: a read racing their look-up finds an announced change */
+  private readonly recent = new Map<string, number>();
   private misses: number[] = [];
   private refusals: number[] = [];
   private deliveries: number[] = [];
@@ -42,7 +44,10 @@ export class WebhookHealth {
   notified(userIds: readonly string[]): void {
     const now = this.clock.now();
     this.deliveries.push(now);
-    for (const u of userIds) this.candidates.delete(u);
+    for (const u of userIds) {
+      this.candidates.delete(u);
+      this.recent.set(u, now);
+    }
   }
 
   /** A delivery was answered with an error. */
@@ -52,10 +57,14 @@ export class WebhookHealth {
 
   /** A read found a change of a webhook-covered user; a miss unless a notification follows within a minute. */
   changeFound(userId: string): void {
-    if (!this.candidates.has(userId)) this.candidates.set(userId, this.clock.now());
+    const now = this.clock.now();
+    const notifiedAt = this.recent.get(userId);
+    if (notifiedAt !== undefined && now - notifiedAt < GRACE_MS) return;
+    if (!this.candidates.has(userId)) this.candidates.set(userId, now);
   }
 
   private settle(now: number): void {
+    for (const [u, at] of this.recent) if (now - at >= GRACE_MS) this.recent.delete(u);
     for (const [u, at] of this.candidates) {
       if (now - at < GRACE_MS) continue;
       this.candidates.delete(u);

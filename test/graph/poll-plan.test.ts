@@ -121,3 +121,16 @@ t.test('webhook health: changes a read found and no notification announced', asy
   h.refused();
   t.equal(h.status().state, 'degraded', 'a refused delivery');
 });
+
+t.test('webhook health: a read racing a notification look-up is not a miss', async (t) => {
+  const clock = new ManualClock(0);
+  const h = new WebhookHealth(clock);
+  h.notified(['anna']);
+  clock.advance(2000);
+  h.changeFound('anna');
+  clock.advance(120_000);
+  t.equal(h.status().state, 'healthy', 'announced just before the read found it');
+  h.changeFound('anna');
+  clock.advance(61_000);
+  t.equal(h.status().missed, 1, 'a minute after the notification, a new unannounced change is a miss');
+});

@@ -86,3 +86,24 @@ t.test('1,000 more people: the user listing pages, polling reads 650 users a cal
   t.equal(s.sink.applied, 1005 + 2);
   t.equal(big.directory.findByTeamsUserId(BEN)?.id, 'ben');
 });
+
+t.test('stale by sequence number N times in a row while the content changes: taken as a reset, and logged', async (t) => {
+  const { directory, store } = core();
+  mapDemo(directory);
+  const warnings: string[] = [];
+  const logger = { ...silentLogger(), warn: (_o: unknown, msg?: string) => void warnings.push(String(msg)) } as unknown as ReturnType<typeof silentLogger>;
+  const sink = new PresenceSink(directory, store, logger, 3);
+  const reading = (activity: string, availability: string, seq: string) => ({ availability, activity, sequenceNumber: seq, at: 1 });
+  t.equal(sink.offer(ANNA, reading('InACall', 'Busy', '0000000000000900')), true);
+  // Graph's stamps start again from a low value; the person really is Available now
+  t.equal(sink.offer(ANNA, reading('Available', 'Available', '0000000000000001')), false, 'first stale reading: dropped');
+  t.equal(sink.offer(ANNA, reading('Available', 'Available', '0000000000000002')), false, 'second: dropped');
+  t.equal(sink.offer(ANNA, reading('Available', 'Available', '0000000000000003')), true, 'third in a row: accepted');
+  t.equal(store.state('anna').teams?.activity, 'Available');
+  t.same(warnings, ['graph: presence sequence number went back; accepting the reading (stamps can reset)']);
+  t.equal(sink.status().resets, 1);
+  t.equal(sink.offer(ANNA, reading('Busy', 'Busy', '0000000000000004')), true, 'newer stamps flow again from the new base');
+  t.equal(sink.offer(ANNA, reading('Available', 'Available', '0000000000000002')), false, 'an old reading is stale again');
+  t.equal(sink.offer(ANNA, reading('Busy', 'Busy', '0000000000000001')), false, 'a stale copy of what we have breaks the run');
+  t.equal(sink.offer(ANNA, reading('Available', 'Available', '0000000000000002')), false, 'so this counts from one again');
+});

@@ -3,7 +3,7 @@ import { ManualClock } from '../../src/graph-simulator/clock.js';
 import { createGraph } from '../../src/graph/index.js';
 import type { WebhookHandlers } from '../../src/graph/webhook-handler.js';
 import { silentLogger } from '../../src/util/logger.js';
-import { ANNA, core, env, webhookServer } from './helpers.js';
+import { core, env, webhookServer } from './helpers.js';
 
 const READS = 'POST /v1.0/communications/getPresencesByUserId 200';
 
@@ -86,5 +86,22 @@ t.test('with a webhook: covered people only get the safety read, sooner while no
   clock.advance(60_000);
   await graph.idle();
   t.equal(store.state('anna').teams?.activity, 'Available', 'the next miss is found within a minute');
-  void ANNA;
+  e.sim.control.call('ben');
+  await e.sim.control.idle();
+  clock.advance(60_000);
+  await graph.idle();
+  t.equal(store.state('ben').teams?.activity, 'InACall');
+  clock.advance(61_000);
+  await graph.idle();
+  const down = graph.status().reader;
+  t.equal(down.webhookHealth?.state, 'down', 'three changes, no notification: deliveries are absent');
+  t.equal(down.polled, 5, 'covered people are polled like the rest');
+  before = reads();
+  e.sim.control.endCall('ben');
+  for (let i = 0; i < 3; i++) {
+    clock.advance(1000);
+    await graph.idle();
+  }
+  t.ok(reads() - before >= 3, 'every second again');
+  t.equal(store.state('ben').teams?.activity, 'Available');
 });
