@@ -10,6 +10,7 @@ import { GuessingGuard, type GuardVerdict, type LockoutEvent } from '../sip/gues
 import type { SecurityLog } from '../sip/security-log.js';
 import type { Logger } from '../util/logger.js';
 import { CidrSet } from './cidr.js';
+import { GUESSING_DEFAULTS } from './guessing-config.js';
 import type { Trunk } from './trunk.js';
 
 export type AccessDecision =
@@ -86,10 +87,10 @@ export class AccessControl {
     this.digest =
       opts.digest ?? new DigestServer({ realm: opts.config.realm ?? opts.defaultRealm ?? 'presence-gateway', now: this.now });
     this.security = opts.security;
-    const g = opts.config.guessing;
-    this.refuseWith = g?.refuseWith ?? 403;
-    if (g === undefined || g.enabled) {
-      const { enabled: _e, refuseWith: _r, ...options } = g ?? { enabled: true, refuseWith: 403 };
+    const g = opts.config.guessing ?? GUESSING_DEFAULTS;
+    this.refuseWith = g.refuseWith;
+    if (g.enabled) {
+      const { enabled: _e, refuseWith: _r, ...options } = g;
       this.guard = new GuessingGuard(options, this.now, (e) => this.lockout(e));
       // lockout ends are reported on the way too; this catches them when no one asks
       if (opts.now === undefined) {

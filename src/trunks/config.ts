@@ -177,7 +177,7 @@ export const accessSchema = z
       )
       .default([]),
     /** digest password-guessing throttle (guessing-config.ts) */
-    guessing: guessingSchema,
+    guessing: guessingSchema.optional(),
   })
   .prefault({})
   .superRefine((a, ctx) => {

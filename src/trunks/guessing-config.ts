@@ -38,7 +38,6 @@ export const guessingSchema = z
       .transform((n) => n as 403 | 503)
       .default(403),
   })
-  .prefault({})
   .superRefine((g, ctx) => {
     if (g.lockoutSec > g.maxLockoutSec) {
       ctx.addIssue({ code: 'custom', path: ['lockoutSec'], message: `lockoutSec (${g.lockoutSec}) exceeds maxLockoutSec (${g.maxLockoutSec}); lower it or raise maxLockoutSec` });
@@ -52,3 +51,6 @@ export const guessingSchema = z
   });
 
 export type GuessingConfig = z.output<typeof guessingSchema>;
+
+/** What applies when `sip.access.guessing` is left out (it then stays absent from the parsed config). */
+export const GUESSING_DEFAULTS: GuessingConfig = guessingSchema.parse({});

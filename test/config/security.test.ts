@@ -2,6 +2,7 @@ import t from 'tap';
 import { Writable } from 'node:stream';
 import { securityInfo, wireAdmin } from '../../src/admin-wiring.js';
 import { DEMO_ADMIN_TOKEN } from '../../src/config/admin.js';
+import { GUESSING_DEFAULTS } from '../../src/trunks/guessing-config.js';
 import { ConfigError, parseConfig } from '../../src/config/loader.js';
 import { configSchema } from '../../src/config/schema.js';
 import { connectors } from '../../src/http/rows.js';
@@ -30,7 +31,8 @@ t.test('defaults: guessing on, connection limits, security log on stdout', async
   const c = parseConfig('');
   t.same(c.sip.connections, { messageTimeoutSec: 10, strangerIdleSec: 30, maxPerSource: 32 });
   t.same(c.log.security, { destination: 'stdout', linesPerSourcePerSec: 10 });
-  t.match(c.sip.access.guessing, { enabled: true, maxFailures: 5, lockoutSec: 60, maxLockoutSec: 3600, perUserMaxFailures: 30, refuseWith: 403 });
+  t.equal(c.sip.access.guessing, undefined, 'left out, it stays out of the parsed config');
+  t.match(GUESSING_DEFAULTS, { enabled: true, maxFailures: 5, lockoutSec: 60, maxLockoutSec: 3600, perUserMaxFailures: 30, refuseWith: 403 });
 });
 
 t.test('bad values name the config path and the fix', async (t) => {

@@ -170,3 +170,38 @@ t.test('WebSocket: a connection without a SIP message is closed; the per-source 
   t.ok(refused, 'the third WebSocket from one source is refused (503)');
   t.ok(security.events.some((e) => e.event === 'connection_refused' && e.fields.transport === 'ws' && e.fields.reason === 'per_source_limit'));
 });
+
+t.test('TLS: after the handshake, a silent connection and a half-sent message are closed in time', async (t) => {
+  const { createCertificateAuthority, createServerCertificate } = await import('../../src/graph-simulator/certs.js');
+  const { connect: tlsConnect } = await import('node:tls');
+  const ca = createCertificateAuthority('hygiene test CA');
+  const cert = createServerCertificate(ca);
+  const security = new CountingSecurityLog();
+  const s = await SipStack.start({
+    listen: [{ protocol: 'tls', address: '127.0.0.1', port: 0, tls: { cert: cert.certPem, key: cert.keyPem } }],
+    logger: silentLogger(),
+    load: false,
+    connections: { messageTimeoutMs: MESSAGE_MS, strangerIdleMs: STRANGER_MS, maxPerSource: 32 },
+    security,
+  });
+  t.teardown(() => s.close());
+  const port = s.localEndpoint('tls')!.port;
+  const openTls = async (): Promise<Peer> => {
+    const socket = tlsConnect({ host: '127.0.0.1', port, ca: ca.certPem, servername: 'localhost', rejectUnauthorized: false });
+    socket.on('error', () => undefined);
+    await once(socket, 'secureConnect');
+    const peer: Peer = { socket, text: '', closedAt: undefined, openedAt: Date.now() };
+    socket.on('close', () => (peer.closedAt = Date.now()));
+    t.teardown(() => socket.destroy());
+    return peer;
+  };
+  const silent = await openTls();
+  const half = await openTls();
+  half.socket.write(request('OPTIONS', 30).slice(0, 60));
+  for (const [name, peer] of Object.entries({ silent, half })) {
+    const took = await closedWithin(peer, MESSAGE_MS + SLACK);
+    t.ok(took !== undefined, `${name}: closed after ${took} ms`);
+  }
+  const closed = security.events.filter((e) => e.event === 'connection_closed' && e.fields.transport === 'tls');
+  t.equal(closed.length, 2, 'both logged');
+});

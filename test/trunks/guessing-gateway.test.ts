@@ -91,7 +91,8 @@ t.test('a guesser at 200/s does not find the password; the real user authenticat
   const gw = await startGateway({
     transports: ['udp'],
     overrides: {
-      sip: { access: { mode: 'restricted', users: [{ username: 'console1', password: PASSWORD }] } },
+      // overload shedding (503) is another defence with its own tests; here only the guessing throttle answers
+      sip: { access: { mode: 'restricted', users: [{ username: 'console1', password: PASSWORD }] }, overload: { maxEventLoopLagMs: 0 } },
       http: { port: await freePort() },
     },
   });
@@ -155,7 +156,10 @@ t.test('a guesser at 200/s does not find the password; the real user authenticat
   t.comment(`guesses sent: ${sent} in ${elapsed.toFixed(1)} s (${Math.round(sent / elapsed)}/s); answers ${JSON.stringify([...statuses])}`);
   t.ok(sent >= 300, 'the guesser got past line 300 of its list');
   t.notOk(found, 'the password was never accepted');
-  t.ok((statuses.get('403') ?? 0) >= sent - 10, 'all but the first few guesses were refused (403)');
+  const answered = sent - (statuses.get('timeout') ?? 0);
+  t.ok(answered >= sent * 0.9, `${answered} of ${sent} guesses answered`);
+  t.ok((statuses.get('401') ?? 0) <= 4, 'at most 4 guesses were challenged again');
+  t.equal((statuses.get('403') ?? 0) + (statuses.get('401') ?? 0), answered, 'every other answer was 403');
   t.ok(realResults.length >= GUESS_SECONDS, `the real user tried ${realResults.length} times`);
   t.ok(realResults.every((s) => typeof s === 'number' && s >= 200 && s < 300), `the real user got in every time: ${realResults.join(',')}`);
 
