@@ -156,6 +156,11 @@ t.test('WebSocket: a connection without a SIP message is closed; the per-source 
     t.teardown(() => ws.terminate());
     return { ws, closed, start };
   };
+  // half an HTTP upgrade request is cut off too
+  const halfUpgrade = await open(t, wsPort);
+  halfUpgrade.socket.write('GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n');
+  const upTook = await closedWithin(halfUpgrade, MESSAGE_MS + SLACK);
+  t.ok(upTook !== undefined, `half an upgrade request: closed after ${upTook} ms`);
   const silent = await openWs();
   await once(silent.ws, 'open');
   const took = await Promise.race([silent.closed, sleep(MESSAGE_MS + SLACK + 500).then(() => -1)]);

@@ -145,14 +145,14 @@ export class WsTransport {
       res.writeHead(426, { upgrade: 'websocket', connection: 'close', 'content-length': '0' });
       res.end();
     };
-    const server: HttpServer | HttpsServer =
-      this.protocol === 'wss' && tls !== undefined ? createHttpsServer(tlsServerContext(tls), onRequest) : createHttpServer(onRequest);
-    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(req, socket, head));
     // a client that never finishes its upgrade request is dropped within the message time too
-    if (this.hygiene.messageTimeoutMs > 0) {
-      server.headersTimeout = this.hygiene.messageTimeoutMs;
-      server.requestTimeout = this.hygiene.messageTimeoutMs;
-    }
+    const ms = this.hygiene.messageTimeoutMs;
+    const timeouts = ms > 0 ? { headersTimeout: ms, requestTimeout: ms, connectionsCheckingInterval: Math.max(10, Math.min(1000, Math.floor(ms / 4))) } : {};
+    const server: HttpServer | HttpsServer =
+      this.protocol === 'wss' && tls !== undefined
+        ? createHttpsServer({ ...tlsServerContext(tls), ...timeouts }, onRequest)
+        : createHttpServer(timeouts, onRequest);
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(req, socket, head));
     server.on('clientError', (err, socket) => {
       this.logger.debug({ err: err.message, protocol: this.protocol }, 'websocket listener: bad client');
       socket.destroy();
