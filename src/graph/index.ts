@@ -24,6 +24,8 @@ import { PresenceReader, type ReaderStatus } from './presence-reader.js';
 import { PresenceWriter, type WriterStatus } from './presence-writer.js';
 import type { SubscriptionStateStore } from './subscription-state.js';
 import type { WebhookHandlers } from './webhook-handler.js';
+import { loadNotificationKeys, MemoryNotificationKeyStore, type NotificationKeyring, type NotificationKeyStore } from './notification-keys.js';
+import { ValidationTokenVerifier } from './rich-notifications.js';
 
 export { graphConfigSchema, parseGraphConfig, GraphConfigError, type GraphConfig, type GraphConfigInput } from './config.js';
 export { graphWebhookRoute, type WebhookRouteOptions } from './webhook-route.js';
@@ -32,6 +34,7 @@ export { JsonFileSubscriptionStateStore, MemorySubscriptionStateStore, type Subs
 export type { Clock, Timer } from './clock.js';
 export type { GraphObserver } from './observer.js';
 export type { DirectorySyncResult } from './directory-sync.js';
+export { MemoryNotificationKeyStore, type NotificationKeyRecord, type NotificationKeyStore } from './notification-keys.js';
 
 export interface GraphOptions {
   config: GraphConfig;
@@ -40,6 +43,8 @@ export interface GraphOptions {
   logger: Logger;
   /** where subscription ids survive restarts (default: memory only) */
   stateStore?: SubscriptionStateStore;
+  /** where a generated rich-notification key pair is kept (default: memory only) */
+  notificationKeys?: NotificationKeyStore;
   clock?: Clock;
   /** RetryHandler tuning (default 3 s first delay without Retry-After, 3 retries) */
   retry?: { delaySec?: number; maxRetries?: number };
@@ -116,6 +121,23 @@ export function createGraph(options: GraphOptions): GraphRuntime {
   const accounts = auth.serviceAccountNames().map((name) => ({ name, client: clientFor(auth.serviceAccountToken(name)) }));
 
   const sync = new DirectorySync({ client: appClient, directory, config: config.directory, logger });
+  const richConfig = config.webhook?.richNotifications;
+  let keyring: NotificationKeyring | undefined;
+  const verifier =
+    richConfig === undefined
+      ? undefined
+      : new ValidationTokenVerifier({
+          authorityHost: config.authorityHost,
+          tenantId: config.tenantId,
+          clientId: config.clientId,
+          clock,
+          logger,
+          getJson: async (url) => {
+            const r = await transport.request(url, { headers: { accept: 'application/json' } });
+            if (!r.ok) throw new Error(`GET ${url}: HTTP ${r.status}`);
+            return (await r.json()) as unknown;
+          },
+        });
   const reader = new PresenceReader({
     appClient,
     accounts,
@@ -125,6 +147,7 @@ export function createGraph(options: GraphOptions): GraphRuntime {
     clock,
     pollIntervalSec: config.poll.intervalSec,
     observer: observerRef,
+    ...(verifier !== undefined ? { rich: { keyring: () => keyring, verifier } } : {}),
     ...(config.webhook !== undefined ? { webhook: config.webhook } : {}),
     ...(options.stateStore !== undefined ? { stateStore: options.stateStore } : {}),
     ...(GUID.test(config.tenantId) ? { tenantId: config.tenantId } : {}),
@@ -212,6 +235,21 @@ export function createGraph(options: GraphOptions): GraphRuntime {
         synced = false;
       }
       started = true;
+      if (richConfig !== undefined) {
+        try {
+          keyring = await loadNotificationKeys({
+            ...(richConfig.certPath !== undefined && richConfig.keyPath !== undefined
+              ? { files: { certPem: read(richConfig.certPath), keyPem: read(richConfig.keyPath), ...(richConfig.certificateId !== undefined ? { id: richConfig.certificateId } : {}) } }
+              : {}),
+            store: options.notificationKeys ?? new MemoryNotificationKeyStore(),
+            logger,
+            now: () => clock.now(),
+          });
+        } catch (error) {
+          // subscriptions are then created basic: notifications still work, with a read-back each
+          logger.error({ err: error }, 'graph: graph.webhook.richNotifications: no usable key pair (check certPath/keyPath); using basic notifications');
+        }
+      }
       await reader.start();
       writer?.start();
       armSync(synced ? config.directory.syncIntervalMin * 60_000 : 60_000);
