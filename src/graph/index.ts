@@ -26,6 +26,7 @@ import type { SubscriptionStateStore } from './subscription-state.js';
 import type { WebhookHandlers } from './webhook-handler.js';
 import { loadNotificationKeys, MemoryNotificationKeyStore, type NotificationKeyring, type NotificationKeyStore } from './notification-keys.js';
 import { ValidationTokenVerifier } from './rich-notifications.js';
+import type { SavedPresenceStore } from './saved-presence.js';
 
 export { graphConfigSchema, parseGraphConfig, GraphConfigError, type GraphConfig, type GraphConfigInput } from './config.js';
 export { graphWebhookRoute, type WebhookRouteOptions } from './webhook-route.js';
@@ -35,6 +36,7 @@ export type { Clock, Timer } from './clock.js';
 export type { GraphObserver } from './observer.js';
 export type { DirectorySyncResult } from './directory-sync.js';
 export { MemoryNotificationKeyStore, type NotificationKeyRecord, type NotificationKeyStore } from './notification-keys.js';
+export { MemorySavedPresenceStore, type SavedPresence, type SavedPresenceStore } from './saved-presence.js';
 
 export interface GraphOptions {
   config: GraphConfig;
@@ -45,6 +47,8 @@ export interface GraphOptions {
   stateStore?: SubscriptionStateStore;
   /** where a generated rich-notification key pair is kept (default: memory only) */
   notificationKeys?: NotificationKeyStore;
+  /** where what people had before the writer took over survives a restart (default: memory only) */
+  savedPresence?: SavedPresenceStore;
   clock?: Clock;
   /** RetryHandler tuning (default 3 s first delay without Retry-After, 3 retries) */
   retry?: { delaySec?: number; maxRetries?: number };
@@ -164,6 +168,8 @@ export function createGraph(options: GraphOptions): GraphRuntime {
         dnd: config.writer.dnd,
         expirationMinutes: config.writer.expirationMinutes,
         statusMessage: config.writer.statusMessage,
+        duringCall: config.writer.duringCall,
+        ...(options.savedPresence !== undefined ? { saved: options.savedPresence } : {}),
         observer: observerRef,
       })
     : undefined;
@@ -251,7 +257,7 @@ export function createGraph(options: GraphOptions): GraphRuntime {
         }
       }
       await reader.start();
-      writer?.start();
+      await writer?.start();
       armSync(synced ? config.directory.syncIntervalMin * 60_000 : 60_000);
       logger.info({ users: reader.status().users, accounts: accounts.length, webhook: config.webhook !== undefined, writer: writer !== undefined }, 'graph: started');
     },
