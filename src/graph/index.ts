@@ -54,6 +54,8 @@ export interface GraphOptions {
   retry?: { delaySec?: number; maxRetries?: number };
   /** reader tuning (defaults: full read every 600 s; subscriptions live 58 min, renewed at 2/3) */
   reader?: { fullReadIntervalSec?: number; subscriptionLifetimeMs?: number; renewFraction?: number };
+  /** writer tuning (default: people taken over mid-call are restored 60 s after a restart unless in a call again) */
+  writer?: { restoreGraceMs?: number };
   readFile?: (path: string) => string;
   /** told request statuses and latencies (metrics); replaceable later with observe() */
   observer?: GraphObserver;
@@ -169,6 +171,7 @@ export function createGraph(options: GraphOptions): GraphRuntime {
         expirationMinutes: config.writer.expirationMinutes,
         statusMessage: config.writer.statusMessage,
         duringCall: config.writer.duringCall,
+        ...(options.writer?.restoreGraceMs !== undefined ? { restoreGraceMs: options.writer.restoreGraceMs } : {}),
         ...(options.savedPresence !== undefined ? { saved: options.savedPresence } : {}),
         observer: observerRef,
       })

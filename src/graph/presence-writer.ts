@@ -39,6 +39,12 @@ export interface PresenceWriterOptions {
   duringCall?: 'busy' | 'dnd';
   /** where the "before" state survives a restart (default: memory only) */
   saved?: SavedPresenceStore;
+  /**
+   * After a restart, how long a person taken over mid-call keeps what the
+   * gateway set while their PBX state is not known again yet (default 60 s):
+   * restoring at once would flap when the PBX reports the call a moment later.
+   */
+  restoreGraceMs?: number;
   /** told how long after a state arose Graph accepted it */
   observer?: ObserverRef;
 }
@@ -135,6 +141,8 @@ export class PresenceWriter {
   private readonly st = { sets: 0, refreshes: 0, clears: 0, preferred: 0, callDnd: 0, restored: 0, throttled: 0, failures: 0, unmapped: 0 };
   /** saved "before" states loaded at start, by person */
   private readonly loaded = new Map<string, SavedPresence>();
+  private graceTimer: Timer | undefined;
+  private graceOver = false;
   private lastError: WriterError | undefined;
   private readonly expirationMs: number;
   private readonly refreshAfterMs: number;
@@ -155,6 +163,14 @@ export class PresenceWriter {
     if (this.stopped) return;
     this.unsubscribe = this.o.store.onTeamsTarget((personId, target) => this.onTarget(personId, target));
     this.syncAll();
+    if (this.loaded.size > 0) {
+      // who is still not in a call when the grace ends gets their own state back
+      this.graceTimer = this.o.clock.after(this.o.restoreGraceMs ?? 60_000, () => {
+        this.graceTimer = undefined;
+        this.graceOver = true;
+        this.syncAll();
+      });
+    }
   }
 
   /** Take up every mapped person's current target (at start, and when identities were added). */
@@ -162,7 +178,7 @@ export class PresenceWriter {
     for (const p of this.o.directory.all()) {
       if (p.teams?.userId === undefined) continue;
       const target = this.o.store.teamsTarget(p.id);
-      if (target.kind === 'set' || this.users.has(p.id) || this.loaded.has(p.id)) this.onTarget(p.id, target);
+      if (target.kind === 'set' || this.users.has(p.id) || (this.loaded.has(p.id) && this.graceOver)) this.onTarget(p.id, target);
     }
   }
 
@@ -533,6 +549,8 @@ export class PresenceWriter {
     this.unsubscribe?.();
     this.refreshTimer?.cancel();
     this.refreshTimer = undefined;
+    this.graceTimer?.cancel();
+    this.graceTimer = undefined;
     this.retryTimer?.cancel();
     this.retryTimer = undefined;
     this.waiting.clear();
