@@ -83,3 +83,16 @@ t.test('unknown keys and duplicates are named', async (t) => {
   t.ok(p.some((x) => x.startsWith('graph.serviceAccounts[1].username: duplicate of serviceAccounts[0]')), p.join('\n'));
   t.ok(p.some((x) => x.startsWith('graph.directory.static[1].person: "anna" is already directory.static[0]')), p.join('\n'));
 });
+
+t.test('rich notifications and busy-on-busy are opt-in; half a key pair is named', async (t) => {
+  const base = { tenantId: TENANT, clientId: CLIENT, clientSecret: 's' };
+  const hook = { publicUrl: 'https://gw.example.com/graph' };
+  t.equal(parseGraphConfig({ ...base, webhook: hook }).webhook?.richNotifications, undefined, 'basic notifications by default');
+  t.same(parseGraphConfig({ ...base, webhook: { ...hook, richNotifications: true } }).webhook?.richNotifications, {}, 'true: a generated key pair');
+  t.same(parseGraphConfig({ ...base, webhook: { ...hook, richNotifications: { certPath: '/c.pem', keyPath: '/k.pem' } } }).webhook?.richNotifications, { certPath: '/c.pem', keyPath: '/k.pem' });
+  t.match(problems({ ...base, webhook: { ...hook, richNotifications: { certPath: '/c.pem' } } }), [/^graph\.webhook\.richNotifications: give both certPath and keyPath/]);
+  t.match(problems({ ...base, webhook: { ...hook, richNotifications: { certificateId: 'x'.repeat(129) } } }), [/^graph\.webhook\.richNotifications\.certificateId: expected .*128/]);
+  t.equal(parseGraphConfig(base).writer.duringCall, 'busy', "default: Busy/InACall as before");
+  t.equal(parseGraphConfig({ ...base, writer: { duringCall: 'dnd' } }).writer.duringCall, 'dnd');
+  t.match(problems({ ...base, writer: { duringCall: 'donotdisturb' } }), [/^graph\.writer\.duringCall: expected one of: busy, dnd/]);
+});
