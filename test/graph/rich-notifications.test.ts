@@ -220,3 +220,49 @@ t.test('ValidationTokenVerifier: signature, issuer, audience, publisher and expi
   t.equal((await verifier.verify([await token({}), await token({ appid: app })])).ok, false, 'every token of the batch must pass');
   t.equal((await verifier.verify([])).ok, false, 'none at all');
 });
+
+t.test('a basic subscription left by an earlier run is replaced by a rich one on its first notification', async (t) => {
+  const e = await env();
+  const hook = await webhookServer();
+  const runtimes: GraphRuntime[] = [];
+  t.teardown(async () => {
+    for (const r of runtimes) await r.stop();
+    await hook.close();
+    await e.close();
+  });
+  const svc = e.sim.serviceAccount;
+  const stateStore = new MemorySubscriptionStateStore();
+  const config = (rich: boolean) =>
+    e.config({
+      serviceAccounts: [{ username: svc.username, password: svc.password }],
+      webhook: { publicUrl: hook.url, clientState: CLIENT_STATE, ...(rich ? { richNotifications: true } : {}) },
+      writer: { enabled: false },
+    });
+  const c1 = core();
+  const basic = createGraph({ config: config(false), directory: c1.directory, store: c1.store, logger: silentLogger(), stateStore });
+  runtimes.push(basic);
+  hook.handlers = basic.webhook;
+  await basic.start();
+  await basic.idle();
+  const firstId = e.sim.control.subscriptions()[0]?.['id'];
+  t.equal(e.sim.control.subscriptions()[0]?.['includeResourceData'], false);
+  await basic.stop();
+
+  const c2 = core();
+  const rich = createGraph({ config: config(true), directory: c2.directory, store: c2.store, logger: silentLogger(), stateStore });
+  runtimes.push(rich);
+  hook.handlers = rich.webhook;
+  await rich.start();
+  await rich.idle();
+  t.equal(rich.status().reader.subscriptions[0]?.subscriptionId, firstId, 'taken over first (renewed, no 409)');
+  e.sim.control.call('chiara');
+  await waitFor(() => c2.store.state('chiara').teams?.activity === 'InACall', 8000, 'the basic notification still works');
+  await waitFor(() => e.sim.control.subscriptions()[0]?.['includeResourceData'] === true, 8000, 'replaced by a rich subscription');
+  t.not(e.sim.control.subscriptions()[0]?.['id'], firstId);
+  await rich.idle();
+  const decrypted = rich.status().reader.notifications.decrypted ?? 0;
+  e.sim.control.endCall('chiara');
+  await waitFor(() => c2.store.state('chiara').teams?.activity !== 'InACall', 8000, 'call over');
+  await rich.idle();
+  t.ok((rich.status().reader.notifications.decrypted ?? 0) > decrypted, 'now rich');
+});
