@@ -1,7 +1,8 @@
 /**
  * Teams presence into the core. With service accounts and a webhook, change
  * notifications (basic: they name the user, not the state) are resolved by
- * batched getPresencesByUserId; every user no subscription covers is polled
+ * batched getPresencesByUserId, or (rich, graph.webhook.richNotifications)
+ * carry the presence encrypted and go straight to the sink; every user no subscription covers is polled
  * at the interval, and everyone is read again now and then in case
  * notifications went astray. All readings pass the sequence-number sink.
  */

@@ -153,7 +153,7 @@ export class ValidationTokenVerifier {
       const { payload } = await jwtVerify(token, issuer.jwks, {
         algorithms: ['RS256'],
         issuer: issuer.issuer,
-        audience: this.o.clientId,
+        audience: [...new Set([this.o.clientId, this.o.clientId.toLowerCase()])],
         currentDate: new Date(this.o.clock.now()),
         requiredClaims: ['exp', 'aud', 'iss'],
         clockTolerance: 300,
