@@ -79,6 +79,8 @@ export interface GraphStatus {
   directory: DirectorySyncStatus;
   reader: ReaderStatus;
   writer?: WriterStatus;
+  /** rich notifications: the certificate subscriptions carry (absent: basic notifications) */
+  notificationKey?: { certificateId: string; thumbprint: string; notAfter: string };
 }
 
 export interface GraphRuntime {
@@ -292,6 +294,8 @@ export function createGraph(options: GraphOptions): GraphRuntime {
     status() {
       const s: GraphStatus = { started, tokens: auth.status(), budget: budget.status(), directory: { ...dir }, reader: reader.status() };
       if (writer !== undefined) s.writer = writer.status();
+      const key = keyring?.current;
+      if (key !== undefined) s.notificationKey = { certificateId: key.id, thumbprint: key.thumbprint, notAfter: new Date(key.notAfter).toISOString() };
       return s;
     },
     syncDirectory: () => runSync(false),

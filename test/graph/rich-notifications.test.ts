@@ -94,6 +94,7 @@ t.test('rich notifications end to end against the simulator', async (t) => {
     t.equal(sub['includeResourceData'], true);
     t.equal(sub['encryptionCertificateId'], stored?.id);
     t.equal(sub['encryptionCertificate'], new X509Certificate(stored?.certPem ?? '').raw.toString('base64'), 'base64 DER of the public certificate');
+    t.equal(graph.status().notificationKey?.certificateId, stored?.id, 'shown in the status');
   });
 
   await t.test('a change arrives decrypted, with no read-back', async (t) => {
