@@ -280,6 +280,8 @@ async function startTeamsEnv(options: {
   graphOverrides?: Record<string, unknown>;
   /** no service account, no webhook: app permissions and polling only; ready after the first full read */
   pollingOnly?: boolean;
+  /** rich notifications (graph.webhook.richNotifications: a key pair generated and kept in the store) */
+  rich?: boolean;
 }): Promise<TeamsEnv> {
   installProbes();
   const accounts = serviceAccounts(options.accounts);
@@ -318,7 +320,7 @@ async function startTeamsEnv(options: {
             ? {}
             : {
                 serviceAccounts: accounts.map((a) => ({ username: a.username, password: a.password })),
-                webhook: { publicUrl: `https://127.0.0.1:${httpPort}/graph/notifications` },
+                webhook: { publicUrl: `https://127.0.0.1:${httpPort}/graph/notifications`, ...(options.rich === true ? { richNotifications: true } : {}) },
               }),
           ...(options.graphOverrides ?? {}),
         },
@@ -408,6 +410,8 @@ export interface LatencyResult {
   totalP99Ms?: number;
   /** sip-to-teams: PUBLISH -> its 200 */
   publishP50Ms?: number;
+  /** teams-to-sip: getPresencesByUserId calls during the run (the read-back basic notifications need) */
+  lookups?: number;
   /** 429s the simulator answered during the run, and requests it counted */
   throttled: number;
   graphRequests: number;
@@ -459,9 +463,11 @@ export async function runTeamsToSip(options: {
   ratePerSecond: number;
   userCount: number;
   gatewayCommand: 'dist' | 'tsx';
+  /** rich notifications instead of basic ones (no getPresencesByUserId read-back) */
+  rich?: boolean;
 }): Promise<LatencyResult> {
   const users = benchUsers(Math.max(options.userCount, 1));
-  const env = await startTeamsEnv({ users, accounts: 1, gatewayCommand: options.gatewayCommand });
+  const env = await startTeamsEnv({ users, accounts: 1, gatewayCommand: options.gatewayCommand, ...(options.rich === true ? { rich: true } : {}) });
   const agent = await SipAgent.open(env.gw.port);
   try {
     // one presence subscription per user; the call-id names the user
@@ -527,8 +533,10 @@ export async function runTeamsToSip(options: {
       total.push(at - t0);
     });
     postListener = undefined;
-    const { throttled, graph } = count429(env.sim.control.counters().requests);
+    const requests = env.sim.control.counters().requests;
+    const { throttled, graph } = count429(requests);
     return {
+      lookups: requests['POST /v1.0/communications/getPresencesByUserId 200'] ?? 0,
       changes: options.changes,
       measured: fromPost.length,
       missing,

@@ -154,6 +154,7 @@ export function wireAdmin(options: AdminWiringOptions): AdminWiring {
   const graphObserver: GraphObserver = {
     graphRequest: (status) => metrics.graphRequest(status),
     sipToTeams: (seconds) => metrics.sipToTeams(seconds),
+    notificationDropped: (reason) => metrics.notificationDropped(reason),
     teamsApplied(personId, elapsedMs) {
       const changed = lastChange !== undefined && lastChange.personId === personId && lastChange.revision === store.view(personId).revision;
       lastChange = undefined;

@@ -149,6 +149,8 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
     prefer: config.mapping.prefer,
     teamsToSip: teamsToSipTable(config.mapping),
     echoWindowMs: config.mapping.echoWindowSec * 1000,
+    // busy-on-busy: the DoNotDisturb the Graph writer holds during a PBX call is its own echo
+    ...(config.graph?.writer.duringCall === 'dnd' ? { callEchoes: [{ availability: 'DoNotDisturb', activity: 'DoNotDisturb' }] } : {}),
   });
   // The store first: a file that cannot be used stops the start before any socket is bound.
   const persistence = await openPersistence(config, logger);
@@ -242,6 +244,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
       store,
       logger: logger.child({ component: 'graph' }),
       stateStore: persistence.graphState(),
+      ...persistence.graphWriterState(),
     });
     adminSide.attachGraph(graph);
     await graph.start();

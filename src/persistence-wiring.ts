@@ -31,7 +31,16 @@ import type { Publications } from './simple/publications.js';
 import type { ResourceLists } from './simple/resource-lists.js';
 import type { UpstreamPublisher } from './simple/upstream-publisher.js';
 import type { UpstreamWatcher } from './simple/upstream-watcher.js';
-import { compositeKey, graphSubscriptionState, openStore, type GatewayStore } from './store/index.js';
+import {
+  compositeKey,
+  graphSubscriptionState,
+  notificationKeyState,
+  openStore,
+  savedPresenceState,
+  type GatewayStore,
+  type NotificationKeyState,
+  type SavedPresenceState,
+} from './store/index.js';
 import type { Logger } from './util/logger.js';
 
 /** The live parts whose state is kept. */
@@ -72,6 +81,8 @@ export interface Persistence {
   ok(): boolean;
   /** Graph subscription ids and expiries through the store (the old JSON file is read once, then migrated). */
   graphState(): SubscriptionStateStore;
+  /** The generated rich-notification key pair, and what people had before the Graph writer took over (busy-on-busy). */
+  graphWriterState(): { notificationKeys: NotificationKeyState; savedPresence: SavedPresenceState };
   /** Put saved state back into `parts` and keep it saved from now on. Call once, after the parts are built. */
   restore(parts: PersistedParts): RestoreSummary;
   /** Stop: close the upstream side keeping its dialogs and publications (nothing sent). No-op when not persistent. */
@@ -136,6 +147,10 @@ export function createPersistence(options: PersistenceOptions): Persistence {
     store,
     persistent,
     ok: () => store.status().ok,
+
+    graphWriterState() {
+      return { notificationKeys: notificationKeyState(store), savedPresence: savedPresenceState(store) };
+    },
 
     graphState() {
       const inner = graphSubscriptionState(store);

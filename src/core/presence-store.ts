@@ -18,6 +18,13 @@ export interface PresenceStoreOptions {
    * presence within a minute at most).
    */
   echoWindowMs?: number;
+  /**
+   * Teams pairs the gateway itself brings about while a call target is set,
+   * besides the session pair: DoNotDisturb/DoNotDisturb when the Graph writer
+   * holds the preferred presence for the call (busy-on-busy). Read back, they
+   * are its own echo too, not the person's DND.
+   */
+  callEchoes?: ReadonlyArray<{ availability: string; activity: string }>;
 }
 
 interface Entry {
@@ -59,6 +66,7 @@ export class PresenceStore {
   private readonly targetListeners = new Set<TeamsTargetListener>();
   private readonly now: () => number;
   private readonly echoWindowMs: number;
+  private readonly callEchoes: ReadonlyArray<{ availability: string; activity: string }>;
   private readonly viewOptions: ViewOptions;
 
   constructor(
@@ -67,6 +75,7 @@ export class PresenceStore {
   ) {
     this.now = options.now ?? Date.now;
     this.echoWindowMs = options.echoWindowMs ?? 60_000;
+    this.callEchoes = options.callEchoes ?? [];
     this.viewOptions = {};
     if (options.teamsToSip !== undefined) this.viewOptions.teamsToSip = options.teamsToSip;
     if (options.prefer !== undefined) this.viewOptions.prefer = options.prefer;
@@ -157,13 +166,21 @@ export class PresenceStore {
   private teamsIsEcho(e: Entry): boolean {
     const teams = e.state.teams;
     if (teams === undefined) return false;
-    if (isEcho(teams, e.target)) return true;
+    if (this.isOwn(teams, e.target)) return true;
     return (
       e.lastSet !== undefined &&
       e.lastSetEndedAt !== undefined &&
       this.now() - e.lastSetEndedAt < this.echoWindowMs &&
-      isEcho(teams, e.lastSet)
+      this.isOwn(teams, e.lastSet)
     );
+  }
+
+  private isOwn(teams: TeamsState, target: TeamsTarget): boolean {
+    if (isEcho(teams, target)) return true;
+    if (target.kind !== 'set' || (target.activity !== 'InACall' && target.activity !== 'InAConferenceCall')) return false;
+    const a = teams.availability.toLowerCase();
+    const b = teams.activity.toLowerCase();
+    return this.callEchoes.some((p) => p.availability.toLowerCase() === a && p.activity.toLowerCase() === b);
   }
 
   private update(personId: string, mutate: (s: PersonState, e: Entry) => void): void {

@@ -92,23 +92,7 @@ export function createServerCertificate(ca: CertificateWithKey, extraHosts: read
  * A self-signed certificate for an app registration (client certificate
  * credential) or for rich-notification encryption.
  */
-export function createSelfSignedCertificate(commonName: string, days = 365): CertificateWithKey {
-  const keys = rsaKeyPair();
-  const privateKey = forge.pki.privateKeyFromPem(keys.privatePem);
-  const cert = forge.pki.createCertificate();
-  cert.publicKey = forge.pki.publicKeyFromPem(keys.publicPem);
-  cert.serialNumber = serial();
-  validity(cert, days);
-  const attrs = [{ name: 'commonName', value: commonName }];
-  cert.setSubject(attrs);
-  cert.setIssuer(attrs);
-  cert.setExtensions([
-    { name: 'basicConstraints', cA: false },
-    { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, dataEncipherment: true },
-  ]);
-  cert.sign(privateKey, forge.md.sha256.create());
-  return { certPem: forge.pki.certificateToPem(cert), keyPem: keys.privatePem };
-}
+export { createSelfSignedCertificate } from '../util/x509.js';
 
 /** Both CA and server certificate; reuse a CA from an earlier run when given. */
 export function createSimulatorTls(existingCa?: CertificateWithKey): SimulatorTls {

@@ -74,7 +74,10 @@ export function registerEntraRoutes(app: FastifyInstance, ctx: SimContext): void
   const config = async (request: FastifyRequest, reply: FastifyReply) => {
     const { tenant } = request.params as { tenant: string };
     if (!resolveTenant(ctx, tenant)) return sendAad(reply, Aad.tenantNotFound(errorContext(request), tenant));
-    return reply.send(openIdConfiguration(ctx, tenant));
+    const doc = openIdConfiguration(ctx, tenant);
+    // the v1 document (no /v2.0) names the v1 issuer, the one of v1 tokens and notification validation tokens
+    if (!request.url.includes('/v2.0/') && resolveTenant(ctx, tenant) === 'tenant') doc['issuer'] = ctx.tokens.accessTokenIssuer;
+    return reply.send(doc);
   };
   app.get('/:tenant/v2.0/.well-known/openid-configuration', config);
   app.get('/:tenant/.well-known/openid-configuration', config);

@@ -50,6 +50,51 @@ function durationArg(value: unknown, name: string): number | undefined {
   return ms;
 }
 
+/** A few Windows zone names Graph takes (the docs' examples use them), as IANA names. */
+const WINDOWS_ZONES: Readonly<Record<string, string>> = {
+  'pacific standard time': 'America/Los_Angeles',
+  'mountain standard time': 'America/Denver',
+  'central standard time': 'America/Chicago',
+  'eastern standard time': 'America/New_York',
+  'gmt standard time': 'Europe/London',
+  'w. europe standard time': 'Europe/Berlin',
+  'romance standard time': 'Europe/Paris',
+  'central europe standard time': 'Europe/Budapest',
+  'tokyo standard time': 'Asia/Tokyo',
+};
+
+/**
+ * A dateTimeTimeZone into ms: dateTime is a local time without a zone suffix
+ * or offset, the zone is in timeZone (UTC, an IANA or a Windows zone name).
+ * Graph: resources/datetimetimezone
+ */
+function dateTimeTimeZoneToMs(dateTime: string, timeZone: string): number {
+  if (/(?:[zZ]|[+-]\d\d:?\d\d)$/.test(dateTime)) {
+    throw badRequest(`Invalid expiryDateTime.dateTime '${dateTime}': give the time without a zone suffix or offset, and the zone in timeZone.`);
+  }
+  const m = /^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d)(?::(\d\d)(?:\.(\d{1,7}))?)?$/.exec(dateTime);
+  if (!m) throw badRequest(`Invalid expiryDateTime.dateTime '${dateTime}'.`);
+  const [y, mo, d, h, mi, sec, frac] = m.slice(1).map((x, i) => (i === 6 ? Number(`0.${x ?? '0'}`) * 1000 : Number(x ?? '0'))) as number[];
+  const wall = Date.UTC(y as number, (mo as number) - 1, d, h, mi, sec) + Math.round(frac as number);
+  const tz = timeZone.trim();
+  if (tz.toUpperCase() === 'UTC' || tz === 'Etc/UTC') return wall;
+  const iana = WINDOWS_ZONES[tz.toLowerCase()] ?? tz;
+  let offsetAt: (ms: number) => number;
+  try {
+    const f = new Intl.DateTimeFormat('en-US', { timeZone: iana, hourCycle: 'h23', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit' });
+    offsetAt = (ms) => {
+      const parts = Object.fromEntries(f.formatToParts(new Date(ms)).map((p) => [p.type, p.value]));
+      const local = Date.UTC(Number(parts['year']), Number(parts['month']) - 1, Number(parts['day']), Number(parts['hour']), Number(parts['minute']), Number(parts['second']));
+      return local - Math.floor(ms / 1000) * 1000;
+    };
+  } catch {
+    throw badRequest(`Invalid expiryDateTime.timeZone '${timeZone}'.`);
+  }
+  // the offset at the guessed instant, then once more at the corrected one (DST edges)
+  const first = wall - offsetAt(wall);
+  return wall - offsetAt(first);
+}
+
 export function registerPresenceRoutes(app: FastifyInstance, ctx: SimContext): void {
   const target = (request: FastifyRequest, raw: string | undefined): SimUser => {
     const caller = callerOf(request);
@@ -185,11 +230,7 @@ export function registerPresenceRoutes(app: FastifyInstance, ctx: SimContext): v
     const expiry = sm['expiryDateTime'];
     if (expiry !== undefined && expiry !== null) {
       if (!isRecord(expiry) || typeof expiry['dateTime'] !== 'string') throw badRequest("'expiryDateTime' must be a dateTimeTimeZone.");
-      const tz = typeof expiry['timeZone'] === 'string' ? expiry['timeZone'] : 'UTC';
-      const text = expiry['dateTime'];
-      const ms = Date.parse(/[zZ]|[+-]\d\d:\d\d$/.test(text) || tz.toUpperCase() !== 'UTC' ? text : `${text}Z`);
-      if (Number.isNaN(ms)) throw badRequest(`Invalid expiryDateTime '${text}'.`);
-      expiresAt = ms;
+      expiresAt = dateTimeTimeZoneToMs(expiry['dateTime'], typeof expiry['timeZone'] === 'string' ? expiry['timeZone'] : 'UTC');
     }
     ctx.presence.setStatusMessage(user.id, typeof content === 'string' ? content : null, contentType.toLowerCase(), expiresAt);
   });

@@ -124,6 +124,10 @@ export function registerSubscriptionRoutes(app: FastifyInstance, ctx: SimContext
       if (!encryption || encryption.publicKey.asymmetricKeyType !== 'rsa') {
         throw invalid('The encryptionCertificate must be a base64-encoded X.509 certificate with an RSA key.');
       }
+      // Graph: change-notifications-with-resource-data (RSA, 2,048 to 4,096 bits; the id at most 128 characters)
+      const bits = encryption.publicKey.asymmetricKeyDetails?.modulusLength ?? 0;
+      if (bits < 2048 || bits > 4096) throw invalid(`The encryptionCertificate key must have 2048 to 4096 bits (it has ${bits}).`);
+      if (certId.length > 128) throw invalid('The encryptionCertificateId must be at most 128 characters.');
       encryptionCertificate = cert;
       encryptionCertificateId = certId;
     }

@@ -4,6 +4,9 @@ import type { SimClock } from './clock.js';
 import { newGuid, opaqueToken } from './ids.js';
 import { GRAPH_APP_ID, GRAPH_RESOURCE } from './model.js';
 
+/** The app id Graph's change-notification publisher signs validation tokens as. */
+export const GRAPH_NOTIFICATION_PUBLISHER = '0bf30f3b-4a52-48df-9a82-234910c4a086';
+
 /** Who a verified Graph access token speaks for. */
 export interface Caller {
   kind: 'app' | 'user';
@@ -157,16 +160,23 @@ export class TokenService {
     return grant;
   }
 
-  /** A JWT the simulator signs for rich notifications (validationTokens). */
+  /**
+   * A JWT the simulator signs for rich notifications (validationTokens), shaped
+   * as Graph's: aud = the subscribing app, iss = the tenant's v1 issuer, appid =
+   * the Graph change-notification publisher, signed with the tenant's keys.
+   * Graph: change-notifications-with-resource-data (Example JWT token)
+   */
   async issueValidationToken(appId: string): Promise<string> {
     const t = this.times();
     return this.sign({
       aud: appId,
       iss: this.accessTokenIssuer,
       ...t,
-      exp: t.iat + 3600,
-      azp: '0bf30f3b-4a52-48df-9a82-234910c4a086',
-      azpacr: '2',
+      exp: t.iat + 8 * 3600,
+      aio: opaqueToken(12),
+      appid: GRAPH_NOTIFICATION_PUBLISHER,
+      appidacr: '2',
+      idp: this.accessTokenIssuer,
       tid: this.tenantId,
       ver: '1.0',
       uti: newGuid(),

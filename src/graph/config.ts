@@ -107,6 +107,26 @@ export const graphConfigSchema = z
           .min(16, 'a random secret of 16 to 128 characters (or leave it out to have one generated)')
           .max(128, 'a random secret of 16 to 128 characters (Graph allows at most 128)')
           .default(() => randomBytes(32).toString('base64url')),
+        /**
+         * Rich notifications (includeResourceData): each notification carries the
+         * presence, encrypted to our certificate, so no read-back is needed.
+         * `true` or `{}`: a key pair generated once and kept in the store;
+         * or your own PEM pair (certPath + keyPath, RSA 2048 to 4096 bits).
+         */
+        richNotifications: z
+          .preprocess(
+            (v) => (v === true ? {} : v),
+            z
+              .strictObject({
+                certPath: pathString('PEM certificate (RSA, 2048 to 4096 bits) Graph encrypts notifications to').optional(),
+                keyPath: pathString('PEM private key of that certificate').optional(),
+                certificateId: z.string().min(1, 'an id of 1 to 128 characters').max(128, 'an id of 1 to 128 characters (Graph allows at most 128)').optional(),
+              })
+              .refine((r) => (r.certPath === undefined) === (r.keyPath === undefined), {
+                message: 'give both certPath and keyPath, or neither (to have a key pair generated and kept in the store)',
+              }),
+          )
+          .optional(),
       })
       .optional(),
     poll: z
@@ -130,6 +150,12 @@ export const graphConfigSchema = z
         enabled: z.boolean().default(true),
         dnd: z.enum(['preferred', 'session', 'off'], { message: 'one of: preferred, session, off' }).default('session'),
         statusMessage: z.boolean().default(false),
+        /**
+         * What a PBX call shows in Teams. 'busy': a Busy/InACall session (display
+         * only: Teams calls still ring). 'dnd': DoNotDisturb as the person's
+         * preferred presence for the call, then what they had before restored.
+         */
+        duringCall: z.enum(['busy', 'dnd'], { message: 'one of: busy, dnd' }).default('busy'),
         expirationMinutes: z
           .number()
           .int()

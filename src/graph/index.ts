@@ -24,6 +24,9 @@ import { PresenceReader, type ReaderStatus } from './presence-reader.js';
 import { PresenceWriter, type WriterStatus } from './presence-writer.js';
 import type { SubscriptionStateStore } from './subscription-state.js';
 import type { WebhookHandlers } from './webhook-handler.js';
+import { loadNotificationKeys, MemoryNotificationKeyStore, type NotificationKeyring, type NotificationKeyStore } from './notification-keys.js';
+import { ValidationTokenVerifier } from './rich-notifications.js';
+import type { SavedPresenceStore } from './saved-presence.js';
 
 export { graphConfigSchema, parseGraphConfig, GraphConfigError, type GraphConfig, type GraphConfigInput } from './config.js';
 export { graphWebhookRoute, type WebhookRouteOptions } from './webhook-route.js';
@@ -32,6 +35,8 @@ export { JsonFileSubscriptionStateStore, MemorySubscriptionStateStore, type Subs
 export type { Clock, Timer } from './clock.js';
 export type { GraphObserver } from './observer.js';
 export type { DirectorySyncResult } from './directory-sync.js';
+export { MemoryNotificationKeyStore, type NotificationKeyRecord, type NotificationKeyStore } from './notification-keys.js';
+export { MemorySavedPresenceStore, type SavedPresence, type SavedPresenceStore } from './saved-presence.js';
 
 export interface GraphOptions {
   config: GraphConfig;
@@ -40,11 +45,17 @@ export interface GraphOptions {
   logger: Logger;
   /** where subscription ids survive restarts (default: memory only) */
   stateStore?: SubscriptionStateStore;
+  /** where a generated rich-notification key pair is kept (default: memory only) */
+  notificationKeys?: NotificationKeyStore;
+  /** where what people had before the writer took over survives a restart (default: memory only) */
+  savedPresence?: SavedPresenceStore;
   clock?: Clock;
   /** RetryHandler tuning (default 3 s first delay without Retry-After, 3 retries) */
   retry?: { delaySec?: number; maxRetries?: number };
   /** reader tuning (defaults: full read every 600 s; subscriptions live 58 min, renewed at 2/3) */
   reader?: { fullReadIntervalSec?: number; subscriptionLifetimeMs?: number; renewFraction?: number };
+  /** writer tuning (default: people taken over mid-call are restored 60 s after a restart unless in a call again) */
+  writer?: { restoreGraceMs?: number };
   readFile?: (path: string) => string;
   /** told request statuses and latencies (metrics); replaceable later with observe() */
   observer?: GraphObserver;
@@ -70,6 +81,8 @@ export interface GraphStatus {
   directory: DirectorySyncStatus;
   reader: ReaderStatus;
   writer?: WriterStatus;
+  /** rich notifications: the certificate subscriptions carry (absent: basic notifications) */
+  notificationKey?: { certificateId: string; thumbprint: string; notAfter: string };
 }
 
 export interface GraphRuntime {
@@ -120,6 +133,23 @@ export function createGraph(options: GraphOptions): GraphRuntime {
   const accounts = auth.serviceAccountNames().map((name) => ({ name, client: clientFor(auth.serviceAccountToken(name)) }));
 
   const sync = new DirectorySync({ client: appClient, directory, config: config.directory, logger });
+  const richConfig = config.webhook?.richNotifications;
+  let keyring: NotificationKeyring | undefined;
+  const verifier =
+    richConfig === undefined
+      ? undefined
+      : new ValidationTokenVerifier({
+          authorityHost: config.authorityHost,
+          tenantId: config.tenantId,
+          clientId: config.clientId,
+          clock,
+          logger,
+          getJson: async (url) => {
+            const r = await transport.request(url, { headers: { accept: 'application/json' } });
+            if (!r.ok) throw new Error(`GET ${url}: HTTP ${r.status}`);
+            return (await r.json()) as unknown;
+          },
+        });
   const reader = new PresenceReader({
     appClient,
     accounts,
@@ -134,6 +164,7 @@ export function createGraph(options: GraphOptions): GraphRuntime {
       safetyReadSec: config.poll.safetyReadSec,
     },
     observer: observerRef,
+    ...(verifier !== undefined ? { rich: { keyring: () => keyring, verifier } } : {}),
     ...(config.webhook !== undefined ? { webhook: config.webhook } : {}),
     ...(options.stateStore !== undefined ? { stateStore: options.stateStore } : {}),
     ...(GUID.test(config.tenantId) ? { tenantId: config.tenantId } : {}),
@@ -150,6 +181,9 @@ export function createGraph(options: GraphOptions): GraphRuntime {
         dnd: config.writer.dnd,
         expirationMinutes: config.writer.expirationMinutes,
         statusMessage: config.writer.statusMessage,
+        duringCall: config.writer.duringCall,
+        ...(options.writer?.restoreGraceMs !== undefined ? { restoreGraceMs: options.writer.restoreGraceMs } : {}),
+        ...(options.savedPresence !== undefined ? { saved: options.savedPresence } : {}),
         observer: observerRef,
       })
     : undefined;
@@ -224,8 +258,23 @@ export function createGraph(options: GraphOptions): GraphRuntime {
         synced = false;
       }
       started = true;
+      if (richConfig !== undefined) {
+        try {
+          keyring = await loadNotificationKeys({
+            ...(richConfig.certPath !== undefined && richConfig.keyPath !== undefined
+              ? { files: { certPem: read(richConfig.certPath), keyPem: read(richConfig.keyPath), ...(richConfig.certificateId !== undefined ? { id: richConfig.certificateId } : {}) } }
+              : {}),
+            store: options.notificationKeys ?? new MemoryNotificationKeyStore(),
+            logger,
+            now: () => clock.now(),
+          });
+        } catch (error) {
+          // subscriptions are then created basic: notifications still work, with a read-back each
+          logger.error({ err: error }, 'graph: graph.webhook.richNotifications: no usable key pair (check certPath/keyPath); using basic notifications');
+        }
+      }
       await reader.start();
-      writer?.start();
+      await writer?.start();
       armSync(synced ? config.directory.syncIntervalMin * 60_000 : 60_000);
       logger.info({ users: reader.status().users, accounts: accounts.length, webhook: config.webhook !== undefined, writer: writer !== undefined }, 'graph: started');
     },
@@ -257,6 +306,8 @@ export function createGraph(options: GraphOptions): GraphRuntime {
     status() {
       const s: GraphStatus = { started, tokens: auth.status(), budget: budget.status(), directory: { ...dir }, reader: reader.status() };
       if (writer !== undefined) s.writer = writer.status();
+      const key = keyring?.current;
+      if (key !== undefined) s.notificationKey = { certificateId: key.id, thumbprint: key.thumbprint, notAfter: new Date(key.notAfter).toISOString() };
       return s;
     },
     syncDirectory: () => runSync(false),

@@ -13,6 +13,12 @@ export interface GraphObserver {
   teamsApplied?(personId: string, elapsedMs: number): void;
   /** Graph accepted a presence write; `seconds` since the state that asked for it arose. */
   sipToTeams?(seconds: number): void;
+  /**
+   * A notification was dropped (still answered 202): wrong or missing
+   * clientState, another tenant, a validation token, data signature or
+   * decryption that failed.
+   */
+  notificationDropped?(reason: 'clientState' | 'tenant' | 'validationToken' | 'signature' | 'decryption'): void;
 }
 
 /** The observer of one Graph runtime, replaceable while it runs. */

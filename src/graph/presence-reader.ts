@@ -1,11 +1,13 @@
 /**
  * Teams presence into the core. With service accounts and a webhook, change
  * notifications (basic: they name the user, not the state) are resolved by
- * batched getPresencesByUserId. Every user no healthy subscription covers is
- * polled: the interval follows the number of people and the poll budget
- * (poll-plan.ts), its batches spread evenly over it (spread-read.ts). Covered
- * users get a slower safety read whose interval follows the webhook's health
- * (webhook-health.ts). All readings pass the sequence-number sink.
+ * batched getPresencesByUserId, or (rich, graph.webhook.richNotifications)
+ * carry the presence encrypted and go straight to the sink. Every user no
+ * healthy subscription covers is polled: the interval follows the number of
+ * people and the poll budget (poll-plan.ts), its batches spread evenly over it
+ * (spread-read.ts). Covered users get a slower safety read whose interval
+ * follows the webhook's health (webhook-health.ts). All readings pass the
+ * sequence-number sink.
  */
 import { timingSafeEqual } from 'node:crypto';
 import type { Client } from '@microsoft/microsoft-graph-client';
@@ -14,6 +16,7 @@ import type { PresenceStore } from '../core/presence-store.js';
 import type { Logger } from '../util/logger.js';
 import type { Clock } from './clock.js';
 import type { ObserverRef } from './observer.js';
+import { isRecord } from './json.js';
 import { readPresences } from './presence-batch.js';
 import { planPolling, type PollPlan } from './poll-plan.js';
 import { SpreadRead } from './spread-read.js';
@@ -22,7 +25,9 @@ import { parsePresence } from './presence-resource.js';
 import { PresenceSink, type SinkStats } from './presence-sink.js';
 import { SubscriptionManager, type SubscriptionAccount, type SubscriptionStatus } from './subscription-manager.js';
 import { MemorySubscriptionStateStore, type SubscriptionStateStore } from './subscription-state.js';
-import { parseNotifications, validationReply, type WebhookHandlers, type WebhookReply } from './webhook-handler.js';
+import { parseNotifications, validationReply, type ChangeNotification, type WebhookHandlers, type WebhookReply } from './webhook-handler.js';
+import { decryptContent, type DropReason, type ValidationTokenVerifier } from './rich-notifications.js';
+import type { NotificationKeyring } from './notification-keys.js';
 
 export interface PresenceReaderOptions {
   /** app-token client: polling and notification look-ups */
@@ -46,6 +51,8 @@ export interface PresenceReaderOptions {
   renewFraction?: number;
   /** told when a reading changed someone's state, and how long after it became known */
   observer?: ObserverRef;
+  /** rich notifications: subscriptions carry our certificate, items their presence (no read-back) */
+  rich?: { keyring: () => NotificationKeyring | undefined; verifier: ValidationTokenVerifier };
 }
 
 export interface PollSettings {
@@ -64,13 +71,28 @@ export interface ReaderStatus {
   lastPollAt?: string;
   lastPollError?: string;
   polls: number;
-  notifications: { received: number; accepted: number; rejected: number; malformed: number; lifecycle: number };
+  notifications: {
+    received: number;
+    accepted: number;
+    rejected: number;
+    malformed: number;
+    lifecycle: number;
+    /** rich items decrypted and taken without a read-back */
+    decrypted?: number;
+    /** items dropped (answered 202 all the same), by why */
+    dropped?: Record<DropReason, number>;
+  };
   lookups: { calls: number; failures: number };
   sink: SinkStats;
   subscriptions: SubscriptionStatus[];
   /** the poll interval and safety read interval now, and the requests per 30 s they spend */
   plan?: PollPlan;
   webhookHealth?: WebhookHealthStatus;
+}
+
+/** The id of a decrypted presence resource. */
+function resourceIdOf(v: unknown): string | undefined {
+  return isRecord(v) && typeof v['id'] === 'string' ? v['id'] : undefined;
 }
 
 function safeEqual(a: string, b: string): boolean {
@@ -100,10 +122,20 @@ export class PresenceReader implements WebhookHandlers {
     polls: 0,
     lastPollAt: undefined as number | undefined,
     lastPollError: undefined as string | undefined,
-    notifications: { received: 0, accepted: 0, rejected: 0, malformed: 0, lifecycle: 0 },
+    notifications: {
+      received: 0,
+      accepted: 0,
+      rejected: 0,
+      malformed: 0,
+      lifecycle: 0,
+      decrypted: 0,
+      dropped: { clientState: 0, tenant: 0, validationToken: 0, signature: 0, decryption: 0 } as Record<DropReason, number>,
+    },
     lookups: { calls: 0, failures: 0 },
     pollCalls: 0,
   };
+  /** rich batches being verified and decrypted */
+  private readonly richWork = new Set<Promise<void>>();
 
   constructor(private readonly o: PresenceReaderOptions) {
     this.sink = new PresenceSink(o.directory, o.store, o.logger);
@@ -131,6 +163,14 @@ export class PresenceReader implements WebhookHandlers {
         ...(o.subscriptionLifetimeMs !== undefined ? { lifetimeMs: o.subscriptionLifetimeMs } : {}),
         ...(o.renewFraction !== undefined ? { renewFraction: o.renewFraction } : {}),
         onResync: (ids) => this.enqueue(ids),
+        ...(o.rich !== undefined
+          ? {
+              encryption: () => {
+                const k = o.rich?.keyring()?.current;
+                return k === undefined ? undefined : { certificate: k.certificateBase64, id: k.id };
+              },
+            }
+          : {}),
       });
     }
   }
@@ -296,11 +336,20 @@ export class PresenceReader implements WebhookHandlers {
     return tenantId === undefined || mine === undefined || tenantId.toLowerCase() === mine.toLowerCase();
   }
 
+  private dropped(reason: DropReason, n = 1): void {
+    this.st.notifications.dropped[reason] += n;
+    const observer = this.o.observer?.();
+    for (let i = 0; i < n; i++) observer?.notificationDropped?.(reason);
+  }
+
   /**
    * Check and queue; the answer is immediate (Graph wants it within 3 s).
-   * 202 when anything was accepted (or the batch was empty); 403 when every
-   * item failed the clientState or tenant check; 400 for a body that is not
-   * a notification batch.
+   * 202 for every notification batch, also when items are dropped for a
+   * wrong or missing clientState or another tenant: any other answer makes
+   * Graph retry the delivery for up to 4 hours, and tells a forger whether
+   * the guess was right. 400 only for a body that is not a notification batch.
+   * Graph: change-notifications-delivery-webhooks (processing the change
+   * notification; respond 202 before validating)
    */
   handleNotifications(body: unknown): WebhookReply {
     const parsed = parseNotifications(body);
@@ -311,20 +360,33 @@ export class PresenceReader implements WebhookHandlers {
     if (total === 0) return { status: parsed.malformed > 0 ? 400 : 202 };
     let accepted = 0;
     const ids: string[] = [];
+    const rich: ChangeNotification[] = [];
     for (const c of parsed.changes) {
-      if (!this.clientStateOk(c.subscriptionId, c.clientState) || !this.tenantOk(c.tenantId)) {
+      const stateOk = this.clientStateOk(c.subscriptionId, c.clientState);
+      if (!stateOk || !this.tenantOk(c.tenantId)) {
         n.rejected++;
-        this.o.logger.warn({ subscriptionId: c.subscriptionId, userId: c.userId }, 'graph: notification rejected (clientState or tenant mismatch)');
+        this.dropped(stateOk ? 'tenant' : 'clientState');
+        this.o.logger.warn(
+          { subscriptionId: c.subscriptionId, userId: c.userId, reason: stateOk ? 'tenant' : c.clientState === undefined ? 'clientState missing' : 'clientState wrong' },
+          'graph: notification dropped (clientState or tenant mismatch)',
+        );
         continue;
       }
       accepted++;
-      ids.push(c.userId);
+      if (this.o.rich !== undefined && c.encryptedContent !== undefined) rich.push(c);
+      else {
+        ids.push(c.userId);
+        // a basic notification while rich ones are configured: a subscription of an earlier run, replaced
+        if (this.o.rich !== undefined) this.subs?.wantsResourceData(c.subscriptionId);
+      }
     }
     const lifecycle: Array<{ subscriptionId: string; event: string }> = [];
     for (const l of parsed.lifecycle) {
-      if (!this.clientStateOk(l.subscriptionId, l.clientState) || !this.tenantOk(l.tenantId)) {
+      const stateOk = this.clientStateOk(l.subscriptionId, l.clientState);
+      if (!stateOk || !this.tenantOk(l.tenantId)) {
         n.rejected++;
-        this.o.logger.warn({ subscriptionId: l.subscriptionId, event: l.event }, 'graph: lifecycle notification rejected (clientState or tenant mismatch)');
+        this.dropped(stateOk ? 'tenant' : 'clientState');
+        this.o.logger.warn({ subscriptionId: l.subscriptionId, event: l.event }, 'graph: lifecycle notification dropped (clientState or tenant mismatch)');
         continue;
       }
       accepted++;
@@ -332,10 +394,9 @@ export class PresenceReader implements WebhookHandlers {
       lifecycle.push(l);
     }
     n.accepted += accepted;
-    if (ids.length > 0) {
-      this.health.notified(ids);
-      this.enqueue(ids);
-    }
+    if (ids.length > 0 || rich.length > 0) this.health.notified([...ids, ...rich.map((c) => c.userId)]);
+    if (ids.length > 0) this.enqueue(ids);
+    if (rich.length > 0) this.takeRich(rich, parsed.validationTokens);
     if (accepted === 0) this.health.refused();
     if (lifecycle.length > 0) {
       // after the answer: renewals and re-creations take longer than Graph waits
@@ -343,7 +404,55 @@ export class PresenceReader implements WebhookHandlers {
         for (const l of lifecycle) this.subs?.lifecycle(l.subscriptionId, l.event);
       });
     }
-    return { status: accepted > 0 ? 202 : 403 };
+    return { status: 202 };
+  }
+
+  /**
+   * Rich items, after the answer: the batch's validation tokens first, then
+   * each item decrypted straight into the sink. What fails a check is
+   * dropped and logged, and its user read back like a basic notification
+   * (an authenticated read cannot be spoofed), so no change is lost.
+   */
+  private takeRich(items: ChangeNotification[], tokens: string[] | undefined): void {
+    const rich = this.o.rich;
+    if (rich === undefined || this.stopped) return;
+    const knownAt = this.o.clock.now();
+    const work = (async () => {
+      const verdict = await rich.verifier.verify(tokens);
+      if (!verdict.ok) {
+        this.dropped('validationToken', items.length);
+        this.o.logger.warn({ items: items.length, subscriptionId: items[0]?.subscriptionId, reason: verdict.detail }, 'graph: rich notifications dropped (validation token); reading the users instead');
+        this.enqueue(items.map((c) => c.userId));
+        return;
+      }
+      const keyring = rich.keyring();
+      const values: unknown[] = [];
+      const readBack: string[] = [];
+      for (const c of items) {
+        const d = keyring === undefined || c.encryptedContent === undefined ? undefined : decryptContent(c.encryptedContent, keyring);
+        if (d === undefined || !d.ok) {
+          this.dropped(d?.reason ?? 'decryption');
+          this.o.logger.warn({ subscriptionId: c.subscriptionId, userId: c.userId, reason: d?.detail ?? 'no key pair loaded' }, 'graph: rich notification dropped (cannot decrypt); reading the user instead');
+          readBack.push(c.userId);
+          continue;
+        }
+        const id = resourceIdOf(d.resource);
+        if (id === undefined || id.toLowerCase() !== c.userId) {
+          this.dropped('decryption');
+          this.o.logger.warn({ subscriptionId: c.subscriptionId, userId: c.userId }, 'graph: rich notification dropped (the resource names another user); reading the user instead');
+          readBack.push(c.userId);
+          continue;
+        }
+        this.st.notifications.decrypted++;
+        if (this.o.observer?.()?.teamsApplied !== undefined && !this.knownAt.has(c.userId)) this.knownAt.set(c.userId, knownAt);
+        values.push(d.resource);
+      }
+      if (values.length > 0) this.take(values);
+      if (readBack.length > 0) this.enqueue(readBack);
+    })()
+      .catch((error: unknown) => this.o.logger.error({ err: error }, 'graph: rich notifications failed'))
+      .finally(() => this.richWork.delete(work));
+    this.richWork.add(work);
   }
 
   /** Queue users for a batched presence look-up; repeats coalesce. */
@@ -409,8 +518,9 @@ export class PresenceReader implements WebhookHandlers {
   async idle(): Promise<void> {
     for (let i = 0; i < 100; i++) {
       await new Promise<void>((r) => setImmediate(r));
+      if (this.richWork.size > 0) await Promise.all([...this.richWork]);
       const reads = (): Array<Promise<void> | undefined> => [this.lookup, this.polling, this.pollStream.inFlight(), this.safetyStream.inFlight()];
-      if (reads().every((r) => r === undefined) && this.pending.size === 0) {
+      if (reads().every((r) => r === undefined) && this.pending.size === 0 && this.richWork.size === 0) {
         await this.subs?.idle();
         if (reads().every((r) => r === undefined) && this.pending.size === 0) return;
       }
@@ -423,7 +533,7 @@ export class PresenceReader implements WebhookHandlers {
       users: this.userIds.length,
       polled: this.polledIds(false).length,
       polls: this.st.polls + this.pollStream.cycles,
-      notifications: { ...this.st.notifications },
+      notifications: { ...this.st.notifications, dropped: { ...this.st.notifications.dropped } },
       lookups: { ...this.st.lookups },
       sink: this.sink.status(),
       subscriptions: this.subs?.status() ?? [],
@@ -440,7 +550,7 @@ export class PresenceReader implements WebhookHandlers {
     this.stopped = true;
     this.pollStream.stop();
     this.safetyStream.stop();
-    await Promise.all([this.lookup, this.polling, this.pollStream.inFlight(), this.safetyStream.inFlight()]);
+    await Promise.all([this.lookup, this.polling, this.pollStream.inFlight(), this.safetyStream.inFlight(), ...this.richWork]);
     await this.subs?.stop(options);
   }
 }

@@ -12,7 +12,8 @@ import type { PresenceStore } from '../core/presence-store.js';
 import type { Logger } from '../util/logger.js';
 import type { Clock, Timer } from './clock.js';
 import type { ObserverRef } from './observer.js';
-import { graphFailure, isTransient, type GraphFailure } from './client.js';
+import { graphFailure, isRecord, isTransient, type GraphFailure } from './client.js';
+import { expiryFromGraph, graphDateTime, preferredFromPresence, type SavedPresence, type SavedPresenceStore } from './saved-presence.js';
 
 export interface PresenceWriterOptions {
   /** app-token client (Presence.ReadWrite.All) */
@@ -27,8 +28,23 @@ export interface PresenceWriterOptions {
   dnd: 'preferred' | 'session' | 'off';
   /** session lifetime asked for, 5..240 */
   expirationMinutes: number;
-  /** Also say why in the user's status message ("On a desk phone call"), and clear what it wrote after. */
+  /** Also say why in the user's status message ("On a desk phone call"), and restore the person's own after. */
   statusMessage?: boolean;
+  /**
+   * 'busy' (default): a PBX call is a Busy/InACall session, display only.
+   * 'dnd': also DoNotDisturb as the person's preferred presence while the
+   * call lasts, so Teams calls do not ring through; what they had is
+   * restored after.
+   */
+  duringCall?: 'busy' | 'dnd';
+  /** where the "before" state survives a restart (default: memory only) */
+  saved?: SavedPresenceStore;
+  /**
+   * After a restart, how long a person taken over mid-call keeps what the
+   * gateway set while their PBX state is not known again yet (default 60 s):
+   * restoring at once would flap when the PBX reports the call a moment later.
+   */
+  restoreGraceMs?: number;
   /** told how long after a state arose Graph accepted it */
   observer?: ObserverRef;
 }
@@ -50,7 +66,9 @@ interface Written {
   availability?: string;
   activity?: string;
   preferredDnd: boolean;
-  /** the status message the gateway wrote and has not cleared yet */
+  /** the gateway holds the person's preferred presence at DoNotDisturb for a PBX call (duringCall: dnd) */
+  callDnd: boolean;
+  /** the status message the gateway wrote and has not restored yet */
   statusText?: string;
   /** when the session was last set (re-set is due from it) */
   at: number;
@@ -71,6 +89,8 @@ interface UserState {
   refreshNeeded: boolean;
   /** when the oldest target not yet written arose (for the latency metric) */
   changedAt?: number;
+  /** what the person had before the gateway took over (restored after) */
+  saved?: SavedPresence;
 }
 
 export interface WriterError {
@@ -90,6 +110,9 @@ export interface WriterStatus {
   refreshes: number;
   clears: number;
   preferred: number;
+  /** DoNotDisturb set for a PBX call (duringCall: dnd), and restores of what people had */
+  callDnd: number;
+  restored: number;
   throttled: number;
   failures: number;
   /** targets for persons without a Teams identity */
@@ -97,7 +120,9 @@ export interface WriterStatus {
   lastError?: WriterError;
 }
 
-const UNKNOWN: Written = { kind: 'unknown', preferredDnd: false, at: 0 };
+const UNKNOWN: Written = { kind: 'unknown', preferredDnd: false, callDnd: false, at: 0 };
+
+const CALL_ACTIVITIES = new Set(['InACall', 'InAConferenceCall']);
 
 export class PresenceWriter {
   private readonly users = new Map<string, UserState>();
@@ -113,7 +138,11 @@ export class PresenceWriter {
   private stopped = false;
   private inFlight = 0;
   private readonly running = new Set<Promise<void>>();
-  private readonly st = { sets: 0, refreshes: 0, clears: 0, preferred: 0, throttled: 0, failures: 0, unmapped: 0 };
+  private readonly st = { sets: 0, refreshes: 0, clears: 0, preferred: 0, callDnd: 0, restored: 0, throttled: 0, failures: 0, unmapped: 0 };
+  /** saved "before" states loaded at start, by person */
+  private readonly loaded = new Map<string, SavedPresence>();
+  private graceTimer: Timer | undefined;
+  private graceOver = false;
   private lastError: WriterError | undefined;
   private readonly expirationMs: number;
   private readonly refreshAfterMs: number;
@@ -124,9 +153,24 @@ export class PresenceWriter {
     this.refreshAfterMs = Math.min(this.expirationMs - 60_000, this.expirationMs * 0.8);
   }
 
-  start(): void {
+  /** Load what a previous run saved (people taken over mid-call), then follow the targets. */
+  async start(): Promise<void> {
+    try {
+      for (const r of (await this.o.saved?.load()) ?? []) this.loaded.set(r.personId, r);
+    } catch (error) {
+      this.o.logger.warn({ err: error }, 'graph: cannot read the saved presence of people taken over; they are not restored');
+    }
+    if (this.stopped) return;
     this.unsubscribe = this.o.store.onTeamsTarget((personId, target) => this.onTarget(personId, target));
     this.syncAll();
+    if (this.loaded.size > 0) {
+      // who is still not in a call when the grace ends gets their own state back
+      this.graceTimer = this.o.clock.after(this.o.restoreGraceMs ?? 60_000, () => {
+        this.graceTimer = undefined;
+        this.graceOver = true;
+        this.syncAll();
+      });
+    }
   }
 
   /** Take up every mapped person's current target (at start, and when identities were added). */
@@ -134,7 +178,7 @@ export class PresenceWriter {
     for (const p of this.o.directory.all()) {
       if (p.teams?.userId === undefined) continue;
       const target = this.o.store.teamsTarget(p.id);
-      if (target.kind === 'set' || this.users.has(p.id)) this.onTarget(p.id, target);
+      if (target.kind === 'set' || this.users.has(p.id) || (this.loaded.has(p.id) && this.graceOver)) this.onTarget(p.id, target);
     }
   }
 
@@ -149,6 +193,13 @@ export class PresenceWriter {
         return;
       }
       u = { personId, userId, desired: target, written: UNKNOWN, busy: false, retryAt: 0, failures: 0, refreshDue: 0, refreshNeeded: false };
+      const saved = this.loaded.get(personId);
+      if (saved !== undefined && saved.userId === userId) {
+        // taken over by the previous run: what it holds is still to be given back
+        this.loaded.delete(personId);
+        u.saved = saved;
+        u.written = { ...UNKNOWN, callDnd: saved.preferred !== undefined, ...(saved.statusMessage !== undefined ? { statusText: '' } : {}) };
+      }
       this.users.set(personId, u);
     }
     u.desired = target;
@@ -164,9 +215,20 @@ export class PresenceWriter {
     return { kind: 'set', target: t, preferred: dnd && this.o.dnd === 'preferred' && t.preferredDnd === true };
   }
 
+  /** DoNotDisturb as the preferred presence for this target (a PBX call with duringCall: dnd). */
+  private wantsCallDnd(e: ReturnType<PresenceWriter['effective']>): boolean {
+    return e.kind === 'set' && this.o.duringCall === 'dnd' && CALL_ACTIVITIES.has(e.target.activity) && !e.preferred;
+  }
+
+  /** The status message the gateway wants shown for this target, if any. */
+  private textFor(e: ReturnType<PresenceWriter['effective']>): string | undefined {
+    return e.kind === 'set' && this.o.statusMessage === true ? STATUS_TEXT[e.target.activity] : undefined;
+  }
+
   private upToDate(u: UserState): boolean {
     const e = this.effective(u.desired);
     const w = u.written;
+    if (w.callDnd !== this.wantsCallDnd(e) || w.statusText !== this.textFor(e)) return false;
     if (e.kind === 'clear') return (w.kind === 'clear' || w.kind === 'unknown') && !w.preferredDnd;
     return !u.refreshNeeded && w.kind === 'set' && w.availability === e.target.availability && w.activity === e.target.activity && w.preferredDnd === e.preferred;
   }
@@ -202,16 +264,87 @@ export class PresenceWriter {
     return `/users/${encodeURIComponent(u.userId)}/presence`;
   }
 
-  /** Write (or with null, clear) the status message the gateway owns for this user. */
-  private async setStatusMessage(u: UserState, text: string | null, expiresAt: number | undefined): Promise<void> {
-    const statusMessage =
-      text === null
-        ? { message: { content: '', contentType: 'text' } }
-        : {
-            message: { content: text, contentType: 'text' },
-            ...(expiresAt !== undefined ? { expiryDateTime: { dateTime: new Date(expiresAt).toISOString(), timeZone: 'UTC' } } : {}),
-          };
+  /**
+   * Write a status message: `expiryDateTime.dateTime` without a zone suffix,
+   * the zone in `timeZone`; content type text only.
+   * Graph: presence-setstatusmessage, resources/datetimetimezone
+   */
+  private async setStatusMessage(u: UserState, content: string, contentType: string, expiresAt: number | undefined): Promise<void> {
+    const statusMessage = {
+      message: { content, contentType },
+      ...(expiresAt !== undefined ? { expiryDateTime: graphDateTime(expiresAt) } : {}),
+    };
     await this.o.client.api(`${this.base(u)}/setStatusMessage`).post({ statusMessage });
+  }
+
+  /**
+   * Read and keep what the person has before the gateway overwrites it (their
+   * preferred presence, their status message), saved before anything is
+   * written. See saved-presence.ts for what Graph lets us read.
+   */
+  private async capture(u: UserState, preferred: boolean, status: boolean): Promise<void> {
+    const p: unknown = await this.o.client.api(this.base(u)).get();
+    const saved: SavedPresence = u.saved ?? { personId: u.personId, userId: u.userId, savedAt: this.o.clock.now() };
+    if (preferred && saved.preferred === undefined) {
+      const a = isRecord(p) && typeof p['availability'] === 'string' ? p['availability'] : undefined;
+      const b = isRecord(p) && typeof p['activity'] === 'string' ? p['activity'] : undefined;
+      // a DoNotDisturb the gateway set itself (dnd: preferred) is not the person's
+      saved.preferred = u.written.preferredDnd ? null : preferredFromPresence(a, b);
+    }
+    if (status && saved.statusMessage === undefined) {
+      const sm = isRecord(p) ? p['statusMessage'] : undefined;
+      const msg = isRecord(sm) && isRecord(sm['message']) ? sm['message'] : undefined;
+      const content = msg !== undefined && typeof msg['content'] === 'string' ? msg['content'] : '';
+      if (content === '') saved.statusMessage = null;
+      else {
+        const expiresAt = isRecord(sm) ? expiryFromGraph(sm['expiryDateTime']) : undefined;
+        saved.statusMessage = { content, contentType: typeof msg?.['contentType'] === 'string' ? msg['contentType'] : 'text', ...(expiresAt !== undefined ? { expiresAt } : {}) };
+      }
+    }
+    u.saved = saved;
+    await this.persistSaved(u);
+  }
+
+  private async persistSaved(u: UserState): Promise<void> {
+    const saved = u.saved;
+    try {
+      if (saved === undefined || (saved.preferred === undefined && saved.statusMessage === undefined)) {
+        u.saved = undefined;
+        await this.o.saved?.remove(u.personId);
+      } else await this.o.saved?.save(saved);
+    } catch (error) {
+      // Teams is still handled; only a restart mid-call could not restore
+      this.o.logger.warn({ err: error, personId: u.personId }, 'graph: cannot save what the person had before; a restart now would not restore it');
+    }
+  }
+
+  /** Give the person their preferred presence back (or none: automatic presence again). */
+  private async restorePreferred(u: UserState): Promise<void> {
+    const before = u.saved?.preferred ?? null;
+    if (before !== null) {
+      // Graph: presence-setuserpreferredpresence (its remaining lifetime is not readable: the default applies)
+      await this.o.client.api(`${this.base(u)}/setUserPreferredPresence`).post({ availability: before.availability, activity: before.activity });
+    } else {
+      // Graph: presence-clearuserpreferredpresence answers 200 (or 204, as some SDK samples show): both are success
+      await this.o.client.api(`${this.base(u)}/clearUserPreferredPresence`).post({});
+    }
+    u.written = { ...u.written, callDnd: false };
+    if (u.saved !== undefined) delete u.saved.preferred;
+    this.st.restored++;
+    await this.persistSaved(u);
+  }
+
+  /** Give the person their status message back (an empty one if they had none, or if it has expired meanwhile). */
+  private async restoreStatus(u: UserState): Promise<void> {
+    const before = u.saved?.statusMessage ?? null;
+    const now = this.o.clock.now();
+    if (before === null || (before.expiresAt !== undefined && before.expiresAt <= now)) await this.setStatusMessage(u, '', 'text', undefined);
+    else await this.setStatusMessage(u, before.content, before.contentType, before.expiresAt);
+    const { statusText: _dropped, ...rest } = u.written;
+    u.written = rest;
+    if (u.saved !== undefined) delete u.saved.statusMessage;
+    this.st.restored++;
+    await this.persistSaved(u);
   }
 
   private async write(u: UserState): Promise<void> {
@@ -224,17 +357,36 @@ export class PresenceWriter {
     const e = this.effective(u.desired);
     const w = u.written;
     const refresh = e.kind === 'set' && w.kind === 'set' && w.availability === e.target.availability && w.activity === e.target.activity;
+    const callDnd = this.wantsCallDnd(e);
+    const text = this.textFor(e);
     const api = this.o.client;
     try {
+      // what the person has is read and saved before the gateway overwrites any of it
+      const takePreferred = callDnd && !w.callDnd && u.saved?.preferred === undefined;
+      const takeStatus = text !== undefined && w.statusText === undefined && u.saved?.statusMessage === undefined;
+      if (takePreferred || takeStatus) await this.capture(u, takePreferred, takeStatus);
+      // the call is over: the person's own preferred presence back first
+      if (!callDnd && u.written.callDnd) await this.restorePreferred(u);
       if (e.kind === 'set') {
-        if (e.preferred && !w.preferredDnd) {
+        if (e.preferred && !u.written.preferredDnd) {
           // Graph: presence-setuserpreferredpresence (shows only while a session exists)
           await api.api(`${this.base(u)}/setUserPreferredPresence`).post({ availability: 'DoNotDisturb', activity: 'DoNotDisturb' });
           this.st.preferred++;
           u.written = { ...u.written, preferredDnd: true };
-        } else if (!e.preferred && w.preferredDnd) {
+        } else if (!e.preferred && u.written.preferredDnd) {
           await api.api(`${this.base(u)}/clearUserPreferredPresence`).post({});
           u.written = { ...u.written, preferredDnd: false };
+        }
+        if (callDnd && (!u.written.callDnd || refresh || w.kind !== 'set')) {
+          // Busy-on-busy: a Busy session is display only and Teams calls still ring; a preferred
+          // DoNotDisturb stops them. It lapses on its own (twice the session) if the gateway dies.
+          await api.api(`${this.base(u)}/setUserPreferredPresence`).post({
+            availability: 'DoNotDisturb',
+            activity: 'DoNotDisturb',
+            expirationDuration: `PT${this.o.expirationMinutes * 2}M`,
+          });
+          if (!u.written.callDnd) this.st.callDnd++;
+          u.written = { ...u.written, callDnd: true };
         }
         await api.api(`${this.base(u)}/setPresence`).post({
           sessionId: this.o.sessionId,
@@ -246,22 +398,21 @@ export class PresenceWriter {
         const at = this.o.clock.now();
         u.refreshNeeded = false;
         u.written = { ...u.written, kind: 'set', availability: e.target.availability, activity: e.target.activity, at };
-        const text = this.o.statusMessage === true ? STATUS_TEXT[e.target.activity] : undefined;
-        if (text !== undefined && u.written.statusText !== text) {
-          // Graph: presence-setstatusmessage; it expires with the session unless the call goes on.
-          await this.setStatusMessage(u, text, at + this.o.expirationMinutes * 60_000 * 2);
+        if (text !== undefined && (u.written.statusText !== text || refresh)) {
+          // re-written with every session refresh, so it lasts as long as the call and lapses soon after
+          await this.setStatusMessage(u, text, 'text', at + this.o.expirationMinutes * 60_000 * 2);
           u.written = { ...u.written, statusText: text };
-        }
+        } else if (text === undefined && u.written.statusText !== undefined) await this.restoreStatus(u);
         if (refresh) this.st.refreshes++;
         else this.st.sets++;
         this.queueRefresh(u, at);
-        this.o.logger.debug({ personId: u.personId, userId: u.userId, availability: e.target.availability, activity: e.target.activity, refresh }, 'graph: presence session set');
+        this.o.logger.debug({ personId: u.personId, userId: u.userId, availability: e.target.availability, activity: e.target.activity, refresh, callDnd }, 'graph: presence session set');
       } else {
-        if (w.preferredDnd) {
+        if (u.written.preferredDnd) {
           await api.api(`${this.base(u)}/clearUserPreferredPresence`).post({});
           u.written = { ...u.written, preferredDnd: false };
         }
-        if (w.kind === 'set' || w.kind === 'maybe') {
+        if (u.written.kind === 'set' || u.written.kind === 'maybe') {
           try {
             await api.api(`${this.base(u)}/clearPresence`).post({ sessionId: this.o.sessionId });
           } catch (error) {
@@ -270,10 +421,8 @@ export class PresenceWriter {
           }
           this.st.clears++;
         }
-        if (w.statusText !== undefined) {
-          await this.setStatusMessage(u, null, undefined);
-        }
-        u.written = { kind: 'clear', preferredDnd: false, at: this.o.clock.now() };
+        if (u.written.statusText !== undefined) await this.restoreStatus(u);
+        u.written = { kind: 'clear', preferredDnd: false, callDnd: false, at: this.o.clock.now() };
         u.refreshNeeded = false;
         this.o.logger.debug({ personId: u.personId, userId: u.userId }, 'graph: presence session cleared');
       }
@@ -310,8 +459,15 @@ export class PresenceWriter {
   /** After a refusal, treat the target as handled so it is not resent in a loop. */
   private effectiveAsWritten(u: UserState): Written {
     const e = this.effective(u.desired);
-    if (e.kind === 'clear') return { kind: 'clear', preferredDnd: false, at: this.o.clock.now() };
-    return { kind: 'set', availability: e.target.availability, activity: e.target.activity, preferredDnd: e.preferred, at: this.o.clock.now() };
+    const text = this.textFor(e);
+    const held = { callDnd: this.wantsCallDnd(e), ...(text !== undefined ? { statusText: text } : {}) };
+    if (!held.callDnd && text === undefined && u.saved !== undefined) {
+      // nothing is held any more: what could not be restored is given up (logged above)
+      u.saved = undefined;
+      void this.o.saved?.remove(u.personId).catch(() => undefined);
+    }
+    if (e.kind === 'clear') return { kind: 'clear', preferredDnd: false, ...held, at: this.o.clock.now() };
+    return { kind: 'set', availability: e.target.availability, activity: e.target.activity, preferredDnd: e.preferred, ...held, at: this.o.clock.now() };
   }
 
   private armRetry(at: number): void {
@@ -393,6 +549,8 @@ export class PresenceWriter {
     this.unsubscribe?.();
     this.refreshTimer?.cancel();
     this.refreshTimer = undefined;
+    this.graceTimer?.cancel();
+    this.graceTimer = undefined;
     this.retryTimer?.cancel();
     this.retryTimer = undefined;
     this.waiting.clear();

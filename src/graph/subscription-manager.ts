@@ -32,6 +32,10 @@ interface LiveSubscription {
   notificationUrl: string;
   /** renew at the next chance (restart, reauthorizationRequired) */
   renewNow: boolean;
+  /** created with includeResourceData (undefined: taken over from an earlier run, not known) */
+  rich?: boolean;
+  /** replace at the next chance (it sends basic notifications where rich ones are wanted) */
+  replace?: boolean;
 }
 
 interface Slot {
@@ -78,6 +82,8 @@ export interface SubscriptionManagerOptions {
   onCoverageChange?: () => void;
   /** these users may have changed unseen (new subscription, missed notifications): read them now */
   onResync?: (userIds: string[]) => void;
+  /** rich notifications: the certificate new subscriptions carry (undefined until the key pair is loaded) */
+  encryption?: () => { certificate: string; id: string } | undefined;
 }
 
 const sameSet = (a: readonly string[], b: readonly string[]): boolean => {
@@ -214,6 +220,20 @@ export class SubscriptionManager {
     return this.slotOf(subscriptionId)?.sub?.clientState;
   }
 
+  /**
+   * A subscription sent a basic notification while rich ones are configured
+   * (one created by an earlier run without includeResourceData): replace it once.
+   */
+  wantsResourceData(subscriptionId: string): void {
+    const slot = this.slotOf(subscriptionId);
+    const sub = slot?.sub;
+    if (slot === undefined || sub === undefined || sub.rich === true || sub.replace === true || this.stopped) return;
+    if (this.o.encryption?.() === undefined) return;
+    this.o.logger.info({ subscriptionId, account: slot.name }, 'graph: subscription sends basic notifications; replacing it with one that includes resource data');
+    sub.replace = true;
+    void this.reconcile(slot);
+  }
+
   private slotOf(subscriptionId: string): Slot | undefined {
     const id = subscriptionId.toLowerCase();
     return this.slots.find((s) => s.sub !== undefined && s.sub.id.toLowerCase() === id);
@@ -320,7 +340,7 @@ export class SubscriptionManager {
       if (sub !== undefined) await this.remove(slot, sub);
       return;
     }
-    if (sub !== undefined && (!sameSet(sub.userIds, slot.wanted) || sub.notificationUrl !== this.o.notificationUrl)) {
+    if (sub !== undefined && (!sameSet(sub.userIds, slot.wanted) || sub.notificationUrl !== this.o.notificationUrl || sub.replace === true)) {
       // the resource of a subscription cannot be changed: replace it
       await this.remove(slot, sub);
       if (slot.sub !== undefined) return;
@@ -413,6 +433,7 @@ export class SubscriptionManager {
 
   private async create(slot: Slot): Promise<void> {
     const userIds = [...slot.wanted];
+    const encryption = this.o.encryption?.();
     const post = async () => {
       const exp = this.expiration();
       const body: unknown = await slot.client.api('/subscriptions').post({
@@ -422,6 +443,10 @@ export class SubscriptionManager {
         resource: presenceResource(userIds),
         expirationDateTime: exp.iso,
         clientState: this.o.clientState,
+        // Graph: change-notifications-with-resource-data (creating a subscription)
+        ...(encryption !== undefined
+          ? { includeResourceData: true, encryptionCertificate: encryption.certificate, encryptionCertificateId: encryption.id }
+          : {}),
       });
       if (!isRecord(body) || typeof body['id'] !== 'string') throw new Error('the subscription answer has no id');
       const expires = typeof body['expirationDateTime'] === 'string' ? Date.parse(body['expirationDateTime']) : NaN;
@@ -445,7 +470,15 @@ export class SubscriptionManager {
       this.schedule(slot, slot.retryAt);
       return;
     }
-    slot.sub = { id: made.id, userIds, expiresAt: made.expiresAt, clientState: this.o.clientState, notificationUrl: this.o.notificationUrl, renewNow: false };
+    slot.sub = {
+      id: made.id,
+      userIds,
+      expiresAt: made.expiresAt,
+      clientState: this.o.clientState,
+      notificationUrl: this.o.notificationUrl,
+      renewNow: false,
+      rich: encryption !== undefined,
+    };
     slot.failures = 0;
     slot.lastError = undefined;
     slot.created++;

@@ -36,12 +36,23 @@ export function validationReply(query: unknown): WebhookReply {
   return { status: 200, contentType: 'text/plain; charset=utf-8', body: token };
 }
 
+/** The encrypted resource of a rich notification, as Graph sends it (changeNotificationEncryptedContent). */
+export interface EncryptedContent {
+  data: string;
+  dataKey: string;
+  dataSignature: string;
+  encryptionCertificateId: string;
+  encryptionCertificateThumbprint: string | undefined;
+}
+
 export interface ChangeNotification {
   subscriptionId: string;
   clientState: string | undefined;
   tenantId: string | undefined;
   /** the Teams user whose presence changed (lower case) */
   userId: string;
+  /** rich notifications (includeResourceData) only */
+  encryptedContent?: EncryptedContent;
 }
 
 export interface LifecycleNotification {
@@ -56,6 +67,8 @@ export interface ParsedNotifications {
   lifecycle: LifecycleNotification[];
   /** items that are neither */
   malformed: number;
+  /** the JWTs of a batch with resource data (changeNotificationCollection.validationTokens), when it has them */
+  validationTokens?: string[];
 }
 
 const RESOURCE_ID = /communications\/presences(?:\('([^']+)'\)|\/([^/?()]+))/i;
@@ -76,6 +89,13 @@ function userIdOf(item: Record<string, unknown>): string | undefined {
 }
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+
+function encryptedContentOf(v: unknown): EncryptedContent | undefined {
+  if (!isRecord(v)) return undefined;
+  const { data, dataKey, dataSignature, encryptionCertificateId } = v;
+  if (typeof data !== 'string' || typeof dataKey !== 'string' || typeof dataSignature !== 'string' || typeof encryptionCertificateId !== 'string') return undefined;
+  return { data, dataKey, dataSignature, encryptionCertificateId, encryptionCertificateThumbprint: str(v['encryptionCertificateThumbprint']) };
+}
 
 /** Split a notification POST body into change and lifecycle notifications. Never throws. */
 export function parseNotifications(body: unknown, maxItems = 1000): ParsedNotifications {
@@ -100,8 +120,14 @@ export function parseNotifications(body: unknown, maxItems = 1000): ParsedNotifi
       out.malformed++;
       continue;
     }
-    out.changes.push({ ...base, userId });
+    const change: ChangeNotification = { ...base, userId };
+    // Graph: change-notifications-with-resource-data (encryptedContent on each item, validationTokens on the batch)
+    const encrypted = encryptedContentOf(item['encryptedContent']);
+    if (encrypted !== undefined) change.encryptedContent = encrypted;
+    out.changes.push(change);
   }
   out.malformed += Math.max(0, value.length - maxItems);
+  const tokens = isRecord(body) ? body['validationTokens'] : undefined;
+  if (Array.isArray(tokens)) out.validationTokens = tokens.filter((x): x is string => typeof x === 'string').slice(0, 100);
   return out;
 }

@@ -46,6 +46,7 @@ export class Metrics {
   private readonly graphStatus = new Tally();
   private throttled = 0;
   private readonly webhook = new Tally();
+  private readonly droppedNotifications = new Tally();
   private lastDelivery: { at: number; result: string } | undefined;
   private subscriptionSource: (() => SubscriptionCounts) | undefined;
   private trunkSource: (() => readonly TrunkInfo[]) | undefined;
@@ -89,6 +90,12 @@ export class Metrics {
       },
     });
     tallied('webhook_deliveries_total', 'Graph change-notification deliveries to the webhook, by result', ['result'], () => this.webhook.counts);
+    tallied(
+      'graph_notifications_dropped_total',
+      'Graph change notifications dropped though answered 202, by reason (clientState, tenant, validationToken, signature, decryption)',
+      ['reason'],
+      () => this.droppedNotifications.counts,
+    );
 
     new Gauge({
       name: p + 'subscriptions',
@@ -195,6 +202,11 @@ export class Metrics {
   webhookDelivery(result: string): void {
     this.webhook.add(result);
     this.lastDelivery = { at: this.now(), result };
+  }
+
+  /** A Graph notification was dropped (wrong or missing clientState, failed validation or decryption). */
+  notificationDropped(reason: string): void {
+    this.droppedNotifications.add(reason);
   }
 
   /** Seconds from a Teams change to the NOTIFYs it caused. */

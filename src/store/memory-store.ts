@@ -6,6 +6,8 @@
  */
 import type {
   DirectoryCacheRecord,
+  GraphNotificationKeyRecord,
+  GraphSavedPresenceRecord,
   GraphSubscriptionRecord,
   PublicationRecord,
   UpstreamPublicationRecord,
@@ -80,6 +82,8 @@ export class MemoryStore implements GatewayStore {
   readonly upstreamPublications: MemoryRepository<UpstreamPublicationRecord>;
   readonly graphSubscriptions: MemoryRepository<GraphSubscriptionRecord>;
   readonly directoryCache: MemoryRepository<DirectoryCacheRecord>;
+  readonly graphNotificationKeys: MemoryRepository<GraphNotificationKeyRecord>;
+  readonly graphSavedPresence: MemoryRepository<GraphSavedPresenceRecord>;
   readonly meta: MetaStore;
   private closed = false;
 
@@ -91,6 +95,8 @@ export class MemoryStore implements GatewayStore {
     this.upstreamPublications = new MemoryRepository(TABLES.upstreamPublications, isClosed);
     this.graphSubscriptions = new MemoryRepository(TABLES.graphSubscriptions, isClosed);
     this.directoryCache = new MemoryRepository(TABLES.directoryCache, isClosed);
+    this.graphNotificationKeys = new MemoryRepository(TABLES.graphNotificationKeys, isClosed);
+    this.graphSavedPresence = new MemoryRepository(TABLES.graphSavedPresence, isClosed);
     const meta = new MemoryRepository<MetaRecord>(META_TABLE, isClosed);
     this.meta = {
       get: (key) => meta.rows.get(key)?.value,

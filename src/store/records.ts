@@ -108,6 +108,35 @@ export interface DirectoryCacheRecord {
   at: number;
 }
 
+/**
+ * The key pair of rich Graph notifications, when the gateway generated it.
+ * Same shape as NotificationKeyRecord in src/graph/notification-keys.ts.
+ * The private key is kept as PEM: the store file is readable by its owner only.
+ */
+export interface GraphNotificationKeyRecord {
+  id: string;
+  certPem: string;
+  keyPem: string;
+  /** ms epoch */
+  createdAt: number;
+}
+
+/**
+ * What a person had in Teams before the gateway took it over for a PBX call
+ * (busy-on-busy) or wrote its own status message: restored afterwards, also
+ * after a restart. Same shape as SavedPresence in src/graph/saved-presence.ts.
+ */
+export interface GraphSavedPresenceRecord {
+  personId: string;
+  userId: string;
+  /** their own preferred presence (null: none); absent while the gateway holds none of it */
+  preferred?: { availability: string; activity: string } | null;
+  /** their status message (null: none); absent while the gateway wrote none */
+  statusMessage?: { content: string; contentType: string; expiresAt?: number } | null;
+  /** ms epoch */
+  savedAt: number;
+}
+
 const str = z.string();
 const num = z.number().finite();
 const transport = z.enum(['udp', 'tcp', 'tls', 'ws', 'wss']);
@@ -179,6 +208,21 @@ export const directoryCacheSchema: z.ZodType<DirectoryCacheRecord> = z.object({
   teamsUserId: str,
   upn: str.optional(),
   at: num,
+});
+
+export const graphNotificationKeySchema: z.ZodType<GraphNotificationKeyRecord> = z.object({
+  id: str,
+  certPem: str,
+  keyPem: str,
+  createdAt: num,
+});
+
+export const graphSavedPresenceSchema: z.ZodType<GraphSavedPresenceRecord> = z.object({
+  personId: str,
+  userId: str,
+  preferred: z.object({ availability: str, activity: str }).nullable().optional(),
+  statusMessage: z.object({ content: str, contentType: str, expiresAt: num.optional() }).nullable().optional(),
+  savedAt: num,
 });
 
 /** Joins the parts of a composite key (a separator no name contains). */

@@ -20,11 +20,13 @@ function recordTable(name: string): string {
 }
 
 export const MIGRATIONS: readonly (readonly string[])[] = [
-  // 0 → 1: the first schema
+  // 0 → 1: the first schema (IF NOT EXISTS: tables added by later steps may exist already)
   [
     ...Object.values(TABLES).map((t) => recordTable(t.table)),
     recordTable(META_TABLE.table),
   ],
+  // 1 → 2: the rich-notification key pair and what people had before the gateway took over (busy-on-busy)
+  [recordTable(TABLES.graphNotificationKeys.table), recordTable(TABLES.graphSavedPresence.table)],
 ];
 
 /** The version this code writes. */

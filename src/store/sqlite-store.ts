@@ -35,6 +35,8 @@ import { StoreError, type GatewayStore, type MetaStore, type Repository, type St
 import { META_TABLE, TABLES, type MetaRecord, type TableSpec } from './tables.js';
 import type {
   DirectoryCacheRecord,
+  GraphNotificationKeyRecord,
+  GraphSavedPresenceRecord,
   GraphSubscriptionRecord,
   PublicationRecord,
   UpstreamPublicationRecord,
@@ -250,6 +252,8 @@ export class SqliteStore implements GatewayStore, Owner {
   readonly upstreamPublications: Repository<UpstreamPublicationRecord>;
   readonly graphSubscriptions: Repository<GraphSubscriptionRecord>;
   readonly directoryCache: Repository<DirectoryCacheRecord>;
+  readonly graphNotificationKeys: Repository<GraphNotificationKeyRecord>;
+  readonly graphSavedPresence: Repository<GraphSavedPresenceRecord>;
   readonly meta: MetaStore;
 
   private db: Database.Database | undefined;
@@ -332,6 +336,8 @@ export class SqliteStore implements GatewayStore, Owner {
     const upPubs = new SqliteRepository(this, TABLES.upstreamPublications, db);
     const graph = new SqliteRepository(this, TABLES.graphSubscriptions, db);
     const directory = new SqliteRepository(this, TABLES.directoryCache, db);
+    const keys = new SqliteRepository(this, TABLES.graphNotificationKeys, db);
+    const saved = new SqliteRepository(this, TABLES.graphSavedPresence, db);
     const meta = new SqliteRepository(this, META_TABLE, db);
     this.watcherSubscriptions = watchers;
     this.publications = publications;
@@ -339,12 +345,14 @@ export class SqliteStore implements GatewayStore, Owner {
     this.upstreamPublications = upPubs;
     this.graphSubscriptions = graph;
     this.directoryCache = directory;
+    this.graphNotificationKeys = keys;
+    this.graphSavedPresence = saved;
     this.meta = new SqliteMeta(meta);
-    this.repos = [watchers, publications, upSubs, upPubs, graph, directory, meta] as Array<SqliteRepository<unknown>>;
+    this.repos = [watchers, publications, upSubs, upPubs, graph, directory, keys, saved, meta] as Array<SqliteRepository<unknown>>;
 
     this.tableNames = this.repos.map((r) => r.name);
     this.prunedTables = Object.values(TABLES)
-      .filter((t) => t.table !== TABLES.directoryCache.table)
+      .filter((t) => t.table !== TABLES.directoryCache.table && t.table !== TABLES.graphNotificationKeys.table && t.table !== TABLES.graphSavedPresence.table)
       .map((t) => t.table);
     const busyTimeoutMs = options.busyTimeoutMs ?? 5000;
     const useWorker = options.path !== ':memory:' && (options.writer ?? 'worker') === 'worker';

@@ -10,6 +10,8 @@
  */
 import type {
   DirectoryCacheRecord,
+  GraphNotificationKeyRecord,
+  GraphSavedPresenceRecord,
   GraphSubscriptionRecord,
   PublicationRecord,
   UpstreamPublicationRecord,
@@ -68,6 +70,8 @@ export interface GatewayStore {
   readonly upstreamPublications: Repository<UpstreamPublicationRecord>;
   readonly graphSubscriptions: Repository<GraphSubscriptionRecord>;
   readonly directoryCache: Repository<DirectoryCacheRecord>;
+  readonly graphNotificationKeys: Repository<GraphNotificationKeyRecord>;
+  readonly graphSavedPresence: Repository<GraphSavedPresenceRecord>;
   readonly meta: MetaStore;
   /** Delete records whose expiresAt <= now (directory cache and meta never expire). Returns how many. */
   pruneExpired(now: number): number;

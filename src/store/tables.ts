@@ -6,12 +6,16 @@ import { z } from 'zod';
 import {
   compositeKey,
   directoryCacheSchema,
+  graphNotificationKeySchema,
+  graphSavedPresenceSchema,
   graphSubscriptionSchema,
   publicationSchema,
   upstreamPublicationSchema,
   upstreamSubscriptionSchema,
   watcherSubscriptionSchema,
   type DirectoryCacheRecord,
+  type GraphNotificationKeyRecord,
+  type GraphSavedPresenceRecord,
   type GraphSubscriptionRecord,
   type PublicationRecord,
   type UpstreamPublicationRecord,
@@ -69,6 +73,18 @@ export const TABLES = {
     expiresOf: () => null,
     schema: directoryCacheSchema,
   } satisfies TableSpec<DirectoryCacheRecord>,
+  graphNotificationKeys: {
+    table: 'graph_notification_keys',
+    keyOf: (r) => r.id,
+    expiresOf: () => null,
+    schema: graphNotificationKeySchema,
+  } satisfies TableSpec<GraphNotificationKeyRecord>,
+  graphSavedPresence: {
+    table: 'graph_saved_presence',
+    keyOf: (r) => r.personId,
+    expiresOf: () => null,
+    schema: graphSavedPresenceSchema,
+  } satisfies TableSpec<GraphSavedPresenceRecord>,
 } as const;
 
 export const META_TABLE = {

@@ -135,3 +135,21 @@ t.test('teamsPart: what Teams alone says; the gateway\'s own session read back s
   t.ok(part?.activities.includes('on-the-phone'), 'Presenting is on the phone by default');
   t.equal(part?.ringing, false, 'no PBX state leaks into the Teams part');
 });
+
+t.test("busy-on-busy: the writer's DoNotDisturb during a PBX call is its own echo (callEchoes), not the person's DND", async (t) => {
+  const directory = new Directory([{ id: 'anna', displayName: 'Anna', sipAors: ['sip:anna@gw.example'] }], { domains: ['gw.example'] });
+  const plain = new PresenceStore(directory);
+  const dnd = new PresenceStore(directory, { callEchoes: [{ availability: 'DoNotDisturb', activity: 'DoNotDisturb' }] });
+  for (const store of [plain, dnd]) {
+    store.setTelephony('anna', { line: 'in-call', dnd: false, calls: [], origin: 'pbx', at: 1 });
+    store.setTeams('anna', { availability: 'DoNotDisturb', activity: 'DoNotDisturb', at: 2 });
+  }
+  t.ok(plain.teamsPart('anna')?.activities.length, 'without the option a Teams DND during a call is the person\'s own');
+  t.same(dnd.teamsPart('anna')?.activities, [], 'with it, the read-back DoNotDisturb is the gateway\'s echo');
+  dnd.setTelephony('anna', { line: 'idle', dnd: false, calls: [], origin: 'pbx', at: 3 });
+  dnd.setTeams('anna', { availability: 'DoNotDisturb', activity: 'DoNotDisturb', at: 4 });
+  t.same(dnd.teamsPart('anna')?.activities, [], 'still its own within the echo window after the call');
+  const outside = new PresenceStore(directory, { callEchoes: [{ availability: 'DoNotDisturb', activity: 'DoNotDisturb' }] });
+  outside.setTeams('anna', { availability: 'DoNotDisturb', activity: 'DoNotDisturb', at: 1 });
+  t.ok(outside.teamsPart('anna')?.activities.length, 'outside a call a DoNotDisturb is the person\'s');
+});

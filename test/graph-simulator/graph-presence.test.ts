@@ -131,6 +131,30 @@ t.test('Graph presence read and write', async (t) => {
     t.equal(p.statusMessage?.message.content, 'On the phone (PBX)');
   });
 
+  await t.test('setStatusMessage: text only; expiryDateTime as a local dateTime without suffix plus its timeZone', async (t) => {
+    const dmitri = control.user('dmitri');
+    const post = (statusMessage: unknown) => graph.api(`/users/${dmitri.id}/presence/setStatusMessage`).post({ statusMessage });
+    const html = await graphFailure(post({ message: { content: '<b>busy</b>', contentType: 'html' } }));
+    t.equal(html.statusCode, 400, 'contentType html is refused');
+    const at = clock.now() + 90 * MIN;
+    const iso = new Date(at).toISOString();
+    for (const dateTime of [iso, iso.replace('Z', '+00:00')]) {
+      const zoned = await graphFailure(post({ message: { content: 'x', contentType: 'text' }, expiryDateTime: { dateTime, timeZone: 'UTC' } }));
+      t.equal(zoned.statusCode, 400, `a dateTime with a zone suffix (${dateTime.slice(-6)}) is refused`);
+    }
+    await post({ message: { content: 'Back at four', contentType: 'text' }, expiryDateTime: { dateTime: iso.replace('Z', ''), timeZone: 'UTC' } });
+    let p = control.presence('dmitri');
+    t.equal(p.statusMessage?.message?.content, 'Back at four');
+    t.equal(p.statusMessage?.expiryDateTime?.timeZone, 'UTC');
+    t.equal(Date.parse(`${p.statusMessage?.expiryDateTime?.dateTime ?? ''}Z`), at, 'kept in UTC');
+    // the docs' own example: a local time in a Windows zone (Pacific: UTC-8 in January)
+    await post({ message: { content: 'Pacific', contentType: 'text' }, expiryDateTime: { dateTime: '2031-01-15T09:30:00.0000000', timeZone: 'Pacific Standard Time' } });
+    p = control.presence('dmitri');
+    t.equal(p.statusMessage?.expiryDateTime?.dateTime, '2031-01-15T17:30:00.0000000', 'converted from the given zone');
+    const zone = await graphFailure(post({ message: { content: 'x', contentType: 'text' }, expiryDateTime: { dateTime: '2031-01-15T09:30:00', timeZone: 'Mars/Olympus' } }));
+    t.equal(zone.statusCode, 400, 'an unknown timeZone is refused');
+  });
+
   await t.test('writes need Presence.ReadWrite.All; unknown users are 404', async (t) => {
     const clientId = newGuid();
     control.registerApp({ clientId, secrets: ['s'], applicationPermissions: ['Presence.Read.All'] });

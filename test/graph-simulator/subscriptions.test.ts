@@ -1,9 +1,11 @@
 import { constants, createDecipheriv, createHmac, privateDecrypt } from 'node:crypto';
+import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
 import t from 'tap';
 import { ResponseType } from '@microsoft/microsoft-graph-client';
 import { ManualClock } from '../../src/graph-simulator/clock.js';
 import { certificateDer, createSelfSignedCertificate } from '../../src/graph-simulator/certs.js';
 import { newGuid } from '../../src/graph-simulator/ids.js';
+import { createHttpTransport } from '../../src/graph/http-transport.js';
 import { graphFailure, harness, webhook } from './helpers.js';
 
 const MIN = 60_000;
@@ -171,6 +173,37 @@ t.test('presence change notifications', async (t) => {
     t.equal(resource['availability'], 'Busy');
     t.equal(resource['activity'], 'InACall');
     t.equal(resource['id'], ben.id);
+    await graph.api(`/subscriptions/${sub.id}`).delete();
+  });
+
+  await t.test('rich subscriptions: refused without encryptionCertificate(Id) or with a weak key; validation tokens as Entra signs them', async (t) => {
+    const enc = createSelfSignedCertificate('notification encryption');
+    const cert = certificateDer(enc.certPem).toString('base64');
+    for (const body of [{ encryptionCertificateId: 'enc-1' }, { encryptionCertificate: cert }, {}]) {
+      const r = await graphFailure(subscribe({ resource: `/communications/presences/${ben.id}`, includeResourceData: true, ...body }));
+      t.equal(r.statusCode, 400, `without ${Object.keys(body).length === 0 ? 'both' : 'one'} of encryptionCertificate / encryptionCertificateId`);
+    }
+    const weak = createSelfSignedCertificate('weak', 30, 1024);
+    const w = await graphFailure(
+      subscribe({ resource: `/communications/presences/${ben.id}`, includeResourceData: true, encryptionCertificate: certificateDer(weak.certPem).toString('base64'), encryptionCertificateId: 'weak' }),
+    );
+    t.equal(w.statusCode, 400, 'a 1024-bit key is refused (2048 to 4096)');
+    t.same(control.subscriptions(), [], 'nothing was created');
+
+    const sub = await subscribe({ resource: `/communications/presences/${ben.id}`, includeResourceData: true, encryptionCertificate: cert, encryptionCertificateId: 'enc-2' });
+    hook.received.length = 0;
+    if (control.presence('ben').activity === 'InACall') control.endCall('ben');
+    else control.call('ben');
+    await hook.waitFor(() => hook.received.length === 1);
+    const token = hook.received[0]?.validationTokens?.[0] ?? '';
+    const https = createHttpTransport({ caPem: h.sim.caPem });
+    t.teardown(() => https.close());
+    const oidc = (await (await https.request(`${h.sim.origin}/${h.sim.tenantId}/.well-known/openid-configuration`)).json()) as { issuer: string; jwks_uri: string };
+    const keys = (await (await https.request(oidc.jwks_uri)).json()) as JSONWebKeySet;
+    const { payload } = await jwtVerify(token, createLocalJWKSet(keys), { issuer: oidc.issuer, audience: h.sim.demoApp.clientId, currentDate: new Date(clock.now()) });
+    t.equal(payload['appid'], '0bf30f3b-4a52-48df-9a82-234910c4a086', 'issued by the Graph change-notification publisher');
+    t.equal(payload['tid'], h.sim.tenantId);
+    t.equal(oidc.issuer, `${h.sim.origin}/${h.sim.tenantId}/`, 'the v1 OpenID configuration names the v1 issuer the tokens carry');
     await graph.api(`/subscriptions/${sub.id}`).delete();
   });
 });

@@ -104,3 +104,16 @@ t.test('the request budget: at most the documented 1,500 / 30 s, and polling mus
   t.match(problems({ ...base, poll: { mode: 'fast' } }).join('\n'), /graph\.poll\.mode: expected .*budget, fixed/);
   t.match(problems({ ...base, directory: { teamsServicePlanIds: ['teams'] } }).join('\n'), /graph\.directory\.teamsServicePlanIds\[0\]: expected .*service plan id/);
 });
+
+t.test('rich notifications and busy-on-busy are opt-in; half a key pair is named', async (t) => {
+  const base = { tenantId: TENANT, clientId: CLIENT, clientSecret: 's' };
+  const hook = { publicUrl: 'https://gw.example.com/graph' };
+  t.equal(parseGraphConfig({ ...base, webhook: hook }).webhook?.richNotifications, undefined, 'basic notifications by default');
+  t.same(parseGraphConfig({ ...base, webhook: { ...hook, richNotifications: true } }).webhook?.richNotifications, {}, 'true: a generated key pair');
+  t.same(parseGraphConfig({ ...base, webhook: { ...hook, richNotifications: { certPath: '/c.pem', keyPath: '/k.pem' } } }).webhook?.richNotifications, { certPath: '/c.pem', keyPath: '/k.pem' });
+  t.match(problems({ ...base, webhook: { ...hook, richNotifications: { certPath: '/c.pem' } } }), [/^graph\.webhook\.richNotifications: give both certPath and keyPath/]);
+  t.match(problems({ ...base, webhook: { ...hook, richNotifications: { certificateId: 'x'.repeat(129) } } }), [/^graph\.webhook\.richNotifications\.certificateId: expected .*128/]);
+  t.equal(parseGraphConfig(base).writer.duringCall, 'busy', "default: Busy/InACall as before");
+  t.equal(parseGraphConfig({ ...base, writer: { duringCall: 'dnd' } }).writer.duringCall, 'dnd');
+  t.match(problems({ ...base, writer: { duringCall: 'donotdisturb' } }), [/^graph\.writer\.duringCall: expected one of: busy, dnd/]);
+});

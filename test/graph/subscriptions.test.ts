@@ -106,17 +106,28 @@ t.test('presence subscriptions over the webhook (real clock)', async (t) => {
     t.equal(graph.status().reader.sink.stale, stale + 1, 'dropped by its sequence number');
   });
 
-  await t.test('a wrong clientState is rejected (403) and not looked up', async (t) => {
+  await t.test('a wrong or missing clientState is dropped, answered 202 (Graph would retry a 4xx for hours), and not looked up', async (t) => {
     const before = graph.status().reader.notifications.rejected;
     const lookups = count('POST /v1.0/communications/getPresencesByUserId 200');
+    const reasons: string[] = [];
+    graph.observe({ notificationDropped: (reason) => reasons.push(reason) });
+    t.teardown(() => graph.observe(undefined));
     const r = await hook.app.inject({
       method: 'POST',
       url: '/graph/notify',
       payload: { value: [{ subscriptionId: graph.status().reader.subscriptions[0]?.subscriptionId, clientState: 'forged-state', changeType: 'updated', resource: `communications/presences('${ANNA}')`, resourceData: { id: ANNA } }] },
     });
-    t.equal(r.statusCode, 403);
+    t.equal(r.statusCode, 202);
+    const missing = await hook.app.inject({
+      method: 'POST',
+      url: '/graph/notify',
+      payload: { value: [{ subscriptionId: graph.status().reader.subscriptions[0]?.subscriptionId, changeType: 'updated', resource: `communications/presences('${ANNA}')`, resourceData: { id: ANNA } }] },
+    });
+    t.equal(missing.statusCode, 202);
     await graph.idle();
-    t.equal(graph.status().reader.notifications.rejected, before + 1);
+    t.equal(graph.status().reader.notifications.rejected, before + 2);
+    t.equal(graph.status().reader.notifications.dropped?.clientState, 2);
+    t.same(reasons, ['clientState', 'clientState'], 'the observer (the /metrics counter) is told');
     t.equal(count('POST /v1.0/communications/getPresencesByUserId 200'), lookups);
   });
 

@@ -69,3 +69,14 @@ t.test('two Metrics do not share a registry, and the prefix applies everywhere',
   t.match(ta, /pgw_process_cpu_user_seconds_total/, 'process metrics, prefixed');
   t.notMatch(tb, /notify_sent_total\{/, 'the other registry saw nothing');
 });
+
+t.test('dropped Graph notifications count by reason', async (t) => {
+  const m = new Metrics({ processMetrics: false });
+  m.notificationDropped('clientState');
+  m.notificationDropped('clientState');
+  m.notificationDropped('signature');
+  const text = await m.text();
+  t.equal(value(text, 'graph_notifications_dropped_total{reason="clientState"}'), 2);
+  t.equal(value(text, 'graph_notifications_dropped_total{reason="signature"}'), 1);
+  t.match(text, /# TYPE graph_notifications_dropped_total counter/);
+});
