@@ -13,6 +13,8 @@ import type { Directory } from '../core/directory.js';
 import type { PresenceStore } from '../core/presence-store.js';
 import type { Logger } from '../util/logger.js';
 import { GraphAuth, type TokenStatus } from './auth.js';
+import type { AccountStatus } from './account-sign-in.js';
+import type { TokenCacheStore } from './token-cache.js';
 import { RequestBudget, type BudgetStatus } from './budget.js';
 import { createGraphClient, graphFailure } from './client.js';
 import { systemClock, type Clock, type Timer } from './clock.js';
@@ -32,6 +34,9 @@ export { JsonFileSubscriptionStateStore, MemorySubscriptionStateStore, type Subs
 export type { Clock, Timer } from './clock.js';
 export type { GraphObserver } from './observer.js';
 export type { DirectorySyncResult } from './directory-sync.js';
+export type { AccountStatus, DeviceCodePrompt, SignInState } from './account-sign-in.js';
+export { SignInNotApplicableError, UnknownAccountError } from './auth.js';
+export type { TokenCacheStore } from './token-cache.js';
 
 export interface GraphOptions {
   config: GraphConfig;
@@ -48,6 +53,10 @@ export interface GraphOptions {
   readFile?: (path: string) => string;
   /** told request statuses and latencies (metrics); replaceable later with observe() */
   observer?: GraphObserver;
+  /** where the sealed token cache of device-code accounts survives restarts (default: memory only) */
+  tokenCache?: TokenCacheStore;
+  /** environment for the token cache key (default process.env) */
+  env?: Readonly<Record<string, string | undefined>>;
 }
 
 export interface DirectorySyncStatus {
@@ -64,6 +73,8 @@ export interface DirectorySyncStatus {
 export interface GraphStatus {
   started: boolean;
   tokens: TokenStatus[];
+  /** each service account's sign-in */
+  accounts?: AccountStatus[];
   budget: BudgetStatus;
   directory: DirectorySyncStatus;
   reader: ReaderStatus;
@@ -87,6 +98,12 @@ export interface GraphRuntime {
   observe(observer: GraphObserver | undefined): void;
   /** Read these Teams users (Graph user ids) again now; a failure is described in `error`. */
   readUsers(userIds: readonly string[]): Promise<{ read: number; error?: string }>;
+  /**
+   * Start a device-code sign-in of a service account (or return the one under
+   * way); resolves with the code to enter. Throws UnknownAccountError or
+   * SignInNotApplicableError (a password account).
+   */
+  signIn(account: string): Promise<AccountStatus>;
 }
 
 const STOP_GRACE_MS = 10_000;
@@ -101,7 +118,14 @@ export function createGraph(options: GraphOptions): GraphRuntime {
   let observer: GraphObserver | undefined = options.observer;
   const observerRef = (): GraphObserver | undefined => observer;
   const observeStatus = (status: number): void => observer?.graphRequest?.(status);
-  const auth = new GraphAuth({ config, logger, readFile: read, ...(caPem !== undefined ? { networkClient: transport.msalNetworkClient } : {}) });
+  const auth = new GraphAuth({
+    config,
+    logger,
+    readFile: read,
+    ...(caPem !== undefined ? { networkClient: transport.msalNetworkClient } : {}),
+    ...(options.tokenCache !== undefined ? { tokenCache: options.tokenCache } : {}),
+    ...(options.env !== undefined ? { env: options.env } : {}),
+  });
   const budget = new RequestBudget(clock, config.budget.requestsPer30s);
   const clientFor = (tokens: ReturnType<GraphAuth['appToken']>) =>
     createGraphClient({
@@ -113,7 +137,7 @@ export function createGraph(options: GraphOptions): GraphRuntime {
       ...(options.retry !== undefined ? { retry: options.retry } : {}),
     });
   const appClient = clientFor(auth.appToken());
-  const accounts = auth.serviceAccountNames().map((name) => ({ name, client: clientFor(auth.serviceAccountToken(name)) }));
+  const accounts = auth.serviceAccountNames().map((name) => ({ name, client: clientFor(auth.serviceAccountToken(name)), availability: auth.availability(name) }));
 
   const sync = new DirectorySync({ client: appClient, directory, config: config.directory, logger });
   const reader = new PresenceReader({
@@ -205,6 +229,8 @@ export function createGraph(options: GraphOptions): GraphRuntime {
     async start() {
       if (started || stopped) return;
       let synced = true;
+      // device-code accounts signed in before come back from the stored token cache
+      await auth.start();
       try {
         await runSync(true);
       } catch {
@@ -220,6 +246,7 @@ export function createGraph(options: GraphOptions): GraphRuntime {
     async stop(stopOptions = {}) {
       if (stopped) return;
       stopped = true;
+      auth.stop();
       syncTimer?.cancel();
       syncTimer = undefined;
       // nothing waits on the budget any more; what is in flight gets a bounded grace period
@@ -243,7 +270,7 @@ export function createGraph(options: GraphOptions): GraphRuntime {
       transport.close();
     },
     status() {
-      const s: GraphStatus = { started, tokens: auth.status(), budget: budget.status(), directory: { ...dir }, reader: reader.status() };
+      const s: GraphStatus = { started, tokens: auth.status(), accounts: auth.accountStatus(), budget: budget.status(), directory: { ...dir }, reader: reader.status() };
       if (writer !== undefined) s.writer = writer.status();
       return s;
     },
@@ -258,6 +285,7 @@ export function createGraph(options: GraphOptions): GraphRuntime {
       observer = next;
     },
     readUsers: (userIds) => reader.readNow(userIds),
+    signIn: (account) => auth.startSignIn(account),
   };
 }
 

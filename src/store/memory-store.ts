@@ -7,6 +7,7 @@
 import type {
   DirectoryCacheRecord,
   GraphSubscriptionRecord,
+  GraphTokenCacheRecord,
   PublicationRecord,
   UpstreamPublicationRecord,
   UpstreamSubscriptionRecord,
@@ -80,6 +81,7 @@ export class MemoryStore implements GatewayStore {
   readonly upstreamPublications: MemoryRepository<UpstreamPublicationRecord>;
   readonly graphSubscriptions: MemoryRepository<GraphSubscriptionRecord>;
   readonly directoryCache: MemoryRepository<DirectoryCacheRecord>;
+  readonly graphTokenCache: MemoryRepository<GraphTokenCacheRecord>;
   readonly meta: MetaStore;
   private closed = false;
 
@@ -91,6 +93,7 @@ export class MemoryStore implements GatewayStore {
     this.upstreamPublications = new MemoryRepository(TABLES.upstreamPublications, isClosed);
     this.graphSubscriptions = new MemoryRepository(TABLES.graphSubscriptions, isClosed);
     this.directoryCache = new MemoryRepository(TABLES.directoryCache, isClosed);
+    this.graphTokenCache = new MemoryRepository(TABLES.graphTokenCache, isClosed);
     const meta = new MemoryRepository<MetaRecord>(META_TABLE, isClosed);
     this.meta = {
       get: (key) => meta.rows.get(key)?.value,

@@ -25,6 +25,8 @@ export const MIGRATIONS: readonly (readonly string[])[] = [
     ...Object.values(TABLES).map((t) => recordTable(t.table)),
     recordTable(META_TABLE.table),
   ],
+  // 1 → 2: the sealed msal token cache of device-code service accounts
+  [recordTable(TABLES.graphTokenCache.table)],
 ];
 
 /** The version this code writes. */

@@ -36,6 +36,7 @@ import { META_TABLE, TABLES, type MetaRecord, type TableSpec } from './tables.js
 import type {
   DirectoryCacheRecord,
   GraphSubscriptionRecord,
+  GraphTokenCacheRecord,
   PublicationRecord,
   UpstreamPublicationRecord,
   UpstreamSubscriptionRecord,
@@ -250,6 +251,7 @@ export class SqliteStore implements GatewayStore, Owner {
   readonly upstreamPublications: Repository<UpstreamPublicationRecord>;
   readonly graphSubscriptions: Repository<GraphSubscriptionRecord>;
   readonly directoryCache: Repository<DirectoryCacheRecord>;
+  readonly graphTokenCache: Repository<GraphTokenCacheRecord>;
   readonly meta: MetaStore;
 
   private db: Database.Database | undefined;
@@ -332,6 +334,7 @@ export class SqliteStore implements GatewayStore, Owner {
     const upPubs = new SqliteRepository(this, TABLES.upstreamPublications, db);
     const graph = new SqliteRepository(this, TABLES.graphSubscriptions, db);
     const directory = new SqliteRepository(this, TABLES.directoryCache, db);
+    const tokenCache = new SqliteRepository(this, TABLES.graphTokenCache, db);
     const meta = new SqliteRepository(this, META_TABLE, db);
     this.watcherSubscriptions = watchers;
     this.publications = publications;
@@ -339,12 +342,13 @@ export class SqliteStore implements GatewayStore, Owner {
     this.upstreamPublications = upPubs;
     this.graphSubscriptions = graph;
     this.directoryCache = directory;
+    this.graphTokenCache = tokenCache;
     this.meta = new SqliteMeta(meta);
-    this.repos = [watchers, publications, upSubs, upPubs, graph, directory, meta] as Array<SqliteRepository<unknown>>;
+    this.repos = [watchers, publications, upSubs, upPubs, graph, directory, tokenCache, meta] as Array<SqliteRepository<unknown>>;
 
     this.tableNames = this.repos.map((r) => r.name);
     this.prunedTables = Object.values(TABLES)
-      .filter((t) => t.table !== TABLES.directoryCache.table)
+      .filter((t) => t.table !== TABLES.directoryCache.table && t.table !== TABLES.graphTokenCache.table)
       .map((t) => t.table);
     const busyTimeoutMs = options.busyTimeoutMs ?? 5000;
     const useWorker = options.path !== ':memory:' && (options.writer ?? 'worker') === 'worker';

@@ -11,6 +11,7 @@
 import type {
   DirectoryCacheRecord,
   GraphSubscriptionRecord,
+  GraphTokenCacheRecord,
   PublicationRecord,
   UpstreamPublicationRecord,
   UpstreamSubscriptionRecord,
@@ -68,8 +69,9 @@ export interface GatewayStore {
   readonly upstreamPublications: Repository<UpstreamPublicationRecord>;
   readonly graphSubscriptions: Repository<GraphSubscriptionRecord>;
   readonly directoryCache: Repository<DirectoryCacheRecord>;
+  readonly graphTokenCache: Repository<GraphTokenCacheRecord>;
   readonly meta: MetaStore;
-  /** Delete records whose expiresAt <= now (directory cache and meta never expire). Returns how many. */
+  /** Delete records whose expiresAt <= now (directory cache, token cache and meta never expire). Returns how many. */
   pruneExpired(now: number): number;
   /** Write everything queued now, synchronously. False when the write failed (see status()). */
   flush(): boolean;

@@ -7,12 +7,14 @@ import {
   compositeKey,
   directoryCacheSchema,
   graphSubscriptionSchema,
+  graphTokenCacheSchema,
   publicationSchema,
   upstreamPublicationSchema,
   upstreamSubscriptionSchema,
   watcherSubscriptionSchema,
   type DirectoryCacheRecord,
   type GraphSubscriptionRecord,
+  type GraphTokenCacheRecord,
   type PublicationRecord,
   type UpstreamPublicationRecord,
   type UpstreamSubscriptionRecord,
@@ -69,6 +71,12 @@ export const TABLES = {
     expiresOf: () => null,
     schema: directoryCacheSchema,
   } satisfies TableSpec<DirectoryCacheRecord>,
+  graphTokenCache: {
+    table: 'graph_token_cache',
+    keyOf: (r) => r.name,
+    expiresOf: () => null,
+    schema: graphTokenCacheSchema,
+  } satisfies TableSpec<GraphTokenCacheRecord>,
 } as const;
 
 export const META_TABLE = {
