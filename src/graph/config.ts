@@ -117,7 +117,7 @@ export const graphConfigSchema = z
     /** AES-256-GCM key sealing the stored msal token cache (device-code accounts' refresh tokens). */
     tokenCacheKey: z
       .string()
-      .refine((s) => decodeTokenCacheKey(s) !== undefined, { message: `a 32-byte key, base64 or hex (${KEY_HOW})` })
+      .refine((s) => decodeTokenCacheKey(s) !== undefined, { message: `expected a 32-byte key, base64 or hex (${KEY_HOW})` })
       .optional(),
     webhook: z
       .strictObject({

@@ -81,10 +81,16 @@ export interface TokenCachePluginOptions {
   now?: () => number;
 }
 
-/** The msal cache plugin: loads the sealed cache when the store has a newer one, writes it back when msal changed it. */
+/**
+ * The msal cache plugin. msal-node clears its memory before each access and
+ * takes what beforeCacheAccess deserializes (TokenCache "Overwriting in-memory
+ * cache with persistent cache"), so the cache is handed over every time; it
+ * is decrypted again only when the store holds a record not seen before.
+ */
 export function tokenCachePlugin(o: TokenCachePluginOptions): ICachePlugin {
   const now = o.now ?? Date.now;
   let seenIv: string | undefined;
+  let seenPlain = '';
   let warned = false;
   return {
     async beforeCacheAccess(ctx: TokenCacheContext): Promise<void> {
@@ -95,8 +101,11 @@ export function tokenCachePlugin(o: TokenCachePluginOptions): ICachePlugin {
         o.logger.warn({ err: error }, 'graph: cannot read the stored token cache; using the one in memory');
         return;
       }
-      // unchanged since we read or wrote it: msal's memory already holds it
-      if (record === undefined || record.iv === seenIv) return;
+      if (record === undefined) return;
+      if (record.iv === seenIv) {
+        ctx.tokenCache.deserialize(seenPlain);
+        return;
+      }
       const opened = openTokenCache(record, o.key);
       if (!opened.ok) {
         if (!warned) {
@@ -111,14 +120,17 @@ export function tokenCachePlugin(o: TokenCachePluginOptions): ICachePlugin {
         return;
       }
       seenIv = record.iv;
+      seenPlain = opened.plaintext;
       ctx.tokenCache.deserialize(opened.plaintext);
     },
     async afterCacheAccess(ctx: TokenCacheContext): Promise<void> {
       if (!ctx.cacheHasChanged) return;
-      const sealed = sealTokenCache(o.name, ctx.tokenCache.serialize(), o.key, now());
+      const plain = ctx.tokenCache.serialize();
+      const sealed = sealTokenCache(o.name, plain, o.key, now());
       try {
         o.store.save(sealed);
         seenIv = sealed.iv;
+        seenPlain = plain;
       } catch (error) {
         o.logger.warn({ err: error }, 'graph: cannot save the token cache; a restart will need a new sign-in');
       }
