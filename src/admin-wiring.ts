@@ -11,7 +11,7 @@ import type { Directory } from './core/directory.js';
 import { ChangeHistory } from './core/history.js';
 import type { PresenceStore } from './core/presence-store.js';
 import type { GraphObserver, GraphRuntime } from './graph/index.js';
-import type { AdminSource, GraphInfo, RenderedBody, ResyncResult, TrunkInfo, WatcherEvent, WatcherProfileName } from './http/admin-source.js';
+import type { AdminSource, GraphInfo, RenderedBody, ResyncResult, SignInOutcome, TrunkInfo, WatcherEvent, WatcherProfileName } from './http/admin-source.js';
 import { Metrics } from './http/metrics.js';
 import type { HttpServerOptions } from './http/server.js';
 import { DialogPackage } from './simple/dialog-package.js';
@@ -193,6 +193,20 @@ export function wireAdmin(options: AdminWiringOptions): AdminWiring {
     graph: () => options.graph()?.status(),
     resync,
     render,
+    async signIn(account): Promise<SignInOutcome> {
+      const graph = options.graph();
+      if (graph === undefined) return { ok: false, status: 503, message: graphExpected ? 'the Graph side has not started yet' : 'no Teams side configured' };
+      try {
+        return { ok: true, account: await graph.signIn(account) };
+      } catch (error) {
+        // the graph module is loaded lazily: its error classes are told apart by name
+        const name = error instanceof Error ? error.name : '';
+        const message = error instanceof Error ? error.message : String(error);
+        if (name === 'UnknownAccountError') return { ok: false, status: 404, message };
+        if (name === 'SignInNotApplicableError') return { ok: false, status: 409, message };
+        throw error;
+      }
+    },
   };
 
   const ready = (): Record<string, boolean> => {

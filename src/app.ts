@@ -228,6 +228,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
       store,
       logger: logger.child({ component: 'graph' }),
       stateStore: persistence.graphState(),
+      tokenCache: persistence.graphTokenCache(),
     });
     adminSide.attachGraph(graph);
     await graph.start();

@@ -31,7 +31,7 @@ import type { Publications } from './simple/publications.js';
 import type { ResourceLists } from './simple/resource-lists.js';
 import type { UpstreamPublisher } from './simple/upstream-publisher.js';
 import type { UpstreamWatcher } from './simple/upstream-watcher.js';
-import { compositeKey, graphSubscriptionState, openStore, type GatewayStore } from './store/index.js';
+import { compositeKey, graphSubscriptionState, graphTokenCacheState, openStore, type GatewayStore, type GraphTokenCacheState } from './store/index.js';
 import type { Logger } from './util/logger.js';
 
 /** The live parts whose state is kept. */
@@ -72,6 +72,8 @@ export interface Persistence {
   ok(): boolean;
   /** Graph subscription ids and expiries through the store (the old JSON file is read once, then migrated). */
   graphState(): SubscriptionStateStore;
+  /** The sealed msal token cache of device-code service accounts (refresh tokens) through the store. */
+  graphTokenCache(): GraphTokenCacheState;
   /** Put saved state back into `parts` and keep it saved from now on. Call once, after the parts are built. */
   restore(parts: PersistedParts): RestoreSummary;
   /** Stop: close the upstream side keeping its dialogs and publications (nothing sent). No-op when not persistent. */
@@ -159,6 +161,8 @@ export function createPersistence(options: PersistenceOptions): Persistence {
         save: (records) => inner.save(records),
       };
     },
+
+    graphTokenCache: () => graphTokenCacheState(store, 'delegated'),
 
     restore(parts) {
       notifier = parts.notifier;

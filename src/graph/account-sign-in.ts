@@ -100,7 +100,8 @@ export class AccountSignIn {
     const wasUsable = this.usable();
     if (next === 'signing-in') this.holding = this.st === 'signed-in' || (this.st === 'signing-in' && this.holding);
     else this.holding = false;
-    if (next === 'signed-in') this.signedInAt = this.now();
+    // back on an earlier sign-in after a failed new one (a code given) is no new sign-in
+    if (next === 'signed-in' && detail.code === undefined) this.signedInAt = this.now();
     if (next !== this.st) this.since = this.now();
     this.st = next;
     this.detail = { ...detail };

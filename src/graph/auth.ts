@@ -120,8 +120,12 @@ function refreshRefused(error: unknown): boolean {
   return REFRESH_REFUSED.has(describe(error).code);
 }
 
-export class UnknownAccountError extends Error {}
-export class SignInNotApplicableError extends Error {}
+export class UnknownAccountError extends Error {
+  override readonly name = 'UnknownAccountError';
+}
+export class SignInNotApplicableError extends Error {
+  override readonly name = 'SignInNotApplicableError';
+}
 
 interface Delegated {
   signIn: AccountSignIn;
