@@ -119,6 +119,7 @@ async function start(args: Args): Promise<void> {
     `  Service account    ${sim.serviceAccount.username} / ${sim.serviceAccount.password}`,
     `  CA certificate     ${caPath}   (trust it, e.g. NODE_EXTRA_CA_CERTS=${caPath})`,
     `  Control API        ${sim.origin}/_sim   (graph-sim call|present|dnd|away|available|signout <user>)`,
+    `  Device code        graph-sim approve <code> <upn> | deny <code>   (as the user at ${sim.origin}/devicelogin)`,
     `  Users              ${sim.control.listUsers().map((u) => u.mailNickname).join(', ')}`,
   ];
   process.stdout.write(`${lines.join('\n')}\n`);

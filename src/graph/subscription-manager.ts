@@ -204,8 +204,11 @@ export class SubscriptionManager {
     slot.failures = 0;
     slot.retryAt = 0;
     if (slot.sub !== undefined) {
+      const users = [...slot.sub.userIds];
       this.o.logger.info({ subscriptionId: slot.sub.id, account: slot.name }, 'graph: subscription of an account that cannot sign in left to expire');
       this.drop(slot);
+      // its notifications stop here: read its users now, polling takes them from here on
+      this.o.onResync?.(users);
     }
   }
 

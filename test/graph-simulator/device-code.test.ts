@@ -93,6 +93,31 @@ t.test('device authorization grant and refresh tokens, as Entra ID runs them', a
     t.equal(Object.keys(cache.RefreshToken).length, 1, 'msal keeps the refresh token');
   });
 
+  await t.test('the control API approves and denies as the user would', async (t) => {
+    const control = async (path: string, body: unknown) => {
+      const text = JSON.stringify(body);
+      const r = await net.sendPostRequestAsync<Record<string, unknown>>(`${sim.origin}/_sim${path}`, {
+        body: text,
+        headers: { 'content-type': 'application/json' },
+      });
+      return r;
+    };
+    const a = await post('devicecode', { client_id: PUBLIC_APP, scope: SCOPES.join(' ') });
+    const listed = await net.sendGetRequestAsync<{ value: Array<{ userCode: string; state: string }> }>(`${sim.origin}/_sim/device-codes`);
+    t.ok(listed.body.value.some((c) => c.userCode === a.body.user_code && c.state === 'pending'));
+    const ok = await control(`/device-codes/${a.body.user_code}/approve`, { user: svc });
+    t.equal(ok.status, 200);
+    t.equal(ok.body['userPrincipalName'], svc);
+    t.equal((await control(`/device-codes/${a.body.user_code}/approve`, { user: svc })).status, 409, 'a code is approved once');
+    t.equal((await control('/device-codes/NOSUCHCODE/deny', {})).status, 404);
+    const b = await post('devicecode', { client_id: PUBLIC_APP, scope: SCOPES.join(' ') });
+    t.equal((await control(`/device-codes/${b.body.user_code}/deny`, {})).status, 200);
+    const refused = await post('token', { grant_type: 'urn:ietf:params:oauth:grant-type:device_code', client_id: PUBLIC_APP, device_code: b.body.device_code ?? '' });
+    t.equal(refused.body.error, 'authorization_declined');
+    t.same(refused.body.error_codes, [65004]);
+    t.equal((await control(`/users/${svc}/revoke-sessions`, {})).status, 200);
+  });
+
   await t.test('declined: authorization_declined (AADSTS65004), and msal stops polling', async (t) => {
     const app = pca();
     const err = await app
