@@ -229,6 +229,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
       logger: logger.child({ component: 'graph' }),
       stateStore: persistence.graphState(),
       tokenCache: persistence.graphTokenCache(),
+      passwordRefusals: persistence.graphPasswordRefusals(),
     });
     adminSide.attachGraph(graph);
     await graph.start();

@@ -20,7 +20,7 @@
  * or a changed config (password) is needed. Repeating a wrong password would
  * trigger Entra's Smart Lockout.
  */
-import { randomUUID, X509Certificate } from 'node:crypto';
+import { randomBytes, randomUUID, scryptSync, timingSafeEqual, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import {
   ConfidentialClientApplication,
@@ -93,6 +93,51 @@ export interface GraphAuthOptions {
   env?: Readonly<Record<string, string | undefined>>;
   /** How long startSignIn waits for the code (default 30 s). */
   promptTimeoutMs?: number;
+  /** Where refused passwords are remembered across restarts (default: memory). */
+  refusals?: PasswordRefusalStore;
+}
+
+/**
+ * A refused password, remembered so a restart with the same config does not
+ * try it again (each try counts towards Smart Lockout). The password itself
+ * is not kept: a salted scrypt of it tells "the same password" from "changed".
+ */
+export interface PasswordRefusal {
+  code: string;
+  message: string;
+  /** ms epoch */
+  at: number;
+  salt: string;
+  hash: string;
+}
+
+export interface PasswordRefusalStore {
+  get(account: string): PasswordRefusal | undefined;
+  set(account: string, refusal: PasswordRefusal): void;
+  delete(account: string): void;
+}
+
+export class MemoryPasswordRefusalStore implements PasswordRefusalStore {
+  private readonly m = new Map<string, PasswordRefusal>();
+  get(account: string): PasswordRefusal | undefined {
+    return this.m.get(account.toLowerCase());
+  }
+  set(account: string, refusal: PasswordRefusal): void {
+    this.m.set(account.toLowerCase(), { ...refusal });
+  }
+  delete(account: string): void {
+    this.m.delete(account.toLowerCase());
+  }
+}
+
+function passwordHash(password: string, salt: Buffer): Buffer {
+  return scryptSync(password, salt, 32);
+}
+
+function samePassword(r: PasswordRefusal, password: string): boolean {
+  const want = Buffer.from(r.hash, 'base64');
+  const got = passwordHash(password, Buffer.from(r.salt, 'base64'));
+  return want.length === got.length && timingSafeEqual(want, got);
 }
 
 /** Delegated scopes a service account asks for: reading presence is all subscriptions need. */
@@ -187,11 +232,13 @@ export class GraphAuth {
   private readonly promptTimeoutMs: number;
   private ready: Promise<void> = Promise.resolve();
   private stopped = false;
+  private readonly refusals: PasswordRefusalStore;
 
   constructor(options: GraphAuthOptions) {
     const { config } = options;
     this.logger = options.logger;
     this.promptTimeoutMs = options.promptTimeoutMs ?? 30_000;
+    this.refusals = options.refusals ?? new MemoryPasswordRefusalStore();
     const read = options.readFile ?? ((p: string) => readFileSync(p, 'utf8'));
     const host = new URL(config.authorityHost);
     const authority = `${host.origin}${host.pathname.replace(/\/+$/, '')}/${config.tenantId}`;
@@ -231,6 +278,7 @@ export class GraphAuth {
     for (const a of config.serviceAccounts) {
       const d: Delegated = { signIn: new AccountSignIn(a.username, a.signIn), account: undefined, request: undefined, refusal: undefined };
       this.delegated.set(a.username.toLowerCase(), d);
+      if (a.signIn === 'password') this.recallRefusal(d, a.username, a.password ?? '');
       const acquire = a.signIn === 'password' ? () => this.passwordToken(d, a.username, a.password ?? '') : () => this.deviceCodeToken(d);
       this.accounts.set(a.username.toLowerCase(), this.source(a.username, acquire));
     }
@@ -257,6 +305,28 @@ export class GraphAuth {
       }
     })();
     return this.ready;
+  }
+
+  /** A password refused in an earlier run stays refused while the config holds the same password. */
+  private recallRefusal(d: Delegated, username: string, password: string): void {
+    let r: PasswordRefusal | undefined;
+    try {
+      r = this.refusals.get(username);
+    } catch {
+      return;
+    }
+    if (r === undefined) return;
+    if (!samePassword(r, password)) {
+      // the config changed: try the new password
+      this.refusals.delete(username);
+      return;
+    }
+    d.refusal = new TokenError(username, r.code, r.message);
+    d.signIn.to('failed', {
+      reason: `the password sign-in was refused on ${new Date(r.at).toISOString()} (${aadstsCode(r.message) !== undefined ? `AADSTS${aadstsCode(r.message)}` : r.code}) and the password in graph.serviceAccounts is unchanged: not tried again (Smart Lockout). Fix the account or the password, or use signIn: deviceCode`,
+      code: r.code,
+    });
+    this.logger.warn({ account: username }, 'graph: password refused in an earlier run and unchanged in the config; not tried');
   }
 
   private refuse(d: Delegated, error: TokenError, reason: string): TokenError {
@@ -289,6 +359,12 @@ export class GraphAuth {
       const aadsts = aadstsCode(x.message);
       if (aadsts !== undefined && PERMANENT_PASSWORD_CODES.has(aadsts)) {
         const e = new TokenError(username, x.code, x.message);
+        const salt = randomBytes(16);
+        try {
+          this.refusals.set(username, { code: x.code, message: x.message, at: Date.now(), salt: salt.toString('base64'), hash: passwordHash(password, salt).toString('base64') });
+        } catch (err) {
+          this.logger.warn({ err, account: username }, 'graph: cannot remember the refused password; a restart tries it once more');
+        }
         this.logger.warn({ account: username, code: `AADSTS${aadsts}` }, 'graph: password sign-in refused; not tried again until the config changes (no Smart Lockout)');
         throw this.refuse(d, e, `the password sign-in was refused (AADSTS${aadsts}); not tried again until graph.serviceAccounts changes and the gateway restarts. With MFA, use signIn: deviceCode`);
       }

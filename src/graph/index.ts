@@ -12,7 +12,7 @@ import { readFileSync } from 'node:fs';
 import type { Directory } from '../core/directory.js';
 import type { PresenceStore } from '../core/presence-store.js';
 import type { Logger } from '../util/logger.js';
-import { GraphAuth, type TokenStatus } from './auth.js';
+import { GraphAuth, type PasswordRefusalStore, type TokenStatus } from './auth.js';
 import type { AccountStatus } from './account-sign-in.js';
 import type { TokenCacheStore } from './token-cache.js';
 import { RequestBudget, type BudgetStatus } from './budget.js';
@@ -35,7 +35,7 @@ export type { Clock, Timer } from './clock.js';
 export type { GraphObserver } from './observer.js';
 export type { DirectorySyncResult } from './directory-sync.js';
 export type { AccountStatus, DeviceCodePrompt, SignInState } from './account-sign-in.js';
-export { SignInNotApplicableError, UnknownAccountError } from './auth.js';
+export { SignInNotApplicableError, UnknownAccountError, type PasswordRefusal, type PasswordRefusalStore } from './auth.js';
 export type { TokenCacheStore } from './token-cache.js';
 
 export interface GraphOptions {
@@ -55,6 +55,8 @@ export interface GraphOptions {
   observer?: GraphObserver;
   /** where the sealed token cache of device-code accounts survives restarts (default: memory only) */
   tokenCache?: TokenCacheStore;
+  /** where refused passwords are remembered across restarts (default: memory only) */
+  passwordRefusals?: PasswordRefusalStore;
   /** environment for the token cache key (default process.env) */
   env?: Readonly<Record<string, string | undefined>>;
 }
@@ -125,6 +127,7 @@ export function createGraph(options: GraphOptions): GraphRuntime {
     ...(caPem !== undefined ? { networkClient: transport.msalNetworkClient } : {}),
     ...(options.tokenCache !== undefined ? { tokenCache: options.tokenCache } : {}),
     ...(options.env !== undefined ? { env: options.env } : {}),
+    ...(options.passwordRefusals !== undefined ? { refusals: options.passwordRefusals } : {}),
   });
   const budget = new RequestBudget(clock, config.budget.requestsPer30s);
   const clientFor = (tokens: ReturnType<GraphAuth['appToken']>) =>

@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import t from 'tap';
-import { GraphAuth } from '../../src/graph/auth.js';
+import { GraphAuth, MemoryPasswordRefusalStore } from '../../src/graph/auth.js';
 import { GraphConfigError, parseGraphConfig, resolveTokenCacheKey } from '../../src/graph/config.js';
 import { createHttpTransport } from '../../src/graph/http-transport.js';
 import { createGraph, type GraphRuntime } from '../../src/graph/index.js';
@@ -200,6 +200,27 @@ t.test('service accounts: device code sign-in, sealed token cache, refusals not 
       await t.rejects(auth.startSignIn(svc), /signIn: password/);
     }
     e.sim.control.updateServiceAccount(svc, { mfa: false });
+  });
+
+  await t.test('a refused password stays refused across a restart while the config is unchanged', async (t) => {
+    const refusals = new MemoryPasswordRefusalStore();
+    const make = (password: string) =>
+      new GraphAuth({ config: e.config({ serviceAccounts: [{ username: svc, password }] }), logger: silentLogger(), networkClient: transport.msalNetworkClient, refusals });
+    const first = make('Wrong-Pass-2');
+    await failure(first.serviceAccountToken(svc).getToken());
+    const kept = refusals.get(svc);
+    t.ok(kept, 'remembered');
+    t.notOk(JSON.stringify(kept).includes('Wrong-Pass-2'), 'as a salted hash, not the password');
+    const before = tokenCalls();
+    const restarted = make('Wrong-Pass-2');
+    t.equal(restarted.accountStatus()[0]?.state, 'failed', 'failed from the start');
+    t.match(restarted.accountStatus()[0]?.reason ?? '', /unchanged: not tried again/);
+    await failure(restarted.serviceAccountToken(svc).getToken());
+    t.equal(tokenCalls(), before, 'no attempt after the restart');
+    const fixed = make(e.sim.serviceAccount.password);
+    t.equal(fixed.accountStatus()[0]?.state, 'signed-out', 'a changed password is tried');
+    t.ok(await fixed.serviceAccountToken(svc).getToken());
+    t.equal(refusals.get(svc), undefined);
   });
 
   await t.test('subscriptions: the account is used once signed in and left when its grant is revoked (people polled)', async (t) => {
