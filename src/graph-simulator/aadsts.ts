@@ -111,6 +111,8 @@ export const Aad = {
     aadError(c, 400, 'unsupported_grant_type', 70003, `The app requested an unsupported grant type '${grant}'.`),
   missingParameter: (c: AadErrorContext, name: string) =>
     aadError(c, 400, 'invalid_request', 900144, `The request body must contain the following parameter: '${name}'.`),
+  lockedOut: (c: AadErrorContext) =>
+    aadError(c, 400, 'invalid_grant', 50053, "Your account is locked because you've tried to sign in too many times with an incorrect user ID or password."),
   disabledAccount: (c: AadErrorContext) =>
     aadError(c, 400, 'invalid_grant', 50057, 'The user account is disabled.'),
   // device authorization grant (learn.microsoft.com/entra/identity-platform/v2-oauth2-device-code, "Expected errors";

@@ -178,7 +178,12 @@ async function token(ctx: SimContext, ec: AadErrorContext, tenantSegment: string
       const account = ctx.registry.account(username);
       const user = account ? ctx.directory.get(account.userId) : undefined;
       if (!account || !user) throw new AadFailure(Aad.unknownUser(ec, username, ctx.tenantDomain));
-      if (account.password !== password) throw new AadFailure(Aad.wrongPassword(ec));
+      if (ctx.registry.lockedOut(account.username, ctx.clock.now())) throw new AadFailure(Aad.lockedOut(ec));
+      if (account.password !== password) {
+        ctx.registry.passwordFailed(account.username, ctx.clock.now());
+        throw new AadFailure(Aad.wrongPassword(ec));
+      }
+      ctx.registry.passwordSucceeded(account.username);
       if (!user.accountEnabled) throw new AadFailure(Aad.disabledAccount(ec));
       if (account.mfa) throw new AadFailure(Aad.mfaRequired(ec, GRAPH_APP_ID));
       const requested = (f['scope'] ?? '').split(/\s+/).filter(Boolean);

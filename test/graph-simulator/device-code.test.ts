@@ -177,6 +177,18 @@ t.test('device authorization grant and refresh tokens, as Entra ID runs them', a
     t.equal((await refresh(fresh.body.refresh_token ?? '')).status, 200);
   });
 
+  await t.test('Smart Lockout: 10 wrong passwords lock the account (AADSTS50053), even for the right one', async (t) => {
+    sim.control.addServiceAccount({ username: 'lockme@contoso.example', password: 'Right-Pass-1' });
+    const ropc = (password: string) =>
+      post('token', { grant_type: 'password', client_id: PUBLIC_APP, client_secret: 's3cret', username: 'lockme@contoso.example', password, scope: SCOPES.join(' ') });
+    for (let i = 0; i < 9; i++) t.same((await ropc(`wrong-${i}`)).body.error_codes, [50126]);
+    t.equal((await ropc('Right-Pass-1')).status, 200, 'nine failures: not yet locked; a success resets the count');
+    for (let i = 0; i < 10; i++) await ropc(`wrong-${i}`);
+    const locked = await ropc('Right-Pass-1');
+    t.equal(locked.body.error, 'invalid_grant');
+    t.same(locked.body.error_codes, [50053]);
+  });
+
   await t.test('per-user MFA: the password grant gets AADSTS50076, a device code sign-in keeps refreshing', async (t) => {
     const cca = new ConfidentialClientApplication({
       auth: { clientId: PUBLIC_APP, clientSecret: 's3cret', authority: sim.authorityUrl, knownAuthorities: [sim.host] },

@@ -200,6 +200,29 @@ t.test('service accounts: device code sign-in, sealed token cache, refusals not 
       await t.rejects(auth.startSignIn(svc), /signIn: password/);
     }
     e.sim.control.updateServiceAccount(svc, { mfa: false });
+
+    // disabled (AADSTS50057) and locked by Smart Lockout (AADSTS50053): permanent too
+    e.sim.control.addServiceAccount({ username: 'disabled@contoso.example', password: 'Pass-1' });
+    e.sim.control.updateUser('disabled@contoso.example', { accountEnabled: false });
+    e.sim.control.addServiceAccount({ username: 'locked@contoso.example', password: 'Pass-2' });
+    for (let i = 0; i < 10; i++) {
+      await transport.msalNetworkClient.sendPostRequestAsync(`${e.sim.authorityUrl}/oauth2/v2.0/token`, {
+        body: new URLSearchParams({ grant_type: 'password', client_id: e.sim.demoApp.clientId, client_secret: e.sim.demoApp.clientSecret, username: 'locked@contoso.example', password: 'guess-' + i, scope: 'Presence.Read.All' }).toString(),
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      });
+    }
+    for (const [username, password, code] of [
+      ['disabled@contoso.example', 'Pass-1', 'AADSTS50057'],
+      ['locked@contoso.example', 'Pass-2', 'AADSTS50053'],
+    ] as const) {
+      const auth = new GraphAuth({ config: e.config({ serviceAccounts: [{ username, password }] }), logger: silentLogger(), networkClient: transport.msalNetworkClient });
+      const source = auth.serviceAccountToken(username);
+      const before = tokenCalls();
+      t.match((await failure(source.getToken()))?.message ?? '', new RegExp(code), `${username}: ${code}`);
+      await failure(source.getToken());
+      t.equal(tokenCalls(), before + 1, `${code}: not sent again`);
+      t.equal(auth.accountStatus()[0]?.state, 'failed');
+    }
   });
 
   await t.test('a refused password stays refused across a restart while the config is unchanged', async (t) => {
