@@ -172,6 +172,9 @@ export function createGraph(options: GraphOptions): GraphRuntime {
       })
     : undefined;
   if (config.serviceAccounts.length > 0 && config.webhook === undefined) logger.info('graph: service accounts without graph.webhook: polling only');
+  for (const a of config.serviceAccounts) {
+    if (a.signIn === 'password') logger.info({ account: a.username }, 'graph: service account signs in with its password (ROPC): it fails once MFA is required; signIn: deviceCode works with MFA');
+  }
 
   const dir: DirectorySyncStatus = {};
   let syncTimer: Timer | undefined;
