@@ -7,7 +7,7 @@
  *
  * msal calls the plugin around every cache access (msal-node ICachePlugin:
  * beforeCacheAccess deserializes, afterCacheAccess serializes when
- * cacheHasChanged; learn.microsoft.com/entra/msal/javascript/node/caching).
+ * cacheHasChanged; learn.microsoft.com/javascript/api/@azure/msal-node/icacheplugin).
  */
 import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto';
 import type { ICachePlugin, TokenCacheContext } from '@azure/msal-node';
