@@ -17,6 +17,7 @@ import type {
   RenderedBody,
   ResyncResult,
   SecurityInfo,
+  SignInOutcome,
   TrunkInfo,
   WatcherEvent,
   WatcherProfileName,
@@ -244,6 +245,20 @@ export function wireAdmin(options: AdminWiringOptions): AdminWiring {
     resync,
     render,
     ...(security !== undefined ? { security: () => securityInfo(security.counts(), security.lockouts()) } : {}),
+    async signIn(account): Promise<SignInOutcome> {
+      const graph = options.graph();
+      if (graph === undefined) return { ok: false, status: 503, message: graphExpected ? 'the Graph side has not started yet' : 'no Teams side configured' };
+      try {
+        return { ok: true, account: await graph.signIn(account) };
+      } catch (error) {
+        // the graph module is loaded lazily: its error classes are told apart by name
+        const name = error instanceof Error ? error.name : '';
+        const message = error instanceof Error ? error.message : String(error);
+        if (name === 'UnknownAccountError') return { ok: false, status: 404, message };
+        if (name === 'SignInNotApplicableError') return { ok: false, status: 409, message };
+        throw error;
+      }
+    },
   };
 
   const ready = (): Record<string, boolean> => {

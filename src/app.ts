@@ -245,6 +245,8 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
       logger: logger.child({ component: 'graph' }),
       stateStore: persistence.graphState(),
       ...persistence.graphWriterState(),
+      tokenCache: persistence.graphTokenCache(),
+      passwordRefusals: persistence.graphPasswordRefusals(),
     });
     adminSide.attachGraph(graph);
     await graph.start();

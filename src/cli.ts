@@ -6,7 +6,7 @@
  */
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { TrunkInfo, GraphSubscriptionInfo } from './http/admin-source.js';
+import type { GraphAccountInfo, TrunkInfo, GraphSubscriptionInfo } from './http/admin-source.js';
 import type { UserDetail, UserRow } from './http/rows.js';
 import { AdminApiError, AdminClient } from './cli/admin-client.js';
 import { checkConfigFile } from './cli/check.js';
@@ -20,6 +20,8 @@ commands:
   user <id>               one user's state and recent history
   resync <id>             read the user's Teams presence again and re-send the state to watchers
   trunks                  trunks and their state (and Graph subscriptions)
+  signin <account>        sign a Graph service account in (device code): prints the code and the
+                          URL to enter it at, then waits until the sign-in is done or failed
 
 options for the gateway commands:
   --url URL               the gateway's HTTP side (default $PRESENCE_GATEWAY_URL or https://127.0.0.1:8443)
@@ -37,6 +39,8 @@ export interface CliIo {
   err(text: string): void;
   env: Readonly<Record<string, string | undefined>>;
   cwd?: string;
+  /** how often `signin` asks how the sign-in is going (default 2 s) */
+  signInPollMs?: number;
 }
 
 interface Parsed {
@@ -136,10 +140,54 @@ async function run(p: Parsed, io: CliIo): Promise<number> {
       else io.out(trunksTable(t.trunks) + (g.configured ? `\nGraph subscriptions:\n${graphSubscriptionsTable(g.subscriptions)}` : ''));
       return 0;
     }
+    case 'signin':
+      return signIn(oneArg(p, 'service account (its user principal name)'), p, io);
     case undefined:
       throw new UsageError('no command given');
     default:
       throw new UsageError(`unknown command "${p.command}"`);
+  }
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** `signin <account>`: start the device-code sign-in, show the code, wait for the outcome. */
+async function signIn(account: string, p: Parsed, io: CliIo): Promise<number> {
+  const c = client(p, io);
+  const started = await c.post<GraphAccountInfo>(`/graph/accounts/${encodeURIComponent(account)}/signin`);
+  if (p.json) io.out(JSON.stringify(started, null, 2) + '\n');
+  const prompt = started.prompt;
+  if (prompt === undefined) {
+    io.err(`signin ${account}: no code to enter: ${started.reason ?? started.state}\n`);
+    return 1;
+  }
+  if (!p.json) {
+    io.out(`To sign ${started.account} in, open ${prompt.verificationUri} and enter the code ${prompt.userCode}\n`);
+    io.out(`(sign in as ${started.account}; the code expires ${new Date(prompt.expiresAt).toISOString()}). Waiting...\n`);
+  }
+  const deadline = prompt.expiresAt + 30_000;
+  for (;;) {
+    await sleep(io.signInPollMs ?? 2000);
+    const r = await c.get<{ accounts: GraphAccountInfo[] }>('/graph/accounts');
+    const now = r.accounts.find((a) => a.account.toLowerCase() === account.toLowerCase());
+    if (now === undefined) {
+      io.err(`signin ${account}: the gateway no longer lists the account\n`);
+      return 1;
+    }
+    const same = now.prompt?.userCode === prompt.userCode;
+    // signed in again, or (with a code) back on the earlier sign-in because this one failed
+    if (now.state === 'signed-in' && !same && now.code === undefined) {
+      if (!p.json) io.out(`signin ${now.account}: signed in\n`);
+      return 0;
+    }
+    if (now.state !== 'signing-in' || (now.prompt !== undefined && !same)) {
+      io.err(`signin ${now.account}: not signed in: ${now.reason ?? now.state}\n`);
+      return 1;
+    }
+    if (Date.now() > deadline) {
+      io.err(`signin ${now.account}: still waiting after the code expired; check the gateway's log\n`);
+      return 1;
+    }
   }
 }
 

@@ -25,6 +25,7 @@ import path from 'node:path';
 import type { GatewayConfig } from './config/schema.js';
 import { resolveStorePath } from './config/store.js';
 import type { Directory } from './core/directory.js';
+import type { PasswordRefusal, PasswordRefusalStore } from './graph/auth.js';
 import { JsonFileSubscriptionStateStore, type SubscriptionStateStore } from './graph/subscription-state.js';
 import type { Notifier, RestoredResourceKind } from './simple/notifier.js';
 import type { Publications } from './simple/publications.js';
@@ -34,10 +35,12 @@ import type { UpstreamWatcher } from './simple/upstream-watcher.js';
 import {
   compositeKey,
   graphSubscriptionState,
+  graphTokenCacheState,
   notificationKeyState,
   openStore,
   savedPresenceState,
   type GatewayStore,
+  type GraphTokenCacheState,
   type NotificationKeyState,
   type SavedPresenceState,
 } from './store/index.js';
@@ -83,6 +86,10 @@ export interface Persistence {
   graphState(): SubscriptionStateStore;
   /** The generated rich-notification key pair, and what people had before the Graph writer took over (busy-on-busy). */
   graphWriterState(): { notificationKeys: NotificationKeyState; savedPresence: SavedPresenceState };
+  /** The sealed msal token cache of device-code service accounts (refresh tokens) through the store. */
+  graphTokenCache(): GraphTokenCacheState;
+  /** Refused service account passwords (a salted hash, never the password), in the store's meta table. */
+  graphPasswordRefusals(): PasswordRefusalStore;
   /** Put saved state back into `parts` and keep it saved from now on. Call once, after the parts are built. */
   restore(parts: PersistedParts): RestoreSummary;
   /** Stop: close the upstream side keeping its dialogs and publications (nothing sent). No-op when not persistent. */
@@ -172,6 +179,31 @@ export function createPersistence(options: PersistenceOptions): Persistence {
           return old;
         },
         save: (records) => inner.save(records),
+      };
+    },
+
+    graphTokenCache: () => graphTokenCacheState(store, 'delegated'),
+
+    graphPasswordRefusals() {
+      const key = (account: string): string => `graph.passwordRefused.${account.toLowerCase()}`;
+      return {
+        get(account) {
+          const v = store.meta.get(key(account));
+          if (v === undefined) return undefined;
+          try {
+            const r = JSON.parse(v) as PasswordRefusal;
+            return typeof r.hash === 'string' && typeof r.salt === 'string' ? r : undefined;
+          } catch {
+            return undefined;
+          }
+        },
+        set(account, refusal) {
+          store.meta.set(key(account), JSON.stringify(refusal));
+          store.flush();
+        },
+        delete(account) {
+          store.meta.delete(key(account));
+        },
       };
     },
 

@@ -66,6 +66,9 @@ function fakeGraph(): FakeGraph {
       throw new Error('not used');
     },
     pollNow: async () => undefined,
+    signIn: async () => {
+      throw new Error('not used');
+    },
     idle: async () => undefined,
     observe(o) {
       g.observer = o;

@@ -8,6 +8,7 @@ import { dirname, resolve } from 'node:path';
 import { ConfigError, loadConfigFile } from '../config/loader.js';
 import type { GatewayConfig } from '../config/schema.js';
 import { MEMORY_STORE_PATH, resolveStorePath } from '../config/store.js';
+import { GraphConfigError, resolveTokenCacheKey } from '../graph/config.js';
 
 export interface CheckResult {
   ok: boolean;
@@ -127,6 +128,14 @@ export function checkConfigFile(
   for (const f of namedFiles(config)) {
     const p = fileProblem(f, cwd);
     if (p !== undefined) problems.push(p);
+  }
+  if (config.graph !== undefined) {
+    try {
+      resolveTokenCacheKey(config.graph, env);
+    } catch (err) {
+      if (err instanceof GraphConfigError) problems.push(...err.problems);
+      else throw err;
+    }
   }
   const store = resolveStorePath(config.store, resolve(cwd, config.stateDir));
   if (store !== MEMORY_STORE_PATH) {

@@ -112,8 +112,28 @@ export const Aad = {
     aadError(c, 400, 'unsupported_grant_type', 70003, `The app requested an unsupported grant type '${grant}'.`),
   missingParameter: (c: AadErrorContext, name: string) =>
     aadError(c, 400, 'invalid_request', 900144, `The request body must contain the following parameter: '${name}'.`),
+  lockedOut: (c: AadErrorContext) =>
+    aadError(c, 400, 'invalid_grant', 50053, "Your account is locked because you've tried to sign in too many times with an incorrect user ID or password."),
   disabledAccount: (c: AadErrorContext) =>
     aadError(c, 400, 'invalid_grant', 50057, 'The user account is disabled.'),
+  // device authorization grant (learn.microsoft.com/entra/identity-platform/v2-oauth2-device-code, "Expected errors";
+  // codes from reference-error-codes: 70016 AuthorizationPending, 70018 BadVerificationCode, 70019 CodeExpired, 65004 UserDeclinedConsent)
+  authorizationPending: (c: AadErrorContext) =>
+    aadError(c, 400, 'authorization_pending', 70016, 'OAuth 2.0 device flow error. Authorization is pending. Continue polling.'),
+  // slow_down is RFC 8628 §3.5; Entra documents no code of its own for it: the authorization is still pending
+  slowDown: (c: AadErrorContext, intervalSec: number) =>
+    aadError(c, 400, 'slow_down', 70016, `OAuth 2.0 device flow error. Authorization is pending. Poll no more often than every ${intervalSec} seconds.`),
+  deviceCodeExpired: (c: AadErrorContext) =>
+    aadError(c, 400, 'expired_token', 70019, 'Verification code expired. Have the user retry the sign-in.'),
+  deviceCodeDeclined: (c: AadErrorContext) =>
+    aadError(c, 400, 'authorization_declined', 65004, 'User declined to consent to access the app.'),
+  badVerificationCode: (c: AadErrorContext) =>
+    aadError(c, 400, 'bad_verification_code', 70018, "The provided value for the input parameter 'device_code' is not valid."),
+  // refresh token refusals (reference-error-codes: 50173 FreshTokenNeeded, 70008 ExpiredOrRevokedGrant)
+  revokedGrant: (c: AadErrorContext) =>
+    aadError(c, 400, 'invalid_grant', 50173, 'The provided grant has expired due to it being revoked, a fresh auth token is needed. The user might have changed or reset their password, or an administrator revoked their sessions.'),
+  expiredGrant: (c: AadErrorContext, issuedAt: string) =>
+    aadError(c, 400, 'invalid_grant', 70008, `The provided authorization code or refresh token has expired due to inactivity. Send a new interactive authorization request for this user and resource. The token was issued on ${issuedAt}.`),
   serviceUnavailable: (c: AadErrorContext) =>
     aadError(c, 503, 'temporarily_unavailable', 90033, 'A transient error has occurred. Please try again.'),
 } as const;

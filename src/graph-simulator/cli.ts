@@ -8,6 +8,8 @@
  *   graph-sim presence|sessions <user>
  *   graph-sim users | counters | subscriptions
  *   graph-sim lifecycle <subscription-id> reauthorizationRequired|subscriptionRemoved|missed
+ *   graph-sim approve <user-code> <upn> | deny <user-code>   (as the user at the device login page)
+ *   graph-sim revoke <user> | mfa <account> on|off | device-codes
  * Control commands take [--url https://127.0.0.1:N] [--ca-dir DIR]; by default they find the
  * simulator that `start` recorded in the CA directory.
  */
@@ -117,6 +119,7 @@ async function start(args: Args): Promise<void> {
     `  Service account    ${sim.serviceAccount.username} / ${sim.serviceAccount.password}`,
     `  CA certificate     ${caPath}   (trust it, e.g. NODE_EXTRA_CA_CERTS=${caPath})`,
     `  Control API        ${sim.origin}/_sim   (graph-sim call|present|dnd|away|available|signout <user>)`,
+    `  Device code        graph-sim approve <code> <upn> | deny <code>   (as the user at ${sim.origin}/devicelogin)`,
     `  Users              ${sim.control.listUsers().map((u) => u.mailNickname).join(', ')}`,
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
@@ -189,6 +192,20 @@ async function control(command: string, args: Args): Promise<void> {
       result = await call(target, 'GET', `/_sim/users/${encodeURIComponent(a1)}/${command}`);
     } else if (command === 'users' || command === 'counters' || command === 'subscriptions') {
       result = await call(target, 'GET', `/_sim/${command}`);
+    } else if (command === 'approve') {
+      if (!a1 || !a2) fail('usage: graph-sim approve <user-code> <user principal name>');
+      result = await call(target, 'POST', `/_sim/device-codes/${encodeURIComponent(a1)}/approve`, { user: a2 });
+    } else if (command === 'deny') {
+      if (!a1) fail('usage: graph-sim deny <user-code>');
+      result = await call(target, 'POST', `/_sim/device-codes/${encodeURIComponent(a1)}/deny`);
+    } else if (command === 'device-codes') {
+      result = await call(target, 'GET', '/_sim/device-codes');
+    } else if (command === 'revoke') {
+      if (!a1) fail('usage: graph-sim revoke <user>');
+      result = await call(target, 'POST', `/_sim/users/${encodeURIComponent(a1)}/revoke-sessions`);
+    } else if (command === 'mfa') {
+      if (!a1 || (a2 !== 'on' && a2 !== 'off')) fail('usage: graph-sim mfa <account> on|off');
+      result = await call(target, 'PATCH', `/_sim/service-accounts/${encodeURIComponent(a1)}`, { mfa: a2 === 'on' });
     } else if (command === 'lifecycle') {
       if (!a1 || !a2) fail('usage: graph-sim lifecycle <subscription-id> reauthorizationRequired|subscriptionRemoved|missed');
       result = await call(target, 'POST', `/_sim/subscriptions/${encodeURIComponent(a1)}/lifecycle`, { event: a2 });
@@ -219,6 +236,8 @@ async function main(): Promise<void> {
         '  graph-sim presence|sessions <user>',
         '  graph-sim users|counters|subscriptions',
         '  graph-sim lifecycle <subscription-id> <event>',
+        '  graph-sim approve <user-code> <upn> | deny <user-code> | device-codes',
+        '  graph-sim revoke <user> | mfa <account> on|off',
         '  (control commands: [--url https://127.0.0.1:N] [--ca-dir DIR])',
         '',
       ].join('\n'),

@@ -1,6 +1,7 @@
 import type { FastifyRequest } from 'fastify';
 import type { SimClock } from './clock.js';
 import type { Counters } from './counters.js';
+import type { DeviceCodeStore } from './device-codes.js';
 import type { UserDirectory } from './directory.js';
 import { forbidden, GraphHttpError } from './graph-errors.js';
 import type { Notifier } from './notifier.js';
@@ -23,6 +24,8 @@ export interface SimContext {
   directory: UserDirectory;
   registry: TenantRegistry;
   tokens: TokenService;
+  /** pending device authorization grants */
+  deviceCodes: DeviceCodeStore;
   presence: PresenceEngine;
   subscriptions: SubscriptionStore;
   notifier: Notifier;

@@ -113,6 +113,22 @@ export function registerControlRoutes(app: FastifyInstance, ctx: SimContext, con
     return reply.code(204).send();
   });
 
+  app.patch(`${p}/service-accounts/:ref`, async (request) => {
+    const b = parse(z.object({ mfa: z.boolean().optional(), password: z.string().min(1).optional() }), request.body);
+    return control.updateServiceAccount(ref(request), {
+      ...(b.mfa !== undefined ? { mfa: b.mfa } : {}),
+      ...(b.password !== undefined ? { password: b.password } : {}),
+    });
+  });
+
+  app.get(`${p}/device-codes`, async () => ({ value: control.deviceCodes() }));
+  app.post(`${p}/device-codes/:ref/approve`, async (request) => {
+    const b = parse(z.object({ user: z.string().min(1) }), request.body);
+    return control.approveDeviceCode(ref(request), b.user);
+  });
+  app.post(`${p}/device-codes/:ref/deny`, async (request) => control.denyDeviceCode(ref(request)));
+  app.post(`${p}/users/:ref/revoke-sessions`, async (request) => control.revokeSessions(ref(request)));
+
   app.post(`${p}/faults`, async (request, reply) => {
     const f = parse(faultInput, request.body);
     control.injectFault({

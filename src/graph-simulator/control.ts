@@ -1,5 +1,6 @@
 import type { SimContext } from './context.js';
 import type { SimCounters } from './counters.js';
+import { DeviceCodeError, type PendingCodeInfo } from './device-codes.js';
 import { DirectoryError } from './directory.js';
 import type { AppRegistration, PresenceResource, ServiceAccount, SimUser, SimUserInput } from './model.js';
 import type { LifecycleEvent } from './notifier.js';
@@ -287,6 +288,50 @@ export class SimControl {
 
   removeServiceAccount(username: string): boolean {
     return this.ctx.registry.removeAccount(username);
+  }
+
+  /** Change a password account: per-user MFA (the password grant then gets AADSTS50076) or its password. */
+  updateServiceAccount(username: string, patch: { mfa?: boolean; password?: string }): { username: string; mfa: boolean } {
+    const account = this.ctx.registry.account(username);
+    if (!account) throw new SimControlError(404, `no account '${username}'`);
+    const next = { ...account, ...(patch.mfa !== undefined ? { mfa: patch.mfa } : {}), ...(patch.password !== undefined ? { password: patch.password } : {}) };
+    this.ctx.registry.addAccount(next);
+    return { username: next.username, mfa: next.mfa ?? false };
+  }
+
+  // ---- device code sign-in, as the user does it on another device
+
+  deviceCodes(): PendingCodeInfo[] {
+    return this.ctx.deviceCodes.list();
+  }
+
+  /** The user enters the code and signs in (MFA satisfied interactively). */
+  approveDeviceCode(userCode: string, userRef: string): { userCode: string; userPrincipalName: string } {
+    const user = this.user(userRef);
+    if (!user.accountEnabled) throw new SimControlError(409, `user '${user.userPrincipalName}' is disabled`);
+    try {
+      const g = this.ctx.deviceCodes.approve(userCode, user.id);
+      return { userCode: g.userCode, userPrincipalName: user.userPrincipalName };
+    } catch (error) {
+      if (error instanceof DeviceCodeError) throw new SimControlError(error.status, error.message);
+      throw error;
+    }
+  }
+
+  /** The user enters the code and declines. */
+  denyDeviceCode(userCode: string): { userCode: string } {
+    try {
+      return { userCode: this.ctx.deviceCodes.decline(userCode).userCode };
+    } catch (error) {
+      if (error instanceof DeviceCodeError) throw new SimControlError(error.status, error.message);
+      throw error;
+    }
+  }
+
+  /** An administrator revokes the user's sessions: every refresh token issued so far is refused (AADSTS50173). */
+  revokeSessions(userRef: string): { userPrincipalName: string; refreshTokens: number } {
+    const user = this.user(userRef);
+    return { userPrincipalName: user.userPrincipalName, refreshTokens: this.ctx.tokens.revokeUserSessions(user.id) };
   }
 
   // ---- faults, throttling, tokens

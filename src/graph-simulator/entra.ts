@@ -8,6 +8,9 @@ import type { RegisteredApp } from './registry.js';
 
 const OIDC_SCOPES = new Set(['openid', 'profile', 'offline_access', 'email']);
 const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
+const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
+/** Where the user enters the code (Entra: https://microsoft.com/devicelogin); here a page naming the control API. */
+export const DEVICE_LOGIN_PATH = '/devicelogin';
 
 type Form = Record<string, string>;
 
@@ -98,6 +101,40 @@ export function registerEntraRoutes(app: FastifyInstance, ctx: SimContext): void
     });
   });
 
+  // The device authorization request: client id and scopes only, no client credential (v2-oauth2-device-code).
+  app.post('/:tenant/oauth2/v2.0/devicecode', async (request, reply) => {
+    const { tenant } = request.params as { tenant: string };
+    const ec = errorContext(request);
+    const f = form(request);
+    try {
+      if (!resolveTenant(ctx, tenant)) throw new AadFailure(Aad.tenantNotFound(ec, tenant));
+      const clientId = f['client_id'];
+      if (!clientId) throw new AadFailure(Aad.missingParameter(ec, 'client_id'));
+      if (!ctx.registry.app(clientId)) throw new AadFailure(Aad.unknownClient(ec, clientId, ctx.tenantId));
+      const scope = f['scope'];
+      if (!scope) throw new AadFailure(Aad.missingParameter(ec, 'scope'));
+      const g = ctx.deviceCodes.issue(clientId.toLowerCase(), scope.split(/\s+/).filter(Boolean));
+      const uri = `${ctx.origin()}${DEVICE_LOGIN_PATH}`;
+      ctx.logger.info({ tenant, clientId, userCode: g.userCode }, 'graph-sim: device code issued');
+      return reply.header('cache-control', 'no-store').send({
+        user_code: g.userCode,
+        device_code: g.deviceCode,
+        verification_uri: uri,
+        expires_in: Math.round((g.expiresAt - g.issuedAt) / 1000),
+        interval: g.intervalSec,
+        message: `To sign in, use a web browser to open the page ${uri} and enter the code ${g.userCode} to authenticate.`,
+      });
+    } catch (error) {
+      if (error instanceof AadFailure) return sendAad(reply, error.aad);
+      throw error;
+    }
+  });
+  app.get(DEVICE_LOGIN_PATH, async (_request, reply) =>
+    reply
+      .type('text/plain; charset=utf-8')
+      .send('This simulated tenant has no sign-in page. Act as the user with the control API:\n  graph-sim approve <code> <user principal name>\n  graph-sim deny <code>\n'),
+  );
+
   app.post('/:tenant/oauth2/v2.0/token', async (request, reply) => {
     const { tenant } = request.params as { tenant: string };
     const ec = errorContext(request);
@@ -144,26 +181,69 @@ async function token(ctx: SimContext, ec: AadErrorContext, tenantSegment: string
       const account = ctx.registry.account(username);
       const user = account ? ctx.directory.get(account.userId) : undefined;
       if (!account || !user) throw new AadFailure(Aad.unknownUser(ec, username, ctx.tenantDomain));
-      if (account.password !== password) throw new AadFailure(Aad.wrongPassword(ec));
+      if (ctx.registry.lockedOut(account.username, ctx.clock.now())) throw new AadFailure(Aad.lockedOut(ec));
+      if (account.password !== password) {
+        ctx.registry.passwordFailed(account.username, ctx.clock.now());
+        throw new AadFailure(Aad.wrongPassword(ec));
+      }
+      ctx.registry.passwordSucceeded(account.username);
       if (!user.accountEnabled) throw new AadFailure(Aad.disabledAccount(ec));
       if (account.mfa) throw new AadFailure(Aad.mfaRequired(ec, GRAPH_APP_ID));
       const requested = (f['scope'] ?? '').split(/\s+/).filter(Boolean);
       const scopes = delegatedScopes(ctx, ec, app, requested);
       return userTokenResponse(ctx, app, user.id, user.userPrincipalName, user.displayName, scopes, requested);
     }
+    // msal sends the short form "device_code" (msal-common GrantType.DEVICE_CODE_GRANT) and Entra takes it as it takes the URN
+    case 'device_code':
+    case DEVICE_CODE_GRANT: {
+      // a public client flow: the app registration must allow public client flows, else a credential is needed (AADSTS7000218)
+      await authenticateClient(ctx, ec, app, f, !app.allowPublicClient);
+      const code = f['device_code'];
+      if (!code) throw new AadFailure(Aad.missingParameter(ec, 'device_code'));
+      const outcome = ctx.deviceCodes.poll(code, app.clientId);
+      switch (outcome.kind) {
+        case 'unknown':
+          throw new AadFailure(Aad.badVerificationCode(ec));
+        case 'pending':
+          throw new AadFailure(Aad.authorizationPending(ec));
+        case 'slow-down':
+          throw new AadFailure(Aad.slowDown(ec, outcome.intervalSec));
+        case 'expired':
+          throw new AadFailure(Aad.deviceCodeExpired(ec));
+        case 'declined':
+          throw new AadFailure(Aad.deviceCodeDeclined(ec));
+        case 'approved': {
+          const user = outcome.grant.userId !== undefined ? ctx.directory.get(outcome.grant.userId) : undefined;
+          if (!user) throw new AadFailure(Aad.badVerificationCode(ec));
+          if (!user.accountEnabled) throw new AadFailure(Aad.disabledAccount(ec));
+          const requested = outcome.grant.requested;
+          const scopes = delegatedScopes(ctx, ec, app, requested);
+          // the user signed in interactively, MFA included: the grant carries it
+          return userTokenResponse(ctx, app, user.id, user.userPrincipalName, user.displayName, scopes, requested, { mfa: true });
+        }
+      }
+      throw new AadFailure(Aad.badVerificationCode(ec));
+    }
     case 'refresh_token': {
       await authenticateClient(ctx, ec, app, f, !app.allowPublicClient);
       const rt = f['refresh_token'];
       if (!rt) throw new AadFailure(Aad.missingParameter(ec, 'refresh_token'));
-      const grantInfo = ctx.tokens.redeemRefreshToken(rt, app.clientId);
-      const user = grantInfo ? ctx.directory.get(grantInfo.userId) : undefined;
-      if (!grantInfo || !user) throw new AadFailure(Aad.badRefreshToken(ec));
+      const redeemed = ctx.tokens.redeemRefreshToken(rt, app.clientId);
+      if (!redeemed.ok) {
+        if (redeemed.why === 'revoked') throw new AadFailure(Aad.revokedGrant(ec));
+        if (redeemed.why === 'expired') throw new AadFailure(Aad.expiredGrant(ec, new Date(ctx.clock.now()).toISOString()));
+        throw new AadFailure(Aad.badRefreshToken(ec));
+      }
+      const grantInfo = redeemed.grant;
+      const user = ctx.directory.get(grantInfo.userId);
+      if (!user) throw new AadFailure(Aad.badRefreshToken(ec));
+      // a grant from a password sign-in does not carry MFA: once MFA is required it no longer refreshes
       const account = ctx.registry.account(grantInfo.username);
-      if (account?.mfa) throw new AadFailure(Aad.mfaRequired(ec, GRAPH_APP_ID));
+      if (account?.mfa && !grantInfo.mfa) throw new AadFailure(Aad.mfaRequired(ec, GRAPH_APP_ID));
       if (!user.accountEnabled) throw new AadFailure(Aad.disabledAccount(ec));
       const requested = (f['scope'] ?? '').split(/\s+/).filter(Boolean);
       const scopes = delegatedScopes(ctx, ec, app, requested);
-      return userTokenResponse(ctx, app, user.id, user.userPrincipalName, user.displayName, scopes, [...requested, 'offline_access']);
+      return userTokenResponse(ctx, app, user.id, user.userPrincipalName, user.displayName, scopes, [...requested, 'offline_access'], { mfa: grantInfo.mfa });
     }
     default:
       throw new AadFailure(Aad.unsupportedGrant(ec, grant));
@@ -178,8 +258,9 @@ async function userTokenResponse(
   name: string,
   scopes: string[],
   requested: string[],
+  options: { mfa?: boolean } = {},
 ): Promise<Record<string, unknown>> {
-  const t = await ctx.tokens.issueUserTokens({ clientId: app.clientId, displayName: app.displayName }, { id: userId, upn, name }, scopes);
+  const t = await ctx.tokens.issueUserTokens({ clientId: app.clientId, displayName: app.displayName }, { id: userId, upn, name }, scopes, options);
   const oidc = requested.filter((s) => OIDC_SCOPES.has(s.toLowerCase()) && s.toLowerCase() !== 'offline_access');
   const body: Record<string, unknown> = {
     token_type: 'Bearer',

@@ -19,9 +19,41 @@ export interface RegisteredApp {
 export class RegistryError extends Error {}
 
 /** App registrations and password-capable accounts of the tenant. */
+/**
+ * Smart Lockout as Entra ID applies it by default in the public cloud: 10
+ * failed passwords lock the account for a minute, and each further lockout
+ * lasts longer (learn.microsoft.com/entra/identity/authentication/howto-password-smart-lockout).
+ */
+export const LOCKOUT_THRESHOLD = 10;
+export const LOCKOUT_MS = 60_000;
+
 export class TenantRegistry {
   private readonly apps = new Map<string, RegisteredApp>();
   private readonly accounts = new Map<string, ServiceAccount & { userId: string }>();
+  private readonly lockout = new Map<string, { failures: number; lockedUntil: number; lockouts: number }>();
+
+  /** A wrong password: counts towards Smart Lockout. */
+  passwordFailed(username: string, now: number): void {
+    const k = username.toLowerCase();
+    const l = this.lockout.get(k) ?? { failures: 0, lockedUntil: 0, lockouts: 0 };
+    l.failures++;
+    if (l.failures >= LOCKOUT_THRESHOLD) {
+      l.lockouts++;
+      l.lockedUntil = now + LOCKOUT_MS * 2 ** (l.lockouts - 1);
+      l.failures = 0;
+    }
+    this.lockout.set(k, l);
+  }
+
+  passwordSucceeded(username: string): void {
+    const l = this.lockout.get(username.toLowerCase());
+    if (l !== undefined) l.failures = 0;
+  }
+
+  /** Whether Smart Lockout holds the account now (AADSTS50053, even for the right password). */
+  lockedOut(username: string, now: number): boolean {
+    return (this.lockout.get(username.toLowerCase())?.lockedUntil ?? 0) > now;
+  }
 
   registerApp(input: AppRegistration): RegisteredApp {
     const clientId = input.clientId.toLowerCase();

@@ -8,6 +8,7 @@ import { setCaller, type SimContext } from './context.js';
 import { SimControl, SimControlError } from './control.js';
 import { CONTROL_PREFIX, registerControlRoutes } from './control-routes.js';
 import { Counters } from './counters.js';
+import { DEFAULT_DEVICE_CODE_OPTIONS, DeviceCodeStore, type DeviceCodeOptions } from './device-codes.js';
 import { UserDirectory } from './directory.js';
 import { registerEntraRoutes } from './entra.js';
 import { graphErrorBody, GraphHttpError } from './graph-errors.js';
@@ -53,6 +54,8 @@ export interface GraphSimulatorOptions {
   allowHttpNotificationUrl?: boolean;
   /** extra CAs (PEM) to trust for https notification URLs */
   webhookCa?: string[];
+  /** device authorization grant timings (defaults as Entra: codes live 900 s, polled every 5 s) */
+  deviceCode?: Partial<DeviceCodeOptions>;
 }
 
 export interface GraphSimulator {
@@ -116,6 +119,7 @@ export async function startGraphSimulator(options: GraphSimulatorOptions = {}): 
     directory,
     registry,
     tokens,
+    deviceCodes: new DeviceCodeStore(() => clock.now(), { ...DEFAULT_DEVICE_CODE_OPTIONS, ...options.deviceCode }),
     presence,
     subscriptions,
     notifier,

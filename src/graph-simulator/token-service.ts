@@ -29,7 +29,17 @@ interface RefreshGrant {
   userId: string;
   username: string;
   expiresAt: number;
+  /** the sign-in behind it satisfied MFA (interactive device code sign-in; not a password grant) */
+  mfa: boolean;
+  /** issue order, compared with the user's revocation mark */
+  seq: number;
 }
+
+/** Why a refresh token is refused. */
+export type RefreshRefusal = 'unknown' | 'expired' | 'revoked';
+
+/** Refresh tokens live 90 days (learn.microsoft.com/entra/identity-platform/refresh-tokens). */
+const REFRESH_LIFETIME_MS = 90 * 24 * 3600 * 1000;
 
 /** Access tokens are v1-shaped (as Graph receives them) but signed by the simulator's own RS256 key. */
 export class TokenService {
@@ -38,6 +48,9 @@ export class TokenService {
   readonly kid: string;
   private readonly verified = new Map<string, Caller>();
   private readonly refreshTokens = new Map<string, RefreshGrant>();
+  /** user id → the last grant seq an administrator revoked (revokeSignInSessions) */
+  private readonly revokedThrough = new Map<string, number>();
+  private seq = 0;
 
   constructor(
     private readonly clock: SimClock,
@@ -106,14 +119,16 @@ export class TokenService {
     app: { clientId: string; displayName?: string },
     user: { id: string; upn: string; name: string },
     scopes: readonly string[],
+    options: { mfa?: boolean } = {},
   ): Promise<{ accessToken: string; idToken: string; refreshToken: string; expiresIn: number; clientInfo: string }> {
     const t = this.times();
+    const mfa = options.mfa ?? false;
     const accessToken = await this.sign({
       aud: GRAPH_RESOURCE,
       iss: this.accessTokenIssuer,
       ...t,
       acr: '1',
-      amr: ['pwd'],
+      amr: mfa ? ['pwd', 'mfa'] : ['pwd'],
       app_displayname: app.displayName ?? app.clientId,
       appid: app.clientId,
       appidacr: '0',
@@ -142,22 +157,47 @@ export class TokenService {
       ver: '2.0',
     });
     const refreshToken = opaqueToken(48);
+    if (this.refreshTokens.size >= 10_000) this.pruneRefreshTokens();
     this.refreshTokens.set(refreshToken, {
       clientId: app.clientId,
       userId: user.id,
       username: user.upn,
-      expiresAt: this.clock.now() + 90 * 24 * 3600 * 1000,
+      expiresAt: this.clock.now() + REFRESH_LIFETIME_MS,
+      mfa,
+      seq: ++this.seq,
     });
     const clientInfo = Buffer.from(JSON.stringify({ uid: user.id, utid: this.tenantId }), 'utf8').toString('base64url');
     return { accessToken, idToken, refreshToken, expiresIn: this.lifetimeSec, clientInfo };
   }
 
-  /** Redeem (and retire) a refresh token. */
-  redeemRefreshToken(token: string, clientId: string): RefreshGrant | undefined {
+  /**
+   * Redeem a refresh token. Entra answers with a new refresh token every time
+   * but does not revoke the old one on use ("Refresh tokens replace themselves
+   * with a fresh token upon every use. The Microsoft identity platform doesn't
+   * revoke old refresh tokens", learn.microsoft.com/entra/identity-platform/refresh-tokens):
+   * the old one stays valid until it expires or the user's sessions are revoked.
+   */
+  redeemRefreshToken(token: string, clientId: string): { ok: true; grant: RefreshGrant } | { ok: false; why: RefreshRefusal } {
     const grant = this.refreshTokens.get(token);
-    if (!grant || grant.clientId !== clientId || grant.expiresAt <= this.clock.now()) return undefined;
-    this.refreshTokens.delete(token);
-    return grant;
+    if (!grant || grant.clientId !== clientId) return { ok: false, why: 'unknown' };
+    if (grant.seq <= (this.revokedThrough.get(grant.userId) ?? 0)) return { ok: false, why: 'revoked' };
+    if (grant.expiresAt <= this.clock.now()) return { ok: false, why: 'expired' };
+    return { ok: true, grant };
+  }
+
+  /** An administrator revokes the user's sessions (Graph revokeSignInSessions): every refresh token issued so far stops working. */
+  revokeUserSessions(userId: string): number {
+    this.revokedThrough.set(userId, this.seq);
+    let n = 0;
+    for (const g of this.refreshTokens.values()) if (g.userId === userId) n++;
+    return n;
+  }
+
+  private pruneRefreshTokens(): void {
+    const now = this.clock.now();
+    for (const [token, g] of this.refreshTokens) {
+      if (g.expiresAt <= now || g.seq <= (this.revokedThrough.get(g.userId) ?? 0)) this.refreshTokens.delete(token);
+    }
   }
 
   /**

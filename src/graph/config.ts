@@ -25,10 +25,49 @@ function httpsUrl(what: string) {
 
 const pathString = (what: string) => z.string().min(1, `a file path (${what})`);
 
-const serviceAccount = z.strictObject({
-  username: z.string().regex(/^[^@\s]+@[^@\s]+$/, 'a user principal name like svc-presence@contoso.com'),
-  password: z.string().min(1, "the account's password (use ${ENV_VAR} rather than writing it in the file)"),
-});
+/** How a service account gets its delegated token. */
+export const SIGN_IN_METHODS = ['deviceCode', 'password'] as const;
+export type SignInMethod = (typeof SIGN_IN_METHODS)[number];
+
+/**
+ * A service account: signed in once by an administrator with the device
+ * code flow (MFA-safe, the default), or by password (ROPC; only for an
+ * account excluded from MFA, the way older configs have it).
+ */
+const serviceAccount = z
+  .strictObject({
+    username: z.string().regex(/^[^@\s]+@[^@\s]+$/, 'a user principal name like svc-presence@contoso.com'),
+    signIn: z.enum(SIGN_IN_METHODS, { message: 'deviceCode (signed in once with presence-gateway-cli signin; works with MFA) or password (only for an account excluded from MFA)' }).optional(),
+    password: z.string().min(1, "the account's password (use ${ENV_VAR} rather than writing it in the file)").optional(),
+  })
+  .superRefine((a, ctx) => {
+    const method = a.signIn ?? (a.password !== undefined ? 'password' : 'deviceCode');
+    if (method === 'password' && a.password === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['password'], message: 'signIn: password needs the password (use ${ENV_VAR}); or use signIn: deviceCode, which works with MFA' });
+    }
+    if (method === 'deviceCode' && a.password !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['password'], message: 'a device-code account keeps no password: remove password, or set signIn: password for an account excluded from MFA' });
+    }
+  })
+  .transform((a) => {
+    const method: SignInMethod = a.signIn ?? (a.password !== undefined ? 'password' : 'deviceCode');
+    return method === 'password' ? { username: a.username, signIn: method, password: a.password ?? '' } : { username: a.username, signIn: method };
+  });
+
+/** A 32-byte AES key as base64 or hex; undefined when it is not one. */
+export function decodeTokenCacheKey(text: string): Buffer | undefined {
+  const t = text.trim();
+  if (/^[0-9a-f]{64}$/i.test(t)) return Buffer.from(t, 'hex');
+  if (/^[A-Za-z0-9+/_-]{43}=?$/.test(t)) {
+    const b = Buffer.from(t.replace(/-/g, '+').replace(/_/g, '/'), 'base64');
+    return b.length === 32 ? b : undefined;
+  }
+  return undefined;
+}
+
+/** The environment variable read for the token cache key when graph.tokenCacheKey is not given. */
+export const TOKEN_CACHE_KEY_ENV = 'PRESENCE_GATEWAY_TOKEN_CACHE_KEY';
+const KEY_HOW = `make one with: openssl rand -base64 32; write tokenCacheKey: \${${TOKEN_CACHE_KEY_ENV}} and set that variable rather than the key itself`;
 
 const staticEntry = z
   .strictObject({
@@ -99,6 +138,11 @@ export const graphConfigSchema = z
     /** A PEM CA added to the TLS trust of both token and Graph requests. */
     trustedCaPath: pathString('PEM CA certificate to trust in addition to the system CAs').optional(),
     serviceAccounts: z.array(serviceAccount).default([]),
+    /** AES-256-GCM key sealing the stored msal token cache (device-code accounts' refresh tokens). */
+    tokenCacheKey: z
+      .string()
+      .refine((s) => decodeTokenCacheKey(s) !== undefined, { message: `expected a 32-byte key, base64 or hex (${KEY_HOW})` })
+      .optional(),
     webhook: z
       .strictObject({
         publicUrl: httpsUrl('where Graph can POST change notifications, e.g. https://gw.contoso.com/graph/notifications'),
@@ -259,4 +303,30 @@ export function parseGraphConfig(input: unknown, prefix = 'graph'): GraphConfig 
     return `${where}: expected ${issue.message.replace(/^Invalid input: expected /, '')}`;
   });
   throw new GraphConfigError(problems);
+}
+
+/**
+ * The key sealing the stored token cache: graph.tokenCacheKey, else the
+ * environment variable. Undefined when no account signs in by device code
+ * (nothing to keep); a GraphConfigError naming the path and the fix when one
+ * does and there is no usable key. The key is never logged.
+ */
+export function resolveTokenCacheKey(config: GraphConfig, env: Readonly<Record<string, string | undefined>> = process.env, prefix = 'graph'): Buffer | undefined {
+  const index = config.serviceAccounts.findIndex((a) => a.signIn === 'deviceCode');
+  if (index < 0) return undefined;
+  if (config.tokenCacheKey !== undefined) {
+    const key = decodeTokenCacheKey(config.tokenCacheKey);
+    if (key !== undefined) return key;
+    throw new GraphConfigError([`${prefix}.tokenCacheKey: expected a 32-byte key, base64 or hex (${KEY_HOW})`]);
+  }
+  const fromEnv = env[TOKEN_CACHE_KEY_ENV];
+  if (fromEnv !== undefined && fromEnv !== '') {
+    const key = decodeTokenCacheKey(fromEnv);
+    if (key !== undefined) return key;
+    throw new GraphConfigError([`${prefix}.tokenCacheKey: the environment variable ${TOKEN_CACHE_KEY_ENV} is not a 32-byte key, base64 or hex (${KEY_HOW})`]);
+  }
+  const who = config.serviceAccounts[index]?.username ?? '';
+  throw new GraphConfigError([
+    `${prefix}.tokenCacheKey: missing: ${prefix}.serviceAccounts[${index}] (${who}) signs in by device code and its refresh token is kept in the store, encrypted with this key (${KEY_HOW})`,
+  ]);
 }

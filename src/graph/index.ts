@@ -12,7 +12,9 @@ import { readFileSync } from 'node:fs';
 import type { Directory } from '../core/directory.js';
 import type { PresenceStore } from '../core/presence-store.js';
 import type { Logger } from '../util/logger.js';
-import { GraphAuth, type TokenStatus } from './auth.js';
+import { GraphAuth, type PasswordRefusalStore, type TokenStatus } from './auth.js';
+import type { AccountStatus } from './account-sign-in.js';
+import type { TokenCacheStore } from './token-cache.js';
 import { RequestBudget, type BudgetStatus } from './budget.js';
 import { createGraphClient, graphFailure } from './client.js';
 import { systemClock, type Clock, type Timer } from './clock.js';
@@ -37,6 +39,9 @@ export type { GraphObserver } from './observer.js';
 export type { DirectorySyncResult } from './directory-sync.js';
 export { MemoryNotificationKeyStore, type NotificationKeyRecord, type NotificationKeyStore } from './notification-keys.js';
 export { MemorySavedPresenceStore, type SavedPresence, type SavedPresenceStore } from './saved-presence.js';
+export type { AccountStatus, DeviceCodePrompt, SignInState } from './account-sign-in.js';
+export { SignInNotApplicableError, UnknownAccountError, type PasswordRefusal, type PasswordRefusalStore } from './auth.js';
+export type { TokenCacheStore } from './token-cache.js';
 
 export interface GraphOptions {
   config: GraphConfig;
@@ -59,6 +64,12 @@ export interface GraphOptions {
   readFile?: (path: string) => string;
   /** told request statuses and latencies (metrics); replaceable later with observe() */
   observer?: GraphObserver;
+  /** where the sealed token cache of device-code accounts survives restarts (default: memory only) */
+  tokenCache?: TokenCacheStore;
+  /** where refused passwords are remembered across restarts (default: memory only) */
+  passwordRefusals?: PasswordRefusalStore;
+  /** environment for the token cache key (default process.env) */
+  env?: Readonly<Record<string, string | undefined>>;
 }
 
 export interface DirectorySyncStatus {
@@ -77,6 +88,8 @@ export interface DirectorySyncStatus {
 export interface GraphStatus {
   started: boolean;
   tokens: TokenStatus[];
+  /** each service account's sign-in */
+  accounts?: AccountStatus[];
   budget: BudgetStatus;
   directory: DirectorySyncStatus;
   reader: ReaderStatus;
@@ -104,6 +117,12 @@ export interface GraphRuntime {
   teamsExcluded?(personId: string): string | undefined;
   /** Read these Teams users (Graph user ids) again now; a failure is described in `error`. */
   readUsers(userIds: readonly string[]): Promise<{ read: number; error?: string }>;
+  /**
+   * Start a device-code sign-in of a service account (or return the one under
+   * way); resolves with the code to enter. Throws UnknownAccountError or
+   * SignInNotApplicableError (a password account).
+   */
+  signIn(account: string): Promise<AccountStatus>;
 }
 
 const STOP_GRACE_MS = 10_000;
@@ -118,7 +137,15 @@ export function createGraph(options: GraphOptions): GraphRuntime {
   let observer: GraphObserver | undefined = options.observer;
   const observerRef = (): GraphObserver | undefined => observer;
   const observeStatus = (status: number): void => observer?.graphRequest?.(status);
-  const auth = new GraphAuth({ config, logger, readFile: read, ...(caPem !== undefined ? { networkClient: transport.msalNetworkClient } : {}) });
+  const auth = new GraphAuth({
+    config,
+    logger,
+    readFile: read,
+    ...(caPem !== undefined ? { networkClient: transport.msalNetworkClient } : {}),
+    ...(options.tokenCache !== undefined ? { tokenCache: options.tokenCache } : {}),
+    ...(options.env !== undefined ? { env: options.env } : {}),
+    ...(options.passwordRefusals !== undefined ? { refusals: options.passwordRefusals } : {}),
+  });
   const budget = new RequestBudget(clock, config.budget.requestsPer30s);
   const clientFor = (tokens: ReturnType<GraphAuth['appToken']>) =>
     createGraphClient({
@@ -130,7 +157,7 @@ export function createGraph(options: GraphOptions): GraphRuntime {
       ...(options.retry !== undefined ? { retry: options.retry } : {}),
     });
   const appClient = clientFor(auth.appToken());
-  const accounts = auth.serviceAccountNames().map((name) => ({ name, client: clientFor(auth.serviceAccountToken(name)) }));
+  const accounts = auth.serviceAccountNames().map((name) => ({ name, client: clientFor(auth.serviceAccountToken(name)), availability: auth.availability(name) }));
 
   const sync = new DirectorySync({ client: appClient, directory, config: config.directory, logger });
   const richConfig = config.webhook?.richNotifications;
@@ -188,6 +215,9 @@ export function createGraph(options: GraphOptions): GraphRuntime {
       })
     : undefined;
   if (config.serviceAccounts.length > 0 && config.webhook === undefined) logger.info('graph: service accounts without graph.webhook: polling only');
+  for (const a of config.serviceAccounts) {
+    if (a.signIn === 'password') logger.info({ account: a.username }, 'graph: service account signs in with its password (ROPC): it fails once MFA is required; signIn: deviceCode works with MFA');
+  }
 
   const dir: DirectorySyncStatus = {};
   let excluded = new Map<string, string>();
@@ -251,6 +281,8 @@ export function createGraph(options: GraphOptions): GraphRuntime {
     async start() {
       if (started || stopped) return;
       let synced = true;
+      // device-code accounts signed in before come back from the stored token cache
+      await auth.start();
       try {
         await runSync(true);
       } catch {
@@ -281,6 +313,7 @@ export function createGraph(options: GraphOptions): GraphRuntime {
     async stop(stopOptions = {}) {
       if (stopped) return;
       stopped = true;
+      auth.stop();
       syncTimer?.cancel();
       syncTimer = undefined;
       // nothing waits on the budget any more; what is in flight gets a bounded grace period
@@ -304,7 +337,7 @@ export function createGraph(options: GraphOptions): GraphRuntime {
       transport.close();
     },
     status() {
-      const s: GraphStatus = { started, tokens: auth.status(), budget: budget.status(), directory: { ...dir }, reader: reader.status() };
+      const s: GraphStatus = { started, tokens: auth.status(), accounts: auth.accountStatus(), budget: budget.status(), directory: { ...dir }, reader: reader.status() };
       if (writer !== undefined) s.writer = writer.status();
       const key = keyring?.current;
       if (key !== undefined) s.notificationKey = { certificateId: key.id, thumbprint: key.thumbprint, notAfter: new Date(key.notAfter).toISOString() };
@@ -322,6 +355,7 @@ export function createGraph(options: GraphOptions): GraphRuntime {
     },
     readUsers: (userIds) => reader.readNow(userIds),
     teamsExcluded: (personId) => excluded.get(personId),
+    signIn: (account) => auth.startSignIn(account),
   };
 }
 

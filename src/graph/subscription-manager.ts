@@ -6,7 +6,9 @@
  * two thirds of its lifetime, re-created when Graph has lost it, and a 409 on
  * create is resolved by deleting the app's stale subscription for that
  * account. Ids and expiries go to a SubscriptionStateStore so a restart
- * renews instead of colliding.
+ * renews instead of colliding. An account that cannot sign in (not signed
+ * in yet, refresh token revoked, password refused) is left out: its users
+ * go to the other accounts or to polling until it can again.
  */
 import type { Client } from '@microsoft/microsoft-graph-client';
 import type { Logger } from '../util/logger.js';
@@ -22,6 +24,8 @@ export interface SubscriptionAccount {
   name: string;
   /** a Graph client holding the account's delegated token */
   client: Client;
+  /** whether the account can get a token now (absent: always); onChange returns the unsubscribe */
+  availability?: { usable(): boolean; onChange(listener: () => void): () => void };
 }
 
 interface LiveSubscription {
@@ -41,6 +45,7 @@ interface LiveSubscription {
 interface Slot {
   name: string;
   client: Client;
+  usable: () => boolean;
   wanted: string[];
   sub: LiveSubscription | undefined;
   busy: Promise<void> | undefined;
@@ -62,6 +67,8 @@ export interface SubscriptionStatus {
   state: 'active' | 'pending' | 'failed' | 'unused';
   failures: number;
   lastError?: string;
+  /** false while the account cannot sign in (its users are polled) */
+  usable: boolean;
   created: number;
   renewed: number;
   conflictsResolved: number;
@@ -148,6 +155,8 @@ export class SubscriptionManager {
   private stopped = false;
   private started = false;
   private saving: Promise<void> = Promise.resolve();
+  private userIds: readonly string[] = [];
+  private readonly unsubscribe: Array<() => void> = [];
 
   constructor(private readonly o: SubscriptionManagerOptions) {
     // Graph: resources/subscription (presence lives at most 60 minutes)
@@ -156,6 +165,7 @@ export class SubscriptionManager {
     this.slots = o.accounts.map((a) => ({
       name: a.name,
       client: a.client,
+      usable: a.availability !== undefined ? () => a.availability!.usable() : () => true,
       wanted: [],
       sub: undefined,
       busy: undefined,
@@ -168,6 +178,44 @@ export class SubscriptionManager {
       renewed: 0,
       conflictsResolved: 0,
     }));
+    o.accounts.forEach((a, i) => {
+      const slot = this.slots[i];
+      if (a.availability === undefined || slot === undefined) return;
+      let was = slot.usable();
+      this.unsubscribe.push(
+        a.availability.onChange(() => {
+          const now = slot.usable();
+          if (now === was) return;
+          was = now;
+          this.accountChanged(slot, now);
+        }),
+      );
+    });
+  }
+
+  /** An account became usable (signed in) or stopped being so (refused): spread the users again. */
+  private accountChanged(slot: Slot, usable: boolean): void {
+    if (this.stopped) return;
+    this.o.logger.info({ account: slot.name, usable }, usable ? 'graph: service account usable again; subscribing with it' : 'graph: service account cannot sign in; its users go to other accounts or polling');
+    if (!usable) this.abandon(slot);
+    this.assign(this.userIds);
+    if (!this.started) return;
+    for (const s of this.slots) void this.reconcile(s);
+  }
+
+  /** Forget the slot's subscription without asking Graph (there is no token to ask with); it lapses there. */
+  private abandon(slot: Slot): void {
+    slot.timer?.cancel();
+    slot.timer = undefined;
+    slot.failures = 0;
+    slot.retryAt = 0;
+    if (slot.sub !== undefined) {
+      const users = [...slot.sub.userIds];
+      this.o.logger.info({ subscriptionId: slot.sub.id, account: slot.name }, 'graph: subscription of an account that cannot sign in left to expire');
+      this.drop(slot);
+      // its notifications stop here: read its users now, polling takes them from here on
+      this.o.onResync?.(users);
+    }
   }
 
   /** Take over what a previous run left, assign `userIds`, and bring every account in line. */
@@ -203,7 +251,9 @@ export class SubscriptionManager {
   }
 
   private assign(userIds: readonly string[]): void {
-    this.uncovered = assignUsers(userIds, this.slots);
+    this.userIds = [...userIds];
+    for (const s of this.slots) if (!s.usable()) s.wanted = [];
+    this.uncovered = assignUsers(userIds, this.slots.filter((s) => s.usable()));
     if (this.uncovered.length > 0) {
       this.o.logger.info({ users: this.uncovered.length, accounts: this.slots.length }, 'graph: more users than the service accounts can subscribe to; the rest are polled');
     }
@@ -326,6 +376,11 @@ export class SubscriptionManager {
 
   private async step(slot: Slot): Promise<void> {
     if (this.stopped) return;
+    if (!slot.usable()) {
+      // no token to be had: nothing to do until the account signs in again (accountChanged)
+      this.abandon(slot);
+      return;
+    }
     const now = this.o.clock.now();
     if (slot.sub !== undefined && slot.sub.expiresAt <= now) {
       this.o.logger.warn({ subscriptionId: slot.sub.id, account: slot.name }, 'graph: subscription expired before renewal');
@@ -504,6 +559,7 @@ export class SubscriptionManager {
         users: s.wanted.length,
         state: s.wanted.length === 0 && s.sub === undefined ? 'unused' : s.sub !== undefined && s.sub.expiresAt > now ? 'active' : s.failures > 0 ? 'failed' : 'pending',
         failures: s.failures,
+        usable: s.usable(),
         created: s.created,
         renewed: s.renewed,
         conflictsResolved: s.conflictsResolved,
@@ -525,6 +581,7 @@ export class SubscriptionManager {
   /** Stop the upkeep. Subscriptions stay (a restart renews them) unless `deleteSubscriptions`. */
   async stop(options: { deleteSubscriptions?: boolean } = {}): Promise<void> {
     this.stopped = true;
+    for (const u of this.unsubscribe.splice(0)) u();
     for (const s of this.slots) {
       s.timer?.cancel();
       s.timer = undefined;

@@ -39,10 +39,27 @@ export interface GraphSubscriptionInfo {
   lastError?: string;
 }
 
+/** A service account's sign-in (src/graph AccountStatus fits). */
+export interface GraphAccountInfo {
+  account: string;
+  method: 'deviceCode' | 'password';
+  state: 'signed-out' | 'signing-in' | 'signed-in' | 'failed';
+  usable: boolean;
+  reason?: string;
+  code?: string;
+  prompt?: { userCode: string; verificationUri: string; message: string; expiresAt: number };
+  signedInAt?: number;
+  since: number;
+}
+
+/** What starting a sign-in gave: the account's status, or why not (404 unknown, 409 a password account, 503 no Graph side). */
+export type SignInOutcome = { ok: true; account: GraphAccountInfo } | { ok: false; status: 404 | 409 | 503; message: string };
+
 /** The Graph side's state (GraphRuntime.status() fits). */
 export interface GraphInfo {
   started: boolean;
   tokens: ReadonlyArray<{ name: string; ok: boolean; lastAcquiredAt?: number; lastError?: string }>;
+  accounts?: readonly GraphAccountInfo[];
   budget?: { throttled: number; pausedUntil?: number };
   reader: {
     users: number;
@@ -98,4 +115,6 @@ export interface AdminSource {
   security?(): SecurityInfo;
   /** The body a new watcher of `event` with `profile` would get now; undefined: unknown person. */
   render(personId: string, event: WatcherEvent, profile: WatcherProfileName): RenderedBody | undefined;
+  /** Start a device-code sign-in of a Graph service account (absent: no Graph side). */
+  signIn?(account: string): Promise<SignInOutcome>;
 }

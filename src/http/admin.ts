@@ -1,7 +1,8 @@
 /**
  * The admin API (fastify plugin, registered under /api): users with both
  * presences, one user's detail and history, trunks, Graph subscriptions, a
- * forced resync, "what would a watcher get now", and a server-sent event
+ * forced resync, "what would a watcher get now", Graph service account
+ * sign-in (device code), and a server-sent event
  * stream of row changes for the diagnostics page. Every route needs
  * `Authorization: Bearer <admin.token>`; the event stream also takes
  * `?token=` because EventSource cannot send headers. All answers are JSON.
@@ -159,6 +160,23 @@ export const adminApi: FastifyPluginAsync<AdminApiOptions> = async (app: Fastify
   app.get('/graph/subscriptions', async () => {
     const g = source.graph();
     return { configured: g !== undefined, subscriptions: g?.reader.subscriptions ?? [] };
+  });
+
+  app.get('/graph/accounts', async () => {
+    const g = source.graph();
+    return { configured: g !== undefined, accounts: g?.accounts ?? [] };
+  });
+
+  // starts (or shows) the device-code sign-in; the administrator enters the code at the verification URL
+  app.post('/graph/accounts/:account/signin', async (request, reply) => {
+    const account = (request.params as { account?: unknown }).account;
+    if (typeof account !== 'string' || !/^[^@\s/]{1,128}@[^@\s/]{1,253}$/.test(account)) {
+      return problem(reply, 400, 'bad request', 'the account is a user principal name from graph.serviceAccounts, like svc-presence@contoso.com');
+    }
+    if (source.signIn === undefined || source.graph() === undefined) return problem(reply, 503, 'unavailable', 'no Graph side is configured or started');
+    const r = await source.signIn(account);
+    if (!r.ok) return problem(reply, r.status, r.status === 404 ? 'not found' : r.status === 409 ? 'conflict' : 'unavailable', r.message);
+    return reply.code(202).send(r.account);
   });
 
   app.get('/status', async () => status());

@@ -176,8 +176,22 @@ const SCRIPT = String.raw`
           el('span', { 'class': 'badge', 'data-ok': String(c.ok), text: okText }),
         ]),
         el('div', { 'class': 'conn-detail', text: detail }),
+        c.prompt ? el('div', { 'class': 'conn-detail sign-in-code' }, ['Open ', el('a', { href: c.prompt.verificationUri, target: '_blank', rel: 'noopener', text: c.prompt.verificationUri }),
+          ' and enter ', el('strong', { 'data-user-code': c.prompt.userCode, text: c.prompt.userCode }), ' (expires ' + ago(c.prompt.expiresAt) + ')']) : null,
+        c.action === 'sign-in' && !c.prompt ? signInButton(c.name) : null,
       ]));
     });
+  }
+  function signInButton(account) {
+    var b = el('button', { type: 'button', 'data-action': 'sign-in', 'aria-label': 'Sign in ' + account, text: 'Sign in' });
+    b.addEventListener('click', function () {
+      b.disabled = true;
+      b.textContent = 'Asking for a code…';
+      api('/graph/accounts/' + encodeURIComponent(account) + '/signin', { method: 'POST' })
+        .then(function () { return api('/status'); })
+        .then(renderConnectors, function (e) { b.disabled = false; b.textContent = 'Sign in (failed: ' + e.message + ')'; });
+    });
+    return b;
   }
 
   // ---- users ----

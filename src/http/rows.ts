@@ -6,7 +6,7 @@
 import type { Person } from '../core/directory.js';
 import type { HistoryEntry } from '../core/history.js';
 import type { PresenceView } from '../core/person-state.js';
-import type { AdminSource, GraphInfo, SecurityInfo, TrunkInfo } from './admin-source.js';
+import type { AdminSource, GraphAccountInfo, GraphInfo, SecurityInfo, TrunkInfo } from './admin-source.js';
 
 /** One word for what a watcher's lamp shows, for filtering. */
 export type SeenState = 'ringing' | 'on-the-phone' | 'dnd' | 'busy' | 'meeting' | 'away' | 'offline' | 'available';
@@ -139,6 +139,10 @@ export interface Connector {
   at?: number;
   /** badge text instead of Up / Down / Unknown */
   badge?: string;
+  /** what the page offers on the card: a device-code sign-in */
+  action?: 'sign-in';
+  /** a device-code sign-in under way: what to enter where */
+  prompt?: { userCode: string; verificationUri: string; expiresAt: number };
 }
 
 /** The defences at a glance: failed logins, lockouts, connection limits (from the security log's tally). */
@@ -175,9 +179,32 @@ function trunkConnector(t: TrunkInfo): Connector {
   return c;
 }
 
+/** A service account's card: red unless it can be used, the reason, and a sign-in action for device-code accounts. */
+function accountConnector(a: GraphAccountInfo, tok: GraphInfo['tokens'][number] | undefined, now: number): Connector {
+  const tokenFailing = tok !== undefined && !tok.ok && tok.lastError !== undefined;
+  const ok = a.state === 'signed-in' ? !tokenFailing : a.state === 'signed-out' && a.method === 'password' ? null : a.usable && !tokenFailing ? true : false;
+  let detail = a.reason ?? (a.state === 'signed-in' ? 'signed in' : a.state);
+  if (a.state === 'signed-in' && tokenFailing) detail = tok.lastError ?? detail;
+  const c: Connector = { kind: 'graph-auth', name: a.account, ok, detail };
+  if (a.prompt !== undefined && a.prompt.expiresAt > now) {
+    c.prompt = { userCode: a.prompt.userCode, verificationUri: a.prompt.verificationUri, expiresAt: a.prompt.expiresAt };
+    c.detail = `sign-in under way: open ${a.prompt.verificationUri} and enter ${a.prompt.userCode}`;
+  }
+  if (a.method === 'deviceCode' && (a.state !== 'signed-in' || !a.usable)) c.action = 'sign-in';
+  const at = tok?.lastAcquiredAt ?? a.signedInAt;
+  if (at !== undefined) c.at = at;
+  return c;
+}
+
 function graphConnectors(g: GraphInfo, now: number): Connector[] {
   const out: Connector[] = [];
+  const accounts = new Map((g.accounts ?? []).map((a) => [a.account.toLowerCase(), a]));
   for (const tok of g.tokens) {
+    const account = accounts.get(tok.name.toLowerCase());
+    if (account !== undefined) {
+      out.push(accountConnector(account, tok, now));
+      continue;
+    }
     const c: Connector = {
       kind: 'graph-auth',
       name: tok.name,

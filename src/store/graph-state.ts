@@ -4,7 +4,7 @@
  * src/graph/subscription-state.ts, so graph can take it without the store
  * importing graph.
  */
-import type { GraphSubscriptionRecord } from './records.js';
+import type { GraphSubscriptionRecord, GraphTokenCacheRecord } from './records.js';
 import type { GatewayStore } from './store.js';
 
 export interface GraphSubscriptionState {
@@ -31,6 +31,27 @@ export function graphSubscriptionState(store: GatewayStore): GraphSubscriptionSt
         if (!keep.has(key)) repo.remove(key);
       }
       if (!store.flush()) throw new Error(store.status().lastError ?? `store ${store.path}: write failed`);
+    },
+  };
+}
+
+/** The sealed msal token cache on top of the graphTokenCache repository (structurally graph's TokenCacheStore). */
+export interface GraphTokenCacheState {
+  load(): GraphTokenCacheRecord | undefined;
+  /** Written at once (flushed): a refresh token lost to a crash would mean a new interactive sign-in. */
+  save(record: GraphTokenCacheRecord): void;
+  /** Whether the records survive the process. */
+  readonly persistent: boolean;
+}
+
+export function graphTokenCacheState(store: GatewayStore, name: string): GraphTokenCacheState {
+  const repo = store.graphTokenCache;
+  return {
+    persistent: store.kind !== 'memory',
+    load: () => repo.get(name),
+    save(record) {
+      repo.upsert({ ...record, name });
+      store.flush();
     },
   };
 }

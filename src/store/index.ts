@@ -11,7 +11,7 @@ export * from './records.js';
 export * from './store.js';
 export { MemoryStore } from './memory-store.js';
 export { SqliteStore, type FlushTimers, type SqliteStoreOptions } from './sqlite-store.js';
-export { graphSubscriptionState, type GraphSubscriptionState } from './graph-state.js';
+export { graphSubscriptionState, graphTokenCacheState, type GraphSubscriptionState, type GraphTokenCacheState } from './graph-state.js';
 export { notificationKeyState, savedPresenceState, type NotificationKeyState, type SavedPresenceState } from './graph-writer-state.js';
 export { SCHEMA_VERSION } from './schema.js';
 export { describeStoreError } from './sqlite-errors.js';

@@ -9,6 +9,7 @@ import type {
   GraphNotificationKeyRecord,
   GraphSavedPresenceRecord,
   GraphSubscriptionRecord,
+  GraphTokenCacheRecord,
   PublicationRecord,
   UpstreamPublicationRecord,
   UpstreamSubscriptionRecord,
@@ -84,6 +85,7 @@ export class MemoryStore implements GatewayStore {
   readonly directoryCache: MemoryRepository<DirectoryCacheRecord>;
   readonly graphNotificationKeys: MemoryRepository<GraphNotificationKeyRecord>;
   readonly graphSavedPresence: MemoryRepository<GraphSavedPresenceRecord>;
+  readonly graphTokenCache: MemoryRepository<GraphTokenCacheRecord>;
   readonly meta: MetaStore;
   private closed = false;
 
@@ -97,6 +99,7 @@ export class MemoryStore implements GatewayStore {
     this.directoryCache = new MemoryRepository(TABLES.directoryCache, isClosed);
     this.graphNotificationKeys = new MemoryRepository(TABLES.graphNotificationKeys, isClosed);
     this.graphSavedPresence = new MemoryRepository(TABLES.graphSavedPresence, isClosed);
+    this.graphTokenCache = new MemoryRepository(TABLES.graphTokenCache, isClosed);
     const meta = new MemoryRepository<MetaRecord>(META_TABLE, isClosed);
     this.meta = {
       get: (key) => meta.rows.get(key)?.value,

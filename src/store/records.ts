@@ -137,6 +137,24 @@ export interface GraphSavedPresenceRecord {
   savedAt: number;
 }
 
+/**
+ * The msal token cache of the device-code service accounts (their refresh
+ * tokens), sealed with AES-256-GCM by src/graph/token-cache.ts: the store
+ * holds ciphertext only.
+ */
+export interface GraphTokenCacheRecord {
+  /** which cache (one per app registration and authority) */
+  name: string;
+  /** names the key that sealed it (not the key), so a changed key is told apart from a damaged record */
+  keyId: string;
+  /** base64 */
+  iv: string;
+  tag: string;
+  data: string;
+  /** ms epoch */
+  updatedAt: number;
+}
+
 const str = z.string();
 const num = z.number().finite();
 const transport = z.enum(['udp', 'tcp', 'tls', 'ws', 'wss']);
@@ -223,6 +241,15 @@ export const graphSavedPresenceSchema: z.ZodType<GraphSavedPresenceRecord> = z.o
   preferred: z.object({ availability: str, activity: str }).nullable().optional(),
   statusMessage: z.object({ content: str, contentType: str, expiresAt: num.optional() }).nullable().optional(),
   savedAt: num,
+});
+
+export const graphTokenCacheSchema: z.ZodType<GraphTokenCacheRecord> = z.object({
+  name: str,
+  keyId: str,
+  iv: str,
+  tag: str,
+  data: str,
+  updatedAt: num,
 });
 
 /** Joins the parts of a composite key (a separator no name contains). */

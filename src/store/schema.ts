@@ -25,8 +25,9 @@ export const MIGRATIONS: readonly (readonly string[])[] = [
     ...Object.values(TABLES).map((t) => recordTable(t.table)),
     recordTable(META_TABLE.table),
   ],
-  // 1 → 2: the rich-notification key pair and what people had before the gateway took over (busy-on-busy)
-  [recordTable(TABLES.graphNotificationKeys.table), recordTable(TABLES.graphSavedPresence.table)],
+  // 1 → 2: the rich-notification key pair, what people had before the gateway took over (busy-on-busy),
+  // and the sealed msal token cache of device-code service accounts
+  [recordTable(TABLES.graphNotificationKeys.table), recordTable(TABLES.graphSavedPresence.table), recordTable(TABLES.graphTokenCache.table)],
 ];
 
 /** The version this code writes. */

@@ -38,6 +38,7 @@ import type {
   GraphNotificationKeyRecord,
   GraphSavedPresenceRecord,
   GraphSubscriptionRecord,
+  GraphTokenCacheRecord,
   PublicationRecord,
   UpstreamPublicationRecord,
   UpstreamSubscriptionRecord,
@@ -254,6 +255,7 @@ export class SqliteStore implements GatewayStore, Owner {
   readonly directoryCache: Repository<DirectoryCacheRecord>;
   readonly graphNotificationKeys: Repository<GraphNotificationKeyRecord>;
   readonly graphSavedPresence: Repository<GraphSavedPresenceRecord>;
+  readonly graphTokenCache: Repository<GraphTokenCacheRecord>;
   readonly meta: MetaStore;
 
   private db: Database.Database | undefined;
@@ -338,6 +340,7 @@ export class SqliteStore implements GatewayStore, Owner {
     const directory = new SqliteRepository(this, TABLES.directoryCache, db);
     const keys = new SqliteRepository(this, TABLES.graphNotificationKeys, db);
     const saved = new SqliteRepository(this, TABLES.graphSavedPresence, db);
+    const tokenCache = new SqliteRepository(this, TABLES.graphTokenCache, db);
     const meta = new SqliteRepository(this, META_TABLE, db);
     this.watcherSubscriptions = watchers;
     this.publications = publications;
@@ -347,12 +350,19 @@ export class SqliteStore implements GatewayStore, Owner {
     this.directoryCache = directory;
     this.graphNotificationKeys = keys;
     this.graphSavedPresence = saved;
+    this.graphTokenCache = tokenCache;
     this.meta = new SqliteMeta(meta);
-    this.repos = [watchers, publications, upSubs, upPubs, graph, directory, keys, saved, meta] as Array<SqliteRepository<unknown>>;
+    this.repos = [watchers, publications, upSubs, upPubs, graph, directory, keys, saved, tokenCache, meta] as Array<SqliteRepository<unknown>>;
 
     this.tableNames = this.repos.map((r) => r.name);
     this.prunedTables = Object.values(TABLES)
-      .filter((t) => t.table !== TABLES.directoryCache.table && t.table !== TABLES.graphNotificationKeys.table && t.table !== TABLES.graphSavedPresence.table)
+      .filter(
+        (t) =>
+          t.table !== TABLES.directoryCache.table &&
+          t.table !== TABLES.graphNotificationKeys.table &&
+          t.table !== TABLES.graphSavedPresence.table &&
+          t.table !== TABLES.graphTokenCache.table,
+      )
       .map((t) => t.table);
     const busyTimeoutMs = options.busyTimeoutMs ?? 5000;
     const useWorker = options.path !== ':memory:' && (options.writer ?? 'worker') === 'worker';

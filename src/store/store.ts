@@ -13,6 +13,7 @@ import type {
   GraphNotificationKeyRecord,
   GraphSavedPresenceRecord,
   GraphSubscriptionRecord,
+  GraphTokenCacheRecord,
   PublicationRecord,
   UpstreamPublicationRecord,
   UpstreamSubscriptionRecord,
@@ -72,8 +73,9 @@ export interface GatewayStore {
   readonly directoryCache: Repository<DirectoryCacheRecord>;
   readonly graphNotificationKeys: Repository<GraphNotificationKeyRecord>;
   readonly graphSavedPresence: Repository<GraphSavedPresenceRecord>;
+  readonly graphTokenCache: Repository<GraphTokenCacheRecord>;
   readonly meta: MetaStore;
-  /** Delete records whose expiresAt <= now (directory cache and meta never expire). Returns how many. */
+  /** Delete records whose expiresAt <= now (directory cache, token cache and meta never expire). Returns how many. */
   pruneExpired(now: number): number;
   /** Write everything queued now, synchronously. False when the write failed (see status()). */
   flush(): boolean;

@@ -9,6 +9,7 @@ import {
   graphNotificationKeySchema,
   graphSavedPresenceSchema,
   graphSubscriptionSchema,
+  graphTokenCacheSchema,
   publicationSchema,
   upstreamPublicationSchema,
   upstreamSubscriptionSchema,
@@ -17,6 +18,7 @@ import {
   type GraphNotificationKeyRecord,
   type GraphSavedPresenceRecord,
   type GraphSubscriptionRecord,
+  type GraphTokenCacheRecord,
   type PublicationRecord,
   type UpstreamPublicationRecord,
   type UpstreamSubscriptionRecord,
@@ -85,6 +87,12 @@ export const TABLES = {
     expiresOf: () => null,
     schema: graphSavedPresenceSchema,
   } satisfies TableSpec<GraphSavedPresenceRecord>,
+  graphTokenCache: {
+    table: 'graph_token_cache',
+    keyOf: (r) => r.name,
+    expiresOf: () => null,
+    schema: graphTokenCacheSchema,
+  } satisfies TableSpec<GraphTokenCacheRecord>,
 } as const;
 
 export const META_TABLE = {

@@ -197,6 +197,43 @@ t.test('Chromium is installed', async (t) => {
     });
   });
 
+  t.test('a red Graph sign-in card: Sign in shows the code to enter', async (t) => {
+    const src = fakeSource();
+    const svc = 'svc-presence@contoso.test';
+    type Account = NonNullable<NonNullable<typeof src.graphInfo>['accounts']>[number];
+    let current: Account = { account: svc, method: 'deviceCode', state: 'signed-out', usable: false, reason: 'not signed in: run presence-gateway-cli signin ' + svc, since: 1 };
+    const info = src.graphInfo!;
+    src.graphInfo = {
+      ...info,
+      tokens: [...info.tokens, { name: svc, ok: false }],
+      get accounts() {
+        return [current];
+      },
+    };
+    const asked: string[] = [];
+    src.signIn = async (name) => {
+      asked.push(name);
+      current = { ...current, state: 'signing-in', reason: 'waiting', prompt: { userCode: 'ABCD23EFG', verificationUri: 'https://microsoft.com/devicelogin', message: 'm', expiresAt: Date.now() + 900_000 } };
+      return { ok: true, account: current };
+    };
+    const server = await startHttpServer({ address: '127.0.0.1', port: 0, logger: silentLogger(), admin: { token: TOKEN, source: src, statusMs: 500 } });
+    const browser = await launch();
+    t.teardown(async () => {
+      await browser.close();
+      await server.close();
+      src.close();
+    });
+    const page = await browser.context.newPage();
+    await page.goto(`${server.origin}/?token=${encodeURIComponent(TOKEN)}`);
+    const card = page.locator('li[data-kind="graph-auth"][data-ok="false"]', { hasText: svc });
+    await card.waitFor({ timeout: 15_000 });
+    t.match(await card.innerText(), /presence-gateway-cli signin/, 'red, with the reason');
+    await card.locator('button[data-action="sign-in"]').click();
+    await page.locator('[data-user-code="ABCD23EFG"]').waitFor({ timeout: 15_000 });
+    t.match(await card.innerText(), /microsoft\.com\/devicelogin[\s\S]*ABCD23EFG/, 'the code and where to enter it');
+    t.same(asked, [svc]);
+  });
+
   t.test('the real gateway in this process (demo mode, built-in simulator), a test AdminSource', async (t) => {
     const stateDir = await mkdtemp(join(tmpdir(), 'pg-diag-state-'));
     const httpPort = await freePort();
