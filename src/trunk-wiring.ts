@@ -62,6 +62,7 @@ function traitsOf(trunk: Trunk): TrunkTraits {
 /** The stack as the trunk side uses it: requests, and TLS client options per destination (SipStack fits). */
 export interface TrunkStack extends RequestSender {
   setTlsClientOptions?(destination: string, options: TlsClientOptions | undefined): void;
+  setRateLimitExemption?(exempt: ((source: Endpoint) => boolean) | undefined): void;
 }
 
 /** Read a PEM file named in trunks[i].tls, with an error naming the trunk, the key and the fix. */
@@ -195,6 +196,7 @@ export function createTrunkSide(config: GatewayConfig, stack: TrunkStack, logger
   if (mode === 'open' && !loopbackOnly) {
     logger.warn('sip.access is open: requests are accepted from any address (set sip.access.mode: restricted)');
   }
+  stack.setRateLimitExemption?.((source) => access.exemptFromRateLimit(source));
   const traits = new Map<Trunk, TrunkTraits>();
   return {
     registry,

@@ -92,6 +92,11 @@ export class AccessControl {
     return { allow: false, response: this.digest.challenge(request, this.proxy, verdict.stale) };
   }
 
+  /** Sources the per-source rate limit of new requests leaves alone: trunks, trusted networks, anyone in open mode. */
+  exemptFromRateLimit(source: Endpoint): boolean {
+    return this.mode === 'open' || this.trusted.has(source.address) || this.registry.fromSource(source) !== undefined;
+  }
+
   private forbid(req: AccessRequest, why: string): AccessDecision {
     this.logRefusal(req, why);
     return { allow: false, response: createResponse(req.request, 403, FORBIDDEN_REASON, { toTag: newTag() }) };
