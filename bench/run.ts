@@ -4,10 +4,14 @@
  *   rate       fresh SUBSCRIBE dialogs per second at rising offered rates (SIPp)
  *   memory     RSS of the gateway holding many concurrent subscriptions (SIPp)
  *   fanout     one PUBLISH to N watchers of one user, time until all answered (SIPp)
+ *   storm      overload: 8 s at 7,000/s and at 10,000/s of fresh SUBSCRIBEs; every one answered (SIPp)
+ *   avalanche  20,000 watchers re-subscribing within 5 s of a start, following Retry-After (SIPp)
  *   teams-to-sip   Teams change in the Graph simulator -> NOTIFY at a SIP watcher, p50/p99 (bench/teams.ts)
  *   sip-to-teams   SIP PUBLISH -> setPresence / clearPresence applied by the simulator, p50/p99
  *   graph-budget   Graph requests per hour for 5,000 mapped users on 8 service accounts
- * Options: --only micro,rate,memory,fanout  --rates 1000,2000,...  --seconds 5
+ * Options: --only micro,rate,memory,fanout,storm,avalanche  --rates 1000,2000,...  --seconds 5
+ *          --storm-rates 7000,10000  --storm-seconds 8  --clean-rate 5000 (reference when the rate phase did not run)
+ *          --avalanche 20000 (watchers)  --avalanche-seconds 5
  *          --subscriptions 100000  --memory-rate 3000 (new subscriptions/s while filling)
  *          --watchers 10000  --instances 4 (SIPp processes for the watchers)
  *          --teams-changes 1000  --teams-rate 40 (Teams changes/s)  --teams-users 8
@@ -18,13 +22,14 @@
  */
 import { benchBodies } from './bodies.js';
 import { benchParser } from './parser.js';
-import { benchUsers, runFanout, runMemory, runRateStep, type RateStepResult } from './sipp-load.js';
+import { benchUsers, runAvalanche, runFanout, runMemory, runRateStep, runStorm, type RateStepResult } from './sipp-load.js';
+import { freePort } from '../test/helpers/ports.js';
 import { startGateway, type GatewayProcess, type GatewayUser } from '../test/helpers/gateway-process.js';
 import { assertSippInstalled } from '../test/helpers/sipp.js';
 import { runGraphBudget, runSipToTeams, runTeamsToSip, type LatencyResult } from './teams.js';
 
-type Phase = 'micro' | 'rate' | 'memory' | 'fanout' | 'teams-to-sip' | 'sip-to-teams' | 'graph-budget';
-const PHASES: readonly Phase[] = ['micro', 'rate', 'memory', 'fanout', 'teams-to-sip', 'sip-to-teams', 'graph-budget'];
+type Phase = 'micro' | 'rate' | 'memory' | 'fanout' | 'storm' | 'avalanche' | 'teams-to-sip' | 'sip-to-teams' | 'graph-budget';
+const PHASES: readonly Phase[] = ['micro', 'rate', 'memory', 'fanout', 'storm', 'avalanche', 'teams-to-sip', 'sip-to-teams', 'graph-budget'];
 
 const TARGETS = {
   subscriptionsPerSecond: 3000,
@@ -51,6 +56,11 @@ interface Options {
   budgetWindow: number;
   strict: boolean;
   store: boolean;
+  stormRates: number[];
+  stormSeconds: number;
+  cleanRate: number;
+  avalanche: number;
+  avalancheSeconds: number;
 }
 
 function parseOptions(argv: readonly string[]): Options {
@@ -71,6 +81,11 @@ function parseOptions(argv: readonly string[]): Options {
     budgetWindow: 90,
     strict: false,
     store: false,
+    stormRates: [7000, 10_000],
+    stormSeconds: 8,
+    cleanRate: 5000,
+    avalanche: 20_000,
+    avalancheSeconds: 5,
   };
   const positiveInts = (value: string | undefined, flag: string): number[] => {
     const list = (value ?? '').split(',').map((v) => Number(v.trim()));
@@ -133,6 +148,21 @@ function parseOptions(argv: readonly string[]): Options {
         break;
       case '--store':
         options.store = true;
+        break;
+      case '--storm-rates':
+        options.stormRates = positiveInts(argv[++i], '--storm-rates');
+        break;
+      case '--storm-seconds':
+        options.stormSeconds = positiveInts(argv[++i], '--storm-seconds')[0]!;
+        break;
+      case '--clean-rate':
+        options.cleanRate = positiveInts(argv[++i], '--clean-rate')[0]!;
+        break;
+      case '--avalanche':
+        options.avalanche = positiveInts(argv[++i], '--avalanche')[0]!;
+        break;
+      case '--avalanche-seconds':
+        options.avalancheSeconds = positiveInts(argv[++i], '--avalanche-seconds')[0]!;
         break;
       default:
         throw new Error(`unknown argument ${arg}`);
@@ -219,6 +249,7 @@ async function rate(options: Options, users: GatewayUser[], variant?: { label: s
   const atTarget = rows.filter((s) => s.offeredPerSecond >= TARGETS.subscriptionsPerSecond);
   const ok = atTarget.some((s) => s.failures === 0 && s.achievedPerSecond >= TARGETS.subscriptionsPerSecond * 0.95);
   const best = rows.filter((s) => s.failures === 0).reduce((a, s) => Math.max(a, s.achievedPerSecond), 0);
+  if (best > 0) cleanRateMeasured = Math.max(cleanRateMeasured ?? 0, best);
   const verdict = atTarget.length === 0 ? 'not measured (no step offered that rate)' : ok ? 'met' : 'MISSED';
   console.log(
     `target: >= ${fmt(TARGETS.subscriptionsPerSecond)} new subscriptions/s with zero failures: ${verdict}` +
@@ -430,9 +461,117 @@ async function graphBudget(options: Options): Promise<void> {
   if (!ok) missed.push('graph-budget');
 }
 
+/** One verdict row: what was asked, what was measured, met or not (missed rows also go to the summary). */
+interface TargetRow {
+  line: string;
+  target: string;
+  result: string;
+  met: boolean;
+}
+const targetRows: TargetRow[] = [];
+function verdict(line: string, target: string, result: string, met: boolean): TargetRow {
+  const row = { line, target, result, met };
+  targetRows.push(row);
+  if (!met) missed.push(line);
+  return row;
+}
+function printRows(rows: TargetRow[]): void {
+  console.table(rows.map((r) => ({ line: r.line, target: r.target, result: r.result, met: r.met ? 'met' : 'MISSED' })));
+}
+
+/**
+ * The default configuration (config/demo.yaml): SQLite store, the Graph side with the built-in
+ * simulator seeded with the users; on free ports of its own.
+ */
+async function withDemoGateway<T>(users: GatewayUser[], fn: (gw: GatewayProcess, storePath: string) => Promise<T>, storeDir?: string): Promise<T> {
+  const { mkdtemp, rm } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const dir = storeDir ?? (await mkdtemp(join(tmpdir(), 'pg-bench-demo-')));
+  const storePath = join(dir, 'gateway.db');
+  try {
+    return await withGateway(users, (gw) => fn(gw, storePath), {
+      store: { path: storePath },
+      graphSimulator: { port: await freePort(), dir: join(dir, 'sim') },
+      http: { port: await freePort() },
+    });
+  } finally {
+    if (storeDir === undefined) await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** The clean rate the storm is judged against: the rate phase's best failure-free step in this run, else --clean-rate. */
+let cleanRateMeasured: number | undefined;
+
+async function storm(options: Options, users: GatewayUser[]): Promise<void> {
+  const clean = cleanRateMeasured ?? options.cleanRate;
+  console.log(
+    `\n== overload storm: fresh SUBSCRIBEs at ${options.stormRates.map((r) => fmt(r)).join(' and ')}/s for ${options.stormSeconds} s each, ` +
+      `default config (SQLite store, Graph simulator), fresh gateway per step; clean rate ${fmt(clean)}/s ` +
+      `(${cleanRateMeasured !== undefined ? 'measured by the rate phase' : '--clean-rate, the rate phase did not run'}) ==`,
+  );
+  const rows: TargetRow[] = [];
+  for (const r of options.stormRates) {
+    await withDemoGateway(users, async (gw) => {
+      const s = await runStorm({ gatewayPort: gw.port, rate: r, seconds: options.stormSeconds, users });
+      if (s.detail !== undefined) addDetail(`storm ${r}/s`, s.detail);
+      console.table([
+        {
+          'offered /s': fmt(s.offeredPerSecond),
+          'SIPp processes': s.instances,
+          calls: fmt(s.calls),
+          created: fmt(s.created),
+          'shed (503)': fmt(s.shed),
+          unanswered: fmt(s.unanswered),
+          'created /s': fmt(s.createdPerSecond),
+          retransmissions: fmt(s.retransmissions),
+          'fresh SUBSCRIBE ms': `${fmt(s.freshMs, 1)} (${s.freshStatus})`,
+        },
+      ]);
+      const unansweredShare = s.unanswered / Math.max(1, s.calls);
+      rows.push(verdict(`storm ${fmt(r)}/s: unanswered`, '<= 0.1 %', `${fmt(unansweredShare * 100, 2)} % (${fmt(s.unanswered)})`, unansweredShare <= 0.001));
+      rows.push(
+        verdict(`storm ${fmt(r)}/s: created`, `>= 80 % of ${fmt(clean)}/s`, `${fmt(s.createdPerSecond)}/s (${fmt((s.createdPerSecond / clean) * 100, 1)} %)`, s.createdPerSecond >= 0.8 * clean),
+      );
+      rows.push(
+        verdict(`storm ${fmt(r)}/s: fresh SUBSCRIBE after`, '<= 100 ms', `${fmt(s.freshMs, 1)} ms (status ${s.freshStatus})`, s.freshMs <= 100 && s.freshStatus >= 200 && s.freshStatus < 300),
+      );
+    });
+  }
+  printRows(rows);
+}
+
+async function avalanche(options: Options, users: GatewayUser[]): Promise<void> {
+  console.log(
+    `\n== avalanche: ${fmt(options.avalanche)} watchers re-subscribing within ${options.avalancheSeconds} s of a gateway start ` +
+      '(default config), each following Retry-After on a 503 ==',
+  );
+  const budgetSec = 60;
+  await withDemoGateway(users, async (gw) => {
+    const a = await runAvalanche({ gatewayPort: gw.port, watchers: options.avalanche, seconds: options.avalancheSeconds, users, budgetSec });
+    if (a.detail !== undefined) addDetail('avalanche', a.detail);
+    console.table([
+      {
+        watchers: fmt(a.watchers),
+        subscribed: fmt(a.subscribed),
+        '503s followed': fmt(a.retries),
+        'all subscribed after s': fmt(a.allSubscribedMs / 1000, 1),
+      },
+    ]);
+    printRows([
+      verdict(
+        `avalanche ${fmt(a.watchers)} in ${a.offeredSeconds} s`,
+        `all subscribed <= ${budgetSec} s`,
+        `${fmt(a.subscribed)} subscribed, last after ${fmt(a.allSubscribedMs / 1000, 1)} s`,
+        a.subscribed === a.watchers && a.allSubscribedMs <= budgetSec * 1000,
+      ),
+    ]);
+  });
+}
+
 async function main(): Promise<void> {
   const options = parseOptions(process.argv.slice(2));
-  const needsSipp = ['rate', 'memory', 'fanout'].some((p) => options.phases.has(p as Phase));
+  const needsSipp = ['rate', 'memory', 'fanout', 'storm', 'avalanche'].some((p) => options.phases.has(p as Phase));
   if (needsSipp) assertSippInstalled();
   console.log(`presence-gateway benchmark (${gatewayCommand === 'dist' ? 'built gateway' : 'gateway from sources via tsx'})`);
   const users = benchUsers(1000);
@@ -443,9 +582,15 @@ async function main(): Promise<void> {
   }
   if (options.phases.has('memory')) await memory(options, users);
   if (options.phases.has('fanout')) await fanout(options, users);
+  if (options.phases.has('storm')) await storm(options, users);
+  if (options.phases.has('avalanche')) await avalanche(options, users);
   if (options.phases.has('teams-to-sip')) await teamsToSip(options);
   if (options.phases.has('sip-to-teams')) await sipToTeams(options);
   if (options.phases.has('graph-budget')) await graphBudget(options);
+  if (targetRows.length > 0) {
+    console.log('\n== targets (issue 10) ==');
+    printRows(targetRows);
+  }
   if (details.length > 0) console.log(`\n== SIPp details of failed runs ==\n${details.join('\n\n')}`);
   console.log(missed.length === 0 ? '\nall targets met' : `\ntargets missed: ${missed.join(', ')}`);
   if (options.strict && missed.length > 0) process.exitCode = 1;

@@ -308,3 +308,182 @@ export async function runFanout(options: {
   if (failed.length > 0) out.detail = failed.map(describeSipp).join('\n');
   return out;
 }
+
+export interface StormResult {
+  offeredPerSecond: number;
+  seconds: number;
+  instances: number;
+  calls: number;
+  /** subscriptions created (200/202 and the initial NOTIFY answered) */
+  created: number;
+  /** answered 503 (shed) */
+  shed: number;
+  /** neither: no final response before SIPp gave up retransmitting */
+  unanswered: number;
+  /** created per second of the offered period */
+  createdPerSecond: number;
+  retransmissions: number;
+  /** a fresh SUBSCRIBE sent 1 s after the offered period ended: to its final response */
+  freshMs: number;
+  freshStatus: number;
+  sippExitCode: number;
+  detail?: string;
+}
+
+/** Largest rate one SIPp process is asked to offer; more goes to further processes. */
+const SIPP_MAX_RATE = 5000;
+
+/**
+ * Overload storm: fresh SUBSCRIBE dialogs offered at `rate` per second for
+ * `seconds` (spread over SIPp processes of at most 5,000/s each). Every call
+ * ends created, shed (503) or unanswered; then a fresh SUBSCRIBE is timed.
+ */
+export async function runStorm(options: {
+  gatewayPort: number;
+  rate: number;
+  seconds: number;
+  users: readonly GatewayUser[];
+}): Promise<StormResult> {
+  const instances = Math.max(1, Math.ceil(options.rate / SIPP_MAX_RATE));
+  const perRate = Math.round(options.rate / instances);
+  const perCalls = Math.round(perRate * options.seconds);
+  const runs = await Promise.all(
+    Array.from({ length: instances }, () =>
+      startSipp({
+        scenario: 'bench-storm',
+        gatewayPort: options.gatewayPort,
+        transport: 'u1',
+        calls: perCalls,
+        rate: perRate,
+        limit: Math.max(2000, perRate * 2),
+        timeoutSec: options.seconds + 45,
+        injection: injection(options.users, 3600),
+        traceLogs: true,
+        traceStat: true,
+        buffSize: SIPP_BUFFER_BYTES,
+      }),
+    ),
+  );
+  // a fresh SUBSCRIBE right after the offered period (the backlog of retransmissions still draining)
+  await new Promise((r) => setTimeout(r, options.seconds * 1000 + 1000));
+  let freshMs = Number.NaN;
+  let freshStatus = 0;
+  const t0 = performance.now();
+  try {
+    const response = await udpRequest({
+      method: 'SUBSCRIBE',
+      user: options.users[0]?.extension ?? '2000',
+      port: options.gatewayPort,
+      headers: ['Event: presence', 'Accept: application/pidf+xml', 'Expires: 600', 'Contact: <sip:fresh@127.0.0.1:9>'],
+      retransmitMs: 500,
+      timeoutMs: 10_000,
+    });
+    freshStatus = response.status;
+    freshMs = performance.now() - t0;
+  } catch {
+    freshStatus = 0;
+  }
+  const results = await Promise.all(runs.map((r) => r.done));
+  let created = 0;
+  let shed = 0;
+  let retransmissions = 0;
+  for (const r of results) {
+    for (const line of r.logs ?? []) {
+      if (line.startsWith('created')) created++;
+      else if (line.startsWith('shed')) shed++;
+    }
+    retransmissions += statNumber(r, 'Retransmissions(C)');
+  }
+  const calls = perCalls * instances;
+  const out: StormResult = {
+    offeredPerSecond: perRate * instances,
+    seconds: options.seconds,
+    instances,
+    calls,
+    created,
+    shed,
+    unanswered: Math.max(0, calls - created - shed),
+    createdPerSecond: created / options.seconds,
+    retransmissions,
+    freshMs,
+    freshStatus,
+    sippExitCode: results.reduce((a, r) => Math.max(a, r.code), 0),
+  };
+  const failed = results.filter((r) => r.code !== 0);
+  if (failed.length > 0) out.detail = failed.map(describeSipp).join('\n');
+  return out;
+}
+
+export interface AvalancheResult {
+  watchers: number;
+  offeredSeconds: number;
+  subscribed: number;
+  /** 503s followed (Retry-After waited out, SUBSCRIBE sent again) */
+  retries: number;
+  /** first SUBSCRIBE to the last watcher subscribed */
+  allSubscribedMs: number;
+  sippExitCode: number;
+  detail?: string;
+}
+
+/**
+ * Avalanche: `watchers` phones re-subscribing within `seconds` (SIPp,
+ * bench-avalanche.xml), each following Retry-After on a 503 until it holds a
+ * subscription.
+ */
+export async function runAvalanche(options: {
+  gatewayPort: number;
+  watchers: number;
+  seconds: number;
+  users: readonly GatewayUser[];
+  budgetSec: number;
+}): Promise<AvalancheResult> {
+  const rate = Math.ceil(options.watchers / options.seconds);
+  const instances = Math.max(1, Math.ceil(rate / SIPP_MAX_RATE));
+  const perRate = Math.ceil(rate / instances);
+  const shares = Array.from({ length: instances }, (_, i) =>
+    Math.floor(options.watchers / instances) + (i < options.watchers % instances ? 1 : 0),
+  );
+  const started = Date.now();
+  const runs = await Promise.all(
+    shares.map((calls) =>
+      startSipp({
+        scenario: 'bench-avalanche',
+        gatewayPort: options.gatewayPort,
+        transport: 'u1',
+        calls,
+        rate: perRate,
+        limit: calls,
+        timeoutSec: options.budgetSec + 30,
+        injection: injection(options.users, 3600),
+        traceLogs: true,
+        traceStat: true,
+        buffSize: SIPP_BUFFER_BYTES,
+      }),
+    ),
+  );
+  const results = await Promise.all(runs.map((r) => r.done));
+  let subscribed = 0;
+  let retries = 0;
+  let last = Number.NEGATIVE_INFINITY;
+  for (const r of results) {
+    for (const line of r.logs ?? []) {
+      if (line.startsWith('subscribed ')) {
+        subscribed++;
+        const at = logLineEpochMs(line);
+        if (Number.isFinite(at) && at > last) last = at;
+      } else if (line.startsWith('retry')) retries++;
+    }
+  }
+  const out: AvalancheResult = {
+    watchers: options.watchers,
+    offeredSeconds: options.seconds,
+    subscribed,
+    retries,
+    allSubscribedMs: subscribed === 0 ? Number.NaN : last - started,
+    sippExitCode: results.reduce((a, r) => Math.max(a, r.code), 0),
+  };
+  const failed = results.filter((r) => r.code !== 0);
+  if (failed.length > 0) out.detail = failed.map(describeSipp).join('\n');
+  return out;
+}

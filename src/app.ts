@@ -165,8 +165,8 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
       maxWaitMs: config.sip.overload.maxWaitMs,
       maxRetryAfterSec: config.sip.overload.maxRetryAfterSec,
     },
-    rateLimit: config.sip.access.rateLimit.enabled
-      ? { ratePerSec: config.sip.access.rateLimit.ratePerSec, burst: config.sip.access.rateLimit.burst }
+    rateLimit: config.sip.rateLimit.enabled
+      ? { ratePerSec: config.sip.rateLimit.ratePerSec, burst: config.sip.rateLimit.burst }
       : false,
     ...(config.sip.advertisedHost !== undefined ? { viaHost: config.sip.advertisedHost } : {}),
   });

@@ -117,6 +117,17 @@ export const configSchema = z
               ctx.addIssue({ code: 'custom', path: ['maxRetryAfterSec'], message: `below retryAfterSec (${o.retryAfterSec}); set it to at least that` });
             }
           }),
+        /**
+         * New out-of-dialog requests per second from each source address that is not a trunk or in
+         * sip.access.trusted (in open access mode no source is limited): beyond it, 503 + Retry-After.
+         */
+        rateLimit: z
+          .strictObject({
+            enabled: z.boolean({ message: 'true or false' }).default(true),
+            ratePerSec: z.number({ message: 'requests per second, e.g. 100' }).positive('more than 0, e.g. 100').max(1_000_000).default(100),
+            burst: z.number({ message: 'requests, e.g. 1000' }).int().min(1, 'at least 1, e.g. 1000').max(10_000_000).default(1000),
+          })
+          .prefault({}),
         /** Who may send requests: trunk addresses, trusted networks, digest users (default: restricted once a trunk or user exists). */
         access: accessSchema,
         /** Output flavour per watcher by User-Agent (Cisco, Polycom, Asterisk-style, plain RFC). */

@@ -162,17 +162,6 @@ export const accessSchema = z
     trusted: z.array(cidr).default([]),
     /** digest realm; default sip.domain */
     realm: z.string().min(1, 'a realm like gateway.example.com').optional(),
-    /**
-     * New out-of-dialog requests per second from each source address that is not a trunk or in
-     * trusted (in open mode every source is trusted): beyond it, 503 + Retry-After (issue 14).
-     */
-    rateLimit: z
-      .strictObject({
-        enabled: z.boolean({ message: 'true or false' }).default(true),
-        ratePerSec: z.number({ message: 'requests per second, e.g. 100' }).positive('more than 0, e.g. 100').max(1_000_000).default(100),
-        burst: z.number({ message: 'requests, e.g. 1000' }).int().min(1, 'at least 1, e.g. 1000').max(10_000_000).default(1000),
-      })
-      .prefault({}),
     challenge: z
       .number()
       .refine((n) => n === 401 || n === 407, { message: 'either 401 (WWW-Authenticate) or 407 (Proxy-Authenticate)' })
