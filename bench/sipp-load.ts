@@ -374,7 +374,7 @@ export async function runStorm(options: {
       method: 'SUBSCRIBE',
       user: options.users[0]?.extension ?? '2000',
       port: options.gatewayPort,
-      headers: ['Event: presence', 'Accept: application/pidf+xml', 'Expires: 600', 'Contact: <sip:fresh@127.0.0.1:9>'],
+      headers: ['Event: presence', 'Accept: application/pidf+xml', 'Expires: 600'],
       retransmitMs: 500,
       timeoutMs: 10_000,
     });

@@ -167,6 +167,7 @@ export class SipStack {
       },
     );
     stack.ingress = ingress;
+    stack.startShedReport();
     transactions.onRequest = (r) => stack.dispatch(r);
     return stack;
   }
@@ -216,6 +217,26 @@ export class SipStack {
     return this.transports.isOpen(connectionId);
   }
 
+  private shedReport: NodeJS.Timeout | undefined;
+  private lastShed = 0;
+
+  /** While shedding, one warn line a second with what was shed and the queue (operators see overload at once). */
+  private startShedReport(): void {
+    this.shedReport = setInterval(() => {
+      const s = this.ingress?.stats;
+      if (s === undefined) return;
+      const shed = s.shedOverload + s.shedRateLimited;
+      if (shed !== this.lastShed) {
+        this.logger.warn(
+          { shedOverload: s.shedOverload, shedRateLimited: s.shedRateLimited, absorbed: s.absorbed, queued: s.queued, maxQueued: s.maxQueued, newlyShed: shed - this.lastShed },
+          'overload: new requests answered 503 + Retry-After',
+        );
+        this.lastShed = shed;
+      }
+    }, 1000);
+    this.shedReport.unref();
+  }
+
   /** New requests refused with 503 because of overload since start. */
   get overloadRefusals(): number {
     return this.ingress?.stats.shedOverload ?? 0;
@@ -252,6 +273,7 @@ export class SipStack {
     if (this.closing === undefined) {
       this.load?.close();
       this.ingress?.close();
+      if (this.shedReport !== undefined) clearInterval(this.shedReport);
       this.transactions.close();
       this.closing = this.transports.close();
     }
