@@ -4,6 +4,7 @@
  *   rate       fresh SUBSCRIBE dialogs per second at rising offered rates (SIPp)
  *   memory     RSS of the gateway holding many concurrent subscriptions (SIPp)
  *   fanout     one PUBLISH to N watchers of one user, time until all answered (SIPp)
+ *   memory-shapes  issue 10: 100,000 subscriptions on the default config, all on one person and 20 each on 5,000; restart + restore
  *   storm      overload: 8 s at 7,000/s and at 10,000/s of fresh SUBSCRIBEs; every one answered (SIPp)
  *   avalanche  20,000 watchers re-subscribing within 5 s of a start, following Retry-After (SIPp)
  *   teams-to-sip   Teams change in the Graph simulator -> NOTIFY at a SIP watcher, p50/p99 (bench/teams.ts)
@@ -22,14 +23,14 @@
  */
 import { benchBodies } from './bodies.js';
 import { benchParser } from './parser.js';
-import { benchUsers, runAvalanche, runFanout, runMemory, runRateStep, runStorm, type RateStepResult } from './sipp-load.js';
+import { benchUsers, runAvalanche, runFanout, runFanoutMany, runMemory, runRateStep, runStorm, type RateStepResult } from './sipp-load.js';
 import { freePort } from '../test/helpers/ports.js';
 import { startGateway, type GatewayProcess, type GatewayUser } from '../test/helpers/gateway-process.js';
 import { assertSippInstalled } from '../test/helpers/sipp.js';
 import { runGraphBudget, runSipToTeams, runTeamsToSip, type LatencyResult } from './teams.js';
 
-type Phase = 'micro' | 'rate' | 'memory' | 'fanout' | 'storm' | 'avalanche' | 'teams-to-sip' | 'sip-to-teams' | 'graph-budget';
-const PHASES: readonly Phase[] = ['micro', 'rate', 'memory', 'fanout', 'storm', 'avalanche', 'teams-to-sip', 'sip-to-teams', 'graph-budget'];
+type Phase = 'micro' | 'rate' | 'memory' | 'memory-shapes' | 'fanout' | 'storm' | 'avalanche' | 'teams-to-sip' | 'sip-to-teams' | 'graph-budget';
+const PHASES: readonly Phase[] = ['micro', 'rate', 'memory', 'memory-shapes', 'fanout', 'storm', 'avalanche', 'teams-to-sip', 'sip-to-teams', 'graph-budget'];
 
 const TARGETS = {
   subscriptionsPerSecond: 3000,
@@ -361,6 +362,38 @@ async function fanout(options: Options, users: GatewayUser[]): Promise<void> {
         `${ok ? 'met' : 'MISSED'} ("last NOTIFY answered" is from SIPp's log timestamps, without its exit)`,
     );
     if (!ok) missed.push('fan-out');
+    printRows([
+      verdict(
+        `fan-out 1 change -> ${fmt(options.watchers)} watchers`,
+        '<= 400 ms to the last NOTIFY answered',
+        `${fmt(result.lastNotifyAnsweredMs)} ms (${fmt(result.notified)} answered)`,
+        result.notified === options.watchers && result.lastNotifyAnsweredMs <= 400,
+      ),
+    ]);
+  });
+  const people = benchUsers(1000);
+  console.log('\n== fan-out: 1,000 people x 20 watchers (4 SIPp processes), each person changes once within 1 s (PUBLISH from the bench), fresh gateway ==');
+  await withGateway(people, async (gw) => {
+    const m = await runFanoutMany({ gatewayPort: gw.port, users: people, watchersEach: 20, instances: options.instances });
+    if (m.detail !== undefined) addDetail('fan-out 1,000 x 20', m.detail);
+    console.table([
+      {
+        watchers: fmt(m.watchers),
+        'subscribed in s': fmt(m.subscribeSeconds, 1),
+        'PUBLISHes 2xx': fmt(m.published),
+        'PUBLISHes sent over ms': fmt(m.publishSpanMs),
+        'change NOTIFYs answered (2nd, in order)': fmt(m.notified),
+        'first PUBLISH -> last NOTIFY answered ms': fmt(m.lastNotifyAnsweredMs),
+      },
+    ]);
+    printRows([
+      verdict(
+        'fan-out 1,000 people x 20 watchers',
+        'all 20,000 answered <= 2 s, in order',
+        `${fmt(m.notified)} answered, last after ${fmt(m.lastNotifyAnsweredMs)} ms`,
+        m.notified === m.watchers && m.lastNotifyAnsweredMs <= 2000 && m.sippExitCode === 0,
+      ),
+    ]);
   });
 }
 
@@ -569,9 +602,83 @@ async function avalanche(options: Options, users: GatewayUser[]): Promise<void> 
   });
 }
 
+/**
+ * Issue 10 memory: 100,000 subscriptions on the default config in both shapes (all on one person; 20 each
+ * on 5,000 people, the simulator seeded with them), RSS 2 s after the load and settled; then a restart on
+ * the same store: time until every subscription is restored, and RSS again.
+ */
+async function memoryShapes(options: Options): Promise<void> {
+  const { mkdtemp, rm } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const limit = 300 * 1024 * 1024;
+  const shapes = [
+    { label: `all ${fmt(options.subscriptions)} on one person`, people: 1 },
+    { label: `${fmt(Math.ceil(options.subscriptions / 5000))} each on 5,000 people`, people: 5000 },
+  ];
+  const rows: TargetRow[] = [];
+  for (const shape of shapes) {
+    console.log(`\n== memory, default config: ${shape.label}, created at ${fmt(options.memoryRate)}/s ==`);
+    const users = benchUsers(shape.people);
+    const dir = await mkdtemp(join(tmpdir(), 'pg-bench-mem-'));
+    try {
+      let created = 0;
+      await withDemoGateway(
+        users,
+        async (gw) => {
+          await new Promise((r) => setTimeout(r, 1000));
+          const m = await runMemory({ gateway: gw, count: options.subscriptions, rate: options.memoryRate, users, settleMs: 2000 });
+          if (m.detail !== undefined) addDetail(`memory ${shape.label}`, m.detail);
+          created = m.subscriptions;
+          console.table([
+            {
+              subscriptions: fmt(m.subscriptions),
+              failures: fmt(m.failures),
+              'RSS idle': mb(m.rssBeforeBytes),
+              'RSS 2 s after': mb(m.rssAfterBytes),
+              'RSS settled': mb(m.rssSettledBytes),
+              'bytes / subscription': fmt((Math.max(m.rssAfterBytes, m.rssSettledBytes) - m.rssBeforeBytes) / Math.max(1, m.subscriptions)),
+            },
+          ]);
+          const worst = Math.max(m.rssAfterBytes, m.rssSettledBytes);
+          rows.push(verdict(`memory ${shape.label}`, `<= ${mb(limit)} RSS, no failures`, `${mb(worst)} (${fmt(m.failures)} failures)`, worst <= limit && m.failures === 0));
+        },
+        dir,
+      );
+      // restart on the same store
+      const started = Date.now();
+      const gw = await startGateway({
+        users,
+        logLevel: 'info',
+        command: gatewayCommand,
+        readyTimeoutMs: 60_000,
+        overrides: { store: { path: join(dir, 'gateway.db') }, graphSimulator: { port: await freePort(), dir: join(dir, 'sim') }, http: { port: await freePort() } },
+      });
+      try {
+        const record = await gw.waitForLog((r) => r['msg'] === 'state restored from the store', 60_000);
+        const restoredAt = typeof record['time'] === 'number' ? record['time'] : Date.now();
+        const restoreMs = restoredAt - started;
+        const summary = JSON.stringify(record['watchers'] ?? record['subscriptions'] ?? '');
+        await new Promise((r) => setTimeout(r, 2000));
+        const rss2 = gw.rssBytes();
+        await new Promise((r) => setTimeout(r, 10_000));
+        const rssSettled = gw.rssBytes();
+        console.table([{ created: fmt(created), 'process start -> restored s': fmt(restoreMs / 1000, 1), restored: summary, 'RSS 2 s after': mb(rss2), 'RSS settled': mb(rssSettled) }]);
+        rows.push(verdict(`restore ${shape.label}`, '<= 5 s', `${fmt(restoreMs / 1000, 1)} s from process start`, restoreMs <= 5000));
+        rows.push(verdict(`memory after restore, ${shape.label}`, `<= ${mb(limit)} RSS`, mb(Math.max(rss2, rssSettled)), Math.max(rss2, rssSettled) <= limit));
+      } finally {
+        await gw.stop();
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+  printRows(rows);
+}
+
 async function main(): Promise<void> {
   const options = parseOptions(process.argv.slice(2));
-  const needsSipp = ['rate', 'memory', 'fanout', 'storm', 'avalanche'].some((p) => options.phases.has(p as Phase));
+  const needsSipp = ['rate', 'memory', 'memory-shapes', 'fanout', 'storm', 'avalanche'].some((p) => options.phases.has(p as Phase));
   if (needsSipp) assertSippInstalled();
   console.log(`presence-gateway benchmark (${gatewayCommand === 'dist' ? 'built gateway' : 'gateway from sources via tsx'})`);
   const users = benchUsers(1000);
@@ -581,6 +688,7 @@ async function main(): Promise<void> {
     else await rate(options, users);
   }
   if (options.phases.has('memory')) await memory(options, users);
+  if (options.phases.has('memory-shapes')) await memoryShapes(options);
   if (options.phases.has('fanout')) await fanout(options, users);
   if (options.phases.has('storm')) await storm(options, users);
   if (options.phases.has('avalanche')) await avalanche(options, users);

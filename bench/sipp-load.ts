@@ -487,3 +487,113 @@ export async function runAvalanche(options: {
   if (failed.length > 0) out.detail = failed.map(describeSipp).join('\n');
   return out;
 }
+
+export interface FanoutManyResult {
+  people: number;
+  watchersEach: number;
+  watchers: number;
+  subscribeSeconds: number;
+  /** PUBLISHes answered 2xx */
+  published: number;
+  /** first PUBLISH sent to the last one sent */
+  publishSpanMs: number;
+  /** watchers whose second NOTIFY (the change, after the initial one: in order) was answered */
+  notified: number;
+  /** first PUBLISH sent to the last change NOTIFY answered */
+  lastNotifyAnsweredMs: number;
+  sippExitCode: number;
+  detail?: string;
+}
+
+/**
+ * `people` people with `watchersEach` watchers each (SIPp, bench-watch-many.xml,
+ * spread over `instances` processes); once all hold their subscription, every
+ * person changes once (one PUBLISH each, all sent within `spreadMs`) and the
+ * time to the last answered change NOTIFY is measured. Each SIPp call expects the
+ * change as its second NOTIFY with on-the-phone, so order per watcher is checked.
+ */
+export async function runFanoutMany(options: {
+  gatewayPort: number;
+  users: readonly GatewayUser[];
+  watchersEach: number;
+  instances?: number;
+  spreadMs?: number;
+}): Promise<FanoutManyResult> {
+  const instances = Math.max(1, options.instances ?? 4);
+  const people = options.users.length;
+  const watchers = people * options.watchersEach;
+  const lines: string[] = [];
+  for (let w = 0; w < options.watchersEach; w++) for (const u of options.users) lines.push(u.extension ?? u.id);
+  const shares: string[][] = Array.from({ length: instances }, () => []);
+  lines.forEach((l, i) => shares[i % instances]!.push(l));
+  const rate = 2000;
+  const budgetMs = Math.ceil(watchers / rate) * 3000 + 30_000;
+  const started = Date.now();
+  const runs = await Promise.all(
+    shares.map((share) =>
+      startSipp({
+        scenario: 'bench-watch-many',
+        gatewayPort: options.gatewayPort,
+        transport: 'u1',
+        calls: share.length,
+        rate: Math.ceil(rate / instances),
+        limit: share.length + 100,
+        timeoutSec: Math.ceil(budgetMs / 1000) + 60,
+        injection: ['SEQUENTIAL', ...share],
+        traceLogs: true,
+        buffSize: SIPP_BUFFER_BYTES,
+      }),
+    ),
+  );
+  const base = { people, watchersEach: options.watchersEach, watchers, published: 0, publishSpanMs: Number.NaN, notified: 0, lastNotifyAnsweredMs: Number.NaN };
+  try {
+    await Promise.all(runs.map((run, i) => run.waitForLogLines(shares[i]!.length, budgetMs, 'subscribed ')));
+  } catch (err) {
+    for (const run of runs) run.kill();
+    const results = await Promise.all(runs.map((r) => r.done));
+    return {
+      ...base,
+      subscribeSeconds: (Date.now() - started) / 1000,
+      sippExitCode: results.reduce((a, r) => Math.max(a, r.code), 0),
+      detail: `${err instanceof Error ? err.message : String(err)}\n${results.filter((r) => r.code !== 0).map(describeSipp).join('\n')}`,
+    };
+  }
+  const subscribeSeconds = (Date.now() - started) / 1000;
+  const spreadMs = options.spreadMs ?? 1000;
+  const t0 = Date.now();
+  const answers = await Promise.all(
+    options.users.map(async (u, i) => {
+      await new Promise((r) => setTimeout(r, Math.floor((i * spreadMs) / people)));
+      try {
+        const response = await udpRequest({
+          method: 'PUBLISH',
+          user: u.extension ?? u.id,
+          port: options.gatewayPort,
+          headers: ['Event: presence', 'Expires: 3600'],
+          contentType: 'application/pidf+xml',
+          body: FANOUT_PIDF(`sip:${u.extension ?? u.id}@127.0.0.1`),
+          retransmitMs: 500,
+          timeoutMs: 10_000,
+        });
+        return { ok: response.status < 300, at: Date.now() };
+      } catch {
+        return { ok: false, at: Date.now() };
+      }
+    }),
+  );
+  const results = await Promise.all(runs.map((r) => r.done));
+  const notifiedAt = results.flatMap((r) => (r.logs ?? []).filter((l) => l.startsWith('notified ')).map(logLineEpochMs));
+  const last = notifiedAt.reduce((a, b) => (b > a ? b : a), Number.NEGATIVE_INFINITY);
+  const out: FanoutManyResult = {
+    ...base,
+    subscribeSeconds,
+    published: answers.filter((a) => a.ok).length,
+    publishSpanMs: answers.reduce((a, b) => Math.max(a, b.at), t0) - t0,
+    notified: notifiedAt.length,
+    lastNotifyAnsweredMs: notifiedAt.length === 0 ? Number.NaN : last - t0,
+    sippExitCode: results.reduce((a, r) => Math.max(a, r.code), 0),
+  };
+  const failed = results.filter((r) => r.code !== 0);
+  if (failed.length > 0) out.detail = failed.map(describeSipp).join('\n');
+  return out;
+}

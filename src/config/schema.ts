@@ -104,7 +104,7 @@ export const configSchema = z
             /** Median event-loop delay over 50 ms, twice in a row, that counts as overload; 0 turns the check off. */
             maxEventLoopLagMs: z.number({ message: 'milliseconds, e.g. 200 (0 = off)' }).int().min(0).max(60_000).default(200),
             /** Oldest queued message waiting longer than this: new requests are shed. */
-            queueDelayMs: z.number({ message: 'milliseconds, e.g. 40' }).int().min(1, 'at least 1 ms, e.g. 40').max(10_000, 'at most 10000 ms').default(40),
+            queueDelayMs: z.number({ message: 'milliseconds, e.g. 150' }).int().min(1, 'at least 1 ms, e.g. 150').max(10_000, 'at most 10000 ms').default(150),
             /** A new request queued longer than this is answered 503 rather than served late (its client is retransmitting). */
             maxWaitMs: z.number({ message: 'milliseconds, e.g. 1000' }).int().min(10, 'at least 10 ms, e.g. 1000').max(30_000, 'at most 30000 ms').default(1000),
             /** Retry-After base (a random 50-100 % of it; grows with the shedding up to maxRetryAfterSec). */

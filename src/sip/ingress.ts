@@ -41,7 +41,7 @@ export interface IngressHost {
 }
 
 export interface IngressOptions {
-  /** queue delay (oldest waiting message) above which new requests are shed; default 40 ms */
+  /** queue delay (oldest waiting message) above which new requests are shed; default 150 ms (well under T1, so answers come before retransmissions) */
   queueDelayMs?: number;
   /** a new request that waited longer than this is answered 503 instead of processed late; default 1000 ms */
   maxWaitMs?: number;
@@ -147,7 +147,7 @@ export class Ingress {
   readonly stats: IngressStats = { queued: 0, maxQueued: 0, shedOverload: 0, shedRateLimited: 0, absorbed: 0 };
 
   constructor(private readonly host: IngressHost, private readonly options: IngressOptions = {}) {
-    this.queueDelayMs = options.queueDelayMs ?? 40;
+    this.queueDelayMs = options.queueDelayMs ?? 150;
     this.maxWaitMs = options.maxWaitMs ?? 1000;
     this.sliceMs = options.sliceMs ?? 2;
     this.maxQueue = options.maxQueue ?? 50_000;
@@ -259,7 +259,9 @@ export class Ingress {
       a.second = this.second;
     }
     a.now++;
-    return a.now + a.before;
+    // a sliding one-second window: all of this second, the rest of the one before
+    const elapsed = (this.now() % 1000) / 1000;
+    return a.now + a.before * (1 - elapsed);
   }
 
   private enqueue(lane: Fifo, item: Item): void {

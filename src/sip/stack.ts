@@ -37,7 +37,7 @@ export interface SipStackOptions {
   retryAfterSec?: number;
   /** Shedding of new requests between receive and processing (ingress.ts). */
   overload?: {
-    /** oldest queued message older than this: new requests are shed; default 40 ms */
+    /** oldest queued message older than this: new requests are shed; default 150 ms */
     queueDelayMs?: number;
     /** a queued new request older than this is answered 503 instead of processed; default 1000 ms */
     maxWaitMs?: number;
