@@ -5,6 +5,7 @@
  *   memory     RSS of the gateway holding many concurrent subscriptions (SIPp)
  *   fanout     one PUBLISH to N watchers of one user, time until all answered (SIPp)
  *   memory-shapes  issue 10: 100,000 subscriptions on the default config, all on one person and 20 each on 5,000; restart + restore
+ *   kamailio   Kamailio 5.6 (presence, SQLite WAL) through the same rate steps and single-user fan-out, ratio gateway / Kamailio
  *   storm      overload: 8 s at 7,000/s and at 10,000/s of fresh SUBSCRIBEs; every one answered (SIPp)
  *   avalanche  20,000 watchers re-subscribing within 5 s of a start, following Retry-After (SIPp)
  *   teams-to-sip   Teams change in the Graph simulator -> NOTIFY at a SIP watcher, p50/p99 (bench/teams.ts)
@@ -12,7 +13,7 @@
  *   graph-budget   Graph requests per hour for 5,000 mapped users on 8 service accounts
  * Options: --only micro,rate,memory,fanout,storm,avalanche  --rates 1000,2000,...  --seconds 5
  *          --storm-rates 7000,10000  --storm-seconds 8  --clean-rate 5000 (reference when the rate phase did not run)
- *          --avalanche 20000 (watchers)  --avalanche-seconds 5
+ *          --avalanche 20000 (watchers)  --avalanche-seconds 5  --fanout-people 1000 --fanout-each 20
  *          --subscriptions 100000  --memory-rate 3000 (new subscriptions/s while filling)
  *          --watchers 10000  --instances 4 (SIPp processes for the watchers)
  *          --teams-changes 1000  --teams-rate 40 (Teams changes/s)  --teams-users 8
@@ -25,12 +26,14 @@ import { benchBodies } from './bodies.js';
 import { benchParser } from './parser.js';
 import { benchUsers, runAvalanche, runFanout, runFanoutMany, runMemory, runRateStep, runStorm, type RateStepResult } from './sipp-load.js';
 import { freePort } from '../test/helpers/ports.js';
+import { assertKamailioInstalled, startKamailio } from '../test/helpers/kamailio.js';
+import type { FanoutResult } from './sipp-load.js';
 import { startGateway, type GatewayProcess, type GatewayUser } from '../test/helpers/gateway-process.js';
 import { assertSippInstalled } from '../test/helpers/sipp.js';
 import { runGraphBudget, runSipToTeams, runTeamsToSip, type LatencyResult } from './teams.js';
 
-type Phase = 'micro' | 'rate' | 'memory' | 'memory-shapes' | 'fanout' | 'storm' | 'avalanche' | 'teams-to-sip' | 'sip-to-teams' | 'graph-budget';
-const PHASES: readonly Phase[] = ['micro', 'rate', 'memory', 'memory-shapes', 'fanout', 'storm', 'avalanche', 'teams-to-sip', 'sip-to-teams', 'graph-budget'];
+type Phase = 'micro' | 'rate' | 'memory' | 'memory-shapes' | 'fanout' | 'storm' | 'avalanche' | 'kamailio' | 'teams-to-sip' | 'sip-to-teams' | 'graph-budget';
+const PHASES: readonly Phase[] = ['micro', 'rate', 'memory', 'memory-shapes', 'fanout', 'storm', 'avalanche', 'kamailio', 'teams-to-sip', 'sip-to-teams', 'graph-budget'];
 
 const TARGETS = {
   subscriptionsPerSecond: 3000,
@@ -62,6 +65,8 @@ interface Options {
   cleanRate: number;
   avalanche: number;
   avalancheSeconds: number;
+  fanoutPeople: number;
+  fanoutEach: number;
 }
 
 function parseOptions(argv: readonly string[]): Options {
@@ -87,6 +92,8 @@ function parseOptions(argv: readonly string[]): Options {
     cleanRate: 5000,
     avalanche: 20_000,
     avalancheSeconds: 5,
+    fanoutPeople: 1000,
+    fanoutEach: 20,
   };
   const positiveInts = (value: string | undefined, flag: string): number[] => {
     const list = (value ?? '').split(',').map((v) => Number(v.trim()));
@@ -162,6 +169,12 @@ function parseOptions(argv: readonly string[]): Options {
       case '--avalanche':
         options.avalanche = positiveInts(argv[++i], '--avalanche')[0]!;
         break;
+      case '--fanout-people':
+        options.fanoutPeople = positiveInts(argv[++i], '--fanout-people')[0]!;
+        break;
+      case '--fanout-each':
+        options.fanoutEach = positiveInts(argv[++i], '--fanout-each')[0]!;
+        break;
       case '--avalanche-seconds':
         options.avalancheSeconds = positiveInts(argv[++i], '--avalanche-seconds')[0]!;
         break;
@@ -220,6 +233,10 @@ function micro(): void {
   ]);
 }
 
+/** This run's gateway figures, for the side-by-side table with Kamailio. */
+let gatewayRateRows: RateStepResult[] | undefined;
+let gatewayFanout: FanoutResult | undefined;
+
 async function rate(options: Options, users: GatewayUser[], variant?: { label: string; overrides: Record<string, unknown> }): Promise<RateStepResult[]> {
   console.log(
     `\n== subscription rate: fresh SUBSCRIBE dialogs + initial NOTIFY, ~${options.seconds} s per step, one gateway, UDP` +
@@ -251,6 +268,7 @@ async function rate(options: Options, users: GatewayUser[], variant?: { label: s
   const ok = atTarget.some((s) => s.failures === 0 && s.achievedPerSecond >= TARGETS.subscriptionsPerSecond * 0.95);
   const best = rows.filter((s) => s.failures === 0).reduce((a, s) => Math.max(a, s.achievedPerSecond), 0);
   if (best > 0) cleanRateMeasured = Math.max(cleanRateMeasured ?? 0, best);
+  if (variant === undefined) gatewayRateRows = rows;
   const verdict = atTarget.length === 0 ? 'not measured (no step offered that rate)' : ok ? 'met' : 'MISSED';
   console.log(
     `target: >= ${fmt(TARGETS.subscriptionsPerSecond)} new subscriptions/s with zero failures: ${verdict}` +
@@ -344,6 +362,7 @@ async function fanout(options: Options, users: GatewayUser[]): Promise<void> {
       instances: options.instances,
     });
     if (result.detail !== undefined) addDetail('fan-out', result.detail);
+    gatewayFanout = result;
     console.table([
       {
         watchers: fmt(result.watchers),
@@ -371,10 +390,13 @@ async function fanout(options: Options, users: GatewayUser[]): Promise<void> {
       ),
     ]);
   });
-  const people = benchUsers(1000);
-  console.log('\n== fan-out: 1,000 people x 20 watchers (4 SIPp processes), each person changes once within 1 s (PUBLISH from the bench), fresh gateway ==');
+  const people = benchUsers(options.fanoutPeople);
+  console.log(
+    `\n== fan-out: ${fmt(options.fanoutPeople)} people x ${options.fanoutEach} watchers (${options.instances} SIPp processes), ` +
+      'each person changes once within 1 s (PUBLISH from the bench), fresh gateway ==',
+  );
   await withGateway(people, async (gw) => {
-    const m = await runFanoutMany({ gatewayPort: gw.port, users: people, watchersEach: 20, instances: options.instances });
+    const m = await runFanoutMany({ gatewayPort: gw.port, users: people, watchersEach: options.fanoutEach, instances: options.instances });
     if (m.detail !== undefined) addDetail('fan-out 1,000 x 20', m.detail);
     console.table([
       {
@@ -388,8 +410,8 @@ async function fanout(options: Options, users: GatewayUser[]): Promise<void> {
     ]);
     printRows([
       verdict(
-        'fan-out 1,000 people x 20 watchers',
-        'all 20,000 answered <= 2 s, in order',
+        `fan-out ${fmt(options.fanoutPeople)} people x ${options.fanoutEach} watchers`,
+        `all ${fmt(m.watchers)} answered <= 2 s, in order`,
         `${fmt(m.notified)} answered, last after ${fmt(m.lastNotifyAnsweredMs)} ms`,
         m.notified === m.watchers && m.lastNotifyAnsweredMs <= 2000 && m.sippExitCode === 0,
       ),
@@ -589,6 +611,7 @@ async function avalanche(options: Options, users: GatewayUser[]): Promise<void> 
         subscribed: fmt(a.subscribed),
         '503s followed': fmt(a.retries),
         'all subscribed after s': fmt(a.allSubscribedMs / 1000, 1),
+        'SIPp failures': JSON.stringify(a.failures),
       },
     ]);
     printRows([
@@ -676,9 +699,52 @@ async function memoryShapes(options: Options): Promise<void> {
   printRows(rows);
 }
 
+/**
+ * Kamailio 5.6 (presence modules, SQLite in WAL, one UDP worker: test/helpers/kamailio.ts) through
+ * the same rate steps and the same single-user fan-out, with the ratio gateway / Kamailio per line
+ * (ratios from one run are what counts on a shared machine).
+ */
+async function kamailio(options: Options, users: GatewayUser[]): Promise<void> {
+  assertKamailioInstalled();
+  console.log('\n== Kamailio 5.6 side by side: same SIPp rate steps and fan-out (presence, SQLite WAL, one UDP worker, debug=1) ==');
+  const rows: Record<string, string>[] = [];
+  const start = () => startKamailio({ domain: 'bench.kamailio.local', debug: 1, readyTimeoutMs: 20_000 });
+  let kam = await start();
+  try {
+    for (const r of options.rates) {
+      const k = await runRateStep({ gatewayPort: kam.port, rate: r, seconds: options.seconds, users });
+      const g = gatewayRateRows?.find((x) => x.offeredPerSecond === r);
+      const clean = (x: RateStepResult) => (x.failures === 0 ? x.achievedPerSecond : 0);
+      rows.push({
+        line: `rate ${fmt(r)}/s offered (failure-free /s)`,
+        gateway: g === undefined ? 'not run' : `${fmt(g.achievedPerSecond)}/s, ${fmt(g.failures)} failures`,
+        kamailio: `${fmt(k.achievedPerSecond)}/s, ${fmt(k.failures)} failures`,
+        'gateway / kamailio': g === undefined || clean(k) === 0 ? (g !== undefined && clean(g) > 0 ? 'Kamailio failed' : 'n/a') : fmt(clean(g) / clean(k), 2),
+      });
+    }
+  } finally {
+    await kam.stop();
+  }
+  kam = await start();
+  try {
+    const f = await runFanout({ gatewayPort: kam.port, watchers: options.watchers, extension: users[0]?.extension ?? '2000', instances: options.instances });
+    if (f.detail !== undefined) addDetail('kamailio fan-out', f.detail);
+    const g = gatewayFanout;
+    rows.push({
+      line: `fan-out to ${fmt(options.watchers)} watchers (last NOTIFY answered ms)`,
+      gateway: g === undefined ? 'not run' : `${fmt(g.lastNotifyAnsweredMs)} ms (${fmt(g.notified)} answered)`,
+      kamailio: `${fmt(f.lastNotifyAnsweredMs)} ms (${fmt(f.notified)} answered)`,
+      'gateway / kamailio': g === undefined || !Number.isFinite(f.lastNotifyAnsweredMs) ? 'n/a' : `${fmt(f.lastNotifyAnsweredMs / g.lastNotifyAnsweredMs, 2)}x faster`,
+    });
+  } finally {
+    await kam.stop();
+  }
+  console.table(rows);
+}
+
 async function main(): Promise<void> {
   const options = parseOptions(process.argv.slice(2));
-  const needsSipp = ['rate', 'memory', 'memory-shapes', 'fanout', 'storm', 'avalanche'].some((p) => options.phases.has(p as Phase));
+  const needsSipp = ['rate', 'memory', 'memory-shapes', 'fanout', 'storm', 'avalanche', 'kamailio'].some((p) => options.phases.has(p as Phase));
   if (needsSipp) assertSippInstalled();
   console.log(`presence-gateway benchmark (${gatewayCommand === 'dist' ? 'built gateway' : 'gateway from sources via tsx'})`);
   const users = benchUsers(1000);
@@ -692,6 +758,7 @@ async function main(): Promise<void> {
   if (options.phases.has('fanout')) await fanout(options, users);
   if (options.phases.has('storm')) await storm(options, users);
   if (options.phases.has('avalanche')) await avalanche(options, users);
+  if (options.phases.has('kamailio')) await kamailio(options, users);
   if (options.phases.has('teams-to-sip')) await teamsToSip(options);
   if (options.phases.has('sip-to-teams')) await sipToTeams(options);
   if (options.phases.has('graph-budget')) await graphBudget(options);

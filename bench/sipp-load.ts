@@ -415,6 +415,8 @@ export async function runStorm(options: {
 }
 
 export interface AvalancheResult {
+  /** SIPp's failed-call counters that are not zero (why a watcher gave up) */
+  failures: Record<string, number>;
   watchers: number;
   offeredSeconds: number;
   subscribed: number;
@@ -475,7 +477,14 @@ export async function runAvalanche(options: {
       } else if (line.startsWith('retry')) retries++;
     }
   }
+  const failures: Record<string, number> = {};
+  for (const r of results) {
+    for (const [k, v] of Object.entries(r.stats ?? {})) {
+      if (k.startsWith('Failed') && k.endsWith('(C)') && Number(v) > 0) failures[k] = (failures[k] ?? 0) + Number(v);
+    }
+  }
   const out: AvalancheResult = {
+    failures,
     watchers: options.watchers,
     offeredSeconds: options.seconds,
     subscribed,

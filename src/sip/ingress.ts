@@ -19,7 +19,9 @@
  *   bucket (source-limiter.ts) that holds at any load.
  * - Retransmissions: of a request still queued, dropped (its answer is
  *   coming); of a request in a server transaction, answered by the
- *   transaction layer with its last response, without a parse.
+ *   transaction layer with its last response, without a parse; of a request
+ *   shed in the last seconds, answered 503 again (it must not be accepted
+ *   after its client took the 503 as final, RFC 3261 §17.1.2.2).
  */
 import { performance } from 'node:perf_hooks';
 import { formatVia, parseVia, type Via } from './header-values.js';
@@ -87,6 +89,9 @@ interface Item {
   key?: string;
 }
 
+/** Seconds a shed request's key is remembered per generation (two generations: 4 to 8 s). */
+const SHED_MEMORY_SEC = 4;
+
 /** A FIFO with a moving head (no Array.shift per item). */
 class Fifo {
   private items: (Item | undefined)[] = [];
@@ -121,6 +126,10 @@ export class Ingress {
   private readonly fresh = new Fifo();
   /** transaction keys of queued new requests (their retransmissions are dropped) */
   private readonly pending = new Set<string>();
+  /** keys of requests shed in this and the previous generation (SHED_MEMORY_SEC each) */
+  private shedNow = new Map<string, number>();
+  private shedBefore = new Map<string, number>();
+  private shedGeneration = 0;
   /** queued new requests per source address */
   private readonly perSource = new Map<string, number>();
   /** new requests per source address, this second and the one before */
@@ -208,17 +217,24 @@ export class Ingress {
       }
     }
     this.roll(now);
+    const shedBefore = key === undefined ? undefined : (this.shedNow.get(key) ?? this.shedBefore.get(key));
+    if (shedBefore !== undefined) {
+      // the same answer again, Retry-After included, so the client sees a retransmission (RFC 3261 §17.1.3)
+      this.stats.absorbed++;
+      this.shed(scan, via, source, connectionId, shedBefore, 'Service Unavailable - overloaded', undefined);
+      return;
+    }
     const rate = this.countArrival(source.address);
     const limiter = this.options.limiter;
     if (limiter !== undefined && this.exempt?.(source) !== true && !limiter.take(source.address)) {
       this.stats.shedRateLimited++;
-      this.shed(scan, via, source, connectionId, Math.max(limiter.secondsUntilToken(source.address), this.retryAfter()), 'Service Unavailable - rate limited');
+      this.shed(scan, via, source, connectionId, Math.max(limiter.secondsUntilToken(source.address), this.retryAfter()), 'Service Unavailable - rate limited', key);
       return;
     }
     if (this.overloaded(now) && !this.belowFairShare(source.address, rate, now)) {
       this.stats.shedOverload++;
       this.shedThisSecond++;
-      this.shed(scan, via, source, connectionId, this.retryAfter(), 'Service Unavailable - overloaded');
+      this.shed(scan, via, source, connectionId, this.retryAfter(), 'Service Unavailable - overloaded', key);
       return;
     }
     item.scan = scan;
@@ -290,7 +306,7 @@ export class Ingress {
           this.roll(now);
           this.stats.shedOverload++;
           this.shedThisSecond++;
-          this.shed(item.scan, item.via!, item.source, item.connectionId, this.retryAfter(), 'Service Unavailable - overloaded');
+          this.shed(item.scan, item.via!, item.source, item.connectionId, this.retryAfter(), 'Service Unavailable - overloaded', item.key);
           continue;
         }
         this.servedThisSecond++;
@@ -327,23 +343,38 @@ export class Ingress {
     this.shedThisSecond = 0;
     this.servedThisSecond = 0;
     this.second = second;
+    if (second - this.shedGeneration >= SHED_MEMORY_SEC) {
+      this.shedBefore = this.shedNow;
+      this.shedNow = new Map();
+      this.shedGeneration = second;
+    }
     for (const [k, a] of this.arrivals) if (a.second < second - 1) this.arrivals.delete(k);
   }
 
   /**
-   * Seconds for Retry-After: the base while little is shed, growing with the
-   * ratio of shed to served requests (a backlog of that many seconds of work
-   * is coming back), capped; a random 50-100 % of it so returns spread out.
+   * Seconds for Retry-After: the base while little is shed, plus the seconds
+   * of work the shed requests will bring back (shed per second over served
+   * per second), capped; a random 50-100 % of it so the returns spread over
+   * that window instead of coming back together.
    */
   private retryAfter(): number {
     const shed = Math.max(this.shedLastSecond, this.shedThisSecond);
     const served = Math.max(100, this.servedLastSecond, this.servedThisSecond);
-    const window = Math.min(this.maxRetryAfterSec, this.retryAfterSec * (1 + shed / served));
+    const window = Math.min(this.maxRetryAfterSec, this.retryAfterSec + (2 * shed) / served);
     return Math.max(1, Math.round(window * (0.5 + this.random() / 2)));
   }
 
   /** A stateless 503 built from the raw header values (no parse, no transaction). */
-  private shed(scan: RawScan, via: Via, source: Endpoint, connectionId: string | undefined, retryAfter: number, reason: string): void {
+  private shed(
+    scan: RawScan,
+    via: Via,
+    source: Endpoint,
+    connectionId: string | undefined,
+    retryAfter: number,
+    reason: string,
+    key: string | undefined,
+  ): void {
+    if (key !== undefined) this.shedNow.set(key, retryAfter);
     const top = stampedTopVia(scan.via[0]!, via, source);
     let text = `SIP/2.0 503 ${reason}\r\nVia: ${top}\r\n`;
     for (let i = 1; i < scan.via.length; i++) text += `Via: ${scan.via[i]}\r\n`;

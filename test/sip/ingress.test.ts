@@ -267,3 +267,23 @@ t.test('source limiter: refill over time, table bounded', async (t) => {
   t.ok(l.sources <= 4, `bounded (${l.sources})`);
   t.equal(l.limited, 1);
 });
+
+t.test('a retransmission of a shed request gets 503 again once the load is gone; a new request (new branch) is accepted', async (t) => {
+  let overloaded = true;
+  const { port, handled } = await slowStack(t, 0, { load: { overloaded: () => overloaded, close: () => undefined } });
+  const a = await peer(t);
+  const first = request(a, 'sh1');
+  a.socket.send(first, port, '127.0.0.1');
+  await settle([a], 1, 2000);
+  t.equal(a.answers.get('sh1')?.[0]?.status, 503);
+  overloaded = false;
+  a.socket.send(first, port, '127.0.0.1'); // the same transaction, retransmitted
+  await sleep(200);
+  t.equal(a.answers.get('sh1')?.[1]?.status, 503, 'the retransmission is not accepted after its 503');
+  t.equal(a.answers.get('sh1')?.[1]?.headers.get('to'), a.answers.get('sh1')?.[0]?.headers.get('to'), 'with the same To tag');
+  t.equal(a.answers.get('sh1')?.[1]?.headers.get('retry-after'), a.answers.get('sh1')?.[0]?.headers.get('retry-after'), 'and the same Retry-After');
+  a.socket.send(request(a, 'sh1', { branch: 'sh1-retry' }), port, '127.0.0.1'); // the client's retry after Retry-After
+  await sleep(200);
+  t.equal(a.answers.get('sh1')?.[2]?.status, 200, 'the retry is a new transaction and is served');
+  t.same(handled, ['sh1']);
+});
