@@ -101,7 +101,7 @@ export const configSchema = z
          */
         overload: z
           .strictObject({
-            /** Median event-loop delay over 50 ms, twice in a row, that counts as overload; 0 turns the check off. */
+            /** Median event-loop delay over 100 ms, three times in a row, that counts as overload; 0 turns the check off. */
             maxEventLoopLagMs: z.number({ message: 'milliseconds, e.g. 200 (0 = off)' }).int().min(0).max(60_000).default(200),
             /** Oldest queued message waiting longer than this: new requests are shed. */
             queueDelayMs: z.number({ message: 'milliseconds, e.g. 150' }).int().min(1, 'at least 1 ms, e.g. 150').max(10_000, 'at most 10000 ms').default(150),

@@ -89,6 +89,9 @@ interface Item {
   key?: string;
 }
 
+/** Queued messages below which a late head is not yet overload (two socket read batches of 32). */
+const MIN_BACKLOG = 64;
+
 /** Seconds a shed request's key is remembered per generation (two generations: 4 to 8 s). */
 const SHED_MEMORY_SEC = 4;
 
@@ -185,7 +188,8 @@ export class Ingress {
     return (
       this.options.load?.overloaded() === true ||
       this.first.size + this.fresh.size >= this.maxQueue ||
-      this.queueDelay(now) > this.queueDelayMs
+      // a pause with little waiting (a GC, a slow turn) is not overload: a backlog that old is
+      (this.first.size + this.fresh.size >= MIN_BACKLOG && this.queueDelay(now) > this.queueDelayMs)
     );
   }
 

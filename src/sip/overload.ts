@@ -17,9 +17,9 @@ export interface LoadSignal {
 export interface EventLoopGuardOptions {
   /** Refuse new work while the typical event-loop delay (median of a window) exceeds this; default 200 ms. */
   maxLagMs?: number;
-  /** Window over which the delay is measured; default 50 ms (overload seen within about 100 ms). */
+  /** Window over which the delay is measured; default 100 ms (with 3 windows: a sustained lag seen within about 300 ms; SIP floods are seen sooner by the ingress queue delay). */
   windowMs?: number;
-  /** Consecutive lagging windows before refusing (one long pause, e.g. a GC or a key generation, is not overload); default 2. */
+  /** Consecutive lagging windows before refusing (one long pause, e.g. a GC or a key generation, is not overload); default 3. */
   windows?: number;
 }
 
@@ -36,10 +36,10 @@ export class EventLoopGuard implements LoadSignal {
 
   constructor(options: EventLoopGuardOptions = {}) {
     this.maxLagNs = (options.maxLagMs ?? 200) * 1e6;
-    this.windows = Math.max(1, options.windows ?? 2);
+    this.windows = Math.max(1, options.windows ?? 3);
     this.histogram = monitorEventLoopDelay({ resolution: 10 });
     this.histogram.enable();
-    this.timer = setInterval(() => this.sample(), options.windowMs ?? 50);
+    this.timer = setInterval(() => this.sample(), options.windowMs ?? 100);
     this.timer.unref();
   }
 
