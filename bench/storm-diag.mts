@@ -1,3 +1,5 @@
+// Not part of the bench: one storm step against a gateway on the default config, then its overload warn lines (queue, shed, absorbed) per second.
+// npx tsx bench/storm-diag.mts <rate> <tsx|dist> <seconds>
 import { startGateway } from '../test/helpers/gateway-process.js';
 import { benchUsers, runStorm } from './sipp-load.js';
 import { freePort } from '../test/helpers/ports.js';
