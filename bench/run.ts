@@ -4,12 +4,18 @@
  *   rate       fresh SUBSCRIBE dialogs per second at rising offered rates (SIPp)
  *   memory     RSS of the gateway holding many concurrent subscriptions (SIPp)
  *   fanout     one PUBLISH to N watchers of one user, time until all answered (SIPp)
+ *   memory-shapes  issue 10: 100,000 subscriptions on the default config, all on one person and 20 each on 5,000; restart + restore
+ *   kamailio   Kamailio 5.6 (presence, SQLite WAL) through the same rate steps and single-user fan-out, ratio gateway / Kamailio
+ *   storm      overload: 8 s at 7,000/s and at 10,000/s of fresh SUBSCRIBEs; every one answered (SIPp)
+ *   avalanche  20,000 watchers re-subscribing within 5 s of a start, following Retry-After (SIPp)
  *   teams-to-sip   Teams change in the Graph simulator -> NOTIFY at a SIP watcher, p50/p99 (bench/teams.ts)
  *   teams-rich     the same with basic and with rich notifications: Graph requests per Teams change
  *   sip-to-teams   SIP PUBLISH -> setPresence / clearPresence applied by the simulator, p50/p99
  *   graph-budget   Graph requests per hour for 5,000 mapped users on 8 service accounts
  *   teams-polling  polling only (no service account, no webhook), 5,000 people: Teams change -> NOTIFY p50/p99, budget used
- * Options: --only micro,rate,memory,fanout  --rates 1000,2000,...  --seconds 5
+ * Options: --only micro,rate,memory,fanout,storm,avalanche  --rates 1000,2000,...  --seconds 5
+ *          --storm-rates 7000,10000  --storm-seconds 8  --clean-rate 5000 (reference when the rate phase did not run)
+ *          --avalanche 20000 (watchers)  --avalanche-seconds 5  --fanout-people 1000 --fanout-each 20
  *          --subscriptions 100000  --memory-rate 3000 (new subscriptions/s while filling)
  *          --watchers 10000  --instances 4 (SIPp processes for the watchers)
  *          --teams-changes 1000  --teams-rate 40 (Teams changes/s)  --teams-users 8
@@ -21,13 +27,16 @@
  */
 import { benchBodies } from './bodies.js';
 import { benchParser } from './parser.js';
-import { benchUsers, runFanout, runMemory, runRateStep, type RateStepResult } from './sipp-load.js';
+import { benchUsers, runAvalanche, runFanout, runFanoutMany, runMemory, runRateStep, runStorm, type RateStepResult } from './sipp-load.js';
+import { freePort } from '../test/helpers/ports.js';
+import { assertKamailioInstalled, startKamailio } from '../test/helpers/kamailio.js';
+import type { FanoutResult } from './sipp-load.js';
 import { startGateway, type GatewayProcess, type GatewayUser } from '../test/helpers/gateway-process.js';
 import { assertSippInstalled } from '../test/helpers/sipp.js';
 import { runGraphBudget, runSipToTeams, runTeamsPolling, runTeamsToSip, type LatencyResult } from './teams.js';
 
-type Phase = 'micro' | 'rate' | 'memory' | 'fanout' | 'teams-to-sip' | 'teams-rich' | 'sip-to-teams' | 'graph-budget' | 'teams-polling';
-const PHASES: readonly Phase[] = ['micro', 'rate', 'memory', 'fanout', 'teams-to-sip', 'teams-rich', 'sip-to-teams', 'graph-budget', 'teams-polling'];
+type Phase = 'micro' | 'rate' | 'memory' | 'memory-shapes' | 'fanout' | 'storm' | 'avalanche' | 'kamailio' | 'teams-to-sip' | 'teams-rich' | 'sip-to-teams' | 'graph-budget' | 'teams-polling';
+const PHASES: readonly Phase[] = ['micro', 'rate', 'memory', 'memory-shapes', 'fanout', 'storm', 'avalanche', 'kamailio', 'teams-to-sip', 'teams-rich', 'sip-to-teams', 'graph-budget', 'teams-polling'];
 
 const TARGETS = {
   subscriptionsPerSecond: 3000,
@@ -60,6 +69,13 @@ interface Options {
   pollingRate: number;
   strict: boolean;
   store: boolean;
+  stormRates: number[];
+  stormSeconds: number;
+  cleanRate: number;
+  avalanche: number;
+  avalancheSeconds: number;
+  fanoutPeople: number;
+  fanoutEach: number;
 }
 
 function parseOptions(argv: readonly string[]): Options {
@@ -83,6 +99,13 @@ function parseOptions(argv: readonly string[]): Options {
     pollingRate: 10,
     strict: false,
     store: false,
+    stormRates: [7000, 10_000],
+    stormSeconds: 8,
+    cleanRate: 5000,
+    avalanche: 20_000,
+    avalancheSeconds: 5,
+    fanoutPeople: 1000,
+    fanoutEach: 20,
   };
   const positiveInts = (value: string | undefined, flag: string): number[] => {
     const list = (value ?? '').split(',').map((v) => Number(v.trim()));
@@ -155,6 +178,27 @@ function parseOptions(argv: readonly string[]): Options {
       case '--store':
         options.store = true;
         break;
+      case '--storm-rates':
+        options.stormRates = positiveInts(argv[++i], '--storm-rates');
+        break;
+      case '--storm-seconds':
+        options.stormSeconds = positiveInts(argv[++i], '--storm-seconds')[0]!;
+        break;
+      case '--clean-rate':
+        options.cleanRate = positiveInts(argv[++i], '--clean-rate')[0]!;
+        break;
+      case '--avalanche':
+        options.avalanche = positiveInts(argv[++i], '--avalanche')[0]!;
+        break;
+      case '--fanout-people':
+        options.fanoutPeople = positiveInts(argv[++i], '--fanout-people')[0]!;
+        break;
+      case '--fanout-each':
+        options.fanoutEach = positiveInts(argv[++i], '--fanout-each')[0]!;
+        break;
+      case '--avalanche-seconds':
+        options.avalancheSeconds = positiveInts(argv[++i], '--avalanche-seconds')[0]!;
+        break;
       default:
         throw new Error(`unknown argument ${arg}`);
     }
@@ -210,6 +254,10 @@ function micro(): void {
   ]);
 }
 
+/** This run's gateway figures, for the side-by-side table with Kamailio. */
+let gatewayRateRows: RateStepResult[] | undefined;
+let gatewayFanout: FanoutResult | undefined;
+
 async function rate(options: Options, users: GatewayUser[], variant?: { label: string; overrides: Record<string, unknown> }): Promise<RateStepResult[]> {
   console.log(
     `\n== subscription rate: fresh SUBSCRIBE dialogs + initial NOTIFY, ~${options.seconds} s per step, one gateway, UDP` +
@@ -240,6 +288,8 @@ async function rate(options: Options, users: GatewayUser[], variant?: { label: s
   const atTarget = rows.filter((s) => s.offeredPerSecond >= TARGETS.subscriptionsPerSecond);
   const ok = atTarget.some((s) => s.failures === 0 && s.achievedPerSecond >= TARGETS.subscriptionsPerSecond * 0.95);
   const best = rows.filter((s) => s.failures === 0).reduce((a, s) => Math.max(a, s.achievedPerSecond), 0);
+  if (best > 0) cleanRateMeasured = Math.max(cleanRateMeasured ?? 0, best);
+  if (variant === undefined) gatewayRateRows = rows;
   const verdict = atTarget.length === 0 ? 'not measured (no step offered that rate)' : ok ? 'met' : 'MISSED';
   console.log(
     `target: >= ${fmt(TARGETS.subscriptionsPerSecond)} new subscriptions/s with zero failures: ${verdict}` +
@@ -333,6 +383,7 @@ async function fanout(options: Options, users: GatewayUser[]): Promise<void> {
       instances: options.instances,
     });
     if (result.detail !== undefined) addDetail('fan-out', result.detail);
+    gatewayFanout = result;
     console.table([
       {
         watchers: fmt(result.watchers),
@@ -351,6 +402,41 @@ async function fanout(options: Options, users: GatewayUser[]): Promise<void> {
         `${ok ? 'met' : 'MISSED'} ("last NOTIFY answered" is from SIPp's log timestamps, without its exit)`,
     );
     if (!ok) missed.push('fan-out');
+    printRows([
+      verdict(
+        `fan-out 1 change -> ${fmt(options.watchers)} watchers`,
+        '<= 400 ms to the last NOTIFY answered',
+        `${fmt(result.lastNotifyAnsweredMs)} ms (${fmt(result.notified)} answered)`,
+        result.notified === options.watchers && result.lastNotifyAnsweredMs <= 400,
+      ),
+    ]);
+  });
+  const people = benchUsers(options.fanoutPeople);
+  console.log(
+    `\n== fan-out: ${fmt(options.fanoutPeople)} people x ${options.fanoutEach} watchers (${options.instances} SIPp processes), ` +
+      'each person changes once within 1 s (PUBLISH from the bench), fresh gateway ==',
+  );
+  await withGateway(people, async (gw) => {
+    const m = await runFanoutMany({ gatewayPort: gw.port, users: people, watchersEach: options.fanoutEach, instances: options.instances });
+    if (m.detail !== undefined) addDetail('fan-out 1,000 x 20', m.detail);
+    console.table([
+      {
+        watchers: fmt(m.watchers),
+        'subscribed in s': fmt(m.subscribeSeconds, 1),
+        'PUBLISHes 2xx': fmt(m.published),
+        'PUBLISHes sent over ms': fmt(m.publishSpanMs),
+        'change NOTIFYs answered (2nd, in order)': fmt(m.notified),
+        'first PUBLISH -> last NOTIFY answered ms': fmt(m.lastNotifyAnsweredMs),
+      },
+    ]);
+    printRows([
+      verdict(
+        `fan-out ${fmt(options.fanoutPeople)} people x ${options.fanoutEach} watchers`,
+        `all ${fmt(m.watchers)} answered <= 2 s, in order`,
+        `${fmt(m.notified)} answered, last after ${fmt(m.lastNotifyAnsweredMs)} ms`,
+        m.notified === m.watchers && m.lastNotifyAnsweredMs <= 2000 && m.sippExitCode === 0,
+      ),
+    ]);
   });
 }
 
@@ -509,9 +595,235 @@ async function teamsPolling(options: Options): Promise<void> {
   if (rows.some((x) => !x.met)) missed.push('teams-polling');
 }
 
+/** One verdict row: what was asked, what was measured, met or not (missed rows also go to the summary). */
+interface TargetRow {
+  line: string;
+  target: string;
+  result: string;
+  met: boolean;
+}
+const targetRows: TargetRow[] = [];
+function verdict(line: string, target: string, result: string, met: boolean): TargetRow {
+  const row = { line, target, result, met };
+  targetRows.push(row);
+  if (!met) missed.push(line);
+  return row;
+}
+function printRows(rows: TargetRow[]): void {
+  console.table(rows.map((r) => ({ line: r.line, target: r.target, result: r.result, met: r.met ? 'met' : 'MISSED' })));
+}
+
+/**
+ * The default configuration (config/demo.yaml): SQLite store, the Graph side with the built-in
+ * simulator seeded with the users; on free ports of its own.
+ */
+async function withDemoGateway<T>(users: GatewayUser[], fn: (gw: GatewayProcess, storePath: string) => Promise<T>, storeDir?: string): Promise<T> {
+  const { mkdtemp, rm } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const dir = storeDir ?? (await mkdtemp(join(tmpdir(), 'pg-bench-demo-')));
+  const storePath = join(dir, 'gateway.db');
+  try {
+    return await withGateway(users, (gw) => fn(gw, storePath), {
+      store: { path: storePath },
+      graphSimulator: { port: await freePort(), dir: join(dir, 'sim') },
+      http: { port: await freePort() },
+    });
+  } finally {
+    if (storeDir === undefined) await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** The clean rate the storm is judged against: the rate phase's best failure-free step in this run, else --clean-rate. */
+let cleanRateMeasured: number | undefined;
+
+async function storm(options: Options, users: GatewayUser[]): Promise<void> {
+  const clean = cleanRateMeasured ?? options.cleanRate;
+  console.log(
+    `\n== overload storm: fresh SUBSCRIBEs at ${options.stormRates.map((r) => fmt(r)).join(' and ')}/s for ${options.stormSeconds} s each, ` +
+      `default config (SQLite store, Graph simulator), fresh gateway per step; clean rate ${fmt(clean)}/s ` +
+      `(${cleanRateMeasured !== undefined ? 'measured by the rate phase' : '--clean-rate, the rate phase did not run'}) ==`,
+  );
+  const rows: TargetRow[] = [];
+  for (const r of options.stormRates) {
+    await withDemoGateway(users, async (gw) => {
+      const s = await runStorm({ gatewayPort: gw.port, rate: r, seconds: options.stormSeconds, users });
+      if (s.detail !== undefined) addDetail(`storm ${r}/s`, s.detail);
+      console.table([
+        {
+          'offered /s': fmt(s.offeredPerSecond),
+          'SIPp processes': s.instances,
+          calls: fmt(s.calls),
+          created: fmt(s.created),
+          'shed (503)': fmt(s.shed),
+          unanswered: fmt(s.unanswered),
+          'created /s': fmt(s.createdPerSecond),
+          retransmissions: fmt(s.retransmissions),
+          'fresh SUBSCRIBE ms': `${fmt(s.freshMs, 1)} (${s.freshStatus})`,
+        },
+      ]);
+      const unansweredShare = s.unanswered / Math.max(1, s.calls);
+      rows.push(verdict(`storm ${fmt(r)}/s: unanswered`, '<= 0.1 %', `${fmt(unansweredShare * 100, 2)} % (${fmt(s.unanswered)})`, unansweredShare <= 0.001));
+      rows.push(
+        verdict(`storm ${fmt(r)}/s: created`, `>= 80 % of ${fmt(clean)}/s`, `${fmt(s.createdPerSecond)}/s (${fmt((s.createdPerSecond / clean) * 100, 1)} %)`, s.createdPerSecond >= 0.8 * clean),
+      );
+      rows.push(
+        verdict(`storm ${fmt(r)}/s: fresh SUBSCRIBE after`, '<= 100 ms', `${fmt(s.freshMs, 1)} ms (status ${s.freshStatus})`, s.freshMs <= 100 && s.freshStatus >= 200 && s.freshStatus < 300),
+      );
+    });
+  }
+  printRows(rows);
+}
+
+async function avalanche(options: Options, users: GatewayUser[]): Promise<void> {
+  console.log(
+    `\n== avalanche: ${fmt(options.avalanche)} watchers re-subscribing within ${options.avalancheSeconds} s of a gateway start ` +
+      '(default config), each following Retry-After on a 503 ==',
+  );
+  const budgetSec = 60;
+  await withDemoGateway(users, async (gw) => {
+    const a = await runAvalanche({ gatewayPort: gw.port, watchers: options.avalanche, seconds: options.avalancheSeconds, users, budgetSec });
+    if (a.detail !== undefined) addDetail('avalanche', a.detail);
+    console.table([
+      {
+        watchers: fmt(a.watchers),
+        subscribed: fmt(a.subscribed),
+        '503s followed': fmt(a.retries),
+        'all subscribed after s': fmt(a.allSubscribedMs / 1000, 1),
+        'SIPp failures': JSON.stringify(a.failures),
+      },
+    ]);
+    printRows([
+      verdict(
+        `avalanche ${fmt(a.watchers)} in ${a.offeredSeconds} s`,
+        `all subscribed <= ${budgetSec} s`,
+        `${fmt(a.subscribed)} subscribed, last after ${fmt(a.allSubscribedMs / 1000, 1)} s`,
+        a.subscribed === a.watchers && a.allSubscribedMs <= budgetSec * 1000,
+      ),
+    ]);
+  });
+}
+
+/**
+ * Issue 10 memory: 100,000 subscriptions on the default config in both shapes (all on one person; 20 each
+ * on 5,000 people, the simulator seeded with them), RSS 2 s after the load and settled; then a restart on
+ * the same store: time until every subscription is restored, and RSS again.
+ */
+async function memoryShapes(options: Options): Promise<void> {
+  const { mkdtemp, rm } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const limit = 300 * 1024 * 1024;
+  const shapes = [
+    { label: `all ${fmt(options.subscriptions)} on one person`, people: 1 },
+    { label: `${fmt(Math.ceil(options.subscriptions / 5000))} each on 5,000 people`, people: 5000 },
+  ];
+  const rows: TargetRow[] = [];
+  for (const shape of shapes) {
+    console.log(`\n== memory, default config: ${shape.label}, created at ${fmt(options.memoryRate)}/s ==`);
+    const users = benchUsers(shape.people);
+    const dir = await mkdtemp(join(tmpdir(), 'pg-bench-mem-'));
+    try {
+      let created = 0;
+      await withDemoGateway(
+        users,
+        async (gw) => {
+          await new Promise((r) => setTimeout(r, 1000));
+          const m = await runMemory({ gateway: gw, count: options.subscriptions, rate: options.memoryRate, users, settleMs: 2000 });
+          if (m.detail !== undefined) addDetail(`memory ${shape.label}`, m.detail);
+          created = m.subscriptions;
+          console.table([
+            {
+              subscriptions: fmt(m.subscriptions),
+              failures: fmt(m.failures),
+              'RSS idle': mb(m.rssBeforeBytes),
+              'RSS 2 s after': mb(m.rssAfterBytes),
+              'RSS settled': mb(m.rssSettledBytes),
+              'bytes / subscription': fmt((Math.max(m.rssAfterBytes, m.rssSettledBytes) - m.rssBeforeBytes) / Math.max(1, m.subscriptions)),
+            },
+          ]);
+          const worst = Math.max(m.rssAfterBytes, m.rssSettledBytes);
+          rows.push(verdict(`memory ${shape.label}`, `<= ${mb(limit)} RSS, no failures`, `${mb(worst)} (${fmt(m.failures)} failures)`, worst <= limit && m.failures === 0));
+        },
+        dir,
+      );
+      // restart on the same store
+      const started = Date.now();
+      const gw = await startGateway({
+        users,
+        logLevel: 'info',
+        command: gatewayCommand,
+        readyTimeoutMs: 60_000,
+        overrides: { store: { path: join(dir, 'gateway.db') }, graphSimulator: { port: await freePort(), dir: join(dir, 'sim') }, http: { port: await freePort() } },
+      });
+      try {
+        const record = await gw.waitForLog((r) => r['msg'] === 'state restored from the store', 60_000);
+        const restoredAt = typeof record['time'] === 'number' ? record['time'] : Date.now();
+        const restoreMs = restoredAt - started;
+        const summary = JSON.stringify(record['watchers'] ?? record['subscriptions'] ?? '');
+        await new Promise((r) => setTimeout(r, 2000));
+        const rss2 = gw.rssBytes();
+        await new Promise((r) => setTimeout(r, 10_000));
+        const rssSettled = gw.rssBytes();
+        console.table([{ created: fmt(created), 'process start -> restored s': fmt(restoreMs / 1000, 1), restored: summary, 'RSS 2 s after': mb(rss2), 'RSS settled': mb(rssSettled) }]);
+        rows.push(verdict(`restore ${shape.label}`, '<= 5 s', `${fmt(restoreMs / 1000, 1)} s from process start`, restoreMs <= 5000));
+        rows.push(verdict(`memory after restore, ${shape.label}`, `<= ${mb(limit)} RSS`, mb(Math.max(rss2, rssSettled)), Math.max(rss2, rssSettled) <= limit));
+      } finally {
+        await gw.stop();
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+  printRows(rows);
+}
+
+/**
+ * Kamailio 5.6 (presence modules, SQLite in WAL, one UDP worker: test/helpers/kamailio.ts) through
+ * the same rate steps and the same single-user fan-out, with the ratio gateway / Kamailio per line
+ * (ratios from one run are what counts on a shared machine).
+ */
+async function kamailio(options: Options, users: GatewayUser[]): Promise<void> {
+  assertKamailioInstalled();
+  console.log('\n== Kamailio 5.6 side by side: same SIPp rate steps and fan-out (presence, SQLite WAL, one UDP worker, debug=1) ==');
+  const rows: Record<string, string>[] = [];
+  const start = () => startKamailio({ domain: 'bench.kamailio.local', debug: 1, readyTimeoutMs: 20_000 });
+  let kam = await start();
+  try {
+    for (const r of options.rates) {
+      const k = await runRateStep({ gatewayPort: kam.port, rate: r, seconds: options.seconds, users });
+      const g = gatewayRateRows?.find((x) => x.offeredPerSecond === r);
+      const clean = (x: RateStepResult) => (x.failures === 0 ? x.achievedPerSecond : 0);
+      rows.push({
+        line: `rate ${fmt(r)}/s offered (failure-free /s)`,
+        gateway: g === undefined ? 'not run' : `${fmt(g.achievedPerSecond)}/s, ${fmt(g.failures)} failures`,
+        kamailio: `${fmt(k.achievedPerSecond)}/s, ${fmt(k.failures)} failures`,
+        'gateway / kamailio': g === undefined || clean(k) === 0 ? (g !== undefined && clean(g) > 0 ? 'Kamailio failed' : 'n/a') : fmt(clean(g) / clean(k), 2),
+      });
+    }
+  } finally {
+    await kam.stop();
+  }
+  kam = await start();
+  try {
+    const f = await runFanout({ gatewayPort: kam.port, watchers: options.watchers, extension: users[0]?.extension ?? '2000', instances: options.instances });
+    if (f.detail !== undefined) addDetail('kamailio fan-out', f.detail);
+    const g = gatewayFanout;
+    rows.push({
+      line: `fan-out to ${fmt(options.watchers)} watchers (last NOTIFY answered ms)`,
+      gateway: g === undefined ? 'not run' : `${fmt(g.lastNotifyAnsweredMs)} ms (${fmt(g.notified)} answered)`,
+      kamailio: `${fmt(f.lastNotifyAnsweredMs)} ms (${fmt(f.notified)} answered)`,
+      'gateway / kamailio': g === undefined || !Number.isFinite(f.lastNotifyAnsweredMs) ? 'n/a' : `${fmt(f.lastNotifyAnsweredMs / g.lastNotifyAnsweredMs, 2)}x faster`,
+    });
+  } finally {
+    await kam.stop();
+  }
+  console.table(rows);
+}
+
 async function main(): Promise<void> {
   const options = parseOptions(process.argv.slice(2));
-  const needsSipp = ['rate', 'memory', 'fanout'].some((p) => options.phases.has(p as Phase));
+  const needsSipp = ['rate', 'memory', 'memory-shapes', 'fanout', 'storm', 'avalanche', 'kamailio'].some((p) => options.phases.has(p as Phase));
   if (needsSipp) assertSippInstalled();
   console.log(`presence-gateway benchmark (${gatewayCommand === 'dist' ? 'built gateway' : 'gateway from sources via tsx'})`);
   const users = benchUsers(1000);
@@ -521,12 +833,20 @@ async function main(): Promise<void> {
     else await rate(options, users);
   }
   if (options.phases.has('memory')) await memory(options, users);
+  if (options.phases.has('memory-shapes')) await memoryShapes(options);
   if (options.phases.has('fanout')) await fanout(options, users);
+  if (options.phases.has('storm')) await storm(options, users);
+  if (options.phases.has('avalanche')) await avalanche(options, users);
+  if (options.phases.has('kamailio')) await kamailio(options, users);
   if (options.phases.has('teams-to-sip')) await teamsToSip(options);
   if (options.phases.has('teams-rich')) await teamsRich(options);
   if (options.phases.has('sip-to-teams')) await sipToTeams(options);
   if (options.phases.has('graph-budget')) await graphBudget(options);
   if (options.phases.has('teams-polling')) await teamsPolling(options);
+  if (targetRows.length > 0) {
+    console.log('\n== targets (issue 10) ==');
+    printRows(targetRows);
+  }
   if (details.length > 0) console.log(`\n== SIPp details of failed runs ==\n${details.join('\n\n')}`);
   console.log(missed.length === 0 ? '\nall targets met' : `\ntargets missed: ${missed.join(', ')}`);
   if (options.strict && missed.length > 0) process.exitCode = 1;

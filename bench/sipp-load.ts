@@ -308,3 +308,301 @@ export async function runFanout(options: {
   if (failed.length > 0) out.detail = failed.map(describeSipp).join('\n');
   return out;
 }
+
+export interface StormResult {
+  offeredPerSecond: number;
+  seconds: number;
+  instances: number;
+  calls: number;
+  /** subscriptions created (200/202 and the initial NOTIFY answered) */
+  created: number;
+  /** answered 503 (shed) */
+  shed: number;
+  /** neither: no final response before SIPp gave up retransmitting */
+  unanswered: number;
+  /** created per second of the offered period */
+  createdPerSecond: number;
+  retransmissions: number;
+  /** a fresh SUBSCRIBE sent 1 s after the offered period ended: to its final response */
+  freshMs: number;
+  freshStatus: number;
+  sippExitCode: number;
+  detail?: string;
+}
+
+/** Largest rate one SIPp process is asked to offer; more goes to further processes. */
+const SIPP_MAX_RATE = 5000;
+
+/**
+ * Overload storm: fresh SUBSCRIBE dialogs offered at `rate` per second for
+ * `seconds` (spread over SIPp processes of at most 5,000/s each). Every call
+ * ends created, shed (503) or unanswered; then a fresh SUBSCRIBE is timed.
+ */
+export async function runStorm(options: {
+  gatewayPort: number;
+  rate: number;
+  seconds: number;
+  users: readonly GatewayUser[];
+}): Promise<StormResult> {
+  const instances = Math.max(1, Math.ceil(options.rate / SIPP_MAX_RATE));
+  const perRate = Math.round(options.rate / instances);
+  const perCalls = Math.round(perRate * options.seconds);
+  const runs = await Promise.all(
+    Array.from({ length: instances }, () =>
+      startSipp({
+        scenario: 'bench-storm',
+        gatewayPort: options.gatewayPort,
+        transport: 'u1',
+        calls: perCalls,
+        rate: perRate,
+        limit: Math.max(2000, perRate * 2),
+        timeoutSec: options.seconds + 45,
+        injection: injection(options.users, 3600),
+        traceLogs: true,
+        traceStat: true,
+        buffSize: SIPP_BUFFER_BYTES,
+      }),
+    ),
+  );
+  // a fresh SUBSCRIBE right after the offered period (the backlog of retransmissions still draining)
+  await new Promise((r) => setTimeout(r, options.seconds * 1000 + 1000));
+  let freshMs = Number.NaN;
+  let freshStatus = 0;
+  const t0 = performance.now();
+  try {
+    const response = await udpRequest({
+      method: 'SUBSCRIBE',
+      user: options.users[0]?.extension ?? '2000',
+      port: options.gatewayPort,
+      headers: ['Event: presence', 'Accept: application/pidf+xml', 'Expires: 600'],
+      retransmitMs: 500,
+      timeoutMs: 10_000,
+    });
+    freshStatus = response.status;
+    freshMs = performance.now() - t0;
+  } catch {
+    freshStatus = 0;
+  }
+  const results = await Promise.all(runs.map((r) => r.done));
+  let created = 0;
+  let shed = 0;
+  let retransmissions = 0;
+  for (const r of results) {
+    for (const line of r.logs ?? []) {
+      if (line.startsWith('created')) created++;
+      else if (line.startsWith('shed')) shed++;
+    }
+    retransmissions += statNumber(r, 'Retransmissions(C)');
+  }
+  const calls = perCalls * instances;
+  const out: StormResult = {
+    offeredPerSecond: perRate * instances,
+    seconds: options.seconds,
+    instances,
+    calls,
+    created,
+    shed,
+    unanswered: Math.max(0, calls - created - shed),
+    createdPerSecond: created / options.seconds,
+    retransmissions,
+    freshMs,
+    freshStatus,
+    sippExitCode: results.reduce((a, r) => Math.max(a, r.code), 0),
+  };
+  const failed = results.filter((r) => r.code !== 0);
+  if (failed.length > 0) out.detail = failed.map(describeSipp).join('\n');
+  return out;
+}
+
+export interface AvalancheResult {
+  /** SIPp's failed-call counters that are not zero (why a watcher gave up) */
+  failures: Record<string, number>;
+  watchers: number;
+  offeredSeconds: number;
+  subscribed: number;
+  /** 503s followed (Retry-After waited out, SUBSCRIBE sent again) */
+  retries: number;
+  /** first SUBSCRIBE to the last watcher subscribed */
+  allSubscribedMs: number;
+  sippExitCode: number;
+  detail?: string;
+}
+
+/**
+ * Avalanche: `watchers` phones re-subscribing within `seconds` (SIPp,
+ * bench-avalanche.xml), each following Retry-After on a 503 until it holds a
+ * subscription.
+ */
+export async function runAvalanche(options: {
+  gatewayPort: number;
+  watchers: number;
+  seconds: number;
+  users: readonly GatewayUser[];
+  budgetSec: number;
+}): Promise<AvalancheResult> {
+  const rate = Math.ceil(options.watchers / options.seconds);
+  const instances = Math.max(1, Math.ceil(rate / SIPP_MAX_RATE));
+  const perRate = Math.ceil(rate / instances);
+  const shares = Array.from({ length: instances }, (_, i) =>
+    Math.floor(options.watchers / instances) + (i < options.watchers % instances ? 1 : 0),
+  );
+  const started = Date.now();
+  const runs = await Promise.all(
+    shares.map((calls) =>
+      startSipp({
+        scenario: 'bench-avalanche',
+        gatewayPort: options.gatewayPort,
+        transport: 'u1',
+        calls,
+        rate: perRate,
+        limit: calls,
+        timeoutSec: options.budgetSec + 30,
+        injection: injection(options.users, 3600),
+        traceLogs: true,
+        traceStat: true,
+        buffSize: SIPP_BUFFER_BYTES,
+      }),
+    ),
+  );
+  const results = await Promise.all(runs.map((r) => r.done));
+  let subscribed = 0;
+  let retries = 0;
+  let last = Number.NEGATIVE_INFINITY;
+  for (const r of results) {
+    for (const line of r.logs ?? []) {
+      if (line.startsWith('subscribed ')) {
+        subscribed++;
+        const at = logLineEpochMs(line);
+        if (Number.isFinite(at) && at > last) last = at;
+      } else if (line.startsWith('retry')) retries++;
+    }
+  }
+  const failures: Record<string, number> = {};
+  for (const r of results) {
+    for (const [k, v] of Object.entries(r.stats ?? {})) {
+      if (k.startsWith('Failed') && k.endsWith('(C)') && Number(v) > 0) failures[k] = (failures[k] ?? 0) + Number(v);
+    }
+  }
+  const out: AvalancheResult = {
+    failures,
+    watchers: options.watchers,
+    offeredSeconds: options.seconds,
+    subscribed,
+    retries,
+    allSubscribedMs: subscribed === 0 ? Number.NaN : last - started,
+    sippExitCode: results.reduce((a, r) => Math.max(a, r.code), 0),
+  };
+  const failed = results.filter((r) => r.code !== 0);
+  if (failed.length > 0) out.detail = failed.map(describeSipp).join('\n');
+  return out;
+}
+
+export interface FanoutManyResult {
+  people: number;
+  watchersEach: number;
+  watchers: number;
+  subscribeSeconds: number;
+  /** PUBLISHes answered 2xx */
+  published: number;
+  /** first PUBLISH sent to the last one sent */
+  publishSpanMs: number;
+  /** watchers whose second NOTIFY (the change, after the initial one: in order) was answered */
+  notified: number;
+  /** first PUBLISH sent to the last change NOTIFY answered */
+  lastNotifyAnsweredMs: number;
+  sippExitCode: number;
+  detail?: string;
+}
+
+/**
+ * `people` people with `watchersEach` watchers each (SIPp, bench-watch-many.xml,
+ * spread over `instances` processes); once all hold their subscription, every
+ * person changes once (one PUBLISH each, all sent within `spreadMs`) and the
+ * time to the last answered change NOTIFY is measured. Each SIPp call expects the
+ * change as its second NOTIFY with on-the-phone, so order per watcher is checked.
+ */
+export async function runFanoutMany(options: {
+  gatewayPort: number;
+  users: readonly GatewayUser[];
+  watchersEach: number;
+  instances?: number;
+  spreadMs?: number;
+}): Promise<FanoutManyResult> {
+  const instances = Math.max(1, options.instances ?? 4);
+  const people = options.users.length;
+  const watchers = people * options.watchersEach;
+  const lines: string[] = [];
+  for (let w = 0; w < options.watchersEach; w++) for (const u of options.users) lines.push(u.extension ?? u.id);
+  const shares: string[][] = Array.from({ length: instances }, () => []);
+  lines.forEach((l, i) => shares[i % instances]!.push(l));
+  const rate = 2000;
+  const budgetMs = Math.ceil(watchers / rate) * 3000 + 30_000;
+  const started = Date.now();
+  const runs = await Promise.all(
+    shares.map((share) =>
+      startSipp({
+        scenario: 'bench-watch-many',
+        gatewayPort: options.gatewayPort,
+        transport: 'u1',
+        calls: share.length,
+        rate: Math.ceil(rate / instances),
+        limit: share.length + 100,
+        timeoutSec: Math.ceil(budgetMs / 1000) + 60,
+        injection: ['SEQUENTIAL', ...share],
+        traceLogs: true,
+        buffSize: SIPP_BUFFER_BYTES,
+      }),
+    ),
+  );
+  const base = { people, watchersEach: options.watchersEach, watchers, published: 0, publishSpanMs: Number.NaN, notified: 0, lastNotifyAnsweredMs: Number.NaN };
+  try {
+    await Promise.all(runs.map((run, i) => run.waitForLogLines(shares[i]!.length, budgetMs, 'subscribed ')));
+  } catch (err) {
+    for (const run of runs) run.kill();
+    const results = await Promise.all(runs.map((r) => r.done));
+    return {
+      ...base,
+      subscribeSeconds: (Date.now() - started) / 1000,
+      sippExitCode: results.reduce((a, r) => Math.max(a, r.code), 0),
+      detail: `${err instanceof Error ? err.message : String(err)}\n${results.filter((r) => r.code !== 0).map(describeSipp).join('\n')}`,
+    };
+  }
+  const subscribeSeconds = (Date.now() - started) / 1000;
+  const spreadMs = options.spreadMs ?? 1000;
+  const t0 = Date.now();
+  const answers = await Promise.all(
+    options.users.map(async (u, i) => {
+      await new Promise((r) => setTimeout(r, Math.floor((i * spreadMs) / people)));
+      try {
+        const response = await udpRequest({
+          method: 'PUBLISH',
+          user: u.extension ?? u.id,
+          port: options.gatewayPort,
+          headers: ['Event: presence', 'Expires: 3600'],
+          contentType: 'application/pidf+xml',
+          body: FANOUT_PIDF(`sip:${u.extension ?? u.id}@127.0.0.1`),
+          retransmitMs: 500,
+          timeoutMs: 10_000,
+        });
+        return { ok: response.status < 300, at: Date.now() };
+      } catch {
+        return { ok: false, at: Date.now() };
+      }
+    }),
+  );
+  const results = await Promise.all(runs.map((r) => r.done));
+  const notifiedAt = results.flatMap((r) => (r.logs ?? []).filter((l) => l.startsWith('notified ')).map(logLineEpochMs));
+  const last = notifiedAt.reduce((a, b) => (b > a ? b : a), Number.NEGATIVE_INFINITY);
+  const out: FanoutManyResult = {
+    ...base,
+    subscribeSeconds,
+    published: answers.filter((a) => a.ok).length,
+    publishSpanMs: answers.reduce((a, b) => Math.max(a, b.at), t0) - t0,
+    notified: notifiedAt.length,
+    lastNotifyAnsweredMs: notifiedAt.length === 0 ? Number.NaN : last - t0,
+    sippExitCode: results.reduce((a, r) => Math.max(a, r.code), 0),
+  };
+  const failed = results.filter((r) => r.code !== 0);
+  if (failed.length > 0) out.detail = failed.map(describeSipp).join('\n');
+  return out;
+}

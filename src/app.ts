@@ -175,6 +175,14 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
     userAgent: config.sip.userAgent,
     load: config.sip.overload.maxEventLoopLagMs === 0 ? false : new EventLoopGuard({ maxLagMs: config.sip.overload.maxEventLoopLagMs }),
     retryAfterSec: config.sip.overload.retryAfterSec,
+    overload: {
+      queueDelayMs: config.sip.overload.queueDelayMs,
+      maxWaitMs: config.sip.overload.maxWaitMs,
+      maxRetryAfterSec: config.sip.overload.maxRetryAfterSec,
+    },
+    rateLimit: config.sip.rateLimit.enabled
+      ? { ratePerSec: config.sip.rateLimit.ratePerSec, burst: config.sip.rateLimit.burst }
+      : false,
     ...(config.sip.advertisedHost !== undefined ? { viaHost: config.sip.advertisedHost } : {}),
   });
   for (const l of config.sip.listen) {

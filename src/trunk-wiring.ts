@@ -68,6 +68,7 @@ export interface TrunkStack extends RequestSender {
   trustConnection?(connectionId: string): void;
   /** connection hygiene: sources exempt from the per-source cap and stranger rules */
   setConnectionExempt?(exempt: (address: string) => boolean): void;
+  setRateLimitExemption?(exempt: ((source: Endpoint) => boolean) | undefined): void;
 }
 
 /** Read a PEM file named in trunks[i].tls, with an error naming the trunk, the key and the fix. */
@@ -211,6 +212,7 @@ export function createTrunkSide(
   if (mode === 'open' && !loopbackOnly) {
     logger.warn('sip.access is open: requests are accepted from any address (set sip.access.mode: restricted)');
   }
+  stack.setRateLimitExemption?.((source) => access.exemptFromRateLimit(source));
   const traits = new Map<Trunk, TrunkTraits>();
   return {
     registry,

@@ -96,12 +96,37 @@ export const configSchema = z
           .string()
           .regex(/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)$/, 'a DNS name or IP address like sip.example.com or 203.0.113.10')
           .optional(),
-        /** Under overload (the event loop lagging), new SUBSCRIBE/PUBLISH get 503 + Retry-After; refreshes go on. */
+        /**
+         * Under overload new SUBSCRIBE/PUBLISH get 503 + Retry-After from a cheap path; refreshes,
+         * in-dialog requests and responses go first; shedding is fair across sources (src/sip/ingress.ts).
+         */
         overload: z
           .strictObject({
-            /** Median event-loop delay over a second, twice in a row, that counts as overload; 0 turns the check off. */
-            maxEventLoopLagMs: z.number().int().min(0).max(60_000).default(200),
-            retryAfterSec: z.number().int().min(1).max(3600).default(10),
+            /** Median event-loop delay over 100 ms, three times in a row, that counts as overload; 0 turns the check off. */
+            maxEventLoopLagMs: z.number({ message: 'milliseconds, e.g. 200 (0 = off)' }).int().min(0).max(60_000).default(200),
+            /** Oldest queued message waiting longer than this: new requests are shed. */
+            queueDelayMs: z.number({ message: 'milliseconds, e.g. 150' }).int().min(1, 'at least 1 ms, e.g. 150').max(10_000, 'at most 10000 ms').default(150),
+            /** A new request queued longer than this is answered 503 rather than served late (its client is retransmitting). */
+            maxWaitMs: z.number({ message: 'milliseconds, e.g. 1000' }).int().min(10, 'at least 10 ms, e.g. 1000').max(30_000, 'at most 30000 ms').default(1000),
+            /** Retry-After base (a random 50-100 % of it; grows with the shedding up to maxRetryAfterSec). */
+            retryAfterSec: z.number({ message: 'seconds, e.g. 10' }).int().min(1, 'at least 1 s').max(3600, 'at most 3600 s').default(10),
+            maxRetryAfterSec: z.number({ message: 'seconds, e.g. 60' }).int().min(1, 'at least 1 s').max(3600, 'at most 3600 s').default(60),
+          })
+          .prefault({})
+          .superRefine((o, ctx) => {
+            if (o.maxRetryAfterSec < o.retryAfterSec) {
+              ctx.addIssue({ code: 'custom', path: ['maxRetryAfterSec'], message: `below retryAfterSec (${o.retryAfterSec}); set it to at least that` });
+            }
+          }),
+        /**
+         * New out-of-dialog requests per second from each source address that is not a trunk or in
+         * sip.access.trusted (in open access mode no source is limited): beyond it, 503 + Retry-After.
+         */
+        rateLimit: z
+          .strictObject({
+            enabled: z.boolean({ message: 'true or false' }).default(true),
+            ratePerSec: z.number({ message: 'requests per second, e.g. 100' }).positive('more than 0, e.g. 100').max(1_000_000).default(100),
+            burst: z.number({ message: 'requests, e.g. 1000' }).int().min(1, 'at least 1, e.g. 1000').max(10_000_000).default(1000),
           })
           .prefault({}),
         /** Who may send requests: trunk addresses, trusted networks, digest users (default: restricted once a trunk or user exists). */

@@ -39,6 +39,7 @@ import {
 import type { BodyFormat } from './event-package.js';
 import type { ListHooks } from './resource-lists.js';
 import { watcherInfoOf } from './watcher-profile.js';
+import { sharedStrings } from './intern.js';
 
 /** Maps a Request-URI's user and host to a resource id (a person), undefined if unknown. */
 export type ResourceResolver = (user: string | undefined, host: string) => string | undefined;
@@ -111,6 +112,8 @@ export interface RestoreResult {
   dropped: number;
 }
 
+const MAX_SHARED_ENDPOINTS = 100_000;
+
 export class Notifier {
   private readonly packages = new Map<string, EventPackage>();
   /** live subscriptions by our (To) tag; Call-ID and remote tag are checked on match */
@@ -129,6 +132,8 @@ export class Notifier {
   private readonly lookup: HostLookup;
   private readonly contactHost: string | undefined;
   private readonly contactCache = new Map<string, string>();
+  /** shared next-hop Endpoints (see endpoint()) */
+  private readonly endpoints = new Map<string, Endpoint>();
   /** Resource lists served here (RFC 4662), see resource-lists.ts. */
   private lists: ListHooks | undefined = undefined;
   private persist: SubscriptionPersistence | undefined = undefined;
@@ -287,7 +292,7 @@ export class Notifier {
       sub.localCSeq = s.localCseq + RESTORE_SEQUENCE_MARGIN;
       sub.version = s.version + RESTORE_SEQUENCE_MARGIN;
       sub.createdAt = s.createdAt;
-      if (s.destination !== undefined) sub.destination = { ...s.destination };
+      if (s.destination !== undefined) sub.destination = this.endpoint(s.destination.protocol, s.destination.address, s.destination.port);
       sub.activate(s.expiresAt);
       this.index(sub);
       sub.timer = this.wheel.schedule(sub.expiresAt, this.expireCallback, sub);
@@ -715,7 +720,7 @@ export class Notifier {
     if (uri === null) return undefined;
     const hop = nextHopOf(uri, sub.transport);
     if (!hop.literal) return undefined;
-    sub.destination = { protocol: hop.protocol, address: hop.host, port: hop.port };
+    sub.destination = this.endpoint(hop.protocol, hop.host, hop.port);
     return sub.destination;
   }
 
@@ -733,8 +738,22 @@ export class Notifier {
     const uri = this.targetUri(sub);
     const hop = uri === null ? undefined : nextHopOf(uri, sub.transport);
     if (!ws && (hop === undefined || !isInvalidHost(hop.host))) return undefined;
-    sub.destination = { protocol: sub.transport, address: hop?.host ?? 'invalid', port: hop?.port ?? 0 };
+    sub.destination = this.endpoint(sub.transport, hop?.host ?? 'invalid', hop?.port ?? 0);
     return sub.destination;
+  }
+
+  /**
+   * One Endpoint object for every subscription with the same next hop (many
+   * watchers sit behind one phone, console or PBX); never mutated once made.
+   */
+  private endpoint(protocol: TransportProtocol, address: string, port: number): Endpoint {
+    const key = `${protocol} ${address} ${port}`;
+    let e = this.endpoints.get(key);
+    if (e === undefined) {
+      e = { protocol, address: sharedStrings.get(address), port };
+      if (this.endpoints.size < MAX_SHARED_ENDPOINTS) this.endpoints.set(sharedStrings.get(key), e);
+    }
+    return e;
   }
 
   private async resolveDestination(sub: Subscription): Promise<Endpoint | undefined> {
@@ -743,13 +762,13 @@ export class Notifier {
     const hop = nextHopOf(uri, sub.transport);
     try {
       const address = await this.lookup(hop.host);
-      sub.destination = { protocol: hop.protocol, address, port: hop.port };
+      sub.destination = this.endpoint(hop.protocol, address, hop.port);
       return sub.destination;
     } catch (error) {
       this.logger.debug({ err: error, host: hop.host, callId: sub.callId }, 'watcher host did not resolve');
       if (sub.connectionId === undefined || sub.transport === 'udp') return undefined;
       // a stream watcher behind NAT or with a private name: its own connection still reaches it
-      sub.destination = { protocol: sub.transport, address: hop.host, port: hop.port };
+      sub.destination = this.endpoint(sub.transport, hop.host, hop.port);
       return sub.destination;
     }
   }

@@ -8,6 +8,7 @@ import type { Endpoint, TransportProtocol } from '../sip/message.js';
 import type { TimerHandle } from '../util/timer-wheel.js';
 import type { BodyFormat, EventPackage } from './event-package.js';
 import type { ListSubscription } from './resource-lists.js';
+import { sharedStrings } from './intern.js';
 
 /**
  * RFC 6665 §4.2 notifier states. `pending` is not used: everyone the
@@ -85,7 +86,10 @@ export class Subscription {
   readonly callId: string;
   readonly localTag: string;
   readonly remoteTag: string;
-  readonly localParty: string;
+  /** the To value without our tag, shared by every watcher of the same resource (see localParty) */
+  private readonly localBase: string;
+  /** localBase is the whole From value (no tag of ours to add: restored from an unusual snapshot) */
+  private readonly localWhole: boolean;
   readonly remoteParty: string;
   /** Contact of the watcher; replaced by a refresh's Contact (SUBSCRIBE is a target refresh). */
   remoteTarget: string;
@@ -119,18 +123,25 @@ export class Subscription {
     this.pkg = init.pkg;
     this.eventId = init.eventId === undefined ? undefined : detach(init.eventId);
     this.resource = init.resource;
-    this.entity = detach(init.entity);
+    this.entity = sharedStrings.get(init.entity);
     this.format = init.format;
     this.callId = detach(init.callId);
     this.localTag = init.localTag;
     this.remoteTag = detach(init.remoteTag);
-    this.localParty = detach(init.localParty);
+    const ours = `;tag=${init.localTag}`;
+    this.localWhole = !init.localParty.endsWith(ours);
+    this.localBase = this.localWhole ? detach(init.localParty) : sharedStrings.get(init.localParty.slice(0, -ours.length));
     this.remoteParty = detach(init.remoteParty);
     this.remoteTarget = detach(init.remoteTarget);
     this.routeSet = init.routeSet.length === 0 ? init.routeSet : init.routeSet.map(detach);
     this.remoteCSeq = init.remoteCSeq;
     this.transport = init.transport;
     this.connectionId = init.connectionId;
+  }
+
+  /** Our identity for the From of NOTIFYs: the SUBSCRIBE's To value with our tag. */
+  get localParty(): string {
+    return this.localWhole ? this.localBase : `${this.localBase};tag=${this.localTag}`;
   }
 
   get state(): SubscriptionStateName {

@@ -1,8 +1,10 @@
 /**
- * Overload detection for the stack: when the event loop lags behind (the
- * process cannot keep up with what arrives), new work is refused with 503 and
- * Retry-After so that peers back off and existing subscriptions keep being
- * served (RFC 3261 §21.5.4; RFC 6665 §4.1.2.4 lets subscribers retry later).
+ * Event-loop overload signal for the stack: when the event loop lags behind
+ * (the process cannot keep up, whatever the cause: fan-out, store, GC
+ * pressure), new work is refused with 503 and Retry-After so that peers back
+ * off and existing subscriptions keep being served (RFC 3261 §21.5.4; RFC 6665
+ * §4.1.2.4 lets subscribers retry later). The ingress queue delay
+ * (ingress.ts) is the faster signal for SIP floods; this one covers the rest.
  */
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 
@@ -15,14 +17,14 @@ export interface LoadSignal {
 export interface EventLoopGuardOptions {
   /** Refuse new work while the typical event-loop delay (median of a window) exceeds this; default 200 ms. */
   maxLagMs?: number;
-  /** Window over which the delay is measured; default 1000 ms. */
+  /** Window over which the delay is measured; default 100 ms (with 3 windows: a sustained lag seen within about 300 ms; SIP floods are seen sooner by the ingress queue delay). */
   windowMs?: number;
-  /** Consecutive lagging windows before refusing (one long pause, e.g. a GC or a key generation, is not overload); default 2. */
+  /** Consecutive lagging windows before refusing (one long pause, e.g. a GC or a key generation, is not overload); default 3. */
   windows?: number;
 }
 
 /**
- * Measures event-loop delay with Node's histogram (sampled every 20 ms, no
+ * Measures event-loop delay with Node's histogram (sampled every 10 ms, no
  * timer of ours per request) and reports overload from the last full window.
  */
 export class EventLoopGuard implements LoadSignal {
@@ -34,10 +36,10 @@ export class EventLoopGuard implements LoadSignal {
 
   constructor(options: EventLoopGuardOptions = {}) {
     this.maxLagNs = (options.maxLagMs ?? 200) * 1e6;
-    this.windows = Math.max(1, options.windows ?? 2);
-    this.histogram = monitorEventLoopDelay({ resolution: 20 });
+    this.windows = Math.max(1, options.windows ?? 3);
+    this.histogram = monitorEventLoopDelay({ resolution: 10 });
     this.histogram.enable();
-    this.timer = setInterval(() => this.sample(), options.windowMs ?? 1000);
+    this.timer = setInterval(() => this.sample(), options.windowMs ?? 100);
     this.timer.unref();
   }
 

@@ -6,9 +6,10 @@ import { TransactionLayer, type NewServerRequest, type SendOptions } from './tra
 import type { ServerNonInviteTransaction } from './transaction/server-non-invite.js';
 import { TransportLayer, type ListenSpec, type TlsClientOptions } from './transport/transport-layer.js';
 import { EventLoopGuard, type LoadSignal } from './overload.js';
-import { tagOf } from './header-values.js';
 import { CountingSecurityLog, type SecurityLog } from './security-log.js';
 import type { ConnectionHygiene } from './transport/hygiene.js';
+import { Ingress, type IngressStats } from './ingress.js';
+import { SourceLimiter } from './source-limiter.js';
 
 export type { ListenSpec, TlsClientOptions, TlsServerOptions } from './transport/transport-layer.js';
 export type { SendOptions } from './transaction/transaction-layer.js';
@@ -34,8 +35,23 @@ export interface SipStackOptions {
   viaHost?: string;
   /** Overload signal: while it says so, new out-of-dialog requests get 503 + Retry-After. Default: event-loop lag. */
   load?: LoadSignal | false;
-  /** Retry-After seconds of that 503 (a random 50-100% of it, so peers do not return together); default 10. */
+  /** Retry-After seconds of that 503 (a random 50-100% of it, so peers do not return together; more as shedding grows); default 10. */
   retryAfterSec?: number;
+  /** Shedding of new requests between receive and processing (ingress.ts). */
+  overload?: {
+    /** oldest queued message older than this: new requests are shed; default 150 ms */
+    queueDelayMs?: number;
+    /** a queued new request older than this is answered 503 instead of processed; default 1000 ms */
+    maxWaitMs?: number;
+    /** processing slice before the sockets are read again; default 2 ms */
+    sliceMs?: number;
+    /** queued messages at most; default 50,000 */
+    maxQueue?: number;
+    /** Retry-After cap as shedding grows; default 60 s */
+    maxRetryAfterSec?: number;
+  };
+  /** Token bucket per source address for new requests from sources not exempted (setRateLimitExemption); false = none. */
+  rateLimit?: { ratePerSec: number; burst: number } | false;
   /**
    * Outbound TLS connections without a per-destination entry (see
    * setTlsClientOptions). Default: verify the server against Node's roots.
@@ -95,8 +111,7 @@ export class SipStack {
   private handler: ((req: IncomingRequest) => void) | undefined;
   private closing: Promise<void> | undefined;
   private load: LoadSignal | undefined;
-  private retryAfterSec = 10;
-  private refusedOverload = 0;
+  private ingress: Ingress | undefined;
 
   private constructor(
     private readonly transports: TransportLayer,
@@ -116,6 +131,7 @@ export class SipStack {
       exempt: () => false,
       security: options.security ?? new CountingSecurityLog(0),
     };
+    let ingress: Ingress | undefined;
     const transports = await TransportLayer.start(
       {
         listen: options.listen,
@@ -138,6 +154,7 @@ export class SipStack {
         onParseError: (failure, source, _local, connectionId) =>
           transactions?.receiveParseFailure(failure, source, connectionId),
         onConnectionClosed: (connectionId, error) => transactions?.connectionClosed(connectionId, error),
+        onReceived: (data, source, local, connectionId, stream) => ingress?.receive(data, source, local, connectionId, stream),
       },
     );
     transactions = new TransactionLayer({
@@ -149,7 +166,30 @@ export class SipStack {
     });
     const stack = new SipStack(transports, transactions, logger, options.userAgent);
     stack.load = options.load === false ? undefined : (options.load ?? new EventLoopGuard());
-    if (options.retryAfterSec !== undefined) stack.retryAfterSec = options.retryAfterSec;
+    const tx = transactions;
+    const o = options.overload ?? {};
+    ingress = new Ingress(
+      {
+        deliver: (data, source, local, connectionId, stream) => transports.deliver(data, source, local, connectionId, stream),
+        send: (data, destination, connectionId) => {
+          transports.send(data, destination, connectionId);
+        },
+        absorbRetransmission: (key, method) => tx.absorbRetransmission(key, method),
+      },
+      {
+        ...(stack.load !== undefined ? { load: stack.load } : {}),
+        ...(options.retryAfterSec !== undefined ? { retryAfterSec: options.retryAfterSec } : {}),
+        ...(o.queueDelayMs !== undefined ? { queueDelayMs: o.queueDelayMs } : {}),
+        ...(o.maxWaitMs !== undefined ? { maxWaitMs: o.maxWaitMs } : {}),
+        ...(o.sliceMs !== undefined ? { sliceMs: o.sliceMs } : {}),
+        ...(o.maxQueue !== undefined ? { maxQueue: o.maxQueue } : {}),
+        ...(o.maxRetryAfterSec !== undefined ? { maxRetryAfterSec: o.maxRetryAfterSec } : {}),
+        ...(options.rateLimit !== undefined && options.rateLimit !== false ? { limiter: new SourceLimiter(options.rateLimit) } : {}),
+        ...(options.userAgent !== undefined ? { serverHeader: options.userAgent } : {}),
+      },
+    );
+    stack.ingress = ingress;
+    stack.startShedReport();
     transactions.onRequest = (r) => stack.dispatch(r);
     return stack;
   }
@@ -218,15 +258,39 @@ export class SipStack {
     return this.transports.isOpen(connectionId);
   }
 
-  /** New work is refused under overload; what keeps existing state alive (in-dialog requests, OPTIONS) is not. */
-  private refuseWhenOverloaded(request: SipRequest): boolean {
-    if (request.method === 'OPTIONS' || request.method === 'ACK') return false;
-    return tagOf(request.headers.get('to') ?? '') === undefined;
+  private shedReport: NodeJS.Timeout | undefined;
+  private lastShed = 0;
+
+  /** While shedding, one warn line a second with what was shed and the queue (operators see overload at once). */
+  private startShedReport(): void {
+    this.shedReport = setInterval(() => {
+      const s = this.ingress?.stats;
+      if (s === undefined) return;
+      const shed = s.shedOverload + s.shedRateLimited;
+      if (shed !== this.lastShed) {
+        this.logger.warn(
+          { shedOverload: s.shedOverload, shedRateLimited: s.shedRateLimited, absorbed: s.absorbed, queued: s.queued, maxQueued: s.maxQueued, newlyShed: shed - this.lastShed },
+          'overload: new requests answered 503 + Retry-After',
+        );
+        this.lastShed = shed;
+      }
+    }, 1000);
+    this.shedReport.unref();
   }
 
-  /** Requests refused with 503 because of overload since start. */
+  /** New requests refused with 503 because of overload since start. */
   get overloadRefusals(): number {
-    return this.refusedOverload;
+    return this.ingress?.stats.shedOverload ?? 0;
+  }
+
+  /** Queue, shedding and rate-limit counters of the ingress. */
+  ingressStats(): IngressStats {
+    return { ...(this.ingress?.stats ?? { queued: 0, maxQueued: 0, shedOverload: 0, shedRateLimited: 0, absorbed: 0 }) };
+  }
+
+  /** Sources the per-source rate limit leaves alone (trusted networks, trunks; the access layer knows them). */
+  setRateLimitExemption(exempt: ((source: Endpoint) => boolean) | undefined): void {
+    this.ingress?.setExemption(exempt);
   }
 
   /** Live transaction counts (diagnostics). */
@@ -249,6 +313,8 @@ export class SipStack {
   close(): Promise<void> {
     if (this.closing === undefined) {
       this.load?.close();
+      this.ingress?.close();
+      if (this.shedReport !== undefined) clearInterval(this.shedReport);
       this.transactions.close();
       this.closing = this.transports.close();
     }
@@ -266,13 +332,6 @@ export class SipStack {
     const incoming = new Incoming(this, r.request, r.source, r.local, r.connectionId, r.transaction);
     if (handler === undefined) {
       this.respondOn(r.transaction, createResponse(r.request, 503, 'Service Unavailable'));
-      return;
-    }
-    if (this.load?.overloaded() === true && this.refuseWhenOverloaded(r.request)) {
-      this.refusedOverload++;
-      const res = createResponse(r.request, 503, 'Service Unavailable - overloaded');
-      res.headers.append('retry-after', String(Math.max(1, Math.round(this.retryAfterSec * (0.5 + Math.random() / 2)))));
-      this.respondOn(r.transaction, res);
       return;
     }
     try {

@@ -197,6 +197,11 @@ export class AccessControl {
     });
   }
 
+  /** Sources the per-source rate limit of new requests leaves alone: trunks, trusted networks, anyone in open mode. */
+  exemptFromRateLimit(source: Endpoint): boolean {
+    return this.mode === 'open' || this.trusted.has(source.address) || this.registry.fromSource(source) !== undefined;
+  }
+
   private forbid(req: AccessRequest, why: string): AccessDecision {
     this.logRefusal(req, why);
     this.securityEvent('auth_refused', req, 'not_allowed');

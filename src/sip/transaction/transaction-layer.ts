@@ -156,6 +156,18 @@ export class TransactionLayer implements ServerTransactionHost, ClientTransactio
     handler({ request, source, local, connectionId, transaction: tx });
   }
 
+  /**
+   * A request arrived whose server transaction exists (matched by key before
+   * any parse): repeat the last response (§17.2.2). False when no transaction
+   * of that method has the key.
+   */
+  absorbRetransmission(key: string, method: string): boolean {
+    const existing = this.servers.get(key);
+    if (existing === undefined || existing.method !== method) return false;
+    existing.retransmission();
+    return true;
+  }
+
   /** An unparseable message: answer it when it is a request we can answer, else drop. */
   receiveParseFailure(failure: ParseFailure, source: Endpoint, connectionId: string | undefined): void {
     const request = failure.request;
@@ -415,12 +427,17 @@ function stampVia(request: SipRequest, via: Via, source: Endpoint): void {
   replaceTopVia(request, formatVia(via));
 }
 
+/** §17.2.3 matching key of an RFC 3261 request (magic-cookie branch); undefined for an RFC 2543 one. */
+export function serverKeyOfVia(via: Via): string | undefined {
+  const branch = via.branch;
+  if (branch === undefined || !branch.startsWith(BRANCH_MAGIC_COOKIE)) return undefined;
+  return `${branch}\u0000${via.host.toLowerCase()}:${via.port ?? ''}`;
+}
+
 /** §17.2.3 matching key; null when a RFC 2543 request cannot be keyed. */
 function serverKey(request: SipRequest, via: Via, topRaw: string): string | null {
-  const branch = via.branch;
-  if (branch !== undefined && branch.startsWith(BRANCH_MAGIC_COOKIE)) {
-    return `${branch}\u0000${via.host.toLowerCase()}:${via.port ?? ''}`;
-  }
+  const key = serverKeyOfVia(via);
+  if (key !== undefined) return key;
   // RFC 2543 fallback: Request-URI, To tag, From tag, Call-ID, CSeq and top Via
   const cseqValue = request.headers.get('cseq');
   const cseq = cseqValue === undefined ? null : parseCSeq(cseqValue);

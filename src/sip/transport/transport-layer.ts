@@ -46,6 +46,8 @@ export interface TransportLayerHandlers {
   onMessage(message: SipMessage, source: Endpoint, local: Endpoint, connectionId: string | undefined): void;
   onParseError(failure: ParseFailure, source: Endpoint, local: Endpoint, connectionId: string | undefined): void;
   onConnectionClosed(connectionId: string, error: Error | undefined): void;
+  /** When set, every received message goes here first (the stack's ingress queue), which calls deliver() in turn. */
+  onReceived?(data: Buffer, source: Endpoint, local: Endpoint, connectionId: string | undefined, stream: boolean): void;
 }
 
 
@@ -259,6 +261,12 @@ export class TransportLayer {
   }
 
   private receive(data: Buffer, source: Endpoint, local: Endpoint, connectionId: string | undefined, stream: boolean): void {
+    if (this.handlers.onReceived !== undefined) this.handlers.onReceived(data, source, local, connectionId, stream);
+    else this.deliver(data, source, local, connectionId, stream);
+  }
+
+  /** Parse one received message and hand it on (or its parse failure). */
+  deliver(data: Buffer, source: Endpoint, local: Endpoint, connectionId: string | undefined, stream: boolean): void {
     const result = parseMessage(data, { maxSize: this.maxMessageSize, stream });
     if (result.ok) {
       if (connectionId !== undefined) this.streamOf(connectionId)?.noteValid(connectionId);
