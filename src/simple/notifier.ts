@@ -154,6 +154,11 @@ export class Notifier {
     this.lists = hooks;
   }
 
+  /** Whether resource lists are served (RFC 4662 eventlist is supported). */
+  get servesLists(): boolean {
+    return this.lists !== undefined;
+  }
+
   /** Report NOTIFY outcomes to `observer` (undefined: stop). */
   observe(observer: NotifyObserver | undefined): void {
     this.observer = observer;

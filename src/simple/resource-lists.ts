@@ -17,6 +17,7 @@ import type { ListsConfig } from './lists-config.js';
 import type { MediaType } from '../sip/header-values.js';
 import type { SipRequest, SipResponse } from '../sip/message.js';
 import { parseUri } from '../sip/uri.js';
+import { hasOptionTag } from '../sip/option-tags.js';
 import type { Logger } from '../util/logger.js';
 import { chooseContentType, type EventPackage } from './event-package.js';
 import type { Notifier } from './notifier.js';
@@ -87,10 +88,6 @@ function cidToken(s: string): string {
   return s.replace(/[^A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]/g, '-');
 }
 
-function hasOptionTag(request: SipRequest, tag: string): boolean {
-  for (const v of request.headers.getAll('supported')) if (v.trim().toLowerCase() === tag) return true;
-  return false;
-}
 
 /** One subscription's view of its list: what it has not been sent yet. */
 export class ListSubscription {
@@ -273,7 +270,7 @@ export class ResourceLists implements ListHooks {
 
   refuse(request: SipRequest, accept: readonly MediaType[] | undefined, pkg: EventPackage): SipResponse | undefined {
     // RFC 4662 §4.1: a subscriber to a list must say it supports eventlist.
-    if (!hasOptionTag(request, EVENTLIST)) {
+    if (!hasOptionTag(request.headers, 'supported', EVENTLIST)) {
       return reply(request, 421, [['require', EVENTLIST]], { reason: 'Extension Required' });
     }
     // RFC 4662 §4.3: the watcher must take multipart/related with RLMI, and the members' format.

@@ -17,6 +17,7 @@ import type { InboundRequest, SimpleStack } from './stack-port.js';
 import { WatcherProfileSelector, type WatcherProfile, type WatcherProfileRule } from './watcher-profile.js';
 import type { SipResponse } from '../sip/message.js';
 import { parseNameAddr, parseUri } from '../sip/uri.js';
+import { unsupportedRequirements } from '../sip/option-tags.js';
 
 export interface SimpleServerConfig {
   /** Our SIP domain (informational here; the directory decides what is local). */
@@ -87,6 +88,9 @@ const KNOWN_METHODS: ReadonlySet<string> = new Set([
   'MESSAGE',
   'REFER',
 ]);
+
+const NO_EXTENSIONS: ReadonlySet<string> = new Set();
+const EVENTLIST_ONLY: ReadonlySet<string> = new Set(['eventlist']);
 
 export class SimpleServer {
   readonly notifier: Notifier;
@@ -179,6 +183,7 @@ export class SimpleServer {
           return;
         }
       }
+      if (this.refuseExtensions(req)) return;
       switch (request.method) {
         case 'SUBSCRIBE':
           this.notifier.handleSubscribe(req);
@@ -190,15 +195,18 @@ export class SimpleServer {
           }
           this.publications.handlePublish(req);
           return;
-        case 'OPTIONS':
-          req.respond(
-            reply(request, 200, [
-              ['allow', ALLOWED_METHODS.join(', ')],
-              ['accept', this.acceptList],
-              ['allow-events', this.notifier.events.join(', ')],
-            ]),
-          );
+        case 'OPTIONS': {
+          const headers: Array<[string, string]> = [
+            ['allow', ALLOWED_METHODS.join(', ')],
+            ['accept', this.acceptList],
+            ['allow-events', this.notifier.events.join(', ')],
+          ];
+          // RFC 3261 §11.2: the answer to OPTIONS lists the extensions we support.
+          const supported = [...this.supportedFor('SUBSCRIBE')];
+          if (supported.length > 0) headers.push(['supported', supported.join(', ')]);
+          req.respond(reply(request, 200, headers));
           return;
+        }
         case 'NOTIFY':
           this.handleStrayNotify(req, trunk);
           return;
@@ -217,6 +225,27 @@ export class SimpleServer {
         // the transaction may already be answered
       }
     }
+  }
+
+  /** Option tags a request of `method` may Require here. */
+  supportedFor(method: string): ReadonlySet<string> {
+    // RFC 4662 §4.1: eventlist applies to SUBSCRIBE where resource lists are served.
+    if (method === 'SUBSCRIBE' && this.notifier.servesLists) return EVENTLIST_ONLY;
+    return NO_EXTENSIONS;
+  }
+
+  /**
+   * RFC 3261 §8.2.2.3: a Require naming an extension we do not support gets
+   * 420 Bad Extension listing it in Unsupported. Methods we do not serve
+   * were answered 405/501 before (§8.2.1 comes first).
+   */
+  private refuseExtensions(req: InboundRequest): boolean {
+    const { request } = req;
+    if (!ALLOWED_METHODS.includes(request.method)) return false;
+    const unsupported = unsupportedRequirements(request.headers, this.supportedFor(request.method));
+    if (unsupported.length === 0) return false;
+    req.respond(reply(request, 420, [['unsupported', unsupported.join(', ')]]));
+    return true;
   }
 
   /** A NOTIFY that matched none of our subscriptions: unsolicited state from a trunk allowed to push, else 481. */

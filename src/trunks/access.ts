@@ -4,7 +4,6 @@
  */
 import type { AccessConfig } from './config.js';
 import { DigestServer } from '../sip/digest-server.js';
-import { newTag } from '../sip/ids.js';
 import { createResponse, type Endpoint, type SipRequest, type SipResponse } from '../sip/message.js';
 import type { Logger } from '../util/logger.js';
 import { CidrSet } from './cidr.js';
@@ -86,7 +85,7 @@ export class AccessControl {
     if (verdict.malformed) {
       this.logRefusal(req, verdict.reason, verdict.username);
       // RFC 7616 §3.4.6 / RFC 3261 §22.3: a broken or mismatched Authorization is a 400, not a new challenge
-      return { allow: false, response: createResponse(request, 400, `Bad Request - ${verdict.reason}`, { toTag: newTag() }) };
+      return { allow: false, response: createResponse(request, 400, `Bad Request - ${verdict.reason}`) };
     }
     if (!verdict.stale) this.logRefusal(req, verdict.reason, verdict.username);
     return { allow: false, response: this.digest.challenge(request, this.proxy, verdict.stale) };
@@ -94,7 +93,7 @@ export class AccessControl {
 
   private forbid(req: AccessRequest, why: string): AccessDecision {
     this.logRefusal(req, why);
-    return { allow: false, response: createResponse(req.request, 403, FORBIDDEN_REASON, { toTag: newTag() }) };
+    return { allow: false, response: createResponse(req.request, 403, FORBIDDEN_REASON) };
   }
 
   /** At warn, once per source address per minute; user names only, never credentials. */
