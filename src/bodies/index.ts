@@ -54,3 +54,11 @@ export {
   type MultipartRelated,
   type ParseMultipartOptions,
 } from './multipart.js';
+export {
+  XPIDF_CONTENT_TYPE,
+  buildXpidf,
+  parseXpidf,
+  type XpidfDocument,
+  type XpidfStatus,
+  type XpidfSubstatus,
+} from './xpidf.js';

@@ -144,7 +144,8 @@ export class SimpleServer {
       resolveResource,
       now,
     });
-    const accept = new Set<string>(this.notifier.contentTypes);
+    // RFC 3261 §11.2: Accept lists the bodies we take in requests (PUBLISH); what NOTIFYs carry is negotiated per SUBSCRIBE.
+    const accept = new Set<string>();
     for (const list of Object.values(PUBLISH_CONTENT_TYPES)) for (const c of list) accept.add(c);
     this.acceptList = [...accept].join(', ');
 
