@@ -238,6 +238,8 @@ export function startUpstream(options: UpstreamOptions): UpstreamSide {
     if (t === undefined) return;
     t.noteItem(kind, personId, up);
     if (error !== undefined) t.noteError(error);
+    // unknown is not idle: a person whose subscription at the trunk is down has no live line state from it
+    if (kind === 'subscription') store.setFeederReachableFor(personId, `trunk:${trunk}`, up);
   };
   const onAuth = (trunk: string, ok: boolean) => registry.get(trunk)?.noteAuth(ok);
 
@@ -269,6 +271,7 @@ export function startUpstream(options: UpstreamOptions): UpstreamSide {
         ...(trunk.credentials !== undefined ? { credentials: trunk.credentials } : {}),
       };
       watcher.add(target);
+      store.expectTelephony(person.id, `trunk:${trunk.name}`);
       n++;
     }
     logger.info({ trunk: trunk.name, users: n, event: trunk.traits.watchEvent }, 'watching users at trunk');
@@ -314,6 +317,7 @@ export function startUpstream(options: UpstreamOptions): UpstreamSide {
   const unsubscribeStatus = registry.onStatus((s) => {
     const before = wasReachable.get(s.name);
     wasReachable.set(s.name, s.reachable);
+    if (registry.get(s.name)?.has('watch') === true) store.setFeederReachable(`trunk:${s.name}`, s.reachable !== false);
     if (before === false && s.reachable === true) {
       logger.info({ trunk: s.name }, 'trunk reachable again: refreshing subscriptions and publications');
       const t = registry.get(s.name);

@@ -81,6 +81,11 @@ export interface PresenceView {
   note?: string;
   /** Non-terminated calls for dialog-info, with a synthetic confirmed one while busy on the phone without a dialog. */
   calls: Call[];
+  /**
+   * Set when no live telephony source speaks for the person (their trunk is
+   * down, their device unreachable): lamps must not claim idle. Absent otherwise.
+   */
+  phoneUnknown?: true;
   /** +1 on every change of the view. */
   revision: number;
   changedAt: number;

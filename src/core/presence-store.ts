@@ -1,5 +1,6 @@
 import type { Directory } from './directory.js';
 import { composeRich, composeTelephony } from './compose.js';
+import { FeederLiveness } from './feeder-liveness.js';
 import { isEcho, sameTarget, teamsTargetOf, type TeamsToSipTable } from './mapping.js';
 import type { PersonState, PresenceView, RichState, TeamsState, TeamsTarget, TelephonyState } from './person-state.js';
 import { deriveView, sameContent, type ViewOptions } from './view.js';
@@ -60,6 +61,7 @@ export class PresenceStore {
   private readonly now: () => number;
   private readonly echoWindowMs: number;
   private readonly viewOptions: ViewOptions;
+  private readonly liveness = new FeederLiveness();
 
   constructor(
     private readonly directory: Directory,
@@ -117,10 +119,42 @@ export class PresenceStore {
   setTelephony(personId: string, telephony: TelephonyState | undefined, source: string = DEFAULT_SOURCE): void {
     this.update(personId, (s, e) => {
       e.telephonySources = putSource(e.telephonySources, source, telephony);
-      const composed = e.telephonySources === undefined ? undefined : composeTelephony([...e.telephonySources.values()]);
-      if (composed === undefined) delete s.telephony;
-      else s.telephony = composed;
+      this.composeTelephonyOf(personId, s, e);
     });
+  }
+
+  /** `feeder` (e.g. 'trunk:pbx1') is where the person's telephony is expected from: its being down makes them unknown. */
+  expectTelephony(personId: string, feeder: string): void {
+    this.liveness.expect(personId, feeder);
+    this.update(personId, (s, e) => this.composeTelephonyOf(personId, s, e));
+  }
+
+  /** A feeder went down or came back for everyone (a trunk's reachability). */
+  setFeederReachable(feeder: string, reachable: boolean): void {
+    if (!this.liveness.setReachable(feeder, reachable)) return;
+    const touched = new Set(this.liveness.expecting(feeder));
+    for (const [personId, e] of this.entries) if (e.telephonySources?.has(feeder) === true) touched.add(personId);
+    for (const personId of touched) this.update(personId, (s, e) => this.composeTelephonyOf(personId, s, e));
+  }
+
+  /** A feeder went down or came back for one person (their upstream subscription). */
+  setFeederReachableFor(personId: string, feeder: string, reachable: boolean): void {
+    if (!this.liveness.setReachableFor(personId, feeder, reachable)) return;
+    this.update(personId, (s, e) => this.composeTelephonyOf(personId, s, e));
+  }
+
+  /** Telephony from the current feeders; 'unknown' when none is live and none other says anything. */
+  private composeTelephonyOf(personId: string, s: PersonState, e: Entry): void {
+    const current: TelephonyState[] = [];
+    if (e.telephonySources !== undefined) {
+      for (const [feeder, t] of e.telephonySources) if (this.liveness.isCurrent(feeder)) current.push(t);
+    }
+    let composed = composeTelephony(current);
+    if (composed === undefined && this.liveness.noneLive(personId)) {
+      composed = { line: 'unknown', dnd: false, calls: [], origin: this.liveness.firstExpected(personId) ?? 'unknown', at: this.now() };
+    }
+    if (composed === undefined) delete s.telephony;
+    else s.telephony = composed;
   }
 
   setTeams(personId: string, teams: TeamsState | undefined): void {

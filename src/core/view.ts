@@ -13,6 +13,8 @@ export interface ViewOptions {
 }
 
 const LINE_NOTE = { ringing: 'Ringing', 'in-call': 'On the phone', 'on-hold': 'On hold' } as const;
+/** The note while no live telephony source speaks for the person (DESIGN.md: unknown is not idle). */
+export const PHONE_UNKNOWN_NOTE = 'Phone status unknown';
 
 interface Contribution {
   source: Exclude<ViewSource, 'none'>;
@@ -27,6 +29,7 @@ function telephonyPart(state: PersonState): Contribution | undefined {
   const t = state.telephony;
   if (t === undefined) return undefined;
   const line = t.line;
+  if (line === 'unknown') return { source: 'telephony', activities: [], dnd: false, call: false, ringing: false, note: PHONE_UNKNOWN_NOTE };
   const busy = line === 'ringing' || line === 'in-call' || line === 'on-hold';
   const c: Contribution = { source: 'telephony', activities: busy ? ['on-the-phone'] : [], dnd: t.dnd, call: busy, ringing: line === 'ringing' };
   if (busy) c.note = LINE_NOTE[line];
@@ -98,6 +101,7 @@ export function deriveView(personId: string, state: PersonState, options: ViewOp
     source: speaking?.source ?? parts[0]?.source ?? 'none',
   };
   if (note !== undefined) view.note = note;
+  if (state.telephony?.line === 'unknown' && calls.length === 0) view.phoneUnknown = true;
   return view;
 }
 

@@ -107,6 +107,8 @@ export function xpidfDocument(view: PresenceView, entity: string, atomId: string
   if (view.ringing || view.calls.length > 0 || view.activities.includes('on-the-phone')) return doc('inuse', 'onthephone');
   if (view.dnd || view.activities.some((a) => BUSY_ACTIVITIES.has(a))) return doc('inuse', 'busy');
   if (view.activities.some((a) => AWAY_ACTIVITIES.has(a))) return doc('open', 'away');
+  // Unknown is not idle: no online lamp while no live telephony source speaks for the person.
+  if (view.phoneUnknown === true) return doc('closed', 'offline');
   return doc('open', 'online');
 }
 

@@ -134,7 +134,7 @@ t.test('406 unless the watcher takes multipart/related, RLMI and a member format
   ]) {
     const res = stack.deliver(listSubscribe({ accept }))[0]!;
     t.equal(res.status, 406, accept.join(', '));
-    t.equal(res.headers.get('accept'), 'multipart/related, application/rlmi+xml, application/pidf+xml, application/cpim-pidf+xml');
+    t.equal(res.headers.get('accept'), 'multipart/related, application/rlmi+xml, application/pidf+xml, application/cpim-pidf+xml, application/xpidf+xml');
   }
   t.equal(stack.deliver(listSubscribe({ accept: ['*/*'] }))[0]?.status, 200, '*/* takes everything');
   t.equal(stack.deliver(listSubscribe({ accept: [] }))[0]?.status, 200, 'no Accept: the defaults');
