@@ -62,3 +62,10 @@ export {
   type XpidfStatus,
   type XpidfSubstatus,
 } from './xpidf.js';
+export {
+  RESOURCE_LISTS_CONTENT_TYPE,
+  parseResourceLists,
+  type ParseResourceListsOptions,
+  type ResourceListEntry,
+  type ResourceListsDocument,
+} from './resource-lists-doc.js';

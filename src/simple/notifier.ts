@@ -159,6 +159,11 @@ export class Notifier {
     return this.lists !== undefined;
   }
 
+  /** Option tags the list server adds for SUBSCRIBE (e.g. RFC 5367 recipient-list-subscribe). */
+  get listOptionTags(): readonly string[] {
+    return this.lists?.optionTags ?? NO_ROUTES;
+  }
+
   /** Report NOTIFY outcomes to `observer` (undefined: stop). */
   observe(observer: NotifyObserver | undefined): void {
     this.observer = observer;
@@ -350,7 +355,13 @@ export class Notifier {
       req.respond(reply(request, 416));
       return;
     }
-    const listResource = this.lists?.match(target.user, target.host, pkg.event);
+    // RFC 5367: a list the subscriber sends in its SUBSCRIBE (the list server decides, or refuses).
+    const clientList = this.lists?.clientList?.(request, pkg.event);
+    if (clientList !== undefined && !clientList.ok) {
+      req.respond(clientList.response);
+      return;
+    }
+    const listResource = clientList?.resource ?? this.lists?.match(target.user, target.host, pkg.event);
     const resource = listResource ?? this.resolveResource(target.user, target.host);
     if (resource === undefined) {
       req.respond(reply(request, 404));
@@ -608,6 +619,7 @@ export class Notifier {
       if (set.size === 0) {
         this.byResource.delete(sub.resource);
         sub.pkg.release?.(sub.resource);
+        this.lists?.released?.(sub.resource);
       }
     }
     this.countByEvent.set(sub.event, Math.max(0, (this.countByEvent.get(sub.event) ?? 0) - 1));

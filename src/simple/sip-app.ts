@@ -103,6 +103,8 @@ export class SimpleServer {
   private readonly directory: Directory;
   private upstream: UpstreamNotifyHandler | undefined;
   private closed = false;
+  private listTagsSeen: readonly string[] | undefined = undefined;
+  private subscribeTags: ReadonlySet<string> = EVENTLIST_ONLY;
 
   constructor(options: SimpleServerOptions) {
     const { directory, store, config, logger } = options;
@@ -230,9 +232,14 @@ export class SimpleServer {
 
   /** Option tags a request of `method` may Require here. */
   supportedFor(method: string): ReadonlySet<string> {
-    // RFC 4662 §4.1: eventlist applies to SUBSCRIBE where resource lists are served.
-    if (method === 'SUBSCRIBE' && this.notifier.servesLists) return EVENTLIST_ONLY;
-    return NO_EXTENSIONS;
+    if (method !== 'SUBSCRIBE' || !this.notifier.servesLists) return NO_EXTENSIONS;
+    // RFC 4662 §4.1: eventlist applies to SUBSCRIBE where resource lists are served; the list server may add more.
+    const extra = this.notifier.listOptionTags;
+    if (extra !== this.listTagsSeen) {
+      this.listTagsSeen = extra;
+      this.subscribeTags = new Set(['eventlist', ...extra]);
+    }
+    return this.subscribeTags;
   }
 
   /**
