@@ -179,6 +179,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
       subscriptions: config.subscriptions,
       publications: config.publications,
       watcherProfiles: config.sip.watcherProfiles,
+      watcherInfo: true,
     },
     logger,
     wheel,

@@ -202,7 +202,10 @@ export function createTrunkSide(config: GatewayConfig, stack: TrunkStack, logger
     verdict(req) {
       const d = access.check(req);
       if (!d.allow) return { allow: false, response: d.response };
-      if (d.trunk === undefined) return { allow: true };
+      if (d.trunk === undefined) {
+        if (access.isAdmin(d.username)) return { allow: true, privileged: 'admin' };
+        return access.isTrusted(req.source.address) ? { allow: true, privileged: 'trusted' } : { allow: true };
+      }
       let t = traits.get(d.trunk);
       if (t === undefined) traits.set(d.trunk, (t = traitsOf(d.trunk)));
       return { allow: true, trunk: t };

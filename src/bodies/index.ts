@@ -69,3 +69,13 @@ export {
   type ResourceListEntry,
   type ResourceListsDocument,
 } from './resource-lists-doc.js';
+export {
+  WATCHERINFO_CONTENT_TYPE,
+  buildWatcherInfo,
+  parseWatcherInfo,
+  type WatcherEntry,
+  type WatcherEventName,
+  type WatcherInfoDocument,
+  type WatcherList,
+  type WatcherStatus,
+} from './watcherinfo.js';

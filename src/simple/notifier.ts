@@ -42,6 +42,8 @@ import { watcherInfoOf } from './watcher-profile.js';
 
 /** Maps a Request-URI's user and host to a resource id (a person), undefined if unknown. */
 export type ResourceResolver = (user: string | undefined, host: string) => string | undefined;
+/** A subscription became live ('added', after its 200) or ended ('removed'). */
+export type SubscriptionListener = (sub: Subscription, change: 'added' | 'removed') => void;
 /** Resolves a host name to an address (dns.lookup by default). */
 export type HostLookup = (host: string) => Promise<string>;
 
@@ -136,6 +138,7 @@ export class Notifier {
   private readonly moved = new Set<Subscription>();
   private notifiesOut = 0;
   private observer: NotifyObserver | undefined = undefined;
+  private readonly lifecycle = new Set<SubscriptionListener>();
   private closed = false;
 
   constructor(options: NotifierOptions) {
@@ -162,6 +165,12 @@ export class Notifier {
   /** Option tags the list server adds for SUBSCRIBE (e.g. RFC 5367 recipient-list-subscribe). */
   get listOptionTags(): readonly string[] {
     return this.lists?.optionTags ?? NO_ROUTES;
+  }
+
+  /** Hear of every subscription made live or ended (watcherinfo); returns the unsubscribe function. */
+  onSubscriptionChange(listener: SubscriptionListener): () => void {
+    this.lifecycle.add(listener);
+    return () => this.lifecycle.delete(listener);
   }
 
   /** Report NOTIFY outcomes to `observer` (undefined: stop). */
@@ -373,6 +382,12 @@ export class Notifier {
         req.respond(refusal);
         return;
       }
+    } else if (pkg.authorize !== undefined) {
+      const refusal = pkg.authorize(req, resource);
+      if (refusal !== undefined) {
+        req.respond(refusal);
+        return;
+      }
     }
     const format = pkg.negotiate(this.acceptOf(request), watcherInfoOf(req));
     if (format === undefined) {
@@ -398,7 +413,7 @@ export class Notifier {
     const sub = new Subscription({
       pkg,
       eventId: event.id,
-      resource,
+      resource: listResource === undefined && pkg.resourceOf !== undefined ? pkg.resourceOf(resource) : resource,
       entity: aorOf(toUri ?? target),
       format,
       callId,
@@ -608,6 +623,7 @@ export class Notifier {
     }
     set.add(sub);
     this.countByEvent.set(sub.event, (this.countByEvent.get(sub.event) ?? 0) + 1);
+    if (this.lifecycle.size > 0) for (const l of this.lifecycle) l(sub, 'added');
   }
 
   private unindex(sub: Subscription): void {
@@ -623,6 +639,7 @@ export class Notifier {
       }
     }
     this.countByEvent.set(sub.event, Math.max(0, (this.countByEvent.get(sub.event) ?? 0) - 1));
+    if (this.lifecycle.size > 0) for (const l of this.lifecycle) l(sub, 'removed');
   }
 
   // -------------------------------------------------------------------------
@@ -649,7 +666,7 @@ export class Notifier {
     let contentType = sub.format.contentType;
     try {
       if (sub.list !== undefined) ({ body, contentType } = sub.list.render(sub));
-      else body = sub.pkg.render(sub.resource, { entity: sub.entity, format: sub.format, version: sub.version });
+      else body = sub.pkg.render(sub.resource, { entity: sub.entity, format: sub.format, version: sub.version, owner: sub });
     } catch (error) {
       this.logger.error({ err: error, user: sub.resource, event: sub.event }, 'rendering a NOTIFY body failed');
     }

@@ -11,6 +11,7 @@ import { TimerWheel } from '../util/timer-wheel.js';
 import { DialogPackage } from './dialog-package.js';
 import { Notifier, type HostLookup, type NotifierOptions } from './notifier.js';
 import { PresencePackage } from './presence-package.js';
+import { WatcherInfoPackage } from './winfo-package.js';
 import { PUBLISH_CONTENT_TYPES, Publications } from './publications.js';
 import { reply, type ExpiryBounds } from './sip-util.js';
 import type { InboundRequest, SimpleStack } from './stack-port.js';
@@ -28,11 +29,13 @@ export interface SimpleServerConfig {
   publications: ExpiryBounds;
   /** Output profile rules by User-Agent, tried before the built-in ones. */
   watcherProfiles?: readonly WatcherProfileRule[];
+  /** Serve the presence.winfo package (RFC 3857); default false. */
+  watcherInfo?: boolean;
 }
 
 /** What the access check says about a request (the trunks layer decides; see app.ts). */
 export type AccessVerdict =
-  | { allow: true; trunk?: TrunkTraits }
+  | { allow: true; trunk?: TrunkTraits; privileged?: 'trusted' | 'admin' }
   | { allow: false; response: SipResponse };
 
 /** The parts of a trunk that change how its requests are served. */
@@ -102,6 +105,7 @@ export class SimpleServer {
   private readonly access: ((req: InboundRequest) => AccessVerdict) | undefined;
   private readonly directory: Directory;
   private upstream: UpstreamNotifyHandler | undefined;
+  private winfo: WatcherInfoPackage | undefined;
   private closed = false;
   private listTagsSeen: readonly string[] | undefined = undefined;
   private subscribeTags: ReadonlySet<string> = EVENTLIST_ONLY;
@@ -137,6 +141,10 @@ export class SimpleServer {
     };
     this.notifier.register(new PresencePackage(store, packageOptions));
     this.notifier.register(new DialogPackage(store, packageOptions));
+    if (config.watcherInfo === true) {
+      this.winfo = new WatcherInfoPackage({ notifier: this.notifier, resolve: resolveResource, now });
+      this.notifier.register(this.winfo);
+    }
 
     this.publications = new Publications({
       sink: store,
@@ -181,6 +189,7 @@ export class SimpleServer {
         }
         trunk = verdict.trunk;
         if (trunk?.output !== undefined) req.watcherProfile = trunk.output;
+        if (verdict.privileged !== undefined) req.privileged = verdict.privileged;
         if (trunk !== undefined && !trunk.inbound && request.method !== 'OPTIONS') {
           req.respond(reply(request, 403, undefined, { reason: 'Forbidden - trunk not configured for inbound requests' }));
           return;
@@ -282,6 +291,7 @@ export class SimpleServer {
     if (this.closed) return;
     this.closed = true;
     this.unsubscribeStore();
+    this.winfo?.close();
     this.notifier.close();
     this.publications.close();
     this.wheel.close();

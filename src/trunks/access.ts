@@ -47,6 +47,8 @@ export class AccessControl {
   private readonly registry: TrunkLookup;
   private readonly trusted: CidrSet;
   private readonly passwords: Map<string, string>;
+  /** digest users marked admin (they may see watcher information, RFC 3857) */
+  private readonly admins: Set<string>;
   private readonly proxy: boolean;
   private readonly logger: Logger;
   private readonly now: () => number;
@@ -58,6 +60,7 @@ export class AccessControl {
     this.mode = opts.mode ?? opts.config.mode ?? 'restricted';
     this.trusted = new CidrSet(opts.config.trusted);
     this.passwords = new Map(opts.config.users.map((u) => [u.username, u.password]));
+    this.admins = new Set(opts.config.users.filter((u) => u.admin).map((u) => u.username));
     this.proxy = opts.config.challenge === 407;
     this.logger = opts.logger;
     this.now = opts.now ?? Date.now;
@@ -89,6 +92,16 @@ export class AccessControl {
     }
     if (!verdict.stale) this.logRefusal(req, verdict.reason, verdict.username);
     return { allow: false, response: this.digest.challenge(request, this.proxy, verdict.stale) };
+  }
+
+  /** The source is in a trusted network (sip.access.trusted). */
+  isTrusted(address: string): boolean {
+    return this.trusted.has(address);
+  }
+
+  /** The digest user is marked admin (sip.access.users[].admin): may see watcher information. */
+  isAdmin(username: string | undefined): boolean {
+    return username !== undefined && this.admins.has(username);
   }
 
   private forbid(req: AccessRequest, why: string): AccessDecision {
