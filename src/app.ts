@@ -180,6 +180,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
       publications: config.publications,
       watcherProfiles: config.sip.watcherProfiles,
       watcherInfo: true,
+      featureKeys: true,
     },
     logger,
     wheel,

@@ -79,3 +79,13 @@ export {
   type WatcherList,
   type WatcherStatus,
 } from './watcherinfo.js';
+export {
+  FEATURE_EVENT_CONTENT_TYPE,
+  NS_CSTA_ED3,
+  buildDoNotDisturbEvent,
+  buildForwardingEvent,
+  parseDoNotDisturbEvent,
+  parseFeatureRequest,
+  type FeatureRequest,
+  type ForwardingType,
+} from './feature-event.js';

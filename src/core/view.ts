@@ -29,7 +29,11 @@ function telephonyPart(state: PersonState): Contribution | undefined {
   const t = state.telephony;
   if (t === undefined) return undefined;
   const line = t.line;
-  if (line === 'unknown') return { source: 'telephony', activities: [], dnd: false, call: false, ringing: false, note: PHONE_UNKNOWN_NOTE };
+  if (line === 'unknown') {
+    // A line nobody reports on may still carry a DND the phone set (its feature key): that is known.
+    if (t.dnd) return { source: 'telephony', activities: [], dnd: true, call: false, ringing: false };
+    return { source: 'telephony', activities: [], dnd: false, call: false, ringing: false, note: PHONE_UNKNOWN_NOTE };
+  }
   const busy = line === 'ringing' || line === 'in-call' || line === 'on-hold';
   const c: Contribution = { source: 'telephony', activities: busy ? ['on-the-phone'] : [], dnd: t.dnd, call: busy, ringing: line === 'ringing' };
   if (busy) c.note = LINE_NOTE[line];
@@ -101,7 +105,7 @@ export function deriveView(personId: string, state: PersonState, options: ViewOp
     source: speaking?.source ?? parts[0]?.source ?? 'none',
   };
   if (note !== undefined) view.note = note;
-  if (state.telephony?.line === 'unknown' && calls.length === 0) view.phoneUnknown = true;
+  if (state.telephony?.line === 'unknown' && calls.length === 0 && !dnd) view.phoneUnknown = true;
   return view;
 }
 

@@ -52,6 +52,12 @@ export interface EventPackage {
   resourceOf?(resource: string): string;
   /** Whether `req` may subscribe to `resource` in this package: a refusal (403), or undefined. */
   authorize?(req: InboundRequest, resource: string): SipResponse | undefined;
+  /**
+   * A SUBSCRIBE (initial or refresh) to person `resource` carries a body
+   * (RFC 6665 §7.2.1 lets packages define one, e.g. a feature key request):
+   * act on it and return undefined, or return the refusal. Without this, bodies are ignored.
+   */
+  subscribeBody?(req: InboundRequest, resource: string): SipResponse | undefined;
 }
 
 function specificity(range: MediaType, type: string, subtype: string): number {

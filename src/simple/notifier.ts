@@ -389,6 +389,13 @@ export class Notifier {
         return;
       }
     }
+    if (listResource === undefined && request.body.length > 0 && pkg.subscribeBody !== undefined) {
+      const refusal = pkg.subscribeBody(req, resource);
+      if (refusal !== undefined) {
+        req.respond(refusal);
+        return;
+      }
+    }
     const format = pkg.negotiate(this.acceptOf(request), watcherInfoOf(req));
     if (format === undefined) {
       req.respond(reply(request, 406, [['accept', pkg.contentTypes.join(', ')]]));
@@ -476,6 +483,13 @@ export class Notifier {
     if (!d.expiry.ok) {
       this.rejectExpiry(req, d.expiry.status);
       return;
+    }
+    if (request.body.length > 0 && pkg.subscribeBody !== undefined && sub.list === undefined) {
+      const refusal = pkg.subscribeBody(req, sub.resource);
+      if (refusal !== undefined) {
+        req.respond(refusal);
+        return;
+      }
     }
     sub.remoteCSeq = d.seq;
     const contactValues = request.headers.getAll('contact');

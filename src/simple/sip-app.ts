@@ -12,6 +12,7 @@ import { DialogPackage } from './dialog-package.js';
 import { Notifier, type HostLookup, type NotifierOptions } from './notifier.js';
 import { PresencePackage } from './presence-package.js';
 import { WatcherInfoPackage } from './winfo-package.js';
+import { FeatureEventPackage } from './feature-package.js';
 import { PUBLISH_CONTENT_TYPES, Publications } from './publications.js';
 import { reply, type ExpiryBounds } from './sip-util.js';
 import type { InboundRequest, SimpleStack } from './stack-port.js';
@@ -31,6 +32,8 @@ export interface SimpleServerConfig {
   watcherProfiles?: readonly WatcherProfileRule[];
   /** Serve the presence.winfo package (RFC 3857); default false. */
   watcherInfo?: boolean;
+  /** Serve as-feature-event (desk phone DND key sync); default false. */
+  featureKeys?: boolean;
 }
 
 /** What the access check says about a request (the trunks layer decides; see app.ts). */
@@ -141,6 +144,22 @@ export class SimpleServer {
     };
     this.notifier.register(new PresencePackage(store, packageOptions));
     this.notifier.register(new DialogPackage(store, packageOptions));
+    if (config.featureKeys === true) {
+      this.notifier.register(
+        new FeatureEventPackage({
+          source: store,
+          resolve: resolveResource,
+          extensionOf: packageOptions.extensionOf,
+          setDnd: (personId, on) =>
+            store.setTelephony(
+              personId,
+              // line 'unknown': the key says nothing of calls, so any trunk's line state wins
+              on ? { line: 'unknown', dnd: true, calls: [], origin: 'feature-key', at: now() } : undefined,
+              'feature-key',
+            ),
+        }),
+      );
+    }
     if (config.watcherInfo === true) {
       this.winfo = new WatcherInfoPackage({ notifier: this.notifier, resolve: resolveResource, now });
       this.notifier.register(this.winfo);
