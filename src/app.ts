@@ -144,8 +144,11 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
     config.users.map((u) => personFromConfig(u, config.sip.domain)),
     { domains: [config.sip.domain, ...config.sip.aliases] },
   );
+  const priority = new Map<string, readonly string[]>();
+  for (const g of config.mapping.groups) for (const m of g.members) priority.set(m, g.prefer);
   const store = new PresenceStore(directory, {
     prefer: config.mapping.prefer,
+    sourcePriority: (personId) => priority.get(personId),
     teamsToSip: teamsToSipTable(config.mapping),
     echoWindowMs: config.mapping.echoWindowSec * 1000,
   });

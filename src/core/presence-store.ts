@@ -19,6 +19,8 @@ export interface PresenceStoreOptions {
    * presence within a minute at most).
    */
   echoWindowMs?: number;
+  /** The source priority of a person's group (config mapping.groups), undefined: the global rule. */
+  sourcePriority?: (personId: string) => readonly string[] | undefined;
 }
 
 interface Entry {
@@ -62,6 +64,7 @@ export class PresenceStore {
   private readonly echoWindowMs: number;
   private readonly viewOptions: ViewOptions;
   private readonly liveness = new FeederLiveness();
+  private readonly priorityOf: ((personId: string) => readonly string[] | undefined) | undefined;
 
   constructor(
     private readonly directory: Directory,
@@ -72,6 +75,17 @@ export class PresenceStore {
     this.viewOptions = {};
     if (options.teamsToSip !== undefined) this.viewOptions.teamsToSip = options.teamsToSip;
     if (options.prefer !== undefined) this.viewOptions.prefer = options.prefer;
+    this.priorityOf = options.sourcePriority;
+  }
+
+  /** The source order that decides a person's view: their group's, else the global one (diagnostics). */
+  sourcePriority(personId: string): readonly string[] {
+    return this.priorityOf?.(personId) ?? (this.viewOptions.prefer === 'teams' ? ['teams', 'telephony', 'publish'] : ['telephony', 'teams', 'publish']);
+  }
+
+  private optionsFor(personId: string): ViewOptions {
+    const order = this.priorityOf?.(personId);
+    return order === undefined ? this.viewOptions : { ...this.viewOptions, order };
   }
 
   private entry(personId: string): Entry {
@@ -81,7 +95,7 @@ export class PresenceStore {
       const state: PersonState = {};
       e = {
         state,
-        view: { personId, revision: 0, changedAt: this.now(), ...deriveView(personId, state, this.viewOptions) },
+        view: { personId, revision: 0, changedAt: this.now(), ...deriveView(personId, state, this.optionsFor(personId)) },
         target: CLEAR,
       };
       this.entries.set(personId, e);
@@ -214,7 +228,7 @@ export class PresenceStore {
       e.target = target;
     }
 
-    const content = deriveView(personId, e.state, { ...this.viewOptions, teamsIsEcho: this.teamsIsEcho(e) });
+    const content = deriveView(personId, e.state, { ...this.optionsFor(personId), teamsIsEcho: this.teamsIsEcho(e) });
     const { personId: _p, revision, changedAt: _c, ...previous } = e.view;
     if (!sameContent(previous, content)) {
       e.view = { personId, revision: revision + 1, changedAt: this.now(), ...content };

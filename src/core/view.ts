@@ -10,6 +10,13 @@ export interface ViewOptions {
   prefer?: 'telephony' | 'teams';
   /** The Teams reading is the gateway's own session read back: ignore it (echo suppression). */
   teamsIsEcho?: boolean;
+  /**
+   * Source priority of the person's group (source-priority.ts): names of
+   * sources, first wins: 'teams', 'publish', 'trunk:<name>', or 'telephony'
+   * for any trunk. Wins over `prefer`; sources it does not name keep their
+   * default order after the named ones.
+   */
+  order?: readonly string[];
 }
 
 const LINE_NOTE = { ringing: 'Ringing', 'in-call': 'On the phone', 'on-hold': 'On hold' } as const;
@@ -74,9 +81,10 @@ function sipPart(state: PersonState): Contribution | undefined {
 export function deriveView(personId: string, state: PersonState, options: ViewOptions = {}): ViewContent {
   const tel = telephonyPart(state);
   const teams = teamsPart(state, options);
-  const parts = (options.prefer === 'teams' ? [teams, tel, sipPart(state)] : [tel, teams, sipPart(state)]).filter(
+  let parts = (options.prefer === 'teams' ? [teams, tel, sipPart(state)] : [tel, teams, sipPart(state)]).filter(
     (p): p is Contribution => p !== undefined,
   );
+  if (options.order !== undefined && options.order.length > 0) parts = orderParts(parts, state, options.order);
 
   const activities: string[] = [];
   let dnd = false;
@@ -107,6 +115,30 @@ export function deriveView(personId: string, state: PersonState, options: ViewOp
   if (note !== undefined) view.note = note;
   if (state.telephony?.line === 'unknown' && calls.length === 0 && !dnd) view.phoneUnknown = true;
   return view;
+}
+
+/** Where a contribution came from, as source-priority names: teams, publish, trunk:<name>. */
+function feederOf(p: Contribution, state: PersonState): string {
+  if (p.source === 'teams') return 'teams';
+  const origin = p.source === 'telephony' ? state.telephony?.origin : state.sip?.origin;
+  return origin === undefined || origin === 'publish' || origin === 'feature-key' ? 'publish' : origin;
+}
+
+function rankIn(order: readonly string[], p: Contribution, state: PersonState): number {
+  const feeder = feederOf(p, state);
+  for (let i = 0; i < order.length; i++) {
+    const o = order[i]!;
+    if (o === feeder || (o === 'telephony' && feeder.startsWith('trunk:') && p.source === 'telephony')) return i;
+  }
+  return order.length;
+}
+
+/** Stable sort of contributions by the group's source priority. */
+function orderParts(parts: Contribution[], state: PersonState, order: readonly string[]): Contribution[] {
+  return parts
+    .map((p, i) => ({ p, i, r: rankIn(order, p, state) }))
+    .sort((a, b) => a.r - b.r || a.i - b.i)
+    .map((x) => x.p);
 }
 
 /** Whether two derived contents would render the same to every watcher. */

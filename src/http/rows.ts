@@ -33,6 +33,8 @@ export interface UserRow {
   };
   revision: number;
   lastChange: { at: number; source: string };
+  /** Source priority deciding the view, first wins (mapping.groups, else mapping.prefer). */
+  sourcePriority: string[];
 }
 
 export interface HistoryRow {
@@ -94,6 +96,7 @@ export function userRow(source: AdminSource, person: Person, last?: HistoryEntry
       source: view.source,
     },
     revision: view.revision,
+    sourcePriority: [...(source.sourcePriority?.(person.id) ?? [])],
     lastChange:
       lastEntry !== undefined && lastEntry.view.revision === view.revision
         ? { at: lastEntry.at, source: lastEntry.source }
