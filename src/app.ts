@@ -49,6 +49,7 @@ export function personFromConfig(user: UserConfig, domain: string): Person {
   });
   const person: Person = { id: user.id, displayName: user.displayName, sipAors: aors };
   if (user.extension !== undefined) person.extension = user.extension;
+  if (user.language !== undefined) person.language = user.language;
   return person;
 }
 

@@ -20,6 +20,7 @@ export {
   type BuildPidfOptions,
   type PidfActivity,
   type PidfDocument,
+  type PidfNote,
   type PidfPerson,
   type PidfTuple,
 } from './pidf.js';

@@ -65,6 +65,8 @@ const user = z.strictObject({
     .transform(String)
     .optional(),
   sip: z.array(sipAor).optional(),
+  /** BCP 47 language of the person's Teams texts (xml:lang of the PIDF notes), e.g. de-DE. */
+  language: z.string().regex(/^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$/, 'a language tag like en-GB or de').optional(),
 });
 
 export const configSchema = z

@@ -85,7 +85,12 @@ export class PresenceStore {
 
   private optionsFor(personId: string): ViewOptions {
     const order = this.priorityOf?.(personId);
-    return order === undefined ? this.viewOptions : { ...this.viewOptions, order };
+    const lang = this.directory.get(personId)?.language;
+    if (order === undefined && lang === undefined) return this.viewOptions;
+    const o: ViewOptions = { ...this.viewOptions };
+    if (order !== undefined) o.order = order;
+    if (lang !== undefined) o.lang = lang;
+    return o;
   }
 
   private entry(personId: string): Entry {

@@ -17,6 +17,8 @@ export interface ViewOptions {
    * default order after the named ones.
    */
   order?: readonly string[];
+  /** The person's language (Person.language): the xml:lang of their own texts. */
+  lang?: string;
 }
 
 const LINE_NOTE = { ringing: 'Ringing', 'in-call': 'On the phone', 'on-hold': 'On hold' } as const;
@@ -114,7 +116,27 @@ export function deriveView(personId: string, state: PersonState, options: ViewOp
   };
   if (note !== undefined) view.note = note;
   if (state.telephony?.line === 'unknown' && calls.length === 0 && !dnd) view.phoneUnknown = true;
+  const notes = consoleNotes(state, options);
+  if (notes !== undefined) view.notes = notes;
   return view;
+}
+
+/**
+ * What a console shows beside the lamp: the person's Teams status message and,
+ * while out of office, their automatic reply, in the person's language when
+ * known. Not shown while the Teams reading is the gateway's own echo.
+ */
+function consoleNotes(state: PersonState, options: ViewOptions): Array<{ text: string; lang?: string }> | undefined {
+  const t = state.teams;
+  if (t === undefined || options.teamsIsEcho === true) return undefined;
+  const out: Array<{ text: string; lang?: string }> = [];
+  const add = (text: string | undefined): void => {
+    if (text === undefined || text.length === 0 || out.some((n) => n.text === text)) return;
+    out.push(options.lang === undefined ? { text } : { text, lang: options.lang });
+  };
+  add(t.statusMessage);
+  if (t.outOfOffice === true) add(t.outOfOfficeMessage);
+  return out.length === 0 ? undefined : out;
 }
 
 /** Where a contribution came from, as source-priority names: teams, publish, trunk:<name>. */

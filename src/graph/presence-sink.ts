@@ -19,7 +19,7 @@ export interface SinkStats {
 }
 
 function sameReading(a: TeamsState, b: TeamsState): boolean {
-  return a.availability === b.availability && a.activity === b.activity && a.statusMessage === b.statusMessage && a.outOfOffice === b.outOfOffice;
+  return a.availability === b.availability && a.activity === b.activity && a.statusMessage === b.statusMessage && a.outOfOffice === b.outOfOffice && a.outOfOfficeMessage === b.outOfOfficeMessage;
 }
 
 export class PresenceSink {

@@ -81,7 +81,11 @@ export function presenceDocument(view: PresenceView, entity: string, flavor: 'rf
         activities: [],
       },
     ],
-    persons: [{ id: xmlId('p-', view.personId), activities, notes: [] }],
+    persons: [
+      view.notes === undefined
+        ? { id: xmlId('p-', view.personId), activities, notes: [] }
+        : { id: xmlId('p-', view.personId), activities, notes: [], langNotes: view.notes },
+    ],
     notes: [],
   };
 }
