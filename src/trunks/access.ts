@@ -60,7 +60,7 @@ export class AccessControl {
     this.mode = opts.mode ?? opts.config.mode ?? 'restricted';
     this.trusted = new CidrSet(opts.config.trusted);
     this.passwords = new Map(opts.config.users.map((u) => [u.username, u.password]));
-    this.admins = new Set(opts.config.users.filter((u) => u.admin).map((u) => u.username));
+    this.admins = new Set(opts.config.users.filter((u) => u.admin === true).map((u) => u.username));
     this.proxy = opts.config.challenge === 407;
     this.logger = opts.logger;
     this.now = opts.now ?? Date.now;

@@ -8,7 +8,7 @@ t.test('trusted networks and admin digest users are told apart (presence.winfo a
     trusted: ['192.168.10.0/24'],
     users: [{ username: 'op', password: 'x', admin: true }, { username: 'console1', password: 'y' }],
   });
-  t.equal(config.users[1]!.admin, false, 'admin defaults to false');
+  t.equal(config.users[1]!.admin, undefined, 'not an admin unless said');
   const access = new AccessControl({ registry: { fromSource: () => undefined }, config, logger: silentLogger() });
   t.ok(access.isTrusted('192.168.10.7'));
   t.notOk(access.isTrusted('203.0.113.9'));
