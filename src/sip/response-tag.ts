@@ -11,9 +11,10 @@
  * answers it (the transaction, the UAS core, a stateless 400/482/503), and
  * nobody can predict another request's tag.
  */
-import { createHmac, randomBytes } from 'node:crypto';
+import { hash, randomBytes } from 'node:crypto';
 
-const SECRET = randomBytes(32);
+/** Per-process secret prefixed to the identity (one-shot SHA-256: ~0.6 µs, an HMAC object ~2.5 µs). */
+const SECRET = randomBytes(32).toString('hex');
 
 function field(value: string | undefined): string {
   return value === undefined ? '' : value.trim();
@@ -49,13 +50,13 @@ export interface TaggedRequestHeaders {
 
 /** A 64-bit hex To tag, the same for every copy of the same request. */
 export function responseToTag(headers: TaggedRequestHeaders): string {
-  const mac = createHmac('sha256', SECRET);
-  mac.update(viaIdentity(headers.getAll('via')[0]));
-  mac.update('\u0000');
-  mac.update(field(headers.get('call-id')));
-  mac.update('\u0000');
-  mac.update(fromTagOf(headers.get('from')));
-  mac.update('\u0000');
-  mac.update(field(headers.get('cseq')));
-  return mac.digest('hex').slice(0, 16);
+  const identity =
+    viaIdentity(headers.getAll('via')[0]) +
+    '\u0000' +
+    field(headers.get('call-id')) +
+    '\u0000' +
+    fromTagOf(headers.get('from')) +
+    '\u0000' +
+    field(headers.get('cseq'));
+  return hash('sha256', SECRET + identity, 'hex').slice(0, 16);
 }
