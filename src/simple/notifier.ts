@@ -389,13 +389,6 @@ export class Notifier {
         return;
       }
     }
-    if (listResource === undefined && request.body.length > 0 && pkg.subscribeBody !== undefined) {
-      const refusal = pkg.subscribeBody(req, resource);
-      if (refusal !== undefined) {
-        req.respond(refusal);
-        return;
-      }
-    }
     const format = pkg.negotiate(this.acceptOf(request), watcherInfoOf(req));
     if (format === undefined) {
       req.respond(reply(request, 406, [['accept', pkg.contentTypes.join(', ')]]));
@@ -411,6 +404,14 @@ export class Notifier {
       // RFC 3261 §12.1.1: the dialog needs exactly one remote target.
       req.respond(reply(request, 400, undefined, { reason: 'Bad Request - missing or invalid Contact' }));
       return;
+    }
+    // after every other check: the body may change state (a feature key), so only for a SUBSCRIBE that is taken
+    if (listResource === undefined && request.body.length > 0 && pkg.subscribeBody !== undefined) {
+      const refusal = pkg.subscribeBody(req, resource);
+      if (refusal !== undefined) {
+        req.respond(refusal);
+        return;
+      }
     }
     const toUri = parseNameAddr(to)?.uri;
     const routes = h.getAll('record-route');

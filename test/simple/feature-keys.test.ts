@@ -105,3 +105,13 @@ t.test('forwarding is acknowledged; bad bodies and other people are refused', as
   t.equal(stack.deliver(other)[0]!.status, 403, "bob's phone may not set alice's DND");
   t.same(parseFeatureRequest(setDnd(true)), { kind: 'dnd', device: '1001', on: true });
 });
+
+t.test('a SUBSCRIBE refused for another reason changes nothing', async (t) => {
+  const { stack, store } = setup();
+  const brief = phoneSubscribe();
+  brief.headers.append('expires', '5');
+  brief.headers.append('content-type', 'application/x-as-feature-event+xml');
+  brief.body = Buffer.from(setDnd(true));
+  t.equal(stack.deliver(brief)[0]!.status, 423);
+  t.equal(store.view('alice').dnd, false, 'the DND in a refused SUBSCRIBE is not applied');
+});
