@@ -232,6 +232,7 @@ export function wireAdmin(options: AdminWiringOptions): AdminWiring {
     persons: () => directory.all(),
     state: (id) => store.state(id),
     view: (id) => store.view(id),
+    sourcePriority: (id) => store.sourcePriority(id),
     history: (id) => history?.entries(id) ?? [],
     watchers(id) {
       const out: Record<string, number> = {};

@@ -50,6 +50,7 @@ export function personFromConfig(user: UserConfig, domain: string): Person {
   });
   const person: Person = { id: user.id, displayName: user.displayName, sipAors: aors };
   if (user.extension !== undefined) person.extension = user.extension;
+  if (user.language !== undefined) person.language = user.language;
   return person;
 }
 
@@ -145,8 +146,11 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
     config.users.map((u) => personFromConfig(u, config.sip.domain)),
     { domains: [config.sip.domain, ...config.sip.aliases] },
   );
+  const priority = new Map<string, readonly string[]>();
+  for (const g of config.mapping.groups) for (const m of g.members) priority.set(m, g.prefer);
   const store = new PresenceStore(directory, {
     prefer: config.mapping.prefer,
+    sourcePriority: (personId) => priority.get(personId),
     teamsToSip: teamsToSipTable(config.mapping),
     echoWindowMs: config.mapping.echoWindowSec * 1000,
     // busy-on-busy: the DoNotDisturb the Graph writer holds during a PBX call is its own echo
@@ -202,6 +206,8 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
       subscriptions: config.subscriptions,
       publications: config.publications,
       watcherProfiles: config.sip.watcherProfiles,
+      watcherInfo: true,
+      featureKeys: true,
     },
     logger,
     wheel,

@@ -223,7 +223,10 @@ export function createTrunkSide(
       // OPTIONS, ACK and CANCEL pass unchallenged, so they make no one trusted
       const m = req.request.method;
       if (req.connectionId !== undefined && m !== 'OPTIONS' && m !== 'ACK' && m !== 'CANCEL') stack.trustConnection?.(req.connectionId);
-      if (d.trunk === undefined) return { allow: true };
+      if (d.trunk === undefined) {
+        if (access.isAdmin(d.username)) return { allow: true, privileged: 'admin' };
+        return access.isTrusted(req.source.address) ? { allow: true, privileged: 'trusted' } : { allow: true };
+      }
       let t = traits.get(d.trunk);
       if (t === undefined) traits.set(d.trunk, (t = traitsOf(d.trunk)));
       return { allow: true, trunk: t };
@@ -259,6 +262,8 @@ export function startUpstream(options: UpstreamOptions): UpstreamSide {
     if (t === undefined) return;
     t.noteItem(kind, personId, up);
     if (error !== undefined) t.noteError(error);
+    // unknown is not idle: a person whose subscription at the trunk is down has no live line state from it
+    if (kind === 'subscription') store.setFeederReachableFor(personId, `trunk:${trunk}`, up);
   };
   const onAuth = (trunk: string, ok: boolean) => registry.get(trunk)?.noteAuth(ok);
 
@@ -290,6 +295,7 @@ export function startUpstream(options: UpstreamOptions): UpstreamSide {
         ...(trunk.credentials !== undefined ? { credentials: trunk.credentials } : {}),
       };
       watcher.add(target);
+      store.expectTelephony(person.id, `trunk:${trunk.name}`);
       n++;
     }
     logger.info({ trunk: trunk.name, users: n, event: trunk.traits.watchEvent }, 'watching users at trunk');
@@ -335,6 +341,7 @@ export function startUpstream(options: UpstreamOptions): UpstreamSide {
   const unsubscribeStatus = registry.onStatus((s) => {
     const before = wasReachable.get(s.name);
     wasReachable.set(s.name, s.reachable);
+    if (registry.get(s.name)?.has('watch') === true) store.setFeederReachable(`trunk:${s.name}`, s.reachable !== false);
     if (before === false && s.reachable === true) {
       logger.info({ trunk: s.name }, 'trunk reachable again: refreshing subscriptions and publications');
       const t = registry.get(s.name);

@@ -20,6 +20,7 @@ export {
   type BuildPidfOptions,
   type PidfActivity,
   type PidfDocument,
+  type PidfNote,
   type PidfPerson,
   type PidfTuple,
 } from './pidf.js';
@@ -54,3 +55,38 @@ export {
   type MultipartRelated,
   type ParseMultipartOptions,
 } from './multipart.js';
+export {
+  XPIDF_CONTENT_TYPE,
+  buildXpidf,
+  parseXpidf,
+  type XpidfDocument,
+  type XpidfStatus,
+  type XpidfSubstatus,
+} from './xpidf.js';
+export {
+  RESOURCE_LISTS_CONTENT_TYPE,
+  parseResourceLists,
+  type ParseResourceListsOptions,
+  type ResourceListEntry,
+  type ResourceListsDocument,
+} from './resource-lists-doc.js';
+export {
+  WATCHERINFO_CONTENT_TYPE,
+  buildWatcherInfo,
+  parseWatcherInfo,
+  type WatcherEntry,
+  type WatcherEventName,
+  type WatcherInfoDocument,
+  type WatcherList,
+  type WatcherStatus,
+} from './watcherinfo.js';
+export {
+  FEATURE_EVENT_CONTENT_TYPE,
+  NS_CSTA_ED3,
+  buildDoNotDisturbEvent,
+  buildForwardingEvent,
+  parseDoNotDisturbEvent,
+  parseFeatureRequest,
+  type FeatureRequest,
+  type ForwardingType,
+} from './feature-event.js';

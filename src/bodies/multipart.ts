@@ -57,6 +57,12 @@ const CRLF = Buffer.from('\r\n', 'latin1');
 const BOUNDARY_CHARS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
 /** RFC 2046 §5.1.1 bchars (without the space, which may not end a boundary). */
 const BOUNDARY_SYNTAX = /^[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]$/;
+/**
+ * Boundaries we write: bchars that are also an RFC 3261 §25.1 token, so the
+ * parameter goes unquoted (some SIP stacks, linphone's among them, keep the
+ * quotes of a quoted boundary as part of it). Parsing accepts either form.
+ */
+const TOKEN_BOUNDARY = /^[0-9A-Za-z'+_\-.]{1,70}$/;
 
 function randomBoundary(): string {
   const bytes = randomBytes(24);
@@ -87,7 +93,7 @@ function bareType(contentType: string): string {
 export function buildMultipartRelated(parts: readonly MimePart[], options: BuildMultipartOptions = {}): BuiltMultipart {
   if (parts.length === 0) throw new BodyError(400, 'a multipart body needs at least one part');
   let boundary = options.boundary;
-  if (boundary !== undefined && !BOUNDARY_SYNTAX.test(boundary)) throw new BodyError(400, 'invalid multipart boundary');
+  if (boundary !== undefined && !TOKEN_BOUNDARY.test(boundary)) throw new BodyError(400, 'invalid multipart boundary (a token of letters, digits and \'+_-. is expected)');
   for (let attempt = 0; ; attempt++) {
     if (boundary !== undefined && !occursIn(parts, Buffer.from(`--${boundary}`, 'latin1'))) break;
     if (attempt > 16) throw new BodyError(400, 'no boundary found that occurs in no part');
@@ -113,7 +119,7 @@ export function buildMultipartRelated(parts: readonly MimePart[], options: Build
   // RFC 2387 §3.1/§3.2: type names the root's content type, start its Content-ID.
   let contentType = `${MULTIPART_RELATED};type="${type}"`;
   if (start !== undefined) contentType += `;start="<${start}>"`;
-  contentType += `;boundary="${boundary}"`;
+  contentType += `;boundary=${boundary}`;
   return { contentType, body: Buffer.concat(chunks), boundary: boundary! };
 }
 

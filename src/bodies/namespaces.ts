@@ -21,3 +21,7 @@ export const NS_XML = 'http://www.w3.org/XML/1998/namespace';
 export function isRpidNamespace(ns: string): boolean {
   return ns === NS_RPID || ns === NS_RPID_STATUS;
 }
+/** RFC 4826 resource lists. */
+export const NS_RESOURCE_LISTS = 'urn:ietf:params:xml:ns:resource-lists';
+/** RFC 3858 watcher information. */
+export const NS_WATCHERINFO = 'urn:ietf:params:xml:ns:watcherinfo';

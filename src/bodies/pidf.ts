@@ -45,10 +45,18 @@ export interface PidfTuple {
   activities: PidfActivity[];
 }
 
+/** A note with its language (RFC 3863 §4.1.6: xml:lang on note). */
+export interface PidfNote {
+  text: string;
+  lang?: string;
+}
+
 export interface PidfPerson {
   id: string;
   activities: PidfActivity[];
   notes: string[];
+  /** Notes written after `notes`, each with its xml:lang when known (building only; parse fills `notes`). */
+  langNotes?: PidfNote[];
   userInput?: 'active' | 'idle';
   timestamp?: string;
 }
@@ -201,6 +209,8 @@ function pushNote(notes: string[], el: XmlElement): void {
 const XML_DECL = '<?xml version="1.0" encoding="UTF-8"?>\n';
 const ROOT_OPEN = `<presence xmlns="${NS_PIDF}" xmlns:dm="${NS_DATA_MODEL}" xmlns:rpid="${NS_RPID}"`;
 const CE_DECL = ` xmlns:ce="${NS_CISCO_RPID}"`;
+/** BCP 47 language tag shape (RFC 5646), enough to keep the attribute well-formed. */
+const LANG_TAG = /^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$/;
 const NC_NAME = /^[A-Za-z_\u00c0-\uffef][\w.\-\u00b7\u00c0-\uffef]*$/;
 
 /**
@@ -252,6 +262,9 @@ function personXml(p: PidfPerson, cisco: boolean): string {
   if (p.activities.length > 0 || cisco) out += activitiesXml(p.activities);
   if (p.userInput !== undefined) out += `<rpid:user-input>${p.userInput}</rpid:user-input>`;
   for (const n of p.notes) out += `<dm:note>${escapeXml(n)}</dm:note>`;
+  for (const n of p.langNotes ?? []) {
+    out += n.lang !== undefined && LANG_TAG.test(n.lang) ? `<dm:note xml:lang="${n.lang}">${escapeXml(n.text)}</dm:note>` : `<dm:note>${escapeXml(n.text)}</dm:note>`;
+  }
   if (p.timestamp !== undefined) out += `<dm:timestamp>${escapeXml(p.timestamp)}</dm:timestamp>`;
   return out + '</dm:person>';
 }

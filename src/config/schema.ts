@@ -66,6 +66,8 @@ const user = z.strictObject({
     .transform(String)
     .optional(),
   sip: z.array(sipAor).optional(),
+  /** BCP 47 language of the person's Teams texts (xml:lang of the PIDF notes), e.g. de-DE. */
+  language: z.string().regex(/^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$/, 'a language tag like en-GB or de').optional(),
 });
 
 export const configSchema = z
@@ -194,6 +196,18 @@ export const configSchema = z
           .default({}),
         /** How long a Teams reading equal to what the gateway itself set is taken for its own echo. */
         echoWindowSec: z.number().int().min(0).max(600).default(60),
+        /** Source priority per group of people (first wins), instead of `prefer` for its members. */
+        groups: z
+          .array(
+            z.strictObject({
+              name: z.string().min(1, 'a name for the group'),
+              members: z.array(z.string().min(1)).min(1, 'the ids of users in the group'),
+              prefer: z
+                .array(z.string().regex(/^(teams|publish|telephony|trunk:[A-Za-z0-9._-]+)$/, 'teams, publish, telephony (any trunk) or trunk:<name>'))
+                .min(1, 'the sources in order, first wins, e.g. [trunk:pbx1, teams, publish]'),
+            }),
+          )
+          .default([]),
       })
       .prefault({}),
     /** Where the gateway keeps state between runs (Graph subscription ids). */
@@ -239,6 +253,16 @@ export const configSchema = z
       if (m !== null) ctx.addIssue({ code: 'custom', path: ['trunks', Number(m[1]), 'users', Number(m[2])], message: m[3]! });
       else ctx.addIssue({ code: 'custom', path: ['trunks'], message });
     }
+    const grouped = new Map<string, string>();
+    cfg.mapping.groups.forEach((g, i) => {
+      g.members.forEach((m, j) => {
+        const path = ['mapping', 'groups', i, 'members', j];
+        if (!userIds.has(m)) ctx.addIssue({ code: 'custom', path, message: `"${m}" is not the id of any entry in users` });
+        const other = grouped.get(m);
+        if (other !== undefined) ctx.addIssue({ code: 'custom', path, message: `"${m}" is already in group ${other}; a person takes one group's priority` });
+        else grouped.set(m, g.name);
+      });
+    });
     for (const issue of listMemberIssues(cfg.lists, userIds)) {
       ctx.addIssue({ code: 'custom', path: ['lists', ...issue.path], message: issue.message });
     }

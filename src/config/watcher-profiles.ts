@@ -17,8 +17,8 @@ function compiles(source: string): boolean {
   }
 }
 
-export const watcherProfileSchema = z.enum(['rfc', 'cisco', 'polycom', 'asterisk'], {
-  message: 'one of: rfc, cisco, polycom, asterisk',
+export const watcherProfileSchema = z.enum(['rfc', 'cisco', 'polycom', 'asterisk', 'xpidf'], {
+  message: 'one of: rfc, cisco, polycom, asterisk, xpidf',
 });
 
 export const watcherProfileRuleSchema = z.strictObject({

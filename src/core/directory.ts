@@ -8,6 +8,8 @@ export interface Person {
   /** Normalized "sip:user@host" AoRs, host lower-case. */
   sipAors: string[];
   teams?: { userId?: string; upn?: string };
+  /** BCP 47 language of the person's own texts (Teams status and out-of-office messages), when known. */
+  language?: string;
 }
 
 /** Lower-case host, strip brackets' case issues; the user part keeps its case (RFC 3261 §19.1.4). */

@@ -47,6 +47,8 @@ export interface TeamsState {
   activity: string;
   statusMessage?: string;
   outOfOffice?: boolean;
+  /** The automatic reply text while out of office (Graph outOfOfficeSettings.message), plain text. */
+  outOfOfficeMessage?: string;
   /** Graph's opaque, sortable sequence number. */
   sequenceNumber?: string;
   at: number;
@@ -81,6 +83,13 @@ export interface PresenceView {
   note?: string;
   /** Non-terminated calls for dialog-info, with a synthetic confirmed one while busy on the phone without a dialog. */
   calls: Call[];
+  /**
+   * Set when no live telephony source speaks for the person (their trunk is
+   * down, their device unreachable): lamps must not claim idle. Absent otherwise.
+   */
+  phoneUnknown?: true;
+  /** Texts for attendant consoles: the Teams status message, the out-of-office message (with the person's language). */
+  notes?: Array<{ text: string; lang?: string }>;
   /** +1 on every change of the view. */
   revision: number;
   changedAt: number;

@@ -1,5 +1,6 @@
 import type { Directory } from './directory.js';
 import { composeRich, composeTelephony } from './compose.js';
+import { FeederLiveness } from './feeder-liveness.js';
 import { isEcho, sameTarget, teamsTargetOf, type TeamsToSipTable } from './mapping.js';
 import type { PersonState, PresenceView, RichState, TeamsState, TeamsTarget, TelephonyState } from './person-state.js';
 import { deriveView, sameContent, type ViewOptions } from './view.js';
@@ -25,6 +26,8 @@ export interface PresenceStoreOptions {
    * are its own echo too, not the person's DND.
    */
   callEchoes?: ReadonlyArray<{ availability: string; activity: string }>;
+  /** The source priority of a person's group (config mapping.groups), undefined: the global rule. */
+  sourcePriority?: (personId: string) => readonly string[] | undefined;
 }
 
 interface Entry {
@@ -68,6 +71,8 @@ export class PresenceStore {
   private readonly echoWindowMs: number;
   private readonly callEchoes: ReadonlyArray<{ availability: string; activity: string }>;
   private readonly viewOptions: ViewOptions;
+  private readonly liveness = new FeederLiveness();
+  private readonly priorityOf: ((personId: string) => readonly string[] | undefined) | undefined;
 
   constructor(
     private readonly directory: Directory,
@@ -79,6 +84,22 @@ export class PresenceStore {
     this.viewOptions = {};
     if (options.teamsToSip !== undefined) this.viewOptions.teamsToSip = options.teamsToSip;
     if (options.prefer !== undefined) this.viewOptions.prefer = options.prefer;
+    this.priorityOf = options.sourcePriority;
+  }
+
+  /** The source order that decides a person's view: their group's, else the global one (diagnostics). */
+  sourcePriority(personId: string): readonly string[] {
+    return this.priorityOf?.(personId) ?? (this.viewOptions.prefer === 'teams' ? ['teams', 'telephony', 'publish'] : ['telephony', 'teams', 'publish']);
+  }
+
+  private optionsFor(personId: string): ViewOptions {
+    const order = this.priorityOf?.(personId);
+    const lang = this.directory.get(personId)?.language;
+    if (order === undefined && lang === undefined) return this.viewOptions;
+    const o: ViewOptions = { ...this.viewOptions };
+    if (order !== undefined) o.order = order;
+    if (lang !== undefined) o.lang = lang;
+    return o;
   }
 
   private entry(personId: string): Entry {
@@ -88,7 +109,7 @@ export class PresenceStore {
       const state: PersonState = {};
       e = {
         state,
-        view: { personId, revision: 0, changedAt: this.now(), ...deriveView(personId, state, this.viewOptions) },
+        view: { personId, revision: 0, changedAt: this.now(), ...deriveView(personId, state, this.optionsFor(personId)) },
         target: CLEAR,
       };
       this.entries.set(personId, e);
@@ -126,10 +147,42 @@ export class PresenceStore {
   setTelephony(personId: string, telephony: TelephonyState | undefined, source: string = DEFAULT_SOURCE): void {
     this.update(personId, (s, e) => {
       e.telephonySources = putSource(e.telephonySources, source, telephony);
-      const composed = e.telephonySources === undefined ? undefined : composeTelephony([...e.telephonySources.values()]);
-      if (composed === undefined) delete s.telephony;
-      else s.telephony = composed;
+      this.composeTelephonyOf(personId, s, e);
     });
+  }
+
+  /** `feeder` (e.g. 'trunk:pbx1') is where the person's telephony is expected from: its being down makes them unknown. */
+  expectTelephony(personId: string, feeder: string): void {
+    this.liveness.expect(personId, feeder);
+    this.update(personId, (s, e) => this.composeTelephonyOf(personId, s, e));
+  }
+
+  /** A feeder went down or came back for everyone (a trunk's reachability). */
+  setFeederReachable(feeder: string, reachable: boolean): void {
+    if (!this.liveness.setReachable(feeder, reachable)) return;
+    const touched = new Set(this.liveness.expecting(feeder));
+    for (const [personId, e] of this.entries) if (e.telephonySources?.has(feeder) === true) touched.add(personId);
+    for (const personId of touched) this.update(personId, (s, e) => this.composeTelephonyOf(personId, s, e));
+  }
+
+  /** A feeder went down or came back for one person (their upstream subscription). */
+  setFeederReachableFor(personId: string, feeder: string, reachable: boolean): void {
+    if (!this.liveness.setReachableFor(personId, feeder, reachable)) return;
+    this.update(personId, (s, e) => this.composeTelephonyOf(personId, s, e));
+  }
+
+  /** Telephony from the current feeders; 'unknown' when none is live and none other says anything. */
+  private composeTelephonyOf(personId: string, s: PersonState, e: Entry): void {
+    const current: TelephonyState[] = [];
+    if (e.telephonySources !== undefined) {
+      for (const [feeder, t] of e.telephonySources) if (this.liveness.isCurrent(feeder)) current.push(t);
+    }
+    let composed = composeTelephony(current);
+    if (composed === undefined && this.liveness.noneLive(personId)) {
+      composed = { line: 'unknown', dnd: false, calls: [], origin: this.liveness.firstExpected(personId) ?? 'unknown', at: this.now() };
+    }
+    if (composed === undefined) delete s.telephony;
+    else s.telephony = composed;
   }
 
   setTeams(personId: string, teams: TeamsState | undefined): void {
@@ -197,7 +250,7 @@ export class PresenceStore {
       e.target = target;
     }
 
-    const content = deriveView(personId, e.state, { ...this.viewOptions, teamsIsEcho: this.teamsIsEcho(e) });
+    const content = deriveView(personId, e.state, { ...this.optionsFor(personId), teamsIsEcho: this.teamsIsEcho(e) });
     const { personId: _p, revision, changedAt: _c, ...previous } = e.view;
     if (!sameContent(previous, content)) {
       e.view = { personId, revision: revision + 1, changedAt: this.now(), ...content };

@@ -10,9 +10,20 @@ export interface ViewOptions {
   prefer?: 'telephony' | 'teams';
   /** The Teams reading is the gateway's own session read back: ignore it (echo suppression). */
   teamsIsEcho?: boolean;
+  /**
+   * Source priority of the person's group (source-priority.ts): names of
+   * sources, first wins: 'teams', 'publish', 'trunk:<name>', or 'telephony'
+   * for any trunk. Wins over `prefer`; sources it does not name keep their
+   * default order after the named ones.
+   */
+  order?: readonly string[];
+  /** The person's language (Person.language): the xml:lang of their own texts. */
+  lang?: string;
 }
 
 const LINE_NOTE = { ringing: 'Ringing', 'in-call': 'On the phone', 'on-hold': 'On hold' } as const;
+/** The note while no live telephony source speaks for the person (DESIGN.md: unknown is not idle). */
+export const PHONE_UNKNOWN_NOTE = 'Phone status unknown';
 
 interface Contribution {
   source: Exclude<ViewSource, 'none'>;
@@ -27,6 +38,11 @@ function telephonyPart(state: PersonState): Contribution | undefined {
   const t = state.telephony;
   if (t === undefined) return undefined;
   const line = t.line;
+  if (line === 'unknown') {
+    // A line nobody reports on may still carry a DND the phone set (its feature key): that is known.
+    if (t.dnd) return { source: 'telephony', activities: [], dnd: true, call: false, ringing: false };
+    return { source: 'telephony', activities: [], dnd: false, call: false, ringing: false, note: PHONE_UNKNOWN_NOTE };
+  }
   const busy = line === 'ringing' || line === 'in-call' || line === 'on-hold';
   const c: Contribution = { source: 'telephony', activities: busy ? ['on-the-phone'] : [], dnd: t.dnd, call: busy, ringing: line === 'ringing' };
   if (busy) c.note = LINE_NOTE[line];
@@ -67,9 +83,10 @@ function sipPart(state: PersonState): Contribution | undefined {
 export function deriveView(personId: string, state: PersonState, options: ViewOptions = {}): ViewContent {
   const tel = telephonyPart(state);
   const teams = teamsPart(state, options);
-  const parts = (options.prefer === 'teams' ? [teams, tel, sipPart(state)] : [tel, teams, sipPart(state)]).filter(
+  let parts = (options.prefer === 'teams' ? [teams, tel, sipPart(state)] : [tel, teams, sipPart(state)]).filter(
     (p): p is Contribution => p !== undefined,
   );
+  if (options.order !== undefined && options.order.length > 0) parts = orderParts(parts, state, options.order);
 
   const activities: string[] = [];
   let dnd = false;
@@ -98,7 +115,52 @@ export function deriveView(personId: string, state: PersonState, options: ViewOp
     source: speaking?.source ?? parts[0]?.source ?? 'none',
   };
   if (note !== undefined) view.note = note;
+  if (state.telephony?.line === 'unknown' && calls.length === 0 && !dnd) view.phoneUnknown = true;
+  const notes = consoleNotes(state, options);
+  if (notes !== undefined) view.notes = notes;
   return view;
+}
+
+/**
+ * What a console shows beside the lamp: the person's Teams status message and,
+ * while out of office, their automatic reply, in the person's language when
+ * known. Not shown while the Teams reading is the gateway's own echo.
+ */
+function consoleNotes(state: PersonState, options: ViewOptions): Array<{ text: string; lang?: string }> | undefined {
+  const t = state.teams;
+  if (t === undefined || options.teamsIsEcho === true) return undefined;
+  const out: Array<{ text: string; lang?: string }> = [];
+  const add = (text: string | undefined): void => {
+    if (text === undefined || text.length === 0 || out.some((n) => n.text === text)) return;
+    out.push(options.lang === undefined ? { text } : { text, lang: options.lang });
+  };
+  add(t.statusMessage);
+  if (t.outOfOffice === true) add(t.outOfOfficeMessage);
+  return out.length === 0 ? undefined : out;
+}
+
+/** Where a contribution came from, as source-priority names: teams, publish, trunk:<name>. */
+function feederOf(p: Contribution, state: PersonState): string {
+  if (p.source === 'teams') return 'teams';
+  const origin = p.source === 'telephony' ? state.telephony?.origin : state.sip?.origin;
+  return origin === undefined || origin === 'publish' || origin === 'feature-key' ? 'publish' : origin;
+}
+
+function rankIn(order: readonly string[], p: Contribution, state: PersonState): number {
+  const feeder = feederOf(p, state);
+  for (let i = 0; i < order.length; i++) {
+    const o = order[i]!;
+    if (o === feeder || (o === 'telephony' && feeder.startsWith('trunk:') && p.source === 'telephony')) return i;
+  }
+  return order.length;
+}
+
+/** Stable sort of contributions by the group's source priority. */
+function orderParts(parts: Contribution[], state: PersonState, order: readonly string[]): Contribution[] {
+  return parts
+    .map((p, i) => ({ p, i, r: rankIn(order, p, state) }))
+    .sort((a, b) => a.r - b.r || a.i - b.i)
+    .map((x) => x.p);
 }
 
 /** Whether two derived contents would render the same to every watcher. */

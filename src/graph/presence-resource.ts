@@ -61,6 +61,11 @@ export function parsePresence(v: unknown, at: number): { userId: string; state: 
   }
   const ooo = v['outOfOfficeSettings'];
   if (isRecord(ooo) && typeof ooo['isOutOfOffice'] === 'boolean') state.outOfOffice = ooo['isOutOfOffice'];
+  // https://learn.microsoft.com/graph/api/resources/outofofficesettings: message is the automatic reply (may be HTML)
+  if (isRecord(ooo) && typeof ooo['message'] === 'string') {
+    const text = ooo['message'].replace(/<[^>]*>/g, ' ').replace(/&nbsp;/g, ' ').replace(/\s+/g, ' ').trim();
+    if (text !== '') state.outOfOfficeMessage = text.length > MAX_STATUS ? text.slice(0, MAX_STATUS) : text;
+  }
   if (typeof v['sequenceNumber'] === 'string' && v['sequenceNumber'] !== '') state.sequenceNumber = v['sequenceNumber'];
   return { userId: id.toLowerCase(), state };
 }

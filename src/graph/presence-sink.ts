@@ -26,7 +26,7 @@ export interface SinkStats {
 export const STALE_READINGS_BEFORE_RESET = 3;
 
 function sameReading(a: TeamsState, b: TeamsState): boolean {
-  return a.availability === b.availability && a.activity === b.activity && a.statusMessage === b.statusMessage && a.outOfOffice === b.outOfOffice;
+  return a.availability === b.availability && a.activity === b.activity && a.statusMessage === b.statusMessage && a.outOfOffice === b.outOfOffice && a.outOfOfficeMessage === b.outOfOfficeMessage;
 }
 
 export class PresenceSink {

@@ -98,6 +98,8 @@ export interface AdminSource {
   /** The person's sources and the derived view (PresenceStore.state / .view). */
   state(personId: string): PersonState;
   view(personId: string): PresenceView;
+  /** The source order deciding the person's view (their group's, else the global rule). */
+  sourcePriority?(personId: string): readonly string[];
   /** Recent view changes, oldest first (ChangeHistory.entries). */
   history(personId: string): readonly HistoryEntry[];
   /** Live watcher subscriptions to the person, by event package. */

@@ -217,6 +217,8 @@ const SCRIPT = String.raw`
     if (w.activities.length) seen.push(w.activities.join(', '));
     if (w.calls.length) seen.push(w.calls.length + ' dialog' + (w.calls.length === 1 ? '' : 's') + ' ' + w.calls.map(function (c) { return c.phase; }).join('/'));
     if (w.note) seen.push('"' + w.note + '"');
+    if (w.consoleNotes) for (var ni = 0; ni < w.consoleNotes.length; ni++) if (w.consoleNotes[ni] !== w.note) seen.push('"' + w.consoleNotes[ni] + '"');
+    if (u.sourcePriority && u.sourcePriority.length) seen.push('priority ' + u.sourcePriority.join(' > '));
     var probe = el('button', { type: 'button', 'data-action': 'probe', 'aria-label': 'Test subscribe to ' + u.name, text: 'Test subscribe' });
     var hist = el('button', { type: 'button', 'data-action': 'history', 'aria-label': 'History of ' + u.name, text: 'History' });
     probe.addEventListener('click', function () { openProbe(u.id); });

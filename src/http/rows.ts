@@ -32,9 +32,13 @@ export interface UserRow {
     note: string | null;
     calls: Array<{ id: string; phase: string; direction: string | null; synthetic: boolean }>;
     source: string;
+    /** Teams status and out-of-office texts consoles get as PIDF notes. */
+    consoleNotes: string[];
   };
   revision: number;
   lastChange: { at: number; source: string };
+  /** Source priority deciding the view, first wins (mapping.groups, else mapping.prefer). */
+  sourcePriority: string[];
 }
 
 export interface HistoryRow {
@@ -96,8 +100,10 @@ export function userRow(source: AdminSource, person: Person, last?: HistoryEntry
       note: view.note ?? null,
       calls: view.calls.map((c) => ({ id: c.id, phase: c.phase, direction: c.direction ?? null, synthetic: c.synthetic === true })),
       source: view.source,
+      consoleNotes: view.notes?.map((n) => n.text) ?? [],
     },
     revision: view.revision,
+    sourcePriority: [...(source.sourcePriority?.(person.id) ?? [])],
     lastChange:
       lastEntry !== undefined && lastEntry.view.revision === view.revision
         ? { at: lastEntry.at, source: lastEntry.source }

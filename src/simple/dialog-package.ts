@@ -136,7 +136,8 @@ export function dialogDocumentXml(view: PresenceView, entity: string, version: n
       break;
     }
     case 'asterisk':
-      dialogs = [asteriskDialogOf(live, entity, options.extension ?? userPartOf(entity) ?? view.personId)];
+      // Its terminated dialog is an idle claim: not made while the phone's state is unknown.
+      dialogs = view.phoneUnknown === true ? [] : [asteriskDialogOf(live, entity, options.extension ?? userPartOf(entity) ?? view.personId)];
       break;
     default:
       dialogs = live.map((c) => dialogOf(c, entity));

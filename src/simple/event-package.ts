@@ -4,6 +4,8 @@
  * formats it makes, and how to render a resource's full state in one.
  */
 import type { MediaType } from '../sip/header-values.js';
+import type { SipResponse } from '../sip/message.js';
+import type { InboundRequest } from './stack-port.js';
 import type { WatcherInfo } from './watcher-profile.js';
 
 /** A body format a subscription was granted; packages hand out shared instances. */
@@ -23,6 +25,8 @@ export interface RenderContext {
   readonly format: BodyFormat;
   /** 0 for the first NOTIFY of the subscription, +1 for each one after. */
   readonly version: number;
+  /** The subscription rendered for, as an opaque key (packages keeping per-subscription state use a WeakMap). */
+  readonly owner?: object;
 }
 
 export interface EventPackage {
@@ -40,6 +44,20 @@ export interface EventPackage {
   render(resource: string, ctx: RenderContext): Buffer;
   /** The notifier no longer has any subscription to `resource` (drop caches). */
   release?(resource: string): void;
+  /**
+   * The notifier resource a subscription to person `resource` is kept under,
+   * when the package's state is not the person's view (watcherinfo): its
+   * changes then reach the package's watchers only. Default: `resource`.
+   */
+  resourceOf?(resource: string): string;
+  /** Whether `req` may subscribe to `resource` in this package: a refusal (403), or undefined. */
+  authorize?(req: InboundRequest, resource: string): SipResponse | undefined;
+  /**
+   * A SUBSCRIBE (initial or refresh) to person `resource` carries a body
+   * (RFC 6665 §7.2.1 lets packages define one, e.g. a feature key request):
+   * act on it and return undefined, or return the refusal. Without this, bodies are ignored.
+   */
+  subscribeBody?(req: InboundRequest, resource: string): SipResponse | undefined;
 }
 
 function specificity(range: MediaType, type: string, subtype: string): number {

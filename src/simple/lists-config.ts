@@ -9,6 +9,7 @@
  *         uri: sip:sales@gateway.example.com
  *         displayName: Sales
  *         members: [anna, bert]
+ *     clientLists: { enabled: true, maxResources: 200 }
  */
 import { z } from 'zod';
 
@@ -30,6 +31,14 @@ export const listsSchema = z
     /** Member changes within this window go out as one partial NOTIFY (RFC 4662 §4.8). */
     batchMs: z.number().int().min(0).max(60_000).default(200),
     groups: z.array(listGroupSchema).default([]),
+    /** Lists a console sends in its SUBSCRIBE (RFC 5367 recipient-list-subscribe); absent: CLIENT_LISTS_DEFAULTS. */
+    clientLists: z
+      .strictObject({
+        enabled: z.boolean().default(true),
+        /** More resources than this in one client list: 413. */
+        maxResources: z.number().int('a whole number from 1 to 1000').min(1, 'from 1 to 1000').max(1000, 'from 1 to 1000').default(200),
+      })
+      .optional(),
   })
   .prefault({})
   .superRefine((lists, ctx) => {
@@ -52,6 +61,9 @@ export const listsSchema = z
   });
 
 export type ListsConfig = z.output<typeof listsSchema>;
+export type ClientListsConfig = NonNullable<ListsConfig['clientLists']>;
+/** Client lists when lists.clientLists is not configured: on, at most 200 resources each. */
+export const CLIENT_LISTS_DEFAULTS: ClientListsConfig = Object.freeze({ enabled: true, maxResources: 200 });
 export type ListGroupConfig = ListsConfig['groups'][number];
 
 /**

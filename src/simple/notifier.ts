@@ -43,6 +43,8 @@ import { sharedStrings } from './intern.js';
 
 /** Maps a Request-URI's user and host to a resource id (a person), undefined if unknown. */
 export type ResourceResolver = (user: string | undefined, host: string) => string | undefined;
+/** A subscription became live ('added', after its 200) or ended ('removed'). */
+export type SubscriptionListener = (sub: Subscription, change: 'added' | 'removed') => void;
 /** Resolves a host name to an address (dns.lookup by default). */
 export type HostLookup = (host: string) => Promise<string>;
 
@@ -141,6 +143,7 @@ export class Notifier {
   private readonly moved = new Set<Subscription>();
   private notifiesOut = 0;
   private observer: NotifyObserver | undefined = undefined;
+  private readonly lifecycle = new Set<SubscriptionListener>();
   private closed = false;
 
   constructor(options: NotifierOptions) {
@@ -157,6 +160,22 @@ export class Notifier {
   /** Serve resource lists through `hooks` (undefined: stop serving them). */
   attachLists(hooks: ListHooks | undefined): void {
     this.lists = hooks;
+  }
+
+  /** Whether resource lists are served (RFC 4662 eventlist is supported). */
+  get servesLists(): boolean {
+    return this.lists !== undefined;
+  }
+
+  /** Option tags the list server adds for SUBSCRIBE (e.g. RFC 5367 recipient-list-subscribe). */
+  get listOptionTags(): readonly string[] {
+    return this.lists?.optionTags ?? NO_ROUTES;
+  }
+
+  /** Hear of every subscription made live or ended (watcherinfo); returns the unsubscribe function. */
+  onSubscriptionChange(listener: SubscriptionListener): () => void {
+    this.lifecycle.add(listener);
+    return () => this.lifecycle.delete(listener);
   }
 
   /** Report NOTIFY outcomes to `observer` (undefined: stop). */
@@ -350,7 +369,13 @@ export class Notifier {
       req.respond(reply(request, 416));
       return;
     }
-    const listResource = this.lists?.match(target.user, target.host, pkg.event);
+    // RFC 5367: a list the subscriber sends in its SUBSCRIBE (the list server decides, or refuses).
+    const clientList = this.lists?.clientList?.(request, pkg.event);
+    if (clientList !== undefined && !clientList.ok) {
+      req.respond(clientList.response);
+      return;
+    }
+    const listResource = clientList?.resource ?? this.lists?.match(target.user, target.host, pkg.event);
     const resource = listResource ?? this.resolveResource(target.user, target.host);
     if (resource === undefined) {
       req.respond(reply(request, 404));
@@ -358,6 +383,12 @@ export class Notifier {
     }
     if (listResource !== undefined) {
       const refusal = this.lists!.refuse(request, this.acceptOf(request), pkg);
+      if (refusal !== undefined) {
+        req.respond(refusal);
+        return;
+      }
+    } else if (pkg.authorize !== undefined) {
+      const refusal = pkg.authorize(req, resource);
       if (refusal !== undefined) {
         req.respond(refusal);
         return;
@@ -379,6 +410,14 @@ export class Notifier {
       req.respond(reply(request, 400, undefined, { reason: 'Bad Request - missing or invalid Contact' }));
       return;
     }
+    // after every other check: the body may change state (a feature key), so only for a SUBSCRIBE that is taken
+    if (listResource === undefined && request.body.length > 0 && pkg.subscribeBody !== undefined) {
+      const refusal = pkg.subscribeBody(req, resource);
+      if (refusal !== undefined) {
+        req.respond(refusal);
+        return;
+      }
+    }
     const toUri = parseNameAddr(to)?.uri;
     const routes = h.getAll('record-route');
     let localTag = newTag();
@@ -387,7 +426,7 @@ export class Notifier {
     const sub = new Subscription({
       pkg,
       eventId: event.id,
-      resource,
+      resource: listResource === undefined && pkg.resourceOf !== undefined ? pkg.resourceOf(resource) : resource,
       entity: aorOf(toUri ?? target),
       format,
       callId,
@@ -450,6 +489,13 @@ export class Notifier {
     if (!d.expiry.ok) {
       this.rejectExpiry(req, d.expiry.status);
       return;
+    }
+    if (request.body.length > 0 && pkg.subscribeBody !== undefined && sub.list === undefined) {
+      const refusal = pkg.subscribeBody(req, sub.resource);
+      if (refusal !== undefined) {
+        req.respond(refusal);
+        return;
+      }
     }
     sub.remoteCSeq = d.seq;
     const contactValues = request.headers.getAll('contact');
@@ -597,6 +643,7 @@ export class Notifier {
     }
     set.add(sub);
     this.countByEvent.set(sub.event, (this.countByEvent.get(sub.event) ?? 0) + 1);
+    if (this.lifecycle.size > 0) for (const l of this.lifecycle) l(sub, 'added');
   }
 
   private unindex(sub: Subscription): void {
@@ -608,9 +655,11 @@ export class Notifier {
       if (set.size === 0) {
         this.byResource.delete(sub.resource);
         sub.pkg.release?.(sub.resource);
+        this.lists?.released?.(sub.resource);
       }
     }
     this.countByEvent.set(sub.event, Math.max(0, (this.countByEvent.get(sub.event) ?? 0) - 1));
+    if (this.lifecycle.size > 0) for (const l of this.lifecycle) l(sub, 'removed');
   }
 
   // -------------------------------------------------------------------------
@@ -637,7 +686,7 @@ export class Notifier {
     let contentType = sub.format.contentType;
     try {
       if (sub.list !== undefined) ({ body, contentType } = sub.list.render(sub));
-      else body = sub.pkg.render(sub.resource, { entity: sub.entity, format: sub.format, version: sub.version });
+      else body = sub.pkg.render(sub.resource, { entity: sub.entity, format: sub.format, version: sub.version, owner: sub });
     } catch (error) {
       this.logger.error({ err: error, user: sub.resource, event: sub.event }, 'rendering a NOTIFY body failed');
     }

@@ -4,9 +4,18 @@
  * (watcher-profile.ts), and watchers that only take application/cpim-pidf+xml,
  * get the Cisco flavor: Cisco phones light BLF only from person activities
  * (on-the-phone, ce:alerting, busy, ce:dnd) and get an empty activities
- * element when idle. The other profiles get the RFC flavor.
+ * element when idle. Watchers that ask for application/xpidf+xml (older
+ * Cisco, Polycom, Snom firmware), or have the `xpidf` profile and accept it,
+ * get XPIDF as Asterisk serves it. The other profiles get the RFC flavor.
  */
-import { buildPidf, type PidfActivity, type PidfDocument } from '../bodies/index.js';
+import {
+  XPIDF_CONTENT_TYPE,
+  buildPidf,
+  buildXpidf,
+  type PidfActivity,
+  type PidfDocument,
+  type XpidfDocument,
+} from '../bodies/index.js';
 import type { PresenceView } from '../core/person-state.js';
 import type { MediaType } from '../sip/header-values.js';
 import { RevisionCache } from './body-cache.js';
@@ -20,6 +29,7 @@ const PIDF_FORMAT: BodyFormat = Object.freeze({ contentType: PIDF, variant: 'rfc
 const PIDF_CISCO_FORMAT: BodyFormat = Object.freeze({ contentType: PIDF, variant: 'cisco' });
 const CPIM_FORMAT: BodyFormat = Object.freeze({ contentType: CPIM_PIDF, variant: 'rfc' });
 const CISCO_FORMAT: BodyFormat = Object.freeze({ contentType: CPIM_PIDF, variant: 'cisco' });
+const XPIDF_FORMAT: BodyFormat = Object.freeze({ contentType: XPIDF_CONTENT_TYPE, variant: 'xpidf' });
 
 /** Options shared by the event packages. */
 export interface PackageOptions {
@@ -71,22 +81,60 @@ export function presenceDocument(view: PresenceView, entity: string, flavor: 'rf
         activities: [],
       },
     ],
-    persons: [{ id: xmlId('p-', view.personId), activities, notes: [] }],
+    persons: [
+      view.notes === undefined
+        ? { id: xmlId('p-', view.personId), activities, notes: [] }
+        : { id: xmlId('p-', view.personId), activities, notes: [], langNotes: view.notes },
+    ],
     notes: [],
   };
 }
 
+const BUSY_ACTIVITIES: ReadonlySet<string> = new Set(['busy', 'meeting', 'performance', 'presentation']);
+const AWAY_ACTIVITIES: ReadonlySet<string> = new Set(['away', 'vacation', 'holiday', 'lunch', 'travel']);
+
+/**
+ * The XPIDF document for a view. Asterisk's three states (closed/offline,
+ * inuse/onthephone, open/online) as it maps hints; DND and busy activities
+ * are inuse/busy and away activities open/away (MSN substatus values the
+ * phones know), so nothing busy ever shows as online.
+ */
+export function xpidfDocument(view: PresenceView, entity: string, atomId: string): XpidfDocument {
+  const doc = (status: XpidfDocument['status'], substatus: XpidfDocument['substatus']): XpidfDocument => ({
+    presentity: entity,
+    atomId,
+    address: entity,
+    status,
+    substatus,
+  });
+  if (view.basic === 'closed') return doc('closed', 'offline');
+  if (view.ringing || view.calls.length > 0 || view.activities.includes('on-the-phone')) return doc('inuse', 'onthephone');
+  if (view.dnd || view.activities.some((a) => BUSY_ACTIVITIES.has(a))) return doc('inuse', 'busy');
+  if (view.activities.some((a) => AWAY_ACTIVITIES.has(a))) return doc('open', 'away');
+  // Unknown is not idle: no online lamp while no live telephony source speaks for the person.
+  if (view.phoneUnknown === true) return doc('closed', 'offline');
+  return doc('open', 'online');
+}
+
+function userPart(entity: string): string {
+  const m = /^[a-z]+:([^@;]+)@/i.exec(entity);
+  return m === null ? 'presence' : m[1]!;
+}
+
 export class PresencePackage implements EventPackage {
   readonly event = 'presence';
-  readonly contentTypes: readonly string[] = [PIDF, CPIM_PIDF];
+  /** XPIDF last: only a watcher that asks for it (and for nothing better) gets it. */
+  readonly contentTypes: readonly string[] = [PIDF, CPIM_PIDF, XPIDF_CONTENT_TYPE];
   private readonly cache = new RevisionCache<Buffer>();
   private readonly profiles: WatcherProfileSelector;
+  private readonly extensionOf: ((resource: string) => string | undefined) | undefined;
 
   constructor(
     private readonly source: ViewSource,
     options: PackageOptions = {},
   ) {
     this.profiles = options.profiles ?? defaultWatcherProfileSelector;
+    this.extensionOf = options.extensionOf;
   }
 
   negotiate(accept: readonly MediaType[] | undefined, watcher?: WatcherInfo): BodyFormat | undefined {
@@ -94,6 +142,9 @@ export class PresencePackage implements EventPackage {
     const chosen = accept === undefined ? PIDF : chooseContentType(accept, this.contentTypes);
     if (chosen === undefined) return undefined;
     const profile = this.profiles.select(watcher);
+    if (chosen === XPIDF_CONTENT_TYPE) return XPIDF_FORMAT;
+    // The xpidf profile: firmware that lists PIDF too but renders only XPIDF.
+    if (profile === 'xpidf' && accept !== undefined && chooseContentType(accept, [XPIDF_CONTENT_TYPE]) !== undefined) return XPIDF_FORMAT;
     if (profile !== undefined) {
       const cisco = profile === 'cisco';
       if (chosen === PIDF) return cisco ? PIDF_CISCO_FORMAT : PIDF_FORMAT;
@@ -106,6 +157,11 @@ export class PresencePackage implements EventPackage {
 
   render(resource: string, ctx: RenderContext): Buffer {
     const view = this.source.view(resource);
+    if (ctx.format.variant === 'xpidf') {
+      return this.cache.get(resource, view.revision, `xpidf\n${ctx.entity}`, () =>
+        Buffer.from(buildXpidf(xpidfDocument(view, ctx.entity, this.extensionOf?.(resource) ?? userPart(ctx.entity))), 'utf8'),
+      );
+    }
     const flavor = ctx.format.variant === 'cisco' ? 'cisco' : 'rfc';
     return this.cache.get(resource, view.revision, `${flavor}\n${ctx.entity}`, () =>
       Buffer.from(buildPidf(presenceDocument(view, ctx.entity, flavor), { flavor }), 'utf8'),

@@ -13,15 +13,17 @@
  */
 import { buildMultipartRelated, type MimePart } from '../bodies/multipart.js';
 import { buildRlmi, RLMI_CONTENT_TYPE, type RlmiInstance, type RlmiResource } from '../bodies/rlmi.js';
-import type { ListsConfig } from './lists-config.js';
+import { CLIENT_LISTS_DEFAULTS, type ClientListsConfig, type ListsConfig } from './lists-config.js';
 import type { MediaType } from '../sip/header-values.js';
 import type { SipRequest, SipResponse } from '../sip/message.js';
 import { parseUri } from '../sip/uri.js';
+import { hasOptionTag } from '../sip/option-tags.js';
 import type { Logger } from '../util/logger.js';
 import { chooseContentType, type EventPackage } from './event-package.js';
 import type { Notifier } from './notifier.js';
 import { reply } from './sip-util.js';
 import type { Subscription, TerminationCause } from './subscription.js';
+import { isClientListSubscribe, readClientList, RECIPIENT_LIST_SUBSCRIBE } from './client-list-body.js';
 
 export const EVENTLIST = 'eventlist';
 const MULTIPART_RELATED = 'multipart/related';
@@ -38,6 +40,15 @@ export interface ListHooks {
   refuse(request: SipRequest, accept: readonly MediaType[] | undefined, pkg: EventPackage): SipResponse | undefined;
   /** Per-subscription list state for a new subscription to `resource`. */
   open(resource: string, sub: Subscription): ListSubscription;
+  /**
+   * RFC 5367: the list a SUBSCRIBE carries, made a list resource (ok), or its
+   * refusal; undefined when the SUBSCRIBE carries none.
+   */
+  clientList?(request: SipRequest, event: string): { ok: true; resource: string } | { ok: false; response: SipResponse } | undefined;
+  /** The notifier has no subscription left to `resource`. */
+  released?(resource: string): void;
+  /** Option tags SUBSCRIBE may Require because of the list server. */
+  readonly optionTags?: readonly string[];
 }
 
 /** Who the members are (the Directory fits). */
@@ -45,6 +56,8 @@ export interface ListMemberDirectory {
   get(id: string): { displayName: string } | undefined;
   primaryAor(id: string): string | undefined;
   isLocalHost(host: string): boolean;
+  /** The person a SIP URI names (for client lists; without it their entries are all unknown). */
+  findBySip?(user: string | undefined, host: string): { id: string } | undefined;
 }
 
 /** Schedules `fn` after `ms`; returns a cancel function. */
@@ -71,7 +84,12 @@ interface ListDef {
   /** Members changed since the last batch went out. */
   changed: Set<string>;
   cancelBatch: (() => void) | undefined;
+  /** A client list (RFC 5367): the URIs and names as the subscriber wrote them, by member position. */
+  client?: { uris: readonly string[]; names: ReadonlyArray<string | undefined>; createdAt: number };
 }
+
+/** A client list no subscription took within this time is dropped (a refused or fetch-only SUBSCRIBE). */
+const CLIENT_LIST_ORPHAN_MS = 60_000;
 
 const INSTANCE_REASON: Readonly<Record<TerminationCause, string | undefined>> = {
   timeout: 'timeout',
@@ -87,10 +105,6 @@ function cidToken(s: string): string {
   return s.replace(/[^A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]/g, '-');
 }
 
-function hasOptionTag(request: SipRequest, tag: string): boolean {
-  for (const v of request.headers.getAll('supported')) if (v.trim().toLowerCase() === tag) return true;
-  return false;
-}
 
 /** One subscription's view of its list: what it has not been sent yet. */
 export class ListSubscription {
@@ -156,8 +170,10 @@ export class ListSubscription {
     const resources: RlmiResource[] = [];
     for (const id of members) {
       const person = this.directory.get(id);
-      const uri = this.directory.primaryAor(id) ?? `sip:${id}@${def.host}`;
-      const resource: RlmiResource = { uri, names: person === undefined ? [] : [{ value: person.displayName }], instances: [] };
+      const at = def.position.get(id) ?? 0;
+      const uri = def.client?.uris[at] ?? this.directory.primaryAor(id) ?? `sip:${id}@${def.host}`;
+      const name = def.client?.names[at] ?? person?.displayName;
+      const resource: RlmiResource = { uri, names: name === undefined ? [] : [{ value: name }], instances: [] };
       resources.push(resource);
       const instance: RlmiInstance = { id: cidToken(id), state: 'active' };
       resource.instances.push(instance);
@@ -197,6 +213,8 @@ export interface ResourceListsOptions {
   schedule?: BatchScheduler;
   /** Subscribe to person changes (PresenceStore.onChange); without it call memberChanged yourself. */
   onChange?: (listener: (personId: string) => void) => () => void;
+  /** Clock in ms (client list bookkeeping); default Date.now. */
+  now?: () => number;
 }
 
 export interface ListSummary {
@@ -220,8 +238,16 @@ export class ResourceLists implements ListHooks {
   private readonly batchMs: number;
   private readonly unsubscribe: (() => void) | undefined;
   private closed = false;
+  private readonly clientConfig: ClientListsConfig;
+  private readonly clientDefs = new Map<string, ListDef>();
+  private clientSeq = 0;
+  private readonly now: () => number;
+  readonly optionTags: readonly string[];
 
   constructor(options: ResourceListsOptions) {
+    this.clientConfig = options.config.clientLists ?? CLIENT_LISTS_DEFAULTS;
+    this.optionTags = this.clientConfig.enabled ? [RECIPIENT_LIST_SUBSCRIBE] : [];
+    this.now = options.now ?? Date.now;
     this.notifier = options.notifier;
     this.directory = options.directory;
     this.logger = options.logger;
@@ -273,7 +299,7 @@ export class ResourceLists implements ListHooks {
 
   refuse(request: SipRequest, accept: readonly MediaType[] | undefined, pkg: EventPackage): SipResponse | undefined {
     // RFC 4662 §4.1: a subscriber to a list must say it supports eventlist.
-    if (!hasOptionTag(request, EVENTLIST)) {
+    if (!hasOptionTag(request.headers, 'supported', EVENTLIST)) {
       return reply(request, 421, [['require', EVENTLIST]], { reason: 'Extension Required' });
     }
     // RFC 4662 §4.3: the watcher must take multipart/related with RLMI, and the members' format.
@@ -286,6 +312,97 @@ export class ResourceLists implements ListHooks {
       return reply(request, 406, [['accept', [MULTIPART_RELATED, RLMI_CONTENT_TYPE, ...pkg.contentTypes].join(', ')]]);
     }
     return undefined;
+  }
+
+  clientList(request: SipRequest, event: string): { ok: true; resource: string } | { ok: false; response: SipResponse } | undefined {
+    if (!this.clientConfig.enabled || !isClientListSubscribe(request)) return undefined;
+    if (!LIST_EVENTS.has(event)) {
+      return { ok: false, response: reply(request, 400, undefined, { reason: `Bad Request - client lists are served for presence and dialog, not ${event}` }) };
+    }
+    const target = parseUri(request.uri);
+    if (target === null || !this.directory.isLocalHost(target.host)) {
+      return { ok: false, response: reply(request, 404, undefined, { reason: 'Not Found - no list service at this URI' }) };
+    }
+    const read = readClientList(request, this.clientConfig.maxResources);
+    if (!read.ok) return read;
+    this.sweepClientLists();
+    const host = target.host.toLowerCase();
+    const members: string[] = [];
+    const uris: string[] = [];
+    const names: Array<string | undefined> = [];
+    const used = new Set<string>();
+    for (const [i, entry] of read.entries.entries()) {
+      const u = parseUri(entry.uri);
+      const person = u === null ? undefined : this.directory.findBySip?.(u.user, u.host);
+      // Unknown entries stay in the list, shown terminated with reason noresource (RFC 4662 §5.2).
+      let id = person?.id ?? `?${i}`;
+      if (used.has(id)) id = `?${i}`;
+      used.add(id);
+      members.push(id);
+      uris.push(entry.uri);
+      names.push(entry.displayName);
+    }
+    const name = `client-${++this.clientSeq}`;
+    const def: ListDef = {
+      name,
+      resource: `client:${this.clientSeq}`,
+      uri: `${target.scheme}:${target.user === undefined ? '' : `${target.user}@`}${host}`,
+      host,
+      displayName: undefined,
+      cidDomain: host.replace(/[^A-Za-z0-9.-]/g, '-').replace(/^\.+|\.+$/g, '').replace(/\.{2,}/g, '.') || 'list',
+      members,
+      position: new Map(members.map((m, i) => [m, i])),
+      changed: new Set(),
+      cancelBatch: undefined,
+      client: { uris, names, createdAt: this.now() },
+    };
+    this.byResource.set(def.resource, def);
+    this.clientDefs.set(def.resource, def);
+    for (const m of members) if (!m.startsWith('?')) this.addMember(m, def);
+    this.logger.info({ list: def.resource, resources: members.length, callId: request.headers.get('call-id') }, 'client resource list');
+    return { ok: true, resource: def.resource };
+  }
+
+  released(resource: string): void {
+    const def = this.clientDefs.get(resource);
+    if (def !== undefined) this.dropClientList(def);
+  }
+
+  /** Client lists whose SUBSCRIBE was refused after the list was read, or was a fetch. */
+  private sweepClientLists(): void {
+    const cutoff = this.now() - CLIENT_LIST_ORPHAN_MS;
+    for (const def of this.clientDefs.values()) {
+      if (def.client!.createdAt > cutoff) break; // in creation order
+      if (this.notifier.watchers(def.resource).length === 0) this.dropClientList(def);
+    }
+  }
+
+  private dropClientList(def: ListDef): void {
+    this.clientDefs.delete(def.resource);
+    this.byResource.delete(def.resource);
+    def.cancelBatch?.();
+    def.cancelBatch = undefined;
+    for (const m of def.members) {
+      const lists = this.byMember.get(m);
+      if (lists === undefined) continue;
+      const i = lists.indexOf(def);
+      if (i >= 0) lists.splice(i, 1);
+      if (lists.length === 0) this.byMember.delete(m);
+    }
+  }
+
+  private addMember(member: string, def: ListDef): void {
+    let lists = this.byMember.get(member);
+    if (lists === undefined) {
+      lists = [];
+      this.byMember.set(member, lists);
+    }
+    lists.push(def);
+  }
+
+  /** Client lists alive now (diagnostics, tests). */
+  get clientListCount(): number {
+    return this.clientDefs.size;
   }
 
   open(resource: string, _sub: Subscription): ListSubscription {
@@ -321,7 +438,7 @@ export class ResourceLists implements ListHooks {
 
   /** The configured lists and their live subscriptions (diagnostics). */
   summary(): ListSummary[] {
-    return [...this.byResource.values()].map((d) => ({
+    return [...this.byResource.values()].filter((d) => d.client === undefined).map((d) => ({
       name: d.name,
       uri: d.uri,
       members: d.members.length,
@@ -351,7 +468,7 @@ export function attachResourceLists(
   notifier: Notifier,
   onChange: (listener: (personId: string) => void) => () => void,
   config: ListsConfig,
-  options: { directory: ListMemberDirectory; logger: Logger; schedule?: BatchScheduler },
+  options: { directory: ListMemberDirectory; logger: Logger; schedule?: BatchScheduler; now?: () => number },
 ): ResourceLists {
   return new ResourceLists({ notifier, onChange, config, ...options });
 }

@@ -11,12 +11,15 @@ import { TimerWheel } from '../util/timer-wheel.js';
 import { DialogPackage } from './dialog-package.js';
 import { Notifier, type HostLookup, type NotifierOptions } from './notifier.js';
 import { PresencePackage } from './presence-package.js';
+import { WatcherInfoPackage } from './winfo-package.js';
+import { FeatureEventPackage } from './feature-package.js';
 import { PUBLISH_CONTENT_TYPES, Publications } from './publications.js';
 import { reply, type ExpiryBounds } from './sip-util.js';
 import type { InboundRequest, SimpleStack } from './stack-port.js';
 import { WatcherProfileSelector, type WatcherProfile, type WatcherProfileRule } from './watcher-profile.js';
 import type { SipResponse } from '../sip/message.js';
 import { parseNameAddr, parseUri } from '../sip/uri.js';
+import { unsupportedRequirements } from '../sip/option-tags.js';
 
 export interface SimpleServerConfig {
   /** Our SIP domain (informational here; the directory decides what is local). */
@@ -27,11 +30,15 @@ export interface SimpleServerConfig {
   publications: ExpiryBounds;
   /** Output profile rules by User-Agent, tried before the built-in ones. */
   watcherProfiles?: readonly WatcherProfileRule[];
+  /** Serve the presence.winfo package (RFC 3857); default false. */
+  watcherInfo?: boolean;
+  /** Serve as-feature-event (desk phone DND key sync); default false. */
+  featureKeys?: boolean;
 }
 
 /** What the access check says about a request (the trunks layer decides; see app.ts). */
 export type AccessVerdict =
-  | { allow: true; trunk?: TrunkTraits }
+  | { allow: true; trunk?: TrunkTraits; privileged?: 'trusted' | 'admin' }
   | { allow: false; response: SipResponse; /** answer only after this many ms (a throttled challenge) */ delayMs?: number };
 
 /** The parts of a trunk that change how its requests are served. */
@@ -88,6 +95,9 @@ const KNOWN_METHODS: ReadonlySet<string> = new Set([
   'REFER',
 ]);
 
+const NO_EXTENSIONS: ReadonlySet<string> = new Set();
+const EVENTLIST_ONLY: ReadonlySet<string> = new Set(['eventlist']);
+
 export class SimpleServer {
   readonly notifier: Notifier;
   readonly publications: Publications;
@@ -98,7 +108,10 @@ export class SimpleServer {
   private readonly access: ((req: InboundRequest) => AccessVerdict) | undefined;
   private readonly directory: Directory;
   private upstream: UpstreamNotifyHandler | undefined;
+  private winfo: WatcherInfoPackage | undefined;
   private closed = false;
+  private listTagsSeen: readonly string[] | undefined = undefined;
+  private subscribeTags: ReadonlySet<string> = EVENTLIST_ONLY;
 
   constructor(options: SimpleServerOptions) {
     const { directory, store, config, logger } = options;
@@ -131,6 +144,26 @@ export class SimpleServer {
     };
     this.notifier.register(new PresencePackage(store, packageOptions));
     this.notifier.register(new DialogPackage(store, packageOptions));
+    if (config.featureKeys === true) {
+      this.notifier.register(
+        new FeatureEventPackage({
+          source: store,
+          resolve: resolveResource,
+          extensionOf: packageOptions.extensionOf,
+          setDnd: (personId, on) =>
+            store.setTelephony(
+              personId,
+              // line 'unknown': the key says nothing of calls, so any trunk's line state wins
+              on ? { line: 'unknown', dnd: true, calls: [], origin: 'feature-key', at: now() } : undefined,
+              'feature-key',
+            ),
+        }),
+      );
+    }
+    if (config.watcherInfo === true) {
+      this.winfo = new WatcherInfoPackage({ notifier: this.notifier, resolve: resolveResource, now });
+      this.notifier.register(this.winfo);
+    }
 
     this.publications = new Publications({
       sink: store,
@@ -140,7 +173,8 @@ export class SimpleServer {
       resolveResource,
       now,
     });
-    const accept = new Set<string>(this.notifier.contentTypes);
+    // RFC 3261 §11.2: Accept lists the bodies we take in requests (PUBLISH); what NOTIFYs carry is negotiated per SUBSCRIBE.
+    const accept = new Set<string>();
     for (const list of Object.values(PUBLISH_CONTENT_TYPES)) for (const c of list) accept.add(c);
     this.acceptList = [...accept].join(', ');
 
@@ -176,11 +210,13 @@ export class SimpleServer {
         }
         trunk = verdict.trunk;
         if (trunk?.output !== undefined) req.watcherProfile = trunk.output;
+        if (verdict.privileged !== undefined) req.privileged = verdict.privileged;
         if (trunk !== undefined && !trunk.inbound && request.method !== 'OPTIONS') {
           req.respond(reply(request, 403, undefined, { reason: 'Forbidden - trunk not configured for inbound requests' }));
           return;
         }
       }
+      if (this.refuseExtensions(req)) return;
       switch (request.method) {
         case 'SUBSCRIBE':
           this.notifier.handleSubscribe(req);
@@ -192,15 +228,18 @@ export class SimpleServer {
           }
           this.publications.handlePublish(req);
           return;
-        case 'OPTIONS':
-          req.respond(
-            reply(request, 200, [
-              ['allow', ALLOWED_METHODS.join(', ')],
-              ['accept', this.acceptList],
-              ['allow-events', this.notifier.events.join(', ')],
-            ]),
-          );
+        case 'OPTIONS': {
+          const headers: Array<[string, string]> = [
+            ['allow', ALLOWED_METHODS.join(', ')],
+            ['accept', this.acceptList],
+            ['allow-events', this.notifier.events.join(', ')],
+          ];
+          // RFC 3261 §11.2: the answer to OPTIONS lists the extensions we support.
+          const supported = [...this.supportedFor('SUBSCRIBE')];
+          if (supported.length > 0) headers.push(['supported', supported.join(', ')]);
+          req.respond(reply(request, 200, headers));
           return;
+        }
         case 'NOTIFY':
           this.handleStrayNotify(req, trunk);
           return;
@@ -219,6 +258,32 @@ export class SimpleServer {
         // the transaction may already be answered
       }
     }
+  }
+
+  /** Option tags a request of `method` may Require here. */
+  supportedFor(method: string): ReadonlySet<string> {
+    if (method !== 'SUBSCRIBE' || !this.notifier.servesLists) return NO_EXTENSIONS;
+    // RFC 4662 §4.1: eventlist applies to SUBSCRIBE where resource lists are served; the list server may add more.
+    const extra = this.notifier.listOptionTags;
+    if (extra !== this.listTagsSeen) {
+      this.listTagsSeen = extra;
+      this.subscribeTags = new Set(['eventlist', ...extra]);
+    }
+    return this.subscribeTags;
+  }
+
+  /**
+   * RFC 3261 §8.2.2.3: a Require naming an extension we do not support gets
+   * 420 Bad Extension listing it in Unsupported. Methods we do not serve
+   * were answered 405/501 before (§8.2.1 comes first).
+   */
+  private refuseExtensions(req: InboundRequest): boolean {
+    const { request } = req;
+    if (!ALLOWED_METHODS.includes(request.method)) return false;
+    const unsupported = unsupportedRequirements(request.headers, this.supportedFor(request.method));
+    if (unsupported.length === 0) return false;
+    req.respond(reply(request, 420, [['unsupported', unsupported.join(', ')]]));
+    return true;
   }
 
   /** A NOTIFY that matched none of our subscriptions: unsolicited state from a trunk allowed to push, else 481. */
@@ -247,6 +312,7 @@ export class SimpleServer {
     if (this.closed) return;
     this.closed = true;
     this.unsubscribeStore();
+    this.winfo?.close();
     this.notifier.close();
     this.publications.close();
     this.wheel.close();

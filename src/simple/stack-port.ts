@@ -12,6 +12,8 @@ export interface InboundRequest {
   readonly connectionId?: string;
   /** Output profile decided by access control (the trunk the request came from); wins over User-Agent rules. */
   watcherProfile?: WatcherProfile;
+  /** Set by access control: the request came from a trusted network, or an admin digest user. */
+  privileged?: 'trusted' | 'admin';
   respond(response: SipResponse): void;
 }
 

@@ -10,9 +10,10 @@
  */
 import type { InboundRequest } from './stack-port.js';
 
-export type WatcherProfile = 'rfc' | 'cisco' | 'polycom' | 'asterisk';
+/** 'xpidf': presence as XPIDF when the watcher accepts it at all (firmware that lists PIDF but renders XPIDF). */
+export type WatcherProfile = 'rfc' | 'cisco' | 'polycom' | 'asterisk' | 'xpidf';
 
-export const WATCHER_PROFILES: readonly WatcherProfile[] = ['rfc', 'cisco', 'polycom', 'asterisk'];
+export const WATCHER_PROFILES: readonly WatcherProfile[] = ['rfc', 'cisco', 'polycom', 'asterisk', 'xpidf'];
 
 /** What a package may know of the watcher when it picks a body format. */
 export interface WatcherInfo {

@@ -7,7 +7,6 @@
  */
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { isTokenChar, scanQuoted, skipLws } from './header-values.js';
-import { newTag } from './ids.js';
 import { createResponse, type SipRequest, type SipResponse } from './message.js';
 import { parseUri, uriEquals } from './uri.js';
 
@@ -143,7 +142,7 @@ export class DigestServer {
    * one SHA-256 and one MD5 challenge, qop=auth, stale=true when asked.
    */
   challenge(request: SipRequest, proxy: boolean, stale = false): SipResponse {
-    const response = createResponse(request, proxy ? 407 : 401, undefined, { toTag: newTag() });
+    const response = createResponse(request, proxy ? 407 : 401);
     const header = proxy ? 'proxy-authenticate' : 'www-authenticate';
     const nonce = this.nonce();
     for (const alg of OFFERED) {

@@ -1,4 +1,5 @@
 import { Headers } from './headers.js';
+import { responseToTag } from './response-tag.js';
 
 export type TransportProtocol = 'udp' | 'tcp' | 'tls' | 'ws' | 'wss';
 
@@ -83,14 +84,16 @@ export function reasonPhrase(status: number): string {
 
 /**
  * Build a response to a request. RFC 3261 §8.2.6.2: From, Call-ID, CSeq and
- * Via are copied; To is copied and gets `toTag` when the request's To has none
- * (and the response is not a 100).
+ * Via are copied; To is copied and, when the request's To has no tag and the
+ * response is not a 100, gets `toTag` or else the tag derived from the request
+ * (response-tag.ts: the same for every retransmission). `toTag: false` adds
+ * none: only for the locally made answers to our own client transactions.
  */
 export function createResponse(
   request: SipRequest,
   status: number,
   reason?: string,
-  options: { toTag?: string; body?: Buffer; contentType?: string } = {},
+  options: { toTag?: string | false; body?: Buffer; contentType?: string } = {},
 ): SipResponse {
   const headers = new Headers();
   for (const via of request.headers.getAll('via')) headers.append('via', via);
@@ -98,8 +101,8 @@ export function createResponse(
   if (from !== undefined) headers.append('from', from);
   let to = request.headers.get('to');
   if (to !== undefined) {
-    if (status > 100 && options.toTag !== undefined && !/;\s*tag\s*=/i.test(stripUriPart(to))) {
-      to = `${to};tag=${options.toTag}`;
+    if (status > 100 && options.toTag !== false && !/;\s*tag\s*=/i.test(stripUriPart(to))) {
+      to = `${to};tag=${options.toTag ?? responseToTag(request.headers)}`;
     }
     headers.append('to', to);
   }

@@ -4,7 +4,6 @@
  */
 import type { AccessConfig } from './config.js';
 import { DigestServer } from '../sip/digest-server.js';
-import { newTag } from '../sip/ids.js';
 import { createResponse, type Endpoint, type SipRequest, type SipResponse } from '../sip/message.js';
 import { GuessingGuard, type GuardVerdict, type LockoutEvent } from '../sip/guessing-guard.js';
 import type { SecurityLog } from '../sip/security-log.js';
@@ -64,6 +63,8 @@ export class AccessControl {
   private readonly registry: TrunkLookup;
   private readonly trusted: CidrSet;
   private readonly passwords: Map<string, string>;
+  /** digest users marked admin (they may see watcher information, RFC 3857) */
+  private readonly admins: Set<string>;
   private readonly proxy: boolean;
   private readonly logger: Logger;
   private readonly now: () => number;
@@ -81,6 +82,7 @@ export class AccessControl {
     this.mode = opts.mode ?? opts.config.mode ?? 'restricted';
     this.trusted = new CidrSet(opts.config.trusted);
     this.passwords = new Map(opts.config.users.map((u) => [u.username, u.password]));
+    this.admins = new Set(opts.config.users.filter((u) => u.admin === true).map((u) => u.username));
     this.proxy = opts.config.challenge === 407;
     this.logger = opts.logger;
     this.now = opts.now ?? Date.now;
@@ -135,7 +137,7 @@ export class AccessControl {
       this.logRefusal(req, verdict.reason, verdict.username);
       this.securityEvent('auth_failed', req, 'malformed_credentials', user);
       // RFC 7616 §3.4.6 / RFC 3261 §22.3: a broken or mismatched Authorization is a 400, not a new challenge
-      return { allow: false, response: createResponse(request, 400, `Bad Request - ${verdict.reason}`, { toTag: newTag() }) };
+      return { allow: false, response: createResponse(request, 400, `Bad Request - ${verdict.reason}`) };
     }
     // stale: the digest was right, only the nonce old (RFC 7616 §3.3): not a failure
     if (verdict.stale) return { allow: false, response: this.digest.challenge(request, this.proxy, true) };
@@ -159,12 +161,12 @@ export class AccessControl {
   private lockedOut(req: AccessRequest, user: string, g: Extract<GuardVerdict, { kind: 'refuse' }>, log = true): AccessDecision {
     if (log) this.securityEvent('auth_refused', req, g.scope === 'user' ? 'user_locked_out' : 'locked_out', user);
     if (this.refuseWith === 503) {
-      const response = createResponse(req.request, 503, 'Service Unavailable - too many failed authentications', { toTag: newTag() });
+      const response = createResponse(req.request, 503, 'Service Unavailable - too many failed authentications');
       // RFC 3261 §20.33: when to come back
       response.headers.append('retry-after', String(g.retryAfterSec));
       return { allow: false, response };
     }
-    return { allow: false, response: createResponse(req.request, 403, LOCKED_OUT_REASON, { toTag: newTag() }) };
+    return { allow: false, response: createResponse(req.request, 403, LOCKED_OUT_REASON) };
   }
 
   private mayDelay(): boolean {
@@ -202,10 +204,20 @@ export class AccessControl {
     return this.mode === 'open' || this.trusted.has(source.address) || this.registry.fromSource(source) !== undefined;
   }
 
+  /** The source is in a trusted network (sip.access.trusted). */
+  isTrusted(address: string): boolean {
+    return this.trusted.has(address);
+  }
+
+  /** The digest user is marked admin (sip.access.users[].admin): may see watcher information. */
+  isAdmin(username: string | undefined): boolean {
+    return username !== undefined && this.admins.has(username);
+  }
+
   private forbid(req: AccessRequest, why: string): AccessDecision {
     this.logRefusal(req, why);
     this.securityEvent('auth_refused', req, 'not_allowed');
-    return { allow: false, response: createResponse(req.request, 403, FORBIDDEN_REASON, { toTag: newTag() }) };
+    return { allow: false, response: createResponse(req.request, 403, FORBIDDEN_REASON) };
   }
 
   /** At warn, once per source address per minute; user names only, never credentials. */

@@ -173,6 +173,8 @@ export const accessSchema = z
         z.strictObject({
           username: z.string().regex(/^[A-Za-z0-9._~!$&'()*+,;=%-]{1,64}$/, 'a user name of 1-64 letters, digits and . _ - characters'),
           password: z.string().min(1, 'the password (write ${ENV_VAR} to keep it out of the file)'),
+          /** may subscribe to anyone's presence.winfo (who watches whom) */
+          admin: z.boolean().optional(),
         }),
       )
       .default([]),

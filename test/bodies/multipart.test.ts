@@ -18,7 +18,7 @@ function status(fn: () => unknown): number | string {
 
 t.test('build: exact wire layout with CRLFs, type/start/boundary parameters', async (t) => {
   const built = buildMultipartRelated(PARTS.slice(0, 2), { boundary: 'BND', type: 'application/rlmi+xml', start: 'root@h' });
-  t.equal(built.contentType, 'multipart/related;type="application/rlmi+xml";start="<root@h>";boundary="BND"');
+  t.equal(built.contentType, 'multipart/related;type="application/rlmi+xml";start="<root@h>";boundary=BND');
   t.equal(
     built.body.toString('latin1'),
     '--BND\r\n' +

@@ -57,9 +57,9 @@ t.test('SUBSCRIBE error answers', async (t) => {
   t.equal(stack.deliver(subscribe({ user: 'nobody' }))[0]?.status, 404, 'unknown user');
   t.equal(stack.deliver(subscribe({ user: 'alice', host: 'elsewhere.org' }))[0]?.status, 404, 'not our domain');
 
-  const notAcceptable = stack.deliver(subscribe({ accept: ['text/plain', 'application/xpidf+xml'] }))[0]!;
+  const notAcceptable = stack.deliver(subscribe({ accept: ['text/plain', 'application/simple-message-summary'] }))[0]!;
   t.equal(notAcceptable.status, 406);
-  t.equal(notAcceptable.headers.get('accept'), 'application/pidf+xml, application/cpim-pidf+xml');
+  t.equal(notAcceptable.headers.get('accept'), 'application/pidf+xml, application/cpim-pidf+xml, application/xpidf+xml');
   t.equal(stack.deliver(subscribe({ accept: ['application/pidf+xml;q=0'] }))[0]?.status, 406, 'q=0 refuses');
 
   const brief = stack.deliver(subscribe({ expires: 10 }))[0]!;

@@ -37,7 +37,10 @@ t.test('content negotiation', async (t) => {
   t.same(pkg.negotiate(accept('application/cpim-pidf+xml')), { contentType: CPIM_PIDF, variant: 'cisco' });
   t.same(pkg.negotiate(accept('application/cpim-pidf+xml', 'application/pidf+xml;q=0.1')), { contentType: CPIM_PIDF, variant: 'rfc' });
   t.same(pkg.negotiate(accept('application/pidf+xml', 'multipart/related')), { contentType: PIDF, variant: 'rfc' });
-  t.equal(pkg.negotiate(accept('application/xpidf+xml')), undefined);
+  t.equal(pkg.negotiate(accept('application/simple-message-summary')), undefined);
+  t.same(pkg.negotiate(accept('application/xpidf+xml')), { contentType: 'application/xpidf+xml', variant: 'xpidf' }, 'XPIDF for who asks only for it');
+  t.same(pkg.negotiate(accept('application/xpidf+xml', 'application/pidf+xml')), { contentType: PIDF, variant: 'rfc' }, 'PIDF when both are fine');
+  t.same(pkg.negotiate(accept('application/xpidf+xml', 'application/pidf+xml;q=0.5')), { contentType: 'application/xpidf+xml', variant: 'xpidf' }, 'q decides');
 });
 
 t.test('presence bodies are rendered once per revision and flavor', async (t) => {

@@ -134,7 +134,7 @@ t.test('406 unless the watcher takes multipart/related, RLMI and a member format
   ]) {
     const res = stack.deliver(listSubscribe({ accept }))[0]!;
     t.equal(res.status, 406, accept.join(', '));
-    t.equal(res.headers.get('accept'), 'multipart/related, application/rlmi+xml, application/pidf+xml, application/cpim-pidf+xml');
+    t.equal(res.headers.get('accept'), 'multipart/related, application/rlmi+xml, application/pidf+xml, application/cpim-pidf+xml, application/xpidf+xml');
   }
   t.equal(stack.deliver(listSubscribe({ accept: ['*/*'] }))[0]?.status, 200, '*/* takes everything');
   t.equal(stack.deliver(listSubscribe({ accept: [] }))[0]?.status, 200, 'no Accept: the defaults');
@@ -154,7 +154,7 @@ t.test('first NOTIFY: 200 and NOTIFY with Require, multipart/related, full RLMI,
   t.equal(h.get('event'), 'presence');
   t.same(parseSubscriptionState(h.get('subscription-state')!), { state: 'active', expires: 600 });
   const ct = h.get('content-type')!;
-  t.match(ct, /^multipart\/related;type="application\/rlmi\+xml";start="<[^>]+>";boundary="[A-Za-z0-9]+"$/);
+  t.match(ct, /^multipart\/related;type="application\/rlmi\+xml";start="<[^>]+>";boundary=[A-Za-z0-9]+$/);
 
   const { rlmi, parts, all } = readNotify(n.request);
   t.equal(all[0]!.contentType, 'application/rlmi+xml;charset="UTF-8"', 'RLMI is the first part');
@@ -404,4 +404,17 @@ t.test('config: defaults, duplicates and unknown members are reported', async (t
   t.equal(listsSchema.safeParse({ batchMs: -1 }).success, false);
   const cfg = listsSchema.parse({ groups: [{ name: 'a', uri: 'sip:a@h', members: ['anna', 'zed'] }] });
   t.same(listMemberIssues(cfg, new Set(['anna'])), [{ path: ['groups', 0, 'members', 1], message: '"zed" is not the id of any entry in users' }]);
+});
+
+t.test('Require: eventlist is supported where lists are served; Supported lists over commas count', async (t) => {
+  const { stack } = setup();
+  const req = listSubscribe({ supported: 'timer, eventlist' });
+  req.headers.append('require', 'eventlist');
+  const res = stack.deliver(req)[0]!;
+  t.equal(res.status, 200);
+  t.equal(res.headers.get('require'), 'eventlist');
+  const options = subscribe({ user: 'sales' });
+  options.method = 'OPTIONS';
+  options.headers.set('cseq', '1 OPTIONS');
+  t.match(stack.deliver(options)[0]!.headers.get('supported'), /\beventlist\b/, 'OPTIONS says so (RFC 3261 §11.2)');
 });

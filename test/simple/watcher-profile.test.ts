@@ -83,7 +83,9 @@ t.test('presence negotiation by profile', async (t) => {
   t.same(pkg.negotiate(accept('application/cpim-pidf+xml'), { userAgent: 'Linphone' }), { contentType: CPIM_PIDF, variant: 'cisco' }, 'no rule: cpim-pidf only means Cisco, as before');
   t.same(pkg.negotiate(accept('application/pidf+xml'), { userAgent: 'PolycomVVX' }), { contentType: PIDF, variant: 'rfc' }, 'polycom presence is plain PIDF');
   t.same(pkg.negotiate(accept('application/pidf+xml'), { profile: 'asterisk' }), { contentType: PIDF, variant: 'rfc' });
-  t.equal(pkg.negotiate(accept('application/xpidf+xml'), cisco), undefined, 'a profile does not bypass Accept');
+  t.equal(pkg.negotiate(accept('application/simple-message-summary'), cisco), undefined, 'a profile does not bypass Accept');
+  t.same(pkg.negotiate(accept('application/pidf+xml', 'application/xpidf+xml'), { profile: 'xpidf' }), { contentType: 'application/xpidf+xml', variant: 'xpidf' }, 'the xpidf profile picks XPIDF when accepted');
+  t.same(pkg.negotiate(accept('application/pidf+xml'), { profile: 'xpidf' }), { contentType: PIDF, variant: 'rfc' }, 'but never against Accept');
 });
 
 t.test('Cisco flavor person activities: on-the-phone, alerting, busy, ce:dnd, empty when idle', async (t) => {

@@ -14,7 +14,7 @@ const flush = async (): Promise<void> => {
 type Answer = (req: SipRequest) => SipResponse;
 const remote = (status: number): Answer => (req) => createResponse(req, status, undefined, { toTag: 'peer1' });
 /** what our transaction layer makes on Timer F / transport failure: no To tag */
-const local = (status: number): Answer => (req) => createResponse(req, status);
+const local = (status: number): Answer => (req) => createResponse(req, status, undefined, { toTag: false });
 
 class FakeSender implements TrunkSender {
   readonly sent: Array<{ request: SipRequest; destination: Endpoint }> = [];

@@ -173,7 +173,7 @@ export class ClientNonInviteTransaction implements TimerTarget {
 
   private localResponse(status: number, reason: string): SipResponse {
     // the request is kept until the transaction finishes, which is the only time this is called
-    return createResponse(this.request ?? createRequest(this.method, ''), status, reason);
+    return createResponse(this.request ?? createRequest(this.method, ''), status, reason, { toTag: false });
   }
 
   terminate(): void {

@@ -225,7 +225,7 @@ export class TransactionLayer implements ServerTransactionHost, ClientTransactio
     return new Promise<SipResponse>((resolve) => {
       const destination: Endpoint = { ...options.destination };
       if (this.closed) {
-        resolve(createResponse(request, 503, 'Service Unavailable'));
+        resolve(createResponse(request, 503, 'Service Unavailable', { toTag: false }));
         return;
       }
       const cseqValue = request.headers.get('cseq');
@@ -236,7 +236,7 @@ export class TransactionLayer implements ServerTransactionHost, ClientTransactio
       let sentBy = this.transport.sentBy(destination.protocol);
       if (sentBy === undefined) {
         this.logger.debug({ method, protocol: destination.protocol }, 'no transport for request');
-        resolve(createResponse(request, 503, 'Service Unavailable'));
+        resolve(createResponse(request, 503, 'Service Unavailable', { toTag: false }));
         return;
       }
       setOwnVia(request, viaValue(destination.protocol, sentBy, branch));
