@@ -32,12 +32,12 @@ import type { InboundRequest, OutboundOptions, RequestSender } from './stack-por
 import {
   detach,
   Subscription,
+  type ListState,
   type SubscriptionPersistence,
   type SubscriptionSnapshot,
   type TerminationCause,
 } from './subscription.js';
 import type { BodyFormat } from './event-package.js';
-import type { ListHooks } from './resource-lists.js';
 import { watcherInfoOf } from './watcher-profile.js';
 import { sharedStrings } from './intern.js';
 
@@ -47,6 +47,25 @@ export type ResourceResolver = (user: string | undefined, host: string) => strin
 export type SubscriptionListener = (sub: Subscription, change: 'added' | 'removed') => void;
 /** Resolves a host name to an address (dns.lookup by default). */
 export type HostLookup = (host: string) => Promise<string>;
+
+/** What the notifier asks of the list server (implemented by ResourceLists). */
+export interface ListHooks {
+  /** The list resource id a Request-URI names for `event`, undefined when it names no list. */
+  match(user: string | undefined, host: string, event: string): string | undefined;
+  /** The refusal for a SUBSCRIBE to a list (421, 406), undefined when it may have it. */
+  refuse(request: SipRequest, accept: readonly MediaType[] | undefined, pkg: EventPackage): SipResponse | undefined;
+  /** Per-subscription list state for a new subscription to `resource`. */
+  open(resource: string, sub: Subscription): ListState;
+  /**
+   * RFC 5367: the list a SUBSCRIBE carries, made a list resource (ok), or its
+   * refusal; undefined when the SUBSCRIBE carries none.
+   */
+  clientList?(request: SipRequest, event: string): { ok: true; resource: string } | { ok: false; response: SipResponse } | undefined;
+  /** The notifier has no subscription left to `resource`. */
+  released?(resource: string): void;
+  /** Option tags SUBSCRIBE may Require because of the list server. */
+  readonly optionTags?: readonly string[];
+}
 
 /** Watches NOTIFY outcomes (metrics); structural, so the notifier imports nothing of it. */
 export interface NotifyObserver {

@@ -20,9 +20,9 @@ import { parseUri } from '../sip/uri.js';
 import { hasOptionTag } from '../sip/option-tags.js';
 import type { Logger } from '../util/logger.js';
 import { chooseContentType, type EventPackage } from './event-package.js';
-import type { Notifier } from './notifier.js';
+import type { ListHooks, Notifier } from './notifier.js';
 import { reply } from './sip-util.js';
-import type { Subscription, TerminationCause } from './subscription.js';
+import type { ListState, Subscription, TerminationCause } from './subscription.js';
 import { isClientListSubscribe, readClientList, RECIPIENT_LIST_SUBSCRIBE } from './client-list-body.js';
 
 export const EVENTLIST = 'eventlist';
@@ -31,25 +31,6 @@ const MULTIPART_RELATED = 'multipart/related';
 const LIST_EVENTS: ReadonlySet<string> = new Set(['presence', 'dialog']);
 const RLMI_PART_TYPE = `${RLMI_CONTENT_TYPE};charset="UTF-8"`;
 const BINARY: [string, string] = ['Content-Transfer-Encoding', 'binary'];
-
-/** What the notifier asks of the list server (implemented by ResourceLists). */
-export interface ListHooks {
-  /** The list resource id a Request-URI names for `event`, undefined when it names no list. */
-  match(user: string | undefined, host: string, event: string): string | undefined;
-  /** The refusal for a SUBSCRIBE to a list (421, 406), undefined when it may have it. */
-  refuse(request: SipRequest, accept: readonly MediaType[] | undefined, pkg: EventPackage): SipResponse | undefined;
-  /** Per-subscription list state for a new subscription to `resource`. */
-  open(resource: string, sub: Subscription): ListSubscription;
-  /**
-   * RFC 5367: the list a SUBSCRIBE carries, made a list resource (ok), or its
-   * refusal; undefined when the SUBSCRIBE carries none.
-   */
-  clientList?(request: SipRequest, event: string): { ok: true; resource: string } | { ok: false; response: SipResponse } | undefined;
-  /** The notifier has no subscription left to `resource`. */
-  released?(resource: string): void;
-  /** Option tags SUBSCRIBE may Require because of the list server. */
-  readonly optionTags?: readonly string[];
-}
 
 /** Who the members are (the Directory fits). */
 export interface ListMemberDirectory {
@@ -107,7 +88,7 @@ function cidToken(s: string): string {
 
 
 /** One subscription's view of its list: what it has not been sent yet. */
-export class ListSubscription {
+export class ListSubscription implements ListState {
   /** The next NOTIFY carries the full state. */
   private full = true;
   /** Members changed since this subscription's last NOTIFY. */

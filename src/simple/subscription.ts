@@ -7,7 +7,6 @@ import type { WatcherSubscriptionRecord } from '../store/records.js';
 import type { Endpoint, TransportProtocol } from '../sip/message.js';
 import type { TimerHandle } from '../util/timer-wheel.js';
 import type { BodyFormat, EventPackage } from './event-package.js';
-import type { ListSubscription } from './resource-lists.js';
 import { sharedStrings } from './intern.js';
 
 /**
@@ -76,6 +75,19 @@ export function detach(s: string): string {
   return s.length < 13 ? s : Buffer.from(s, 'utf8').toString('utf8');
 }
 
+/**
+ * A list subscription's own state (RFC 4662), as the subscription and the
+ * notifier use it; the resource list server (resource-lists.ts) provides it.
+ */
+export interface ListState {
+  /** The next NOTIFY carries the full state of the list. */
+  fullStateNext(): void;
+  /** These members changed since the last NOTIFY. */
+  changed(members: ReadonlySet<string>): void;
+  /** The RLMI multipart body of the next NOTIFY. */
+  render(sub: Subscription): { body: Buffer; contentType: string };
+}
+
 export class Subscription {
   private stateName: SubscriptionStateName = 'init';
   readonly pkg: EventPackage;
@@ -115,7 +127,7 @@ export class Subscription {
   finalSent = false;
   cause: TerminationCause | undefined = undefined;
   /** Set when the subscription is to a resource list (RFC 4662): it renders the NOTIFY bodies. */
-  list: ListSubscription | undefined = undefined;
+  list: ListState | undefined = undefined;
   /** ms epoch of creation (kept across restarts). */
   createdAt = 0;
 

@@ -8,7 +8,7 @@
  * output profile), then User-Agent rules (configured first, then the
  * built-in ones), then the package's Accept-based default.
  */
-import type { InboundRequest } from './stack-port.js';
+import type { SipRequest } from '../sip/message.js';
 
 /** 'xpidf': presence as XPIDF when the watcher accepts it at all (firmware that lists PIDF but renders XPIDF). */
 export type WatcherProfile = 'rfc' | 'cisco' | 'polycom' | 'asterisk' | 'xpidf';
@@ -90,7 +90,7 @@ export class WatcherProfileSelector {
 export const defaultWatcherProfileSelector = new WatcherProfileSelector();
 
 /** WatcherInfo of an inbound SUBSCRIBE: its User-Agent and the profile the access layer set. */
-export function watcherInfoOf(req: Pick<InboundRequest, 'request' | 'watcherProfile'>): WatcherInfo {
+export function watcherInfoOf(req: { request: SipRequest; watcherProfile?: WatcherProfile | undefined }): WatcherInfo {
   const info: WatcherInfo = {};
   const ua = req.request.headers.get('user-agent');
   if (ua !== undefined) info.userAgent = ua;
