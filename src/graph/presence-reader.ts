@@ -242,18 +242,24 @@ export class PresenceReader implements WebhookHandlers {
     if (this.stopped || ids.length === 0) return;
     const startedAt = this.o.clock.now();
     try {
-      const r = await readPresences(this.o.appClient, ids, (values) => this.take(values, startedAt, true), 1);
-      this.st.lastPollAt = this.o.clock.now();
-      this.st.pollCalls += r.calls;
-      if (r.failures.length > 0) {
-        const f = r.failures[0];
-        this.st.lastPollError = f === undefined ? 'unknown' : `${f.status || ''} ${f.code} ${f.message}`.trim();
-        for (const id of r.failedIds) this.retryIds.add(id.toLowerCase());
-        this.o.logger.warn({ failedUsers: r.failedIds.length, status: f?.status, code: f?.code }, 'graph: presence poll partly failed');
-      } else this.st.lastPollError = undefined;
+      this.notePoll(await readPresences(this.o.appClient, ids, (values) => this.take(values, startedAt, true), 1));
     } catch (error) {
       this.o.logger.error({ err: error }, 'graph: presence poll failed');
     }
+  }
+
+  /** Counts and the last error of a poll or safety read; users whose read failed are read again at the next one. */
+  private notePoll(r: Awaited<ReturnType<typeof readPresences>>): void {
+    this.st.pollCalls += r.calls;
+    this.st.lastPollAt = this.o.clock.now();
+    const f = r.failures[0];
+    if (f === undefined) {
+      this.st.lastPollError = undefined;
+      return;
+    }
+    this.st.lastPollError = `${f.status || ''} ${f.code} ${f.message}`.trim();
+    for (const id of r.failedIds) this.retryIds.add(id.toLowerCase());
+    this.o.logger.warn({ failedUsers: r.failedIds.length, status: f.status, code: f.code }, 'graph: presence poll partly failed');
   }
 
   /** The directory's Teams identities changed: watch the new set; read newcomers at once. */
@@ -279,15 +285,7 @@ export class PresenceReader implements WebhookHandlers {
       if (all) this.lastFullRead = now;
       this.st.polls++;
       if (ids.length === 0) return;
-      const r = await readPresences(this.o.appClient, ids, (values) => this.take(values, now, true));
-      this.st.pollCalls += r.calls;
-      this.st.lastPollAt = this.o.clock.now();
-      if (r.failures.length > 0) {
-        const f = r.failures[0];
-        this.st.lastPollError = f === undefined ? 'unknown' : `${f.status || ''} ${f.code} ${f.message}`.trim();
-        for (const id of r.failedIds) this.retryIds.add(id.toLowerCase());
-        this.o.logger.warn({ failedUsers: r.failedIds.length, status: f?.status, code: f?.code }, 'graph: presence poll partly failed');
-      } else this.st.lastPollError = undefined;
+      this.notePoll(await readPresences(this.o.appClient, ids, (values) => this.take(values, now, true)));
     };
     this.polling = run()
       .catch((error: unknown) => this.o.logger.error({ err: error }, 'graph: presence poll failed'))
