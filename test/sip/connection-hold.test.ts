@@ -153,3 +153,39 @@ t.test("WebSocket: a held stranger's connection outlives the stranger rule; rele
   t.ok(await until(() => closedAt !== undefined, STRANGER_MS + SLACK), 'released: closed');
   t.ok(security.events.some((e) => e.fields.connectionId === id && e.fields.reason === 'idle_stranger'));
 });
+
+t.test('TLS (the TCP transport over TLS sockets): a held connection outlives the idle sweep; released, it is closed', async (t) => {
+  const { createCertificateAuthority, createServerCertificate } = await import('../../src/graph-simulator/certs.js');
+  const { connect: tlsConnect } = await import('node:tls');
+  const ca = createCertificateAuthority('hold test CA');
+  const cert = createServerCertificate(ca);
+  const s = await SipStack.start({
+    listen: [{ protocol: 'tls', address: '127.0.0.1', port: 0, tls: { cert: cert.certPem, key: cert.keyPem } }],
+    logger: silentLogger(),
+    load: false,
+    tcpIdleTimeoutMs: IDLE_MS,
+    connections: { messageTimeoutMs: 5000, strangerIdleMs: STRANGER_MS, maxPerSource: 32 },
+  });
+  t.teardown(() => s.close());
+  let id: string | undefined;
+  s.onRequest((r) => {
+    id = r.connectionId;
+    r.respond(createResponse(r.request, 200));
+  });
+  const socket = tlsConnect({ host: '127.0.0.1', port: s.localEndpoint('tls')!.port, ca: ca.certPem, servername: 'localhost', rejectUnauthorized: false });
+  socket.on('error', () => undefined);
+  let closedAt: number | undefined;
+  let text = '';
+  socket.on('data', (c: Buffer) => (text += c.toString('latin1')));
+  socket.on('close', () => (closedAt = Date.now()));
+  t.teardown(() => socket.destroy());
+  await once(socket, 'secureConnect');
+  socket.write(request('OPTIONS', 'hold-tls', 'TLS'));
+  t.ok(await until(() => id !== undefined && text.includes('200 OK'), 3000), 'answered');
+  t.match(id!, /^tls-/);
+  const release = s.holdConnection(id!);
+  await sleep(Math.max(IDLE_MS, STRANGER_MS) + SLACK);
+  t.equal(closedAt, undefined, 'held: still open');
+  release();
+  t.ok(await until(() => closedAt !== undefined, Math.max(IDLE_MS, STRANGER_MS) + SLACK), 'released: closed');
+});
