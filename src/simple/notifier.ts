@@ -135,6 +135,12 @@ export interface RestoreResult {
 
 const MAX_SHARED_ENDPOINTS = 100_000;
 
+/** One stack hold on a stream connection, shared by every live subscription on it. */
+interface ConnectionHold {
+  subscriptions: number;
+  release: () => void;
+}
+
 export class Notifier {
   private readonly packages = new Map<string, EventPackage>();
   /** live subscriptions by our (To) tag; Call-ID and remote tag are checked on match */
@@ -163,6 +169,8 @@ export class Notifier {
   private notifiesOut = 0;
   private observer: NotifyObserver | undefined = undefined;
   private readonly lifecycle = new Set<SubscriptionListener>();
+  /** Connections held open for the live subscriptions that arrived on them, by connection id. */
+  private readonly holds = new Map<string, ConnectionHold>();
   private closed = false;
 
   constructor(options: NotifierOptions) {
@@ -351,6 +359,35 @@ export class Notifier {
     this.closed = true;
     this.fanout.clear();
     for (const sub of this.byTag.values()) if (sub.timer !== undefined) this.wheel.cancel(sub.timer);
+    for (const hold of this.holds.values()) hold.release();
+    this.holds.clear();
+  }
+
+  /** Stream connections held open for live subscriptions (tests, diagnostics). */
+  get heldConnections(): number {
+    return this.holds.size;
+  }
+
+  /**
+   * A live subscription keeps the connection its SUBSCRIBE came on: the watcher behind NAT or on
+   * WebSocket is reachable only on that flow (RFC 5626 §3.3, RFC 7118 §5), so the stack must not
+   * close it as idle. One stack hold per connection, counted over its subscriptions.
+   */
+  private holdFor(connectionId: string | undefined): void {
+    const hold = this.sender.holdConnection;
+    if (connectionId === undefined || hold === undefined || this.closed) return;
+    const held = this.holds.get(connectionId);
+    if (held !== undefined) held.subscriptions++;
+    else this.holds.set(connectionId, { subscriptions: 1, release: hold.call(this.sender, connectionId) });
+  }
+
+  private releaseFor(connectionId: string | undefined): void {
+    if (connectionId === undefined) return;
+    const held = this.holds.get(connectionId);
+    if (held === undefined) return;
+    if (--held.subscriptions > 0) return;
+    this.holds.delete(connectionId);
+    held.release();
   }
 
   // -------------------------------------------------------------------------
@@ -529,6 +566,9 @@ export class Notifier {
       }
     }
     if (req.connectionId !== undefined && req.connectionId !== sub.connectionId) {
+      // the refresh came on another connection: that one is kept now, the old one let go
+      this.holdFor(req.connectionId);
+      this.releaseFor(sub.connectionId);
       sub.connectionId = req.connectionId;
       sub.transport = req.local.protocol;
       sub.destination = undefined;
@@ -661,6 +701,7 @@ export class Notifier {
       this.byResource.set(sub.resource, set);
     }
     set.add(sub);
+    this.holdFor(sub.connectionId);
     this.countByEvent.set(sub.event, (this.countByEvent.get(sub.event) ?? 0) + 1);
     if (this.lifecycle.size > 0) for (const l of this.lifecycle) l(sub, 'added');
   }
@@ -668,6 +709,7 @@ export class Notifier {
   private unindex(sub: Subscription): void {
     if (this.byTag.get(sub.localTag) !== sub) return;
     this.byTag.delete(sub.localTag);
+    this.releaseFor(sub.connectionId);
     const set = this.byResource.get(sub.resource);
     if (set !== undefined) {
       set.delete(sub);

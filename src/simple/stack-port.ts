@@ -29,6 +29,11 @@ export interface RequestSender {
   localEndpoint(protocol: TransportProtocol): Endpoint | undefined;
   /** Address peers should use to reach us (preferred for Contact when the stack offers it). */
   advertisedEndpoint?(protocol: TransportProtocol): Endpoint | undefined;
+  /**
+   * Keep a stream connection open while a subscription lives on it (the stack's idle rules leave it
+   * alone); returns the release. Optional: without it connections go by the stack's idle rules.
+   */
+  holdConnection?(connectionId: string): () => void;
 }
 
 /** What the SIMPLE server needs from the stack. */

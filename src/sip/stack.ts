@@ -253,6 +253,24 @@ export class SipStack {
     return this.transports.hygiene.security;
   }
 
+  /**
+   * Keep a stream connection (TCP, TLS, WebSocket) open while something above lives on it (a
+   * subscription whose requests come and go on it): the idle sweep and the stranger idle rule leave a
+   * held connection alone, since the peer behind NAT or on WebSocket cannot be reached on a new one
+   * (RFC 5626 §3.3, RFC 7118 §5). The message-time rule still applies, and a connection the peer
+   * closes is gone. Built on the connection's use count, like a live transaction; returns the
+   * release (calling it again does nothing). No-op for UDP or an unknown id.
+   */
+  holdConnection(connectionId: string): () => void {
+    this.transports.ref(connectionId);
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
+      this.transports.unref(connectionId);
+    };
+  }
+
   /** Whether a stream connection is still open (e.g. a subscriber's connectionId). */
   isConnectionOpen(connectionId: string): boolean {
     return this.transports.isOpen(connectionId);
