@@ -228,14 +228,14 @@ export class Ingress {
       this.shed(scan, via, source, connectionId, shedBefore, 'Service Unavailable - overloaded', undefined);
       return;
     }
-    const rate = this.countArrival(source.address);
+    this.countArrival(source.address);
     const limiter = this.options.limiter;
     if (limiter !== undefined && this.exempt?.(source) !== true && !limiter.take(source.address)) {
       this.stats.shedRateLimited++;
       this.shed(scan, via, source, connectionId, Math.max(limiter.secondsUntilToken(source.address), this.retryAfter()), 'Service Unavailable - rate limited', key);
       return;
     }
-    if (this.overloaded(now) && !this.belowFairShare(source.address, rate, now)) {
+    if (this.overloaded(now) && !this.belowFairShare(source.address, now)) {
       this.stats.shedOverload++;
       this.shedThisSecond++;
       this.shed(scan, via, source, connectionId, this.retryAfter(), 'Service Unavailable - overloaded', key);
@@ -257,17 +257,27 @@ export class Ingress {
   }
 
   /** Under overload a source is still admitted while it sends less than its share, or has fewer queued than the average. */
-  private belowFairShare(address: string, rate: number, now: number): boolean {
+  private belowFairShare(address: string, now: number): boolean {
     if (this.first.size + this.fresh.size >= this.maxQueue) return false;
-    const elapsed = Math.max(0.05, (now % 1000) / 1000);
-    const served = Math.max(this.servedLastSecond, this.servedThisSecond / elapsed);
-    if (this.arrivals.size > 1 && rate < served / this.arrivals.size) return true;
+    if (this.sendsUnderFairRate(address, now)) return true;
     if (this.perSource.size === 0) return false;
     return (this.perSource.get(address) ?? 0) < this.queuedNew / this.perSource.size;
   }
 
-  /** Count a new request of `address`; its rate over about the last second. */
-  private countArrival(address: string): number {
+  /** Whether `address` sends new requests at under its fair share of what is served (several sources only). */
+  private sendsUnderFairRate(address: string, now: number): boolean {
+    if (this.arrivals.size < 2) return false;
+    const a = this.arrivals.get(address);
+    if (a === undefined) return true;
+    // a sliding one-second window: all of this second, the rest of the one before
+    const elapsed = (now % 1000) / 1000;
+    const rate = a.second === this.second ? a.now + a.before * (1 - elapsed) : a.second === this.second - 1 ? a.now * (1 - elapsed) : 0;
+    const served = Math.max(this.servedLastSecond, this.servedThisSecond / Math.max(0.05, elapsed));
+    return rate < served / this.arrivals.size;
+  }
+
+  /** Count a new request of `address`. */
+  private countArrival(address: string): void {
     let a = this.arrivals.get(address);
     if (a === undefined) {
       if (this.arrivals.size >= 100_000) this.arrivals.clear(); // a spoofed spread: fairness by rate gives up, the queue bound holds
@@ -279,9 +289,6 @@ export class Ingress {
       a.second = this.second;
     }
     a.now++;
-    // a sliding one-second window: all of this second, the rest of the one before
-    const elapsed = (this.now() % 1000) / 1000;
-    return a.now + a.before * (1 - elapsed);
   }
 
   private enqueue(lane: Fifo, item: Item): void {
@@ -305,8 +312,9 @@ export class Ingress {
       if (item.scan !== undefined) {
         this.dequeuedNew(item);
         const now = this.now();
-        if (now - item.at > this.maxWaitMs) {
-          // answered too late to help: the client has retransmitted and is about to give up
+        if (now - item.at > this.maxWaitMs && !this.sendsUnderFairRate(item.source.address, now)) {
+          // answered too late to help: the client has retransmitted and is about to give up. A source
+          // under its fair rate is served all the same: it waited behind a flood that is not its own.
           this.roll(now);
           this.stats.shedOverload++;
           this.shedThisSecond++;
