@@ -6,8 +6,9 @@
  * - Batches of at most 20 addresses (outlook-get-free-busy-schedule: "up to
  *   20 entities at once"), one request at a time (Outlook allows 4
  *   concurrent requests per mailbox: throttling-limits, Outlook service).
- * - Its own small budget (graph.calendar.share of budget.requestsPer30s)
- *   before the shared one: the calendar never takes what presence polling needs.
+ * - Its own small budget (graph.calendar.share of budget.requestsPer30s),
+ *   taken by its client before the shared one: the calendar never takes what
+ *   presence polling needs, and its 429s pause only the calendar.
  * - A refresh every refreshMinutes; between refreshes a timer at the next
  *   block start or end keeps "now" right.
  * - A 403 (no Calendars.Read application permission) turns the status
@@ -21,7 +22,7 @@ import type { Directory } from '../core/directory.js';
 import type { CalendarState } from '../core/person-state.js';
 import type { PresenceStore } from '../core/presence-store.js';
 import type { Logger } from '../util/logger.js';
-import { RequestBudget, type BudgetStatus } from './budget.js';
+import type { BudgetStatus, RequestBudget } from './budget.js';
 import { graphFailure } from './client.js';
 import type { Clock, Timer } from './clock.js';
 import { blockAt, nextBoundary, parseScheduleAnswer, type ScheduleBlock } from './schedule-resource.js';
@@ -52,8 +53,11 @@ export interface CalendarReaderOptions {
   logger: Logger;
   refreshMinutes: number;
   lookaheadHours: number;
-  /** the calendar's share of the request budget (calendarRequestsPer30s) */
-  requestsPer30s: number;
+  /**
+   * The calendar's share of the request budget (calendarRequestsPer30s): the
+   * client takes it before the shared budget, and a 429 pauses only it.
+   */
+  budget: RequestBudget;
 }
 
 /** dateTime as getSchedule takes it: no zone suffix, the zone in timeZone. */
@@ -62,7 +66,6 @@ function utcDateTime(ms: number): { dateTime: string; timeZone: string } {
 }
 
 export class CalendarReader {
-  private readonly budget: RequestBudget;
   private readonly blocks = new Map<string, ScheduleBlock[]>();
   private readonly shown = new Map<string, CalendarState>();
   private state: CalendarHealth = 'starting';
@@ -74,8 +77,10 @@ export class CalendarReader {
   private running: Promise<void> | undefined;
   private stopped = false;
 
-  constructor(private readonly o: CalendarReaderOptions) {
-    this.budget = new RequestBudget(o.clock, Math.max(1, o.requestsPer30s));
+  constructor(private readonly o: CalendarReaderOptions) {}
+
+  private get budget(): RequestBudget {
+    return this.o.budget;
   }
 
   /** People whose calendar is read: a Teams identity with a UPN (their SMTP address in Exchange Online). */
@@ -112,7 +117,6 @@ export class CalendarReader {
     for (let i = 0; i < people.length && !this.stopped; i += MAX_SCHEDULES_PER_CALL) {
       const batch = people.slice(i, i + MAX_SCHEDULES_PER_CALL);
       const mailbox = batch[0]?.userId ?? batch[0]?.address ?? '';
-      await this.budget.acquire();
       if (this.stopped) return;
       this.calls++;
       try {
@@ -225,7 +229,7 @@ export class CalendarReader {
     this.state = 'stopped';
     this.timer?.cancel();
     this.timer = undefined;
-    this.budget.drain();
+    this.o.budget.drain();
     await this.running?.catch(() => undefined);
   }
 }

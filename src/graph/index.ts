@@ -202,16 +202,25 @@ export function createGraph(options: GraphOptions): GraphRuntime {
     ...(GUID.test(config.tenantId) ? { tenantId: config.tenantId } : {}),
     ...(options.reader ?? {}),
   });
-  const calendar = config.calendar.enabled
+  const calendarBudget = config.calendar.enabled ? new RequestBudget(clock, calendarRequestsPer30s(config)) : undefined;
+  const calendar = calendarBudget !== undefined
     ? new CalendarReader({
-        client: appClient,
+        client: createGraphClient({
+          graphBaseUrl: config.graphBaseUrl,
+          tokens: auth.appToken(),
+          budget,
+          share: calendarBudget,
+          transport,
+          observe: observeStatus,
+          ...(options.retry !== undefined ? { retry: options.retry } : {}),
+        }),
         directory,
         store,
         clock,
         logger,
         refreshMinutes: config.calendar.refreshMinutes,
         lookaheadHours: config.calendar.lookaheadHours,
-        requestsPer30s: calendarRequestsPer30s(config),
+        budget: calendarBudget,
       })
     : undefined;
   const writer = config.writer.enabled

@@ -125,3 +125,28 @@ t.test('no calendar permission: 403 turns the calendar denied, logged once, not 
   t.match(denied[0]?.msg ?? '', /Calendars\.Read/);
   t.equal(graph.status().started, true, 'the rest of the Graph side runs on');
 });
+
+t.test('a getSchedule 429 pauses only the calendar; presence polling goes on', async (t) => {
+  const e = await env({ apps: [WITH_CALENDAR] });
+  t.teardown(() => e.close());
+  const c = core();
+  const graph = createGraph({ config: e.config({ writer: { enabled: false }, calendar: { enabled: true } }), ...c, logger: silentLogger(), retry: { delaySec: 1, maxRetries: 1 } });
+  t.teardown(() => graph.stop());
+  await graph.start();
+  await graph.idle();
+  const firstCalls = scheduleCalls(e.sim.control.counters());
+  t.equal(firstCalls, 1, 'five people: one batch');
+  e.sim.control.injectFault({ kind: '429', path: '/calendar/getSchedule', count: 1, retryAfterSec: 20 });
+  const reading = graph.readCalendarsNow?.();
+  await waitFor(() => scheduleCalls(e.sim.control.counters(), '429') === 1, 8000, 'the 429');
+  const shared = graph.status().budget;
+  t.equal(shared.pausedUntil, undefined, 'the shared budget is not paused');
+  t.ok((graph.status().calendar?.budget.pausedUntil ?? 0) > Date.now() + 10_000, "the calendar's share waits for Retry-After");
+  const polls = e.sim.control.counters().requests['POST /v1.0/communications/getPresencesByUserId 200'] ?? 0;
+  const started = Date.now();
+  await graph.pollNow();
+  t.ok(Date.now() - started < 5000, 'a presence poll is not held up by the calendar throttling');
+  t.equal(e.sim.control.counters().requests['POST /v1.0/communications/getPresencesByUserId 200'], polls + 1);
+  await graph.stop();
+  await reading?.catch(() => undefined);
+});
