@@ -2,8 +2,9 @@
  * POST /users/{id}/calendar/getSchedule (and /me/calendar/getSchedule), as
  * Microsoft documents it (Graph: calendar-getschedule;
  * outlook-get-free-busy-schedule):
- * - permissions: Calendars.Read or Calendars.ReadWrite (application and
- *   delegated); anything else is 403;
+ * - permissions (its permissions table): application Calendars.ReadBasic.All
+ *   (least privileged), Calendars.Read, Calendars.ReadWrite; delegated
+ *   Calendars.ReadBasic, Calendars.Read, Calendars.ReadWrite; anything else is 403;
  * - body: schedules (SMTP addresses), startTime and endTime as
  *   dateTimeTimeZone, availabilityViewInterval in minutes (5 to 1440,
  *   default 30);
@@ -23,7 +24,10 @@ import { dateTimeTimeZoneToMs, WINDOWS_ZONES } from './graph-presence.js';
 import { isRecord } from './ids.js';
 
 export const MAX_SCHEDULES = 20;
-const READ = { app: ['Calendars.Read', 'Calendars.ReadWrite'], delegated: ['Calendars.Read', 'Calendars.ReadWrite'] };
+const READ = {
+  app: ['Calendars.ReadBasic.All', 'Calendars.Read', 'Calendars.ReadWrite'],
+  delegated: ['Calendars.ReadBasic', 'Calendars.Read', 'Calendars.ReadWrite'],
+};
 
 const VIEW_DIGIT: Readonly<Record<FreeBusyStatus, string>> = { free: '0', tentative: '1', busy: '2', oof: '3', workingElsewhere: '4' };
 const RANK: Readonly<Record<FreeBusyStatus, number>> = { free: 0, workingElsewhere: 1, tentative: 2, busy: 3, oof: 4 };

@@ -11,11 +11,12 @@
  *   presence polling needs, and its 429s pause only the calendar.
  * - A refresh every refreshMinutes; between refreshes a timer at the next
  *   block start or end keeps "now" right.
- * - A 403 (no Calendars.Read application permission) turns the status
+ * - A 403 (no calendar application permission) turns the status
  *   `denied`, is logged once, clears what the calendar said, and is tried
  *   again only after an hour (admin consent may come later); other failures
  *   keep the last reading and are tried at the next refresh.
- * Graph: calendar-getschedule (application permission Calendars.Read).
+ * Graph: calendar-getschedule (application permission Calendars.ReadBasic.All
+ * least privileged; Calendars.Read or Calendars.ReadWrite also do).
  */
 import type { Client } from '@microsoft/microsoft-graph-client';
 import type { Directory } from '../core/directory.js';
@@ -156,7 +157,7 @@ export class CalendarReader {
     if (this.state !== 'denied') {
       this.o.logger.error(
         { reason },
-        'graph: calendar: getSchedule refused (403): grant the app the application permission Calendars.Read with admin consent, or set graph.calendar.enabled: false; tried again in an hour',
+        'graph: calendar: getSchedule refused (403): grant the app the application permission Calendars.ReadBasic.All (or Calendars.Read) with admin consent, or set graph.calendar.enabled: false; tried again in an hour',
       );
     }
     this.state = 'denied';

@@ -128,9 +128,10 @@ export function isTimeZone(zone: string): boolean {
 /**
  * The calendar reader (opt-in): "In a meeting until 14:00" from
  * POST /users/{id}/calendar/getSchedule. Application permission
- * Calendars.Read (the calendar-getschedule page lists Calendars.Read and
- * Calendars.ReadWrite for application permissions; Calendars.ReadBasic is
- * listed for delegated access only).
+ * Calendars.ReadBasic.All, the least privileged one (Graph: calendar-getschedule,
+ * its permissions table: application Calendars.ReadBasic, higher
+ * Calendars.Read, Calendars.ReadWrite; older versions of the page listed only
+ * Calendars.Read, which still works).
  */
 const calendarConfig = z.strictObject({
   enabled: z.boolean().default(false),

@@ -249,12 +249,12 @@ function graphConnectors(g: GraphInfo, now: number): Connector[] {
   return out;
 }
 
-/** The calendar reader: red while getSchedule is refused (no Calendars.Read) or failing. */
+/** The calendar reader: red while getSchedule is refused (no calendar permission) or failing. */
 function calendarConnector(cal: NonNullable<GraphInfo['calendar']>): Connector {
   const ok = cal.state === 'ok' ? true : cal.state === 'denied' || cal.state === 'failing' ? false : null;
   const detail =
     cal.state === 'denied'
-      ? `getSchedule refused: grant the application permission Calendars.Read (${cal.lastError ?? '403'})`
+      ? `getSchedule refused: grant the application permission Calendars.ReadBasic.All or Calendars.Read (${cal.lastError ?? '403'})`
       : cal.lastError !== undefined
         ? `${cal.state}: ${cal.lastError}`
         : `${cal.people} calendars read, ${cal.busyNow} in a meeting now`;

@@ -85,3 +85,13 @@ t.test('getSchedule without a calendar permission is 403', async (t) => {
   t.equal(f.statusCode, 403);
   t.equal(f.code, 'ErrorAccessDenied');
 });
+
+t.test('the least privileged application permission, Calendars.ReadBasic.All, is enough', async (t) => {
+  const h = await harness({ apps: [{ ...DEMO_APP, applicationPermissions: ['Presence.Read.All', 'Calendars.ReadBasic.All'] }] });
+  t.teardown(() => h.close());
+  const token = await h.appToken();
+  const graph = h.graph(async () => token, { maxRetries: 0 });
+  const anna = h.sim.control.user('anna');
+  const r = (await graph.api(`/users/${anna.id}/calendar/getSchedule`).post({ schedules: [anna.userPrincipalName], ...range(Date.now(), Date.now() + MIN * 60) })) as { value: Info[] };
+  t.equal(r.value[0]?.scheduleId, anna.userPrincipalName);
+});

@@ -7,7 +7,7 @@ import { blockAt, parseScheduleAnswer } from '../../src/graph/schedule-resource.
 import { silentLogger } from '../../src/util/logger.js';
 import { core, env, people, waitFor } from './helpers.js';
 
-const WITH_CALENDAR = { ...DEMO_APP, applicationPermissions: [...(DEMO_APP.applicationPermissions ?? []), 'Calendars.Read'] };
+const WITH_CALENDAR = { ...DEMO_APP, applicationPermissions: [...(DEMO_APP.applicationPermissions ?? []), 'Calendars.ReadBasic.All'] };
 const GET_SCHEDULE = /^POST \/v1\.0\/users\/[^/]+\/calendar\/getSchedule (\d+)$/;
 
 function scheduleCalls(counters: { requests: Record<string, number> }, status = '200'): number {
@@ -122,7 +122,7 @@ t.test('no calendar permission: 403 turns the calendar denied, logged once, not 
   const denied = lines.filter((l) => l.msg.includes('getSchedule refused (403)'));
   t.equal(denied.length, 1, 'logged once');
   t.equal(denied[0]?.level, 'error');
-  t.match(denied[0]?.msg ?? '', /Calendars\.Read/);
+  t.match(denied[0]?.msg ?? '', /Calendars\.ReadBasic\.All/);
   t.equal(graph.status().started, true, 'the rest of the Graph side runs on');
 });
 

@@ -27,7 +27,7 @@ t.test('the diagnostics rows carry the meeting note and its end; the calendar ca
   const card = connectors(src, undefined, now).find((c) => c.kind === 'graph-calendar');
   t.equal(card?.ok, false, 'red');
   t.equal(card?.badge, 'No permission');
-  t.match(card?.detail ?? '', /Calendars\.Read/);
+  t.match(card?.detail ?? '', /Calendars\.ReadBasic\.All/);
   src.graphInfo = { started: true, tokens: [], reader: { users: 5, subscriptions: [] }, calendar: { state: 'ok', people: 5, busyNow: 1 } };
   t.equal(connectors(src, undefined, now).find((c) => c.kind === 'graph-calendar')?.ok, true);
 });

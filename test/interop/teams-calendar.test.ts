@@ -3,7 +3,7 @@
  * simulator (Teams shows InAMeeting) reaches a SIP watcher of the gateway
  * process as RPID `until` on the activities and the note "In a meeting until
  * HH:MM" in graph.calendar.timeZone, read through getSchedule with the
- * application permission Calendars.Read.
+ * least privileged application permission Calendars.ReadBasic.All.
  */
 import t from 'tap';
 import { DEMO_APP } from '../../src/graph-simulator/seed.js';
@@ -11,7 +11,7 @@ import { errorRecords, type GatewayProcess } from '../helpers/gateway-process.js
 import { TcpWatcher, type WatcherNotify } from '../helpers/tcp-watcher.js';
 import { startTeamsEnv, startTeamsGateway, type TeamsEnv } from '../helpers/teams-gateway.js';
 
-const WITH_CALENDAR = { ...DEMO_APP, applicationPermissions: [...(DEMO_APP.applicationPermissions ?? []), 'Calendars.Read'] };
+const WITH_CALENDAR = { ...DEMO_APP, applicationPermissions: [...(DEMO_APP.applicationPermissions ?? []), 'Calendars.ReadBasic.All'] };
 
 let env: TeamsEnv | undefined;
 let gw: GatewayProcess | undefined;
