@@ -153,8 +153,9 @@ export function deriveView(personId: string, state: PersonState, options: ViewOp
     source: speaking?.source ?? parts[0]?.source ?? 'none',
   };
   if (note !== undefined) view.note = note;
+  // until speaks for every activity in the element (RFC 4480 §3.2): only when all of them are the meeting's
   const until = meetingUntil(state, options);
-  if (until !== undefined && activities.length > 0) view.activitiesUntil = until;
+  if (until !== undefined && activities.length > 0 && teams !== undefined && activities.every((a) => teams.activities.includes(a))) view.activitiesUntil = until;
   if (state.telephony?.line === 'unknown' && calls.length === 0 && !dnd) view.phoneUnknown = true;
   const notes = consoleNotes(state, options);
   if (notes !== undefined) view.notes = notes;

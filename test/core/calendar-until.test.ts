@@ -62,3 +62,14 @@ t.test('Busy/Busy with a busy block counts; Available, a past block or a free ca
   const xml = buildPidf(presenceDocument(store.view('anna'), 'sip:anna@example.com', 'rfc'));
   t.notMatch(xml, /until=/);
 });
+
+t.test('a desk-phone call during the meeting: no until, since it would speak for on-the-phone too', async (t) => {
+  const { store } = setup();
+  store.setCalendar('anna', { status: 'busy', from: T0, until: END, at: T0 });
+  store.setTeams('anna', { availability: 'Busy', activity: 'InAMeeting', at: T0 });
+  t.equal(store.view('anna').activitiesUntil, END);
+  store.setTelephony('anna', { line: 'in-call', dnd: false, calls: [], origin: 'trunk:pbx', at: T0 });
+  t.same(store.view('anna').activities, ['on-the-phone', 'meeting']);
+  t.equal(store.view('anna').activitiesUntil, undefined);
+  t.same(store.view('anna').notes, [{ text: 'In a meeting until 14:00', lang: 'de-DE' }], 'the console note stays');
+});
