@@ -153,6 +153,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
     sourcePriority: (personId) => priority.get(personId),
     teamsToSip: teamsToSipTable(config.mapping),
     echoWindowMs: config.mapping.echoWindowSec * 1000,
+    ...(config.graph?.calendar.enabled === true ? { timeZone: config.graph.calendar.timeZone } : {}),
     // busy-on-busy: the DoNotDisturb the Graph writer holds during a PBX call is its own echo
     ...(config.graph?.writer.duringCall === 'dnd' ? { callEchoes: [{ availability: 'DoNotDisturb', activity: 'DoNotDisturb' }] } : {}),
   });

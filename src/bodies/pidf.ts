@@ -59,6 +59,8 @@ export interface PidfPerson {
   langNotes?: PidfNote[];
   userInput?: 'active' | 'idle';
   timestamp?: string;
+  /** xs:dateTime the activities end (RFC 4480 §3.2: `until` on rpid:activities). */
+  activitiesUntil?: string;
 }
 
 export interface PidfDocument {
@@ -163,11 +165,16 @@ function readPriority(raw: string | undefined): number | undefined {
   return Number.isFinite(n) && n >= 0 && n <= 1 ? n : undefined;
 }
 
+/** xs:dateTime with a zone (Z or ±hh:mm), as RPID's from/until carry it. */
+const XS_DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
+
 function readPerson(el: XmlElement, pidfNs: string): PidfPerson {
   const person: PidfPerson = { id: attrValue(el, 'id') ?? '', activities: [], notes: [] };
   for (const child of el.children) {
     if (isActivities(child)) {
       readActivities(child, person.activities);
+      const until = attrValue(child, 'until');
+      if (until !== undefined && XS_DATE_TIME.test(until)) person.activitiesUntil = until;
     } else if (child.name === 'note' && (child.ns === NS_DATA_MODEL || child.ns === pidfNs)) {
       pushNote(person.notes, child);
     } else if (child.name === 'timestamp' && child.ns === NS_DATA_MODEL) {
@@ -259,7 +266,8 @@ function tupleXml(t: PidfTuple): string {
 function personXml(p: PidfPerson, cisco: boolean): string {
   // The schema requires an id; make one up rather than write an invalid document.
   let out = `<dm:person id="${p.id.length > 0 ? escapeXml(p.id) : 'p'}">`;
-  if (p.activities.length > 0 || cisco) out += activitiesXml(p.activities);
+  const until = p.activitiesUntil !== undefined && XS_DATE_TIME.test(p.activitiesUntil) ? p.activitiesUntil : undefined;
+  if (p.activities.length > 0 || cisco) out += activitiesXml(p.activities, until);
   if (p.userInput !== undefined) out += `<rpid:user-input>${p.userInput}</rpid:user-input>`;
   for (const n of p.notes) out += `<dm:note>${escapeXml(n)}</dm:note>`;
   for (const n of p.langNotes ?? []) {
@@ -269,9 +277,10 @@ function personXml(p: PidfPerson, cisco: boolean): string {
   return out + '</dm:person>';
 }
 
-function activitiesXml(activities: readonly PidfActivity[]): string {
+/** `until` (RFC 4480 §3.2): when the activities are expected to end; written only with activities to end. */
+function activitiesXml(activities: readonly PidfActivity[], until?: string): string {
   if (activities.length === 0) return '<rpid:activities/>';
-  let out = '<rpid:activities>';
+  let out = until === undefined ? '<rpid:activities>' : `<rpid:activities until="${until}">`;
   for (const a of activities) out += activityXml(a);
   return out + '</rpid:activities>';
 }

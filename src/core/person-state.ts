@@ -54,6 +54,18 @@ export interface TeamsState {
   at: number;
 }
 
+/** Free/busy statuses of a calendar block (Graph's freeBusyStatus, without free and unknown). */
+export type CalendarBusy = 'busy' | 'tentative' | 'oof' | 'workingElsewhere';
+
+/** What the person's calendar says about now: the block they are in and when it ends. */
+export interface CalendarState {
+  status: CalendarBusy;
+  /** The block's start and end, ms since the epoch (back-to-back blocks joined). */
+  from: number;
+  until: number;
+  at: number;
+}
+
 /** What the gateway wants its own Teams app session to say for a person (Graph's valid session pairs only). */
 export type TeamsTarget =
   | {
@@ -69,6 +81,8 @@ export interface PersonState {
   telephony?: TelephonyState;
   sip?: RichState;
   teams?: TeamsState;
+  /** Set only with the opt-in calendar reader. */
+  calendar?: CalendarState;
 }
 
 export type ViewSource = 'none' | 'sip' | 'telephony' | 'teams';
@@ -90,6 +104,8 @@ export interface PresenceView {
   phoneUnknown?: true;
   /** Texts for attendant consoles: the Teams status message, the out-of-office message (with the person's language). */
   notes?: Array<{ text: string; lang?: string }>;
+  /** When the shown activity ends (ms since the epoch): the end of the meeting Teams reports, from the calendar (RPID `until`). */
+  activitiesUntil?: number;
   /** +1 on every change of the view. */
   revision: number;
   changedAt: number;

@@ -2,7 +2,7 @@ import type { Directory } from './directory.js';
 import { composeRich, composeTelephony } from './compose.js';
 import { FeederLiveness } from './feeder-liveness.js';
 import { isEcho, sameTarget, teamsTargetOf, type TeamsToSipTable } from './mapping.js';
-import type { PersonState, PresenceView, RichState, TeamsState, TeamsTarget, TelephonyState } from './person-state.js';
+import type { CalendarState, PersonState, PresenceView, RichState, TeamsState, TeamsTarget, TelephonyState } from './person-state.js';
 import { deriveView, sameContent, type ViewOptions } from './view.js';
 
 export type ChangeListener = (personId: string, view: PresenceView) => void;
@@ -28,6 +28,8 @@ export interface PresenceStoreOptions {
   callEchoes?: ReadonlyArray<{ availability: string; activity: string }>;
   /** The source priority of a person's group (config mapping.groups), undefined: the global rule. */
   sourcePriority?: (personId: string) => readonly string[] | undefined;
+  /** IANA zone meeting end times are shown in (graph.calendar.timeZone); default UTC. */
+  timeZone?: string;
 }
 
 interface Entry {
@@ -85,6 +87,7 @@ export class PresenceStore {
     if (options.teamsToSip !== undefined) this.viewOptions.teamsToSip = options.teamsToSip;
     if (options.prefer !== undefined) this.viewOptions.prefer = options.prefer;
     this.priorityOf = options.sourcePriority;
+    if (options.timeZone !== undefined) this.viewOptions.timeZone = options.timeZone;
   }
 
   /** The source order that decides a person's view: their group's, else the global one (diagnostics). */
@@ -95,8 +98,7 @@ export class PresenceStore {
   private optionsFor(personId: string): ViewOptions {
     const order = this.priorityOf?.(personId);
     const lang = this.directory.get(personId)?.language;
-    if (order === undefined && lang === undefined) return this.viewOptions;
-    const o: ViewOptions = { ...this.viewOptions };
+    const o: ViewOptions = { ...this.viewOptions, now: this.now() };
     if (order !== undefined) o.order = order;
     if (lang !== undefined) o.lang = lang;
     return o;
@@ -193,6 +195,17 @@ export class PresenceStore {
   }
 
   /**
+   * The calendar block the person is in now (the calendar reader keeps it
+   * current at block ends); undefined: free, or no calendar.
+   */
+  setCalendar(personId: string, calendar: CalendarState | undefined): void {
+    this.update(personId, (s) => {
+      if (calendar === undefined) delete s.calendar;
+      else s.calendar = calendar;
+    });
+  }
+
+  /**
    * What Teams alone says about a person, as a view (for publishing Teams
    * presence to a SIP presence server): undefined while Teams has said
    * nothing; the gateway's own session read back says "available".
@@ -201,7 +214,8 @@ export class PresenceStore {
     const e = this.entry(personId);
     const teams = e.state.teams;
     if (teams === undefined) return undefined;
-    const content = deriveView(personId, { teams }, { ...this.viewOptions, teamsIsEcho: this.teamsIsEcho(e), prefer: 'teams' });
+    const alone = e.state.calendar === undefined ? { teams } : { teams, calendar: e.state.calendar };
+    const content = deriveView(personId, alone, { ...this.viewOptions, now: this.now(), teamsIsEcho: this.teamsIsEcho(e), prefer: 'teams' });
     return { personId, revision: e.view.revision, changedAt: teams.at, ...content };
   }
 

@@ -19,6 +19,43 @@ export interface ViewOptions {
   order?: readonly string[];
   /** The person's language (Person.language): the xml:lang of their own texts. */
   lang?: string;
+  /** Now (ms): a calendar block counts only while it lasts. */
+  now?: number;
+  /** IANA zone meeting end times are written in ("In a meeting until 14:00"); default UTC. */
+  timeZone?: string;
+}
+
+const timeFormats = new Map<string, Intl.DateTimeFormat>();
+
+/** "14:00" in `timeZone` (24-hour clock). */
+export function clockTime(ms: number, timeZone = 'UTC'): string {
+  let f = timeFormats.get(timeZone);
+  if (f === undefined) {
+    f = new Intl.DateTimeFormat('en-GB', { hour: '2-digit', minute: '2-digit', hourCycle: 'h23', timeZone });
+    timeFormats.set(timeZone, f);
+  }
+  return f.format(ms);
+}
+
+/**
+ * The end of the meeting the person is in, when Teams says so and the
+ * calendar knows when it ends: Teams InAMeeting, or Teams Busy/Busy while the
+ * calendar has a busy block now (a calendar meeting Teams shows as busy).
+ */
+export function meetingUntil(state: PersonState, options: ViewOptions): number | undefined {
+  const t = state.teams;
+  const c = state.calendar;
+  if (t === undefined || c === undefined || options.teamsIsEcho === true) return undefined;
+  const now = options.now ?? Date.now();
+  if (c.until <= now || c.from > now) return undefined;
+  const activity = t.activity.toLowerCase();
+  if (activity === 'inameeting') return c.until;
+  if (activity === 'busy' && t.availability.toLowerCase() === 'busy' && (c.status === 'busy' || c.status === 'tentative')) return c.until;
+  return undefined;
+}
+
+export function meetingNote(until: number, timeZone?: string): string {
+  return `In a meeting until ${clockTime(until, timeZone)}`;
 }
 
 const LINE_NOTE = { ringing: 'Ringing', 'in-call': 'On the phone', 'on-hold': 'On hold' } as const;
@@ -54,7 +91,8 @@ function teamsPart(state: PersonState, options: ViewOptions): Contribution | und
   if (t === undefined || options.teamsIsEcho === true) return undefined;
   const m = sipMeaningOf(t, options.teamsToSip ?? DEFAULT_TEAMS_TO_SIP);
   const c: Contribution = { source: 'teams', activities: m.activities, dnd: m.dnd === true, call: m.call === true, ringing: false };
-  const note = m.note ?? t.statusMessage;
+  const until = meetingUntil(state, options);
+  const note = until !== undefined ? meetingNote(until, options.timeZone) : (m.note ?? t.statusMessage);
   if (note !== undefined && note.length > 0) c.note = note;
   return c;
 }
@@ -115,6 +153,9 @@ export function deriveView(personId: string, state: PersonState, options: ViewOp
     source: speaking?.source ?? parts[0]?.source ?? 'none',
   };
   if (note !== undefined) view.note = note;
+  // until speaks for every activity in the element (RFC 4480 §3.2): only when all of them are the meeting's
+  const until = meetingUntil(state, options);
+  if (until !== undefined && activities.length > 0 && teams !== undefined && activities.every((a) => teams.activities.includes(a))) view.activitiesUntil = until;
   if (state.telephony?.line === 'unknown' && calls.length === 0 && !dnd) view.phoneUnknown = true;
   const notes = consoleNotes(state, options);
   if (notes !== undefined) view.notes = notes;
@@ -134,6 +175,8 @@ function consoleNotes(state: PersonState, options: ViewOptions): Array<{ text: s
     if (text === undefined || text.length === 0 || out.some((n) => n.text === text)) return;
     out.push(options.lang === undefined ? { text } : { text, lang: options.lang });
   };
+  const until = meetingUntil(state, options);
+  if (until !== undefined) add(meetingNote(until, options.timeZone));
   add(t.statusMessage);
   if (t.outOfOffice === true) add(t.outOfOfficeMessage);
   return out.length === 0 ? undefined : out;

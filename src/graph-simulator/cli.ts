@@ -192,6 +192,10 @@ async function control(command: string, args: Args): Promise<void> {
       result = await call(target, 'GET', `/_sim/users/${encodeURIComponent(a1)}/${command}`);
     } else if (command === 'users' || command === 'counters' || command === 'subscriptions') {
       result = await call(target, 'GET', `/_sim/${command}`);
+    } else if (command === 'meeting') {
+      const minutes = Number(a2);
+      if (!a1 || !a2 || !Number.isFinite(minutes) || minutes <= 0) fail('usage: graph-sim meeting <user> <minutes>');
+      result = await call(target, 'POST', `/_sim/users/${encodeURIComponent(a1)}/meeting`, { minutes });
     } else if (command === 'approve') {
       if (!a1 || !a2) fail('usage: graph-sim approve <user-code> <user principal name>');
       result = await call(target, 'POST', `/_sim/device-codes/${encodeURIComponent(a1)}/approve`, { user: a2 });
@@ -234,6 +238,7 @@ async function main(): Promise<void> {
         '  graph-sim start [--port N] [--users file] [--ca-dir DIR] [--log-level LEVEL]',
         '  graph-sim call|conference|hangup|present|stop-presenting|dnd|clear-dnd|away|brb|available|signin|signout <user>',
         '  graph-sim presence|sessions <user>',
+        '  graph-sim meeting <user> <minutes>   (a busy calendar meeting from now; Teams shows InAMeeting)',
         '  graph-sim users|counters|subscriptions',
         '  graph-sim lifecycle <subscription-id> <event>',
         '  graph-sim approve <user-code> <upn> | deny <user-code> | device-codes',

@@ -1,4 +1,5 @@
 import type { FastifyRequest } from 'fastify';
+import type { CalendarBook } from './calendar.js';
 import type { SimClock } from './clock.js';
 import type { Counters } from './counters.js';
 import type { DeviceCodeStore } from './device-codes.js';
@@ -27,6 +28,8 @@ export interface SimContext {
   /** pending device authorization grants */
   deviceCodes: DeviceCodeStore;
   presence: PresenceEngine;
+  /** free/busy blocks getSchedule reports */
+  calendars: CalendarBook;
   subscriptions: SubscriptionStore;
   notifier: Notifier;
   throttle: AppThrottle;

@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import { FREE_BUSY_STATUSES } from './calendar.js';
 import { ManualClock } from './clock.js';
 import type { SimContext } from './context.js';
 import { SimControlError, TEAMS_ACTIONS, type SimControl, type TeamsAction } from './control.js';
@@ -88,6 +89,10 @@ export function registerControlRoutes(app: FastifyInstance, ctx: SimContext, con
       throw new SimControlError(400, `unknown action '${action}'; one of ${TEAMS_ACTIONS.join(', ')}`);
     }
     return control.teams(ref(request), action as TeamsAction);
+  });
+  app.post(`${p}/users/:ref/meeting`, async (request, reply) => {
+    const b = parse(z.object({ minutes: z.number().positive().max(1440), subject: z.string().optional(), status: z.enum(FREE_BUSY_STATUSES).optional() }), request.body);
+    return reply.code(201).send(control.meeting(ref(request), b.minutes, { ...(b.subject !== undefined ? { subject: b.subject } : {}), ...(b.status !== undefined ? { status: b.status } : {}) }));
   });
   app.post(`${p}/users/:ref/out-of-office`, async (request) => {
     const b = parse(z.object({ on: z.boolean(), message: z.string().nullable().optional() }), request.body);

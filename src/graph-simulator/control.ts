@@ -1,4 +1,5 @@
 import type { SimContext } from './context.js';
+import type { FreeBusyStatus } from './calendar.js';
 import type { SimCounters } from './counters.js';
 import { DeviceCodeError, type PendingCodeInfo } from './device-codes.js';
 import { DirectoryError } from './directory.js';
@@ -221,6 +222,23 @@ export class SimControl {
   }
   signOut(ref: string): PresenceResource {
     return this.teams(ref, 'signout');
+  }
+
+  /**
+   * A meeting in the user's calendar from now for `minutes` (busy). While it
+   * lasts Teams shows them Busy/InAMeeting, as it does for a calendar meeting:
+   * a session that ends with the meeting (InAMeeting cannot be set through
+   * setPresence, so it is a session of Teams itself, not of an app).
+   */
+  meeting(ref: string, minutes: number, options: { subject?: string; status?: FreeBusyStatus } = {}): { start: string; end: string; presence: PresenceResource } {
+    const user = this.user(ref);
+    if (!Number.isFinite(minutes) || minutes <= 0 || minutes > 24 * 60) throw new SimControlError(400, 'minutes must be from 1 to 1440');
+    const start = this.ctx.clock.now();
+    const end = start + Math.round(minutes * 60_000);
+    const status = options.status ?? 'busy';
+    this.ctx.calendars.add(user.id, { status, start, end, ...(options.subject !== undefined ? { subject: options.subject } : {}) });
+    if (status === 'busy') this.ctx.presence.setSession(user.id, `calendar:${start}`, 'client', 'Busy', 'InAMeeting', end - start);
+    return { start: new Date(start).toISOString(), end: new Date(end).toISOString(), presence: this.ctx.presence.get(user.id) };
   }
 
   setOutOfOffice(ref: string, on: boolean, message: string | null = null): PresenceResource {

@@ -51,7 +51,7 @@ function durationArg(value: unknown, name: string): number | undefined {
 }
 
 /** A few Windows zone names Graph takes (the docs' examples use them), as IANA names. */
-const WINDOWS_ZONES: Readonly<Record<string, string>> = {
+export const WINDOWS_ZONES: Readonly<Record<string, string>> = {
   'pacific standard time': 'America/Los_Angeles',
   'mountain standard time': 'America/Denver',
   'central standard time': 'America/Chicago',
@@ -68,12 +68,12 @@ const WINDOWS_ZONES: Readonly<Record<string, string>> = {
  * or offset, the zone is in timeZone (UTC, an IANA or a Windows zone name).
  * Graph: resources/datetimetimezone
  */
-function dateTimeTimeZoneToMs(dateTime: string, timeZone: string): number {
+export function dateTimeTimeZoneToMs(dateTime: string, timeZone: string, what = 'expiryDateTime'): number {
   if (/(?:[zZ]|[+-]\d\d:?\d\d)$/.test(dateTime)) {
-    throw badRequest(`Invalid expiryDateTime.dateTime '${dateTime}': give the time without a zone suffix or offset, and the zone in timeZone.`);
+    throw badRequest(`Invalid ${what}.dateTime '${dateTime}': give the time without a zone suffix or offset, and the zone in timeZone.`);
   }
   const m = /^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d)(?::(\d\d)(?:\.(\d{1,7}))?)?$/.exec(dateTime);
-  if (!m) throw badRequest(`Invalid expiryDateTime.dateTime '${dateTime}'.`);
+  if (!m) throw badRequest(`Invalid ${what}.dateTime '${dateTime}'.`);
   const [y, mo, d, h, mi, sec, frac] = m.slice(1).map((x, i) => (i === 6 ? Number(`0.${x ?? '0'}`) * 1000 : Number(x ?? '0'))) as number[];
   const wall = Date.UTC(y as number, (mo as number) - 1, d, h, mi, sec) + Math.round(frac as number);
   const tz = timeZone.trim();
@@ -88,7 +88,7 @@ function dateTimeTimeZoneToMs(dateTime: string, timeZone: string): number {
       return local - Math.floor(ms / 1000) * 1000;
     };
   } catch {
-    throw badRequest(`Invalid expiryDateTime.timeZone '${timeZone}'.`);
+    throw badRequest(`Invalid ${what}.timeZone '${timeZone}'.`);
   }
   // the offset at the guessed instant, then once more at the corrected one (DST edges)
   const first = wall - offsetAt(wall);

@@ -13,6 +13,8 @@ import { UserDirectory } from './directory.js';
 import { registerEntraRoutes } from './entra.js';
 import { graphErrorBody, GraphHttpError } from './graph-errors.js';
 import { registerPresenceRoutes } from './graph-presence.js';
+import { registerCalendarRoutes } from './graph-calendar.js';
+import { CalendarBook } from './calendar.js';
 import { registerSubscriptionRoutes } from './graph-subscriptions.js';
 import { registerUserRoutes } from './graph-users.js';
 import type { AppRegistration, ServiceAccount, SimUserInput } from './model.js';
@@ -121,6 +123,7 @@ export async function startGraphSimulator(options: GraphSimulatorOptions = {}): 
     tokens,
     deviceCodes: new DeviceCodeStore(() => clock.now(), { ...DEFAULT_DEVICE_CODE_OPTIONS, ...options.deviceCode }),
     presence,
+    calendars: new CalendarBook(),
     subscriptions,
     notifier,
     throttle: new AppThrottle(clock, options.throttle),
@@ -263,6 +266,7 @@ export async function startGraphSimulator(options: GraphSimulatorOptions = {}): 
   registerEntraRoutes(app, ctx);
   registerUserRoutes(app, ctx);
   registerPresenceRoutes(app, ctx);
+  registerCalendarRoutes(app, ctx);
   registerSubscriptionRoutes(app, ctx);
 
   const demoApp = { clientId: DEMO_APP.clientId, clientSecret: DEMO_APP.secrets?.[0] ?? '' };

@@ -49,18 +49,27 @@ function headerRecord(h: unknown): Record<string, string> {
   return out;
 }
 
-/** Counts every attempt (retries too) against the budget; a 429 pauses the whole budget. */
+/**
+ * Counts every attempt (retries too) against the budget; a 429 pauses the
+ * whole budget. With a share (a caller's own smaller budget, taken first), a
+ * 429 pauses only the share: that caller's service throttled it (Outlook's
+ * limits for getSchedule are not the presence limits), presence goes on.
+ */
 class BudgetHandler implements Middleware {
   private next: Middleware | undefined;
-  constructor(private readonly budget: RequestBudget) {}
+  constructor(
+    private readonly budget: RequestBudget,
+    private readonly share?: RequestBudget,
+  ) {}
   setNext(next: Middleware): void {
     this.next = next;
   }
   async execute(context: Context): Promise<void> {
+    await this.share?.acquire();
     await this.budget.acquire();
     await this.next?.execute(context);
     const r = context.response;
-    if (r !== undefined && r.status === 429) this.budget.throttledFor(parseRetryAfter(r.headers.get('retry-after')) ?? 0);
+    if (r !== undefined && r.status === 429) (this.share ?? this.budget).throttledFor(parseRetryAfter(r.headers.get('retry-after')) ?? 0);
   }
 }
 
@@ -101,6 +110,8 @@ export interface GraphClientOptions {
   graphBaseUrl: string;
   tokens: TokenSource;
   budget: RequestBudget;
+  /** A caller's own share, taken before `budget`; its 429s pause only the share. */
+  share?: RequestBudget;
   transport: HttpTransport;
   /** RetryHandler: first delay without Retry-After (s) and attempts after the first (default 3 s, 3). */
   retry?: { delaySec?: number; maxRetries?: number };
@@ -112,7 +123,7 @@ export function createGraphClient(options: GraphClientOptions): Client {
   const { baseUrl, version, hostname } = splitGraphBaseUrl(options.graphBaseUrl);
   const auth = new AuthenticationHandler({ getAccessToken: () => options.tokens.getToken() });
   const retry = new RetryHandler(new RetryHandlerOptions(options.retry?.delaySec ?? 3, options.retry?.maxRetries ?? 3));
-  const budget = new BudgetHandler(options.budget);
+  const budget = new BudgetHandler(options.budget, options.share);
   const telemetry = new TelemetryHandler();
   const transport = new TransportHandler(options.transport, options.observe);
   auth.setNext(retry);

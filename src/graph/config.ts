@@ -115,6 +115,43 @@ export const GRAPH_MATCH_FIELDS = [
 export type SipMatchField = (typeof SIP_MATCH_FIELDS)[number];
 export type GraphMatchField = (typeof GRAPH_MATCH_FIELDS)[number];
 
+/** Whether `zone` is an IANA time zone name Intl knows (e.g. Europe/Berlin, UTC). */
+export function isTimeZone(zone: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-GB', { timeZone: zone });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The calendar reader (opt-in): "In a meeting until 14:00" from
+ * POST /users/{id}/calendar/getSchedule. Application permission
+ * Calendars.ReadBasic.All, the least privileged one (Graph: calendar-getschedule,
+ * its permissions table: application Calendars.ReadBasic, higher
+ * Calendars.Read, Calendars.ReadWrite; older versions of the page listed only
+ * Calendars.Read, which still works).
+ */
+const calendarConfig = z.strictObject({
+  enabled: z.boolean().default(false),
+  /** IANA zone the end time is shown in ("until 14:00"); the person's own zone is not known. */
+  timeZone: z
+    .string()
+    .refine(isTimeZone, { message: 'expected an IANA time zone name such as Europe/Berlin or UTC (the zone "until 14:00" is shown in)' })
+    .default('UTC'),
+  /** Each person's calendar is read again this often. */
+  refreshMinutes: z.number().int().min(1, 'a refresh of at least 1 minute').max(60, 'a refresh of at most 60 minutes').default(5),
+  /** How far ahead each read looks. */
+  lookaheadHours: z.number().int().min(1, 'at least 1 hour ahead').max(24, 'at most 24 hours ahead').default(4),
+  /** The share of budget.requestsPer30s the calendar may use; presence polling keeps the rest. */
+  share: z
+    .number()
+    .gt(0, 'a share above 0 and at most 0.2 of budget.requestsPer30s (e.g. 0.05)')
+    .max(0.2, 'a share of at most 0.2 of budget.requestsPer30s (presence polling needs the rest; e.g. 0.05)')
+    .default(0.05),
+});
+
 export const graphConfigSchema = z
   .strictObject({
     tenantId: z
@@ -228,6 +265,7 @@ export const graphConfigSchema = z
         syncIntervalMin: z.number().int().min(1, 'at least 1 minute').max(1440, 'at most 1440 minutes').default(15),
       })
       .prefault({}),
+    calendar: calendarConfig.prefault({}),
     budget: z
       .strictObject({
         requestsPer30s: z
@@ -246,6 +284,13 @@ export const graphConfigSchema = z
         code: 'custom',
         path: ['poll', 'share'],
         message: `${c.poll.share} of 1,500 is ${pollPer30s} requests / 30 s, more than budget.requestsPer30s (${c.budget.requestsPer30s}); lower poll.share or raise budget.requestsPer30s`,
+      });
+    }
+    if (c.calendar.enabled && pollPer30s + calendarRequestsPer30s(c) > c.budget.requestsPer30s) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['calendar', 'share'],
+        message: `polling (${pollPer30s}) and the calendar (${calendarRequestsPer30s(c)}) together take more than budget.requestsPer30s (${c.budget.requestsPer30s}) per 30 s; lower calendar.share or poll.share`,
       });
     }
     if ((c.clientSecret === undefined) === (c.certificate === undefined)) {
@@ -271,6 +316,11 @@ export const graphConfigSchema = z
       } else persons.set(s.person, i);
     });
   });
+
+/** getSchedule requests per 30 s the calendar may start: its share of the gateway's budget, at least 1. */
+export function calendarRequestsPer30s(c: { calendar: { share: number }; budget: { requestsPer30s: number } }): number {
+  return Math.max(1, Math.floor(c.calendar.share * c.budget.requestsPer30s));
+}
 
 export type GraphConfigInput = z.input<typeof graphConfigSchema>;
 export type GraphConfig = z.output<typeof graphConfigSchema>;

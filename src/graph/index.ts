@@ -16,9 +16,10 @@ import { GraphAuth, type PasswordRefusalStore, type TokenStatus } from './auth.j
 import type { AccountStatus } from './account-sign-in.js';
 import type { TokenCacheStore } from './token-cache.js';
 import { RequestBudget, type BudgetStatus } from './budget.js';
+import { CalendarReader, type CalendarStatus } from './calendar-reader.js';
 import { createGraphClient, graphFailure } from './client.js';
 import { systemClock, type Clock, type Timer } from './clock.js';
-import { pollRequestsPer30s, type GraphConfig } from './config.js';
+import { calendarRequestsPer30s, pollRequestsPer30s, type GraphConfig } from './config.js';
 import { DirectorySync, type DirectorySyncResult } from './directory-sync.js';
 import { createHttpTransport } from './http-transport.js';
 import type { GraphObserver } from './observer.js';
@@ -94,6 +95,8 @@ export interface GraphStatus {
   directory: DirectorySyncStatus;
   reader: ReaderStatus;
   writer?: WriterStatus;
+  /** the calendar reader (graph.calendar.enabled) */
+  calendar?: CalendarStatus;
   /** rich notifications: the certificate subscriptions carry (absent: basic notifications) */
   notificationKey?: { certificateId: string; thumbprint: string; notAfter: string };
 }
@@ -109,6 +112,8 @@ export interface GraphRuntime {
   syncDirectory(): Promise<DirectorySyncResult>;
   /** One poll cycle now. */
   pollNow(): Promise<void>;
+  /** Read every calendar now (graph.calendar.enabled; otherwise nothing). */
+  readCalendarsNow?(): Promise<void>;
   /** Resolves when no Graph work is running (tests). */
   idle(): Promise<void>;
   /** Report request statuses and latencies to `observer` (undefined: stop). */
@@ -197,6 +202,27 @@ export function createGraph(options: GraphOptions): GraphRuntime {
     ...(GUID.test(config.tenantId) ? { tenantId: config.tenantId } : {}),
     ...(options.reader ?? {}),
   });
+  const calendarBudget = config.calendar.enabled ? new RequestBudget(clock, calendarRequestsPer30s(config)) : undefined;
+  const calendar = calendarBudget !== undefined
+    ? new CalendarReader({
+        client: createGraphClient({
+          graphBaseUrl: config.graphBaseUrl,
+          tokens: auth.appToken(),
+          budget,
+          share: calendarBudget,
+          transport,
+          observe: observeStatus,
+          ...(options.retry !== undefined ? { retry: options.retry } : {}),
+        }),
+        directory,
+        store,
+        clock,
+        logger,
+        refreshMinutes: config.calendar.refreshMinutes,
+        lookaheadHours: config.calendar.lookaheadHours,
+        budget: calendarBudget,
+      })
+    : undefined;
   const writer = config.writer.enabled
     ? new PresenceWriter({
         client: appClient,
@@ -307,6 +333,8 @@ export function createGraph(options: GraphOptions): GraphRuntime {
       }
       await reader.start();
       await writer?.start();
+      // the calendar's first read runs beside the rest: a missing permission must not hold the start up
+      void calendar?.start();
       armSync(synced ? config.directory.syncIntervalMin * 60_000 : 60_000);
       logger.info({ users: reader.status().users, accounts: accounts.length, webhook: config.webhook !== undefined, writer: writer !== undefined }, 'graph: started');
     },
@@ -329,6 +357,7 @@ export function createGraph(options: GraphOptions): GraphRuntime {
         (async () => {
           await syncing?.catch(() => undefined);
           await writer?.stop();
+          await calendar?.stop();
           await reader.stop(stopOptions);
         })(),
         bounded,
@@ -339,16 +368,19 @@ export function createGraph(options: GraphOptions): GraphRuntime {
     status() {
       const s: GraphStatus = { started, tokens: auth.status(), accounts: auth.accountStatus(), budget: budget.status(), directory: { ...dir }, reader: reader.status() };
       if (writer !== undefined) s.writer = writer.status();
+      if (calendar !== undefined) s.calendar = calendar.status();
       const key = keyring?.current;
       if (key !== undefined) s.notificationKey = { certificateId: key.id, thumbprint: key.thumbprint, notAfter: new Date(key.notAfter).toISOString() };
       return s;
     },
     syncDirectory: () => runSync(false),
     pollNow: () => reader.pollNow(),
+    readCalendarsNow: () => calendar?.refresh() ?? Promise.resolve(),
     async idle() {
       await syncing?.catch(() => undefined);
       await reader.idle();
       await writer?.idle();
+      await calendar?.idle();
     },
     observe(next) {
       observer = next;

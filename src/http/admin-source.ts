@@ -67,6 +67,8 @@ export interface GraphInfo {
     lastPollError?: string;
     subscriptions: readonly GraphSubscriptionInfo[];
   };
+  /** the calendar reader, when graph.calendar.enabled */
+  calendar?: { state: string; people: number; busyNow: number; lastReadAt?: string; lastError?: string };
 }
 
 /** Password-guessing and connection-limit counts since start (the security log's tally). */

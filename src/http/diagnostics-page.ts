@@ -159,7 +159,7 @@ const SCRIPT = String.raw`
   }
 
   // ---- connectors ----
-  var KIND = { 'trunk': 'Trunk', 'graph-auth': 'Graph sign-in', 'graph-subscription': 'Graph subscription', 'graph-poll': 'Graph polling', 'webhook': 'Webhook', 'security': 'Security' };
+  var KIND = { 'trunk': 'Trunk', 'graph-auth': 'Graph sign-in', 'graph-subscription': 'Graph subscription', 'graph-poll': 'Graph polling', 'graph-calendar': 'Graph calendar', 'webhook': 'Webhook', 'security': 'Security' };
   function renderConnectors(status) {
     var ul = $('connectors');
     ul.textContent = '';

@@ -34,6 +34,8 @@ export interface UserRow {
     source: string;
     /** Teams status and out-of-office texts consoles get as PIDF notes. */
     consoleNotes: string[];
+    /** When the shown activity ends (RPID until; a meeting's end from the calendar), ISO time; null when not known. */
+    until: string | null;
   };
   revision: number;
   lastChange: { at: number; source: string };
@@ -101,6 +103,7 @@ export function userRow(source: AdminSource, person: Person, last?: HistoryEntry
       calls: view.calls.map((c) => ({ id: c.id, phase: c.phase, direction: c.direction ?? null, synthetic: c.synthetic === true })),
       source: view.source,
       consoleNotes: view.notes?.map((n) => n.text) ?? [],
+      until: view.activitiesUntil !== undefined ? new Date(view.activitiesUntil).toISOString() : null,
     },
     revision: view.revision,
     sourcePriority: [...(source.sourcePriority?.(person.id) ?? [])],
@@ -133,7 +136,7 @@ export function userDetail(source: AdminSource, person: Person): UserDetail {
   };
 }
 
-export type ConnectorKind = 'trunk' | 'graph-auth' | 'graph-subscription' | 'graph-poll' | 'webhook' | 'security';
+export type ConnectorKind = 'trunk' | 'graph-auth' | 'graph-subscription' | 'graph-poll' | 'graph-calendar' | 'webhook' | 'security';
 
 export interface Connector {
   kind: ConnectorKind;
@@ -242,7 +245,23 @@ function graphConnectors(g: GraphInfo, now: number): Connector[] {
     if (g.reader.lastPollAt !== undefined) c.at = Date.parse(g.reader.lastPollAt);
     out.push(c);
   }
+  if (g.calendar !== undefined) out.push(calendarConnector(g.calendar));
   return out;
+}
+
+/** The calendar reader: red while getSchedule is refused (no calendar permission) or failing. */
+function calendarConnector(cal: NonNullable<GraphInfo['calendar']>): Connector {
+  const ok = cal.state === 'ok' ? true : cal.state === 'denied' || cal.state === 'failing' ? false : null;
+  const detail =
+    cal.state === 'denied'
+      ? `getSchedule refused: grant the application permission Calendars.ReadBasic.All or Calendars.Read (${cal.lastError ?? '403'})`
+      : cal.lastError !== undefined
+        ? `${cal.state}: ${cal.lastError}`
+        : `${cal.people} calendars read, ${cal.busyNow} in a meeting now`;
+  const c: Connector = { kind: 'graph-calendar', name: 'calendar', ok, detail };
+  if (cal.state === 'denied') c.badge = 'No permission';
+  if (cal.lastReadAt !== undefined) c.at = Date.parse(cal.lastReadAt);
+  return c;
 }
 
 /** Every connector with its colour; the webhook counts as reachable once Graph has delivered to it. */

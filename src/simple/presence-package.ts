@@ -14,6 +14,7 @@ import {
   buildXpidf,
   type PidfActivity,
   type PidfDocument,
+  type PidfPerson,
   type XpidfDocument,
 } from '../bodies/index.js';
 import type { PresenceView } from '../core/person-state.js';
@@ -81,13 +82,17 @@ export function presenceDocument(view: PresenceView, entity: string, flavor: 'rf
         activities: [],
       },
     ],
-    persons: [
-      view.notes === undefined
-        ? { id: xmlId('p-', view.personId), activities, notes: [] }
-        : { id: xmlId('p-', view.personId), activities, notes: [], langNotes: view.notes },
-    ],
+    persons: [personOf(view, activities)],
     notes: [],
   };
+}
+
+function personOf(view: PresenceView, activities: PidfActivity[]): PidfPerson {
+  const person: PidfPerson = { id: xmlId('p-', view.personId), activities, notes: [] };
+  if (view.notes !== undefined) person.langNotes = view.notes;
+  // whole seconds in UTC: xs:dateTime as RPID's until carries it
+  if (view.activitiesUntil !== undefined && activities.length > 0) person.activitiesUntil = new Date(Math.floor(view.activitiesUntil / 1000) * 1000).toISOString().replace('.000Z', 'Z');
+  return person;
 }
 
 const BUSY_ACTIVITIES: ReadonlySet<string> = new Set(['busy', 'meeting', 'performance', 'presentation']);
