@@ -33,6 +33,19 @@ export function percentile(values: readonly number[], p: number): number {
   return sorted[rank - 1]!;
 }
 
+/**
+ * What several SIPp processes of one phase add to its result: the worst exit
+ * code, and (when one failed, or `why` says the phase gave up) the failed
+ * runs' details.
+ */
+function sippOutcome(results: readonly SippResult[], why?: string): { sippExitCode: number; detail?: string } {
+  const failed = results.filter((r) => r.code !== 0).map(describeSipp);
+  const out: { sippExitCode: number; detail?: string } = { sippExitCode: results.reduce((a, r) => Math.max(a, r.code), 0) };
+  if (why !== undefined) out.detail = [why, ...failed].join('\n');
+  else if (failed.length > 0) out.detail = failed.join('\n');
+  return out;
+}
+
 function statNumber(result: SippResult, column: string): number {
   const value = Number(result.stats?.[column]);
   return Number.isFinite(value) ? value : 0;
@@ -254,8 +267,7 @@ export async function runFanout(options: {
     return {
       ...base,
       subscribeSeconds: (Date.now() - started) / 1000,
-      sippExitCode: results.reduce((a, r) => Math.max(a, r.code), 0),
-      detail: `${why}\n${results.filter((r) => r.code !== 0).map(describeSipp).join('\n')}`,
+      ...sippOutcome(results, why),
     };
   };
   try {
@@ -302,10 +314,8 @@ export async function runFanout(options: {
     lastNotifyAnsweredMs: notifiedAt.length === 0 ? Number.NaN : lastNotify - t0,
     sippExitMs: exitTimes.reduce((a, b) => Math.max(a, b), t0) - t0,
     notified: notifiedAt.length,
-    sippExitCode: results.reduce((a, r) => Math.max(a, r.code), 0),
+    ...sippOutcome(results),
   };
-  const failed = results.filter((r) => r.code !== 0);
-  if (failed.length > 0) out.detail = failed.map(describeSipp).join('\n');
   return out;
 }
 
@@ -407,10 +417,8 @@ export async function runStorm(options: {
     retransmissions,
     freshMs,
     freshStatus,
-    sippExitCode: results.reduce((a, r) => Math.max(a, r.code), 0),
+    ...sippOutcome(results),
   };
-  const failed = results.filter((r) => r.code !== 0);
-  if (failed.length > 0) out.detail = failed.map(describeSipp).join('\n');
   return out;
 }
 
@@ -490,10 +498,8 @@ export async function runAvalanche(options: {
     subscribed,
     retries,
     allSubscribedMs: subscribed === 0 ? Number.NaN : last - started,
-    sippExitCode: results.reduce((a, r) => Math.max(a, r.code), 0),
+    ...sippOutcome(results),
   };
-  const failed = results.filter((r) => r.code !== 0);
-  if (failed.length > 0) out.detail = failed.map(describeSipp).join('\n');
   return out;
 }
 
@@ -563,8 +569,7 @@ export async function runFanoutMany(options: {
     return {
       ...base,
       subscribeSeconds: (Date.now() - started) / 1000,
-      sippExitCode: results.reduce((a, r) => Math.max(a, r.code), 0),
-      detail: `${err instanceof Error ? err.message : String(err)}\n${results.filter((r) => r.code !== 0).map(describeSipp).join('\n')}`,
+      ...sippOutcome(results, err instanceof Error ? err.message : String(err)),
     };
   }
   const subscribeSeconds = (Date.now() - started) / 1000;
@@ -600,9 +605,7 @@ export async function runFanoutMany(options: {
     publishSpanMs: answers.reduce((a, b) => Math.max(a, b.at), t0) - t0,
     notified: notifiedAt.length,
     lastNotifyAnsweredMs: notifiedAt.length === 0 ? Number.NaN : last - t0,
-    sippExitCode: results.reduce((a, r) => Math.max(a, r.code), 0),
+    ...sippOutcome(results),
   };
-  const failed = results.filter((r) => r.code !== 0);
-  if (failed.length > 0) out.detail = failed.map(describeSipp).join('\n');
   return out;
 }

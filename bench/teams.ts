@@ -118,6 +118,37 @@ interface Pending {
 }
 
 /**
+ * One presence watcher (UDP, PIDF) for each user at `indexes`, its Call-ID
+ * noted in `callUser`; resolves once every one has had its initial NOTIFY
+ * (the caller's onNotify adds them to `subscribed`), throws after `withinMs`.
+ */
+async function subscribeWatchers(
+  agent: SipAgent,
+  users: readonly GatewayUser[],
+  indexes: Iterable<number>,
+  o: { callIdPrefix: string; expiresSec: number; callUser: Map<string, number>; subscribed: ReadonlySet<number>; withinMs: number },
+): Promise<void> {
+  let count = 0;
+  for (const u of indexes) {
+    count++;
+    const callId = `${o.callIdPrefix}-${u}-${randomBytes(4).toString('hex')}@127.0.0.1`;
+    o.callUser.set(callId, u);
+    const r = await agent.request({
+      method: 'SUBSCRIBE',
+      user: users[u]!.extension!,
+      callId,
+      fromTag: `w${u}`,
+      cseq: 1,
+      headers: ['Event: presence', 'Accept: application/pidf+xml', `Expires: ${o.expiresSec}`],
+    });
+    if (r.status >= 300) throw new Error(`SUBSCRIBE for ${users[u]!.extension} answered ${r.status}`);
+  }
+  const until = Date.now() + o.withinMs;
+  while (o.subscribed.size < count && Date.now() < until) await sleep(20);
+  if (o.subscribed.size < count) throw new Error(`only ${o.subscribed.size} of ${count} watchers got their initial NOTIFY`);
+}
+
+/**
  * One UDP socket acting as SIP watcher and publisher: sends requests
  * (retransmitted every 500 ms until a final answer), answers every NOTIFY
  * with 200 and reports it with its arrival time. Not a SIP stack.
@@ -482,22 +513,7 @@ export async function runTeamsToSip(options: {
       subscribed.add(u);
       if (u === current && body.includes('on-the-phone') === wantCall) expect.offer(at);
     };
-    for (let u = 0; u < users.length; u++) {
-      const callId = `tb-${u}-${randomBytes(4).toString('hex')}@127.0.0.1`;
-      callUser.set(callId, u);
-      const r = await agent.request({
-        method: 'SUBSCRIBE',
-        user: users[u]!.extension!,
-        callId,
-        fromTag: `w${u}`,
-        cseq: 1,
-        headers: ['Event: presence', 'Accept: application/pidf+xml', 'Expires: 600'],
-      });
-      if (r.status >= 300) throw new Error(`SUBSCRIBE for ${users[u]!.extension} answered ${r.status}`);
-    }
-    const until = Date.now() + 5000;
-    while (subscribed.size < users.length && Date.now() < until) await sleep(20);
-    if (subscribed.size < users.length) throw new Error(`only ${subscribed.size} of ${users.length} watchers got their initial NOTIFY`);
+    await subscribeWatchers(agent, users, users.keys(), { callIdPrefix: 'tb', expiresSec: 600, callUser, subscribed, withinMs: 5000 });
 
     const postAt = new Map<string, number>();
     postListener = (id, at) => {
@@ -926,22 +942,7 @@ export async function runTeamsPolling(options: {
         w.done(at);
       }
     };
-    for (const u of watchedUsers) {
-      const callId = `tp-${u}-${randomBytes(4).toString('hex')}@127.0.0.1`;
-      callUser.set(callId, u);
-      const r = await agent.request({
-        method: 'SUBSCRIBE',
-        user: users[u]!.extension!,
-        callId,
-        fromTag: `w${u}`,
-        cseq: 1,
-        headers: ['Event: presence', 'Accept: application/pidf+xml', 'Expires: 900'],
-      });
-      if (r.status >= 300) throw new Error(`SUBSCRIBE for ${users[u]!.extension} answered ${r.status}`);
-    }
-    const until = Date.now() + 10_000;
-    while (subscribed.size < watched && Date.now() < until) await sleep(20);
-    if (subscribed.size < watched) throw new Error(`only ${subscribed.size} of ${watched} watchers got their initial NOTIFY`);
+    await subscribeWatchers(agent, users, watchedUsers, { callIdPrefix: 'tp', expiresSec: 900, callUser, subscribed, withinMs: 10_000 });
 
     env.sim.control.resetCounters();
     const windowStart = performance.now();
