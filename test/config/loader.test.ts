@@ -1,15 +1,6 @@
 import t from 'tap';
-import { ConfigError, loadConfigFile, parseConfig } from '../../src/config/loader.js';
-
-function problems(fn: () => unknown): string[] {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof ConfigError) return [...err.problems];
-    throw err;
-  }
-  throw new Error('expected a ConfigError');
-}
+import { loadConfigFile, parseConfig } from '../../src/config/loader.js';
+import { configProblems as problems } from '../helpers/config-problems.js';
 
 t.test('an empty file gives the defaults', async (t) => {
   const c = parseConfig('');

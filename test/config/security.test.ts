@@ -3,7 +3,7 @@ import { Writable } from 'node:stream';
 import { securityInfo, wireAdmin } from '../../src/admin-wiring.js';
 import { DEMO_ADMIN_TOKEN } from '../../src/config/admin.js';
 import { GUESSING_DEFAULTS } from '../../src/trunks/guessing-config.js';
-import { ConfigError, parseConfig } from '../../src/config/loader.js';
+import { parseConfig } from '../../src/config/loader.js';
 import { configSchema } from '../../src/config/schema.js';
 import { connectors } from '../../src/http/rows.js';
 import { Metrics } from '../../src/http/metrics.js';
@@ -11,20 +11,11 @@ import { CountingSecurityLog } from '../../src/sip/security-log.js';
 import { createLogger } from '../../src/util/logger.js';
 import type { Directory } from '../../src/core/directory.js';
 import { makeServer } from '../simple/helpers.js';
+import { configProblems as problems } from '../helpers/config-problems.js';
 
 /** The directory the helpers' server was built with (SimpleServer keeps it private). */
 function makeDirectoryOf(env: ReturnType<typeof makeServer>): Directory {
   return (env.server as unknown as { directory: Directory }).directory;
-}
-
-function problems(fn: () => unknown): string[] {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof ConfigError) return [...err.problems];
-    throw err;
-  }
-  throw new Error('expected a ConfigError');
 }
 
 t.test('defaults: guessing on, connection limits, security log on stdout', async (t) => {

@@ -1,17 +1,8 @@
 import t from 'tap';
-import { GraphConfigError, calendarRequestsPer30s, parseGraphConfig } from '../../src/graph/config.js';
+import { calendarRequestsPer30s, parseGraphConfig } from '../../src/graph/config.js';
+import { graphConfigProblems as problems } from '../helpers/config-problems.js';
 
 const BASE = { tenantId: '11111111-2222-4333-8444-555555555555', clientId: '66666666-7777-4888-9999-000000000000', clientSecret: 's3cret' };
-
-function problems(input: unknown): string[] {
-  try {
-    parseGraphConfig(input);
-  } catch (error) {
-    if (error instanceof GraphConfigError) return [...error.problems];
-    throw error;
-  }
-  return [];
-}
 
 t.test('the calendar is off unless asked for, with documented defaults', async (t) => {
   const c = parseGraphConfig(BASE);

@@ -1,18 +1,9 @@
 import t from 'tap';
-import { GraphConfigError, parseGraphConfig } from '../../src/graph/config.js';
+import { parseGraphConfig } from '../../src/graph/config.js';
+import { graphConfigProblems as problems } from '../helpers/config-problems.js';
 
 const TENANT = '11111111-2222-4333-8444-555555555555';
 const CLIENT = '66666666-7777-4888-9999-000000000000';
-
-function problems(input: unknown): string[] {
-  try {
-    parseGraphConfig(input);
-  } catch (error) {
-    if (error instanceof GraphConfigError) return [...error.problems];
-    throw error;
-  }
-  return [];
-}
 
 t.test('defaults fill in around the required fields', async (t) => {
   const c = parseGraphConfig({ tenantId: TENANT, clientId: CLIENT, clientSecret: 's3cret' });
