@@ -414,3 +414,45 @@ t.test('ids: branches carry the magic cookie; ids are unique across pool refills
   t.equal(seen.size, 5000);
   t.throws(() => randomHex(5000));
 });
+
+t.test('completed transactions keep their final response in shared slabs, not the serialized buffer', async (t) => {
+  const { layer, transport, requests } = setup();
+  for (const [i, branch] of ['z9hG4bKslab1', 'z9hG4bKslab2'].entries()) {
+    layer.receiveRequest(request({ branch, fromTag: `f${i}` }), UDP_SRC, LOCAL, undefined);
+  }
+  t.equal(requests.length, 2);
+  const sentBuffers: Buffer[] = [];
+  const send = transport.send.bind(transport);
+  transport.send = (data, destination, connectionId) => {
+    sentBuffers.push(data);
+    return send(data, destination, connectionId);
+  };
+  for (const r of requests) r.transaction.respond(createResponse(r.request, 200, undefined, { toTag: 'gw' }));
+  const [a, b] = requests.map((r) => r.transaction.answerBytes);
+  t.ok(a !== undefined && b !== undefined, 'both completed transactions hold their answer');
+  t.equal(a!.toString('latin1'), transport.sent[0]!.text, 'kept bytes are the response sent');
+  t.equal(b!.toString('latin1'), transport.sent[1]!.text);
+  t.equal(a!.buffer, b!.buffer, 'one slab holds both responses');
+  t.not(a!.buffer, sentBuffers[0]!.buffer, 'the serialized buffer itself is not retained');
+  t.equal(layer.responses.slabs, 1);
+  // a retransmission is answered from the slab, byte-identical
+  layer.receiveRequest(request({ branch: 'z9hG4bKslab2', fromTag: 'f1' }), UDP_SRC, LOCAL, undefined);
+  t.equal(transport.sent.at(-1)!.text, transport.sent[1]!.text, 'retransmission answered byte-identically');
+  layer.close();
+  t.equal(requests[0]!.transaction.answerBytes, undefined, 'a terminated transaction keeps nothing');
+});
+
+t.test('ResponseArena: a new slab when full; a large response keeps its own buffer', async (t) => {
+  const { ResponseArena } = await import('../../src/sip/transaction/response-arena.js');
+  const arena = new ResponseArena(1024);
+  const small = Buffer.alloc(200, 0x41);
+  const kept = [1, 2, 3, 4, 5, 6].map(() => arena.keep(small));
+  t.equal(arena.slabs, 2, '200-byte copies (aligned to 8) fill a 1 KiB slab after five');
+  t.equal(kept[0]!.slab, kept[4]!.slab);
+  t.not(kept[4]!.slab, kept[5]!.slab);
+  t.same(kept.map((k) => k.slab.subarray(k.start, k.end).equals(small)), [true, true, true, true, true, true]);
+  const large = Buffer.alloc(600, 0x42);
+  const own = arena.keep(large);
+  t.equal(own.slab, large, 'larger than a quarter slab: not copied');
+  t.equal(arena.slabs, 2);
+});

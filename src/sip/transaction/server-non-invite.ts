@@ -1,6 +1,7 @@
 import type { Logger } from '../../util/logger.js';
 import type { Endpoint, SipResponse } from '../message.js';
 import { serializeMessage } from '../serializer.js';
+import type { ResponseArena } from './response-arena.js';
 import type { TimerHandle, TimerQueue, TimerTarget, TimerValues } from './timers.js';
 
 export type ServerState = 'trying' | 'proceeding' | 'completed' | 'terminated';
@@ -10,6 +11,8 @@ export interface ServerTransactionHost {
   readonly queue: TimerQueue;
   readonly timers: TimerValues;
   readonly logger: Logger;
+  /** Where a final response is kept for Timer J (shared slabs, see response-arena.ts). */
+  readonly responses: ResponseArena;
   /** send bytes; returns the stream connection used (undefined for UDP), null on failure */
   transmit(data: Buffer, destination: Endpoint, connectionId: string | undefined): string | undefined | null;
   serverTerminated(tx: ServerNonInviteTransaction): void;
@@ -21,7 +24,9 @@ const TIMER_TU = 5;
 
 /**
  * RFC 3261 §17.2.2 non-INVITE server transaction. It keeps no request, only
- * where responses go and the last response sent (for retransmissions).
+ * where responses go and the last response sent (for retransmissions): a
+ * provisional one as its own buffer, the final one (kept for Timer J) as a
+ * range of a shared slab of the host's ResponseArena.
  */
 export class ServerNonInviteTransaction implements TimerTarget {
   state: ServerState = 'trying';
@@ -29,7 +34,12 @@ export class ServerNonInviteTransaction implements TimerTarget {
   mergeKey: string | undefined;
   /** the connection the request came on (referenced while the transaction lives) */
   readonly requestConnectionId: string | undefined;
+  /** the last provisional response (Proceeding) */
   private lastResponse: Buffer | undefined;
+  /** the final response (Completed): bytes [finalStart, finalEnd) of finalSlab */
+  private finalSlab: Buffer | undefined;
+  private finalStart = 0;
+  private finalEnd = 0;
   private timer: TimerHandle | null = null;
 
   constructor(
@@ -56,9 +66,17 @@ export class ServerNonInviteTransaction implements TimerTarget {
 
   /** A retransmission of the request arrived: repeat the last response, if any. */
   retransmission(): void {
-    if ((this.state === 'proceeding' || this.state === 'completed') && this.lastResponse !== undefined) {
+    if (this.state === 'completed' && this.finalSlab !== undefined) {
+      this.send(this.finalSlab.subarray(this.finalStart, this.finalEnd));
+    } else if (this.state === 'proceeding' && this.lastResponse !== undefined) {
       this.send(this.lastResponse);
     }
+  }
+
+  /** The bytes a retransmission of the request is answered with now (tests, diagnostics). */
+  get answerBytes(): Buffer | undefined {
+    if (this.state === 'completed' && this.finalSlab !== undefined) return this.finalSlab.subarray(this.finalStart, this.finalEnd);
+    return this.state === 'proceeding' ? this.lastResponse : undefined;
   }
 
   /** Send a response; false when the transaction already sent its final one. */
@@ -87,7 +105,11 @@ export class ServerNonInviteTransaction implements TimerTarget {
       this.terminate();
     } else {
       this.state = 'completed';
-      this.lastResponse = data;
+      this.lastResponse = undefined;
+      const kept = this.host.responses.keep(data);
+      this.finalSlab = kept.slab;
+      this.finalStart = kept.start;
+      this.finalEnd = kept.end;
       this.timer = this.host.queue.schedule(64 * this.host.timers.t1, this, TIMER_J);
     }
     return true;
@@ -107,6 +129,7 @@ export class ServerNonInviteTransaction implements TimerTarget {
     this.host.queue.cancel(this.timer);
     this.timer = null;
     this.lastResponse = undefined;
+    this.finalSlab = undefined;
     this.host.serverTerminated(this);
   }
 

@@ -8,6 +8,7 @@ import { serializeMessage } from '../serializer.js';
 import { hostForSocket } from '../transport/address.js';
 import { responseTarget, type ParseFailure } from '../transport/routing.js';
 import { ClientNonInviteTransaction, type ClientTransactionHost } from './client-non-invite.js';
+import { ResponseArena } from './response-arena.js';
 import { ServerNonInviteTransaction, type ServerTransactionHost } from './server-non-invite.js';
 import { TimerQueue, type TimerValues } from './timers.js';
 
@@ -56,6 +57,7 @@ export const UDP_SIZE_LIMIT = 1300;
  */
 export class TransactionLayer implements ServerTransactionHost, ClientTransactionHost {
   readonly queue = new TimerQueue();
+  readonly responses = new ResponseArena();
   readonly timers: TimerValues;
   readonly logger: Logger;
   private readonly transport: TransactionTransport;
