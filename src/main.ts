@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { dirname, resolve } from 'node:path';
 import { ConfigError, loadConfigFile } from './config/loader.js';
 import { startGateway } from './app.js';
+import { limitHeapGrowth } from './util/heap-growth.js';
 import { createLogger } from './util/logger.js';
 
 const USAGE = `usage: presence-gateway [--config FILE]
@@ -41,6 +42,8 @@ function parseArgs(argv: readonly string[]): { config?: string } {
 }
 
 async function main(): Promise<void> {
+  // before the heap grows: keep it near its live size (src/util/heap-growth.ts)
+  limitHeapGrowth();
   let args: { config?: string };
   try {
     args = parseArgs(process.argv.slice(2));

@@ -187,3 +187,26 @@ t.test('SIGKILL with the worker writing: committed batches survive, the last que
   t.equal(subs.find((s) => s.id === 'sub-99')?.localCseq, 99);
   t.equal(store.watcherSubscriptions.get('sub-100'), undefined);
 });
+
+t.test('a clean stop with a write backlog loses nothing: every acknowledged write is in the file after close()', async (t) => {
+  const { path, store } = await setup(t);
+  // 25,000 keys queued as fast as the main thread can: batches of maxQueued go to the worker back to back,
+  // one still being committed and the rest of the queue waiting when close() is called
+  const count = 25_000;
+  for (let i = 0; i < count; i++) store.watcherSubscriptions.upsert(watcher(i, { localCseq: 1 }));
+  // and later writes to keys already handed to the worker (the last one must win)
+  for (let i = 0; i < count; i += 7) store.watcherSubscriptions.upsert(watcher(i, { localCseq: 2 }));
+  for (let i = 3; i < count; i += 1000) store.watcherSubscriptions.remove(`sub-${i}`);
+  const removed = Math.ceil((count - 3) / 1000);
+  t.ok(store.status().queued > 0, 'writes still queued when the stop begins');
+  store.close();
+  t.equal(store.status().queued, 0, 'nothing left queued');
+  const again = SqliteStore.open({ path, writer: 'inline' });
+  t.teardown(() => again.close());
+  const all = again.watcherSubscriptions.loadAll();
+  t.equal(all.length, count - removed, 'every upserted key is in the file, the removed ones are not');
+  const byId = new Map(all.map((r) => [r.id, r]));
+  t.equal(byId.get('sub-7')?.localCseq, 2, 'a later write to a key already written wins');
+  t.equal(byId.get('sub-8')?.localCseq, 1);
+  t.equal(byId.get('sub-1003'), undefined, 'a removal queued after the upsert wins');
+});
