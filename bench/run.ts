@@ -26,6 +26,7 @@
  * Traffic stays on 127.0.0.1; every phase is bounded and the gateways are stopped at the end.
  */
 import { benchBodies } from './bodies.js';
+import { gatewayCounts } from './gateway-metrics.js';
 import { benchParser } from './parser.js';
 import { benchUsers, runAvalanche, runFanout, runFanoutMany, runMemory, runRateStep, runStorm, type RateStepResult } from './sipp-load.js';
 import { freePort } from '../test/helpers/ports.js';
@@ -725,6 +726,7 @@ async function memoryShapes(options: Options): Promise<void> {
     const dir = await mkdtemp(join(tmpdir(), 'pg-bench-mem-'));
     try {
       let created = 0;
+      let liveAtStop = 0;
       await withDemoGateway(
         users,
         async (gw) => {
@@ -732,6 +734,10 @@ async function memoryShapes(options: Options): Promise<void> {
           const m = await runMemory({ gateway: gw, count: options.subscriptions, rate: options.memoryRate, users, settleMs: 2000 });
           if (m.detail !== undefined) addDetail(`memory ${shape.label}`, m.detail);
           created = m.subscriptions;
+          // what the gateway holds at the stop: a subscription whose NOTIFY got no answer ended (RFC 6665 §4.2.2)
+          const counts = await gatewayCounts(gw);
+          liveAtStop = counts.subscriptions;
+          console.log(`gateway before the stop: ${fmt(counts.subscriptions)} subscriptions live, ${fmt(counts.notifyTimeouts)} NOTIFYs unanswered (408, subscription ended)`);
           console.table([
             {
               subscriptions: fmt(m.subscriptions),
@@ -765,8 +771,10 @@ async function memoryShapes(options: Options): Promise<void> {
         const rss2 = gw.rssBytes();
         await new Promise((r) => setTimeout(r, 10_000));
         const rssSettled = gw.rssBytes();
-        console.table([{ created: fmt(created), 'process start -> restored s': fmt(restoreMs / 1000, 1), restored: summary, 'RSS 2 s after': mb(rss2), 'RSS settled': mb(rssSettled) }]);
+        const restored = Number((record['subscriptions'] as { restored?: unknown } | undefined)?.restored ?? 0);
+        console.table([{ created: fmt(created), 'live at stop': fmt(liveAtStop), 'process start -> restored s': fmt(restoreMs / 1000, 1), restored: summary, 'RSS 2 s after': mb(rss2), 'RSS settled': mb(rssSettled) }]);
         rows.push(verdict(`restore ${shape.label}`, '<= 5 s', `${fmt(restoreMs / 1000, 1)} s from process start`, restoreMs <= 5000));
+        rows.push(verdict(`restored ${shape.label}`, 'all live at the stop', `${fmt(restored)} of ${fmt(liveAtStop)}`, restored === liveAtStop && liveAtStop > 0));
         rows.push(verdict(`memory after restore, ${shape.label}`, `<= ${mb(limit)} RSS`, mb(Math.max(rss2, rssSettled)), Math.max(rss2, rssSettled) <= limit));
       } finally {
         await gw.stop();
