@@ -12,7 +12,8 @@ import { silentLogger } from '../src/util/logger.js';
 import { TimerWheel } from '../src/util/timer-wheel.js';
 import { CONFIG, FakeStack, settle } from '../test/simple/helpers.js';
 
-function wire(n: number, user: string): Buffer {
+/** A SIPp-like initial SUBSCRIBE (watcher n to `user`), as on the wire. */
+export function wire(n: number, user: string): Buffer {
   return Buffer.from(
     [
       `SUBSCRIBE sip:${user}@example.com SIP/2.0`,

@@ -12,28 +12,7 @@ import { parseMessage } from '../src/sip/parser.js';
 import { TransactionLayer, type TransactionTransport } from '../src/sip/transaction/transaction-layer.js';
 import { RFC3261_TIMERS } from '../src/sip/transaction/timers.js';
 import { silentLogger } from '../src/util/logger.js';
-
-function subscribe(n: number): Buffer {
-  return Buffer.from(
-    [
-      `SUBSCRIBE sip:2000@192.0.2.1:5060 SIP/2.0`,
-      `Via: SIP/2.0/UDP 198.51.100.7:5062;branch=z9hG4bK-bench-${n};rport`,
-      'Max-Forwards: 70',
-      `From: "SIPp watcher ${n}" <sip:watcher-${n}@198.51.100.7>;tag=4242W${n}`,
-      `To: <sip:2000@192.0.2.1>`,
-      `Call-ID: ${n}-4242@198.51.100.7`,
-      'CSeq: 1 SUBSCRIBE',
-      `Contact: <sip:watcher-${n}@198.51.100.7:5062;transport=udp>`,
-      'Event: presence',
-      'Accept: application/pidf+xml',
-      'Expires: 3600',
-      'User-Agent: presence-gateway-interop/sipp',
-      'Content-Length: 0',
-      '',
-      '',
-    ].join('\r\n'),
-  );
-}
+import { wire } from './subscription-memory.js';
 
 export interface TransactionMemory {
   transactions: number;
@@ -70,7 +49,7 @@ export function measureCompletedTransactions(count: number): TransactionMemory {
   for (let i = 0; i < 3; i++) gc();
   const before = process.memoryUsage();
   for (let i = 0; i < count; i++) {
-    const parsed = parseMessage(subscribe(i));
+    const parsed = parseMessage(wire(i, '2000'));
     if (!parsed.ok || parsed.message.kind !== 'request') throw new Error('bad request');
     layer.receiveRequest(parsed.message, source, local, undefined);
   }
