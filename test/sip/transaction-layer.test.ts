@@ -456,3 +456,25 @@ t.test('ResponseArena: a new slab when full; a large response keeps its own buff
   t.equal(own.slab, large, 'larger than a quarter slab: not copied');
   t.equal(arena.slabs, 2);
 });
+
+t.test('client over UDP: a request waiting for its answer keeps only what a local response copies', async (t) => {
+  const { layer, transport } = setup();
+  const request = outgoing();
+  request.headers.append('Event', 'presence');
+  request.headers.append('Subscription-State', 'active;expires=600');
+  request.headers.append('Content-Type', 'application/pidf+xml');
+  request.body = Buffer.from('<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="sip:alice@gw.example.com"/>');
+  const pending = layer.sendRequest(request, { destination: { protocol: 'udp', address: '198.51.100.7', port: 5062 } });
+  t.match(transport.sent[0]!.text, /Subscription-State: active;expires=600\r\n[\s\S]*\r\n\r\n<presence /, 'sent whole');
+  const tx = [...(layer as unknown as { clients: Map<string, { sipRequest: SipRequest | undefined }> }).clients.values()][0]!;
+  const kept = tx.sipRequest!;
+  t.same([...kept.headers].map((f) => f.name), ['via', 'from', 'to', 'call-id', 'cseq'], 'only Via, From, To, Call-ID, CSeq are kept');
+  t.equal(kept.body.length, 0, 'no body kept');
+  t.not(kept, request, 'not the request object');
+  const res = await pending;
+  t.equal(res.status, 408, 'Timer F: local 408');
+  t.equal(res.headers.get('call-id'), 'cid-2');
+  t.equal(res.headers.get('cseq'), '5 NOTIFY');
+  t.match(res.headers.get('via') ?? '', /^SIP\/2\.0\/UDP 192\.0\.2\.10:5060;branch=z9hG4bK/, 'our Via');
+  layer.close();
+});

@@ -1,5 +1,6 @@
 import type { Logger } from '../../util/logger.js';
 import type { Endpoint, SipRequest, SipResponse } from '../message.js';
+import { Headers } from '../headers.js';
 import { createRequest, createResponse, EMPTY_BODY } from '../message.js';
 import type { TimerHandle, TimerQueue, TimerTarget, TimerValues } from './timers.js';
 
@@ -54,7 +55,10 @@ export class ClientNonInviteTransaction implements TimerTarget {
     private readonly onProvisional: ((r: SipResponse) => void) | undefined,
     resolve: (r: SipResponse) => void,
   ) {
-    this.request = request;
+    // Kept until the final response: whole only when it may have to be serialized again (TCP → UDP
+    // fallback); otherwise just what a local 408/503 copies (§8.1.3.1), so a request a peer never
+    // answers (retransmitted for 64*T1) does not hold its body and every header twice, once as bytes.
+    this.request = udpFallback ? request : responseSkeleton(request);
     this.data = data;
     this.destination = destination;
     this.connectionId = connectionId;
@@ -186,4 +190,13 @@ export class ClientNonInviteTransaction implements TimerTarget {
     this.request = undefined;
     this.host.clientTerminated(this);
   }
+}
+
+/** The headers createResponse copies (Via, From, To, Call-ID, CSeq), without the body or the rest. */
+function responseSkeleton(request: SipRequest): SipRequest {
+  const headers = new Headers();
+  for (const f of request.headers) {
+    if (f.name === 'via' || f.name === 'from' || f.name === 'to' || f.name === 'call-id' || f.name === 'cseq') headers.append(f.name, f.value);
+  }
+  return createRequest(request.method, request.uri, headers);
 }
