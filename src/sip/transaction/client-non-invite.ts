@@ -1,9 +1,8 @@
 import type { Logger } from '../../util/logger.js';
 import type { Endpoint, SipRequest, SipResponse } from '../message.js';
 import { createRequest, createResponse, EMPTY_BODY } from '../message.js';
+import { mayEnter, type TransactionState } from './state.js';
 import type { TimerHandle, TimerQueue, TimerTarget, TimerValues } from './timers.js';
-
-export type ClientState = 'trying' | 'proceeding' | 'completed' | 'terminated';
 
 /** What a client transaction needs from the layer that owns it. */
 export interface ClientTransactionHost {
@@ -27,7 +26,7 @@ const TIMER_K = 3;
  * (transport error), never rejects (§8.1.3.1).
  */
 export class ClientNonInviteTransaction implements TimerTarget {
-  state: ClientState = 'trying';
+  private current: TransactionState = 'trying';
   /** serialized request as currently sent */
   data: Buffer;
   destination: Endpoint;
@@ -62,6 +61,17 @@ export class ClientNonInviteTransaction implements TimerTarget {
     this.resolveFn = resolve;
   }
 
+  get state(): TransactionState {
+    return this.current;
+  }
+
+  /** Every state change goes through here, guarded by the non-INVITE graph (state.ts). */
+  private enter(next: TransactionState): boolean {
+    if (!mayEnter(this, next, this.host.logger)) return false;
+    this.current = next;
+    return true;
+  }
+
   get reliable(): boolean {
     return this.destination.protocol !== 'udp';
   }
@@ -93,7 +103,7 @@ export class ClientNonInviteTransaction implements TimerTarget {
   receive(response: SipResponse): void {
     if (this.state === 'completed' || this.state === 'terminated') return; // retransmitted final: absorbed
     if (response.status < 200) {
-      this.state = 'proceeding';
+      this.enter('proceeding');
       if (this.onProvisional !== undefined) {
         try {
           this.onProvisional(response);
@@ -165,7 +175,7 @@ export class ClientNonInviteTransaction implements TimerTarget {
       // Timer K is zero over reliable transports; a local answer leaves nothing to absorb
       this.terminate();
     } else {
-      this.state = 'completed';
+      this.enter('completed');
       this.timerK = this.host.queue.schedule(this.host.timers.t4, this, TIMER_K);
     }
     resolve?.(response);
@@ -177,8 +187,7 @@ export class ClientNonInviteTransaction implements TimerTarget {
   }
 
   terminate(): void {
-    if (this.state === 'terminated') return;
-    this.state = 'terminated';
+    if (this.state === 'terminated' || !this.enter('terminated')) return;
     this.host.queue.cancel(this.timerE);
     this.host.queue.cancel(this.timerF);
     this.host.queue.cancel(this.timerK);

@@ -1,9 +1,8 @@
 import type { Logger } from '../../util/logger.js';
 import type { Endpoint, SipResponse } from '../message.js';
 import { serializeMessage } from '../serializer.js';
+import { mayEnter, type TransactionState } from './state.js';
 import type { TimerHandle, TimerQueue, TimerTarget, TimerValues } from './timers.js';
-
-export type ServerState = 'trying' | 'proceeding' | 'completed' | 'terminated';
 
 /** What a server transaction needs from the layer that owns it. */
 export interface ServerTransactionHost {
@@ -24,7 +23,7 @@ const TIMER_TU = 5;
  * where responses go and the last response sent (for retransmissions).
  */
 export class ServerNonInviteTransaction implements TimerTarget {
-  state: ServerState = 'trying';
+  private current: TransactionState = 'trying';
   /** §8.2.2.2 merge key, when the request had no To tag */
   mergeKey: string | undefined;
   /** the connection the request came on (referenced while the transaction lives) */
@@ -50,6 +49,17 @@ export class ServerNonInviteTransaction implements TimerTarget {
     return end > 0 && !this.key.startsWith('\u0001') ? this.key.slice(0, end) : '';
   }
 
+  get state(): TransactionState {
+    return this.current;
+  }
+
+  /** Every state change goes through here, guarded by the non-INVITE graph (state.ts). */
+  private enter(next: TransactionState): boolean {
+    if (!mayEnter(this, next, this.host.logger)) return false;
+    this.current = next;
+    return true;
+  }
+
   get reliable(): boolean {
     return this.destination.protocol !== 'udp';
   }
@@ -70,7 +80,7 @@ export class ServerNonInviteTransaction implements TimerTarget {
     const data = serializeMessage(response);
     this.send(data);
     if (response.status < 200) {
-      this.state = 'proceeding';
+      this.enter('proceeding');
       this.lastResponse = data;
       return true;
     }
@@ -86,7 +96,7 @@ export class ServerNonInviteTransaction implements TimerTarget {
       // Timer J is zero over reliable transports
       this.terminate();
     } else {
-      this.state = 'completed';
+      this.enter('completed');
       this.lastResponse = data;
       this.timer = this.host.queue.schedule(64 * this.host.timers.t1, this, TIMER_J);
     }
@@ -102,8 +112,7 @@ export class ServerNonInviteTransaction implements TimerTarget {
   }
 
   terminate(): void {
-    if (this.state === 'terminated') return;
-    this.state = 'terminated';
+    if (this.state === 'terminated' || !this.enter('terminated')) return;
     this.host.queue.cancel(this.timer);
     this.timer = null;
     this.lastResponse = undefined;
