@@ -93,15 +93,12 @@ export function uacDialog(early: EarlyDialog, response: SipResponse, copy: Copy 
   if (remoteTag === undefined) return undefined;
   const remoteTarget = remoteTargetOf(response.headers.getAll('contact'));
   if (remoteTarget === undefined) return undefined;
-  return {
-    callId: early.callId,
-    localTag: early.localTag,
-    remoteTag: copy(remoteTag),
-    remoteTarget: copy(remoteTarget),
-    routeSet: routeSetOf(response.headers, true, copy),
-    localCSeq: early.localCSeq,
-    remoteCSeq: early.remoteCSeq,
-  };
+  return established(early, copy(remoteTag), copy(remoteTarget), routeSetOf(response.headers, true, copy));
+}
+
+/** The early dialog made whole by its answer; the CSeqs carry on. */
+function established(early: EarlyDialog, remoteTag: string, remoteTarget: string, routeSet: readonly string[]): Dialog {
+  return { callId: early.callId, localTag: early.localTag, remoteTag, remoteTarget, routeSet, localCSeq: early.localCSeq, remoteCSeq: early.remoteCSeq };
 }
 
 /**
@@ -113,15 +110,7 @@ export function uacDialog(early: EarlyDialog, response: SipResponse, copy: Copy 
 export function notifyDialog(early: EarlyDialog, notify: SipRequest, fromTag: string, copy: Copy = same): Dialog | undefined {
   const remoteTarget = remoteTargetOf(notify.headers.getAll('contact'));
   if (remoteTarget === undefined) return undefined;
-  return {
-    callId: early.callId,
-    localTag: early.localTag,
-    remoteTag: copy(fromTag),
-    remoteTarget: copy(remoteTarget),
-    routeSet: routeSetOf(notify.headers, false, copy),
-    localCSeq: early.localCSeq,
-    remoteCSeq: early.remoteCSeq,
-  };
+  return established(early, copy(fromTag), copy(remoteTarget), routeSetOf(notify.headers, false, copy));
 }
 
 /** A target refresh (RFC 3261 §12.2): the message's one valid Contact replaces the remote target. True when it changed. */

@@ -1,7 +1,7 @@
 import type { Logger } from '../../util/logger.js';
 import type { Endpoint, SipRequest, SipResponse } from '../message.js';
 import { createRequest, createResponse, EMPTY_BODY } from '../message.js';
-import { mayEnter, type TransactionState } from './state.js';
+import { TransactionStateHolder } from './state.js';
 import type { TimerHandle, TimerQueue, TimerTarget, TimerValues } from './timers.js';
 
 /** What a client transaction needs from the layer that owns it. */
@@ -25,8 +25,7 @@ const TIMER_K = 3;
  * the first final response, or with a locally made 408 (Timer F) or 503
  * (transport error), never rejects (§8.1.3.1).
  */
-export class ClientNonInviteTransaction implements TimerTarget {
-  private current: TransactionState = 'trying';
+export class ClientNonInviteTransaction extends TransactionStateHolder implements TimerTarget {
   /** serialized request as currently sent */
   data: Buffer;
   destination: Endpoint;
@@ -53,23 +52,13 @@ export class ClientNonInviteTransaction implements TimerTarget {
     private readonly onProvisional: ((r: SipResponse) => void) | undefined,
     resolve: (r: SipResponse) => void,
   ) {
+    super();
     this.request = request;
     this.data = data;
     this.destination = destination;
     this.connectionId = connectionId;
     this.udpFallback = udpFallback;
     this.resolveFn = resolve;
-  }
-
-  get state(): TransactionState {
-    return this.current;
-  }
-
-  /** Every state change goes through here, guarded by the non-INVITE graph (state.ts). */
-  private enter(next: TransactionState): boolean {
-    if (!mayEnter(this, next, this.host.logger)) return false;
-    this.current = next;
-    return true;
   }
 
   get reliable(): boolean {
@@ -103,7 +92,7 @@ export class ClientNonInviteTransaction implements TimerTarget {
   receive(response: SipResponse): void {
     if (this.state === 'completed' || this.state === 'terminated') return; // retransmitted final: absorbed
     if (response.status < 200) {
-      this.enter('proceeding');
+      this.enter('proceeding', this.host.logger);
       if (this.onProvisional !== undefined) {
         try {
           this.onProvisional(response);
@@ -175,7 +164,7 @@ export class ClientNonInviteTransaction implements TimerTarget {
       // Timer K is zero over reliable transports; a local answer leaves nothing to absorb
       this.terminate();
     } else {
-      this.enter('completed');
+      this.enter('completed', this.host.logger);
       this.timerK = this.host.queue.schedule(this.host.timers.t4, this, TIMER_K);
     }
     resolve?.(response);
@@ -187,7 +176,7 @@ export class ClientNonInviteTransaction implements TimerTarget {
   }
 
   terminate(): void {
-    if (this.state === 'terminated' || !this.enter('terminated')) return;
+    if (this.state === 'terminated' || !this.enter('terminated', this.host.logger)) return;
     this.host.queue.cancel(this.timerE);
     this.host.queue.cancel(this.timerF);
     this.host.queue.cancel(this.timerK);

@@ -1,7 +1,7 @@
 import type { Logger } from '../../util/logger.js';
 import type { Endpoint, SipResponse } from '../message.js';
 import { serializeMessage } from '../serializer.js';
-import { mayEnter, type TransactionState } from './state.js';
+import { TransactionStateHolder } from './state.js';
 import type { TimerHandle, TimerQueue, TimerTarget, TimerValues } from './timers.js';
 
 /** What a server transaction needs from the layer that owns it. */
@@ -22,8 +22,7 @@ const TIMER_TU = 5;
  * RFC 3261 §17.2.2 non-INVITE server transaction. It keeps no request, only
  * where responses go and the last response sent (for retransmissions).
  */
-export class ServerNonInviteTransaction implements TimerTarget {
-  private current: TransactionState = 'trying';
+export class ServerNonInviteTransaction extends TransactionStateHolder implements TimerTarget {
   /** §8.2.2.2 merge key, when the request had no To tag */
   mergeKey: string | undefined;
   /** the connection the request came on (referenced while the transaction lives) */
@@ -38,6 +37,7 @@ export class ServerNonInviteTransaction implements TimerTarget {
     readonly destination: Endpoint,
     public connectionId: string | undefined,
   ) {
+    super();
     this.requestConnectionId = connectionId;
     // the client gives up after Timer F (64*T1); a final response later than that is useless
     this.timer = host.queue.schedule(64 * host.timers.t1, this, TIMER_TU);
@@ -47,17 +47,6 @@ export class ServerNonInviteTransaction implements TimerTarget {
   get branch(): string {
     const end = this.key.indexOf('\u0000');
     return end > 0 && !this.key.startsWith('\u0001') ? this.key.slice(0, end) : '';
-  }
-
-  get state(): TransactionState {
-    return this.current;
-  }
-
-  /** Every state change goes through here, guarded by the non-INVITE graph (state.ts). */
-  private enter(next: TransactionState): boolean {
-    if (!mayEnter(this, next, this.host.logger)) return false;
-    this.current = next;
-    return true;
   }
 
   get reliable(): boolean {
@@ -80,7 +69,7 @@ export class ServerNonInviteTransaction implements TimerTarget {
     const data = serializeMessage(response);
     this.send(data);
     if (response.status < 200) {
-      this.enter('proceeding');
+      this.enter('proceeding', this.host.logger);
       this.lastResponse = data;
       return true;
     }
@@ -96,7 +85,7 @@ export class ServerNonInviteTransaction implements TimerTarget {
       // Timer J is zero over reliable transports
       this.terminate();
     } else {
-      this.enter('completed');
+      this.enter('completed', this.host.logger);
       this.lastResponse = data;
       this.timer = this.host.queue.schedule(64 * this.host.timers.t1, this, TIMER_J);
     }
@@ -112,7 +101,7 @@ export class ServerNonInviteTransaction implements TimerTarget {
   }
 
   terminate(): void {
-    if (this.state === 'terminated' || !this.enter('terminated')) return;
+    if (this.state === 'terminated' || !this.enter('terminated', this.host.logger)) return;
     this.host.queue.cancel(this.timer);
     this.timer = null;
     this.lastResponse = undefined;

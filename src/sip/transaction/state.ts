@@ -18,7 +18,7 @@ export const NON_INVITE_TRANSITIONS: TransitionTable<TransactionState> = transit
   terminated: [],
 });
 
-/** A transaction whose state changes only through `enterState`. */
+/** What a refused change names in the log. */
 export interface StatefulTransaction {
   readonly state: TransactionState;
   readonly method: string;
@@ -34,4 +34,22 @@ export function mayEnter(tx: StatefulTransaction, next: TransactionState, logger
   if (canTransition(NON_INVITE_TRANSITIONS, tx.state, next)) return true;
   logger.error({ method: tx.method, branch: tx.branch, from: tx.state, to: next }, 'transaction state change refused');
   return false;
+}
+
+/** The state part both non-INVITE transactions share: read through `state`, changed only through `enter`. */
+export abstract class TransactionStateHolder implements StatefulTransaction {
+  private current: TransactionState = 'trying';
+  abstract readonly method: string;
+  abstract readonly branch: string;
+
+  get state(): TransactionState {
+    return this.current;
+  }
+
+  /** Every state change goes through here, guarded by the non-INVITE graph. */
+  protected enter(next: TransactionState, logger: Logger): boolean {
+    if (!mayEnter(this, next, logger)) return false;
+    this.current = next;
+    return true;
+  }
 }
