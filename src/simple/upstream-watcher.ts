@@ -122,7 +122,8 @@ const MAX_MIN_EXPIRES = 86_400;
 /** Keep answering NOTIFYs of an unsubscribed dialog this long (RFC 3261 Timer F). */
 const LINGER_MS = 32_000;
 
-class WatchItem implements AuthHolder {
+/** One watched person at one trunk (exported for its tests only). */
+export class WatchItem implements AuthHolder {
   readonly key: string;
   readonly source: string;
   target: UpstreamTarget;
