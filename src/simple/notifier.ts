@@ -469,7 +469,7 @@ export class Notifier {
     while (this.byTag.has(localTag)) localTag = newTag();
     const dialog = uasDialog(request, localTag, cseq.seq);
     if (dialog === undefined) {
-      // RFC 3261 §12.1.1: the dialog needs exactly one remote target.
+      // no dialog without exactly one remote target (uasDialog)
       req.respond(reply(request, 400, undefined, { reason: 'Bad Request - missing or invalid Contact' }));
       return;
     }
