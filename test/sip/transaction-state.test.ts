@@ -1,19 +1,7 @@
-import { Writable } from 'node:stream';
 import t from 'tap';
 import { mayEnter, NON_INVITE_TRANSITIONS, type TransactionState } from '../../src/sip/transaction/state.js';
 import { canTransition } from '../../src/util/state-machine.js';
-import { createLogger } from '../../src/util/logger.js';
-
-function capture(): { lines: Array<Record<string, unknown>>; logger: ReturnType<typeof createLogger> } {
-  const lines: Array<Record<string, unknown>> = [];
-  const destination = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      for (const l of chunk.toString().split('\n')) if (l.length > 0) lines.push(JSON.parse(l) as Record<string, unknown>);
-      done();
-    },
-  });
-  return { lines, logger: createLogger({ level: 'debug', destination }) };
-}
+import { capturingLogger } from '../helpers/log-capture.js';
 
 t.test('non-INVITE graph (RFC 3261 §17.1.2.2, §17.2.2): what is allowed', async (t) => {
   const ok: Array<[TransactionState, TransactionState]> = [
@@ -41,7 +29,7 @@ t.test('non-INVITE graph (RFC 3261 §17.1.2.2, §17.2.2): what is allowed', asyn
 });
 
 t.test('a refused transaction change is logged at error level and not allowed', async (t) => {
-  const { lines, logger } = capture();
+  const { lines, logger } = capturingLogger('debug');
   const tx = { state: 'completed' as TransactionState, method: 'NOTIFY', branch: 'z9hG4bKx' };
   t.notOk(mayEnter(tx, 'proceeding', logger));
   t.ok(mayEnter(tx, 'terminated', logger));
