@@ -14,6 +14,21 @@ import {
   type EventHeader,
   type MediaType,
 } from '../sip/header-values.js';
+import {
+  acceptRemoteCSeq,
+  contactValue,
+  ENDS_DIALOG_USAGE,
+  firstHopUri,
+  nextHopOf,
+  nextLocalCSeq,
+  ourContact,
+  refreshTarget,
+  remoteCSeqInOrder,
+  RESTORE_CSEQ_MARGIN,
+  restoredLocalCSeq,
+  routeRequest,
+  uasDialog,
+} from '../sip/dialog.js';
 import { newTag } from '../sip/ids.js';
 import {
   createRequest,
@@ -23,11 +38,11 @@ import {
   type SipResponse,
   type TransportProtocol,
 } from '../sip/message.js';
-import { aorOf, formatUri, parseNameAddr, parseUri, type SipUri } from '../sip/uri.js';
+import { aorOf, parseNameAddr, parseUri, type SipUri } from '../sip/uri.js';
 import type { Logger } from '../util/logger.js';
 import type { TimerWheel } from '../util/timer-wheel.js';
 import type { EventPackage } from './event-package.js';
-import { contactValue, decideExpiry, expiryRejection, nextHopOf, reply, type ExpiryBounds } from './sip-util.js';
+import { decideExpiry, expiryRejection, reply, type ExpiryBounds } from './sip-util.js';
 import type { InboundRequest, OutboundOptions, RequestSender } from './stack-port.js';
 import {
   detach,
@@ -87,16 +102,6 @@ export interface NotifierOptions {
   contactHost?: string;
 }
 
-/**
- * NOTIFY responses that end the subscription (RFC 6665 §4.2.2): 481, a Timer F
- * timeout (408) and the responses RFC 5057 §5.1 says destroy the usage or the
- * whole dialog. 503 here is the stack's locally made transport failure. Other
- * failures (400, 403, 415, 500, ...) are logged and the subscription stays.
- */
-const TERMINATING_NOTIFY_STATUS: ReadonlySet<number> = new Set([
-  404, 405, 408, 410, 416, 480, 481, 482, 483, 484, 485, 489, 501, 502, 503, 604,
-]);
-
 /** Request-URI schemes naming a resource here (RFC 3856 §3 allows pres:). */
 export const RESOURCE_SCHEMES: ReadonlySet<string> = new Set(['sip', 'sips', 'pres']);
 
@@ -116,13 +121,12 @@ function isInvalidHost(host: string): boolean {
 const FANOUT_SLICE = 500;
 
 /**
- * How far a restored subscription's NOTIFY CSeq and body version jump ahead
- * of the last saved ones: they are saved at create/refresh and by a periodic
- * sweep, not per NOTIFY, so a few may have gone out unsaved before a crash.
- * RFC 3261 §12.2.1.1 only needs the CSeq to increase; RFC 4235 §4.1 only
- * needs the version to increase.
+ * How far a restored subscription's NOTIFY CSeq (src/sip/dialog.ts) and body
+ * version jump ahead of the last saved ones: they are saved at create/refresh
+ * and by a periodic sweep, not per NOTIFY, so a few may have gone out unsaved
+ * before a crash. RFC 4235 §4.1 only needs the version to increase.
  */
-export const RESTORE_SEQUENCE_MARGIN = 10_000;
+export const RESTORE_SEQUENCE_MARGIN = RESTORE_CSEQ_MARGIN;
 
 /** What a saved subscription's resource is now: a person, a resource list, or gone. */
 export type RestoredResourceKind = 'resource' | 'list' | undefined;
@@ -316,14 +320,17 @@ export class Notifier {
         resource: s.resource,
         entity: s.entity,
         format,
-        callId: s.callId,
-        localTag: s.localTag,
-        remoteTag: s.remoteTag,
+        dialog: {
+          callId: s.callId,
+          localTag: s.localTag,
+          remoteTag: s.remoteTag,
+          remoteTarget: s.remoteTarget,
+          routeSet: s.routeSet.length === 0 ? NO_ROUTES : s.routeSet,
+          localCSeq: restoredLocalCSeq(s.localCseq),
+          remoteCSeq: s.remoteCseq,
+        },
         localParty: s.localParty,
         remoteParty: s.remoteParty,
-        remoteTarget: s.remoteTarget,
-        routeSet: s.routeSet.length === 0 ? NO_ROUTES : s.routeSet,
-        remoteCSeq: s.remoteCseq,
         transport: s.transport,
         connectionId: undefined,
       });
@@ -335,7 +342,6 @@ export class Notifier {
           continue;
         }
       }
-      sub.localCSeq = s.localCseq + RESTORE_SEQUENCE_MARGIN;
       sub.version = s.version + RESTORE_SEQUENCE_MARGIN;
       sub.createdAt = s.createdAt;
       if (s.destination !== undefined) sub.destination = this.endpoint(s.destination.protocol, s.destination.address, s.destination.port);
@@ -459,10 +465,11 @@ export class Notifier {
       this.rejectExpiry(req, expiry.status);
       return;
     }
-    const contactValues = h.getAll('contact');
-    const contact = contactValues.length === 1 ? parseNameAddr(contactValues[0]!) : null;
-    if (contact === null) {
-      // RFC 3261 §12.1.1: the dialog needs exactly one remote target.
+    let localTag = newTag();
+    while (this.byTag.has(localTag)) localTag = newTag();
+    const dialog = uasDialog(request, localTag, cseq.seq);
+    if (dialog === undefined) {
+      // no dialog without exactly one remote target (uasDialog)
       req.respond(reply(request, 400, undefined, { reason: 'Bad Request - missing or invalid Contact' }));
       return;
     }
@@ -475,9 +482,6 @@ export class Notifier {
       }
     }
     const toUri = parseNameAddr(to)?.uri;
-    const routes = h.getAll('record-route');
-    let localTag = newTag();
-    while (this.byTag.has(localTag)) localTag = newTag();
 
     const sub = new Subscription({
       pkg,
@@ -485,15 +489,9 @@ export class Notifier {
       resource: listResource === undefined && pkg.resourceOf !== undefined ? pkg.resourceOf(resource) : resource,
       entity: aorOf(toUri ?? target),
       format,
-      callId,
-      localTag,
-      remoteTag: tagOf(from) ?? '',
+      dialog,
       localParty: `${to};tag=${localTag}`,
       remoteParty: from,
-      remoteTarget: formatUri(contact.uri),
-      // RFC 3261 §12.1.1: the UAS route set is the Record-Route list in order.
-      routeSet: routes.length === 0 ? NO_ROUTES : routes,
-      remoteCSeq: cseq.seq,
       transport: req.local.protocol,
       connectionId: req.connectionId,
     });
@@ -537,8 +535,7 @@ export class Notifier {
       req.respond(reply(request, 481, undefined, { reason: 'Subscription Does Not Exist' }));
       return;
     }
-    if (d.seq < sub.remoteCSeq) {
-      // RFC 3261 §12.2.2: a lower remote CSeq is out of order.
+    if (!remoteCSeqInOrder(sub, d.seq)) {
       req.respond(reply(request, 500, undefined, { reason: 'Server Internal Error - CSeq out of order' }));
       return;
     }
@@ -553,18 +550,9 @@ export class Notifier {
         return;
       }
     }
-    sub.remoteCSeq = d.seq;
-    const contactValues = request.headers.getAll('contact');
-    if (contactValues.length === 1) {
-      const contact = parseNameAddr(contactValues[0]!);
-      if (contact !== null) {
-        const targetUri = formatUri(contact.uri);
-        if (targetUri !== sub.remoteTarget) {
-          sub.remoteTarget = detach(targetUri);
-          sub.destination = undefined;
-        }
-      }
-    }
+    acceptRemoteCSeq(sub, d.seq);
+    // SUBSCRIBE is a target refresh request (RFC 6665 §4.1.2.1)
+    if (refreshTarget(sub, request.headers.getAll('contact'), detach)) sub.destination = undefined;
     if (req.connectionId !== undefined && req.connectionId !== sub.connectionId) {
       // the refresh came on another connection: that one is kept now, the old one let go
       this.holdFor(req.connectionId);
@@ -620,9 +608,8 @@ export class Notifier {
   private contactFor(protocol: TransportProtocol): string | undefined {
     let value = this.contactCache.get(protocol);
     if (value === undefined) {
-      const ep = this.sender.advertisedEndpoint?.(protocol) ?? this.sender.localEndpoint(protocol);
-      if (ep === undefined) return undefined;
-      value = contactValue(ep, this.contactHost);
+      value = ourContact(this.sender, protocol, this.contactHost);
+      if (value === undefined) return undefined;
       this.contactCache.set(protocol, value);
     }
     return value;
@@ -773,22 +760,11 @@ export class Notifier {
   /** RFC 3261 §12.2.1.1: a request within the dialog, built from its state. */
   private buildNotify(sub: Subscription, body: Buffer, now: number, contentType: string): SipRequest {
     const headers = new Headers();
-    let requestUri = sub.remoteTarget;
-    if (sub.routeSet.length > 0) {
-      const first = parseNameAddr(sub.routeSet[0]!);
-      if (first !== null && !first.uri.params.has('lr')) {
-        // Strict router: it becomes the Request-URI, the remote target the last route.
-        requestUri = formatUri(first.uri);
-        for (let i = 1; i < sub.routeSet.length; i++) headers.append('route', sub.routeSet[i]!);
-        headers.append('route', `<${sub.remoteTarget}>`);
-      } else {
-        for (const r of sub.routeSet) headers.append('route', r);
-      }
-    }
+    const requestUri = routeRequest(sub.remoteTarget, sub.routeSet, headers);
     headers.append('from', sub.localParty);
     headers.append('to', sub.remoteParty);
     headers.append('call-id', sub.callId);
-    headers.append('cseq', `${++sub.localCSeq} NOTIFY`);
+    headers.append('cseq', `${nextLocalCSeq(sub)} NOTIFY`);
     headers.append('event', sub.eventHeaderValue());
     headers.append('subscription-state', sub.subscriptionStateValue(now));
     headers.append('contact', this.ourContact(sub));
@@ -820,8 +796,7 @@ export class Notifier {
   }
 
   private targetUri(sub: Subscription): SipUri | null {
-    if (sub.routeSet.length > 0) return parseNameAddr(sub.routeSet[0]!)?.uri ?? null;
-    return parseUri(sub.remoteTarget);
+    return firstHopUri(sub.remoteTarget, sub.routeSet);
   }
 
   /** The next hop when it needs no DNS (cached on the subscription). */
@@ -891,12 +866,12 @@ export class Notifier {
     if (status >= 300) {
       // A list watcher that missed a partial state gets the full state next time.
       sub.list?.fullStateNext();
-      if (TERMINATING_NOTIFY_STATUS.has(status) && sub.state === 'terminated') {
+      if (ENDS_DIALOG_USAGE.has(status) && sub.state === 'terminated') {
         // The final NOTIFY went unanswered (the watcher left with its unSUBSCRIBE): nothing left to end.
         this.logger.debug({ user: sub.resource, callId: sub.callId, event: sub.event, status }, 'final NOTIFY unanswered');
         return;
       }
-      if (TERMINATING_NOTIFY_STATUS.has(status)) {
+      if (ENDS_DIALOG_USAGE.has(status)) {
         // RFC 6665 §4.2.2: the watcher is gone; nothing more is sent to it.
         this.logger.info({ user: sub.resource, callId: sub.callId, event: sub.event, status }, 'NOTIFY failed, ending subscription');
         sub.dirty = false;

@@ -4,6 +4,7 @@
  * needed to build NOTIFYs, never the SUBSCRIBE itself.
  */
 import type { WatcherSubscriptionRecord } from '../store/records.js';
+import type { Dialog } from '../sip/dialog.js';
 import type { Endpoint, TransportProtocol } from '../sip/message.js';
 import type { TimerHandle } from '../util/timer-wheel.js';
 import type { BodyFormat, EventPackage } from './event-package.js';
@@ -53,16 +54,12 @@ export interface SubscriptionInit {
   resource: string;
   entity: string;
   format: BodyFormat;
-  callId: string;
-  localTag: string;
-  remoteTag: string;
+  /** The dialog the SUBSCRIBE made (RFC 3261 §12.1.1), or the saved one. */
+  dialog: Dialog;
   /** Our identity for the From of NOTIFYs: the SUBSCRIBE's To value with our tag. */
   localParty: string;
   /** The watcher for the To of NOTIFYs: the SUBSCRIBE's From value (with its tag). */
   remoteParty: string;
-  remoteTarget: string;
-  routeSet: readonly string[];
-  remoteCSeq: number;
   transport: TransportProtocol;
   connectionId: string | undefined;
 }
@@ -88,7 +85,8 @@ export interface ListState {
   render(sub: Subscription): { body: Buffer; contentType: string };
 }
 
-export class Subscription {
+/** The notifier's side of the dialog is the subscription itself (no object of its own: 100k of them). */
+export class Subscription implements Dialog {
   private stateName: SubscriptionStateName = 'init';
   readonly pkg: EventPackage;
   readonly eventId: string | undefined;
@@ -107,8 +105,8 @@ export class Subscription {
   remoteTarget: string;
   readonly routeSet: readonly string[];
   remoteCSeq: number;
-  /** CSeq of our last NOTIFY (RFC 3261 §12.2.1.1: increases by one per request). */
-  localCSeq = 0;
+  /** CSeq of our last NOTIFY (src/sip/dialog.ts nextLocalCSeq). */
+  localCSeq: number;
   /** Transport the SUBSCRIBE came on (default for NOTIFYs). */
   transport: TransportProtocol;
   connectionId: string | undefined;
@@ -137,16 +135,18 @@ export class Subscription {
     this.resource = init.resource;
     this.entity = sharedStrings.get(init.entity);
     this.format = init.format;
-    this.callId = detach(init.callId);
-    this.localTag = init.localTag;
-    this.remoteTag = detach(init.remoteTag);
-    const ours = `;tag=${init.localTag}`;
+    const d = init.dialog;
+    this.callId = detach(d.callId);
+    this.localTag = d.localTag;
+    this.remoteTag = detach(d.remoteTag);
+    const ours = `;tag=${d.localTag}`;
     this.localWhole = !init.localParty.endsWith(ours);
     this.localBase = this.localWhole ? detach(init.localParty) : sharedStrings.get(init.localParty.slice(0, -ours.length));
     this.remoteParty = detach(init.remoteParty);
-    this.remoteTarget = detach(init.remoteTarget);
-    this.routeSet = init.routeSet.length === 0 ? init.routeSet : init.routeSet.map(detach);
-    this.remoteCSeq = init.remoteCSeq;
+    this.remoteTarget = detach(d.remoteTarget);
+    this.routeSet = d.routeSet.length === 0 ? d.routeSet : d.routeSet.map(detach);
+    this.remoteCSeq = d.remoteCSeq;
+    this.localCSeq = d.localCSeq;
     this.transport = init.transport;
     this.connectionId = init.connectionId;
   }

@@ -1,17 +1,15 @@
 /**
  * Client-side helpers shared by the upstream watcher and publisher: digest
- * answers that keep the nonce for later requests, our Contact, backoff with
+ * answers that keep the nonce for later requests, backoff with
  * jitter, Retry-After / Min-Expires, and a per-trunk send queue that spreads
  * requests at a rate (token bucket driven by the timer wheel).
  */
 import { DigestClient, parseChallenge, isUsable, type DigestChallenge, type DigestCredentials } from '../sip/digest.js';
 import { parseExpires } from '../sip/header-values.js';
-import { EMPTY_BODY, type Endpoint, type SipRequest, type SipResponse, type TransportProtocol } from '../sip/message.js';
+import { EMPTY_BODY, type Endpoint, type SipRequest, type SipResponse } from '../sip/message.js';
 import { Headers } from '../sip/headers.js';
-import { formatUri, parseNameAddr, parseUri } from '../sip/uri.js';
 import type { TimerHandle, TimerWheel } from '../util/timer-wheel.js';
 import type { Logger } from '../util/logger.js';
-import { contactValue, nextHopOf } from './sip-util.js';
 import type { RequestSender } from './stack-port.js';
 
 export interface Backoff {
@@ -137,12 +135,6 @@ export async function sendWithDigest(
   }
 }
 
-/** Our Contact for a transport: the advertised (else bound) endpoint of the stack. */
-export function ourContact(sender: RequestSender, protocol: TransportProtocol): string | undefined {
-  const ep = sender.advertisedEndpoint?.(protocol) ?? sender.localEndpoint(protocol);
-  return ep === undefined ? undefined : contactValue(ep);
-}
-
 /** When to refresh a grant of `seconds`: at ~85 %, never sooner than 1 s (ms from now). */
 export function refreshDelayMs(seconds: number): number {
   return Math.max(1_000, Math.floor(seconds * 850));
@@ -242,32 +234,6 @@ export class RateQueue<T> {
   }
 }
 
-/**
- * RFC 3261 §12.2.1.1: the Request-URI and Route headers of a request within
- * a dialog. A loose-routing first hop (;lr) keeps the remote target as the
- * Request-URI; a strict router becomes the Request-URI and the remote target
- * goes last in Route.
- */
-export function inDialogRouting(remoteTarget: string, routeSet: readonly string[], headers: Headers): string {
-  if (routeSet.length === 0) return remoteTarget;
-  const first = parseNameAddr(routeSet[0]!);
-  if (first !== null && !first.uri.params.has('lr')) {
-    for (let i = 1; i < routeSet.length; i++) headers.append('route', routeSet[i]!);
-    headers.append('route', `<${remoteTarget}>`);
-    return formatUri(first.uri);
-  }
-  for (const r of routeSet) headers.append('route', r);
-  return remoteTarget;
-}
-
-/** The next hop of a dialog request when it needs no DNS (first Route, else the remote target). */
-export function literalHop(remoteTarget: string, routeSet: readonly string[], fallback: TransportProtocol): Endpoint | undefined {
-  const uri = routeSet.length > 0 ? parseNameAddr(routeSet[0]!)?.uri : parseUri(remoteTarget);
-  if (uri === undefined || uri === null) return undefined;
-  const hop = nextHopOf(uri, fallback);
-  return hop.literal ? { protocol: hop.protocol, address: hop.host, port: hop.port } : undefined;
-}
-
 /** `<uri>` for a From/To value, leaving a value already in name-addr form alone. */
 export function nameAddr(uri: string): string {
   return uri.includes('<') ? uri : `<${uri}>`;
@@ -293,7 +259,7 @@ export interface UpstreamClientOptions {
 export interface UpstreamItem {
   readonly key: string;
   readonly target: { readonly trunk: string };
-  up: boolean;
+  readonly up: boolean;
 }
 
 /**

@@ -12,6 +12,7 @@ import type { UpstreamPublicationRecord } from '../store/records.js';
 import { buildPidf } from '../bodies/index.js';
 import type { PresenceView } from '../core/person-state.js';
 import type { DigestChallenge, DigestCredentials } from '../sip/digest.js';
+import { ourContact } from '../sip/dialog.js';
 import { parseExpires } from '../sip/header-values.js';
 import { Headers } from '../sip/headers.js';
 import { newCallId, newTag } from '../sip/ids.js';
@@ -25,7 +26,6 @@ import {
   longDelay,
   minExpiresOf,
   nameAddr,
-  ourContact,
   sendWithDigest,
   refreshDelayMs,
   retryAfterMs,

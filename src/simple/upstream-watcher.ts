@@ -21,11 +21,29 @@
 import type { UpstreamSubscriptionRecord } from '../store/records.js';
 import type { Call } from '../core/person-state.js';
 import type { DigestCredentials } from '../sip/digest.js';
+import {
+  acceptRemoteCSeq,
+  earlyDialog,
+  ENDS_DIALOG_USAGE,
+  isEstablished,
+  literalHop,
+  nextLocalCSeq,
+  notifyDialog,
+  ourContact,
+  refreshTarget,
+  remoteCSeqInOrder,
+  restoredLocalCSeq,
+  routeRequest,
+  uacDialog,
+  type Dialog,
+  type EarlyDialog,
+} from '../sip/dialog.js';
 import { parseCSeq, parseEvent, parseExpires, parseSubscriptionState, tagOf, type SubscriptionState } from '../sip/header-values.js';
 import { Headers } from '../sip/headers.js';
 import { newCallId, newTag } from '../sip/ids.js';
 import { createRequest, type Endpoint, type SipRequest, type SipResponse, type TransportProtocol } from '../sip/message.js';
-import { formatUri, parseNameAddr } from '../sip/uri.js';
+import type { Logger } from '../util/logger.js';
+import { canTransition } from '../util/state-machine.js';
 import type { TimerHandle } from '../util/timer-wheel.js';
 import type { TelephonyState, RichState } from '../core/person-state.js';
 import { telephonyFromDialogInfo } from './convert.js';
@@ -35,13 +53,10 @@ import { detach } from './subscription.js';
 import {
   applyAuth,
   backoffDelay,
-  inDialogRouting,
-  literalHop,
   localFailure,
   longDelay,
   minExpiresOf,
   nameAddr,
-  ourContact,
   sendWithDigest,
   refreshDelayMs,
   retryAfterMs,
@@ -51,6 +66,7 @@ import {
 } from './upstream-client.js';
 import { parseNotifyBody, richFromUpstreamPidf, telephonyFromPidf, UPSTREAM_CONTENT_TYPES, type NotifyBody } from './upstream-state.js';
 import type { DigestChallenge } from '../sip/digest.js';
+import { answered, isInFlight, isUp, sending, SUBSCRIBER_TRANSITIONS, type SubscriberState } from './subscriber-state.js';
 
 export interface UpstreamTarget {
   trunk: string;
@@ -91,9 +107,6 @@ export interface UpstreamSubscriptionPersistence {
   remove(trunk: string, personId: string, event: string): void;
 }
 
-/** A restored dialog's CSeq jumps this far ahead (a refresh may have gone out unsaved); RFC 3261 §12.2.1.1 only needs it to increase. */
-const RESTORE_CSEQ_MARGIN = 10_000;
-
 export interface UpstreamWatcherOptions extends UpstreamClientOptions {
   sink: UpstreamSink;
   /** How long a down subscription keeps its last state before the source is cleared (default 30 s). */
@@ -102,8 +115,6 @@ export interface UpstreamWatcherOptions extends UpstreamClientOptions {
 
 type Kind = 'subscribe' | 'refresh' | 'unsubscribe';
 
-/** Statuses of a refresh after which the subscription is gone (RFC 6665 §4.1.2.2, RFC 5057 §5.1). */
-const REFRESH_FATAL: ReadonlySet<number> = new Set([404, 405, 408, 410, 416, 480, 481, 482, 483, 484, 485, 489, 501, 502, 503, 604]);
 /** Refusals that will not change soon: wait long before trying again. */
 const LONG_REFUSAL: ReadonlySet<number> = new Set([403, 404, 405, 410, 415, 416, 420, 484, 488, 489, 501, 603, 604, 606]);
 /** Upper bound for a Min-Expires we accept from a 423 (one day). */
@@ -111,7 +122,8 @@ const MAX_MIN_EXPIRES = 86_400;
 /** Keep answering NOTIFYs of an unsubscribed dialog this long (RFC 3261 Timer F). */
 const LINGER_MS = 32_000;
 
-class WatchItem implements AuthHolder {
+/** One watched person at one trunk (exported for its tests only). */
+export class WatchItem implements AuthHolder {
   readonly key: string;
   readonly source: string;
   target: UpstreamTarget;
@@ -119,26 +131,21 @@ class WatchItem implements AuthHolder {
   expires: number;
   /** Changes when the subscription is replaced or removed: answers to older requests are ignored. */
   gen = 0;
-  callId: string | undefined = undefined;
-  localTag = '';
-  remoteTag: string | undefined = undefined;
-  routeSet: readonly string[] = [];
-  remoteTarget: string | undefined = undefined;
-  /** A 2xx or a NOTIFY established the dialog (RFC 6665 §4.1.2.4: NOTIFY may come first). */
-  confirmed = false;
+  private current: SubscriberState = 'initial';
+  /**
+   * The dialog of the current SUBSCRIBE: early until a 2xx or a NOTIFY
+   * establishes it (src/sip/dialog.ts), early again once the subscription
+   * went down; undefined before the first SUBSCRIBE.
+   */
+  dialog: EarlyDialog | Dialog | undefined = undefined;
   transport: TransportProtocol = 'udp';
-  localCSeq = 0;
-  remoteCSeq = -1;
   expiresAt = 0;
   /** A NOTIFY's expires= seen since the last request went out (ms), undefined when none. */
   notifyBound: number | undefined = undefined;
-  up = false;
-  inFlight = false;
-  /** Counts runs, so that a stale run finishing does not clear the flag of a newer one. */
+  /** Counts runs, so that a stale run finishing does not settle the state of a newer one. */
   runs = 0;
-  /** Send again (refresh) when the request in flight is answered. */
+  /** Send again (refresh) when the SUBSCRIBE out is answered; only set while one is out. */
   again = false;
-  removed = false;
   failures = 0;
   timer: TimerHandle | undefined = undefined;
   graceTimer: TimerHandle | undefined = undefined;
@@ -146,7 +153,7 @@ class WatchItem implements AuthHolder {
   /** dialog-info version and calls of this subscription (RFC 4235 §4.1). */
   version: number | undefined = undefined;
   calls: Call[] | undefined = undefined;
-  /** The sink holds state from this item. */
+  /** The sink holds state from this item (kept through the grace period after it went down). */
   fed = false;
 
   constructor(target: UpstreamTarget) {
@@ -156,6 +163,28 @@ class WatchItem implements AuthHolder {
     this.expires = target.expires;
   }
 
+  get state(): SubscriberState {
+    return this.current;
+  }
+
+  get up(): boolean {
+    return isUp(this.current);
+  }
+
+  get callId(): string | undefined {
+    return this.dialog?.callId;
+  }
+
+  /** Every state change goes through here (subscriber-state.ts); a change the table refuses is logged and not made. */
+  enter(next: SubscriberState, logger: Logger): boolean {
+    if (canTransition(SUBSCRIBER_TRANSITIONS, this.current, next)) {
+      this.current = next;
+      return true;
+    }
+    logger.error({ trunk: this.trunk, user: this.personId, from: this.current, to: next }, 'upstream subscription state change refused');
+    return false;
+  }
+
   get trunk(): string {
     return this.target.trunk;
   }
@@ -163,6 +192,11 @@ class WatchItem implements AuthHolder {
   get personId(): string {
     return this.target.personId;
   }
+}
+
+/** The early part of a dialog that went down: its Call-ID, tag and CSeqs, for answers still to come. */
+function unestablished(d: EarlyDialog): EarlyDialog {
+  return { callId: d.callId, localTag: d.localTag, localCSeq: d.localCSeq, remoteCSeq: d.remoteCSeq };
 }
 
 function itemKey(trunk: string, personId: string): string {
@@ -218,7 +252,7 @@ export class UpstreamWatcher extends UpstreamClient<WatchItem> {
   private readonly startItems = (): void => {
     this.startScheduled = false;
     const items = this.starting.splice(0);
-    for (const item of items) if (!item.removed && !this.closed) this.queue.push(item.trunk, item, item.target.ratePerSec);
+    for (const item of items) if (item.state !== 'terminated' && !this.closed) this.queue.push(item.trunk, item, item.target.ratePerSec);
   };
 
   /** Report dialogs to keep to `listener` (undefined: stop). */
@@ -243,8 +277,8 @@ export class UpstreamWatcher extends UpstreamClient<WatchItem> {
         this.closed ||
         item === undefined ||
         item.target.event !== s.event ||
-        item.callId !== undefined ||
-        item.inFlight ||
+        item.dialog !== undefined ||
+        isInFlight(item.state) ||
         s.toTag === undefined ||
         s.expiresAt <= now + 1000 ||
         this.byCallId.has(s.callId)
@@ -254,15 +288,16 @@ export class UpstreamWatcher extends UpstreamClient<WatchItem> {
         continue;
       }
       item.gen++;
-      item.callId = s.callId;
-      item.localTag = s.fromTag;
-      item.remoteTag = s.toTag;
-      item.routeSet = s.routeSet;
-      item.remoteTarget = s.remoteTarget;
-      item.confirmed = true;
+      item.dialog = {
+        callId: s.callId,
+        localTag: s.fromTag,
+        remoteTag: s.toTag,
+        routeSet: s.routeSet,
+        remoteTarget: s.remoteTarget,
+        localCSeq: restoredLocalCSeq(s.cseq),
+        remoteCSeq: -1,
+      };
       item.transport = item.target.transport ?? 'udp';
-      item.localCSeq = s.cseq + RESTORE_CSEQ_MARGIN;
-      item.remoteCSeq = -1;
       item.expiresAt = s.expiresAt;
       this.byCallId.set(s.callId, item);
       restored++;
@@ -271,20 +306,20 @@ export class UpstreamWatcher extends UpstreamClient<WatchItem> {
   }
 
   private saveItem(item: WatchItem): void {
-    if (this.persist === undefined || !item.confirmed || item.callId === undefined || item.remoteTarget === undefined) return;
-    const snapshot: UpstreamSubscriptionSnapshot = {
+    const d = item.dialog;
+    if (this.persist === undefined || !isEstablished(d)) return;
+    this.persist.save({
       trunk: item.trunk,
       personId: item.personId,
       event: item.target.event,
-      callId: item.callId,
-      fromTag: item.localTag,
-      remoteTarget: item.remoteTarget,
-      routeSet: [...item.routeSet],
-      cseq: item.localCSeq,
+      callId: d.callId,
+      fromTag: d.localTag,
+      remoteTarget: d.remoteTarget,
+      routeSet: [...d.routeSet],
+      cseq: d.localCSeq,
       expiresAt: item.expiresAt,
-    };
-    if (item.remoteTag !== undefined) snapshot.toTag = item.remoteTag;
-    this.persist.save(snapshot);
+      toTag: d.remoteTag,
+    });
   }
 
   /** Stop watching: unsubscribe (Expires: 0) an established dialog, clear the trunk's state for the person. */
@@ -292,14 +327,14 @@ export class UpstreamWatcher extends UpstreamClient<WatchItem> {
     const item = this.items.get(itemKey(trunk, personId));
     if (item === undefined) return;
     this.items.delete(item.key);
-    item.removed = true;
+    item.enter('terminated', this.logger);
     item.gen++;
     this.persist?.remove(item.trunk, item.personId, item.target.event);
     this.queue.delete(item.trunk, item);
     if (item.graceTimer !== undefined) this.wheel.cancel(item.graceTimer);
     this.clearState(item);
-    if (item.callId === undefined) return;
-    if (item.confirmed && !this.closed) void this.unsubscribe(item);
+    if (item.dialog === undefined) return;
+    if (isEstablished(item.dialog) && !this.closed) void this.unsubscribe(item);
     // NOTIFYs of the ending dialog are still answered (200) for a while, then forgotten.
     this.armTimer(item, this.now() + LINGER_MS);
   }
@@ -310,7 +345,7 @@ export class UpstreamWatcher extends UpstreamClient<WatchItem> {
     for (const item of this.items.values()) {
       if (item.trunk !== trunk) continue;
       item.failures = 0;
-      if (item.inFlight) item.again = true;
+      if (isInFlight(item.state)) item.again = true;
       else this.queue.push(trunk, item);
     }
   }
@@ -326,7 +361,7 @@ export class UpstreamWatcher extends UpstreamClient<WatchItem> {
       item.gen++;
       if (item.timer !== undefined) this.wheel.cancel(item.timer);
       if (item.graceTimer !== undefined) this.wheel.cancel(item.graceTimer);
-      if (unsubscribe && item.confirmed && item.callId !== undefined) {
+      if (unsubscribe && isEstablished(item.dialog)) {
         pending.push(this.unsubscribe(item));
         this.persist?.remove(item.trunk, item.personId, item.target.event);
       }
@@ -355,7 +390,7 @@ export class UpstreamWatcher extends UpstreamClient<WatchItem> {
   }
 
   private onTimer(item: WatchItem): void {
-    if (item.removed) {
+    if (item.state === 'terminated') {
       // the linger after an unsubscribe is over
       if (item.callId !== undefined && this.byCallId.get(item.callId) === item) this.byCallId.delete(item.callId);
       return;
@@ -366,12 +401,12 @@ export class UpstreamWatcher extends UpstreamClient<WatchItem> {
 
   /** The queue's turn for an item: a refresh when a dialog exists, else a new subscription. */
   private send(item: WatchItem): void {
-    if (this.closed || item.removed) return;
-    if (item.inFlight) {
+    if (this.closed || item.state === 'terminated') return;
+    if (isInFlight(item.state)) {
       item.again = true;
       return;
     }
-    if (item.confirmed && item.callId !== undefined) {
+    if (isEstablished(item.dialog)) {
       void this.run(item, 'refresh');
       return;
     }
@@ -382,24 +417,18 @@ export class UpstreamWatcher extends UpstreamClient<WatchItem> {
   private newDialog(item: WatchItem): void {
     if (item.callId !== undefined && this.byCallId.get(item.callId) === item) this.byCallId.delete(item.callId);
     item.gen++;
-    item.callId = newCallId();
-    item.localTag = newTag();
-    item.remoteTag = undefined;
-    item.routeSet = [];
-    item.remoteTarget = undefined;
-    item.confirmed = false;
-    item.localCSeq = 0;
-    item.remoteCSeq = -1;
+    const dialog = earlyDialog(newCallId(), newTag());
+    item.dialog = dialog;
     item.version = undefined;
     item.calls = undefined;
     item.expiresAt = 0;
-    this.byCallId.set(item.callId, item);
+    this.byCallId.set(dialog.callId, item);
   }
 
   private async run(item: WatchItem, kind: 'subscribe' | 'refresh'): Promise<void> {
     const gen = item.gen;
     const run = ++item.runs;
-    item.inFlight = true;
+    item.enter(sending(item.state), this.logger);
     item.again = false;
     item.notifyBound = undefined;
     let outcome: Outcome;
@@ -407,7 +436,7 @@ export class UpstreamWatcher extends UpstreamClient<WatchItem> {
     for (;;) {
       outcome = await this.transact(item, kind, item.expires);
       if (gen !== item.gen) {
-        if (item.runs === run) item.inFlight = false;
+        if (item.runs === run) this.settle(item);
         this.afterStale(item, outcome.response, kind);
         return;
       }
@@ -419,7 +448,7 @@ export class UpstreamWatcher extends UpstreamClient<WatchItem> {
       }
       break;
     }
-    item.inFlight = false;
+    this.settle(item);
     if (this.closed) return;
     const { response } = outcome;
     const status = response.status;
@@ -441,7 +470,7 @@ export class UpstreamWatcher extends UpstreamClient<WatchItem> {
       return;
     }
     const error = `${status} ${response.reason}`;
-    if (kind === 'refresh' && !REFRESH_FATAL.has(status) && item.expiresAt - this.now() > 5_000) {
+    if (kind === 'refresh' && !ENDS_DIALOG_USAGE.has(status) && item.expiresAt - this.now() > 5_000) {
       // RFC 6665 §4.1.2.2: other failures leave the subscription valid until it expires; try the refresh again.
       const delay = Math.min(retryAfterMs(response) ?? backoffDelay(++item.failures, this.backoff, this.random), item.expiresAt - this.now() - 2_000);
       this.logger.warn({ ...log, retryInMs: delay }, 'upstream refresh refused, retrying within the subscription');
@@ -458,12 +487,10 @@ export class UpstreamWatcher extends UpstreamClient<WatchItem> {
   /** An answer to a request of a replaced or removed subscription. */
   private afterStale(item: WatchItem, response: SipResponse, kind: Kind): void {
     if (kind === 'unsubscribe') return;
-    if (item.removed && !this.closed && response.status >= 200 && response.status < 300) {
+    if (item.state === 'terminated' && !this.closed && response.status >= 200 && response.status < 300) {
       // Removed while the SUBSCRIBE was out: end the dialog it made.
-      const to = response.headers.get('to');
-      const tag = to === undefined ? undefined : tagOf(to);
-      if (!item.confirmed && tag !== undefined) this.confirmFromResponse(item, response, tag);
-      if (item.confirmed) void this.unsubscribe(item);
+      if (item.dialog !== undefined && !isEstablished(item.dialog)) item.dialog = uacDialog(item.dialog, response, detach) ?? item.dialog;
+      if (isEstablished(item.dialog)) void this.unsubscribe(item);
     }
   }
 
@@ -484,8 +511,9 @@ export class UpstreamWatcher extends UpstreamClient<WatchItem> {
   }
 
   private async destinationOf(item: WatchItem, kind: Kind): Promise<Endpoint> {
-    if (kind !== 'subscribe' && item.target.stickyDestination !== true && item.remoteTarget !== undefined) {
-      const hop = literalHop(item.remoteTarget, item.routeSet, item.target.transport ?? item.transport);
+    const d = item.dialog;
+    if (kind !== 'subscribe' && item.target.stickyDestination !== true && isEstablished(d)) {
+      const hop = literalHop(d.remoteTarget, d.routeSet, item.target.transport ?? item.transport);
       if (hop !== undefined) return hop;
     }
     return item.target.destination();
@@ -494,12 +522,14 @@ export class UpstreamWatcher extends UpstreamClient<WatchItem> {
   private build(item: WatchItem, kind: Kind, expires: number, protocol: TransportProtocol): SipRequest {
     const headers = new Headers();
     const t = item.target;
-    let uri = t.uri;
-    if (kind !== 'subscribe' && item.remoteTarget !== undefined) uri = inDialogRouting(item.remoteTarget, item.routeSet, headers);
-    headers.append('from', `${nameAddr(t.fromUri)};tag=${item.localTag}`);
-    headers.append('to', item.remoteTag === undefined || kind === 'subscribe' ? nameAddr(t.uri) : `${nameAddr(t.uri)};tag=${item.remoteTag}`);
-    headers.append('call-id', item.callId ?? '');
-    headers.append('cseq', `${++item.localCSeq} SUBSCRIBE`);
+    const d = item.dialog;
+    if (d === undefined) throw new Error('upstream SUBSCRIBE without a dialog');
+    const inDialog = kind !== 'subscribe' && isEstablished(d);
+    const uri = inDialog ? routeRequest(d.remoteTarget, d.routeSet, headers) : t.uri;
+    headers.append('from', `${nameAddr(t.fromUri)};tag=${d.localTag}`);
+    headers.append('to', inDialog ? `${nameAddr(t.uri)};tag=${d.remoteTag}` : nameAddr(t.uri));
+    headers.append('call-id', d.callId);
+    headers.append('cseq', `${nextLocalCSeq(d)} SUBSCRIBE`);
     headers.append('event', t.event);
     if (t.accept.length > 0) headers.append('accept', t.accept.join(', '));
     headers.append('expires', String(kind === 'unsubscribe' ? 0 : expires));
@@ -524,13 +554,9 @@ export class UpstreamWatcher extends UpstreamClient<WatchItem> {
   private accepted(item: WatchItem, response: SipResponse): void {
     const now = this.now();
     item.failures = 0;
-    if (!item.confirmed) {
-      const to = response.headers.get('to');
-      const tag = to === undefined ? undefined : tagOf(to);
-      if (tag !== undefined) this.confirmFromResponse(item, response, tag);
-    } else {
-      this.updateTarget(item, response.headers.getAll('contact'));
-    }
+    const d = item.dialog;
+    if (isEstablished(d)) refreshTarget(d, response.headers.getAll('contact'), detach);
+    else if (d !== undefined) item.dialog = uacDialog(d, response, detach) ?? d;
     const granted = parseExpires(response.headers.get('expires')) ?? item.expires;
     if (granted === 0) {
       // Accepted and ended at once: nothing to refresh; subscribe anew later.
@@ -546,21 +572,6 @@ export class UpstreamWatcher extends UpstreamClient<WatchItem> {
     this.saveItem(item);
   }
 
-  private confirmFromResponse(item: WatchItem, response: SipResponse, tag: string): void {
-    item.remoteTag = detach(tag);
-    // RFC 3261 §12.1.2: the UAC's route set is the Record-Route list reversed.
-    const rr = response.headers.getAll('record-route');
-    item.routeSet = rr.length === 0 ? [] : rr.map(detach).reverse();
-    this.updateTarget(item, response.headers.getAll('contact'));
-    item.confirmed = item.remoteTarget !== undefined;
-  }
-
-  private updateTarget(item: WatchItem, contacts: string[]): void {
-    if (contacts.length !== 1) return;
-    const c = parseNameAddr(contacts[0]!);
-    if (c !== null) item.remoteTarget = detach(formatUri(c.uri));
-  }
-
   private scheduleRefresh(item: WatchItem): void {
     const now = this.now();
     this.armTimer(item, now + refreshDelayMs(Math.max(0, (item.expiresAt - now) / 1000)));
@@ -568,17 +579,24 @@ export class UpstreamWatcher extends UpstreamClient<WatchItem> {
 
   private markUp(item: WatchItem): void {
     if (item.up) return;
-    item.up = true;
+    item.enter(isInFlight(item.state) ? 'refreshing' : 'active', this.logger);
     this.onItem(item.trunk, item.personId, true);
+  }
+
+  /** The SUBSCRIBE out was answered (or given up on): no longer in flight. */
+  private settle(item: WatchItem): void {
+    const next = answered(item.state);
+    if (next !== undefined) item.enter(next, this.logger);
   }
 
   /** The subscription is gone: report it and start the grace period of its state. */
   private down(item: WatchItem, error: string): void {
-    if (item.confirmed) this.persist?.remove(item.trunk, item.personId, item.target.event);
-    item.up = false;
+    const d = item.dialog;
+    if (isEstablished(d)) this.persist?.remove(item.trunk, item.personId, item.target.event);
+    item.enter('retry-wait', this.logger);
     this.onItem(item.trunk, item.personId, false, error);
-    if (item.callId !== undefined && this.byCallId.get(item.callId) === item) this.byCallId.delete(item.callId);
-    item.confirmed = false;
+    if (d !== undefined && this.byCallId.get(d.callId) === item) this.byCallId.delete(d.callId);
+    if (isEstablished(d)) item.dialog = unestablished(d);
     item.gen++;
     if (item.fed && (item.graceTimer === undefined || !item.graceTimer.active)) {
       const at = this.now() + this.graceMs;
@@ -592,7 +610,7 @@ export class UpstreamWatcher extends UpstreamClient<WatchItem> {
   }
 
   private onGrace(item: WatchItem): void {
-    if (item.removed || this.closed || item.up) return;
+    if (item.state === 'terminated' || this.closed || item.up) return;
     this.logger.info({ trunk: item.trunk, user: item.personId }, 'upstream subscription still down, clearing its state');
     this.clearState(item);
   }
@@ -624,9 +642,10 @@ export class UpstreamWatcher extends UpstreamClient<WatchItem> {
     const h = request.headers;
     const callId = h.get('call-id');
     const item = callId === undefined ? undefined : this.byCallId.get(callId);
-    if (item === undefined) return false;
+    const d = item?.dialog;
+    if (item === undefined || d === undefined) return false;
     const to = h.get('to');
-    if (to === undefined || tagOf(to) !== item.localTag) return false;
+    if (to === undefined || tagOf(to) !== d.localTag) return false;
     const log = { trunk: item.trunk, user: item.personId, callId };
     const eventValue = h.get('event');
     const event = eventValue === undefined ? null : parseEvent(eventValue);
@@ -636,7 +655,7 @@ export class UpstreamWatcher extends UpstreamClient<WatchItem> {
       req.respond(reply(request, 481, undefined, { reason: 'Subscription Does Not Exist' }));
       return true;
     }
-    if (item.remoteTag !== undefined && item.confirmed && fromTag !== item.remoteTag) {
+    if (isEstablished(d) && fromTag !== d.remoteTag) {
       // A second fork (RFC 6665 §4.1.2.4): one dialog per person is enough.
       req.respond(reply(request, 481, undefined, { reason: 'Subscription Does Not Exist' }));
       return true;
@@ -647,8 +666,7 @@ export class UpstreamWatcher extends UpstreamClient<WatchItem> {
       req.respond(reply(request, 400, undefined, { reason: 'Bad Request - invalid CSeq' }));
       return true;
     }
-    if (cseq.seq < item.remoteCSeq) {
-      // RFC 3261 §12.2.2
+    if (!remoteCSeqInOrder(d, cseq.seq)) {
       req.respond(reply(request, 500, undefined, { reason: 'Server Internal Error - CSeq out of order' }));
       return true;
     }
@@ -658,7 +676,7 @@ export class UpstreamWatcher extends UpstreamClient<WatchItem> {
       req.respond(reply(request, 400, undefined, { reason: 'Bad Request - missing or invalid Subscription-State' }));
       return true;
     }
-    item.remoteCSeq = cseq.seq;
+    acceptRemoteCSeq(d, cseq.seq);
     const parsed = parseNotifyBody(request);
     if (!parsed.ok) {
       this.logger.warn({ ...log, status: parsed.status, reason: parsed.reason }, 'upstream NOTIFY body refused');
@@ -668,20 +686,12 @@ export class UpstreamWatcher extends UpstreamClient<WatchItem> {
     }
     req.respond(reply(request, 200));
 
-    if (item.removed || this.closed) {
+    if (item.state === 'terminated' || this.closed) {
       if (ss.state === 'terminated' && this.byCallId.get(callId!) === item) this.byCallId.delete(callId!);
       return true;
     }
-    if (!item.confirmed) {
-      // RFC 6665 §4.1.2.4: a NOTIFY before the 2xx establishes the dialog; as its UAS the route set is Record-Route in order.
-      item.remoteTag = detach(fromTag);
-      const rr = h.getAll('record-route');
-      item.routeSet = rr.length === 0 ? [] : rr.map(detach);
-      this.updateTarget(item, h.getAll('contact'));
-      item.confirmed = item.remoteTarget !== undefined;
-    } else {
-      this.updateTarget(item, h.getAll('contact'));
-    }
+    if (isEstablished(d)) refreshTarget(d, h.getAll('contact'), detach);
+    else item.dialog = notifyDialog(d, request, fromTag, detach) ?? d;
     // The body first: a terminating NOTIFY's final state is kept through the grace period.
     this.applyBody(item, parsed.body, ss.state === 'terminated');
     this.subscriptionState(item, ss);
@@ -695,12 +705,12 @@ export class UpstreamWatcher extends UpstreamClient<WatchItem> {
       if (ss.expires !== undefined) {
         const bound = now + ss.expires * 1000;
         item.notifyBound = bound;
-        if (!item.inFlight && (bound < item.expiresAt || item.expiresAt <= now)) {
+        if (!isInFlight(item.state) && (bound < item.expiresAt || item.expiresAt <= now)) {
           item.expiresAt = bound;
           this.scheduleRefresh(item);
         }
       }
-      if (item.inFlight && item.expiresAt <= now) return; // the 2xx will report it up
+      if (isInFlight(item.state) && item.expiresAt <= now) return; // the 2xx will report it up
       this.markUp(item);
       return;
     }
@@ -713,7 +723,6 @@ export class UpstreamWatcher extends UpstreamClient<WatchItem> {
     else delay = backoffDelay(++item.failures, this.backoff, this.random);
     this.logger.info({ ...log, reason, retryInMs: delay }, 'upstream subscription terminated by the notifier');
     this.down(item, `terminated${reason.length > 0 ? `;reason=${reason}` : ''}`);
-    item.inFlight = false;
     item.again = false;
     this.retryLater(item, delay);
   }
@@ -730,7 +739,7 @@ export class UpstreamWatcher extends UpstreamClient<WatchItem> {
         // RFC 4235 §4.1: a gap in partial state → ask for full state with a refresh.
         this.logger.info({ trunk: item.trunk, user: item.personId, version: doc.version, last: item.version }, 'dialog-info gap, refreshing for full state');
         if (!final) {
-          if (item.inFlight) item.again = true;
+          if (isInFlight(item.state)) item.again = true;
           else this.queue.push(item.trunk, item);
         }
         return;

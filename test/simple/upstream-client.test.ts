@@ -3,8 +3,6 @@ import { Headers } from '../../src/sip/headers.js';
 import { createRequest, createResponse } from '../../src/sip/message.js';
 import {
   backoffDelay,
-  inDialogRouting,
-  literalHop,
   pickChallenge,
   RateQueue,
   refreshDelayMs,
@@ -36,17 +34,6 @@ t.test('Retry-After and challenges are read from responses', async (t) => {
   c.headers.append('www-authenticate', 'Digest realm="r", nonce="2", algorithm=SHA-256');
   t.equal(pickChallenge(c, { username: 'u', password: 'p' })?.algorithm, 'SHA-256', 'SHA-256 preferred');
   t.equal(pickChallenge(c, { username: 'u', password: 'p', realm: 'other' }), null, 'realm bound credentials');
-});
-
-t.test('in-dialog routing: loose and strict routers', async (t) => {
-  const loose = new Headers();
-  t.equal(inDialogRouting('sip:pbx@10.0.0.9', ['<sip:10.0.0.1;lr>'], loose), 'sip:pbx@10.0.0.9');
-  t.same(loose.getAll('route'), ['<sip:10.0.0.1;lr>']);
-  const strict = new Headers();
-  t.equal(inDialogRouting('sip:pbx@10.0.0.9', ['<sip:10.0.0.1>', '<sip:10.0.0.2;lr>'], strict), 'sip:10.0.0.1');
-  t.same(strict.getAll('route'), ['<sip:10.0.0.2;lr>', '<sip:pbx@10.0.0.9>']);
-  t.same(literalHop('sip:pbx@10.0.0.9:5070;transport=tcp', [], 'udp'), { protocol: 'tcp', address: '10.0.0.9', port: 5070 });
-  t.equal(literalHop('sip:pbx@pbx.example.com', [], 'udp'), undefined, 'a name needs the trunk resolver');
 });
 
 t.test('RateQueue: per-key rate, FIFO, one wheel entry per key', async (t) => {

@@ -3,7 +3,8 @@ import type { TelephonyState } from '../../src/core/person-state.js';
 import { tagOf } from '../../src/sip/header-values.js';
 import { Headers } from '../../src/sip/headers.js';
 import { createRequest } from '../../src/sip/message.js';
-import { UpstreamWatcher, type UpstreamTarget } from '../../src/simple/upstream-watcher.js';
+import { UpstreamWatcher, WatchItem, type UpstreamTarget } from '../../src/simple/upstream-watcher.js';
+import { capturingLogger } from '../helpers/log-capture.js';
 import { silentLogger } from '../../src/util/logger.js';
 import {
   cucmPidf,
@@ -505,4 +506,31 @@ t.test('a sink that throws (unknown person) never throws out of handleNotify', a
   const x = inbound(notifyFor(sub.request, { body: dialogInfo(dialog('d', 'confirmed')) }));
   t.doesNotThrow(() => s.watcher.handleNotify(x.req));
   t.equal(x.responses[0]?.status, 200);
+});
+
+t.test('an upstream subscription changes state only as its table allows; a refused change is logged, not made', async (t) => {
+  const { lines, logger } = capturingLogger();
+  const item = new WatchItem(target());
+  t.equal(item.state, 'initial');
+  t.notOk(item.up);
+  t.notOk(item.enter('refreshing', logger), 'not up yet: a SUBSCRIBE out is notify-wait');
+  t.equal(item.state, 'initial', 'refused: unchanged');
+  t.ok(item.enter('notify-wait', logger));
+  t.notOk(item.enter('active', logger), 'up while the SUBSCRIBE is out is refreshing');
+  t.ok(item.enter('refreshing', logger));
+  t.ok(item.up);
+  t.ok(item.enter('active', logger));
+  t.ok(item.enter('terminated', logger));
+  t.notOk(item.enter('active', logger), 'removed is final');
+  t.equal(item.state, 'terminated');
+  t.notOk(item.up);
+  await new Promise((r) => setImmediate(r));
+  t.same(
+    lines.map((l) => [l['level'], l['msg'], l['from'], l['to'], l['trunk'], l['user']]),
+    [
+      [50, 'upstream subscription state change refused', 'initial', 'refreshing', 'pbx1', 'alice'],
+      [50, 'upstream subscription state change refused', 'notify-wait', 'active', 'pbx1', 'alice'],
+      [50, 'upstream subscription state change refused', 'terminated', 'active', 'pbx1', 'alice'],
+    ],
+  );
 });

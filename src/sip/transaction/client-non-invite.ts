@@ -2,9 +2,8 @@ import type { Logger } from '../../util/logger.js';
 import type { Endpoint, SipRequest, SipResponse } from '../message.js';
 import { Headers } from '../headers.js';
 import { createRequest, createResponse, EMPTY_BODY } from '../message.js';
+import { TransactionStateHolder } from './state.js';
 import type { TimerHandle, TimerQueue, TimerTarget, TimerValues } from './timers.js';
-
-export type ClientState = 'trying' | 'proceeding' | 'completed' | 'terminated';
 
 /** What a client transaction needs from the layer that owns it. */
 export interface ClientTransactionHost {
@@ -27,8 +26,7 @@ const TIMER_K = 3;
  * the first final response, or with a locally made 408 (Timer F) or 503
  * (transport error), never rejects (§8.1.3.1).
  */
-export class ClientNonInviteTransaction implements TimerTarget {
-  state: ClientState = 'trying';
+export class ClientNonInviteTransaction extends TransactionStateHolder implements TimerTarget {
   /** serialized request as currently sent */
   data: Buffer;
   destination: Endpoint;
@@ -55,6 +53,7 @@ export class ClientNonInviteTransaction implements TimerTarget {
     private readonly onProvisional: ((r: SipResponse) => void) | undefined,
     resolve: (r: SipResponse) => void,
   ) {
+    super();
     // Kept until the final response: whole only when it may have to be serialized again (TCP → UDP
     // fallback); otherwise just what a local 408/503 copies (§8.1.3.1), so a request a peer never
     // answers (retransmitted for 64*T1) does not hold its body and every header twice, once as bytes.
@@ -97,7 +96,7 @@ export class ClientNonInviteTransaction implements TimerTarget {
   receive(response: SipResponse): void {
     if (this.state === 'completed' || this.state === 'terminated') return; // retransmitted final: absorbed
     if (response.status < 200) {
-      this.state = 'proceeding';
+      this.enter('proceeding', this.host.logger);
       if (this.onProvisional !== undefined) {
         try {
           this.onProvisional(response);
@@ -169,7 +168,7 @@ export class ClientNonInviteTransaction implements TimerTarget {
       // Timer K is zero over reliable transports; a local answer leaves nothing to absorb
       this.terminate();
     } else {
-      this.state = 'completed';
+      this.enter('completed', this.host.logger);
       this.timerK = this.host.queue.schedule(this.host.timers.t4, this, TIMER_K);
     }
     resolve?.(response);
@@ -181,8 +180,7 @@ export class ClientNonInviteTransaction implements TimerTarget {
   }
 
   terminate(): void {
-    if (this.state === 'terminated') return;
-    this.state = 'terminated';
+    if (this.state === 'terminated' || !this.enter('terminated', this.host.logger)) return;
     this.host.queue.cancel(this.timerE);
     this.host.queue.cancel(this.timerF);
     this.host.queue.cancel(this.timerK);

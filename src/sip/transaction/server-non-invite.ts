@@ -2,9 +2,8 @@ import type { Logger } from '../../util/logger.js';
 import type { Endpoint, SipResponse } from '../message.js';
 import { serializeMessage } from '../serializer.js';
 import type { ResponseArena } from './response-arena.js';
+import { TransactionStateHolder } from './state.js';
 import type { TimerHandle, TimerQueue, TimerTarget, TimerValues } from './timers.js';
-
-export type ServerState = 'trying' | 'proceeding' | 'completed' | 'terminated';
 
 /** What a server transaction needs from the layer that owns it. */
 export interface ServerTransactionHost {
@@ -28,8 +27,7 @@ const TIMER_TU = 5;
  * provisional one as its own buffer, the final one (kept for Timer J) as a
  * range of a shared slab of the host's ResponseArena.
  */
-export class ServerNonInviteTransaction implements TimerTarget {
-  state: ServerState = 'trying';
+export class ServerNonInviteTransaction extends TransactionStateHolder implements TimerTarget {
   /** §8.2.2.2 merge key, when the request had no To tag */
   mergeKey: string | undefined;
   /** the connection the request came on (referenced while the transaction lives) */
@@ -49,6 +47,7 @@ export class ServerNonInviteTransaction implements TimerTarget {
     readonly destination: Endpoint,
     public connectionId: string | undefined,
   ) {
+    super();
     this.requestConnectionId = connectionId;
     // the client gives up after Timer F (64*T1); a final response later than that is useless
     this.timer = host.queue.schedule(64 * host.timers.t1, this, TIMER_TU);
@@ -88,7 +87,7 @@ export class ServerNonInviteTransaction implements TimerTarget {
     const data = serializeMessage(response);
     this.send(data);
     if (response.status < 200) {
-      this.state = 'proceeding';
+      this.enter('proceeding', this.host.logger);
       this.lastResponse = data;
       return true;
     }
@@ -104,7 +103,7 @@ export class ServerNonInviteTransaction implements TimerTarget {
       // Timer J is zero over reliable transports
       this.terminate();
     } else {
-      this.state = 'completed';
+      this.enter('completed', this.host.logger);
       this.lastResponse = undefined;
       const kept = this.host.responses.keep(data);
       this.finalSlab = kept.slab;
@@ -124,8 +123,7 @@ export class ServerNonInviteTransaction implements TimerTarget {
   }
 
   terminate(): void {
-    if (this.state === 'terminated') return;
-    this.state = 'terminated';
+    if (this.state === 'terminated' || !this.enter('terminated', this.host.logger)) return;
     this.host.queue.cancel(this.timer);
     this.timer = null;
     this.lastResponse = undefined;
