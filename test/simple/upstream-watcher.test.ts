@@ -5,6 +5,7 @@ import { Headers } from '../../src/sip/headers.js';
 import { createRequest } from '../../src/sip/message.js';
 import { UpstreamWatcher, type UpstreamTarget } from '../../src/simple/upstream-watcher.js';
 import { silentLogger } from '../../src/util/logger.js';
+import { bodyPackages } from '../helpers/packages.js';
 import {
   cucmPidf,
   dialog,
@@ -43,6 +44,7 @@ function setup(opts: { graceMs?: number; closeTimeoutMs?: number } = {}) {
     sender,
     wheel: clock.wheel,
     sink,
+    packages: bodyPackages(),
     logger: silentLogger(),
     now: clock.now,
     random: () => 0.5,
