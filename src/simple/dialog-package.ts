@@ -17,16 +17,7 @@ import type { MediaType } from '../sip/header-values.js';
 import { parseUri } from '../sip/uri.js';
 import { RevisionCache } from './body-cache.js';
 import { savedTelephony, telephonyFromDialogInfo } from './body-state.js';
-import {
-  chooseContentType,
-  type BodyFormat,
-  type EventPackage,
-  type NotifyRules,
-  type PublishContext,
-  type PublishRules,
-  type PublishSink,
-  type RenderContext,
-} from './event-package.js';
+import { chooseContentType, type BodyFormat, type EventPackage, type NotifyRules, type PublishRules, type RenderContext } from './event-package.js';
 import type { PackageOptions, ViewSource } from './presence-package.js';
 import { defaultWatcherProfileSelector, type WatcherInfo, type WatcherProfileSelector } from './watcher-profile.js';
 
@@ -170,31 +161,31 @@ function flavorOf(variant: string): DialogFlavor {
 }
 
 /** PUBLISH of dialog (RFC 3903, RFC 4235): dialog-info into the person's telephony, publications composed. */
-export const DIALOG_PUBLISH: PublishRules<TelephonyState> = Object.freeze({
+export const DIALOG_PUBLISH = Object.freeze<PublishRules<TelephonyState>>({
   contentTypes: Object.freeze([DIALOG_INFO_CONTENT_TYPE]),
-  parse: (body: Buffer, ctx: PublishContext, previous: TelephonyState | undefined): TelephonyState =>
+  parse: (body, ctx, previous) =>
     telephonyFromDialogInfo(
       parseDialogInfo(body, ctx.maxBytes === undefined ? undefined : { maxBytes: ctx.maxBytes }),
       previous?.calls,
       ctx.origin,
       ctx.at,
     ),
-  compose(sink: PublishSink, resource: string, states: readonly TelephonyState[]): void {
+  compose(sink, resource, states) {
     sink.setTelephony(resource, composeTelephony(states));
   },
-  save: (state: TelephonyState): Record<string, unknown> => ({ telephony: state }),
-  load: (saved: Record<string, unknown>): TelephonyState | undefined => savedTelephony(saved['telephony']),
+  save: (state) => ({ telephony: state }),
+  load: (saved) => savedTelephony(saved['telephony']),
 });
 
 /** dialog-info in NOTIFYs from a PBX: its calls, document by document in version order. */
-export const DIALOG_UPSTREAM: NotifyRules = Object.freeze({
+export const DIALOG_UPSTREAM = Object.freeze<NotifyRules>({
   contentTypes: Object.freeze([DIALOG_INFO_CONTENT_TYPE]),
-  read(body: Buffer) {
+  read(body) {
     const doc = parseDialogInfo(body);
     return {
       kind: 'dialog',
       sequence: { version: doc.version, partial: doc.state === 'partial' },
-      telephony: (previous: readonly Call[] | undefined, origin: string, at: number) => telephonyFromDialogInfo(doc, previous, origin, at),
+      telephony: (previous, origin, at) => telephonyFromDialogInfo(doc, previous, origin, at),
     };
   },
 });

@@ -23,16 +23,7 @@ import type { PresenceView, RichState } from '../core/person-state.js';
 import type { MediaType } from '../sip/header-values.js';
 import { RevisionCache } from './body-cache.js';
 import { richFromUpstreamPidf, richStateFromPidf, savedRich, telephonyFromPidf } from './body-state.js';
-import {
-  chooseContentType,
-  type BodyFormat,
-  type EventPackage,
-  type NotifyRules,
-  type PublishContext,
-  type PublishRules,
-  type PublishSink,
-  type RenderContext,
-} from './event-package.js';
+import { chooseContentType, type BodyFormat, type EventPackage, type NotifyRules, type PublishRules, type RenderContext } from './event-package.js';
 import { defaultWatcherProfileSelector, type WatcherInfo, type WatcherProfileSelector } from './watcher-profile.js';
 
 export const PIDF = 'application/pidf+xml';
@@ -139,26 +130,26 @@ function userPart(entity: string): string {
 }
 
 /** PUBLISH of presence (RFC 3903 §4, RFC 3856): PIDF into the person's `sip` source, publications composed. */
-export const PRESENCE_PUBLISH: PublishRules<RichState> = Object.freeze({
+export const PRESENCE_PUBLISH = Object.freeze<PublishRules<RichState>>({
   contentTypes: Object.freeze([PIDF, CPIM_PIDF]),
-  parse: (body: Buffer, ctx: PublishContext): RichState =>
+  parse: (body, ctx) =>
     richStateFromPidf(parsePidf(body, ctx.maxBytes === undefined ? undefined : { maxBytes: ctx.maxBytes }), ctx.origin, ctx.at),
-  compose(sink: PublishSink, resource: string, states: readonly RichState[]): void {
+  compose(sink, resource, states) {
     sink.setSip(resource, composeRich(states));
   },
-  save: (state: RichState): Record<string, unknown> => ({ rich: state }),
-  load: (saved: Record<string, unknown>): RichState | undefined => savedRich(saved['rich']),
+  save: (state) => ({ rich: state }),
+  load: (saved) => savedRich(saved['rich']),
 });
 
 /** PIDF in NOTIFYs from a PBX (Cisco CUCM, Asterisk): the line state, and the rest as rich presence. */
-export const PRESENCE_UPSTREAM: NotifyRules = Object.freeze({
+export const PRESENCE_UPSTREAM = Object.freeze<NotifyRules>({
   contentTypes: Object.freeze([PIDF, CPIM_PIDF]),
-  read(body: Buffer) {
+  read(body) {
     const doc = parsePidf(body);
     return {
       kind: 'pidf',
-      telephony: (_previous: unknown, origin: string, at: number) => telephonyFromPidf(doc, origin, at),
-      rich: (origin: string, at: number) => richFromUpstreamPidf(doc, origin, at),
+      telephony: (_previous, origin, at) => telephonyFromPidf(doc, origin, at),
+      rich: (origin, at) => richFromUpstreamPidf(doc, origin, at),
     };
   },
 });
