@@ -131,3 +131,13 @@ t.test('upstream NOTIFY bodies are read by the package whose format the Content-
   );
   t.ok(dialog.ok && isReading(dialog.body) && dialog.body.sequence?.version === 4 && dialog.body.sequence.partial, 'dialog-info is versioned, here partial');
 });
+
+t.test("closing the server closes each registered package (winfo drops its listener)", async (t) => {
+  const { server } = makeServer();
+  let closed = 0;
+  server.notifier.register({ ...toyPackage([]), close: () => void closed++ });
+  server.close();
+  t.equal(closed, 1, 'the package was closed once');
+  server.close();
+  t.equal(closed, 1, 'a second close does nothing');
+});
