@@ -216,7 +216,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
   });
   const lists = attachResourceLists(simple.notifier, (l) => store.onChange(l), config.lists, { directory, logger });
   await trunks.registry.start();
-  const upstream = startUpstream({ config, sender: stack, trunks, directory, store, wheel, logger });
+  const upstream = startUpstream({ config, sender: stack, trunks, directory, store, wheel, logger, packages: simple.notifier.packages });
   simple.setUpstream(upstream.watcher);
   // Saved subscriptions, publications and upstream dialogs come back, then every change is kept (persistence-wiring.ts).
   persistence.restore({ notifier: simple.notifier, publications: simple.publications, directory, lists, upstream });

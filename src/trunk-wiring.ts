@@ -21,6 +21,7 @@ import { clientContext } from './sip/transport/tls.js';
 import type { TrunkConfig } from './trunks/config.js';
 import type { TrunkTlsSettings } from './trunks/trunk.js';
 import { UpstreamPublisher, type PublishTarget } from './simple/upstream-publisher.js';
+import type { PackageRegistry } from './simple/package-registry.js';
 import { UpstreamWatcher, type UpstreamTarget } from './simple/upstream-watcher.js';
 import { AccessControl, TrunkRegistry, type Trunk, type TrunkStatus } from './trunks/index.js';
 import type { SecurityLog } from './sip/security-log.js';
@@ -249,6 +250,8 @@ export interface UpstreamOptions {
   store: PresenceStore;
   wheel: TimerWheel;
   logger: Logger;
+  /** The event packages (the SIMPLE server's): upstream NOTIFY bodies are read by them. */
+  packages: PackageRegistry;
 }
 
 /** Start watching and publishing on every trunk configured for it. */
@@ -267,7 +270,7 @@ export function startUpstream(options: UpstreamOptions): UpstreamSide {
   };
   const onAuth = (trunk: string, ok: boolean) => registry.get(trunk)?.noteAuth(ok);
 
-  const watcher = new UpstreamWatcher({ sender, wheel, sink: store, logger, onItem: itemNote('subscription'), onAuth });
+  const watcher = new UpstreamWatcher({ sender, wheel, sink: store, packages: options.packages, logger, onItem: itemNote('subscription'), onAuth });
   const publisher = new UpstreamPublisher({ sender, wheel, logger, onItem: itemNote('publication'), onAuth });
 
   const watching = registry.all().filter((t) => t.has('watch'));

@@ -10,12 +10,14 @@
  * profile, so a document is rendered once per change and the version spliced in.
  */
 import { createHash } from 'node:crypto';
-import { DIALOG_INFO_CONTENT_TYPE, buildDialogInfo, type DialogInfoDialog } from '../bodies/index.js';
-import type { Call, CallPhase, PresenceView } from '../core/person-state.js';
+import { DIALOG_INFO_CONTENT_TYPE, buildDialogInfo, parseDialogInfo, type DialogInfoDialog } from '../bodies/index.js';
+import { composeTelephony } from '../core/compose.js';
+import type { Call, CallPhase, PresenceView, TelephonyState } from '../core/person-state.js';
 import type { MediaType } from '../sip/header-values.js';
 import { parseUri } from '../sip/uri.js';
 import { RevisionCache } from './body-cache.js';
-import { chooseContentType, type BodyFormat, type EventPackage, type RenderContext } from './event-package.js';
+import { savedTelephony, telephonyFromDialogInfo } from './body-state.js';
+import { chooseContentType, type BodyFormat, type EventPackage, type NotifyRules, type PublishRules, type RenderContext } from './event-package.js';
 import type { PackageOptions, ViewSource } from './presence-package.js';
 import { defaultWatcherProfileSelector, type WatcherInfo, type WatcherProfileSelector } from './watcher-profile.js';
 
@@ -158,9 +160,43 @@ function flavorOf(variant: string): DialogFlavor {
   return variant === 'polycom' || variant === 'asterisk' ? variant : 'rfc';
 }
 
+/** PUBLISH of dialog (RFC 3903, RFC 4235): dialog-info into the person's telephony, publications composed. */
+export const DIALOG_PUBLISH = Object.freeze<PublishRules<TelephonyState>>({
+  contentTypes: Object.freeze([DIALOG_INFO_CONTENT_TYPE]),
+  parse: (body, ctx, previous) =>
+    telephonyFromDialogInfo(
+      parseDialogInfo(body, ctx.maxBytes === undefined ? undefined : { maxBytes: ctx.maxBytes }),
+      previous?.calls,
+      ctx.origin,
+      ctx.at,
+    ),
+  compose(sink, resource, states) {
+    sink.setTelephony(resource, composeTelephony(states));
+  },
+  save: (state) => ({ telephony: state }),
+  load: (saved) => savedTelephony(saved['telephony']),
+});
+
+/** dialog-info in NOTIFYs from a PBX: its calls, document by document in version order. */
+export const DIALOG_UPSTREAM = Object.freeze<NotifyRules>({
+  contentTypes: Object.freeze([DIALOG_INFO_CONTENT_TYPE]),
+  read(body) {
+    const doc = parseDialogInfo(body);
+    return {
+      kind: 'dialog',
+      sequence: { version: doc.version, partial: doc.state === 'partial' },
+      telephony: (previous, origin, at) => telephonyFromDialogInfo(doc, previous, origin, at),
+    };
+  },
+});
+
 export class DialogPackage implements EventPackage {
   readonly event = 'dialog';
   readonly contentTypes: readonly string[] = [DIALOG_INFO_CONTENT_TYPE];
+  readonly publish = DIALOG_PUBLISH;
+  readonly upstream = DIALOG_UPSTREAM;
+  /** RFC 4662: dialog lists; not restored (the members' dialog-info versions are not kept). */
+  readonly lists = Object.freeze({ restore: false });
   private readonly cache = new RevisionCache<VersionTemplate>();
   private readonly profiles: WatcherProfileSelector;
   private readonly extensionOf: ((resource: string) => string | undefined) | undefined;

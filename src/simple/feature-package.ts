@@ -20,6 +20,7 @@ import {
   parseFeatureRequest,
   type ForwardingType,
 } from '../bodies/index.js';
+import type { TelephonyState } from '../core/person-state.js';
 import type { MediaType } from '../sip/header-values.js';
 import type { SipResponse } from '../sip/message.js';
 import { parseNameAddr } from '../sip/uri.js';
@@ -40,11 +41,14 @@ interface Forwarding {
 
 export interface FeatureEventOptions {
   source: ViewSource;
-  /** Set (true/false) the person's DND as their phone says. */
-  setDnd: (personId: string, on: boolean) => void;
+  /** Where the phone's DND goes (the PresenceStore), as the telephony source `feature-key`. */
+  sink: { setTelephony(personId: string, telephony: TelephonyState | undefined, source: string): void };
   resolve: (user: string | undefined, host: string) => string | undefined;
   extensionOf?: (personId: string) => string | undefined;
+  now?: () => number;
 }
+
+const SOURCE = 'feature-key';
 
 export class FeatureEventPackage implements EventPackage {
   readonly event = FEATURE_EVENT;
@@ -72,7 +76,7 @@ export class FeatureEventPackage implements EventPackage {
     if (ct !== FEATURE_EVENT_CONTENT_TYPE) return reply(request, 415, [['accept', FEATURE_EVENT_CONTENT_TYPE]]);
     try {
       const r = parseFeatureRequest(request.body);
-      if (r.kind === 'dnd') this.options.setDnd(personId, r.on);
+      if (r.kind === 'dnd') this.setDnd(personId, r.on);
       else {
         const f: Forwarding = { type: r.type, on: r.on };
         if (r.to !== undefined) f.to = r.to;
@@ -86,6 +90,12 @@ export class FeatureEventPackage implements EventPackage {
         reason: safeReason(err.status === 415 ? 'Unsupported Media Type' : 'Bad Request', err.message),
       });
     }
+  }
+
+  /** The person's DND as their phone says; line 'unknown': the key says nothing of calls, so any trunk's line state wins. */
+  private setDnd(personId: string, on: boolean): void {
+    const at = (this.options.now ?? Date.now)();
+    this.options.sink.setTelephony(personId, on ? { line: 'unknown', dnd: true, calls: [], origin: SOURCE, at } : undefined, SOURCE);
   }
 
   render(resource: string, ctx: RenderContext): Buffer {

@@ -42,6 +42,7 @@ import { aorOf, parseNameAddr, parseUri, type SipUri } from '../sip/uri.js';
 import type { Logger } from '../util/logger.js';
 import type { TimerWheel } from '../util/timer-wheel.js';
 import type { EventPackage } from './event-package.js';
+import { PackageRegistry } from './package-registry.js';
 import { decideExpiry, expiryRejection, reply, type ExpiryBounds } from './sip-util.js';
 import type { InboundRequest, OutboundOptions, RequestSender } from './stack-port.js';
 import {
@@ -100,6 +101,8 @@ export interface NotifierOptions {
   lookup?: HostLookup;
   /** Host to put in our Contact instead of the bound address. */
   contactHost?: string;
+  /** The event packages served (register() adds to it); default an empty registry of its own. */
+  packages?: PackageRegistry;
 }
 
 /** Request-URI schemes naming a resource here (RFC 3856 §3 allows pres:). */
@@ -133,7 +136,7 @@ export type RestoredResourceKind = 'resource' | 'list' | undefined;
 
 export interface RestoreResult {
   restored: number;
-  /** Expired, unknown package or resource, unreachable transport (ws/wss), or a dialog list. */
+  /** Expired, unknown package or resource, unreachable transport (ws/wss), or a list its package does not restore (dialog). */
   dropped: number;
 }
 
@@ -146,7 +149,8 @@ interface ConnectionHold {
 }
 
 export class Notifier {
-  private readonly packages = new Map<string, EventPackage>();
+  /** The packages served, by event: what SUBSCRIBE, PUBLISH and upstream NOTIFY bodies dispatch by. */
+  readonly packages: PackageRegistry;
   /** live subscriptions by our (To) tag; Call-ID and remote tag are checked on match */
   private readonly byTag = new Map<string, Subscription>();
   private readonly byResource = new Map<string, Set<Subscription>>();
@@ -186,6 +190,8 @@ export class Notifier {
     this.now = options.now ?? Date.now;
     this.lookup = options.lookup ?? (async (host) => (await dnsLookup(host)).address);
     this.contactHost = options.contactHost;
+    this.packages = options.packages ?? new PackageRegistry();
+    for (const event of this.packages.events) this.countByEvent.set(event, 0);
   }
 
   /** Serve resource lists through `hooks` (undefined: stop serving them). */
@@ -215,20 +221,18 @@ export class Notifier {
   }
 
   register(pkg: EventPackage): void {
-    this.packages.set(pkg.event.toLowerCase(), pkg);
+    this.packages.register(pkg);
     this.countByEvent.set(pkg.event.toLowerCase(), 0);
   }
 
   /** Registered event package names (for Allow-Events). */
   get events(): string[] {
-    return [...this.packages.keys()];
+    return this.packages.events;
   }
 
   /** Content types all packages produce (for Accept in OPTIONS answers). */
   get contentTypes(): string[] {
-    const out = new Set<string>();
-    for (const p of this.packages.values()) for (const c of p.contentTypes) out.add(c);
-    return [...out];
+    return this.packages.contentTypes;
   }
 
   /** Live subscriptions, by event package. */
@@ -283,8 +287,9 @@ export class Notifier {
    * RESTORE_SEQUENCE_MARGIN, and a NOTIFY with the current full state each
    * (sent in fan-out slices). Expired ones, unknown packages or resources,
    * ws/wss ones (their connection is gone; the browser subscribes again) and
-   * dialog list subscriptions (their member versions are not kept; the
-   * watcher gets 481 at its refresh and subscribes again) are dropped.
+   * list subscriptions of a package whose lists are not restored (dialog:
+   * its member versions are not kept; the watcher gets 481 at its refresh
+   * and subscribes again) are dropped.
    */
   restore(snapshots: Iterable<SubscriptionSnapshot>, kindOf: (resource: string) => RestoredResourceKind): RestoreResult {
     const now = this.now();
@@ -303,7 +308,7 @@ export class Notifier {
         s.transport === 'wss' ||
         !pkg.contentTypes.includes(s.contentType) ||
         this.byTag.has(s.localTag) ||
-        (kind === 'list' && (this.lists === undefined || pkg.event !== 'presence'))
+        (kind === 'list' && (this.lists === undefined || pkg.lists?.restore !== true))
       ) {
         dropped++;
         continue;
@@ -363,6 +368,7 @@ export class Notifier {
   /** Stop expiring and notifying. Sends nothing: subscriptions are meant to survive a restart. */
   close(): void {
     this.closed = true;
+    for (const pkg of this.packages.all()) pkg.close?.();
     this.fanout.clear();
     for (const sub of this.byTag.values()) if (sub.timer !== undefined) this.wheel.cancel(sub.timer);
     for (const hold of this.holds.values()) hold.release();

@@ -11,16 +11,19 @@
 import {
   XPIDF_CONTENT_TYPE,
   buildPidf,
+  parsePidf,
   buildXpidf,
   type PidfActivity,
   type PidfDocument,
   type PidfPerson,
   type XpidfDocument,
 } from '../bodies/index.js';
-import type { PresenceView } from '../core/person-state.js';
+import { composeRich } from '../core/compose.js';
+import type { PresenceView, RichState } from '../core/person-state.js';
 import type { MediaType } from '../sip/header-values.js';
 import { RevisionCache } from './body-cache.js';
-import { chooseContentType, type BodyFormat, type EventPackage, type RenderContext } from './event-package.js';
+import { richFromUpstreamPidf, richStateFromPidf, savedRich, telephonyFromPidf } from './body-state.js';
+import { chooseContentType, type BodyFormat, type EventPackage, type NotifyRules, type PublishRules, type RenderContext } from './event-package.js';
 import { defaultWatcherProfileSelector, type WatcherInfo, type WatcherProfileSelector } from './watcher-profile.js';
 
 export const PIDF = 'application/pidf+xml';
@@ -126,10 +129,39 @@ function userPart(entity: string): string {
   return m === null ? 'presence' : m[1]!;
 }
 
+/** PUBLISH of presence (RFC 3903 §4, RFC 3856): PIDF into the person's `sip` source, publications composed. */
+export const PRESENCE_PUBLISH = Object.freeze<PublishRules<RichState>>({
+  contentTypes: Object.freeze([PIDF, CPIM_PIDF]),
+  parse: (body, ctx) =>
+    richStateFromPidf(parsePidf(body, ctx.maxBytes === undefined ? undefined : { maxBytes: ctx.maxBytes }), ctx.origin, ctx.at),
+  compose(sink, resource, states) {
+    sink.setSip(resource, composeRich(states));
+  },
+  save: (state) => ({ rich: state }),
+  load: (saved) => savedRich(saved['rich']),
+});
+
+/** PIDF in NOTIFYs from a PBX (Cisco CUCM, Asterisk): the line state, and the rest as rich presence. */
+export const PRESENCE_UPSTREAM = Object.freeze<NotifyRules>({
+  contentTypes: Object.freeze([PIDF, CPIM_PIDF]),
+  read(body) {
+    const doc = parsePidf(body);
+    return {
+      kind: 'pidf',
+      telephony: (_previous, origin, at) => telephonyFromPidf(doc, origin, at),
+      rich: (origin, at) => richFromUpstreamPidf(doc, origin, at),
+    };
+  },
+});
+
 export class PresencePackage implements EventPackage {
   readonly event = 'presence';
   /** XPIDF last: only a watcher that asks for it (and for nothing better) gets it. */
   readonly contentTypes: readonly string[] = [PIDF, CPIM_PIDF, XPIDF_CONTENT_TYPE];
+  readonly publish = PRESENCE_PUBLISH;
+  readonly upstream = PRESENCE_UPSTREAM;
+  /** RFC 4662: presence lists, restored after a restart (each NOTIFY carries the members' full state). */
+  readonly lists = Object.freeze({ restore: true });
   private readonly cache = new RevisionCache<Buffer>();
   private readonly profiles: WatcherProfileSelector;
   private readonly extensionOf: ((resource: string) => string | undefined) | undefined;

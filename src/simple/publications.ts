@@ -1,29 +1,21 @@
 /**
- * The event state compositor for PUBLISH (RFC 3903): presence (PIDF) and
- * dialog (dialog-info) publications, each with its entity-tag and expiry,
- * composed per person into the PresenceStore.
+ * The event state compositor for PUBLISH (RFC 3903): publications with their
+ * entity-tag and expiry, for every registered package that takes PUBLISH
+ * (package-registry.ts); the package parses the body, composes a person's
+ * publications into the PresenceStore and says what of them is saved.
  */
-import { BodyError, parseDialogInfo, parsePidf } from '../bodies/index.js';
-import { composeRich, composeTelephony } from '../core/compose.js';
-import type { RichState, TelephonyState } from '../core/person-state.js';
+import { BodyError } from '../bodies/index.js';
 import { parseEvent, parseExpires, parseMediaType } from '../sip/header-values.js';
 import { randomHex } from '../sip/ids.js';
 import { parseUri } from '../sip/uri.js';
 import type { Logger } from '../util/logger.js';
 import type { TimerHandle, TimerWheel } from '../util/timer-wheel.js';
-import { telephonyFromDialogInfo, richStateFromPidf } from './convert.js';
+import type { PublishContext, PublishRules, PublishSink } from './event-package.js';
 import { RESOURCE_SCHEMES, type ResourceResolver } from './notifier.js';
+import type { PackageRegistry } from './package-registry.js';
 import { decideExpiry, expiryRejection, reply, safeReason, type ExpiryBounds } from './sip-util.js';
 import type { SipResponse } from '../sip/message.js';
 import type { InboundRequest } from './stack-port.js';
-
-export type PublishEvent = 'presence' | 'dialog';
-
-/** Content types each event accepts in PUBLISH. */
-export const PUBLISH_CONTENT_TYPES: Readonly<Record<PublishEvent, readonly string[]>> = {
-  presence: ['application/pidf+xml', 'application/cpim-pidf+xml'],
-  dialog: ['application/dialog-info+xml'],
-};
 
 /** Watches PUBLISH outcomes (metrics); structural, so this module imports nothing of it. */
 export interface PublishObserver {
@@ -59,14 +51,11 @@ function observed(req: InboundRequest, observer: PublishObserver): InboundReques
   };
 }
 
-/** Where composed state goes (the PresenceStore). */
-export interface PresenceSink {
-  setSip(personId: string, rich: RichState | undefined): void;
-  setTelephony(personId: string, telephony: TelephonyState | undefined): void;
-}
-
 export interface PublicationsOptions {
-  sink: PresenceSink;
+  /** Where composed state goes (the PresenceStore). */
+  sink: PublishSink;
+  /** The packages; those with `publish` take PUBLISH. */
+  packages: PackageRegistry;
   wheel: TimerWheel;
   logger: Logger;
   expires: ExpiryBounds;
@@ -83,7 +72,7 @@ export interface PublicationSnapshot {
   event: string;
   /** ms epoch */
   expiresAt: number;
-  /** { rich } for presence, { telephony } for dialog (JSON-able). */
+  /** What the package saves of the state (JSON-able): { rich } for presence, { telephony } for dialog. */
   state: unknown;
 }
 
@@ -94,50 +83,31 @@ export interface PublicationPersistence {
   remove(etag: string): void;
 }
 
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-/** A saved RichState, or undefined when the value does not look like one. */
-function richOf(v: unknown): RichState | undefined {
-  if (!isObject(v) || (v['basic'] !== 'open' && v['basic'] !== 'closed') || !Array.isArray(v['activities'])) return undefined;
-  if (typeof v['origin'] !== 'string' || typeof v['at'] !== 'number') return undefined;
-  return v as unknown as RichState;
-}
-
-/** A saved TelephonyState, or undefined when the value does not look like one. */
-function telephonyOf(v: unknown): TelephonyState | undefined {
-  if (!isObject(v) || typeof v['line'] !== 'string' || typeof v['dnd'] !== 'boolean' || !Array.isArray(v['calls'])) return undefined;
-  if (typeof v['origin'] !== 'string' || typeof v['at'] !== 'number') return undefined;
-  if (!v['calls'].every((c) => isObject(c) && typeof c['id'] === 'string' && typeof c['phase'] === 'string')) return undefined;
-  return v as unknown as TelephonyState;
-}
-
 /** One published event state (RFC 3903 §2). */
 export class Publication {
   expiresAt = 0;
   timer: TimerHandle | undefined = undefined;
-  rich: RichState | undefined = undefined;
-  telephony: TelephonyState | undefined = undefined;
+  /** The package's state of this publication (undefined until a body was read). */
+  state: unknown = undefined;
 
   constructor(
     public etag: string,
     readonly resource: string,
-    readonly event: PublishEvent,
+    readonly event: string,
+    readonly rules: PublishRules<unknown>,
   ) {}
 }
 
-function isPublishEvent(event: string): event is PublishEvent {
-  return event === 'presence' || event === 'dialog';
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 export class Publications {
   private readonly byEtag = new Map<string, Publication>();
-  private readonly byResource: Record<PublishEvent, Map<string, Set<Publication>>> = {
-    presence: new Map(),
-    dialog: new Map(),
-  };
-  private readonly sink: PresenceSink;
+  /** by event, then resource */
+  private readonly byResource = new Map<string, Map<string, Set<Publication>>>();
+  private readonly sink: PublishSink;
+  private readonly packages: PackageRegistry;
   private readonly wheel: TimerWheel;
   private readonly logger: Logger;
   private readonly bounds: ExpiryBounds;
@@ -150,6 +120,7 @@ export class Publications {
 
   constructor(options: PublicationsOptions) {
     this.sink = options.sink;
+    this.packages = options.packages;
     this.wheel = options.wheel;
     this.logger = options.logger;
     this.bounds = options.expires;
@@ -180,41 +151,37 @@ export class Publications {
    */
   restore(snapshots: Iterable<PublicationSnapshot>, exists: (resource: string) => boolean): { restored: number; dropped: number } {
     const now = this.now();
-    const touched = new Map<string, PublishEvent>();
+    const touched = new Map<string, Publication>();
     let restored = 0;
     let dropped = 0;
     for (const s of snapshots) {
-      const state = isObject(s.state) ? s.state : {};
-      const rich = s.event === 'presence' ? richOf(state['rich']) : undefined;
-      const telephony = s.event === 'dialog' ? telephonyOf(state['telephony']) : undefined;
+      const rules = this.packages.get(s.event)?.publish;
+      const state = rules !== undefined && isObject(s.state) ? rules.load(s.state) : undefined;
       if (
         this.closed ||
-        !isPublishEvent(s.event) ||
+        rules === undefined ||
         s.expiresAt <= now + 1000 ||
         !exists(s.resource) ||
         this.byEtag.has(s.etag) ||
-        (rich === undefined && telephony === undefined)
+        state === undefined
       ) {
         dropped++;
         continue;
       }
-      const p = new Publication(s.etag, s.resource, s.event);
-      p.rich = rich;
-      p.telephony = telephony;
+      const p = new Publication(s.etag, s.resource, s.event, rules);
+      p.state = state;
       p.expiresAt = s.expiresAt;
       this.index(p);
       p.timer = this.wheel.schedule(p.expiresAt, this.expireCallback, p);
-      touched.set(`${s.event}\n${s.resource}`, s.event);
+      touched.set(`${s.event}\n${s.resource}`, p);
       restored++;
     }
-    for (const [key, event] of touched) this.compose(key.slice(key.indexOf('\n') + 1), event);
+    for (const p of touched.values()) this.compose(p);
     return { restored, dropped };
   }
 
   private snapshotOf(p: Publication): PublicationSnapshot {
-    const state: Record<string, unknown> = {};
-    if (p.rich !== undefined) state['rich'] = p.rich;
-    if (p.telephony !== undefined) state['telephony'] = p.telephony;
+    const state = p.state === undefined ? {} : p.rules.save(p.state);
     return { etag: p.etag, resource: p.resource, event: p.event, expiresAt: p.expiresAt, state };
   }
 
@@ -236,8 +203,10 @@ export class Publications {
     const h = request.headers;
     const eventValue = h.get('event');
     const event = eventValue === undefined ? null : parseEvent(eventValue);
-    if (event === null || !isPublishEvent(event.event)) {
-      req.respond(reply(request, 489, [['allow-events', 'presence, dialog']]));
+    const rules = event === null ? undefined : this.packages.get(event.event)?.publish;
+    if (event === null || rules === undefined) {
+      // RFC 3903 §6 step 2: an event package that takes no PUBLISH.
+      req.respond(reply(request, 489, [['allow-events', this.packages.publishEvents.join(', ')]]));
       return;
     }
     const kind = event.event;
@@ -252,7 +221,7 @@ export class Publications {
       return;
     }
     const hasBody = request.body.length > 0;
-    const accepted = PUBLISH_CONTENT_TYPES[kind];
+    const accepted = rules.contentTypes;
     if (hasBody) {
       const ctValue = h.get('content-type');
       const ct = ctValue === undefined ? null : parseMediaType(ctValue);
@@ -297,14 +266,11 @@ export class Publications {
     }
 
     const now = this.now();
-    const origin = `publish:${req.source.address}`;
-    let rich: RichState | undefined;
-    let telephony: TelephonyState | undefined;
+    let state: unknown;
     if (hasBody) {
       try {
-        const opts = this.maxBodyBytes === undefined ? undefined : { maxBytes: this.maxBodyBytes };
-        if (kind === 'presence') rich = richStateFromPidf(parsePidf(request.body, opts), origin, now);
-        else telephony = telephonyFromDialogInfo(parseDialogInfo(request.body, opts), pub?.telephony?.calls, origin, now);
+        const ctx: PublishContext = { origin: `publish:${req.source.address}`, at: now, ...(this.maxBodyBytes === undefined ? {} : { maxBytes: this.maxBodyBytes }) };
+        state = rules.parse(request.body, ctx, pub?.state);
       } catch (error) {
         if (error instanceof BodyError) {
           const status = error.status;
@@ -320,7 +286,7 @@ export class Publications {
     }
 
     const created = pub === undefined;
-    const p = pub ?? new Publication(this.newEtag(), resource, kind);
+    const p = pub ?? new Publication(this.newEtag(), resource, kind, rules);
     if (created) {
       this.index(p);
     } else {
@@ -336,10 +302,9 @@ export class Publications {
     pub = p;
 
     req.respond(reply(request, 200, [['sip-etag', pub.etag], ['expires', String(seconds)]]));
-    if (rich !== undefined || telephony !== undefined) {
-      pub.rich = rich;
-      pub.telephony = telephony;
-      this.compose(resource, kind);
+    if (state !== undefined) {
+      pub.state = state;
+      this.compose(pub);
     }
     this.persist?.save(this.snapshotOf(pub));
     this.logger.info(
@@ -356,7 +321,8 @@ export class Publications {
 
   private index(pub: Publication): void {
     this.byEtag.set(pub.etag, pub);
-    const map = this.byResource[pub.event];
+    let map = this.byResource.get(pub.event);
+    if (map === undefined) this.byResource.set(pub.event, (map = new Map()));
     let set = map.get(pub.resource);
     if (set === undefined) {
       set = new Set();
@@ -373,13 +339,13 @@ export class Publications {
       this.wheel.cancel(pub.timer);
       pub.timer = undefined;
     }
-    const map = this.byResource[pub.event];
-    const set = map.get(pub.resource);
+    const map = this.byResource.get(pub.event);
+    const set = map?.get(pub.resource);
     if (set !== undefined) {
       set.delete(pub);
-      if (set.size === 0) map.delete(pub.resource);
+      if (set.size === 0) map!.delete(pub.resource);
     }
-    this.compose(pub.resource, pub.event);
+    this.compose(pub);
   }
 
   private readonly expireCallback = (p: Publication): void => this.expire(p);
@@ -390,17 +356,11 @@ export class Publications {
     this.remove(pub);
   }
 
-  /** Several publications of one person compose into one source (RFC 3903 §2 compositor). */
-  private compose(resource: string, event: PublishEvent): void {
-    const set = this.byResource[event].get(resource);
-    if (event === 'presence') {
-      const parts: RichState[] = [];
-      if (set !== undefined) for (const p of set) if (p.rich !== undefined) parts.push(p.rich);
-      this.sink.setSip(resource, composeRich(parts));
-    } else {
-      const parts: TelephonyState[] = [];
-      if (set !== undefined) for (const p of set) if (p.telephony !== undefined) parts.push(p.telephony);
-      this.sink.setTelephony(resource, composeTelephony(parts));
-    }
+  /** Several publications of one person compose into one source (RFC 3903 §2 compositor): `pub`'s event and resource. */
+  private compose(pub: Publication): void {
+    const states: unknown[] = [];
+    const set = this.byResource.get(pub.event)?.get(pub.resource);
+    if (set !== undefined) for (const p of set) if (p.state !== undefined) states.push(p.state);
+    pub.rules.compose(this.sink, pub.resource, states);
   }
 }

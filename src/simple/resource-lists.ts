@@ -1,6 +1,6 @@
 /**
  * The resource list server (RFC 4662): configured groups of people served as
- * list URIs for the `presence` and `dialog` packages. A list subscription is
+ * list URIs for the packages that declare `lists` (`presence`, `dialog`). A list subscription is
  * an ordinary notifier subscription whose bodies this module renders:
  * multipart/related with an RLMI root and one part per member, the member
  * parts rendered by the subscription's own package in its negotiated format.
@@ -27,8 +27,6 @@ import { isClientListSubscribe, readClientList, RECIPIENT_LIST_SUBSCRIBE } from 
 
 export const EVENTLIST = 'eventlist';
 const MULTIPART_RELATED = 'multipart/related';
-/** Packages whose resources can be listed. */
-const LIST_EVENTS: ReadonlySet<string> = new Set(['presence', 'dialog']);
 const RLMI_PART_TYPE = `${RLMI_CONTENT_TYPE};charset="UTF-8"`;
 const BINARY: [string, string] = ['Content-Transfer-Encoding', 'binary'];
 
@@ -270,7 +268,7 @@ export class ResourceLists implements ListHooks {
   // ListHooks -----------------------------------------------------------------
 
   match(user: string | undefined, host: string, event: string): string | undefined {
-    if (user === undefined || !LIST_EVENTS.has(event) || this.byResource.size === 0) return undefined;
+    if (user === undefined || this.byResource.size === 0 || this.notifier.packages.get(event)?.lists === undefined) return undefined;
     const h = host.toLowerCase();
     const exact = this.byAor.get(`${user}@${h}`);
     if (exact !== undefined) return exact.resource;
@@ -297,8 +295,9 @@ export class ResourceLists implements ListHooks {
 
   clientList(request: SipRequest, event: string): { ok: true; resource: string } | { ok: false; response: SipResponse } | undefined {
     if (!this.clientConfig.enabled || !isClientListSubscribe(request)) return undefined;
-    if (!LIST_EVENTS.has(event)) {
-      return { ok: false, response: reply(request, 400, undefined, { reason: `Bad Request - client lists are served for presence and dialog, not ${event}` }) };
+    if (this.notifier.packages.get(event)?.lists === undefined) {
+      const served = this.notifier.packages.listEvents.join(' and ');
+      return { ok: false, response: reply(request, 400, undefined, { reason: `Bad Request - client lists are served for ${served}, not ${event}` }) };
     }
     const target = parseUri(request.uri);
     if (target === null || !this.directory.isLocalHost(target.host)) {

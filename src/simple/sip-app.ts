@@ -13,7 +13,7 @@ import { Notifier, type HostLookup, type NotifierOptions } from './notifier.js';
 import { PresencePackage } from './presence-package.js';
 import { WatcherInfoPackage } from './winfo-package.js';
 import { FeatureEventPackage } from './feature-package.js';
-import { PUBLISH_CONTENT_TYPES, Publications } from './publications.js';
+import { Publications } from './publications.js';
 import { reply, type ExpiryBounds } from './sip-util.js';
 import type { InboundRequest, SimpleStack } from './stack-port.js';
 import { WatcherProfileSelector, type WatcherProfile, type WatcherProfileRule } from './watcher-profile.js';
@@ -108,7 +108,6 @@ export class SimpleServer {
   private readonly access: ((req: InboundRequest) => AccessVerdict) | undefined;
   private readonly directory: Directory;
   private upstream: UpstreamNotifyHandler | undefined;
-  private winfo: WatcherInfoPackage | undefined;
   private closed = false;
   private listTagsSeen: readonly string[] | undefined = undefined;
   private subscribeTags: ReadonlySet<string> = EVENTLIST_ONLY;
@@ -142,31 +141,15 @@ export class SimpleServer {
       // The single-dialog (Asterisk-style) profile names the dialog after the extension.
       extensionOf: (resource: string) => directory.get(resource)?.extension,
     };
+    // The event packages (event-package.ts): one registration each; notifier, publications and upstream dispatch by them.
     this.notifier.register(new PresencePackage(store, packageOptions));
     this.notifier.register(new DialogPackage(store, packageOptions));
-    if (config.featureKeys === true) {
-      this.notifier.register(
-        new FeatureEventPackage({
-          source: store,
-          resolve: resolveResource,
-          extensionOf: packageOptions.extensionOf,
-          setDnd: (personId, on) =>
-            store.setTelephony(
-              personId,
-              // line 'unknown': the key says nothing of calls, so any trunk's line state wins
-              on ? { line: 'unknown', dnd: true, calls: [], origin: 'feature-key', at: now() } : undefined,
-              'feature-key',
-            ),
-        }),
-      );
-    }
-    if (config.watcherInfo === true) {
-      this.winfo = new WatcherInfoPackage({ notifier: this.notifier, resolve: resolveResource, now });
-      this.notifier.register(this.winfo);
-    }
+    if (config.featureKeys === true) this.notifier.register(new FeatureEventPackage({ source: store, sink: store, resolve: resolveResource, extensionOf: packageOptions.extensionOf, now }));
+    if (config.watcherInfo === true) this.notifier.register(new WatcherInfoPackage({ notifier: this.notifier, resolve: resolveResource, now }));
 
     this.publications = new Publications({
       sink: store,
+      packages: this.notifier.packages,
       wheel: this.wheel,
       logger,
       expires: config.publications,
@@ -174,9 +157,7 @@ export class SimpleServer {
       now,
     });
     // RFC 3261 §11.2: Accept lists the bodies we take in requests (PUBLISH); what NOTIFYs carry is negotiated per SUBSCRIBE.
-    const accept = new Set<string>();
-    for (const list of Object.values(PUBLISH_CONTENT_TYPES)) for (const c of list) accept.add(c);
-    this.acceptList = [...accept].join(', ');
+    this.acceptList = this.notifier.packages.publishContentTypes.join(', ');
 
     this.unsubscribeStore = store.onChange((personId) => this.notifier.resourceChanged(personId));
     options.stack.onRequest((req) => this.handleRequest(req));
@@ -312,7 +293,6 @@ export class SimpleServer {
     if (this.closed) return;
     this.closed = true;
     this.unsubscribeStore();
-    this.winfo?.close();
     this.notifier.close();
     this.publications.close();
     this.wheel.close();

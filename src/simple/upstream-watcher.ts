@@ -46,7 +46,6 @@ import type { Logger } from '../util/logger.js';
 import { canTransition } from '../util/state-machine.js';
 import type { TimerHandle } from '../util/timer-wheel.js';
 import type { TelephonyState, RichState } from '../core/person-state.js';
-import { telephonyFromDialogInfo } from './convert.js';
 import { reply } from './sip-util.js';
 import type { InboundRequest } from './stack-port.js';
 import { detach } from './subscription.js';
@@ -64,7 +63,8 @@ import {
   type AuthHolder,
   type UpstreamClientOptions,
 } from './upstream-client.js';
-import { parseNotifyBody, richFromUpstreamPidf, telephonyFromPidf, UPSTREAM_CONTENT_TYPES, type NotifyBody } from './upstream-state.js';
+import type { NotifyReading } from './event-package.js';
+import { isReading, type PackageRegistry } from './package-registry.js';
 import type { DigestChallenge } from '../sip/digest.js';
 import { answered, isInFlight, isUp, sending, SUBSCRIBER_TRANSITIONS, type SubscriberState } from './subscriber-state.js';
 
@@ -109,6 +109,8 @@ export interface UpstreamSubscriptionPersistence {
 
 export interface UpstreamWatcherOptions extends UpstreamClientOptions {
   sink: UpstreamSink;
+  /** The event packages: NOTIFY bodies are read by the one whose format the Content-Type names. */
+  packages: PackageRegistry;
   /** How long a down subscription keeps its last state before the source is cleared (default 30 s). */
   graceMs?: number;
 }
@@ -213,6 +215,7 @@ export class UpstreamWatcher extends UpstreamClient<WatchItem> {
   /** Previous calls per trunk/person of unsolicited dialog-info (for partial documents). */
   private readonly unsolicitedCalls = new Map<string, Call[]>();
   private readonly sink: UpstreamSink;
+  private readonly packages: PackageRegistry;
   private readonly graceMs: number;
   private persist: UpstreamSubscriptionPersistence | undefined = undefined;
   /** Items added this turn, queued together by startItems. */
@@ -223,6 +226,7 @@ export class UpstreamWatcher extends UpstreamClient<WatchItem> {
   constructor(options: UpstreamWatcherOptions) {
     super(options, (item) => this.send(item));
     this.sink = options.sink;
+    this.packages = options.packages;
     this.graceMs = options.graceMs ?? 30_000;
   }
 
@@ -677,10 +681,10 @@ export class UpstreamWatcher extends UpstreamClient<WatchItem> {
       return true;
     }
     acceptRemoteCSeq(d, cseq.seq);
-    const parsed = parseNotifyBody(request);
+    const parsed = this.packages.readNotifyBody(request);
     if (!parsed.ok) {
       this.logger.warn({ ...log, status: parsed.status, reason: parsed.reason }, 'upstream NOTIFY body refused');
-      const extra: Array<[string, string]> = parsed.status === 415 ? [['accept', UPSTREAM_CONTENT_TYPES.join(', ')]] : [];
+      const extra: Array<[string, string]> = parsed.status === 415 ? [['accept', this.packages.upstreamContentTypes.join(', ')]] : [];
       req.respond(reply(request, parsed.status, extra, { reason: parsed.reason }));
       return true;
     }
@@ -693,7 +697,7 @@ export class UpstreamWatcher extends UpstreamClient<WatchItem> {
     if (isEstablished(d)) refreshTarget(d, h.getAll('contact'), detach);
     else item.dialog = notifyDialog(d, request, fromTag, detach) ?? d;
     // The body first: a terminating NOTIFY's final state is kept through the grace period.
-    this.applyBody(item, parsed.body, ss.state === 'terminated');
+    if (isReading(parsed.body)) this.applyBody(item, parsed.body, ss.state === 'terminated');
     this.subscriptionState(item, ss);
     return true;
   }
@@ -727,33 +731,31 @@ export class UpstreamWatcher extends UpstreamClient<WatchItem> {
     this.retryLater(item, delay);
   }
 
-  private applyBody(item: WatchItem, body: NotifyBody, final: boolean): void {
+  private applyBody(item: WatchItem, body: NotifyReading, final: boolean): void {
     const now = this.now();
-    if (body.kind === 'dialog') {
-      const doc = body.doc;
+    const doc = body.sequence;
+    if (doc !== undefined) {
       if (item.version !== undefined && doc.version <= item.version) {
-        this.logger.debug({ trunk: item.trunk, user: item.personId, version: doc.version, last: item.version }, 'old dialog-info version ignored');
+        this.logger.debug({ trunk: item.trunk, user: item.personId, kind: body.kind, version: doc.version, last: item.version }, 'old document version ignored');
         return;
       }
-      if (doc.state === 'partial' && (item.version === undefined || item.calls === undefined || doc.version !== item.version + 1)) {
+      if (doc.partial && (item.version === undefined || item.calls === undefined || doc.version !== item.version + 1)) {
         // RFC 4235 §4.1: a gap in partial state → ask for full state with a refresh.
-        this.logger.info({ trunk: item.trunk, user: item.personId, version: doc.version, last: item.version }, 'dialog-info gap, refreshing for full state');
+        this.logger.info({ trunk: item.trunk, user: item.personId, kind: body.kind, version: doc.version, last: item.version }, 'partial state gap, refreshing for full state');
         if (!final) {
           if (isInFlight(item.state)) item.again = true;
           else this.queue.push(item.trunk, item);
         }
         return;
       }
-      const telephony = telephonyFromDialogInfo(doc, item.calls, item.source, now);
+      const telephony = body.telephony(item.calls, item.source, now);
       item.version = doc.version;
       item.calls = telephony.calls;
       this.feed(item, telephony, undefined);
       return;
     }
-    if (body.kind === 'pidf') {
-      const rich = item.target.richPresence === true ? richFromUpstreamPidf(body.doc, item.source, now) : undefined;
-      this.feed(item, telephonyFromPidf(body.doc, item.source, now), rich);
-    }
+    const rich = item.target.richPresence === true ? body.rich?.(item.source, now) : undefined;
+    this.feed(item, body.telephony(undefined, item.source, now), rich);
   }
 
   private feed(item: WatchItem, telephony: TelephonyState, rich: RichState | undefined): void {
@@ -770,15 +772,15 @@ export class UpstreamWatcher extends UpstreamClient<WatchItem> {
     const { request } = req;
     const eventValue = request.headers.get('event');
     const event = eventValue === undefined ? null : parseEvent(eventValue);
-    if (event === null || (event.event !== 'dialog' && event.event !== 'presence')) {
-      req.respond(reply(request, 489, [['allow-events', 'dialog, presence']]));
+    if (event === null || this.packages.get(event.event)?.upstream === undefined) {
+      req.respond(reply(request, 489, [['allow-events', this.packages.upstreamEvents.join(', ')]]));
       return;
     }
-    const parsed = parseNotifyBody(request);
+    const parsed = this.packages.readNotifyBody(request);
     const log = { trunk, user: personId, callId: request.headers.get('call-id') };
     if (!parsed.ok) {
       this.logger.warn({ ...log, status: parsed.status, reason: parsed.reason }, 'unsolicited NOTIFY body refused');
-      const extra: Array<[string, string]> = parsed.status === 415 ? [['accept', UPSTREAM_CONTENT_TYPES.join(', ')]] : [];
+      const extra: Array<[string, string]> = parsed.status === 415 ? [['accept', this.packages.upstreamContentTypes.join(', ')]] : [];
       req.respond(reply(request, parsed.status, extra, { reason: parsed.reason }));
       return;
     }
@@ -786,14 +788,15 @@ export class UpstreamWatcher extends UpstreamClient<WatchItem> {
     const source = `trunk:${trunk}`;
     const now = this.now();
     const body = parsed.body;
-    if (body.kind === 'dialog') {
+    if (isReading(body) && body.sequence !== undefined) {
+      // a versioned format (dialog-info): its calls are kept for the partial documents after it
       const key = itemKey(trunk, personId);
-      const telephony = telephonyFromDialogInfo(body.doc, this.unsolicitedCalls.get(key), source, now);
+      const telephony = body.telephony(this.unsolicitedCalls.get(key), source, now);
       if (telephony.calls.length === 0) this.unsolicitedCalls.delete(key);
       else this.unsolicitedCalls.set(key, telephony.calls);
       this.toSink(personId, telephony, undefined, source);
-    } else if (body.kind === 'pidf') {
-      this.toSink(personId, telephonyFromPidf(body.doc, source, now), undefined, source);
+    } else if (isReading(body)) {
+      this.toSink(personId, body.telephony(undefined, source, now), undefined, source);
     }
     this.logger.debug({ ...log, kind: body.kind }, 'unsolicited NOTIFY applied');
   }

@@ -12,7 +12,7 @@
 import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { parseDialogInfo, parsePidf } from '../../src/bodies/index.js';
-import { richStateFromPidf, telephonyFromDialogInfo } from '../../src/simple/convert.js';
+import { richStateFromPidf, telephonyFromDialogInfo } from '../../src/simple/body-state.js';
 import { errorRecords, startGateway, type GatewayProcess } from '../helpers/gateway-process.js';
 import { freePort } from '../helpers/ports.js';
 import { assertSippInstalled, describeSipp, scenarioPath, startSipp, type SippRun } from '../helpers/sipp.js';

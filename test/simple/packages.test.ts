@@ -5,7 +5,7 @@ import { parseAccept } from '../../src/sip/header-values.js';
 import { DialogPackage } from '../../src/simple/dialog-package.js';
 import { chooseContentType } from '../../src/simple/event-package.js';
 import { CPIM_PIDF, PIDF, PresencePackage } from '../../src/simple/presence-package.js';
-import { callFromDialog, richStateFromPidf, telephonyFromDialogInfo } from '../../src/simple/convert.js';
+import { callFromDialog, richStateFromPidf, telephonyFromDialogInfo } from '../../src/simple/body-state.js';
 
 function view(patch: Partial<PresenceView> = {}): PresenceView {
   return {

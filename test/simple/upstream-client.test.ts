@@ -8,9 +8,10 @@ import {
   refreshDelayMs,
   retryAfterMs,
 } from '../../src/simple/upstream-client.js';
-import { parseNotifyBody, telephonyFromPidf } from '../../src/simple/upstream-state.js';
+import { telephonyFromPidf } from '../../src/simple/body-state.js';
 import { parsePidf } from '../../src/bodies/index.js';
 import { cucmPidf, manualClock } from './upstream-fakes.js';
+import { bodyPackages } from '../helpers/packages.js';
 
 t.test('backoff grows, is capped, and jitters within [exp/2, exp]', async (t) => {
   const b = { minMs: 1_000, maxMs: 8_000 };
@@ -56,6 +57,8 @@ t.test('RateQueue: per-key rate, FIFO, one wheel entry per key', async (t) => {
 t.test('NOTIFY bodies: content types and errors; PIDF table', async (t) => {
   const mk = (ct: string | undefined, body: string) =>
     createRequest('NOTIFY', 'sip:x', ct === undefined ? new Headers() : Headers.from([['content-type', ct]]), Buffer.from(body));
+  const packages = bodyPackages();
+  const parseNotifyBody = (request: ReturnType<typeof mk>) => packages.readNotifyBody(request);
   t.same(parseNotifyBody(mk(undefined, '')), { ok: true, body: { kind: 'none' } });
   const noType = parseNotifyBody(mk(undefined, '<x/>'));
   t.equal(noType.ok ? 0 : noType.status, 400);

@@ -15,6 +15,7 @@ import { UpstreamWatcher } from '../../src/simple/upstream-watcher.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { TimerWheel } from '../../src/util/timer-wheel.js';
 import { RecordingSink } from './upstream-fakes.js';
+import { bodyPackages } from '../helpers/packages.js';
 
 async function until(cond: () => boolean, ms = 3_000): Promise<boolean> {
   const end = Date.now() + ms;
@@ -67,6 +68,7 @@ t.test('SUBSCRIBE, NOTIFYs and unsubscribe between two stacks on 127.0.0.1', asy
     sender: gw,
     wheel: wheelA,
     sink,
+    packages: bodyPackages(),
     logger,
     onItem: (trunk, person, up) => items.push(`${trunk}/${person} ${up ? 'up' : 'down'}`),
   });

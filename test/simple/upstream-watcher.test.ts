@@ -6,6 +6,7 @@ import { createRequest } from '../../src/sip/message.js';
 import { UpstreamWatcher, WatchItem, type UpstreamTarget } from '../../src/simple/upstream-watcher.js';
 import { capturingLogger } from '../helpers/log-capture.js';
 import { silentLogger } from '../../src/util/logger.js';
+import { bodyPackages } from '../helpers/packages.js';
 import {
   cucmPidf,
   dialog,
@@ -44,6 +45,7 @@ function setup(opts: { graceMs?: number; closeTimeoutMs?: number } = {}) {
     sender,
     wheel: clock.wheel,
     sink,
+    packages: bodyPackages(),
     logger: silentLogger(),
     now: clock.now,
     random: () => 0.5,

@@ -14,6 +14,7 @@ import { MemoryStore } from '../../src/store/index.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { makeServer } from '../simple/helpers.js';
 import { manualClock, notifyFor, inbound, dialog, dialogInfo, PBX, RecordingSink, ScriptedSender, settle } from '../simple/upstream-fakes.js';
+import { bodyPackages } from '../helpers/packages.js';
 
 const watchTarget: UpstreamTarget = {
   trunk: 'pbx1',
@@ -53,7 +54,7 @@ function run(store: MemoryStore, startAt?: number) {
   const clock = manualClock(startAt);
   const sender = new ScriptedSender();
   const common = { sender, wheel: clock.wheel, logger: silentLogger(), now: clock.now, random: () => 0.5, backoff: { minMs: 1_000, maxMs: 60_000 } };
-  const watcher = new UpstreamWatcher({ ...common, sink: new RecordingSink() });
+  const watcher = new UpstreamWatcher({ ...common, sink: new RecordingSink(), packages: bodyPackages() });
   const publisher = new UpstreamPublisher(common);
   watcher.add(watchTarget);
   const s = makeServer();

@@ -25,6 +25,7 @@ import { Trunk, type TrunkTlsSettings } from '../../src/trunks/trunk.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { TimerWheel } from '../../src/util/timer-wheel.js';
 import { clientCertificate } from '../helpers/client-cert.js';
+import { bodyPackages } from '../helpers/packages.js';
 
 const TIMERS = { t1: 20, t2: 80, t4: 50 };
 const PBX_NAME = 'pbx.example.test';
@@ -131,7 +132,7 @@ t.test('mutual TLS trunk: OPTIONS ping and upstream SUBSCRIBE go over TLS with t
     domains: ['gw.example.test'],
   });
   const store = new PresenceStore(directory);
-  const upstream = startUpstream({ config: gw.config, sender: gw.stack, trunks: gw.side, directory, store, wheel: gw.wheel, logger: silentLogger() });
+  const upstream = startUpstream({ config: gw.config, sender: gw.stack, trunks: gw.side, directory, store, wheel: gw.wheel, logger: silentLogger(), packages: bodyPackages() });
   t.teardown(() => upstream.close());
   const until = Date.now() + 5000;
   while (!pbx.received.some((r) => r.request.method === 'SUBSCRIBE') && Date.now() < until) await new Promise((r) => setTimeout(r, 20));

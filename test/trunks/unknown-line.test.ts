@@ -15,6 +15,7 @@ import { SipStack, type IncomingRequest } from '../../src/sip/stack.js';
 import { createTrunkSide, startUpstream } from '../../src/trunk-wiring.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { TimerWheel } from '../../src/util/timer-wheel.js';
+import { bodyPackages } from '../helpers/packages.js';
 
 const TIMERS = { t1: 20, t2: 80, t4: 50 };
 
@@ -75,7 +76,7 @@ t.test('trunk down → unknown → trunk back', async (t) => {
   });
   const store = new PresenceStore(directory);
   await side.registry.start();
-  const upstream = startUpstream({ config, sender: gw, trunks: side, directory, store, wheel, logger: silentLogger() });
+  const upstream = startUpstream({ config, sender: gw, trunks: side, directory, store, wheel, logger: silentLogger(), packages: bodyPackages() });
   // the SIMPLE server's part: NOTIFYs of our upstream subscriptions go to the watcher
   gw.onRequest((req) => {
     if (!upstream.watcher.handleNotify(req)) req.respond(createResponse(req.request, 481));
