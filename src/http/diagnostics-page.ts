@@ -11,8 +11,12 @@
  * there is no .js beside the .ts, so the .ts is compiled here, once, with the
  * same tsconfig the build uses.
  */
-import { readFile, stat } from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
+import { createHash } from 'node:crypto';
+import { readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 
 /** The folder holding the page's files, beside this module (src/http or dist/src/http). */
@@ -63,6 +67,31 @@ async function compileScript(dir: URL): Promise<string> {
 }
 
 /**
+ * compileScript, remembered in the temp folder under a digest of what decides
+ * its output (the source, both tsconfigs, the compiler's version): loading the
+ * compiler takes seconds, and every test process and gateway child run from
+ * source would pay them again.
+ */
+async function compiledScript(dir: URL): Promise<string> {
+  const digest = createHash('sha256');
+  const typescript = createRequire(import.meta.url).resolve('typescript/package.json');
+  for (const file of [new URL('diagnostics.ts', dir), new URL('tsconfig.json', dir), new URL('../../../tsconfig.json', dir), pathToFileURL(typescript)]) {
+    digest.update(await readFile(file)).update('\0');
+  }
+  const cached = join(tmpdir(), `presence-gateway-diagnostics-${digest.digest('hex').slice(0, 32)}.js`);
+  try {
+    return await readFile(cached, 'utf8');
+  } catch (e) {
+    if (!isMissing(e)) throw e;
+  }
+  const script = await compileScript(dir);
+  const partial = `${cached}.${process.pid}.tmp`;
+  await writeFile(partial, script);
+  await rename(partial, cached); // whole or not at all, for a process reading it meanwhile
+  return script;
+}
+
+/**
  * Read the page's files from `dir`. The script is the built diagnostics.js when
  * there is one; else (running from source) diagnostics.ts, compiled on first use:
  * loading the compiler takes seconds, and a process that never serves the
@@ -85,7 +114,7 @@ export async function loadDiagnosticsAssets(dir: URL = DIAGNOSTICS_ASSETS): Prom
   let compiled: Promise<string> | undefined;
   const script = (): Promise<string> => {
     if (built !== undefined) return Promise.resolve(built);
-    compiled ??= compileScript(dir).catch((e: unknown) => {
+    compiled ??= compiledScript(dir).catch((e: unknown) => {
       compiled = undefined;
       throw e;
     });
