@@ -1,18 +1,11 @@
 /**
  * The diagnostics page's files: served with their content types and the
- * page's CSP; the markup has no inline script or style; the build writes the
- * same three files to dist/ that the source run serves. (The page at work, in
+ * page's CSP; the markup has no inline script or style. (The build of these
+ * files: test/scripts/build-diagnostics-page.test.ts; the page at work, in
  * Chromium: test/interop/diagnostics-page.test.ts.)
  */
 import t from 'tap';
-import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { promisify } from 'node:util';
 import {
-  DIAGNOSTICS_ASSETS,
   DIAGNOSTICS_CSP,
   DIAGNOSTICS_CSS_PATH,
   DIAGNOSTICS_SCRIPT_PATH,
@@ -20,7 +13,6 @@ import {
 } from '../../src/http/diagnostics-page.js';
 import { startHttpServer } from '../../src/http/server.js';
 import { silentLogger } from '../../src/util/logger.js';
-import { repoRoot } from '../helpers/gateway-process.js';
 import { fakeSource, TOKEN } from './fake-source.js';
 
 t.test('the CSP: scripts and styles from the gateway only, nothing inline, no eval', async (t) => {
@@ -78,18 +70,4 @@ t.test('the markup: no inline script or style, the two files linked, nothing fro
   t.notMatch(css, /@import|url\(/, 'the style loads nothing');
   t.notMatch(script, /^\s*(import|export)\s+(?!\{\s*\};)/m, 'the script imports nothing (its imports are types only)');
   t.notMatch(script, /\beval\(|new Function\(/, 'and needs no eval');
-});
-
-t.test('the build writes the three files to dist/ as the source run serves them', async (t) => {
-  const out = await mkdtemp(join(tmpdir(), 'pg-diag-build-'));
-  t.teardown(() => rm(out, { recursive: true, force: true }));
-  const root = repoRoot();
-  await promisify(execFile)(process.execPath, [join(root, 'scripts', 'build-diagnostics-page.mjs'), out], { cwd: tmpdir() });
-  const builtDir = join(out, 'src', 'http', 'diagnostics-page');
-  const built = await loadDiagnosticsAssets(pathToFileURL(builtDir + '/'));
-  const fromSource = await loadDiagnosticsAssets(DIAGNOSTICS_ASSETS);
-  t.equal(built.html, fromSource.html, 'the markup');
-  t.equal(built.css, fromSource.css, 'the style');
-  t.equal(await readFile(join(builtDir, 'diagnostics.js'), 'utf8'), await fromSource.script(), 'the script, compiled as the source run compiles it');
-  t.match(await built.script(), /new EventSource\(/, 'and it is the page script');
 });
