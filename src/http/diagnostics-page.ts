@@ -8,8 +8,8 @@
  * The script is TypeScript. `npm run build` type-checks it and writes it as
  * diagnostics.js, with the HTML and CSS, next to this module in dist/
  * (scripts/build-diagnostics-page.mjs). Run from source (tsx, the tests),
- * there is no .js beside the .ts, so the .ts is compiled here, once, with the
- * same tsconfig the build uses.
+ * there is no .js beside the .ts, so the .ts is compiled here on first use,
+ * with the same tsconfig the build uses (and remembered in the temp folder).
  */
 import { createHash } from 'node:crypto';
 import { readFile, rename, stat, writeFile } from 'node:fs/promises';
