@@ -18,8 +18,11 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci
 COPY tsconfig.json tsconfig.build.json ./
+COPY scripts/build-diagnostics-page.mjs ./scripts/
 COPY src ./src
+# what `npm run build` does: tsc, then the diagnostics page's script, markup and style into dist/
 RUN npx tsc -p tsconfig.build.json \
+ && node scripts/build-diagnostics-page.mjs \
  && npm prune --omit=dev
 
 FROM ${NODE_IMAGE} AS runtime

@@ -1,63 +1,18 @@
 /**
- * The JSON shapes of the admin API: one row per user (both presences, what
- * watchers see, the last change) and the connector list of the diagnostics
- * page. Built from an AdminSource; no wire formats here.
+ * The admin API's rows, built from an AdminSource: one row per user (both
+ * presences, what watchers see, the last change) and the connector list of
+ * the diagnostics page (their JSON shapes are in admin-json.ts). No wire formats here.
  */
 import type { Person } from '../core/directory.js';
 import type { HistoryEntry } from '../core/history.js';
 import type { PresenceView } from '../core/person-state.js';
 import type { AdminSource, GraphAccountInfo, GraphInfo, SecurityInfo, TrunkInfo } from './admin-source.js';
+import type { Connector, SeenState, UserDetail, UserRow } from './admin-json.js';
 
-/** One word for what a watcher's lamp shows, for filtering. */
-export type SeenState = 'ringing' | 'on-the-phone' | 'dnd' | 'busy' | 'meeting' | 'away' | 'offline' | 'available';
+// the shapes, for the importers of the rows
+export type { Connector, ConnectorKind, HistoryRow, SeenState, UserDetail, UserRow } from './admin-json.js';
+
 export const SEEN_STATES: readonly SeenState[] = ['available', 'ringing', 'on-the-phone', 'dnd', 'busy', 'meeting', 'away', 'offline'];
-
-export interface UserRow {
-  id: string;
-  name: string;
-  extension: string | null;
-  aors: string[];
-  teams: { userId: string | null; upn: string | null } | null;
-  /** why there is no Teams identity (present only then, when known) */
-  teamsExcluded?: string;
-  teamsPresence: { availability: string; activity: string; statusMessage: string | null; at: number } | null;
-  telephony: { line: string; dnd: boolean; calls: number; origin: string; at: number } | null;
-  sip: { basic: string; activities: string[]; note: string | null; origin: string; at: number } | null;
-  watchersSee: {
-    state: SeenState;
-    basic: string;
-    activities: string[];
-    dnd: boolean;
-    ringing: boolean;
-    note: string | null;
-    calls: Array<{ id: string; phase: string; direction: string | null; synthetic: boolean }>;
-    source: string;
-    /** Teams status and out-of-office texts consoles get as PIDF notes. */
-    consoleNotes: string[];
-    /** When the shown activity ends (RPID until; a meeting's end from the calendar), ISO time; null when not known. */
-    until: string | null;
-  };
-  revision: number;
-  lastChange: { at: number; source: string };
-  /** Source priority deciding the view, first wins (mapping.groups, else mapping.prefer). */
-  sourcePriority: string[];
-}
-
-export interface HistoryRow {
-  at: number;
-  source: string;
-  revision: number;
-  state: SeenState;
-  activities: string[];
-  dnd: boolean;
-  calls: number;
-  note: string | null;
-}
-
-export interface UserDetail extends UserRow {
-  watchers: Record<string, number>;
-  history: HistoryRow[];
-}
 
 export function seenState(view: PresenceView): SeenState {
   if (view.ringing) return 'ringing';
@@ -134,24 +89,6 @@ export function userDetail(source: AdminSource, person: Person): UserDetail {
       note: h.view.note ?? null,
     })),
   };
-}
-
-export type ConnectorKind = 'trunk' | 'graph-auth' | 'graph-subscription' | 'graph-poll' | 'graph-calendar' | 'webhook' | 'security';
-
-export interface Connector {
-  kind: ConnectorKind;
-  name: string;
-  /** true: up, false: down, null: not known yet */
-  ok: boolean | null;
-  detail: string;
-  /** ms since epoch, when the connector has a relevant time (expiry, last delivery) */
-  at?: number;
-  /** badge text instead of Up / Down / Unknown */
-  badge?: string;
-  /** what the page offers on the card: a device-code sign-in */
-  action?: 'sign-in';
-  /** a device-code sign-in under way: what to enter where */
-  prompt?: { userCode: string; verificationUri: string; expiresAt: number };
 }
 
 /** The defences at a glance: failed logins, lockouts, connection limits (from the security log's tally). */

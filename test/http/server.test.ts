@@ -1,6 +1,5 @@
 import t from 'tap';
-import { createHash } from 'node:crypto';
-import { DIAGNOSTICS_CSP, DIAGNOSTICS_HTML } from '../../src/http/diagnostics-page.js';
+import { DIAGNOSTICS_CSP, loadDiagnosticsAssets } from '../../src/http/diagnostics-page.js';
 import { Metrics } from '../../src/http/metrics.js';
 import { startHttpServer } from '../../src/http/server.js';
 import { silentLogger } from '../../src/util/logger.js';
@@ -43,6 +42,7 @@ t.test('the server mounts metrics, the admin API, the page and counts webhook de
   t.equal(((await users.json()) as { users: unknown[] }).users.length, 3);
   t.equal((await get('/api/users')).status, 401);
 
+  const { html: DIAGNOSTICS_HTML } = await loadDiagnosticsAssets();
   for (const path of ['/', '/diagnostics']) {
     const page = await get(path);
     t.equal(page.status, 200, `${path} serves the page without a token`);
@@ -53,9 +53,8 @@ t.test('the server mounts metrics, the admin API, the page and counts webhook de
     t.equal(html, DIAGNOSTICS_HTML);
   }
   t.notMatch(DIAGNOSTICS_HTML, /https?:\/\//, 'the page loads nothing from elsewhere');
-  const script = /<script>([\s\S]*)<\/script>/.exec(DIAGNOSTICS_HTML)?.[1] ?? '';
-  const digest = createHash('sha256').update(script, 'utf8').digest('base64');
-  t.match(DIAGNOSTICS_CSP, `'sha256-${digest}'`, 'the CSP allows exactly the inline script');
+  t.match(DIAGNOSTICS_CSP, /(^|; )script-src 'self'(;|$)/, 'the CSP allows only the gateway\'s own script file');
+  t.notMatch(DIAGNOSTICS_HTML, /<script(?![^>]*\bsrc=)[^>]*>/, 'and the page has no inline script');
 
   // webhook reachability: deliveries as answered
   const post = (query = '') => fetch(`${server.origin}/graph/notifications${query}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"value":[]}' });

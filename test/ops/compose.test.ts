@@ -162,6 +162,7 @@ t.test('Dockerfile: two stages on one base image, native addon built in the buil
   const buildRuns = build.instructions.filter((i) => i.keyword === 'RUN').map((i) => i.args).join('\n');
   t.match(buildRuns, /\bnpm ci\b(?![^\n]*--omit=dev)/, 'dev dependencies installed for tsc');
   t.match(buildRuns, /tsc -p tsconfig\.build\.json/);
+  t.match(buildRuns, /node scripts\/build-diagnostics-page\.mjs/, 'and the diagnostics page files into dist/, as npm run build does');
   t.match(buildRuns, /npm prune --omit=dev/, 'only production dependencies are carried over');
   t.match(buildRuns, /\bg\+\+/, 'a compiler for better-sqlite3');
   const buildEnv = build.instructions.filter((i) => i.keyword === 'ENV').map((i) => i.args).join(' ');
