@@ -150,13 +150,8 @@ export class SimpleServer {
           source: store,
           resolve: resolveResource,
           extensionOf: packageOptions.extensionOf,
-          setDnd: (personId, on) =>
-            store.setTelephony(
-              personId,
-              // line 'unknown': the key says nothing of calls, so any trunk's line state wins
-              on ? { line: 'unknown', dnd: true, calls: [], origin: 'feature-key', at: now() } : undefined,
-              'feature-key',
-            ),
+          // who owns DND when the phone and Teams both set it: PresenceStore.setFeatureKeyDnd
+          setDnd: (personId, on) => store.setFeatureKeyDnd(personId, on),
         }),
       );
     }

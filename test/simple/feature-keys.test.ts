@@ -115,3 +115,16 @@ t.test('a SUBSCRIBE refused for another reason changes nothing', async (t) => {
   t.equal(stack.deliver(brief)[0]!.status, 423);
   t.equal(store.view('alice').dnd, false, 'the DND in a refused SUBSCRIBE is not applied');
 });
+
+t.test('DND set on the phone, turned off in Teams: the light goes out and the Teams target clears', async (t) => {
+  const { stack, store } = setup();
+  const first = phoneSubscribe();
+  first.headers.set('content-type', 'application/x-as-feature-event+xml');
+  first.body = Buffer.from(setDnd(true));
+  t.equal(stack.deliver(first)[0]!.status, 200);
+  t.same(parseDoNotDisturbEvent((await lastNotify(stack)).body).on, true);
+  store.setTeams('alice', { availability: 'DoNotDisturb', activity: 'Presenting', at: 1 });
+  store.setTeams('alice', { availability: 'Available', activity: 'Available', at: 2 });
+  t.same(parseDoNotDisturbEvent((await lastNotify(stack)).body).on, false, 'Teams DND off reached the phone');
+  t.same(store.teamsTarget('alice'), { kind: 'clear' });
+});
