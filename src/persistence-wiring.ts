@@ -30,6 +30,7 @@ import { JsonFileSubscriptionStateStore, type SubscriptionStateStore } from './g
 import type { Notifier, RestoredResourceKind } from './simple/notifier.js';
 import type { Publications } from './simple/publications.js';
 import type { ResourceLists } from './simple/resource-lists.js';
+import { winfoPersonOf } from './simple/winfo-package.js';
 import type { UpstreamPublisher } from './simple/upstream-publisher.js';
 import type { UpstreamWatcher } from './simple/upstream-watcher.js';
 import {
@@ -51,7 +52,7 @@ export interface PersistedParts {
   notifier: Notifier;
   publications: Publications;
   directory: Pick<Directory, 'get'>;
-  lists?: Pick<ResourceLists, 'summary'>;
+  lists?: Pick<ResourceLists, 'summary'> & Partial<Pick<ResourceLists, 'restoreClientList' | 'released'>>;
   upstream?: { watcher: UpstreamWatcher; publisher: UpstreamPublisher };
 }
 
@@ -231,11 +232,24 @@ export function createPersistence(options: PersistenceOptions): Persistence {
       }
 
       const lists = new Set((parts.lists?.summary() ?? []).map((l) => `list:${l.name}`));
-      const kindOf = (resource: string): RestoredResourceKind =>
-        exists(resource) ? 'resource' : lists.has(resource) ? 'list' : undefined;
       const subs = store.watcherSubscriptions.loadAll();
+      // client-defined lists (RFC 5367) come back from the body saved with their subscription
+      for (const s of subs) {
+        if (s.clientList !== undefined && parts.lists?.restoreClientList?.(s.resource, s.clientList) === true) lists.add(s.resource);
+      }
+      const kindOf = (resource: string): RestoredResourceKind => {
+        if (exists(resource)) return 'resource';
+        if (lists.has(resource)) return 'list';
+        // watcher information (RFC 3857) is kept under its own resource for the watched person
+        const watched = winfoPersonOf(resource);
+        return watched !== undefined && exists(watched) ? 'resource' : undefined;
+      };
       summary.subscriptions = parts.notifier.restore(subs, kindOf);
-      for (const s of subs) if (parts.notifier.find(s.id) === undefined) store.watcherSubscriptions.remove(s.id);
+      for (const s of subs) {
+        if (parts.notifier.find(s.id) !== undefined) continue;
+        store.watcherSubscriptions.remove(s.id);
+        if (s.clientList !== undefined && lists.has(s.resource)) parts.lists?.released?.(s.resource);
+      }
       store.flush();
       logger.info({ path: store.path, pruned, ...summary }, 'state restored from the store');
       return summary;

@@ -20,6 +20,11 @@ import type { InboundRequest } from './stack-port.js';
 import type { Subscription, TerminationCause } from './subscription.js';
 
 export const WINFO_EVENT = 'presence.winfo';
+
+/** The person whose watchers a winfo notifier resource lists (`winfo:<person>`), else undefined. */
+export function winfoPersonOf(resource: string): string | undefined {
+  return resource.startsWith(RESOURCE_PREFIX) ? resource.slice(RESOURCE_PREFIX.length) : undefined;
+}
 const WATCHED_PACKAGE = 'presence';
 const RESOURCE_PREFIX = 'winfo:';
 const FORMAT: BodyFormat = Object.freeze({ contentType: WATCHERINFO_CONTENT_TYPE, variant: 'rfc' });
