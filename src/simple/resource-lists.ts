@@ -415,6 +415,14 @@ export class ResourceLists implements ListHooks {
     lists.push(def);
   }
 
+  listsContaining(member: string): readonly string[] {
+    return (this.byMember.get(member) ?? []).map((d) => d.resource);
+  }
+
+  membersOf(resource: string): readonly string[] {
+    return (this.byResource.get(resource)?.members ?? []).filter((m) => !m.startsWith('?'));
+  }
+
   /** Client lists alive now (diagnostics, tests). */
   get clientListCount(): number {
     return this.clientDefs.size;

@@ -39,6 +39,7 @@ const LIST = `<?xml version="1.0" encoding="UTF-8"?><resource-lists xmlns="urn:i
 
 function clientListSubscribe(): SipRequest {
   const req = subscribe({ user: 'my-console-list', expires: 600, accept: ['multipart/related', 'application/rlmi+xml', 'application/pidf+xml'] });
+  req.headers.set('from', `<sip:list-console@example.com>;tag=lc${Math.random().toString(16).slice(2, 8)}`);
   req.headers.append('supported', 'eventlist');
   req.headers.append('require', 'recipient-list-subscribe');
   req.headers.append('content-type', 'application/resource-lists+xml');
@@ -90,7 +91,7 @@ t.test('winfo and client list subscriptions are restored after a restart', async
   t.ok(winfo, 'the winfo watcher is notified at once');
   const doc = parseWatcherInfo(winfo!.request.body);
   t.equal(doc.state, 'full', 'full state first after the restart');
-  t.same(doc.lists[0]!.watchers.map((w) => w.uri).sort(), ['sip:console@example.com'], 'the restored presence watcher of alice is listed');
+  t.same(doc.lists[0]!.watchers.map((w) => w.uri).sort(), ['sip:console@example.com', 'sip:list-console@example.com'], 'the restored watchers of alice are listed, the client list one too');
   const list = sent.find((n) => tagOf(n.request.headers.get('from')!) === listTag);
   t.ok(list, 'the client list watcher is notified at once');
   const mp = parseMultipartRelated(list!.request.body, list!.request.headers.get('content-type')!);
