@@ -29,6 +29,7 @@ import type { PasswordRefusal, PasswordRefusalStore } from './graph/auth.js';
 import { JsonFileSubscriptionStateStore, type SubscriptionStateStore } from './graph/subscription-state.js';
 import type { Notifier, RestoredResourceKind } from './simple/notifier.js';
 import type { Publications } from './simple/publications.js';
+import type { FeatureEventPackage, ForwardingSetting } from './simple/feature-package.js';
 import type { ResourceLists } from './simple/resource-lists.js';
 import { winfoPersonOf } from './simple/winfo-package.js';
 import type { UpstreamPublisher } from './simple/upstream-publisher.js';
@@ -54,6 +55,8 @@ export interface PersistedParts {
   directory: Pick<Directory, 'get'>;
   lists?: Pick<ResourceLists, 'summary'> & Partial<Pick<ResourceLists, 'restoreClientList' | 'released'>>;
   upstream?: { watcher: UpstreamWatcher; publisher: UpstreamPublisher };
+  /** Desk phones' forwarding settings (as-feature-event), kept per person. */
+  features?: Pick<FeatureEventPackage, 'restoreForwarding' | 'onPersist'>;
 }
 
 export interface RestoreSummary {
@@ -61,6 +64,38 @@ export interface RestoreSummary {
   publications: { restored: number; dropped: number };
   upstreamSubscriptions: { restored: number; dropped: number };
   upstreamPublications: { restored: number; dropped: number };
+  /** Forwarding settings of desk phones put back (one per person and forwarding type). */
+  forwarding?: number;
+}
+
+/** The meta key holding every person's phone forwarding settings, one JSON object by person id (small: people who set any). */
+export const FORWARDING_META_KEY = 'phones.forwarding';
+const FORWARDING_TYPES: ReadonlySet<string> = new Set(['forwardImmediate', 'forwardBusy', 'forwardNoAns']);
+
+/** Saved forwarding settings, each checked (a bad entry is skipped, never half-restored). */
+function readForwarding(text: string | undefined): Map<string, ForwardingSetting[]> {
+  const out = new Map<string, ForwardingSetting[]>();
+  if (text === undefined) return out;
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch {
+    return out;
+  }
+  if (typeof doc !== 'object' || doc === null) return out;
+  for (const [personId, list] of Object.entries(doc as Record<string, unknown>)) {
+    if (!Array.isArray(list)) continue;
+    const settings: ForwardingSetting[] = [];
+    for (const f of list as Array<Record<string, unknown>>) {
+      if (typeof f !== 'object' || f === null || typeof f.type !== 'string' || !FORWARDING_TYPES.has(f.type) || typeof f.on !== 'boolean') continue;
+      const s: ForwardingSetting = { type: f.type as ForwardingSetting['type'], on: f.on, at: typeof f.at === 'number' ? f.at : 0 };
+      if (typeof f.to === 'string') s.to = f.to;
+      if (typeof f.ringCount === 'number' && Number.isInteger(f.ringCount) && f.ringCount > 0) s.ringCount = f.ringCount;
+      settings.push(s);
+    }
+    if (settings.length > 0) out.set(personId, settings);
+  }
+  return out;
 }
 
 export interface PersistenceOptions {
@@ -221,6 +256,17 @@ export function createPersistence(options: PersistenceOptions): Persistence {
       hook(parts);
       const pruned = store.pruneExpired(now());
       const exists = (id: string): boolean => parts.directory.get(id) !== undefined;
+
+      if (parts.features !== undefined) {
+        const saved = readForwarding(store.meta.get(FORWARDING_META_KEY));
+        for (const id of [...saved.keys()]) if (!exists(id)) saved.delete(id);
+        summary.forwarding = parts.features.restoreForwarding(saved);
+        parts.features.onPersist((personId, settings) => {
+          if (settings.length === 0) saved.delete(personId);
+          else saved.set(personId, [...settings]);
+          store.meta.set(FORWARDING_META_KEY, JSON.stringify(Object.fromEntries(saved)));
+        });
+      }
 
       const pubs = store.publications.loadAll();
       summary.publications = parts.publications.restore(pubs, exists);

@@ -208,6 +208,10 @@ const SCRIPT = String.raw`
     var main = t.line + (t.dnd ? ', DND' : '') + (t.calls ? ', ' + t.calls + (t.calls === 1 ? ' call' : ' calls') : '');
     return [main, 'from ' + t.origin];
   }
+  var FORWARD = { forwardImmediate: 'always', forwardBusy: 'when busy', forwardNoAns: 'on no answer' };
+  function forwardingText(u) {
+    return (u.phoneForwarding || []).filter(function (f) { return f.on; }).map(function (f) { return 'Forward ' + (FORWARD[f.type] || f.type) + (f.to ? ' to ' + f.to : ''); }).join(' · ');
+  }
   function cell(label, children) { return el('td', { 'data-label': label }, [el('div', null, children)]); }
   function renderRow(u, tr) {
     var teams = teamsText(u);
@@ -229,7 +233,7 @@ const SCRIPT = String.raw`
     tr.setAttribute('data-revision', String(u.revision));
     tr.appendChild(cell('User', [el('strong', { text: u.name }), el('span', { 'class': 'sub', text: u.id + (u.extension ? ' · ext ' + u.extension : '') + (u.aors.length ? ' · ' + u.aors[0] : '') })]));
     tr.appendChild(cell('Teams', [el('span', { 'class': 'teams', text: teams[0] }), el('span', { 'class': 'sub', text: teams[1] })]));
-    tr.appendChild(cell('Telephony', [el('span', { 'class': 'telephony', text: tel[0] }), el('span', { 'class': 'sub', text: tel[1] })]));
+    tr.appendChild(cell('Telephony', [el('span', { 'class': 'telephony', text: tel[0] }), el('span', { 'class': 'sub', text: tel[1] }), el('span', { 'class': 'sub forwarding', text: forwardingText(u) })]));
     tr.appendChild(cell('Watchers see', [el('span', { 'class': 'state', 'data-state': w.state, text: STATES[w.state] || w.state }), el('span', { 'class': 'sub seen', text: seen.join(' · ') })]));
     tr.appendChild(cell('Last change', [timeEl(u.lastChange.at), el('span', { 'class': 'sub', text: u.lastChange.source === 'none' ? 'no change since start' : 'by ' + u.lastChange.source })]));
     tr.appendChild(cell('Actions', [el('div', { 'class': 'actions' }, [probe, hist])]));

@@ -41,6 +41,8 @@ export interface UserRow {
   lastChange: { at: number; source: string };
   /** Source priority deciding the view, first wins (mapping.groups, else mapping.prefer). */
   sourcePriority: string[];
+  /** Forwarding the person's desk phones set (as-feature-event): kept by the gateway, sent to all their phones, not synced to Teams. */
+  phoneForwarding: Array<{ type: string; on: boolean; to: string | null; ringCount: number | null; at: number }>;
 }
 
 export interface HistoryRow {
@@ -107,6 +109,7 @@ export function userRow(source: AdminSource, person: Person, last?: HistoryEntry
     },
     revision: view.revision,
     sourcePriority: [...(source.sourcePriority?.(person.id) ?? [])],
+    phoneForwarding: (source.forwarding?.(person.id) ?? []).map((f) => ({ type: f.type, on: f.on, to: f.to ?? null, ringCount: f.ringCount ?? null, at: f.at })),
     lastChange:
       lastEntry !== undefined && lastEntry.view.revision === view.revision
         ? { at: lastEntry.at, source: lastEntry.source }

@@ -652,11 +652,12 @@ export class Notifier {
    * the watchers' answers to the first NOTIFYs are read while later ones are
    * still being sent instead of piling up in the socket buffer.
    */
-  resourceChanged(resource: string): void {
+  resourceChanged(resource: string, event?: string): void {
     if (this.closed) return;
     const set = this.byResource.get(resource);
     if (set === undefined) return;
-    for (const sub of set) this.fanout.add(sub);
+    // `event`: only that package's subscriptions (a change only its bodies show)
+    for (const sub of set) if (event === undefined || sub.event === event) this.fanout.add(sub);
     if (!this.fanoutScheduled) {
       this.fanoutScheduled = true;
       setImmediate(this.drainFanout);

@@ -12,7 +12,7 @@ import { DialogPackage } from './dialog-package.js';
 import { Notifier, type HostLookup, type NotifierOptions } from './notifier.js';
 import { PresencePackage } from './presence-package.js';
 import { WatcherInfoPackage } from './winfo-package.js';
-import { FeatureEventPackage } from './feature-package.js';
+import { FEATURE_EVENT, FeatureEventPackage } from './feature-package.js';
 import { PUBLISH_CONTENT_TYPES, Publications } from './publications.js';
 import { reply, type ExpiryBounds } from './sip-util.js';
 import type { InboundRequest, SimpleStack } from './stack-port.js';
@@ -109,6 +109,8 @@ export class SimpleServer {
   private readonly directory: Directory;
   private upstream: UpstreamNotifyHandler | undefined;
   private winfo: WatcherInfoPackage | undefined;
+  /** The as-feature-event package, when served (its forwarding settings are kept by persistence-wiring.ts). */
+  readonly features: FeatureEventPackage | undefined;
   private closed = false;
   private listTagsSeen: readonly string[] | undefined = undefined;
   private subscribeTags: ReadonlySet<string> = EVENTLIST_ONLY;
@@ -145,15 +147,16 @@ export class SimpleServer {
     this.notifier.register(new PresencePackage(store, packageOptions));
     this.notifier.register(new DialogPackage(store, packageOptions));
     if (config.featureKeys === true) {
-      this.notifier.register(
-        new FeatureEventPackage({
-          source: store,
-          resolve: resolveResource,
-          extensionOf: packageOptions.extensionOf,
-          // who owns DND when the phone and Teams both set it: PresenceStore.setFeatureKeyDnd
-          setDnd: (personId, on) => store.setFeatureKeyDnd(personId, on),
-        }),
-      );
+      this.features = new FeatureEventPackage({
+        source: store,
+        resolve: resolveResource,
+        extensionOf: packageOptions.extensionOf,
+        // who owns DND when the phone and Teams both set it: PresenceStore.setFeatureKeyDnd
+        setDnd: (personId, on) => store.setFeatureKeyDnd(personId, on),
+        changed: (personId) => this.notifier.resourceChanged(personId, FEATURE_EVENT),
+        now,
+      });
+      this.notifier.register(this.features);
     }
     if (config.watcherInfo === true) {
       this.winfo = new WatcherInfoPackage({ notifier: this.notifier, resolve: resolveResource, now });
