@@ -95,3 +95,25 @@ t.test('the least privileged application permission, Calendars.ReadBasic.All, is
   const r = (await graph.api(`/users/${anna.id}/calendar/getSchedule`).post({ schedules: [anna.userPrincipalName], ...range(Date.now(), Date.now() + MIN * 60) })) as { value: Info[] };
   t.equal(r.value[0]?.scheduleId, anna.userPrincipalName);
 });
+
+t.test('getSchedule finds mailboxes by SMTP address (mail), not by a UPN that differs from it', async (t) => {
+  const clock = new ManualClock(Date.parse('2026-12-01T12:00:00Z'));
+  const h = await harness({ clock, apps: [WITH_CALENDAR] });
+  t.teardown(() => h.close());
+  const token = await h.appToken();
+  const graph = h.graph(async () => token, { maxRetries: 0 });
+  const { control } = h.sim;
+  const dana = control.addUser({ displayName: 'Dana Smith', userPrincipalName: 'dana@contoso.onmicrosoft.example', mail: 'Dana.Smith@contoso.example', mailNickname: 'dana' });
+  const nomail = control.addUser({ displayName: 'No Mailbox', userPrincipalName: 'nomail@contoso.example', mail: null, mailNickname: 'nomail' });
+  control.meeting('dana', 30);
+  const now = clock.now();
+  const r = (await graph.api(`/users/${dana.id}/calendar/getSchedule`).post({
+    schedules: ['dana.smith@contoso.example', dana.userPrincipalName, nomail.userPrincipalName],
+    ...range(now, now + 60 * MIN),
+  })) as { value: Info[] };
+  const [byMail, byUpn, none] = r.value;
+  t.equal(byMail?.scheduleId, 'dana.smith@contoso.example', 'scheduleId as asked');
+  t.equal(byMail?.scheduleItems[0]?.status, 'busy', 'the mail address (any case) finds the mailbox');
+  t.equal(byUpn?.error?.responseCode, 'ErrorMailRecipientNotFound', 'the UPN is not an SMTP address of hers');
+  t.equal(none?.error?.responseCode, 'ErrorMailRecipientNotFound', 'no mail: no mailbox');
+});
