@@ -26,6 +26,7 @@ import { Metrics } from './http/metrics.js';
 import type { HttpServerOptions } from './http/server.js';
 import { DialogPackage } from './simple/dialog-package.js';
 import type { EventPackage } from './simple/event-package.js';
+import type { FeatureEventPackage } from './simple/feature-package.js';
 import type { Notifier } from './simple/notifier.js';
 import { PresencePackage } from './simple/presence-package.js';
 import type { Publications } from './simple/publications.js';
@@ -42,7 +43,7 @@ export interface AdminWiringOptions {
   store: PresenceStore;
   /** The SIP stack: its listeners are up when each configured transport has a bound endpoint. */
   stack: { localEndpoint(protocol: TransportProtocol): Endpoint | undefined };
-  simple: { readonly notifier: Notifier; readonly publications: Publications };
+  simple: { readonly notifier: Notifier; readonly publications: Publications; readonly features?: Pick<FeatureEventPackage, 'forwardingOf'> | undefined };
   trunks: { statuses(): readonly TrunkInfo[] };
   /** The Graph side once created (it is made after the HTTP server). */
   graph: () => GraphRuntime | undefined;
@@ -233,6 +234,7 @@ export function wireAdmin(options: AdminWiringOptions): AdminWiring {
     state: (id) => store.state(id),
     view: (id) => store.view(id),
     sourcePriority: (id) => store.sourcePriority(id),
+    forwarding: (id) => simple.features?.forwardingOf(id) ?? [],
     history: (id) => history?.entries(id) ?? [],
     watchers(id) {
       const out: Record<string, number> = {};

@@ -219,7 +219,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
   const upstream = startUpstream({ config, sender: stack, trunks, directory, store, wheel, logger, packages: simple.notifier.packages });
   simple.setUpstream(upstream.watcher);
   // Saved subscriptions, publications and upstream dialogs come back, then every change is kept (persistence-wiring.ts).
-  persistence.restore({ notifier: simple.notifier, publications: simple.publications, directory, lists, upstream });
+  persistence.restore({ notifier: simple.notifier, publications: simple.publications, directory, lists, upstream, ...(simple.features !== undefined ? { features: simple.features } : {}) });
 
   const demo = config.graphSimulator !== undefined ? await startDemoTenant(config, logger) : undefined;
   const graphConfig = demo?.graph ?? config.graph;

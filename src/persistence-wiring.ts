@@ -29,7 +29,9 @@ import type { PasswordRefusal, PasswordRefusalStore } from './graph/auth.js';
 import { JsonFileSubscriptionStateStore, type SubscriptionStateStore } from './graph/subscription-state.js';
 import type { Notifier, RestoredResourceKind } from './simple/notifier.js';
 import type { Publications } from './simple/publications.js';
+import type { FeatureEventPackage, ForwardingSetting } from './simple/feature-package.js';
 import type { ResourceLists } from './simple/resource-lists.js';
+import { winfoPersonOf } from './simple/winfo-package.js';
 import type { UpstreamPublisher } from './simple/upstream-publisher.js';
 import type { UpstreamWatcher } from './simple/upstream-watcher.js';
 import {
@@ -51,8 +53,10 @@ export interface PersistedParts {
   notifier: Notifier;
   publications: Publications;
   directory: Pick<Directory, 'get'>;
-  lists?: Pick<ResourceLists, 'summary'>;
+  lists?: Pick<ResourceLists, 'summary'> & Partial<Pick<ResourceLists, 'restoreClientList' | 'released'>>;
   upstream?: { watcher: UpstreamWatcher; publisher: UpstreamPublisher };
+  /** Desk phones' forwarding settings (as-feature-event), kept per person. */
+  features?: Pick<FeatureEventPackage, 'restoreForwarding' | 'onPersist'>;
 }
 
 export interface RestoreSummary {
@@ -60,6 +64,38 @@ export interface RestoreSummary {
   publications: { restored: number; dropped: number };
   upstreamSubscriptions: { restored: number; dropped: number };
   upstreamPublications: { restored: number; dropped: number };
+  /** Forwarding settings of desk phones put back (one per person and forwarding type). */
+  forwarding?: number;
+}
+
+/** The meta key holding every person's phone forwarding settings, one JSON object by person id (small: people who set any). */
+export const FORWARDING_META_KEY = 'phones.forwarding';
+const FORWARDING_TYPES: ReadonlySet<string> = new Set(['forwardImmediate', 'forwardBusy', 'forwardNoAns']);
+
+/** Saved forwarding settings, each checked (a bad entry is skipped, never half-restored). */
+function readForwarding(text: string | undefined): Map<string, ForwardingSetting[]> {
+  const out = new Map<string, ForwardingSetting[]>();
+  if (text === undefined) return out;
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch {
+    return out;
+  }
+  if (typeof doc !== 'object' || doc === null) return out;
+  for (const [personId, list] of Object.entries(doc as Record<string, unknown>)) {
+    if (!Array.isArray(list)) continue;
+    const settings: ForwardingSetting[] = [];
+    for (const f of list as Array<Record<string, unknown>>) {
+      if (typeof f !== 'object' || f === null || typeof f.type !== 'string' || !FORWARDING_TYPES.has(f.type) || typeof f.on !== 'boolean') continue;
+      const s: ForwardingSetting = { type: f.type as ForwardingSetting['type'], on: f.on, at: typeof f.at === 'number' ? f.at : 0 };
+      if (typeof f.to === 'string') s.to = f.to;
+      if (typeof f.ringCount === 'number' && Number.isInteger(f.ringCount) && f.ringCount > 0) s.ringCount = f.ringCount;
+      settings.push(s);
+    }
+    if (settings.length > 0) out.set(personId, settings);
+  }
+  return out;
 }
 
 export interface PersistenceOptions {
@@ -221,6 +257,17 @@ export function createPersistence(options: PersistenceOptions): Persistence {
       const pruned = store.pruneExpired(now());
       const exists = (id: string): boolean => parts.directory.get(id) !== undefined;
 
+      if (parts.features !== undefined) {
+        const saved = readForwarding(store.meta.get(FORWARDING_META_KEY));
+        for (const id of [...saved.keys()]) if (!exists(id)) saved.delete(id);
+        summary.forwarding = parts.features.restoreForwarding(saved);
+        parts.features.onPersist((personId, settings) => {
+          if (settings.length === 0) saved.delete(personId);
+          else saved.set(personId, [...settings]);
+          store.meta.set(FORWARDING_META_KEY, JSON.stringify(Object.fromEntries(saved)));
+        });
+      }
+
       const pubs = store.publications.loadAll();
       summary.publications = parts.publications.restore(pubs, exists);
       for (const p of pubs) if (parts.publications.get(p.etag) === undefined) store.publications.remove(p.etag);
@@ -231,11 +278,24 @@ export function createPersistence(options: PersistenceOptions): Persistence {
       }
 
       const lists = new Set((parts.lists?.summary() ?? []).map((l) => `list:${l.name}`));
-      const kindOf = (resource: string): RestoredResourceKind =>
-        exists(resource) ? 'resource' : lists.has(resource) ? 'list' : undefined;
       const subs = store.watcherSubscriptions.loadAll();
+      // client-defined lists (RFC 5367) come back from the body saved with their subscription
+      for (const s of subs) {
+        if (s.clientList !== undefined && parts.lists?.restoreClientList?.(s.resource, s.clientList) === true) lists.add(s.resource);
+      }
+      const kindOf = (resource: string): RestoredResourceKind => {
+        if (exists(resource)) return 'resource';
+        if (lists.has(resource)) return 'list';
+        // watcher information (RFC 3857) is kept under its own resource for the watched person
+        const watched = winfoPersonOf(resource);
+        return watched !== undefined && exists(watched) ? 'resource' : undefined;
+      };
       summary.subscriptions = parts.notifier.restore(subs, kindOf);
-      for (const s of subs) if (parts.notifier.find(s.id) === undefined) store.watcherSubscriptions.remove(s.id);
+      for (const s of subs) {
+        if (parts.notifier.find(s.id) !== undefined) continue;
+        store.watcherSubscriptions.remove(s.id);
+        if (s.clientList !== undefined && lists.has(s.resource)) parts.lists?.released?.(s.resource);
+      }
       store.flush();
       logger.info({ path: store.path, pruned, ...summary }, 'state restored from the store');
       return summary;

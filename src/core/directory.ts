@@ -7,7 +7,8 @@ export interface Person {
   extension?: string;
   /** Normalized "sip:user@host" AoRs, host lower-case. */
   sipAors: string[];
-  teams?: { userId?: string; upn?: string };
+  /** mail: the user's primary SMTP address (Graph user.mail), when they have a mailbox. */
+  teams?: { userId?: string; upn?: string; mail?: string };
   /** BCP 47 language of the person's own texts (Teams status and out-of-office messages), when known. */
   language?: string;
 }
@@ -56,7 +57,7 @@ export class Directory {
   }
 
   /** Record who a person is in Teams (directory sync or the static mapping table). */
-  setTeamsIdentity(personId: string, teams: { userId: string; upn?: string }): void {
+  setTeamsIdentity(personId: string, teams: { userId: string; upn?: string; mail?: string }): void {
     const p = this.byId.get(personId);
     if (p === undefined) throw new Error(`unknown person "${personId}"`);
     const key = teams.userId.toLowerCase();

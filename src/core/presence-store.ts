@@ -1,7 +1,7 @@
 import type { Directory } from './directory.js';
 import { composeRich, composeTelephony } from './compose.js';
 import { FeederLiveness } from './feeder-liveness.js';
-import { isEcho, sameTarget, teamsTargetOf, type TeamsToSipTable } from './mapping.js';
+import { isEcho, sameTarget, sipMeaningOf, teamsTargetOf, type TeamsToSipTable } from './mapping.js';
 import type { CalendarState, PersonState, PresenceView, RichState, TeamsState, TeamsTarget, TelephonyState } from './person-state.js';
 import { deriveView, sameContent, type ViewOptions } from './view.js';
 
@@ -42,7 +42,12 @@ interface Entry {
   /** Telephony and rich state by feeder (publications, each trunk), composed into state. */
   telephonySources?: Map<string, TelephonyState>;
   sipSources?: Map<string, RichState>;
+  /** The Teams DND reading a phone's DND off overruled (shown without DND until Teams says something else). */
+  teamsDndOverruled?: { availability: string; activity: string };
 }
+
+/** The telephony feeder of a desk phone's own DND key (as-feature-event). */
+export const FEATURE_KEY_SOURCE = 'feature-key';
 
 /** The feeder a caller names when it names none (the PUBLISH compositor). */
 export const DEFAULT_SOURCE = 'publish';
@@ -187,10 +192,74 @@ export class PresenceStore {
     else s.telephony = composed;
   }
 
+  /**
+   * Who owns DND when the desk phone and Teams both set it: the last writer
+   * wins, with echo suppression.
+   *  - Phone DND on (its feature key): the `feature-key` telephony source says
+   *    DND, the Teams target becomes DoNotDisturb and the Graph writer sets it
+   *    under its opt-in (graph.writer.dnd); Teams reading it back is our echo.
+   *  - Phone DND off: that source goes, the target clears and the writer takes
+   *    its DND back. A DND the person set in Teams themselves (a reading that
+   *    is not our echo) is overruled for SIP watchers, the phone's light
+   *    included, until Teams says something else: the gateway cannot take back
+   *    a choice made in Teams (it owns only its own session and, with
+   *    writer.dnd 'preferred', the DND preferred presence it set).
+   *  - Teams DND off (a reading that follows a DND reading, is not DND and is
+   *    not our own echo, e.g. the person picked Available in Teams): the
+   *    phone-set DND is cleared, so the phone's light goes out and the writer
+   *    clears what it set. A reading that only lags (Teams not DND yet right
+   *    after the phone's press) is no transition and clears nothing; a call
+   *    session the gateway set (Busy/InACall) read back is an echo and clears
+   *    nothing either. A PBX's own DND (a trunk's dialog or PIDF state) is the
+   *    PBX's and is left alone: the gateway cannot switch it off there.
+   */
+  setFeatureKeyDnd(personId: string, on: boolean): void {
+    this.update(personId, (s, e) => {
+      const teams = s.teams;
+      if (on) delete e.teamsDndOverruled;
+      else if (teams !== undefined && this.teamsSaysDnd(teams) && !this.teamsIsEcho(e)) {
+        e.teamsDndOverruled = { availability: teams.availability.toLowerCase(), activity: teams.activity.toLowerCase() };
+      }
+      e.telephonySources = putSource(
+        e.telephonySources,
+        FEATURE_KEY_SOURCE,
+        // line 'unknown': the key says nothing of calls, so any trunk's line state wins
+        on ? { line: 'unknown', dnd: true, calls: [], origin: FEATURE_KEY_SOURCE, at: this.now() } : undefined,
+      );
+      this.composeTelephonyOf(personId, s, e);
+    });
+  }
+
+  /**
+   * Whether a Teams reading is DND: availability DoNotDisturb (the gateway's
+   * own DoNotDisturb/Presenting session included) or an activity the mapping
+   * table shows as DND.
+   */
+  private teamsSaysDnd(teams: TeamsState): boolean {
+    return teams.availability.toLowerCase() === 'donotdisturb' || sipMeaningOf(teams, this.viewOptions.teamsToSip).dnd === true;
+  }
+
   setTeams(personId: string, teams: TeamsState | undefined): void {
-    this.update(personId, (s) => {
+    this.update(personId, (s, e) => {
+      const before = s.teams;
       if (teams === undefined) delete s.teams;
       else s.teams = teams;
+      const o = e.teamsDndOverruled;
+      if (o !== undefined && (teams === undefined || teams.availability.toLowerCase() !== o.availability || teams.activity.toLowerCase() !== o.activity)) {
+        delete e.teamsDndOverruled;
+      }
+      // Teams DND went off (see setFeatureKeyDnd): the phone-set DND goes with it.
+      if (
+        teams !== undefined &&
+        before !== undefined &&
+        e.telephonySources?.has(FEATURE_KEY_SOURCE) === true &&
+        this.teamsSaysDnd(before) &&
+        !this.teamsSaysDnd(teams) &&
+        !this.teamsIsEcho(e)
+      ) {
+        e.telephonySources.delete(FEATURE_KEY_SOURCE);
+        this.composeTelephonyOf(personId, s, e);
+      }
     });
   }
 
@@ -264,7 +333,11 @@ export class PresenceStore {
       e.target = target;
     }
 
-    const content = deriveView(personId, e.state, { ...this.optionsFor(personId), teamsIsEcho: this.teamsIsEcho(e) });
+    const content = deriveView(personId, e.state, {
+      ...this.optionsFor(personId),
+      teamsIsEcho: this.teamsIsEcho(e),
+      ...(e.teamsDndOverruled !== undefined ? { teamsDndOverruled: true } : {}),
+    });
     const { personId: _p, revision, changedAt: _c, ...previous } = e.view;
     if (!sameContent(previous, content)) {
       e.view = { personId, revision: revision + 1, changedAt: this.now(), ...content };

@@ -10,6 +10,8 @@ export interface ViewOptions {
   prefer?: 'telephony' | 'teams';
   /** The Teams reading is the gateway's own session read back: ignore it (echo suppression). */
   teamsIsEcho?: boolean;
+  /** The Teams reading's DND was switched off on the desk phone since (PresenceStore.setFeatureKeyDnd): shown without DND. */
+  teamsDndOverruled?: boolean;
   /**
    * Source priority of the person's group (source-priority.ts): names of
    * sources, first wins: 'teams', 'publish', 'trunk:<name>', or 'telephony'
@@ -90,6 +92,7 @@ function teamsPart(state: PersonState, options: ViewOptions): Contribution | und
   const t = state.teams;
   if (t === undefined || options.teamsIsEcho === true) return undefined;
   const m = sipMeaningOf(t, options.teamsToSip ?? DEFAULT_TEAMS_TO_SIP);
+  if (m.dnd === true && options.teamsDndOverruled === true) return undefined;
   const c: Contribution = { source: 'teams', activities: m.activities, dnd: m.dnd === true, call: m.call === true, ringing: false };
   const until = meetingUntil(state, options);
   const note = until !== undefined ? meetingNote(until, options.timeZone) : (m.note ?? t.statusMessage);

@@ -140,6 +140,17 @@ export class UserDirectory {
     return this.record(idOrUpn)?.user;
   }
 
+  /**
+   * The live user whose mailbox has this SMTP address (user.mail,
+   * case-insensitive); a user without mail has no mailbox. A UPN that differs
+   * from mail names no mailbox (this model keeps no proxyAddresses).
+   */
+  byMail(address: string): SimUser | undefined {
+    const key = address.toLowerCase();
+    for (const record of this.live()) if (record.user.mail?.toLowerCase() === key) return record.user;
+    return undefined;
+  }
+
   private record(idOrUpn: string): UserRecord | undefined {
     const key = idOrUpn.toLowerCase();
     const record = this.byId.get(key) ?? this.byUpn.get(key);

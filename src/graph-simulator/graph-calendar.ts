@@ -14,7 +14,8 @@
  * - answer: value[] of scheduleInformation (scheduleId, availabilityView,
  *   scheduleItems with status/start/end, subject and location when the block
  *   is not private); times in UTC unless `Prefer: outlook.timezone` names a zone;
- *   an address that is no mailbox gets an entry with `error`.
+ *   an address that is no mailbox gets an entry with `error`; addresses are
+ *   matched to users' mail (the SMTP address), not their UPN.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { CalendarBlock, FreeBusyStatus } from './calendar.js';
@@ -97,7 +98,7 @@ export function registerCalendarRoutes(app: FastifyInstance, ctx: SimContext): v
     }
     const zone = responseZone(request);
     const value = (schedules as string[]).map((address) => {
-      const user = /^[^@\s]+@[^@\s]+$/.test(address) ? ctx.directory.get(address) : undefined;
+      const user = /^[^@\s]+@[^@\s]+$/.test(address) ? ctx.directory.byMail(address) : undefined;
       if (user === undefined) {
         return { scheduleId: address, availabilityView: '', scheduleItems: [], error: { message: `The SMTP address '${address}' has no mailbox associated with it.`, responseCode: 'ErrorMailRecipientNotFound' } };
       }

@@ -84,13 +84,20 @@ export class CalendarReader {
     return this.o.budget;
   }
 
-  /** People whose calendar is read: a Teams identity with a UPN (their SMTP address in Exchange Online). */
+  /**
+   * People whose calendar is read, by SMTP address (getSchedule's `schedules`
+   * are SMTP addresses: https://learn.microsoft.com/en-us/graph/api/calendar-getschedule):
+   * the user's `mail` from directory sync (or the users read of a static
+   * entry). Only when Graph gave no mail is the UPN tried instead: in many
+   * tenants it is also the primary SMTP address, and where it is not, Graph
+   * answers that schedule with an error entry, shown as not read.
+   */
   private people(): Array<{ personId: string; address: string; userId?: string }> {
     const out: Array<{ personId: string; address: string; userId?: string }> = [];
     for (const p of this.o.directory.all()) {
-      const upn = p.teams?.upn;
-      if (upn === undefined || upn === '') continue;
-      out.push(p.teams?.userId !== undefined ? { personId: p.id, address: upn, userId: p.teams.userId } : { personId: p.id, address: upn });
+      const address = p.teams?.mail ?? p.teams?.upn;
+      if (address === undefined || address === '') continue;
+      out.push(p.teams?.userId !== undefined ? { personId: p.id, address, userId: p.teams.userId } : { personId: p.id, address });
     }
     return out;
   }

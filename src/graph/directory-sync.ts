@@ -32,6 +32,8 @@ export interface DirectoryMatch {
   personId: string;
   userId: string;
   upn?: string;
+  /** the user's primary SMTP address (user.mail), when Graph gave one */
+  mail?: string;
   via: 'static' | 'match';
 }
 
@@ -130,7 +132,7 @@ export function matchPersons(
   persons: readonly Person[],
   users: ReadonlyMap<string, GraphUser>,
   config: DirectoryConfig,
-  staticUsers: ReadonlyMap<string, { userId: string; upn?: string }>,
+  staticUsers: ReadonlyMap<string, { userId: string; upn?: string; mail?: string }>,
 ): { matched: DirectoryMatch[]; conflicts: string[]; unmatchedPersons: Person[]; unmatchedUsers: GraphUser[] } {
   const { sip, graph, stripDomain } = config.match;
   const phones = graph === 'businessPhones';
@@ -146,7 +148,8 @@ export function matchPersons(
     }
     taken.add(userId);
     const upn = s.upn ?? text(users.get(userId)?.userPrincipalName);
-    matched.push({ personId, userId, ...(upn !== undefined ? { upn } : {}), via: 'static' });
+    const mail = s.mail ?? text(users.get(userId)?.mail);
+    matched.push({ personId, userId, ...(upn !== undefined ? { upn } : {}), ...(mail !== undefined ? { mail } : {}), via: 'static' });
   }
 
   const candidates = persons.filter((p) => !staticUsers.has(p.id));
@@ -194,7 +197,8 @@ export function matchPersons(
     }
     taken.add(found.id);
     const upn = text(found.userPrincipalName);
-    matched.push({ personId: person.id, userId: found.id, ...(upn !== undefined ? { upn } : {}), via: 'match' });
+    const mail = text(found.mail);
+    matched.push({ personId: person.id, userId: found.id, ...(upn !== undefined ? { upn } : {}), ...(mail !== undefined ? { mail } : {}), via: 'match' });
   }
   const unmatchedUsers = [...users.values()].filter((u) => !taken.has(u.id));
   return { matched, conflicts, unmatchedPersons, unmatchedUsers };
@@ -314,8 +318,8 @@ export class DirectorySync {
     return { usable, unlicensed };
   }
 
-  private async resolveStatic(): Promise<{ map: Map<string, { userId: string; upn?: string }>; conflicts: string[] }> {
-    const map = new Map<string, { userId: string; upn?: string }>();
+  private async resolveStatic(): Promise<{ map: Map<string, { userId: string; upn?: string; mail?: string }>; conflicts: string[] }> {
+    const map = new Map<string, { userId: string; upn?: string; mail?: string }>();
     const conflicts: string[] = [];
     const byUpn = new Map<string, GraphUser>();
     for (const u of this.users.values()) if (u.userPrincipalName) byUpn.set(u.userPrincipalName.toLowerCase(), u);
@@ -335,11 +339,12 @@ export class DirectorySync {
         continue;
       }
       try {
-        const body: unknown = await this.o.client.api(`/users/${encodeURIComponent(s.upn ?? '')}`).select('id,userPrincipalName').get();
+        const body: unknown = await this.o.client.api(`/users/${encodeURIComponent(s.upn ?? '')}`).select('id,userPrincipalName,mail').get();
         const u = toUser(body);
         if (u === undefined) throw new Error('no id in the answer');
         this.staticByUpn.set(upn, u.id);
-        map.set(s.person, { userId: u.id, upn: text(u.userPrincipalName) ?? s.upn ?? upn });
+        const mail = text(u.mail);
+        map.set(s.person, { userId: u.id, upn: text(u.userPrincipalName) ?? s.upn ?? upn, ...(mail !== undefined ? { mail } : {}) });
       } catch (error) {
         const f = graphFailure(error);
         conflicts.push(`directory.static[${i}]: ${s.upn} not found in the tenant (${f.status || f.code}); check the UPN`);
@@ -358,12 +363,16 @@ export class DirectorySync {
     for (const match of m.matched) {
       const p = directory.get(match.personId);
       if (p === undefined) continue;
-      if (p.teams?.userId?.toLowerCase() === match.userId && p.teams.upn === match.upn) {
+      if (p.teams?.userId?.toLowerCase() === match.userId && p.teams.upn === match.upn && p.teams.mail === match.mail) {
         matched.push(match);
         continue;
       }
       try {
-        directory.setTeamsIdentity(match.personId, { userId: match.userId, ...(match.upn !== undefined ? { upn: match.upn } : {}) });
+        directory.setTeamsIdentity(match.personId, {
+          userId: match.userId,
+          ...(match.upn !== undefined ? { upn: match.upn } : {}),
+          ...(match.mail !== undefined ? { mail: match.mail } : {}),
+        });
         matched.push(match);
       } catch (error) {
         conflicts.push(`${match.personId}: ${error instanceof Error ? error.message : String(error)}`);

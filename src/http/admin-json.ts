@@ -37,6 +37,8 @@ export interface UserRow {
   lastChange: { at: number; source: string };
   /** Source priority deciding the view, first wins (mapping.groups, else mapping.prefer). */
   sourcePriority: string[];
+  /** Forwarding the person's desk phones set (as-feature-event): kept by the gateway, sent to all their phones, not synced to Teams. */
+  phoneForwarding: Array<{ type: string; on: boolean; to: string | null; ringCount: number | null; at: number }>;
 }
 
 

@@ -94,6 +94,16 @@ export interface ResyncResult {
   detail: string;
 }
 
+/** One forwarding type as a desk phone set it (kept by the gateway; not synced to Teams). */
+export interface PhoneForwarding {
+  type: string;
+  on: boolean;
+  to?: string;
+  ringCount?: number;
+  /** ms epoch */
+  at: number;
+}
+
 export interface AdminSource {
   /** Every configured person, in directory order. */
   persons(): readonly Person[];
@@ -102,6 +112,8 @@ export interface AdminSource {
   view(personId: string): PresenceView;
   /** The source order deciding the person's view (their group's, else the global rule). */
   sourcePriority?(personId: string): readonly string[];
+  /** Call forwarding the person's desk phones set (as-feature-event), per forwarding type. */
+  forwarding?(personId: string): readonly PhoneForwarding[];
   /** Recent view changes, oldest first (ChangeHistory.entries). */
   history(personId: string): readonly HistoryEntry[];
   /** Live watcher subscriptions to the person, by event package. */

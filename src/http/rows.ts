@@ -62,6 +62,7 @@ export function userRow(source: AdminSource, person: Person, last?: HistoryEntry
     },
     revision: view.revision,
     sourcePriority: [...(source.sourcePriority?.(person.id) ?? [])],
+    phoneForwarding: (source.forwarding?.(person.id) ?? []).map((f) => ({ type: f.type, on: f.on, to: f.to ?? null, ringCount: f.ringCount ?? null, at: f.at })),
     lastChange:
       lastEntry !== undefined && lastEntry.view.revision === view.revision
         ? { at: lastEntry.at, source: lastEntry.source }

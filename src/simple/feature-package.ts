@@ -2,12 +2,25 @@
  * The `as-feature-event` package (BroadSoft device feature key
  * synchronisation, as Polycom and Yealink phones implement it): a desk phone
  * subscribes for its own DND and forwarding keys. A SetDoNotDisturb in its
- * SUBSCRIBE sets the person's DND in core (telephony source `feature-key`),
- * which core maps to Teams DoNotDisturb through the Graph writer under the
- * same opt-in as any PBX DND; the DoNotDisturbEvent NOTIFYs follow the
- * person's view, so the phone's DND light follows Teams DND too.
- * SetForwarding is acknowledged with a ForwardingEvent reflecting it (the
- * gateway does not forward calls; the PBX does), kept in memory per person.
+ * SUBSCRIBE sets the person's DND in core (PresenceStore.setFeatureKeyDnd,
+ * which also says who owns DND when Teams sets it too), which core maps to
+ * Teams DoNotDisturb through the Graph writer under the same opt-in as any
+ * PBX DND; the DoNotDisturbEvent NOTIFYs follow the person's view, so the
+ * phone's DND light follows Teams DND too.
+ *
+ * Forwarding is kept per person and per forwarding type (always, busy, no
+ * answer), saved through onPersist so it survives a restart, and sent as a
+ * ForwardingEvent to every feature-event subscription of the person: all
+ * their phones show the same forwarding keys, and a phone that subscribes
+ * (or a subscription restored after a restart) gets DND first, then each
+ * forwarding type known, one document per NOTIFY (as Kamailio presence_dfks
+ * and Asterisk send them). The gateway does not forward calls (the PBX
+ * does), and Teams forwarding is not synced: Microsoft Graph has no API for
+ * a user's call forwarding (presence has none, and userSettings holds content
+ * discovery, Windows, shift and work-hours settings only:
+ * https://learn.microsoft.com/en-us/graph/api/resources/usersettings); Teams
+ * forwarding is set with Teams PowerShell (Set-CsUserCallingSettings,
+ * https://learn.microsoft.com/en-us/powershell/module/teams/set-csusercallingsettings).
  *
  * Only the person themselves (From is one of their AoRs), an admin user or a
  * trusted network may subscribe: the body changes their state.
@@ -20,7 +33,6 @@ import {
   parseFeatureRequest,
   type ForwardingType,
 } from '../bodies/index.js';
-import type { TelephonyState } from '../core/person-state.js';
 import type { MediaType } from '../sip/header-values.js';
 import type { SipResponse } from '../sip/message.js';
 import { parseNameAddr } from '../sip/uri.js';
@@ -32,31 +44,78 @@ import type { InboundRequest } from './stack-port.js';
 export const FEATURE_EVENT = 'as-feature-event';
 const FORMAT: BodyFormat = Object.freeze({ contentType: FEATURE_EVENT_CONTENT_TYPE, variant: 'rfc' });
 
-interface Forwarding {
+/** A person's forwarding of one type, as their phone last set it. */
+export interface ForwardingSetting {
   type: ForwardingType;
   on: boolean;
   to?: string;
   ringCount?: number;
+  /** ms epoch of the phone's SetForwarding */
+  at: number;
+}
+
+/** Where the forwarding settings are kept (persistence-wiring.ts); called synchronously, must be cheap. */
+export type ForwardingPersistence = (personId: string, settings: readonly ForwardingSetting[]) => void;
+
+interface Held extends ForwardingSetting {
+  /** +1 on every change of any setting: what each subscription was sent is compared with it */
+  rev: number;
 }
 
 export interface FeatureEventOptions {
   source: ViewSource;
-  /** Where the phone's DND goes (the PresenceStore), as the telephony source `feature-key`. */
-  sink: { setTelephony(personId: string, telephony: TelephonyState | undefined, source: string): void };
+  /** Where the phone's DND goes: core's PresenceStore.setFeatureKeyDnd, which says who owns DND when Teams sets it too. */
+  sink: { setFeatureKeyDnd(personId: string, on: boolean): void };
   resolve: (user: string | undefined, host: string) => string | undefined;
   extensionOf?: (personId: string) => string | undefined;
+  /** The person's feature-event subscriptions need a NOTIFY (notifier.resourceChanged for this package). */
+  changed?: (personId: string) => void;
   now?: () => number;
 }
 
-const SOURCE = 'feature-key';
 
 export class FeatureEventPackage implements EventPackage {
   readonly event = FEATURE_EVENT;
   readonly contentTypes: readonly string[] = [FEATURE_EVENT_CONTENT_TYPE];
-  /** The last forwarding request per person, acknowledged in the next NOTIFY. */
-  private readonly forwarding = new Map<string, Forwarding>();
+  /** Forwarding per person and type, in the order first set. */
+  private readonly forwarding = new Map<string, Map<ForwardingType, Held>>();
+  private rev = 0;
+  /** Per subscription: the revision of each forwarding type it was sent. */
+  private readonly sent = new WeakMap<object, Map<ForwardingType, number>>();
+  private persist: ForwardingPersistence | undefined;
+  private readonly now: () => number;
 
-  constructor(private readonly options: FeatureEventOptions) {}
+  constructor(private readonly options: FeatureEventOptions) {
+    this.now = options.now ?? Date.now;
+  }
+
+  /** The person's forwarding settings (diagnostics), in the order first set. */
+  forwardingOf(personId: string): ForwardingSetting[] {
+    return [...(this.forwarding.get(personId)?.values() ?? [])].map(({ rev: _r, ...f }) => ({ ...f }));
+  }
+
+  /** Settings saved before a restart; phones subscribing (or restored) get them. */
+  restoreForwarding(saved: Iterable<[string, readonly ForwardingSetting[]]>): number {
+    let n = 0;
+    for (const [personId, settings] of saved) {
+      for (const f of settings) {
+        this.hold(personId, f);
+        n++;
+      }
+    }
+    return n;
+  }
+
+  /** Report changed settings to `persist` (undefined: stop). */
+  onPersist(persist: ForwardingPersistence | undefined): void {
+    this.persist = persist;
+  }
+
+  private hold(personId: string, f: ForwardingSetting): void {
+    let byType = this.forwarding.get(personId);
+    if (byType === undefined) this.forwarding.set(personId, (byType = new Map()));
+    byType.set(f.type, { ...f, rev: ++this.rev });
+  }
 
   authorize(req: InboundRequest, personId: string): SipResponse | undefined {
     if (req.privileged !== undefined) return undefined;
@@ -76,12 +135,15 @@ export class FeatureEventPackage implements EventPackage {
     if (ct !== FEATURE_EVENT_CONTENT_TYPE) return reply(request, 415, [['accept', FEATURE_EVENT_CONTENT_TYPE]]);
     try {
       const r = parseFeatureRequest(request.body);
-      if (r.kind === 'dnd') this.setDnd(personId, r.on);
+      if (r.kind === 'dnd') this.options.sink.setFeatureKeyDnd(personId, r.on);
       else {
-        const f: Forwarding = { type: r.type, on: r.on };
+        const f: ForwardingSetting = { type: r.type, on: r.on, at: this.now() };
         if (r.to !== undefined) f.to = r.to;
         if (r.ringCount !== undefined) f.ringCount = r.ringCount;
-        this.forwarding.set(personId, f);
+        this.hold(personId, f);
+        this.persist?.(personId, this.forwardingOf(personId));
+        // every phone of the person hears of it (this one after its 200)
+        this.options.changed?.(personId);
       }
       return undefined;
     } catch (err) {
@@ -92,20 +154,33 @@ export class FeatureEventPackage implements EventPackage {
     }
   }
 
-  /** The person's DND as their phone says; line 'unknown': the key says nothing of calls, so any trunk's line state wins. */
-  private setDnd(personId: string, on: boolean): void {
-    const at = (this.options.now ?? Date.now)();
-    this.options.sink.setTelephony(personId, on ? { line: 'unknown', dnd: true, calls: [], origin: SOURCE, at } : undefined, SOURCE);
-  }
 
   render(resource: string, ctx: RenderContext): Buffer {
     const device = this.options.extensionOf?.(resource) ?? (/^[a-z]+:([^@;]+)@/i.exec(ctx.entity)?.[1] ?? resource);
-    const f = this.forwarding.get(resource);
-    if (f !== undefined) {
-      // a forwarding request is answered once with its ForwardingEvent, then DND again
-      this.forwarding.delete(resource);
-      return Buffer.from(buildForwardingEvent(device, f.type, f.on, f.to, f.ringCount), 'utf8');
+    const held = this.forwarding.get(resource);
+    const dnd = (): Buffer => Buffer.from(buildDoNotDisturbEvent(device, this.options.source.view(resource).dnd), 'utf8');
+    if (ctx.owner === undefined) return dnd();
+    let sent = this.sent.get(ctx.owner);
+    if (sent === undefined) {
+      // a new (or restored) subscription: DND first, each forwarding type in the NOTIFYs after
+      this.sent.set(ctx.owner, new Map());
+      if (held !== undefined && held.size > 0) this.options.changed?.(resource);
+      return dnd();
     }
-    return Buffer.from(buildDoNotDisturbEvent(device, this.options.source.view(resource).dnd), 'utf8');
+    if (held !== undefined) {
+      let next: Held | undefined;
+      let more = false;
+      for (const f of held.values()) {
+        if (sent.get(f.type) === f.rev) continue;
+        if (next === undefined) next = f;
+        else more = true;
+      }
+      if (next !== undefined) {
+        sent.set(next.type, next.rev);
+        if (more) this.options.changed?.(resource);
+        return Buffer.from(buildForwardingEvent(device, next.type, next.on, next.to, next.ringCount), 'utf8');
+      }
+    }
+    return dnd();
   }
 }

@@ -79,6 +79,10 @@ export interface ListHooks {
   clientList?(request: SipRequest, event: string): { ok: true; resource: string } | { ok: false; response: SipResponse } | undefined;
   /** The notifier has no subscription left to `resource`. */
   released?(resource: string): void;
+  /** The list resources `member` (a person) is in. */
+  listsContaining?(member: string): readonly string[];
+  /** The people in list `resource` (entries naming nobody known left out). */
+  membersOf?(resource: string): readonly string[];
   /** Option tags SUBSCRIBE may Require because of the list server. */
   readonly optionTags?: readonly string[];
 }
@@ -247,6 +251,16 @@ export class Notifier {
   /** The live subscription in the dialog our tag names (tests, diagnostics). */
   find(localTag: string): Subscription | undefined {
     return this.byTag.get(localTag);
+  }
+
+  /** The list resources a person is in (watcher information counts list watchers). */
+  listsContaining(member: string): readonly string[] {
+    return this.lists?.listsContaining?.(member) ?? NO_ROUTES;
+  }
+
+  /** The people in a list resource; none for anything else. */
+  listMembers(resource: string): readonly string[] {
+    return this.lists?.membersOf?.(resource) ?? NO_ROUTES;
   }
 
   /** Live subscriptions to a resource. */
@@ -631,11 +645,12 @@ export class Notifier {
    * the watchers' answers to the first NOTIFYs are read while later ones are
    * still being sent instead of piling up in the socket buffer.
    */
-  resourceChanged(resource: string): void {
+  resourceChanged(resource: string, event?: string): void {
     if (this.closed) return;
     const set = this.byResource.get(resource);
     if (set === undefined) return;
-    for (const sub of set) this.fanout.add(sub);
+    // `event`: only that package's subscriptions (a change only its bodies show)
+    for (const sub of set) if (event === undefined || sub.event === event) this.fanout.add(sub);
     if (!this.fanoutScheduled) {
       this.fanoutScheduled = true;
       setImmediate(this.drainFanout);
@@ -704,16 +719,15 @@ export class Notifier {
     this.byTag.delete(sub.localTag);
     this.releaseFor(sub.connectionId);
     const set = this.byResource.get(sub.resource);
-    if (set !== undefined) {
-      set.delete(sub);
-      if (set.size === 0) {
-        this.byResource.delete(sub.resource);
-        sub.pkg.release?.(sub.resource);
-        this.lists?.released?.(sub.resource);
-      }
-    }
+    set?.delete(sub);
     this.countByEvent.set(sub.event, Math.max(0, (this.countByEvent.get(sub.event) ?? 0) - 1));
+    // listeners first: a client list's members are still known to them
     if (this.lifecycle.size > 0) for (const l of this.lifecycle) l(sub, 'removed');
+    if (set !== undefined && set.size === 0) {
+      this.byResource.delete(sub.resource);
+      sub.pkg.release?.(sub.resource);
+      this.lists?.released?.(sub.resource);
+    }
   }
 
   // -------------------------------------------------------------------------

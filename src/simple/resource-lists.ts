@@ -22,6 +22,7 @@ import type { Logger } from '../util/logger.js';
 import { chooseContentType, type EventPackage } from './event-package.js';
 import type { ListHooks, Notifier } from './notifier.js';
 import { reply } from './sip-util.js';
+import type { ClientListRecord } from '../store/records.js';
 import type { ListState, Subscription, TerminationCause } from './subscription.js';
 import { isClientListSubscribe, readClientList, RECIPIENT_LIST_SUBSCRIBE } from './client-list-body.js';
 
@@ -106,6 +107,19 @@ export class ListSubscription implements ListState {
   /** True while the next NOTIFY would carry the full state. */
   get fullStatePending(): boolean {
     return this.full;
+  }
+
+  /** A client list's URI and entries as the subscriber sent them (kept for a restart). */
+  clientList(): ClientListRecord | undefined {
+    const c = this.def.client;
+    if (c === undefined) return undefined;
+    return {
+      uri: this.def.uri,
+      entries: c.uris.map((uri, i) => {
+        const name = c.names[i];
+        return name === undefined ? { uri } : { uri, displayName: name };
+      }),
+    };
   }
 
   /** Members waiting to be sent in the next partial NOTIFY. */
@@ -307,11 +321,33 @@ export class ResourceLists implements ListHooks {
     if (!read.ok) return read;
     this.sweepClientLists();
     const host = target.host.toLowerCase();
+    const uri = `${target.scheme}:${target.user === undefined ? '' : `${target.user}@`}${host}`;
+    const def = this.addClientList(`client:${++this.clientSeq}`, uri, host, read.entries);
+    this.logger.info({ list: def.resource, resources: def.members.length, callId: request.headers.get('call-id') }, 'client resource list');
+    return { ok: true, resource: def.resource };
+  }
+
+  /**
+   * A client list saved with its subscription, back after a restart under the
+   * same resource id (persistence-wiring.ts); false when it cannot be (lists
+   * disabled now, an id that is no client list's, one already there).
+   */
+  restoreClientList(resource: string, saved: ClientListRecord): boolean {
+    const seq = /^client:(\d+)$/.exec(resource);
+    if (!this.clientConfig.enabled || seq === null || this.byResource.has(resource)) return false;
+    const uri = parseUri(saved.uri);
+    if (uri === null || saved.entries.length > this.clientConfig.maxResources) return false;
+    this.clientSeq = Math.max(this.clientSeq, Number(seq[1]));
+    this.addClientList(resource, saved.uri, uri.host.toLowerCase(), saved.entries);
+    return true;
+  }
+
+  private addClientList(resource: string, uri: string, host: string, entries: ReadonlyArray<{ uri: string; displayName?: string }>): ListDef {
     const members: string[] = [];
     const uris: string[] = [];
     const names: Array<string | undefined> = [];
     const used = new Set<string>();
-    for (const [i, entry] of read.entries.entries()) {
+    for (const [i, entry] of entries.entries()) {
       const u = parseUri(entry.uri);
       const person = u === null ? undefined : this.directory.findBySip?.(u.user, u.host);
       // Unknown entries stay in the list, shown terminated with reason noresource (RFC 4662 §5.2).
@@ -322,11 +358,10 @@ export class ResourceLists implements ListHooks {
       uris.push(entry.uri);
       names.push(entry.displayName);
     }
-    const name = `client-${++this.clientSeq}`;
     const def: ListDef = {
-      name,
-      resource: `client:${this.clientSeq}`,
-      uri: `${target.scheme}:${target.user === undefined ? '' : `${target.user}@`}${host}`,
+      name: `client-${resource.slice('client:'.length)}`,
+      resource,
+      uri,
       host,
       displayName: undefined,
       cidDomain: host.replace(/[^A-Za-z0-9.-]/g, '-').replace(/^\.+|\.+$/g, '').replace(/\.{2,}/g, '.') || 'list',
@@ -339,8 +374,7 @@ export class ResourceLists implements ListHooks {
     this.byResource.set(def.resource, def);
     this.clientDefs.set(def.resource, def);
     for (const m of members) if (!m.startsWith('?')) this.addMember(m, def);
-    this.logger.info({ list: def.resource, resources: members.length, callId: request.headers.get('call-id') }, 'client resource list');
-    return { ok: true, resource: def.resource };
+    return def;
   }
 
   released(resource: string): void {
@@ -378,6 +412,14 @@ export class ResourceLists implements ListHooks {
       this.byMember.set(member, lists);
     }
     lists.push(def);
+  }
+
+  listsContaining(member: string): readonly string[] {
+    return (this.byMember.get(member) ?? []).map((d) => d.resource);
+  }
+
+  membersOf(resource: string): readonly string[] {
+    return (this.byResource.get(resource)?.members ?? []).filter((m) => !m.startsWith('?'));
   }
 
   /** Client lists alive now (diagnostics, tests). */

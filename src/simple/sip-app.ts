@@ -12,7 +12,7 @@ import { DialogPackage } from './dialog-package.js';
 import { Notifier, type HostLookup, type NotifierOptions } from './notifier.js';
 import { PresencePackage } from './presence-package.js';
 import { WatcherInfoPackage } from './winfo-package.js';
-import { FeatureEventPackage } from './feature-package.js';
+import { FEATURE_EVENT, FeatureEventPackage } from './feature-package.js';
 import { Publications } from './publications.js';
 import { reply, type ExpiryBounds } from './sip-util.js';
 import type { InboundRequest, SimpleStack } from './stack-port.js';
@@ -108,6 +108,8 @@ export class SimpleServer {
   private readonly access: ((req: InboundRequest) => AccessVerdict) | undefined;
   private readonly directory: Directory;
   private upstream: UpstreamNotifyHandler | undefined;
+  /** The as-feature-event package, when served (its forwarding settings are kept by persistence-wiring.ts). */
+  readonly features: FeatureEventPackage | undefined;
   private closed = false;
   private listTagsSeen: readonly string[] | undefined = undefined;
   private subscribeTags: ReadonlySet<string> = EVENTLIST_ONLY;
@@ -144,7 +146,17 @@ export class SimpleServer {
     // The event packages (event-package.ts): one registration each; notifier, publications and upstream dispatch by them.
     this.notifier.register(new PresencePackage(store, packageOptions));
     this.notifier.register(new DialogPackage(store, packageOptions));
-    if (config.featureKeys === true) this.notifier.register(new FeatureEventPackage({ source: store, sink: store, resolve: resolveResource, extensionOf: packageOptions.extensionOf, now }));
+    if (config.featureKeys === true) {
+      this.features = new FeatureEventPackage({
+        source: store,
+        sink: store,
+        resolve: resolveResource,
+        extensionOf: packageOptions.extensionOf,
+        changed: (personId) => this.notifier.resourceChanged(personId, FEATURE_EVENT),
+        now,
+      });
+      this.notifier.register(this.features);
+    }
     if (config.watcherInfo === true) this.notifier.register(new WatcherInfoPackage({ notifier: this.notifier, resolve: resolveResource, now }));
 
     this.publications = new Publications({

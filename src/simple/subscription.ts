@@ -3,7 +3,7 @@
  * Kept compact (100k of them must fit well under 400 MB): only the strings
  * needed to build NOTIFYs, never the SUBSCRIBE itself.
  */
-import type { WatcherSubscriptionRecord } from '../store/records.js';
+import type { ClientListRecord, WatcherSubscriptionRecord } from '../store/records.js';
 import type { Dialog } from '../sip/dialog.js';
 import type { Endpoint, TransportProtocol } from '../sip/message.js';
 import type { TimerHandle } from '../util/timer-wheel.js';
@@ -83,6 +83,8 @@ export interface ListState {
   changed(members: ReadonlySet<string>): void;
   /** The RLMI multipart body of the next NOTIFY. */
   render(sub: Subscription): { body: Buffer; contentType: string };
+  /** A client-defined list (RFC 5367): what rebuilds it after a restart; undefined for configured lists. */
+  clientList?(): ClientListRecord | undefined;
 }
 
 /** The notifier's side of the dialog is the subscription itself (no object of its own: 100k of them). */
@@ -218,6 +220,8 @@ export class Subscription implements Dialog {
     };
     if (this.eventId !== undefined) snap.eventId = this.eventId;
     if (this.destination !== undefined) snap.destination = { ...this.destination };
+    const clientList = this.list?.clientList?.();
+    if (clientList !== undefined) snap.clientList = clientList;
     return snap;
   }
 

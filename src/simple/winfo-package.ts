@@ -5,6 +5,16 @@
  * watchers that came or went (state="partial"), each with the subscription's
  * own version counter (RFC 3858 §4.3).
  *
+ * Who is a watcher: RFC 3857 (§1, §3.2) defines watcher information as the
+ * set of users subscribed to the resource within the watched package. A
+ * console subscribed to a resource list (RFC 4662, configured or its own
+ * RFC 5367 list) holding the person is such a user: RFC 4662 §3 has the list
+ * server subscribe to each member on the subscriber's behalf (back-end
+ * subscriptions; here they are internal, the list server being this
+ * notifier), so its presence list subscription is listed as a watcher of
+ * every member, with its own id, URI and expiry. Dialog lists are not
+ * presence watchers and are not listed.
+ *
  * Authorisation (RFC 3857 §5: watcher information is sensitive): the person
  * themselves (From is one of their AoRs), an admin digest user, or a trusted
  * network (access control marks the request); anyone else gets 403.
@@ -20,6 +30,11 @@ import type { InboundRequest } from './stack-port.js';
 import type { Subscription, TerminationCause } from './subscription.js';
 
 export const WINFO_EVENT = 'presence.winfo';
+
+/** The person whose watchers a winfo notifier resource lists (`winfo:<person>`), else undefined. */
+export function winfoPersonOf(resource: string): string | undefined {
+  return resource.startsWith(RESOURCE_PREFIX) ? resource.slice(RESOURCE_PREFIX.length) : undefined;
+}
 const WATCHED_PACKAGE = 'presence';
 const RESOURCE_PREFIX = 'winfo:';
 const FORMAT: BodyFormat = Object.freeze({ contentType: WATCHERINFO_CONTENT_TYPE, variant: 'rfc' });
@@ -101,10 +116,7 @@ export class WatcherInfoPackage implements EventPackage {
     const owner = ctx.owner ?? {};
     const now = this.now();
     const current = new Map<string, WatcherEntry>();
-    for (const sub of this.notifier.watchers(personId)) {
-      if (sub.event !== WATCHED_PACKAGE || sub.state !== 'active') continue;
-      current.set(sub.localTag, this.entryOf(sub, now));
-    }
+    for (const sub of this.presenceWatchers(personId)) current.set(sub.localTag, this.entryOf(sub, now));
     const told = this.told.get(owner);
     let watchers: WatcherEntry[];
     let state: 'full' | 'partial';
@@ -135,6 +147,14 @@ export class WatcherInfoPackage implements EventPackage {
     this.ended.delete(personId);
   }
 
+  /** Active presence subscriptions to the person, directly or through a list that holds them. */
+  private *presenceWatchers(personId: string): Iterable<Subscription> {
+    for (const sub of this.notifier.watchers(personId)) if (sub.event === WATCHED_PACKAGE && sub.state === 'active') yield sub;
+    for (const list of this.notifier.listsContaining(personId)) {
+      for (const sub of this.notifier.watchers(list)) if (sub.event === WATCHED_PACKAGE && sub.state === 'active') yield sub;
+    }
+  }
+
   private entryOf(sub: Subscription, now: number): WatcherEntry {
     const party = parseNameAddr(sub.remoteParty);
     const entry: WatcherEntry = {
@@ -149,21 +169,24 @@ export class WatcherInfoPackage implements EventPackage {
     return entry;
   }
 
-  /** A presence subscription came or went: the person's winfo watchers hear of it. */
+  /** A presence subscription came or went: the winfo watchers of the person (of each member, for a list) hear of it. */
   private watcherChanged(sub: Subscription, change: 'added' | 'removed'): void {
     if (sub.event !== WATCHED_PACKAGE) return;
-    const winfoResource = RESOURCE_PREFIX + sub.resource;
-    if (this.notifier.watchers(winfoResource).length === 0) return;
-    if (change === 'removed') {
-      let ended = this.ended.get(sub.resource);
-      if (ended === undefined) this.ended.set(sub.resource, (ended = new Map()));
-      if (ended.size >= MAX_ENDED) ended.delete(ended.keys().next().value!);
-      const entry = this.entryOf(sub, this.now());
-      entry.status = 'terminated';
-      entry.event = endEvent(sub.cause);
-      delete entry.expiration;
-      ended.set(sub.localTag, { entry, at: this.now() });
+    const people = sub.list === undefined ? [sub.resource] : this.notifier.listMembers(sub.resource);
+    for (const personId of people) {
+      const winfoResource = RESOURCE_PREFIX + personId;
+      if (this.notifier.watchers(winfoResource).length === 0) continue;
+      if (change === 'removed') {
+        let ended = this.ended.get(personId);
+        if (ended === undefined) this.ended.set(personId, (ended = new Map()));
+        if (ended.size >= MAX_ENDED) ended.delete(ended.keys().next().value!);
+        const entry = this.entryOf(sub, this.now());
+        entry.status = 'terminated';
+        entry.event = endEvent(sub.cause);
+        delete entry.expiration;
+        ended.set(sub.localTag, { entry, at: this.now() });
+      }
+      this.notifier.resourceChanged(winfoResource);
     }
-    this.notifier.resourceChanged(winfoResource);
   }
 }

@@ -43,6 +43,16 @@ export interface WatcherSubscriptionRecord {
   version: number;
   /** ms epoch */
   createdAt: number;
+  /**
+   * A client-defined list subscription (RFC 5367): the list URI it was sent
+   * to and the entries of its body, to rebuild the list after a restart.
+   */
+  clientList?: ClientListRecord;
+}
+
+export interface ClientListRecord {
+  uri: string;
+  entries: Array<{ uri: string; displayName?: string }>;
 }
 
 /** A publication made to us (RFC 3903), keyed by its current entity-tag. */
@@ -181,6 +191,7 @@ export const watcherSubscriptionSchema: z.ZodType<WatcherSubscriptionRecord> = z
   destination: z.object({ protocol: transport, address: str, port: num }).optional(),
   version: num,
   createdAt: num,
+  clientList: z.object({ uri: str, entries: z.array(z.object({ uri: str, displayName: str.optional() })) }).optional(),
 });
 
 export const publicationSchema: z.ZodType<PublicationRecord> = z.object({

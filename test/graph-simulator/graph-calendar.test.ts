@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { ManualClock } from '../../src/graph-simulator/clock.js';
 import { DEMO_APP } from '../../src/graph-simulator/seed.js';
 import { graphFailure, harness } from './helpers.js';
@@ -18,13 +18,17 @@ interface Info {
   error?: { responseCode: string };
 }
 
-t.test('getSchedule as documented', async (t) => {
+/** A simulator at 2026-12-01T12:00Z on a manual clock, and a Graph client with a calendar permission. */
+async function calendarSim(t: Test) {
   const clock = new ManualClock(Date.parse('2026-12-01T12:00:00Z'));
   const h = await harness({ clock, apps: [WITH_CALENDAR] });
   t.teardown(() => h.close());
   const token = await h.appToken();
-  const graph = h.graph(async () => token, { maxRetries: 0 });
-  const { control } = h.sim;
+  return { clock, graph: h.graph(async () => token, { maxRetries: 0 }), control: h.sim.control };
+}
+
+t.test('getSchedule as documented', async (t) => {
+  const { clock, graph, control } = await calendarSim(t);
   const anna = control.user('anna');
   const ben = control.user('ben');
   const now = clock.now();
@@ -94,4 +98,21 @@ t.test('the least privileged application permission, Calendars.ReadBasic.All, is
   const anna = h.sim.control.user('anna');
   const r = (await graph.api(`/users/${anna.id}/calendar/getSchedule`).post({ schedules: [anna.userPrincipalName], ...range(Date.now(), Date.now() + MIN * 60) })) as { value: Info[] };
   t.equal(r.value[0]?.scheduleId, anna.userPrincipalName);
+});
+
+t.test('getSchedule finds mailboxes by SMTP address (mail), not by a UPN that differs from it', async (t) => {
+  const { clock, graph, control } = await calendarSim(t);
+  const dana = control.addUser({ displayName: 'Dana Smith', userPrincipalName: 'dana@contoso.onmicrosoft.example', mail: 'Dana.Smith@contoso.example', mailNickname: 'dana' });
+  const nomail = control.addUser({ displayName: 'No Mailbox', userPrincipalName: 'nomail@contoso.example', mail: null, mailNickname: 'nomail' });
+  control.meeting('dana', 30);
+  const now = clock.now();
+  const r = (await graph.api(`/users/${dana.id}/calendar/getSchedule`).post({
+    schedules: ['dana.smith@contoso.example', dana.userPrincipalName, nomail.userPrincipalName],
+    ...range(now, now + 60 * MIN),
+  })) as { value: Info[] };
+  const [byMail, byUpn, none] = r.value;
+  t.equal(byMail?.scheduleId, 'dana.smith@contoso.example', 'scheduleId as asked');
+  t.equal(byMail?.scheduleItems[0]?.status, 'busy', 'the mail address (any case) finds the mailbox');
+  t.equal(byUpn?.error?.responseCode, 'ErrorMailRecipientNotFound', 'the UPN is not an SMTP address of hers');
+  t.equal(none?.error?.responseCode, 'ErrorMailRecipientNotFound', 'no mail: no mailbox');
 });

@@ -150,3 +150,28 @@ t.test('a getSchedule 429 pauses only the calendar; presence polling goes on', a
   await graph.stop();
   await reading?.catch(() => undefined);
 });
+
+t.test('the reader asks getSchedule for the user\'s mail (from directory sync), the UPN only without one', async (t) => {
+  const e = await env({ apps: [WITH_CALENDAR] });
+  t.teardown(() => e.close());
+  e.sim.control.addUser({ displayName: 'Dana Smith', userPrincipalName: 'dana@contoso.onmicrosoft.example', mail: 'dana.smith@contoso.example', mailNickname: 'dana' });
+  e.sim.control.addUser({ displayName: 'No Mail', userPrincipalName: 'nomail@contoso.example', mail: null, mailNickname: 'nomail' });
+  const c = core([
+    ...people(),
+    { id: 'dana', displayName: 'Dana Smith', sipAors: ['sip:dana@gw.example'] },
+    { id: 'nomail', displayName: 'No Mail', sipAors: ['sip:nomail@gw.example'] },
+  ]);
+  const config = e.config({ writer: { enabled: false }, calendar: { enabled: true } });
+  const graph = createGraph({ config, ...c, logger: silentLogger() });
+  t.teardown(() => graph.stop());
+  e.sim.control.meeting('dana', 30);
+  e.sim.control.meeting('nomail', 30);
+  await graph.start();
+  await waitFor(() => graph.status().calendar?.calls !== undefined && graph.status().calendar!.calls > 0, 8000, 'a calendar read');
+  await graph.idle();
+  t.same(c.directory.get('dana')?.teams?.mail, 'dana.smith@contoso.example', 'directory sync keeps the mail');
+  t.equal(c.directory.get('dana')?.teams?.upn, 'dana@contoso.onmicrosoft.example');
+  t.equal(c.store.state('dana').calendar?.status, 'busy', 'read by mail although the UPN is no SMTP address');
+  t.equal(c.directory.get('nomail')?.teams?.mail, undefined);
+  t.equal(c.store.state('nomail').calendar, undefined, 'no mail: the UPN is tried, and Graph has no mailbox for it');
+});

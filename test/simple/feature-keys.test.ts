@@ -115,3 +115,76 @@ t.test('a SUBSCRIBE refused for another reason changes nothing', async (t) => {
   t.equal(stack.deliver(brief)[0]!.status, 423);
   t.equal(store.view('alice').dnd, false, 'the DND in a refused SUBSCRIBE is not applied');
 });
+
+t.test('DND set on the phone, turned off in Teams: the light goes out and the Teams target clears', async (t) => {
+  const { stack, store } = setup();
+  const first = phoneSubscribe();
+  first.headers.set('content-type', 'application/x-as-feature-event+xml');
+  first.body = Buffer.from(setDnd(true));
+  t.equal(stack.deliver(first)[0]!.status, 200);
+  t.same(parseDoNotDisturbEvent((await lastNotify(stack)).body).on, true);
+  store.setTeams('alice', { availability: 'DoNotDisturb', activity: 'Presenting', at: 1 });
+  store.setTeams('alice', { availability: 'Available', activity: 'Available', at: 2 });
+  t.same(parseDoNotDisturbEvent((await lastNotify(stack)).body).on, false, 'Teams DND off reached the phone');
+  t.same(store.teamsTarget('alice'), { kind: 'clear' });
+});
+
+const setForwarding = (type: string, on: boolean, to?: string) =>
+  `<?xml version="1.0" encoding="ISO-8859-1"?>\n<SetForwarding xmlns="${NS}"><device>1001</device><forwardingType>${type}</forwardingType><activateForward>${on}</activateForward>${to !== undefined ? `<forwardDN>${to}</forwardDN>` : ''}<ringCount>3</ringCount></SetForwarding>`;
+
+/** Answer every NOTIFY until none is outstanding; the bodies sent, by Call-ID. */
+async function drain(stack: FakeStack): Promise<Map<string, string[]>> {
+  const out = new Map<string, string[]>();
+  for (let i = 0; i < 20; i++) {
+    await settle();
+    const p = stack.pending();
+    if (p.length === 0) break;
+    for (const x of p) {
+      const id = x.request.headers.get('call-id')!;
+      out.set(id, [...(out.get(id) ?? []), x.request.body.toString()]);
+      x.answer(200);
+    }
+  }
+  return out;
+}
+
+t.test("forwarding is kept per person and reaches every one of the person's phones", async (t) => {
+  const { stack, server } = setup();
+  const deskA = phoneSubscribe();
+  const okA = stack.deliver(deskA)[0]!;
+  const deskB = phoneSubscribe();
+  deskB.headers.set('from', '<sip:alice@example.com>;tag=ph-alice-b');
+  t.equal(stack.deliver(deskB)[0]!.status, 200);
+  const bobs = phoneSubscribe('bob');
+  t.equal(stack.deliver(bobs)[0]!.status, 200);
+  await drain(stack);
+
+  const press = resubscribe(deskA, okA);
+  press.headers.set('content-type', 'application/x-as-feature-event+xml');
+  press.body = Buffer.from(setForwarding('forwardImmediate', true, '2000'));
+  t.equal(stack.deliver(press)[0]!.status, 200);
+  const sent = await drain(stack);
+  const always = buildForwardingEvent('1001', 'forwardImmediate', true, '2000', 3);
+  t.ok(sent.get(deskA.headers.get('call-id')!)?.includes(always), 'the phone that set it gets the ForwardingEvent');
+  t.ok(sent.get(deskB.headers.get('call-id')!)?.includes(always), "the person's other phone too");
+  t.notOk(sent.has(bobs.headers.get('call-id')!), "another person's phone gets nothing");
+  t.same(server.features!.forwardingOf('alice'), [{ type: 'forwardImmediate', on: true, to: '2000', ringCount: 3, at: server.features!.forwardingOf('alice')[0]!.at }]);
+
+  const busy = resubscribe(deskA, okA, { cseq: 3 });
+  busy.headers.set('content-type', 'application/x-as-feature-event+xml');
+  busy.body = Buffer.from(setForwarding('forwardBusy', true, '3000'));
+  t.equal(stack.deliver(busy)[0]!.status, 200);
+  const second = await drain(stack);
+  const whenBusy = buildForwardingEvent('1001', 'forwardBusy', true, '3000', 3);
+  t.ok(second.get(deskB.headers.get('call-id')!)?.includes(whenBusy));
+  t.notOk(second.get(deskB.headers.get('call-id')!)?.includes(always), 'what a phone was sent already is not sent again');
+
+  // a phone subscribing later gets DND, then each forwarding type
+  const deskC = phoneSubscribe();
+  deskC.headers.set('from', '<sip:alice@example.com>;tag=ph-alice-c');
+  t.equal(stack.deliver(deskC)[0]!.status, 200);
+  const third = (await drain(stack)).get(deskC.headers.get('call-id')!) ?? [];
+  t.match(third[0], /DoNotDisturbEvent/, 'DND first');
+  t.same(third.slice(1, 3), [always, whenBusy], 'then every forwarding type known');
+  t.equal(server.features!.forwardingOf('alice').length, 2);
+});

@@ -193,6 +193,14 @@ function telephonyText(u: UserRow): [string, string] {
   const main = t.line + (t.dnd ? ', DND' : '') + (t.calls ? ', ' + t.calls + (t.calls === 1 ? ' call' : ' calls') : '');
   return [main, 'from ' + t.origin];
 }
+const FORWARD: Record<string, string> = { forwardImmediate: 'always', forwardBusy: 'when busy', forwardNoAns: 'on no answer' };
+function forwardingText(u: UserRow): string {
+  return u.phoneForwarding
+    .filter((f) => f.on)
+    .map((f) => `Forward ${FORWARD[f.type] ?? f.type}${f.to !== null ? ` to ${f.to}` : ''}`)
+    .join(' · ');
+}
+
 function cell(label: string, children: Child[]): HTMLTableCellElement {
   return el('td', { 'data-label': label }, [el('div', null, children)]);
 }
@@ -218,7 +226,9 @@ function renderRow(u: UserRow, tr: HTMLTableRowElement): void {
     cell('User', [el('strong', { text: u.name }), el('span', { class: 'sub', text: u.id + (u.extension ? ' · ext ' + u.extension : '') + (u.aors.length ? ' · ' + u.aors[0] : '') })]),
   );
   tr.appendChild(cell('Teams', [el('span', { class: 'teams', text: teams[0] }), el('span', { class: 'sub', text: teams[1] })]));
-  tr.appendChild(cell('Telephony', [el('span', { class: 'telephony', text: tel[0] }), el('span', { class: 'sub', text: tel[1] })]));
+  tr.appendChild(
+    cell('Telephony', [el('span', { class: 'telephony', text: tel[0] }), el('span', { class: 'sub', text: tel[1] }), el('span', { class: 'sub forwarding', text: forwardingText(u) })]),
+  );
   tr.appendChild(
     cell('Watchers see', [el('span', { class: 'state', 'data-state': w.state, text: STATES[w.state] || w.state }), el('span', { class: 'sub seen', text: seen.join(' · ') })]),
   );
