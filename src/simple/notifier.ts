@@ -655,7 +655,15 @@ export class Notifier {
     let sent = 0;
     for (const sub of this.fanout) {
       this.fanout.delete(sub);
-      this.notify(sub);
+      if (sub.inFlight || sub.finalSent || sub.list !== undefined || sub.lastBody === undefined) this.notify(sub);
+      else {
+        // A change of the person's record that renders the same body for this watcher (a Teams detail its
+        // format leaves out, the Graph side's first read of what the PBX already said) is no change of the
+        // watcher's state: no NOTIFY (RFC 6665 §4.2.2 sends state changes; RFC 3856 §6.7 the presence document).
+        const rendered = this.render(sub);
+        if (rendered.contentType === sub.format.contentType && rendered.body.equals(sub.lastBody)) continue;
+        this.send(sub, rendered);
+      }
       if (++sent === FANOUT_SLICE) break;
     }
     if (this.fanout.size > 0) {
@@ -736,21 +744,27 @@ export class Notifier {
     this.send(sub);
   }
 
-  private send(sub: Subscription): void {
+  /** The body of the next NOTIFY: the current full state in the watcher's format. */
+  private render(sub: Subscription): { body: Buffer; contentType: string } {
+    try {
+      if (sub.list !== undefined) return sub.list.render(sub);
+      const body = sub.pkg.render(sub.resource, { entity: sub.entity, format: sub.format, version: sub.version, owner: sub });
+      return { body, contentType: sub.format.contentType };
+    } catch (error) {
+      this.logger.error({ err: error, user: sub.resource, event: sub.event }, 'rendering a NOTIFY body failed');
+      return { body: EMPTY_BODY, contentType: sub.format.contentType };
+    }
+  }
+
+  private send(sub: Subscription, rendered?: { body: Buffer; contentType: string }): void {
     const now = this.now();
     if (sub.state === 'terminated') sub.finalSent = true;
     sub.inFlight = true;
     sub.dirty = false;
     this.notifiesOut++;
     if (this.persist !== undefined && sub.state === 'active') this.moved.add(sub);
-    let body: Buffer = EMPTY_BODY;
-    let contentType = sub.format.contentType;
-    try {
-      if (sub.list !== undefined) ({ body, contentType } = sub.list.render(sub));
-      else body = sub.pkg.render(sub.resource, { entity: sub.entity, format: sub.format, version: sub.version, owner: sub });
-    } catch (error) {
-      this.logger.error({ err: error, user: sub.resource, event: sub.event }, 'rendering a NOTIFY body failed');
-    }
+    const { body, contentType } = rendered ?? this.render(sub);
+    if (sub.list === undefined) sub.lastBody = body;
     sub.version++;
     const request = this.buildNotify(sub, body, now, contentType);
     this.dispatch(sub, request).then(
