@@ -584,6 +584,7 @@ export class Notifier {
     this.logger.info({ user: sub.resource, callId: sub.callId, event: pkg.event, expires: seconds }, 'subscription refreshed');
     // RFC 4662 §4.5: a refreshed list subscription gets the full state again.
     sub.list?.fullStateNext();
+    sub.lastBody = undefined; // RFC 6665 §4.2.1.2: a refresh is answered with a NOTIFY, changed or not
     this.notify(sub);
     this.save(sub);
   }
@@ -655,15 +656,7 @@ export class Notifier {
     let sent = 0;
     for (const sub of this.fanout) {
       this.fanout.delete(sub);
-      if (sub.inFlight || sub.finalSent || sub.list !== undefined || sub.lastBody === undefined) this.notify(sub);
-      else {
-        // A change of the person's record that renders the same body for this watcher (a Teams detail its
-        // format leaves out, the Graph side's first read of what the PBX already said) is no change of the
-        // watcher's state: no NOTIFY (RFC 6665 §4.2.2 sends state changes; RFC 3856 §6.7 the presence document).
-        const rendered = this.render(sub);
-        if (rendered.contentType === sub.format.contentType && rendered.body.equals(sub.lastBody)) continue;
-        this.send(sub, rendered);
-      }
+      this.notify(sub);
       if (++sent === FANOUT_SLICE) break;
     }
     if (this.fanout.size > 0) {
@@ -741,7 +734,27 @@ export class Notifier {
       sub.dirty = true;
       return;
     }
-    this.send(sub);
+    this.sendIfChanged(sub);
+  }
+
+  /**
+   * Send, unless the state renders the very body this watcher last got: a
+   * change of the person's record that its format leaves out (a Teams detail,
+   * the Graph side's first read of what the PBX already said) is no change of
+   * the watcher's state (RFC 6665 §4.2.2: NOTIFY on a change of state; RFC 3856
+   * §6.7: the state is the presence document). A NOTIFY that is owed (the
+   * first, after a refresh, the final one, a list's) always goes: the refresh
+   * clears lastBody.
+   */
+  private sendIfChanged(sub: Subscription): void {
+    const last = sub.lastBody;
+    if (last === undefined || sub.state !== 'active' || sub.list !== undefined) {
+      this.send(sub);
+      return;
+    }
+    const rendered = this.render(sub);
+    if (rendered.contentType === sub.format.contentType && rendered.body.equals(last)) return;
+    this.send(sub, rendered);
   }
 
   /** The body of the next NOTIFY: the current full state in the watcher's format. */
@@ -903,8 +916,9 @@ export class Notifier {
     if (this.closed) return;
     const status = response.status;
     if (status >= 300) {
-      // A list watcher that missed a partial state gets the full state next time.
+      // A list watcher that missed a partial state gets the full state next time; any watcher the same body.
       sub.list?.fullStateNext();
+      sub.lastBody = undefined;
       if (TERMINATING_NOTIFY_STATUS.has(status) && sub.state === 'terminated') {
         // The final NOTIFY went unanswered (the watcher left with its unSUBSCRIBE): nothing left to end.
         this.logger.debug({ user: sub.resource, callId: sub.callId, event: sub.event, status }, 'final NOTIFY unanswered');
@@ -920,6 +934,9 @@ export class Notifier {
       }
       this.logger.debug({ user: sub.resource, callId: sub.callId, status }, 'NOTIFY refused');
     }
-    if (sub.dirty && !sub.finalSent) this.send(sub);
+    if (sub.dirty && !sub.finalSent) {
+      sub.dirty = false;
+      this.sendIfChanged(sub);
+    }
   }
 }

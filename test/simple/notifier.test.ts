@@ -283,6 +283,24 @@ t.test('a change that renders the same body for a watcher sends it no NOTIFY; on
   t.match(xpidf?.request.body.toString('utf8') ?? '', /inuse/);
 });
 
+t.test('a change queued behind an outstanding NOTIFY that renders what it carried is not sent after it', async (t) => {
+  const { stack, store, now } = makeServer();
+  stack.deliver(subscribe({ accept: ['application/xpidf+xml'] }));
+  stack.sent[0]!.answer(200);
+  await settle();
+  store.setSip('alice', { basic: 'open', activities: ['away'], origin: 'test', at: now() });
+  await settle();
+  t.equal(stack.notifies().length, 2, 'away: NOTIFY 2 outstanding');
+  store.setSip('alice', { basic: 'open', activities: ['vacation'], origin: 'test', at: now() }); // XPIDF: still open, away
+  await settle();
+  stack.sent[1]!.answer(200);
+  await settle();
+  t.equal(stack.notifies().length, 2, 'nothing after it: the watcher has this state');
+  store.setTelephony('alice', ringing(now()));
+  await settle();
+  t.equal(stack.notifies()[2]?.request.headers.get('cseq'), '3 NOTIFY', 'a real change still goes');
+});
+
 t.test('dialog package: version per subscription, dialogs from calls, hold, none when idle', async (t) => {
   const { stack, store, now } = makeServer();
   stack.deliver(subscribe({ event: 'dialog', accept: ['application/dialog-info+xml'] }));
