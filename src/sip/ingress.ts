@@ -5,7 +5,7 @@
  *
  * - First: responses (NOTIFY 200s), in-dialog requests (refreshes,
  *   un-SUBSCRIBEs), PUBLISH refreshes (SIP-If-Match), OPTIONS, ACK, CANCEL.
- * - Then: new out-of-dialog requests. While the oldest queued new request has
+ * - Then: new out-of-dialog requests. While the oldest queued message has
  *   waited longer than the target delay (overload, seen within tens of ms), or
  *   the event loop lags, a new request is answered 503 + Retry-After from the
  *   raw bytes (RFC 3261 §21.5.4, §8.2.6.2: Via, From, To + tag, Call-ID,
@@ -202,21 +202,13 @@ export class Ingress {
     return oldest === undefined ? 0 : now - oldest;
   }
 
-  /** How long the oldest queued new request (or unjudged message) has waited, ms. */
-  private freshDelay(now: number): number {
-    const head = this.fresh.peek();
-    return head === undefined ? 0 : now - head.at;
-  }
-
   /** True while new requests are being shed for load (not counting the per-source bucket). */
   overloaded(now = this.now()): boolean {
     return (
       this.options.load?.overloaded() === true ||
       this.first.size + this.fresh.size >= this.maxQueue ||
-      // a pause with little waiting (a GC, a slow turn) is not overload: a backlog that old is. Judged by
-      // the new requests' own wait (what is shed): a burst of NOTIFY answers after a fan-out, served
-      // first anyway, delays a new request only as far as it ages the new lane.
-      (this.first.size + this.fresh.size >= MIN_BACKLOG && this.freshDelay(now) > this.queueDelayMs)
+      // a pause with little waiting (a GC, a slow turn) is not overload: a backlog that old is
+      (this.first.size + this.fresh.size >= MIN_BACKLOG && this.queueDelay(now) > this.queueDelayMs)
     );
   }
 

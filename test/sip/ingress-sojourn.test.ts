@@ -116,21 +116,3 @@ t.test('in-dialog requests still go before new ones while the new lane is served
   t.equal(delivered[1], 'n99', 'then the newest new request (the head waited over 50 ms)');
   t.equal(delivered.length, 101, 'all served (none waited past maxWaitMs)');
 });
-
-t.test('a backlog of NOTIFY answers alone does not shed a new request: overload is the new requests own wait', async (t) => {
-  const clock = { now: 10_000 };
-  const { host, delivered, shed } = fakeHost(clock, 1);
-  const ingress = new Ingress(host, { now: () => clock.now, sliceMs: 1000 });
-  const watcher: Endpoint = { protocol: 'udp', address: '127.0.0.1', port: 40000 };
-  for (let i = 0; i < 500; i++) {
-    const answer = `SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKn${i}\r\nFrom: <sip:anna@example.com>;tag=gw\r\nTo: <sip:w@example.com>;tag=w${i}\r\nCall-ID: a${i}\r\nCSeq: 2 NOTIFY\r\nContent-Length: 0\r\n\r\n`;
-    ingress.receive(Buffer.from(answer), watcher, local, undefined, false);
-  }
-  clock.now += 300; // the answers have waited 300 ms (over the 150 ms target)
-  const pbx: Endpoint = { protocol: 'udp', address: '127.0.0.1', port: 40002 };
-  ingress.receive(subscribe('pub', pbx), pbx, local, undefined, false);
-  await drained(ingress);
-  t.equal(shed.length, 0, 'nothing shed');
-  t.equal(delivered.length, 501);
-  t.equal(delivered[500], 'pub', 'the new request after the answers (they go first)');
-});
