@@ -592,6 +592,7 @@ export class Notifier {
     this.logger.info({ user: sub.resource, callId: sub.callId, event: pkg.event, expires: seconds }, 'subscription refreshed');
     // RFC 4662 §4.5: a refreshed list subscription gets the full state again.
     sub.list?.fullStateNext();
+    sub.lastBody = undefined; // RFC 6665 §4.2.1.2: a refresh is answered with a NOTIFY, changed or not
     this.notify(sub);
     this.save(sub);
   }
@@ -740,24 +741,50 @@ export class Notifier {
       sub.dirty = true;
       return;
     }
-    this.send(sub);
+    this.sendIfChanged(sub);
   }
 
-  private send(sub: Subscription): void {
+  /**
+   * Send, unless the state renders the very body this watcher last got: a
+   * change of the person's record that its format leaves out (a Teams detail,
+   * the Graph side's first read of what the PBX already said) is no change of
+   * the watcher's state (RFC 6665 §4.2.2: NOTIFY on a change of state; RFC 3856
+   * §6.7: the state is the presence document). A NOTIFY that is owed (the
+   * first, after a refresh, the final one, a list's) always goes: the refresh
+   * clears lastBody.
+   */
+  private sendIfChanged(sub: Subscription): void {
+    const last = sub.lastBody;
+    if (last === undefined || sub.state !== 'active' || sub.list !== undefined) {
+      this.send(sub);
+      return;
+    }
+    const rendered = this.render(sub);
+    if (rendered.contentType === sub.format.contentType && rendered.body.equals(last)) return;
+    this.send(sub, rendered);
+  }
+
+  /** The body of the next NOTIFY: the current full state in the watcher's format. */
+  private render(sub: Subscription): { body: Buffer; contentType: string } {
+    try {
+      if (sub.list !== undefined) return sub.list.render(sub);
+      const body = sub.pkg.render(sub.resource, { entity: sub.entity, format: sub.format, version: sub.version, owner: sub });
+      return { body, contentType: sub.format.contentType };
+    } catch (error) {
+      this.logger.error({ err: error, user: sub.resource, event: sub.event }, 'rendering a NOTIFY body failed');
+      return { body: EMPTY_BODY, contentType: sub.format.contentType };
+    }
+  }
+
+  private send(sub: Subscription, rendered?: { body: Buffer; contentType: string }): void {
     const now = this.now();
     if (sub.state === 'terminated') sub.finalSent = true;
     sub.inFlight = true;
     sub.dirty = false;
     this.notifiesOut++;
     if (this.persist !== undefined && sub.state === 'active') this.moved.add(sub);
-    let body: Buffer = EMPTY_BODY;
-    let contentType = sub.format.contentType;
-    try {
-      if (sub.list !== undefined) ({ body, contentType } = sub.list.render(sub));
-      else body = sub.pkg.render(sub.resource, { entity: sub.entity, format: sub.format, version: sub.version, owner: sub });
-    } catch (error) {
-      this.logger.error({ err: error, user: sub.resource, event: sub.event }, 'rendering a NOTIFY body failed');
-    }
+    const { body, contentType } = rendered ?? this.render(sub);
+    if (sub.list === undefined) sub.lastBody = body;
     sub.version++;
     const request = this.buildNotify(sub, body, now, contentType);
     this.dispatch(sub, request).then(
@@ -884,8 +911,9 @@ export class Notifier {
     if (this.closed) return;
     const status = response.status;
     if (status >= 300) {
-      // A list watcher that missed a partial state gets the full state next time.
+      // A list watcher that missed a partial state gets the full state next time; any watcher the same body.
       sub.list?.fullStateNext();
+      sub.lastBody = undefined;
       if (ENDS_DIALOG_USAGE.has(status) && sub.state === 'terminated') {
         // The final NOTIFY went unanswered (the watcher left with its unSUBSCRIBE): nothing left to end.
         this.logger.debug({ user: sub.resource, callId: sub.callId, event: sub.event, status }, 'final NOTIFY unanswered');
@@ -901,6 +929,9 @@ export class Notifier {
       }
       this.logger.debug({ user: sub.resource, callId: sub.callId, status }, 'NOTIFY refused');
     }
-    if (sub.dirty && !sub.finalSent) this.send(sub);
+    if (sub.dirty && !sub.finalSent) {
+      sub.dirty = false;
+      this.sendIfChanged(sub);
+    }
   }
 }

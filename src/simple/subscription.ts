@@ -123,6 +123,8 @@ export class Subscription implements Dialog {
   inFlight = false;
   /** State changed while a NOTIFY was outstanding: send the latest full state after it. */
   dirty = false;
+  /** Body of the last NOTIFY sent (shared with the resource's other watchers through the body cache). */
+  lastBody: Buffer | undefined = undefined;
   /** The terminating NOTIFY has gone out (or must not be sent). */
   finalSent = false;
   cause: TerminationCause | undefined = undefined;

@@ -12,6 +12,10 @@
  *   CSeq copied) without being parsed or given a transaction. Retry-After is
  *   jittered and grows with how much is being shed against what is served
  *   (RFC 6665 §4.1.2.4 lets subscribers come back then).
+ * - Served fresh: once the oldest queued new request has waited 50 ms, the
+ *   newest is served first and what has waited past the maximum wait is
+ *   answered 503 from the head (adaptive LIFO with a sojourn-time bound), so
+ *   a request that arrives after a storm does not wait behind it.
  * - Fair across sources: under overload a source still is admitted while its
  *   arrival rate of new requests is under its fair share of what is served
  *   (served per second / sources sending), or while it has fewer queued than
@@ -47,6 +51,8 @@ export interface IngressOptions {
   queueDelayMs?: number;
   /** a new request that waited longer than this is answered 503 instead of processed late; default 1000 ms */
   maxWaitMs?: number;
+  /** once the oldest queued new request has waited this long, the newest is served first (adaptive LIFO); default 50 ms */
+  lifoAfterMs?: number;
   /** processing slice per turn of the event loop before the sockets are read again; default 2 ms */
   sliceMs?: number;
   /** queued messages at most; beyond, new requests are always shed; default 50,000 */
@@ -112,6 +118,17 @@ class Fifo {
     return this.items[this.head];
   }
 
+  /** The newest item (adaptive LIFO). */
+  pop(): Item | undefined {
+    if (this.head >= this.items.length) return undefined;
+    const item = this.items.pop();
+    if (this.head >= this.items.length) {
+      this.items = [];
+      this.head = 0;
+    }
+    return item;
+  }
+
   shift(): Item | undefined {
     if (this.head >= this.items.length) return undefined;
     const item = this.items[this.head];
@@ -143,6 +160,7 @@ export class Ingress {
   private exempt: ((source: Endpoint) => boolean) | undefined;
   private readonly queueDelayMs: number;
   private readonly maxWaitMs: number;
+  private readonly lifoAfterMs: number;
   private readonly sliceMs: number;
   private readonly maxQueue: number;
   private readonly retryAfterSec: number;
@@ -161,6 +179,7 @@ export class Ingress {
   constructor(private readonly host: IngressHost, private readonly options: IngressOptions = {}) {
     this.queueDelayMs = options.queueDelayMs ?? 150;
     this.maxWaitMs = options.maxWaitMs ?? 1000;
+    this.lifoAfterMs = Math.min(options.lifoAfterMs ?? 50, this.maxWaitMs);
     this.sliceMs = options.sliceMs ?? 2;
     this.maxQueue = options.maxQueue ?? 50_000;
     this.retryAfterSec = options.retryAfterSec ?? 10;
@@ -307,7 +326,7 @@ export class Ingress {
     if (this.closed) return;
     const start = this.now();
     for (;;) {
-      const item = this.first.shift() ?? this.fresh.shift();
+      const item = this.first.shift() ?? this.nextFresh();
       if (item === undefined) break;
       if (item.scan !== undefined) {
         this.dequeuedNew(item);
@@ -335,6 +354,25 @@ export class Ingress {
       this.scheduled = true;
       setImmediate(() => this.drain());
     }
+  }
+
+  /**
+   * The next new request: FIFO while the lane is fresh; once its head has
+   * waited lifoAfterMs, late heads first (each answered 503 at once, a cheap
+   * stateless answer), then the newest (adaptive LIFO, after Facebook's
+   * "Fail at Scale", ACM Queue 13(8), 2015, and CoDel's sojourn time,
+   * RFC 8289 §3.2: the queue is judged by how long its head waited, not by its
+   * depth). What is served is then always fresh: a request arriving after a
+   * storm is answered within a few ms, not after the backlog, and the backlog
+   * drains as 503s from the head while it is still young enough to be
+   * answered before its client gives up.
+   */
+  private nextFresh(): Item | undefined {
+    const head = this.fresh.peek();
+    if (head === undefined) return undefined;
+    const waited = this.now() - head.at;
+    if (waited <= this.lifoAfterMs || head.scan === undefined || waited > this.maxWaitMs) return this.fresh.shift();
+    return this.fresh.pop();
   }
 
   private dequeuedNew(item: Item): void {

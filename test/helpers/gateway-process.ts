@@ -344,11 +344,15 @@ async function startOnce(options: StartGatewayOptions): Promise<GatewayProcess> 
       if (records().some(isReady)) finish(undefined);
       else waiters.add(waiter);
       if (QUIET_LEVELS.has(options.logLevel ?? 'info')) {
-        // `ready` is logged at info, so at quieter levels readiness is probed on the wire.
+        // `ready` is logged at info, so at quieter levels readiness is probed on the wire. SIP answers
+        // before the rest has started (the demo tenant's keys and certificates, the HTTP server), which
+        // blocks the event loop for a while: with an HTTP port configured, it must accept too.
         const transports = options.transports ?? ['udp', 'tcp'];
+        const http = config['http'];
+        const httpPort = isPlainObject(http) && typeof http['port'] === 'number' && http['port'] > 0 ? http['port'] : undefined;
         void (async () => {
           while (!settled) {
-            if (await sipAnswers(port, transports)) finish(undefined);
+            if ((await sipAnswers(port, transports)) && (httpPort === undefined || (await tcpAccepts(httpPort)))) finish(undefined);
             else await new Promise((r) => setTimeout(r, 100));
           }
         })();

@@ -250,6 +250,57 @@ t.test('each change sends one NOTIFY per watcher; CSeq increases by one', async 
   t.same(last.persons[0]!.activities.map((a) => a.name), ['meeting']);
 });
 
+t.test('a change that renders the same body for a watcher sends it no NOTIFY; one that changes it does', async (t) => {
+  const { stack, store, now } = makeServer();
+  stack.deliver(subscribe({ accept: ['application/pidf+xml'] }));
+  stack.deliver(subscribe({ accept: ['application/xpidf+xml'] })); // XPIDF: status and substatus only
+  for (const p of stack.pending()) p.answer(200);
+  await settle();
+  const callOf = (n: { request: { headers: { get(name: string): string | undefined } } }) => n.request.headers.get('call-id');
+  const pidfCall = callOf(stack.notifies()[0]!);
+  const xpidfCall = callOf(stack.notifies()[1]!);
+
+  store.setSip('alice', { basic: 'open', activities: ['away'], origin: 'test', at: now() });
+  await settle();
+  t.same(stack.notifies().slice(2).map(callOf).sort(), [pidfCall, xpidfCall].sort(), 'away: both documents change');
+  for (const p of stack.pending()) p.answer(200);
+  await settle();
+
+  // vacation: a new PIDF activity, the same XPIDF document (open, away)
+  store.setSip('alice', { basic: 'open', activities: ['vacation'], origin: 'test', at: now() });
+  await settle();
+  const third = stack.notifies().slice(4);
+  t.same(third.map(callOf), [pidfCall], 'only the PIDF watcher is notified');
+  t.equal(third[0]!.request.headers.get('cseq'), '3 NOTIFY');
+  for (const p of stack.pending()) p.answer(200);
+  await settle();
+
+  // a call: the XPIDF document changes again, and its CSeq counts only what was sent
+  store.setTelephony('alice', ringing(now()));
+  await settle();
+  const xpidf = stack.notifies().slice(5).find((n) => callOf(n) === xpidfCall);
+  t.equal(xpidf?.request.headers.get('cseq'), '3 NOTIFY');
+  t.match(xpidf?.request.body.toString('utf8') ?? '', /inuse/);
+});
+
+t.test('a change queued behind an outstanding NOTIFY that renders what it carried is not sent after it', async (t) => {
+  const { stack, store, now } = makeServer();
+  stack.deliver(subscribe({ accept: ['application/xpidf+xml'] }));
+  stack.sent[0]!.answer(200);
+  await settle();
+  store.setSip('alice', { basic: 'open', activities: ['away'], origin: 'test', at: now() });
+  await settle();
+  t.equal(stack.notifies().length, 2, 'away: NOTIFY 2 outstanding');
+  store.setSip('alice', { basic: 'open', activities: ['vacation'], origin: 'test', at: now() }); // XPIDF: still open, away
+  await settle();
+  stack.sent[1]!.answer(200);
+  await settle();
+  t.equal(stack.notifies().length, 2, 'nothing after it: the watcher has this state');
+  store.setTelephony('alice', ringing(now()));
+  await settle();
+  t.equal(stack.notifies()[2]?.request.headers.get('cseq'), '3 NOTIFY', 'a real change still goes');
+});
+
 t.test('dialog package: version per subscription, dialogs from calls, hold, none when idle', async (t) => {
   const { stack, store, now } = makeServer();
   stack.deliver(subscribe({ event: 'dialog', accept: ['application/dialog-info+xml'] }));

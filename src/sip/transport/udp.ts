@@ -1,4 +1,6 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import { lookup as dnsLookup, type LookupOneOptions } from 'node:dns';
+import { isIP } from 'node:net';
 import type { Logger } from '../../util/logger.js';
 import type { Endpoint } from '../message.js';
 import { hostForSocket } from './address.js';
@@ -35,6 +37,7 @@ export class UdpTransport {
     // A burst of answers to a large fan-out must fit in the socket buffer; the default (~200 KB) drops them.
     const socket = createSocket({
       type: host.includes(':') ? 'udp6' : 'udp4',
+      lookup: literalFirstLookup,
       ...(bufferBytes !== undefined ? { recvBufferSize: bufferBytes, sendBufferSize: bufferBytes } : {}),
     });
     return new Promise((resolve, reject) => {
@@ -105,6 +108,28 @@ export class UdpTransport {
       }
     });
   }
+}
+
+/**
+ * dgram resolves the destination of every send, even an IP literal, through
+ * dns.lookup, which answers a literal on the next tick: one extra tick and
+ * closure per datagram on the hot path (every destination the stack sends to
+ * is an address already). A literal is answered at once; a name still goes to
+ * dns.lookup.
+ */
+function literalFirstLookup(
+  hostname: string,
+  options: LookupOneOptions,
+  callback: (err: NodeJS.ErrnoException | null, address: string, family: number) => void,
+): void {
+  const family = isIP(hostname);
+  if (family !== 0) {
+    callback(null, hostname, family);
+    return;
+  }
+  // dgram passes the socket's family as a bare number (4 or 6)
+  const o = options as LookupOneOptions | number;
+  dnsLookup(hostname, typeof o === 'number' ? { family: o } : o, callback);
 }
 
 /** Bare CRLFs some UAs send as UDP keep-alives, and STUN-looking datagrams. */
