@@ -37,6 +37,10 @@ log_prefix="pg-kam "
 children=@CHILDREN@
 tcp_children=@CHILDREN@
 tcp_connection_lifetime=3605
+# UDP receive buffer up to 4 MB (default probe limit 256 KB; the kernel caps it at
+# net.core.rmem_max): a burst of NOTIFY responses waits in the socket while the workers are
+# busy instead of being dropped (the bench's SIPp uses 4 MB too)
+maxbuffer=4194304
 auto_aliases=no
 listen=udp:127.0.0.1:@PORT@
 listen=tcp:127.0.0.1:@PORT@
@@ -87,18 +91,7 @@ modparam("presence_xml", "force_active", 1)
 modparam("presence_xml", "integrated_xcap_server", 0)
 
 request_route {
-	# once per worker process ($var lives in the process), on presence's own SQLite
-	# connection (see "SQLite connection" above); logged so a run shows it took effect
-	if ($var(db_tuned) != 1) {
-		$var(db_tuned) = 1;
-		sql_query("pdb", "PRAGMA busy_timeout = 2000");
-		sql_query("pdb", "PRAGMA synchronous = NORMAL");
-		sql_query("pdb", "PRAGMA busy_timeout", "bt");
-		sql_query("pdb", "PRAGMA synchronous", "sy");
-		xlog("L_NOTICE", "pg-kam db tuned pid $pp busy_timeout $dbr(bt=>[0,0]) synchronous $dbr(sy=>[0,0])\n");
-		sql_result_free("bt");
-		sql_result_free("sy");
-	}
+	route(DB_TUNE);
 
 	xlog("L_INFO", "pg-kam request $rm $ru from $si:$sp call-id $ci event $hdr(Event)\n");
 
@@ -147,4 +140,25 @@ request_route {
 # NOTIFYs the presence module sends
 event_route[tm:local-request] {
 	xlog("L_INFO", "pg-kam local $rm $ru call-id $ci event $hdr(Event)\n");
+}
+
+# Responses (to NOTIFYs) reach a worker without request_route: tune its connection there too.
+reply_route {
+	route(DB_TUNE);
+}
+
+# Once per worker process ($var lives in the process), on presence's own SQLite connection
+# (see "SQLite connection" above); logged so a run shows it took effect.
+route[DB_TUNE] {
+	if ($var(db_tuned) == 1) {
+		return;
+	}
+	$var(db_tuned) = 1;
+	sql_query("pdb", "PRAGMA busy_timeout = 2000");
+	sql_query("pdb", "PRAGMA synchronous = NORMAL");
+	sql_query("pdb", "PRAGMA busy_timeout", "bt");
+	sql_query("pdb", "PRAGMA synchronous", "sy");
+	xlog("L_NOTICE", "pg-kam db tuned pid $pp busy_timeout $dbr(bt=>[0,0]) synchronous $dbr(sy=>[0,0])\n");
+	sql_result_free("bt");
+	sql_result_free("sy");
 }
