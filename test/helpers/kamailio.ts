@@ -1,12 +1,14 @@
 /**
  * A real Kamailio 5.6 presence server (Debian packages kamailio, kamailio-presence-modules,
- * kamailio-sqlite-modules) for interop tests, started and stopped by the test.
+ * kamailio-sqlite-modules) for interop tests and the benchmark's kamailio phase, started and
+ * stopped by the caller.
  *
  * Each instance gets a temp folder holding kamailio.cfg (from
  * sip-fixtures/kamailio/kamailio.cfg.tpl), a SQLite database made from Kamailio's own
  * schema files (version table + presence tables) in WAL mode, the pid file and the
  * runtime dir. Kamailio listens on UDP and TCP 127.0.0.1:<port>, runs in the foreground
- * (-DD -E) with one UDP and one TCP worker, and logs to stderr, which is kept in logs().
+ * (-DD -E), sized by a KamailioTuning (INTEROP_TUNING: one UDP and one TCP worker, the
+ * defaults' memory; BENCH_TUNING for the benchmark), and logs to stderr, kept in logs().
  *
  * What a restart keeps (same port, same database): publications (presentity table) and
  * subscriptions (write-through to active_watchers, subs_db_mode 1), see the template.
