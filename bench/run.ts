@@ -30,7 +30,7 @@ import { gatewayCounts } from './gateway-metrics.js';
 import { benchParser } from './parser.js';
 import { benchUsers, runAvalanche, runFanout, runFanoutMany, runMemory, runRateStep, runStorm, type RateStepResult } from './sipp-load.js';
 import { freePort } from '../test/helpers/ports.js';
-import { assertKamailioInstalled, startKamailio } from '../test/helpers/kamailio.js';
+import { assertKamailioInstalled, BENCH_TUNING, startKamailio, type Kamailio } from '../test/helpers/kamailio.js';
 import type { FanoutResult } from './sipp-load.js';
 import { startGateway, type GatewayProcess, type GatewayUser } from '../test/helpers/gateway-process.js';
 import { assertSippInstalled } from '../test/helpers/sipp.js';
@@ -255,9 +255,6 @@ function micro(): void {
   ]);
 }
 
-/** This run's gateway figures, for the side-by-side table with Kamailio. */
-let gatewayRateRows: RateStepResult[] | undefined;
-let gatewayFanout: FanoutResult | undefined;
 
 async function rate(options: Options, users: GatewayUser[], variant?: { label: string; overrides: Record<string, unknown> }): Promise<RateStepResult[]> {
   console.log(
@@ -290,7 +287,6 @@ async function rate(options: Options, users: GatewayUser[], variant?: { label: s
   const ok = atTarget.some((s) => s.failures === 0 && s.achievedPerSecond >= TARGETS.subscriptionsPerSecond * 0.95);
   const best = rows.filter((s) => s.failures === 0).reduce((a, s) => Math.max(a, s.achievedPerSecond), 0);
   if (best > 0) cleanRateMeasured = Math.max(cleanRateMeasured ?? 0, best);
-  if (variant === undefined) gatewayRateRows = rows;
   const verdict = atTarget.length === 0 ? 'not measured (no step offered that rate)' : ok ? 'met' : 'MISSED';
   console.log(
     `target: >= ${fmt(TARGETS.subscriptionsPerSecond)} new subscriptions/s with zero failures: ${verdict}` +
@@ -384,7 +380,6 @@ async function fanout(options: Options, users: GatewayUser[]): Promise<void> {
       instances: options.instances,
     });
     if (result.detail !== undefined) addDetail('fan-out', result.detail);
-    gatewayFanout = result;
     console.table([
       {
         watchers: fmt(result.watchers),
@@ -787,46 +782,98 @@ async function memoryShapes(options: Options): Promise<void> {
 }
 
 /**
- * Kamailio 5.6 (presence modules, SQLite in WAL, one UDP worker: test/helpers/kamailio.ts) through
- * the same rate steps and the same single-user fan-out, with the ratio gateway / Kamailio per line
- * (ratios from one run are what counts on a shared machine).
+ * Issue 10 item 5: Kamailio 5.6 (presence modules, SQLite in WAL, sized by BENCH_TUNING in
+ * test/helpers/kamailio.ts) side by side with the gateway (its default SQLite store) in this run:
+ * the same SIPp rate steps (bench-subscribe.xml: SUBSCRIBE + 200 + NOTIFY + 200), gateway step
+ * then Kamailio step at each rate so both see the same machine load, then the same single-user
+ * fan-out (kam-bench-watch.xml: bench-watch.xml that also answers a late retransmitted initial
+ * NOTIFY; one PUBLISH, last NOTIFY answered) on each. One line per measure:
+ * gateway, Kamailio, ratio. Throws when Kamailio is missing or does not start.
  */
 async function kamailio(options: Options, users: GatewayUser[]): Promise<void> {
-  assertKamailioInstalled();
-  console.log('\n== Kamailio 5.6 side by side: same SIPp rate steps and fan-out (presence, SQLite WAL, one UDP worker, debug=1) ==');
-  const rows: Record<string, string>[] = [];
-  const start = () => startKamailio({ domain: 'bench.kamailio.local', debug: 1, readyTimeoutMs: 20_000 });
-  let kam = await start();
   try {
-    for (const r of options.rates) {
-      const k = await runRateStep({ gatewayPort: kam.port, rate: r, seconds: options.seconds, users });
-      const g = gatewayRateRows?.find((x) => x.offeredPerSecond === r);
-      const clean = (x: RateStepResult) => (x.failures === 0 ? x.achievedPerSecond : 0);
-      rows.push({
-        line: `rate ${fmt(r)}/s offered (failure-free /s)`,
-        gateway: g === undefined ? 'not run' : `${fmt(g.achievedPerSecond)}/s, ${fmt(g.failures)} failures`,
-        kamailio: `${fmt(k.achievedPerSecond)}/s, ${fmt(k.failures)} failures`,
-        'gateway / kamailio': g === undefined || clean(k) === 0 ? (g !== undefined && clean(g) > 0 ? 'Kamailio failed' : 'n/a') : fmt(clean(g) / clean(k), 2),
-      });
+    assertKamailioInstalled();
+  } catch (err) {
+    throw new Error(`kamailio phase: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  const t = BENCH_TUNING;
+  console.log(
+    `\n== Kamailio 5.6 side by side: the same SIPp rate steps (gateway step, then Kamailio step) and fan-out; Kamailio presence + ` +
+      `SQLite WAL, ${t.children} UDP workers, -m ${t.shmMb} -M ${t.pkgMb}, subs_db_mode ${t.subsDbMode}; gateway default config (SQLite store) ==`,
+  );
+  const startKam = async (): Promise<Kamailio> => {
+    try {
+      return await startKamailio({ domain: 'bench.kamailio.local', debug: 1, readyTimeoutMs: 20_000, tuning: t });
+    } catch (err) {
+      throw new Error(`kamailio phase: Kamailio did not start: ${err instanceof Error ? err.message : String(err)}`);
     }
-  } finally {
-    await kam.stop();
-  }
-  kam = await start();
+  };
+  const rows: TargetRow[] = [];
+  const table: Record<string, string>[] = [];
+  // completed subscriptions per second: final responses per second times the share of calls that succeeded
+  const completed = (x: RateStepResult): number => (x.calls > 0 ? (x.achievedPerSecond * x.successful) / x.calls : 0);
+  const rateCell = (x: RateStepResult): string => `${fmt(completed(x))}/s (${fmt(x.failures)} failed, ${fmt(x.retransmissions)} retr., p99 ${fmt(x.p99Ms)} ms)`;
+  const kamailioErrors = (kam: Kamailio): string => {
+    const counts = new Map<string, number>();
+    for (const line of kam.logs()) {
+      if (!/ (ERROR|CRITICAL|ALERT|BUG):/.test(line)) continue;
+      const key = line.replace(/^\s*\d+\(\d+\)\s*/, '').replace(/0x[0-9a-f]+/g, '0x…').slice(0, 160);
+      counts.set(key, (counts.get(key) ?? 0) + 1);
+    }
+    return [...counts].sort((a, b) => b[1] - a[1]).slice(0, 8).map(([k, n]) => `${fmt(n)} x ${k}`).join('\n');
+  };
+
+  await withGateway(users, async (gw) => {
+    const kam = await startKam();
+    try {
+      for (const r of options.rates) {
+        const g = await runRateStep({ gatewayPort: gw.port, rate: r, seconds: options.seconds, users });
+        if (g.detail !== undefined) addDetail(`kamailio phase, gateway rate ${r}/s`, g.detail);
+        const k = await runRateStep({ gatewayPort: kam.port, rate: r, seconds: options.seconds, users });
+        if (k.detail !== undefined) addDetail(`kamailio phase, Kamailio rate ${r}/s`, k.detail);
+        const ratio = completed(k) > 0 ? `${fmt(completed(g) / completed(k), 2)}x` : `Kamailio completed none of ${fmt(k.calls)}`;
+        table.push({ line: `rate ${fmt(r)}/s offered: completed /s`, gateway: rateCell(g), kamailio: rateCell(k), 'gateway / Kamailio': ratio });
+        rows.push(verdict(`vs Kamailio: rate ${fmt(r)}/s`, 'gateway ahead, no failures', `${ratio} (gateway ${fmt(g.failures)} failed, Kamailio ${fmt(k.failures)})`, g.failures === 0 && completed(g) >= completed(k)));
+      }
+    } finally {
+      const errors = kamailioErrors(kam);
+      if (errors !== '') console.log(`Kamailio errors during the rate steps (count x message):\n${errors}`);
+      await kam.stop();
+    }
+  });
+
+  const extension = users[0]?.extension ?? '2000';
+  const fan = (port: number): Promise<FanoutResult> => runFanout({ gatewayPort: port, watchers: options.watchers, extension, instances: options.instances, scenario: 'kam-bench-watch' });
+  const g = await withGateway(users, (gw) => fan(gw.port));
+  if (g.detail !== undefined) addDetail('kamailio phase, gateway fan-out', g.detail);
+  const kam = await startKam();
+  let k: FanoutResult;
   try {
-    const f = await runFanout({ gatewayPort: kam.port, watchers: options.watchers, extension: users[0]?.extension ?? '2000', instances: options.instances });
-    if (f.detail !== undefined) addDetail('kamailio fan-out', f.detail);
-    const g = gatewayFanout;
-    rows.push({
-      line: `fan-out to ${fmt(options.watchers)} watchers (last NOTIFY answered ms)`,
-      gateway: g === undefined ? 'not run' : `${fmt(g.lastNotifyAnsweredMs)} ms (${fmt(g.notified)} answered)`,
-      kamailio: `${fmt(f.lastNotifyAnsweredMs)} ms (${fmt(f.notified)} answered)`,
-      'gateway / kamailio': g === undefined || !Number.isFinite(f.lastNotifyAnsweredMs) ? 'n/a' : `${fmt(f.lastNotifyAnsweredMs / g.lastNotifyAnsweredMs, 2)}x faster`,
-    });
+    k = await fan(kam.port);
+    if (k.detail !== undefined) addDetail('kamailio phase, Kamailio fan-out', k.detail);
   } finally {
+    const errors = kamailioErrors(kam);
+    if (errors !== '') console.log(`Kamailio errors during the fan-out (count x message):\n${errors}`);
     await kam.stop();
   }
-  console.table(rows);
+  const fanCell = (x: FanoutResult): string =>
+    `${fmt(x.lastNotifyAnsweredMs)} ms (${fmt(x.notified)} of ${fmt(x.watchers)} answered, subscribed in ${fmt(x.subscribeSeconds, 1)} s)`;
+  const complete = (x: FanoutResult): boolean => x.notified === x.watchers && Number.isFinite(x.lastNotifyAnsweredMs);
+  const fanRatio = !complete(k)
+    ? `Kamailio answered ${fmt(k.notified)} of ${fmt(k.watchers)}${complete(g) ? '' : `; gateway ${fmt(g.notified)}`}`
+    : !complete(g)
+      ? `gateway answered ${fmt(g.notified)} of ${fmt(g.watchers)}`
+      : `${fmt(k.lastNotifyAnsweredMs / g.lastNotifyAnsweredMs, 2)}x faster`;
+  table.push({ line: `fan-out to ${fmt(options.watchers)} watchers: PUBLISH -> last NOTIFY answered`, gateway: fanCell(g), kamailio: fanCell(k), 'gateway / Kamailio': fanRatio });
+  rows.push(
+    verdict(`vs Kamailio: fan-out ${fmt(options.watchers)}`, 'gateway all answered, sooner', fanRatio, complete(g) && (!complete(k) || g.lastNotifyAnsweredMs <= k.lastNotifyAnsweredMs)),
+  );
+  console.table(table);
+  console.log(
+    'note: completed /s = final responses per second (SIPp -trace_rtt, first to last) x the share of calls that succeeded; both servers get\n' +
+      '      the same SIPp scenario, users and rate; each rate step is gateway then Kamailio, back to back, so a ratio compares the same load.',
+  );
+  printRows(rows);
 }
 
 async function main(): Promise<void> {

@@ -226,6 +226,8 @@ export async function runFanout(options: {
   extension: string;
   instances?: number;
   subscribeRate?: number;
+  /** The watcher scenario (default bench-watch; the kamailio phase uses kam-bench-watch for both servers). */
+  scenario?: string;
 }): Promise<FanoutResult> {
   const instances = Math.max(1, Math.min(options.instances ?? 4, options.watchers));
   const rate = options.subscribeRate ?? 2000;
@@ -239,7 +241,7 @@ export async function runFanout(options: {
   const runs = await Promise.all(
     shares.map((calls) =>
       startSipp({
-        scenario: 'bench-watch',
+        scenario: options.scenario ?? 'bench-watch',
         gatewayPort: options.gatewayPort,
         transport: 'u1',
         service: options.extension,

@@ -1,12 +1,14 @@
 /**
  * A real Kamailio 5.6 presence server (Debian packages kamailio, kamailio-presence-modules,
- * kamailio-sqlite-modules) for interop tests, started and stopped by the test.
+ * kamailio-sqlite-modules) for interop tests and the benchmark's kamailio phase, started and
+ * stopped by the caller.
  *
  * Each instance gets a temp folder holding kamailio.cfg (from
  * sip-fixtures/kamailio/kamailio.cfg.tpl), a SQLite database made from Kamailio's own
  * schema files (version table + presence tables) in WAL mode, the pid file and the
  * runtime dir. Kamailio listens on UDP and TCP 127.0.0.1:<port>, runs in the foreground
- * (-DD -E) with one UDP and one TCP worker, and logs to stderr, which is kept in logs().
+ * (-DD -E), sized by a KamailioTuning (INTEROP_TUNING: one UDP and one TCP worker, the
+ * defaults' memory; BENCH_TUNING for the benchmark), and logs to stderr, kept in logs().
  *
  * What a restart keeps (same port, same database): publications (presentity table) and
  * subscriptions (write-through to active_watchers, subs_db_mode 1), see the template.
@@ -52,7 +54,53 @@ export interface KamailioOptions {
   readyTimeoutMs?: number;
   /** Keep at most this many log lines (oldest dropped); default 50000. */
   maxLogLines?: number;
+  /** Processes, memory and subscription storage; default INTEROP_TUNING. */
+  tuning?: KamailioTuning;
 }
+
+/** How Kamailio is sized and keeps its state (filled into the template and the command line). */
+export interface KamailioTuning {
+  /** UDP worker processes (`children`); TCP workers are the same number. */
+  children: number;
+  /** Shared memory in MB (-m): transactions and the subscription/publication hash tables. */
+  shmMb: number;
+  /** Private memory per process in MB (-M). */
+  pkgMb: number;
+  /** presence `subs_db_mode`: 1 write-through, 2 write-back every dbUpdatePeriodSec. */
+  subsDbMode: 1 | 2;
+  /** presence `db_update_period` in s (write-back flush; with mode 1 only the expiry sweep). */
+  dbUpdatePeriodSec: number;
+  /** presence `clean_period` in s (expired publications and pending watchers deleted). */
+  cleanPeriodSec: number;
+  /** Folder for the SQLite file; default the instance's temp folder. */
+  dbDir?: string;
+}
+
+/**
+ * The interop tests' Kamailio: one UDP and one TCP worker, write-through subscriptions (a
+ * restart, even after SIGKILL, finds every subscription in active_watchers), a 5 s clean-up.
+ */
+export const INTEROP_TUNING: KamailioTuning = { children: 1, shmMb: 64, pkgMb: 8, subsDbMode: 1, dbUpdatePeriodSec: 100, cleanPeriodSec: 5 };
+
+/**
+ * The benchmark's Kamailio (bench/run.ts, kamailio phase), sized as an administrator would size
+ * a presence server for tens of thousands of subscriptions on this 2-core machine:
+ * - 4 UDP workers: both cores busy while a worker waits for the SQLite write lock (SQLite lets
+ *   one writer at a time; the template gives every worker a busy timeout, so they queue).
+ * - 512 MB shared memory (default 64 MB): the rate steps leave 75,000 subscriptions of
+ *   Expires 3600 in the hash table, and a fan-out to 10,000 watchers holds 10,000 NOTIFY
+ *   transactions at once; with 64 MB both ran out ("could not allocate shared memory").
+ * - 64 MB private memory per process (default 8 MB): the worker that handles the PUBLISH
+ *   copies all 10,000 watcher dialogs into private memory to build their NOTIFYs.
+ * - subs_db_mode 1 (write-through), not 2 (write-back): in 5.6 the write-back flush runs in a
+ *   timer process whose SQLite connection cannot be given a busy timeout or synchronous=NORMAL
+ *   (only the SIP workers run the script that sets them), so its per-row inserts fsync and fail
+ *   "database is locked" against the workers. Measured here: mode 2 with 4 workers lost 970 of
+ *   4,500 subscriptions at 1,500/s, mode 1 none. Write-through with synchronous=NORMAL in WAL is
+ *   the gateway's durability (its SQLite store: WAL, synchronous=NORMAL, batched every 50 ms).
+ * - clean_period and db_update_period at their defaults (100 s): nothing expires during a run.
+ */
+export const BENCH_TUNING: KamailioTuning = { children: 4, shmMb: 512, pkgMb: 64, subsDbMode: 1, dbUpdatePeriodSec: 100, cleanPeriodSec: 100 };
 
 export interface Kamailio {
   readonly port: number;
@@ -105,12 +153,17 @@ function schemaDir(): string | undefined {
 }
 
 /** The config template with its placeholders filled in. */
-export function renderKamailioConfig(values: { port: number; domain: string; dbPath: string; debug?: number }): string {
+export function renderKamailioConfig(values: { port: number; domain: string; dbPath: string; debug?: number; tuning?: KamailioTuning }): string {
   const template = readFileSync(join(repoRoot(), 'sip-fixtures', 'kamailio', 'kamailio.cfg.tpl'), 'utf8');
+  const tuning = values.tuning ?? INTEROP_TUNING;
   const text = template
     .replaceAll('@PORT@', String(values.port))
     .replaceAll('@DOMAIN@', values.domain)
-    .replaceAll('@DB_PATH@', values.dbPath);
+    .replaceAll('@DB_PATH@', values.dbPath)
+    .replaceAll('@CHILDREN@', String(tuning.children))
+    .replaceAll('@SUBS_DB_MODE@', String(tuning.subsDbMode))
+    .replaceAll('@DB_UPDATE_PERIOD@', String(tuning.dbUpdatePeriodSec))
+    .replaceAll('@CLEAN_PERIOD@', String(tuning.cleanPeriodSec));
   return values.debug === undefined ? text : text.replace(/^debug=\d+$/m, `debug=${values.debug}`);
 }
 
@@ -191,8 +244,14 @@ interface Run {
 /** Starts a Kamailio presence server and waits until it answers OPTIONS over UDP and accepts TCP. */
 export async function startKamailio(options: KamailioOptions): Promise<Kamailio> {
   assertKamailioInstalled();
+  const tuning = options.tuning ?? INTEROP_TUNING;
   const dir = await mkdtemp(join(tmpdir(), 'pg-kamailio-'));
-  const dbPath = join(dir, 'presence.db');
+  const dbFolder = tuning.dbDir === undefined ? dir : await mkdtemp(join(tuning.dbDir, 'pg-kamailio-db-'));
+  const removeFolders = async (): Promise<void> => {
+    await rm(dir, { recursive: true, force: true });
+    if (dbFolder !== dir) await rm(dbFolder, { recursive: true, force: true });
+  };
+  const dbPath = join(dbFolder, 'presence.db');
   const runDir = join(dir, 'run');
   await mkdir(runDir);
   createKamailioDatabase(dbPath);
@@ -234,8 +293,8 @@ export async function startKamailio(options: KamailioOptions): Promise<Kamailio>
   let current: Run | undefined;
 
   const launch = async (): Promise<Run> => {
-    await writeFile(configPath, renderKamailioConfig({ port, domain: options.domain, dbPath, ...(options.debug !== undefined ? { debug: options.debug } : {}) }));
-    const args = ['-f', configPath, '-DD', '-E', '-P', join(runDir, 'kamailio.pid'), '-w', dir, '-Y', runDir];
+    await writeFile(configPath, renderKamailioConfig({ port, domain: options.domain, dbPath, tuning, ...(options.debug !== undefined ? { debug: options.debug } : {}) }));
+    const args = ['-f', configPath, '-DD', '-E', '-P', join(runDir, 'kamailio.pid'), '-w', dir, '-Y', runDir, '-m', String(tuning.shmMb), '-M', String(tuning.pkgMb)];
     const child = spawn('/bin/sh', ['-c', WATCHDOG, 'pg-kamailio', KAMAILIO_BIN, ...args], {
       cwd: dir,
       detached: true, // its own process group, so the watchdog can kill the whole group
@@ -323,7 +382,7 @@ export async function startKamailio(options: KamailioOptions): Promise<Kamailio>
   try {
     current = await startRun(options.port === undefined);
   } catch (err) {
-    await rm(dir, { recursive: true, force: true });
+    await removeFolders();
     throw err;
   }
 
@@ -355,7 +414,7 @@ export async function startKamailio(options: KamailioOptions): Promise<Kamailio>
       stopping ??= (async () => {
         if (current !== undefined) await halt(current);
         current = undefined;
-        await rm(dir, { recursive: true, force: true });
+        await removeFolders();
       })();
       return stopping;
     },

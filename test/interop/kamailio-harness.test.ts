@@ -7,6 +7,7 @@
 import t from 'tap';
 import {
   assertKamailioInstalled,
+  BENCH_TUNING,
   hasNoLiveDialog,
   isConfirmedDialog,
   isNotOnThePhone,
@@ -17,7 +18,7 @@ import {
   type Kamailio,
 } from '../helpers/kamailio.js';
 import { udpRequest } from '../helpers/sip-udp.js';
-import { assertSippInstalled, expectSippOk, runSipp } from '../helpers/sipp.js';
+import { assertSippInstalled, expectSippOk, runSipp, type SippResult } from '../helpers/sipp.js';
 
 const DOMAIN = 'kam.interop.test';
 let kamailio: Kamailio | undefined;
@@ -34,6 +35,24 @@ t.before(async () => {
 t.teardown(async () => {
   await kamailio?.stop();
 });
+
+/** Subscriptions of bench-subscribe's SIPp watchers in active_watchers. */
+const storedWatchers = (kam: Kamailio): number =>
+  kam.query("SELECT count(*) AS n FROM active_watchers WHERE watcher_username LIKE 'watcher-%'")[0]?.['n'] as number;
+
+/** Fresh SUBSCRIBE dialogs (bench-subscribe.xml, Expires 60) spread over 20 users from `firstUser` up. */
+function subscribeMany(kam: Kamailio, o: { firstUser: number; calls: number; rate: number; timeoutSec: number }): Promise<SippResult> {
+  return runSipp({
+    scenario: 'bench-subscribe',
+    gatewayPort: kam.port,
+    transport: 'u1',
+    calls: o.calls,
+    rate: o.rate,
+    limit: o.rate,
+    timeoutSec: o.timeoutSec,
+    injection: ['SEQUENTIAL', ...Array.from({ length: 20 }, (_, i) => `${o.firstUser + i};60`)],
+  });
+}
 
 t.test('Kamailio answers OPTIONS, refuses other methods, and runs SQLite in WAL mode', async (t) => {
   const options = await udpRequest({ method: 'OPTIONS', user: 'probe', port: K().port });
@@ -124,21 +143,31 @@ t.test('a restart on the same database keeps publications and subscriptions', as
 });
 
 t.test('400 new subscriptions at 200/s are all stored (SQLite in WAL, one worker)', async (t) => {
-  const count = (): number => K().query("SELECT count(*) AS n FROM active_watchers WHERE watcher_username LIKE 'watcher-%'")[0]?.['n'] as number;
-  const before = count();
-  const users = Array.from({ length: 20 }, (_, i) => `${2001 + i};60`);
-  const result = await runSipp({
-    scenario: 'bench-subscribe',
-    gatewayPort: K().port,
-    transport: 'u1',
-    calls: 400,
-    rate: 200,
-    limit: 200,
-    timeoutSec: 20,
-    injection: ['SEQUENTIAL', ...users],
-  });
+  const before = storedWatchers(K());
+  const result = await subscribeMany(K(), { firstUser: 2001, calls: 400, rate: 200, timeoutSec: 20 });
   expectSippOk(t, result, '400 SUBSCRIBE dialogs, each answering its first NOTIFY');
-  t.equal(count() - before, 400, 'every subscription is in active_watchers (write-through)');
+  t.equal(storedWatchers(K()) - before, 400, 'every subscription is in active_watchers (write-through)');
+});
+
+t.test('every worker gives its SQLite connection a busy timeout and synchronous=NORMAL', async (t) => {
+  const tuned = K().logs().filter((l) => / pg-kam db tuned pid \d+ /.test(l));
+  t.ok(tuned.length >= 1, 'the worker that handled requests logged its connection settings');
+  for (const line of tuned) t.match(line, /busy_timeout 2000 synchronous 1$/, 'busy timeout 2 s, synchronous NORMAL (1)');
+});
+
+t.test("the benchmark's Kamailio (BENCH_TUNING): 4 workers write one SQLite file without 'database is locked'", async (t) => {
+  const bench = await startKamailio({ domain: 'kam.bench.test', tuning: BENCH_TUNING });
+  try {
+    const result = await subscribeMany(bench, { firstUser: 3001, calls: 600, rate: 300, timeoutSec: 30 });
+    expectSippOk(t, result, '600 SUBSCRIBE dialogs at 300/s');
+    t.equal(storedWatchers(bench), 600, 'every subscription is in active_watchers: no NOTIFY response lost (4 MB receive buffer), none dropped');
+    const pids = new Set(bench.logs().flatMap((l) => / pg-kam db tuned pid (\d+) busy_timeout 2000 synchronous 1$/.exec(l)?.[1] ?? []));
+    t.ok(pids.size >= 2, `more than one worker handled requests, each with its connection tuned (${pids.size})`);
+    const locked = bench.logs().filter((l) => / pg-kam .*database is locked/.test(l));
+    t.same(locked, [], 'no SIP worker hit "database is locked"');
+  } finally {
+    await bench.stop();
+  }
 });
 
 t.test('Kamailio logged no storage or presence errors (no "database is locked")', async (t) => {
