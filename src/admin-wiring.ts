@@ -10,19 +10,20 @@ import type { GatewayConfig } from './config/schema.js';
 import type { Directory } from './core/directory.js';
 import { ChangeHistory } from './core/history.js';
 import type { PresenceStore } from './core/presence-store.js';
-import type { GraphObserver, GraphRuntime } from './graph/index.js';
+import type { GraphRuntime } from './graph/index.js';
 import type {
   AdminSource,
-  GraphInfo,
   RenderedBody,
   ResyncResult,
-  SecurityInfo,
   SignInOutcome,
   TrunkInfo,
   WatcherEvent,
   WatcherProfileName,
 } from './http/admin-source.js';
 import { Metrics } from './http/metrics.js';
+import { graphAuthOk } from './http/readiness.js';
+import { securityInfo } from './http/security-info.js';
+import { TeamsLatencyStopwatch } from './http/teams-latency.js';
 import type { HttpServerOptions } from './http/server.js';
 import { DialogPackage } from './simple/dialog-package.js';
 import type { EventPackage } from './simple/event-package.js';
@@ -31,10 +32,8 @@ import { PresencePackage } from './simple/presence-package.js';
 import type { Publications } from './simple/publications.js';
 import { WatcherProfileSelector } from './simple/watcher-profile.js';
 import type { Endpoint, TransportProtocol } from './sip/message.js';
+import { systemClock, type Clock } from './util/clock.js';
 import type { Logger } from './util/logger.js';
-
-/** Longest Teams-to-SIP latency still matched to a NOTIFY (the histogram's last bucket). */
-const MAX_LATENCY_MS = 120_000;
 
 export interface AdminWiringOptions {
   config: GatewayConfig;
@@ -44,8 +43,8 @@ export interface AdminWiringOptions {
   stack: { localEndpoint(protocol: TransportProtocol): Endpoint | undefined };
   simple: { readonly notifier: Notifier; readonly publications: Publications };
   trunks: { statuses(): readonly TrunkInfo[] };
-  /** The Graph side once created (it is made after the HTTP server). */
-  graph: () => GraphRuntime | undefined;
+  /** The Graph side, built (not necessarily started) before the admin side; undefined without one. */
+  graph: GraphRuntime | undefined;
   /** The persistent store is open and writing (undefined: no store configured). */
   storeOk?: () => boolean;
   logger: Logger;
@@ -56,7 +55,7 @@ export interface AdminWiringOptions {
     counts(): ReadonlyMap<string, number>;
     lockouts(): { lockedSources: number; lockedUsers: number };
   };
-  now?: () => number;
+  clock?: Pick<Clock, 'now'>;
 }
 
 export interface AdminWiring {
@@ -68,47 +67,15 @@ export interface AdminWiring {
   readonly http: Pick<HttpServerOptions, 'metrics' | 'admin' | 'ready'>;
   /** Every readiness part: sip, store (when configured), graph (when configured). */
   ready(): Record<string, boolean>;
-  /** Observe the Graph side once it exists (request statuses, latencies). */
-  attachGraph(graph: GraphRuntime | undefined): void;
   /** Stop observing. */
   close(): void;
 }
 
-/** Graph auth is up when the app token was had and no token is failing. */
-export function graphAuthOk(status: Pick<GraphInfo, 'started' | 'tokens'> | undefined): boolean {
-  if (status === undefined || !status.started) return false;
-  const app = status.tokens.find((t) => t.name === 'app');
-  if (app === undefined || !app.ok) return false;
-  return status.tokens.every((t) => t.ok || t.lastError === undefined);
-}
-
-/** The diagnostics page's summary of the security log's tally. */
-export function securityInfo(
-  counts: ReadonlyMap<string, number>,
-  lockouts: { lockedSources: number; lockedUsers: number },
-): SecurityInfo {
-  const info: SecurityInfo = {
-    authFailures: 0,
-    refusals: 0,
-    lockouts: 0,
-    activeLockouts: lockouts.lockedSources + lockouts.lockedUsers,
-    connectionsRefused: 0,
-    connectionsClosed: 0,
-  };
-  for (const [key, n] of counts) {
-    const event = key.slice(0, key.indexOf('\u0000'));
-    if (event === 'auth_failed') info.authFailures += n;
-    else if (event === 'auth_refused') info.refusals += n;
-    else if (event === 'lockout_start') info.lockouts += n;
-    else if (event === 'connection_refused') info.connectionsRefused += n;
-    else if (event === 'connection_closed') info.connectionsClosed += n;
-  }
-  return info;
-}
-
 export function wireAdmin(options: AdminWiringOptions): AdminWiring {
   const { config, directory, store, stack, simple, trunks, logger } = options;
-  const now = options.now ?? Date.now;
+  const clock = options.clock ?? systemClock;
+  const now = (): number => clock.now();
+  const graph = options.graph;
   const notifier = simple.notifier;
   const metrics = new Metrics({ processMetrics: options.processMetrics ?? true, now });
   const graphExpected = config.graph !== undefined || config.graphSimulator !== undefined;
@@ -128,51 +95,28 @@ export function wireAdmin(options: AdminWiringOptions): AdminWiring {
     );
   }
 
-  // Teams to SIP: a Teams reading that changed the view starts the clock; the first NOTIFY
-  // to a watcher of that person answered 2xx stops it.
-  const teamsStarted = new Map<string, number>();
-  let lastChange: { personId: string; revision: number } | undefined;
-  const detachStore = store.onChange((personId, view) => {
-    lastChange = { personId, revision: view.revision };
+  const teamsLatency = new TeamsLatencyStopwatch({
+    store,
+    watched: (personId) => notifier.watchers(personId).length > 0,
+    observe: (seconds) => metrics.teamsToSip(seconds),
+    clock,
   });
-
   notifier.observe({
     notifySent(event, resource) {
       metrics.notifySent(event);
-      if (teamsStarted.size === 0) return;
-      const started = teamsStarted.get(resource);
-      if (started === undefined) return;
-      teamsStarted.delete(resource);
-      const ms = now() - started;
-      if (ms <= MAX_LATENCY_MS) metrics.teamsToSip(ms / 1000);
+      teamsLatency.notifySent(resource);
     },
     notifyFailed(event, status) {
       metrics.notifyFailed(event, status);
     },
   });
   simple.publications.observe({ publish: (event, result) => metrics.publish(event, result) });
-
-  const graphObserver: GraphObserver = {
+  graph?.observe({
     graphRequest: (status) => metrics.graphRequest(status),
     sipToTeams: (seconds) => metrics.sipToTeams(seconds),
     notificationDropped: (reason) => metrics.notificationDropped(reason),
-    teamsApplied(personId, elapsedMs) {
-      const changed = lastChange !== undefined && lastChange.personId === personId && lastChange.revision === store.view(personId).revision;
-      lastChange = undefined;
-      if (!changed || notifier.watchers(personId).length === 0) return;
-      const t = now();
-      // drop clocks nobody stopped (a watcher that went away meanwhile)
-      if (teamsStarted.size > 1000) for (const [id, at] of teamsStarted) if (t - at > MAX_LATENCY_MS) teamsStarted.delete(id);
-      teamsStarted.set(personId, t - elapsedMs);
-    },
-  };
-  let observedGraph: GraphRuntime | undefined;
-  const attachGraph = (graph: GraphRuntime | undefined): void => {
-    if (graph === observedGraph) return;
-    observedGraph?.observe(undefined);
-    observedGraph = graph;
-    graph?.observe(graphObserver);
-  };
+    teamsApplied: (personId, elapsedMs) => teamsLatency.teamsApplied(personId, elapsedMs),
+  });
 
   // What a new watcher would get: packages of our own over the same store (their caches are theirs).
   const packageOptions = {
@@ -199,7 +143,6 @@ export function wireAdmin(options: AdminWiringOptions): AdminWiring {
     const parts: string[] = [];
     let ok = true;
     const userId = person.teams?.userId;
-    const graph = options.graph();
     if (!graphExpected) {
       parts.push('no Teams side configured');
     } else if (graph === undefined) {
@@ -241,13 +184,12 @@ export function wireAdmin(options: AdminWiringOptions): AdminWiring {
     },
     onChange: (listener) => store.onChange((id) => listener(id)),
     trunks: () => trunks.statuses(),
-    graph: () => options.graph()?.status(),
-    teamsExcluded: (id) => options.graph()?.teamsExcluded?.(id),
+    graph: () => graph?.status(),
+    teamsExcluded: (id) => graph?.teamsExcluded?.(id),
     resync,
     render,
     ...(security !== undefined ? { security: () => securityInfo(security.counts(), security.lockouts()) } : {}),
     async signIn(account): Promise<SignInOutcome> {
-      const graph = options.graph();
       if (graph === undefined) return { ok: false, status: 503, message: graphExpected ? 'the Graph side has not started yet' : 'no Teams side configured' };
       try {
         return { ok: true, account: await graph.signIn(account) };
@@ -267,7 +209,7 @@ export function wireAdmin(options: AdminWiringOptions): AdminWiring {
       sip: config.sip.listen.every((l) => stack.localEndpoint(l.transport) !== undefined),
     };
     if (options.storeOk !== undefined) parts['store'] = options.storeOk();
-    if (graphExpected) parts['graph'] = graphAuthOk(options.graph()?.status());
+    if (graphExpected) parts['graph'] = graphAuthOk(graph?.status());
     return parts;
   };
 
@@ -277,20 +219,17 @@ export function wireAdmin(options: AdminWiringOptions): AdminWiring {
     ...(admin !== undefined ? { admin: { token: admin.token, source } } : {}),
   };
 
-  attachGraph(options.graph());
-
   return {
     metrics,
     history,
     source,
     http,
     ready,
-    attachGraph,
     close() {
-      detachStore();
+      teamsLatency.close();
       notifier.observe(undefined);
       simple.publications.observe(undefined);
-      attachGraph(undefined);
+      graph?.observe(undefined);
       history?.close();
     },
   };

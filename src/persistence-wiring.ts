@@ -44,6 +44,7 @@ import {
   type NotificationKeyState,
   type SavedPresenceState,
 } from './store/index.js';
+import type { SavedUpstream, UpstreamRestoreCounts } from './trunk-wiring.js';
 import type { Logger } from './util/logger.js';
 
 /** The live parts whose state is kept. */
@@ -52,7 +53,11 @@ export interface PersistedParts {
   publications: Publications;
   directory: Pick<Directory, 'get'>;
   lists?: Pick<ResourceLists, 'summary'>;
-  upstream?: { watcher: UpstreamWatcher; publisher: UpstreamPublisher };
+  /**
+   * The upstream side, not started yet: restore() starts it with the dialogs
+   * and entity-tags saved by an earlier run (nothing saved when not persistent).
+   */
+  upstream?: { watcher: UpstreamWatcher; publisher: UpstreamPublisher; start(saved: SavedUpstream): UpstreamRestoreCounts };
 }
 
 export interface RestoreSummary {
@@ -90,7 +95,10 @@ export interface Persistence {
   graphTokenCache(): GraphTokenCacheState;
   /** Refused service account passwords (a salted hash, never the password), in the store's meta table. */
   graphPasswordRefusals(): PasswordRefusalStore;
-  /** Put saved state back into `parts` and keep it saved from now on. Call once, after the parts are built. */
+  /**
+   * Put saved state back into `parts` and keep it saved from now on; starts
+   * the upstream side. Call once, after the parts are built.
+   */
   restore(parts: PersistedParts): RestoreSummary;
   /** Stop: close the upstream side keeping its dialogs and publications (nothing sent). No-op when not persistent. */
   keepUpstream(upstream: { watcher: UpstreamWatcher; publisher: UpstreamPublisher }): Promise<void>;
@@ -216,7 +224,10 @@ export function createPersistence(options: PersistenceOptions): Persistence {
         upstreamSubscriptions: { ...empty },
         upstreamPublications: { ...empty },
       };
-      if (!persistent) return summary;
+      if (!persistent) {
+        parts.upstream?.start({ subscriptions: [], publications: [] });
+        return summary;
+      }
       hook(parts);
       const pruned = store.pruneExpired(now());
       const exists = (id: string): boolean => parts.directory.get(id) !== undefined;
@@ -226,8 +237,12 @@ export function createPersistence(options: PersistenceOptions): Persistence {
       for (const p of pubs) if (parts.publications.get(p.etag) === undefined) store.publications.remove(p.etag);
 
       if (parts.upstream !== undefined) {
-        summary.upstreamSubscriptions = parts.upstream.watcher.restore(store.upstreamSubscriptions.loadAll());
-        summary.upstreamPublications = parts.upstream.publisher.restore(store.upstreamPublications.loadAll());
+        const up = parts.upstream.start({
+          subscriptions: store.upstreamSubscriptions.loadAll(),
+          publications: store.upstreamPublications.loadAll(),
+        });
+        summary.upstreamSubscriptions = up.subscriptions;
+        summary.upstreamPublications = up.publications;
       }
 
       const lists = new Set((parts.lists?.summary() ?? []).map((l) => `list:${l.name}`));

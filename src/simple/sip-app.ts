@@ -107,7 +107,7 @@ export class SimpleServer {
   private readonly acceptList: string;
   private readonly access: ((req: InboundRequest) => AccessVerdict) | undefined;
   private readonly directory: Directory;
-  private upstream: UpstreamNotifyHandler | undefined;
+  private readonly upstream: UpstreamNotifyHandler | undefined;
   private winfo: WatcherInfoPackage | undefined;
   private closed = false;
   private listTagsSeen: readonly string[] | undefined = undefined;
@@ -185,11 +185,6 @@ export class SimpleServer {
   /** Subscriptions by event package, and publications, for tests and metrics. */
   counts(): { subscriptions: Record<string, number>; publications: number } {
     return { subscriptions: this.notifier.counts(), publications: this.publications.size };
-  }
-
-  /** Attach the upstream watcher (it is built after the server, on the same stack). */
-  setUpstream(upstream: UpstreamNotifyHandler): void {
-    this.upstream = upstream;
   }
 
   handleRequest(req: InboundRequest): void {

@@ -55,14 +55,20 @@ function run(store: MemoryStore, startAt?: number) {
   const common = { sender, wheel: clock.wheel, logger: silentLogger(), now: clock.now, random: () => 0.5, backoff: { minMs: 1_000, maxMs: 60_000 } };
   const watcher = new UpstreamWatcher({ ...common, sink: new RecordingSink() });
   const publisher = new UpstreamPublisher(common);
-  watcher.add(watchTarget);
   const s = makeServer();
   const persistence = createPersistence({ store, logger: silentLogger(), always: true, now: clock.now });
   const summary = persistence.restore({
     notifier: s.server.notifier,
     publications: s.server.publications,
     directory: { get: () => undefined },
-    upstream: { watcher, publisher },
+    upstream: {
+      watcher,
+      publisher,
+      start: (saved) => {
+        watcher.add(watchTarget);
+        return { subscriptions: watcher.restore(saved.subscriptions), publications: publisher.restore(saved.publications) };
+      },
+    },
   });
   return { clock, sender, watcher, publisher, persistence, summary };
 }
