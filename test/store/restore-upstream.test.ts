@@ -143,3 +143,16 @@ t.test('an upstream entity-tag is reused after a restart (modify with SIP-If-Mat
   await settle();
   t.same(store.upstreamPublications.loadAll().map((r) => r.etag), ['etag-2']);
 });
+
+t.test('saved dialogs are given back only in the turn of the add()s: later, restore refuses', async (t) => {
+  const clock = manualClock();
+  const sender = new ScriptedSender();
+  const watcher = new UpstreamWatcher({ sender, wheel: clock.wheel, logger: silentLogger(), now: clock.now, random: () => 0.5, sink: new RecordingSink() });
+  t.teardown(() => watcher.close(false));
+  t.same(watcher.restore([]), { restored: 0, dropped: 0 }, 'nothing added yet: nothing to refuse');
+  watcher.add(watchTarget);
+  t.same(watcher.restore([]), { restored: 0, dropped: 0 }, 'same turn as the add()');
+  await settle();
+  t.equal(sender.sent.length, 1, 'the subscription started');
+  t.throws(() => watcher.restore([]), /after its subscriptions started/);
+});
