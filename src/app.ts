@@ -18,7 +18,7 @@ import { wireAdmin } from './admin-wiring.js';
 import { startDemoTenant } from './demo-tenant.js';
 import { startHttpServer, type HttpServer } from './http/server.js';
 import { attachResourceLists, type ResourceLists } from './simple/resource-lists.js';
-import { SimpleServer } from './simple/sip-app.js';
+import { SimpleServer } from './simple/simple-server.js';
 import { createTrunkSide, createUpstream, type TrunkSide, type UpstreamSide } from './trunk-wiring.js';
 import { openPersistence } from './persistence-wiring.js';
 import { Lifecycle } from './util/lifecycle.js';

@@ -9,7 +9,7 @@ import type { GatewayConfig } from './config/schema.js';
 import { effectiveAccessMode } from './trunks/config.js';
 import type { Directory } from './core/directory.js';
 import type { PresenceStore } from './core/presence-store.js';
-import type { AccessVerdict, TrunkTraits } from './simple/sip-app.js';
+import type { AccessVerdict, TrunkTraits } from './simple/simple-server.js';
 import type { InboundRequest, RequestSender } from './simple/stack-port.js';
 import type { Endpoint } from './sip/message.js';
 import type { TlsClientOptions } from './sip/stack.js';
