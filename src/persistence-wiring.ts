@@ -45,6 +45,7 @@ import {
   type SavedPresenceState,
 } from './store/index.js';
 import type { SavedUpstream, UpstreamRestoreCounts } from './trunk-wiring.js';
+import { systemClock, type Clock } from './util/clock.js';
 import type { Logger } from './util/logger.js';
 
 /** The live parts whose state is kept. */
@@ -78,7 +79,8 @@ export interface PersistenceOptions {
   drainMs?: number;
   /** Hook the parts even to a memory store (tests). Default: only a store that survives the process. */
   always?: boolean;
-  now?: () => number;
+  /** Expiry of saved state is judged on this clock (default the system clock). */
+  clock?: Pick<Clock, 'now'>;
 }
 
 export interface Persistence {
@@ -124,7 +126,7 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 
 export function createPersistence(options: PersistenceOptions): Persistence {
   const { store, logger } = options;
-  const now = options.now ?? Date.now;
+  const clock = options.clock ?? systemClock;
   const persistent = store.kind !== 'memory' || options.always === true;
   let notifier: Notifier | undefined;
   let sweep: NodeJS.Timeout | undefined;
@@ -229,7 +231,7 @@ export function createPersistence(options: PersistenceOptions): Persistence {
         return summary;
       }
       hook(parts);
-      const pruned = store.pruneExpired(now());
+      const pruned = store.pruneExpired(clock.now());
       const exists = (id: string): boolean => parts.directory.get(id) !== undefined;
 
       const pubs = store.publications.loadAll();

@@ -56,7 +56,7 @@ function run(store: MemoryStore, startAt?: number) {
   const watcher = new UpstreamWatcher({ ...common, sink: new RecordingSink() });
   const publisher = new UpstreamPublisher(common);
   const s = makeServer();
-  const persistence = createPersistence({ store, logger: silentLogger(), always: true, now: clock.now });
+  const persistence = createPersistence({ store, logger: silentLogger(), always: true, clock: { now: clock.now } });
   const summary = persistence.restore({
     notifier: s.server.notifier,
     publications: s.server.publications,
