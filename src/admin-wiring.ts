@@ -13,24 +13,17 @@ import type { PresenceStore } from './core/presence-store.js';
 import type { GraphRuntime } from './graph/index.js';
 import type {
   AdminSource,
-  RenderedBody,
-  ResyncResult,
   SignInOutcome,
   TrunkInfo,
-  WatcherEvent,
-  WatcherProfileName,
 } from './http/admin-source.js';
+import { adminActions } from './http/admin-actions.js';
 import { Metrics } from './http/metrics.js';
 import { graphAuthOk } from './http/readiness.js';
 import { securityInfo } from './http/security-info.js';
 import { TeamsLatencyStopwatch } from './http/teams-latency.js';
 import type { HttpServerOptions } from './http/server.js';
-import { DialogPackage } from './simple/dialog-package.js';
-import type { EventPackage } from './simple/event-package.js';
 import type { Notifier } from './simple/notifier.js';
-import { PresencePackage } from './simple/presence-package.js';
 import type { Publications } from './simple/publications.js';
-import { WatcherProfileSelector } from './simple/watcher-profile.js';
 import type { Endpoint, TransportProtocol } from './sip/message.js';
 import { systemClock, type Clock } from './util/clock.js';
 import type { Logger } from './util/logger.js';
@@ -118,58 +111,16 @@ export function wireAdmin(options: AdminWiringOptions): AdminWiring {
     teamsApplied: (personId, elapsedMs) => teamsLatency.teamsApplied(personId, elapsedMs),
   });
 
-  // What a new watcher would get: packages of our own over the same store (their caches are theirs).
-  const packageOptions = {
-    profiles: new WatcherProfileSelector(config.sip.watcherProfiles ?? []),
-    extensionOf: (resource: string) => directory.get(resource)?.extension,
-  };
-  const packages: Record<WatcherEvent, EventPackage> = {
-    presence: new PresencePackage(store, packageOptions),
-    dialog: new DialogPackage(store, packageOptions),
-  };
-  const render = (personId: string, event: WatcherEvent, profile: WatcherProfileName): RenderedBody | undefined => {
-    const person = directory.get(personId);
-    if (person === undefined) return undefined;
-    const pkg = packages[event];
-    const format = pkg.negotiate(undefined, { profile });
-    if (format === undefined) return undefined;
-    const entity = person.sipAors[0] ?? `sip:${person.id}@${config.sip.domain}`;
-    return { contentType: format.contentType, body: pkg.render(personId, { entity, format, version: 0 }).toString('utf8') };
-  };
-
-  const resync = async (personId: string): Promise<ResyncResult> => {
-    const person = directory.get(personId);
-    if (person === undefined) return { ok: false, detail: `no user "${personId}"` };
-    const parts: string[] = [];
-    let ok = true;
-    const userId = person.teams?.userId;
-    if (!graphExpected) {
-      parts.push('no Teams side configured');
-    } else if (graph === undefined) {
-      ok = false;
-      parts.push('the Graph side has not started yet');
-    } else if (userId === undefined) {
-      parts.push('no Teams identity (the directory sync has not matched this user)');
-    } else {
-      try {
-        const r = await graph.readUsers([userId]);
-        if (r.error !== undefined) {
-          ok = false;
-          parts.push(`Teams presence could not be read: ${r.error}`);
-        } else {
-          parts.push(r.read > 0 ? 'Teams presence read again' : 'Graph returned no presence for this user');
-        }
-      } catch (error) {
-        ok = false;
-        parts.push(`Teams presence could not be read: ${error instanceof Error ? error.message : String(error)}`);
-      }
-    }
-    const n = notifier.watchers(personId).length;
-    notifier.resourceChanged(personId);
-    parts.push(`current state sent to ${n} watcher${n === 1 ? '' : 's'}`);
-    logger.info({ user: personId, ok }, 'admin: resync');
-    return { ok, detail: parts.join('; ') };
-  };
+  const { render, resync } = adminActions({
+    directory,
+    store,
+    notifier,
+    graph,
+    graphExpected,
+    domain: config.sip.domain,
+    watcherProfiles: config.sip.watcherProfiles ?? [],
+    logger,
+  });
 
   const source: AdminSource = {
     persons: () => directory.all(),
