@@ -71,6 +71,8 @@ async function assemble(config: GatewayConfig, logger: Logger, life: Lifecycle):
   const store = new PresenceStore(directory, presenceStoreOptions(config));
   // The store first: a file that cannot be used stops the start before any socket is bound.
   const persistence = await openPersistence(config, logger);
+  // closed here only when the start fails before the parts are built; else the 'persistence' hook below did it
+  life.onClose('store', () => persistence.close());
   // The security log: its own stream at warn whatever log.level (fail2ban and SIEMs read it).
   const security = new PinoSecurityLog({
     destination: config.log.security.destination,

@@ -15,7 +15,7 @@ import { silentLogger } from '../src/util/logger.js';
 import { freePort } from './helpers/ports.js';
 
 /** The parts in the order app.ts starts them (a SIP-only gateway). */
-const START_ORDER = ['sip stack', 'timers', 'trunks', 'persistence', 'simple server', 'resource lists', 'upstream', 'admin', 'http server'];
+const START_ORDER = ['store', 'sip stack', 'timers', 'trunks', 'persistence', 'simple server', 'resource lists', 'upstream', 'admin', 'http server'];
 
 async function gateway(t: Test) {
   const stateDir = await mkdtemp(join(tmpdir(), 'pgw-app-'));
@@ -99,4 +99,26 @@ t.test('a failing close hook is logged and the parts after it still close', asyn
   );
   t.same(errors.map((e) => e.part), ['resource lists'], 'the failure is logged with the part');
   t.equal(gw.stack.localEndpoint('udp'), undefined, 'the SIP stack closed after the failure');
+});
+
+t.test('a start that fails half way closes what it had started', async (t) => {
+  const stateDir = await mkdtemp(join(tmpdir(), 'pgw-app-'));
+  t.teardown(() => rm(stateDir, { recursive: true, force: true }));
+  const http = await freePort();
+  // the HTTP port is taken: the start fails after the SIP stack and the store were up
+  const { createServer } = await import('node:net');
+  const blocker = createServer();
+  await new Promise<void>((r) => blocker.listen(http, '127.0.0.1', () => r()));
+  t.teardown(() => new Promise<void>((r) => blocker.close(() => r())));
+  const config = configSchema.parse({
+    sip: { listen: [{ transport: 'udp', address: '127.0.0.1', port: 0 }], domain: 'example.com' },
+    http: { address: '127.0.0.1', port: http },
+    stateDir,
+    users: [{ id: 'alice', displayName: 'Alice' }],
+  });
+  const life = new Lifecycle({ log: { warn: () => undefined, error: () => undefined } });
+  await t.rejects(startGateway(config, silentLogger(), { lifecycle: life }), /EADDRINUSE/);
+  const outcomes = await life.close();
+  t.same(outcomes.map((o) => o.name), START_ORDER.filter((n) => n !== 'http server').reverse(), 'everything started before the failure is closed');
+  t.ok(outcomes.every((o) => o.result === 'closed'));
 });
