@@ -7,7 +7,7 @@
 import { Directory } from '../src/core/directory.js';
 import { PresenceStore } from '../src/core/presence-store.js';
 import { parseMessage } from '../src/sip/parser.js';
-import { SimpleServer } from '../src/simple/sip-app.js';
+import { SimpleServer } from '../src/simple/simple-server.js';
 import { silentLogger } from '../src/util/logger.js';
 import { TimerWheel } from '../src/util/timer-wheel.js';
 import { CONFIG, FakeStack, settle } from '../test/simple/helpers.js';

@@ -1,29 +1,31 @@
 /**
  * The composition root: builds the directory, the canonical state, the SIP
  * stack, the SIMPLE server, the HTTP side and the Graph side from a
- * validated config, and stops them again. Graph and SIP meet only through
- * core's PresenceStore.
+ * validated config, starts them in order, and stops them in the reverse
+ * order through the close hooks each registers (src/util/lifecycle.ts).
+ * Graph and SIP meet only through core's PresenceStore.
  */
-import { readFileSync } from 'node:fs';
-import type { GatewayConfig, UserConfig } from './config/schema.js';
-import { Directory, normalizeAor, type Person } from './core/directory.js';
-import { DEFAULT_TEAMS_TO_SIP, PRESENTING_AS_DND, type SipMeaning, type TeamsToSipTable } from './core/mapping.js';
+import { personFromConfig, presenceStoreOptions } from './config/core-config.js';
+import type { GatewayConfig } from './config/schema.js';
+import { sipStackOptions } from './config/sip-options.js';
+import { Directory } from './core/directory.js';
 import { PresenceStore } from './core/presence-store.js';
 // The Graph side (msal-node, the Graph client) and the simulator (node-forge) are loaded only
 // when configured: a SIP-only gateway should not carry them (about 20 MB of RSS).
-import type { GraphConfig, GraphRuntime } from './graph/index.js';
+import type { GraphRuntime } from './graph/index.js';
 import type { GraphSimulator } from './graph-simulator/index.js';
 import { wireAdmin } from './admin-wiring.js';
+import { startDemoTenant } from './demo-tenant.js';
 import { startHttpServer, type HttpServer } from './http/server.js';
 import { attachResourceLists, type ResourceLists } from './simple/resource-lists.js';
-import { SimpleServer } from './simple/sip-app.js';
-import { createTrunkSide, startUpstream, type TrunkSide, type UpstreamSide } from './trunk-wiring.js';
+import { PackageRegistry } from './simple/package-registry.js';
+import { SimpleServer } from './simple/simple-server.js';
+import { createTrunkSide, createUpstream, type TrunkSide, type UpstreamSide } from './trunk-wiring.js';
 import { openPersistence } from './persistence-wiring.js';
+import { Lifecycle } from './util/lifecycle.js';
 import { TimerWheel } from './util/timer-wheel.js';
-import { EventLoopGuard } from './sip/overload.js';
-import { SipStack, type ListenSpec } from './sip/stack.js';
+import { SipStack } from './sip/stack.js';
 import { PinoSecurityLog } from './sip/security-log.js';
-import { parseUri } from './sip/uri.js';
 import type { Logger } from './util/logger.js';
 
 export interface Gateway {
@@ -41,162 +43,60 @@ export interface Gateway {
   stop(): Promise<void>;
 }
 
-/** A configured user as a person: AoRs normalized, sip:<id>@<domain> when none are given. */
-export function personFromConfig(user: UserConfig, domain: string): Person {
-  const aors = (user.sip ?? [`sip:${user.id}@${domain}`]).map((text) => {
-    const uri = parseUri(text);
-    if (uri === null) throw new Error(`users[${user.id}].sip: "${text}" is not a SIP URI`);
-    return normalizeAor(uri.scheme, uri.user, uri.host);
-  });
-  const person: Person = { id: user.id, displayName: user.displayName, sipAors: aors };
-  if (user.extension !== undefined) person.extension = user.extension;
-  if (user.language !== undefined) person.language = user.language;
-  return person;
+/** Ending upstream subscriptions waits for the trunks' answers: up to Timer F (64*T1 = 32 s, RFC 3261 §17.1.2.2). */
+const UPSTREAM_STOP_MS = 35_000;
+/** The Graph side's own stop grace is 10 s (src/graph/index.ts). */
+const GRAPH_STOP_MS = 15_000;
+
+export interface GatewayStartOptions {
+  /** The close hooks' lifecycle (tests pass one to see the stop order); made here otherwise. */
+  lifecycle?: Lifecycle;
 }
 
-/** The Teams-to-SIP table of this deployment: the defaults, the Presenting choice, then per-name overrides. */
-export function teamsToSipTable(mapping: GatewayConfig['mapping']): TeamsToSipTable {
-  const table: Record<string, SipMeaning> = { ...(mapping.presenting === 'dnd' ? PRESENTING_AS_DND : DEFAULT_TEAMS_TO_SIP) };
-  for (const [name, meaning] of Object.entries(mapping.teamsToSip)) {
-    const m: SipMeaning = { activities: meaning.activities };
-    if (meaning.dnd !== undefined) m.dnd = meaning.dnd;
-    if (meaning.call !== undefined) m.call = meaning.call;
-    if (meaning.note !== undefined) m.note = meaning.note;
-    table[name.toLowerCase()] = m;
-  }
-  return table;
-}
-
-interface DemoTenant {
-  simulator: GraphSimulator;
-  graph: GraphConfig;
-  tls: { cert: string; key: string };
-}
-
-/**
- * The demo tenant: the built-in simulator seeded with one Teams user per
- * configured person (UPN <id>@<tenant domain>, extension as business phone),
- * and a Graph config pointing at it exactly as a real tenant's would.
- */
-async function startDemoTenant(config: GatewayConfig, logger: Logger): Promise<DemoTenant> {
-  const options = config.graphSimulator!;
-  const [{ DEFAULT_TENANT_DOMAIN, DEMO_APP, DEMO_SERVICE_ACCOUNT }, { createServerCertificate }, { startRecordedSimulator }, { parseGraphConfig }] =
-    await Promise.all([
-      import('./graph-simulator/index.js'),
-      import('./graph-simulator/certs.js'),
-      import('./graph-simulator/recorded.js'),
-      import('./graph/index.js'),
-    ]);
-  const { sim, caPath } = await startRecordedSimulator({
-    port: options.port,
-    ...(options.dir !== undefined ? { dir: options.dir } : {}),
-    logger: logger.child({ component: 'graph-simulator' }),
-    allowHttpNotificationUrl: false,
-    users: config.users.map((u) => ({
-      displayName: u.displayName,
-      userPrincipalName: `${u.id}@${DEFAULT_TENANT_DOMAIN}`,
-      mailNickname: u.id,
-      ...(u.extension !== undefined ? { businessPhones: [u.extension] } : {}),
-    })),
-  });
-  // The webhook's certificate comes from the simulator's CA, which it trusts like a public CA.
-  const cert = createServerCertificate(sim.ca);
-  const graph = parseGraphConfig({
-    tenantId: sim.tenantId,
-    clientId: DEMO_APP.clientId,
-    clientSecret: DEMO_APP.secrets?.[0],
-    authorityHost: sim.origin,
-    graphBaseUrl: sim.graphBaseUrl,
-    trustedCaPath: caPath,
-    serviceAccounts: [{ username: DEMO_SERVICE_ACCOUNT.username, password: DEMO_SERVICE_ACCOUNT.password }],
-    webhook: { publicUrl: `https://127.0.0.1:${config.http.port}/graph/notifications` },
-    poll: { intervalSec: 30 },
-  });
-  logger.info({ graph: sim.graphBaseUrl, control: `${sim.origin}/_sim`, ca: caPath }, 'demo: built-in Graph simulator running');
-  return { simulator: sim, graph, tls: { cert: cert.certPem, key: cert.keyPem } };
-}
-
-/** A configured listener as the stack takes it: certificate files read into PEM text. */
-function listenSpecOf(l: GatewayConfig['sip']['listen'][number]): ListenSpec {
-  const spec: ListenSpec = { protocol: l.transport, address: l.address, port: l.port };
-  if (l.path !== undefined) spec.path = l.path;
-  if (l.tls !== undefined) {
-    spec.tls = {
-      cert: readPem(l.tls.certPath, 'certPath'),
-      key: readPem(l.tls.keyPath, 'keyPath'),
-      requestClientCert: l.tls.requestClientCert,
-      ...(l.tls.caPath !== undefined ? { ca: readPem(l.tls.caPath, 'caPath') } : {}),
-    };
-  }
-  return spec;
-}
-
-/** Read a PEM file named in config, with an error naming what it was for. */
-export function readPem(file: string, what: string): string {
+export async function startGateway(config: GatewayConfig, logger: Logger, options: GatewayStartOptions = {}): Promise<Gateway> {
+  const life = options.lifecycle ?? new Lifecycle({ log: logger });
   try {
-    return readFileSync(file, 'utf8');
+    return await assemble(config, logger, life);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? 'error';
-    throw new Error(`${what}: cannot read ${file} (${code}); give the path of a readable PEM file`);
+    // a start that fails half way closes what it had started
+    await life.close();
+    throw err;
   }
 }
 
-export async function startGateway(config: GatewayConfig, logger: Logger): Promise<Gateway> {
+async function assemble(config: GatewayConfig, logger: Logger, life: Lifecycle): Promise<Gateway> {
   const directory = new Directory(
     config.users.map((u) => personFromConfig(u, config.sip.domain)),
     { domains: [config.sip.domain, ...config.sip.aliases] },
   );
-  const priority = new Map<string, readonly string[]>();
-  for (const g of config.mapping.groups) for (const m of g.members) priority.set(m, g.prefer);
-  const store = new PresenceStore(directory, {
-    prefer: config.mapping.prefer,
-    sourcePriority: (personId) => priority.get(personId),
-    teamsToSip: teamsToSipTable(config.mapping),
-    echoWindowMs: config.mapping.echoWindowSec * 1000,
-    ...(config.graph?.calendar.enabled === true ? { timeZone: config.graph.calendar.timeZone } : {}),
-    // busy-on-busy: the DoNotDisturb the Graph writer holds during a PBX call is its own echo
-    ...(config.graph?.writer.duringCall === 'dnd' ? { callEchoes: [{ availability: 'DoNotDisturb', activity: 'DoNotDisturb' }] } : {}),
-  });
+  const store = new PresenceStore(directory, presenceStoreOptions(config));
   // The store first: a file that cannot be used stops the start before any socket is bound.
   const persistence = await openPersistence(config, logger);
+  // closed here only when the start fails before the parts are built; else the 'persistence' hook below did it
+  life.onClose('store', () => persistence.close());
   // The security log: its own stream at warn whatever log.level (fail2ban and SIEMs read it).
   const security = new PinoSecurityLog({
     destination: config.log.security.destination,
     linesPerSourcePerSec: config.log.security.linesPerSourcePerSec,
   });
-  const conn = config.sip.connections;
-  const stack = await SipStack.start({
-    listen: config.sip.listen.map(listenSpecOf),
-    security,
-    connections: {
-      messageTimeoutMs: conn.messageTimeoutSec * 1000,
-      strangerIdleMs: conn.strangerIdleSec * 1000,
-      maxPerSource: conn.maxPerSource,
-    },
-    logger,
-    maxMessageSize: config.sip.maxMessageSize,
-    maxConnections: config.sip.maxConnections,
-    udpBufferBytes: config.sip.udpBufferBytes,
-    userAgent: config.sip.userAgent,
-    load: config.sip.overload.maxEventLoopLagMs === 0 ? false : new EventLoopGuard({ maxLagMs: config.sip.overload.maxEventLoopLagMs }),
-    retryAfterSec: config.sip.overload.retryAfterSec,
-    overload: {
-      queueDelayMs: config.sip.overload.queueDelayMs,
-      maxWaitMs: config.sip.overload.maxWaitMs,
-      maxRetryAfterSec: config.sip.overload.maxRetryAfterSec,
-    },
-    rateLimit: config.sip.rateLimit.enabled
-      ? { ratePerSec: config.sip.rateLimit.ratePerSec, burst: config.sip.rateLimit.burst }
-      : false,
-    ...(config.sip.advertisedHost !== undefined ? { viaHost: config.sip.advertisedHost } : {}),
-  });
+  const stack = await life.start('sip stack', () => SipStack.start(sipStackOptions(config, security, logger)), (s) => s.close());
   for (const l of config.sip.listen) {
     const bound = stack.localEndpoint(l.transport);
     logger.info({ transport: l.transport, address: bound?.address ?? l.address, port: bound?.port ?? l.port }, 'sip listening');
   }
   // One timing wheel for every expiry, refresh and ping (subscriptions, publications, trunks).
   const wheel = new TimerWheel({ onError: (err: unknown) => logger.error({ err }, 'timer callback failed') });
+  life.onClose('timers', () => wheel.close());
   const trunks = createTrunkSide(config, stack, logger, wheel, security);
+  life.onClose('trunks', () => {
+    trunks.registry.close();
+    trunks.access.close();
+  });
+  // NOTIFYs in flight are drained and the moved CSeqs saved while the stack still runs.
+  life.onClose('persistence', () => persistence.close());
+  // One registry of event packages: the SIMPLE server registers them, the upstream watcher reads NOTIFY bodies by them.
+  const packages = new PackageRegistry();
+  const upstream = createUpstream({ config, sender: stack, trunks, directory, store, wheel, logger, packages });
   const simple = new SimpleServer({
     stack,
     directory,
@@ -213,57 +113,83 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
     logger,
     wheel,
     access: (req) => trunks.verdict(req),
+    upstream: upstream.watcher,
+    packages,
   });
+  life.onClose('simple server', () => simple.close());
   const lists = attachResourceLists(simple.notifier, (l) => store.onChange(l), config.lists, { directory, logger });
-  await trunks.registry.start();
-  const upstream = startUpstream({ config, sender: stack, trunks, directory, store, wheel, logger, packages: simple.notifier.packages });
-  simple.setUpstream(upstream.watcher);
-  // Saved subscriptions, publications and upstream dialogs come back, then every change is kept (persistence-wiring.ts).
-  persistence.restore({ notifier: simple.notifier, publications: simple.publications, directory, lists, upstream, ...(simple.features !== undefined ? { features: simple.features } : {}) });
+  life.onClose('resource lists', () => lists.close());
 
-  const demo = config.graphSimulator !== undefined ? await startDemoTenant(config, logger) : undefined;
+  await trunks.registry.start();
+  // Upstream starts inside restore, with the dialogs and publications saved by the last run; from then on
+  // every change is kept (persistence-wiring.ts).
+  persistence.restore({ notifier: simple.notifier, publications: simple.publications, directory, lists, upstream, ...(simple.features !== undefined ? { features: simple.features } : {}) });
+  life.onClose(
+    'upstream',
+    async () => {
+      // With a persistent store the dialogs and publications stay at the trunks and are reused at the
+      // next start; without one they are ended (unSUBSCRIBE, PUBLISH Expires: 0) while the stack still runs.
+      await persistence.keepUpstream(upstream);
+      await upstream.close();
+    },
+    { timeoutMs: UPSTREAM_STOP_MS },
+  );
+
+  const demo =
+    config.graphSimulator !== undefined
+      ? await life.start('graph simulator', () => startDemoTenant(config, logger), (d) => d.simulator.close())
+      : undefined;
   const graphConfig = demo?.graph ?? config.graph;
-  let graph: GraphRuntime | undefined;
-  const tls =
-    demo?.tls ?? (config.http.tls !== undefined ? { cert: config.http.tls.certPath, key: config.http.tls.keyPath } : undefined);
+  // The Graph side is built before the HTTP server (its webhook handlers are served there) and started after it.
   const graphModule = graphConfig !== undefined ? await import('./graph/index.js') : undefined;
+  const graph =
+    graphConfig !== undefined && graphModule !== undefined
+      ? graphModule.createGraph({
+          config: graphConfig,
+          directory,
+          store,
+          logger: logger.child({ component: 'graph' }),
+          stateStore: persistence.graphState(),
+          ...persistence.graphWriterState(),
+          tokenCache: persistence.graphTokenCache(),
+          passwordRefusals: persistence.graphPasswordRefusals(),
+        })
+      : undefined;
   const hookPath = graphConfig !== undefined ? graphModule?.webhookPath(graphConfig) : undefined;
   // Metrics, the admin API's source, the change history and /readyz (admin-wiring.ts).
-  const adminSide = wireAdmin({
+  const admin = wireAdmin({
     config,
     directory,
     store,
     stack,
     simple,
     trunks,
-    graph: () => graph,
+    graph,
     logger,
     ...(persistence.persistent ? { storeOk: () => persistence.ok() } : {}),
     security: { counts: () => security.counts(), lockouts: () => trunks.access.guessingStats() },
   });
-  const http = await startHttpServer({
-    address: config.http.address,
-    port: config.http.port,
-    ...(tls !== undefined ? { tls } : {}),
-    logger,
-    ...(hookPath !== undefined ? { graphWebhook: { path: hookPath, handlers: () => graph?.webhook } } : {}),
-    ...adminSide.http,
-  });
+  life.onClose('admin', () => admin.close());
+  const tls =
+    demo?.tls ?? (config.http.tls !== undefined ? { cert: config.http.tls.certPath, key: config.http.tls.keyPath } : undefined);
+  const http = await life.start(
+    'http server',
+    () =>
+      startHttpServer({
+        address: config.http.address,
+        port: config.http.port,
+        ...(tls !== undefined ? { tls } : {}),
+        logger,
+        ...(hookPath !== undefined && graph !== undefined ? { graphWebhook: { path: hookPath, handlers: () => graph.webhook } } : {}),
+        ...admin.http,
+      }),
+    (h) => h.close(),
+  );
   logger.info({ origin: http.origin }, 'http listening');
-
-  if (graphConfig !== undefined && graphModule !== undefined) {
-    const { createGraph } = graphModule;
-    graph = createGraph({
-      config: graphConfig,
-      directory,
-      store,
-      logger: logger.child({ component: 'graph' }),
-      stateStore: persistence.graphState(),
-      ...persistence.graphWriterState(),
-      tokenCache: persistence.graphTokenCache(),
-      passwordRefusals: persistence.graphPasswordRefusals(),
-    });
-    adminSide.attachGraph(graph);
+  // A stop ends nothing towards watchers (no terminating NOTIFYs) nor Graph subscriptions (reused on restart).
+  // Its stop is registered first: a start that fails half way still has its timers stopped.
+  if (graph !== undefined) {
+    life.onClose('graph', () => graph.stop(), { timeoutMs: GRAPH_STOP_MS });
     await graph.start();
   }
 
@@ -279,21 +205,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
     graph,
     simulator: demo?.simulator,
     async stop() {
-      // A stop ends nothing towards watchers (no terminating NOTIFYs) nor Graph subscriptions (reused on restart).
-      await graph?.stop();
-      // Upstream: with a persistent store the dialogs and publications stay at the trunks and are reused at the
-      // next start; without one they are ended (unSUBSCRIBE, PUBLISH Expires: 0) while the stack still runs.
-      await persistence.keepUpstream(upstream);
-      await upstream.close();
-      trunks.registry.close();
-      trunks.access.close();
-      lists.close();
-      simple.close();
-      await persistence.close();
-      wheel.close();
-      await http.close();
-      await stack.close();
-      await demo?.simulator.close();
+      await life.close();
     },
   };
 }

@@ -46,6 +46,8 @@ import {
   type NotificationKeyState,
   type SavedPresenceState,
 } from './store/index.js';
+import type { SavedUpstream, UpstreamRestoreCounts } from './trunk-wiring.js';
+import { systemClock, type Clock } from './util/clock.js';
 import type { Logger } from './util/logger.js';
 
 /** The live parts whose state is kept. */
@@ -54,7 +56,11 @@ export interface PersistedParts {
   publications: Publications;
   directory: Pick<Directory, 'get'>;
   lists?: Pick<ResourceLists, 'summary'> & Partial<Pick<ResourceLists, 'restoreClientList' | 'released'>>;
-  upstream?: { watcher: UpstreamWatcher; publisher: UpstreamPublisher };
+  /**
+   * The upstream side, not started yet: restore() starts it with the dialogs
+   * and entity-tags saved by an earlier run (nothing saved when not persistent).
+   */
+  upstream?: { watcher: UpstreamWatcher; publisher: UpstreamPublisher; start(saved: SavedUpstream): UpstreamRestoreCounts };
   /** Desk phones' forwarding settings (as-feature-event), kept per person. */
   features?: Pick<FeatureEventPackage, 'restoreForwarding' | 'onPersist'>;
 }
@@ -109,7 +115,8 @@ export interface PersistenceOptions {
   drainMs?: number;
   /** Hook the parts even to a memory store (tests). Default: only a store that survives the process. */
   always?: boolean;
-  now?: () => number;
+  /** Expiry of saved state is judged on this clock (default the system clock). */
+  clock?: Pick<Clock, 'now'>;
 }
 
 export interface Persistence {
@@ -126,7 +133,10 @@ export interface Persistence {
   graphTokenCache(): GraphTokenCacheState;
   /** Refused service account passwords (a salted hash, never the password), in the store's meta table. */
   graphPasswordRefusals(): PasswordRefusalStore;
-  /** Put saved state back into `parts` and keep it saved from now on. Call once, after the parts are built. */
+  /**
+   * Put saved state back into `parts` and keep it saved from now on; starts
+   * the upstream side. Call once, after the parts are built.
+   */
   restore(parts: PersistedParts): RestoreSummary;
   /** Stop: close the upstream side keeping its dialogs and publications (nothing sent). No-op when not persistent. */
   keepUpstream(upstream: { watcher: UpstreamWatcher; publisher: UpstreamPublisher }): Promise<void>;
@@ -152,7 +162,7 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 
 export function createPersistence(options: PersistenceOptions): Persistence {
   const { store, logger } = options;
-  const now = options.now ?? Date.now;
+  const clock = options.clock ?? systemClock;
   const persistent = store.kind !== 'memory' || options.always === true;
   let notifier: Notifier | undefined;
   let sweep: NodeJS.Timeout | undefined;
@@ -252,9 +262,12 @@ export function createPersistence(options: PersistenceOptions): Persistence {
         upstreamSubscriptions: { ...empty },
         upstreamPublications: { ...empty },
       };
-      if (!persistent) return summary;
+      if (!persistent) {
+        parts.upstream?.start({ subscriptions: [], publications: [] });
+        return summary;
+      }
       hook(parts);
-      const pruned = store.pruneExpired(now());
+      const pruned = store.pruneExpired(clock.now());
       const exists = (id: string): boolean => parts.directory.get(id) !== undefined;
 
       if (parts.features !== undefined) {
@@ -273,8 +286,12 @@ export function createPersistence(options: PersistenceOptions): Persistence {
       for (const p of pubs) if (parts.publications.get(p.etag) === undefined) store.publications.remove(p.etag);
 
       if (parts.upstream !== undefined) {
-        summary.upstreamSubscriptions = parts.upstream.watcher.restore(store.upstreamSubscriptions.loadAll());
-        summary.upstreamPublications = parts.upstream.publisher.restore(store.upstreamPublications.loadAll());
+        const up = parts.upstream.start({
+          subscriptions: store.upstreamSubscriptions.loadAll(),
+          publications: store.upstreamPublications.loadAll(),
+        });
+        summary.upstreamSubscriptions = up.subscriptions;
+        summary.upstreamPublications = up.publications;
       }
 
       const lists = new Set((parts.lists?.summary() ?? []).map((l) => `list:${l.name}`));

@@ -1,5 +1,6 @@
 import t from 'tap';
-import { graphAuthOk, wireAdmin } from '../src/admin-wiring.js';
+import { wireAdmin } from '../src/admin-wiring.js';
+import { graphAuthOk } from '../src/http/readiness.js';
 import { configSchema } from '../src/config/schema.js';
 import type { Directory } from '../src/core/directory.js';
 import type { GraphObserver, GraphRuntime, GraphStatus } from '../src/graph/index.js';
@@ -91,7 +92,7 @@ function setup(options: { extra?: Record<string, unknown>; graph?: FakeGraph; st
     stack: env.stack,
     simple: env.server,
     trunks: { statuses: () => [TRUNK] },
-    graph: () => options.graph,
+    graph: options.graph,
     logger: silentLogger(),
     processMetrics: false,
     ...(options.storeOk !== undefined ? { storeOk: options.storeOk } : {}),
@@ -216,22 +217,25 @@ t.test('readiness: SIP listeners, store, Graph auth', async (t) => {
   sipOnly.wiring.close();
 
   const graph = fakeGraph();
-  let created: FakeGraph | undefined;
   const env = makeServer();
-  const wiring = wireAdmin({
-    config: config({ graphSimulator: { port: 0 } }),
-    directory: makeDirectoryOf(env),
-    store: env.store,
-    stack: { localEndpoint: () => undefined },
-    simple: env.server,
-    trunks: { statuses: () => [] },
-    graph: () => created,
-    logger: silentLogger(),
-    processMetrics: false,
-  });
+  // the Graph side is built before the admin side: with Graph expected but none given, Graph is not ready
+  const wire = (created: FakeGraph | undefined) =>
+    wireAdmin({
+      config: config({ graphSimulator: { port: 0 } }),
+      directory: makeDirectoryOf(env),
+      store: env.store,
+      stack: { localEndpoint: () => undefined },
+      simple: env.server,
+      trunks: { statuses: () => [] },
+      graph: created,
+      logger: silentLogger(),
+      processMetrics: false,
+    });
+  const without = wire(undefined);
+  t.same(without.ready(), { sip: false, graph: false }, 'nothing bound, Graph not created yet');
+  without.close();
+  const wiring = wire(graph);
   t.teardown(() => wiring.close());
-  t.same(wiring.ready(), { sip: false, graph: false }, 'nothing bound, Graph not created yet');
-  created = graph;
   t.same(wiring.ready(), { sip: false, graph: true });
   graph.statusValue.tokens = [{ name: 'app', ok: true }, { name: 'svc1@contoso.test', ok: false, lastError: 'AADSTS50126' }];
   t.equal(wiring.ready()['graph'], false, 'a failing token: Graph auth is down');

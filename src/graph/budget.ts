@@ -6,7 +6,7 @@
  * from Graph pauses everyone until its Retry-After has passed, since the
  * limit is the app's, not the request's.
  */
-import type { Clock, Timer } from './clock.js';
+import type { Clock, Timer } from '../util/clock.js';
 
 export interface BudgetStatus {
   limit: number;

@@ -25,7 +25,7 @@ import type { PresenceStore } from '../core/presence-store.js';
 import type { Logger } from '../util/logger.js';
 import type { BudgetStatus, RequestBudget } from './budget.js';
 import { graphFailure } from './client.js';
-import type { Clock, Timer } from './clock.js';
+import type { Clock, Timer } from '../util/clock.js';
 import { blockAt, nextBoundary, parseScheduleAnswer, type ScheduleBlock } from './schedule-resource.js';
 
 export const MAX_SCHEDULES_PER_CALL = 20;

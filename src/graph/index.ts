@@ -18,7 +18,7 @@ import type { TokenCacheStore } from './token-cache.js';
 import { RequestBudget, type BudgetStatus } from './budget.js';
 import { CalendarReader, type CalendarStatus } from './calendar-reader.js';
 import { createGraphClient, graphFailure } from './client.js';
-import { systemClock, type Clock, type Timer } from './clock.js';
+import { systemClock, type Clock, type Timer } from '../util/clock.js';
 import { calendarRequestsPer30s, pollRequestsPer30s, type GraphConfig } from './config.js';
 import { DirectorySync, type DirectorySyncResult } from './directory-sync.js';
 import { createHttpTransport } from './http-transport.js';
@@ -35,7 +35,7 @@ export { graphConfigSchema, parseGraphConfig, GraphConfigError, type GraphConfig
 export { graphWebhookRoute, type WebhookRouteOptions } from './webhook-route.js';
 export type { WebhookHandlers, WebhookReply } from './webhook-handler.js';
 export { JsonFileSubscriptionStateStore, MemorySubscriptionStateStore, type SubscriptionRecord, type SubscriptionStateStore } from './subscription-state.js';
-export type { Clock, Timer } from './clock.js';
+export type { Clock, Timer } from '../util/clock.js';
 export type { GraphObserver } from './observer.js';
 export type { DirectorySyncResult } from './directory-sync.js';
 export { MemoryNotificationKeyStore, type NotificationKeyRecord, type NotificationKeyStore } from './notification-keys.js';

@@ -14,7 +14,7 @@ import type { Client } from '@microsoft/microsoft-graph-client';
 import type { Directory } from '../core/directory.js';
 import type { PresenceStore } from '../core/presence-store.js';
 import type { Logger } from '../util/logger.js';
-import type { Clock } from './clock.js';
+import type { Clock } from '../util/clock.js';
 import type { ObserverRef } from './observer.js';
 import { isRecord } from './json.js';
 import { readPresences } from './presence-batch.js';

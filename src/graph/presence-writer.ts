@@ -10,7 +10,7 @@ import type { Directory } from '../core/directory.js';
 import type { TeamsTarget } from '../core/person-state.js';
 import type { PresenceStore } from '../core/presence-store.js';
 import type { Logger } from '../util/logger.js';
-import type { Clock, Timer } from './clock.js';
+import type { Clock, Timer } from '../util/clock.js';
 import type { ObserverRef } from './observer.js';
 import { graphFailure, isRecord, isTransient, type GraphFailure } from './client.js';
 import { expiryFromGraph, graphDateTime, preferredFromPresence, type SavedPresence, type SavedPresenceStore } from './saved-presence.js';

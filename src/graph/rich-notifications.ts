@@ -16,7 +16,7 @@
 import { constants, createDecipheriv, createHmac, privateDecrypt, timingSafeEqual } from 'node:crypto';
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
 import type { Logger } from '../util/logger.js';
-import type { Clock } from './clock.js';
+import type { Clock } from '../util/clock.js';
 import { isRecord } from './json.js';
 import type { NotificationKeyring } from './notification-keys.js';
 import type { EncryptedContent } from './webhook-handler.js';

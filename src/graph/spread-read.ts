@@ -7,7 +7,7 @@
  * cycles the interval is asked again every few seconds, so a shorter one (a
  * webhook turning unhealthy) takes effect without waiting out the longer.
  */
-import type { Clock, Timer } from './clock.js';
+import type { Clock, Timer } from '../util/clock.js';
 import { MAX_IDS_PER_CALL } from './presence-batch.js';
 
 export interface SpreadReadOptions {

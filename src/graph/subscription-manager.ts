@@ -12,7 +12,7 @@
  */
 import type { Client } from '@microsoft/microsoft-graph-client';
 import type { Logger } from '../util/logger.js';
-import type { Clock, Timer } from './clock.js';
+import type { Clock, Timer } from '../util/clock.js';
 import { graphFailure, isRecord, isTransient, type GraphFailure } from './client.js';
 import { MAX_IDS_PER_CALL } from './presence-batch.js';
 import type { SubscriptionRecord, SubscriptionStateStore } from './subscription-state.js';

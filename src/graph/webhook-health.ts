@@ -10,7 +10,7 @@
  *   healthy  --miss or refusal--> degraded  --3+ misses, no more deliveries than misses--> down
  *   degraded/down --a window without misses or refusals--> healthy
  */
-import type { Clock } from './clock.js';
+import type { Clock } from '../util/clock.js';
 
 export type WebhookHealthState = 'healthy' | 'degraded' | 'down';
 

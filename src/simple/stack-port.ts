@@ -3,18 +3,18 @@
  * structurally so the real SipStack fits and tests can pass a small fake.
  */
 import type { Endpoint, SipRequest, SipResponse, TransportProtocol } from '../sip/message.js';
+import type { IncomingRequest } from '../sip/stack.js';
 import type { WatcherProfile } from './watcher-profile.js';
 
-export interface InboundRequest {
-  readonly request: SipRequest;
-  readonly source: Endpoint;
-  readonly local: Endpoint;
-  readonly connectionId?: string;
+/**
+ * The one request type between the SIP stack and SIMPLE: the stack's
+ * IncomingRequest, with what access control adds to it here.
+ */
+export interface InboundRequest extends IncomingRequest {
   /** Output profile decided by access control (the trunk the request came from); wins over User-Agent rules. */
   watcherProfile?: WatcherProfile;
   /** Set by access control: the request came from a trusted network, or an admin digest user. */
   privileged?: 'trusted' | 'admin';
-  respond(response: SipResponse): void;
 }
 
 export interface OutboundOptions {

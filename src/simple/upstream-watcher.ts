@@ -269,9 +269,12 @@ export class UpstreamWatcher extends UpstreamClient<WatchItem> {
    * target (same trunk, person and event) and not expired becomes the
    * target's dialog, so its queued turn is a refresh inside it (a 481 makes
    * a new subscription) and the trunk's NOTIFYs in it are recognised at
-   * once. Call right after the add()s, in the same turn. Returns how many were reused and dropped.
+   * once. Only right after the add()s, in the same turn (createUpstream's
+   * start() does both): once the added items have started it throws. Returns
+   * how many were reused and dropped.
    */
   restore(snapshots: Iterable<UpstreamSubscriptionSnapshot>): { restored: number; dropped: number } {
+    if (!this.startScheduled && this.items.size > 0) throw new Error('UpstreamWatcher.restore() after its subscriptions started: restore in the same turn as the add()s');
     const now = this.now();
     let restored = 0;
     let dropped = 0;

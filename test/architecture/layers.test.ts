@@ -11,7 +11,7 @@ import { dirname, join, normalize, relative, sep } from 'node:path';
 import t from 'tap';
 import ts from 'typescript';
 import { repoRoot } from '../helpers/gateway-process.js';
-import { ALLOWED_IMPORTS, brokenImports, importCircles, layerOf } from './layers.js';
+import { ALLOWED_IMPORTS, barrelProblems, brokenImports, importCircles, layerOf } from './layers.js';
 
 const root = repoRoot();
 const src = join(root, 'src');
@@ -68,6 +68,22 @@ t.test('no import runs against the layering', async (t) => {
 
 t.test('no import circle between files (type-only imports included)', async (t) => {
   t.same(importCircles(graph), [], 'files that import each other, directly or around a loop');
+});
+
+t.test('barrels follow the one policy of ARCHITECTURE.md', async (t) => {
+  t.same(barrelProblems(graph), [], 'an index.ts only for a folder other folders use as one unit; none imported from inside');
+  const bad = new Map<string, string[]>([
+    ['src/simple/index.ts', ['src/simple/a.ts']],
+    ['src/simple/a.ts', []],
+    ['src/bodies/index.ts', ['src/bodies/x.ts']],
+    ['src/bodies/x.ts', []],
+    ['src/bodies/y.ts', ['src/bodies/index.ts']],
+  ]);
+  t.same(barrelProblems(bad), [
+    'src/simple/index.ts is a barrel the policy does not list',
+    'src/bodies/index.ts is imported by no other folder',
+    "src/bodies/y.ts imports its own folder's barrel",
+  ]);
 });
 
 t.test('the checker itself finds a broken rule and a circle', async (t) => {

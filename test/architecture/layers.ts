@@ -115,3 +115,25 @@ export function importCircles(graph: ReadonlyMap<string, readonly string[]>): st
   for (const v of graph.keys()) if (!idx.has(v)) visit(v);
   return circles;
 }
+
+/**
+ * The barrel policy of ARCHITECTURE.md: a folder has an index.ts only when
+ * other folders use it as one unit (these four), and no file imports the
+ * barrel of its own folder.
+ */
+export const BARRELS: readonly string[] = ['src/bodies/index.ts', 'src/store/index.ts', 'src/graph/index.ts', 'src/graph-simulator/index.ts'];
+
+/** Barrels against the policy: not listed, imported by no other folder (dead), or imported from inside their folder. */
+export function barrelProblems(graph: ReadonlyMap<string, readonly string[]>): string[] {
+  const problems: string[] = [];
+  const folderOf = (path: string): string => path.slice(0, path.lastIndexOf('/'));
+  const barrels = [...graph.keys()].filter((f) => /^src\/[^/]+\/index\.ts$/.test(f));
+  for (const b of barrels) if (!BARRELS.includes(b)) problems.push(`${b} is a barrel the policy does not list`);
+  for (const b of BARRELS) {
+    if (!graph.has(b)) continue;
+    const users = [...graph].filter(([file, deps]) => deps.includes(b)).map(([file]) => file);
+    if (!users.some((u) => folderOf(u) !== folderOf(b))) problems.push(`${b} is imported by no other folder`);
+    for (const u of users) if (folderOf(u) === folderOf(b)) problems.push(`${u} imports its own folder's barrel`);
+  }
+  return problems;
+}

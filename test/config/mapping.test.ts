@@ -1,5 +1,5 @@
 import t from 'tap';
-import { teamsToSipTable } from '../../src/app.js';
+import { teamsToSipTable } from '../../src/config/core-config.js';
 import { ConfigError, parseConfig } from '../../src/config/loader.js';
 import { sipMeaningOf } from '../../src/core/mapping.js';
 

@@ -1,6 +1,7 @@
 import t from 'tap';
 import { Writable } from 'node:stream';
-import { securityInfo, wireAdmin } from '../../src/admin-wiring.js';
+import { wireAdmin } from '../../src/admin-wiring.js';
+import { securityInfo } from '../../src/http/security-info.js';
 import { DEMO_ADMIN_TOKEN } from '../../src/config/admin.js';
 import { GUESSING_DEFAULTS } from '../../src/trunks/guessing-config.js';
 import { parseConfig } from '../../src/config/loader.js';
@@ -81,7 +82,7 @@ t.test('a warning at start when /metrics is open on a non-loopback address witho
       stack: { localEndpoint: () => undefined },
       simple: env.server,
       trunks: { statuses: () => [] },
-      graph: () => undefined,
+      graph: undefined,
       logger: createLogger({ level: 'warn', destination: sink }),
       processMetrics: false,
     });

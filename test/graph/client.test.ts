@@ -4,7 +4,7 @@ import { createServerCertificate } from '../../src/graph-simulator/certs.js';
 import { GraphAuth } from '../../src/graph/auth.js';
 import { RequestBudget } from '../../src/graph/budget.js';
 import { createGraphClient, graphFailure } from '../../src/graph/client.js';
-import { systemClock } from '../../src/graph/clock.js';
+import { systemClock } from '../../src/util/clock.js';
 import { createHttpTransport } from '../../src/graph/http-transport.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { ANNA, env, testCa } from './helpers.js';

@@ -3,7 +3,7 @@ import type { Client } from '@microsoft/microsoft-graph-client';
 import { GraphAuth } from '../../src/graph/auth.js';
 import { RequestBudget } from '../../src/graph/budget.js';
 import { createGraphClient } from '../../src/graph/client.js';
-import { systemClock } from '../../src/graph/clock.js';
+import { systemClock } from '../../src/util/clock.js';
 import { DirectorySync, teamsLicenceProblem } from '../../src/graph/directory-sync.js';
 import { createHttpTransport } from '../../src/graph/http-transport.js';
 import { silentLogger } from '../../src/util/logger.js';

@@ -3,7 +3,7 @@ import type { Person } from '../../src/core/directory.js';
 import { GraphAuth } from '../../src/graph/auth.js';
 import { RequestBudget } from '../../src/graph/budget.js';
 import { createGraphClient } from '../../src/graph/client.js';
-import { systemClock } from '../../src/graph/clock.js';
+import { systemClock } from '../../src/util/clock.js';
 import { parseGraphConfig } from '../../src/graph/config.js';
 import { DirectorySync, matchPersons, type GraphUser } from '../../src/graph/directory-sync.js';
 import { createHttpTransport } from '../../src/graph/http-transport.js';

@@ -2,7 +2,7 @@ import t from 'tap';
 import { PresenceStore } from '../../src/core/presence-store.js';
 import { Headers } from '../../src/sip/headers.js';
 import { createRequest, createResponse, type SipRequest } from '../../src/sip/message.js';
-import { SimpleServer, type AccessVerdict, type TrunkTraits } from '../../src/simple/sip-app.js';
+import { SimpleServer, type AccessVerdict, type TrunkTraits } from '../../src/simple/simple-server.js';
 import type { InboundRequest } from '../../src/simple/stack-port.js';
 import { TimerWheel } from '../../src/util/timer-wheel.js';
 import { silentLogger } from '../../src/util/logger.js';

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { buildForwardingEvent, parseDoNotDisturbEvent, parseFeatureRequest } from '../../src/bodies/index.js';
 import { PresenceStore } from '../../src/core/presence-store.js';
-import { SimpleServer } from '../../src/simple/sip-app.js';
+import { SimpleServer } from '../../src/simple/simple-server.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { TimerWheel } from '../../src/util/timer-wheel.js';
 import { CONFIG, FakeStack, makeDirectory, resubscribe, settle, subscribe } from './helpers.js';

@@ -3,7 +3,7 @@ import { Directory } from '../../src/core/directory.js';
 import { PresenceStore } from '../../src/core/presence-store.js';
 import { Headers } from '../../src/sip/headers.js';
 import { createRequest, type Endpoint, type SipRequest, type SipResponse, type TransportProtocol } from '../../src/sip/message.js';
-import { SimpleServer, type SimpleServerConfig } from '../../src/simple/sip-app.js';
+import { SimpleServer, type SimpleServerConfig } from '../../src/simple/simple-server.js';
 import type { InboundRequest, OutboundOptions, SimpleStack } from '../../src/simple/stack-port.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { TimerWheel } from '../../src/util/timer-wheel.js';

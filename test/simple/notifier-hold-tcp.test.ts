@@ -11,7 +11,7 @@ import { connect, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
 import { PresenceStore } from '../../src/core/presence-store.js';
-import { SimpleServer } from '../../src/simple/sip-app.js';
+import { SimpleServer } from '../../src/simple/simple-server.js';
 import { SipStack } from '../../src/sip/stack.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { CONFIG, makeDirectory } from './helpers.js';

@@ -9,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
 import { WebSocket } from 'ws';
 import { PresenceStore } from '../../src/core/presence-store.js';
-import { SimpleServer } from '../../src/simple/sip-app.js';
+import { SimpleServer } from '../../src/simple/simple-server.js';
 import { SipStack } from '../../src/sip/stack.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { CONFIG, makeDirectory } from './helpers.js';

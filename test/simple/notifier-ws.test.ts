@@ -13,7 +13,7 @@ import { createRequest, createResponse, type SipRequest } from '../../src/sip/me
 import { parseMessage } from '../../src/sip/parser.js';
 import { serializeMessage } from '../../src/sip/serializer.js';
 import { SipStack } from '../../src/sip/stack.js';
-import { SimpleServer } from '../../src/simple/sip-app.js';
+import { SimpleServer } from '../../src/simple/simple-server.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { TimerWheel } from '../../src/util/timer-wheel.js';
 import { PresenceStore } from '../../src/core/presence-store.js';

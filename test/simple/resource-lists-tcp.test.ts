@@ -12,7 +12,7 @@ import { listsSchema } from '../../src/simple/lists-config.js';
 import { Directory } from '../../src/core/directory.js';
 import { PresenceStore } from '../../src/core/presence-store.js';
 import { attachResourceLists } from '../../src/simple/resource-lists.js';
-import { SimpleServer } from '../../src/simple/sip-app.js';
+import { SimpleServer } from '../../src/simple/simple-server.js';
 import { SipStack } from '../../src/sip/stack.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { CONFIG } from './helpers.js';

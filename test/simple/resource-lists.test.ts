@@ -15,7 +15,7 @@ import { PresenceStore } from '../../src/core/presence-store.js';
 import { parseSubscriptionState, tagOf } from '../../src/sip/header-values.js';
 import type { SipRequest } from '../../src/sip/message.js';
 import { attachResourceLists, type BatchScheduler } from '../../src/simple/resource-lists.js';
-import { SimpleServer } from '../../src/simple/sip-app.js';
+import { SimpleServer } from '../../src/simple/simple-server.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { TimerWheel } from '../../src/util/timer-wheel.js';
 import { CONFIG, FakeStack, resubscribe, settle, subscribe, type SubscribeSpec } from './helpers.js';

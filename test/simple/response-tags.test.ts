@@ -11,7 +11,7 @@ import { tagOf } from '../../src/sip/header-values.js';
 import { parseMessage } from '../../src/sip/parser.js';
 import type { SipResponse } from '../../src/sip/message.js';
 import { SipStack } from '../../src/sip/stack.js';
-import { SimpleServer } from '../../src/simple/sip-app.js';
+import { SimpleServer } from '../../src/simple/simple-server.js';
 import { AccessControl } from '../../src/trunks/access.js';
 import { accessSchema } from '../../src/trunks/config.js';
 import { silentLogger } from '../../src/util/logger.js';

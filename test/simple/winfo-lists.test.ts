@@ -5,7 +5,7 @@ import { PresenceStore } from '../../src/core/presence-store.js';
 import type { SipRequest, SipResponse } from '../../src/sip/message.js';
 import { listsSchema } from '../../src/simple/lists-config.js';
 import { attachResourceLists } from '../../src/simple/resource-lists.js';
-import { SimpleServer } from '../../src/simple/sip-app.js';
+import { SimpleServer } from '../../src/simple/simple-server.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { TimerWheel } from '../../src/util/timer-wheel.js';
 import { CONFIG, FakeStack, makeDirectory, resubscribe, settle, subscribe } from './helpers.js';

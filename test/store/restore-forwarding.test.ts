@@ -3,7 +3,7 @@ import t from 'tap';
 import { buildForwardingEvent } from '../../src/bodies/index.js';
 import { PresenceStore } from '../../src/core/presence-store.js';
 import { createPersistence, FORWARDING_META_KEY } from '../../src/persistence-wiring.js';
-import { SimpleServer } from '../../src/simple/sip-app.js';
+import { SimpleServer } from '../../src/simple/simple-server.js';
 import { MemoryStore } from '../../src/store/index.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { TimerWheel } from '../../src/util/timer-wheel.js';
@@ -17,7 +17,7 @@ function run(db: MemoryStore) {
   const store = new PresenceStore(directory, { now });
   const stack = new FakeStack();
   const server = new SimpleServer({ stack, directory, store, config: { ...CONFIG, featureKeys: true }, logger: silentLogger(), now, wheel: new TimerWheel({ now, autoStart: false }) });
-  const p = createPersistence({ store: db, logger: silentLogger(), always: true, sweepMs: 3_600_000, now });
+  const p = createPersistence({ store: db, logger: silentLogger(), always: true, sweepMs: 3_600_000, clock: { now } });
   const summary = p.restore({ notifier: server.notifier, publications: server.publications, directory, features: server.features! });
   return { stack, server, summary };
 }

@@ -20,7 +20,7 @@ type Server = ReturnType<typeof makeServer>;
 function run(store: GatewayStore, skipMs = 0): { s: Server; p: Persistence; summary: RestoreSummary } {
   const s = makeServer();
   if (skipMs > 0) s.advance(skipMs);
-  const p = createPersistence({ store, logger: silentLogger(), always: true, sweepMs: 3_600_000, now: s.now });
+  const p = createPersistence({ store, logger: silentLogger(), always: true, sweepMs: 3_600_000, clock: { now: s.now } });
   const summary = p.restore({ notifier: s.server.notifier, publications: s.server.publications, directory: { get: (id) => (id === 'alice' || id === 'bob' ? { id } as never : undefined) } });
   return { s, p, summary };
 }

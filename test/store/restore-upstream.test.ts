@@ -56,14 +56,20 @@ function run(store: MemoryStore, startAt?: number) {
   const common = { sender, wheel: clock.wheel, logger: silentLogger(), now: clock.now, random: () => 0.5, backoff: { minMs: 1_000, maxMs: 60_000 } };
   const watcher = new UpstreamWatcher({ ...common, sink: new RecordingSink(), packages: bodyPackages() });
   const publisher = new UpstreamPublisher(common);
-  watcher.add(watchTarget);
   const s = makeServer();
-  const persistence = createPersistence({ store, logger: silentLogger(), always: true, now: clock.now });
+  const persistence = createPersistence({ store, logger: silentLogger(), always: true, clock: { now: clock.now } });
   const summary = persistence.restore({
     notifier: s.server.notifier,
     publications: s.server.publications,
     directory: { get: () => undefined },
-    upstream: { watcher, publisher },
+    upstream: {
+      watcher,
+      publisher,
+      start: (saved) => {
+        watcher.add(watchTarget);
+        return { subscriptions: watcher.restore(saved.subscriptions), publications: publisher.restore(saved.publications) };
+      },
+    },
   });
   return { clock, sender, watcher, publisher, persistence, summary };
 }
@@ -137,4 +143,17 @@ t.test('an upstream entity-tag is reused after a restart (modify with SIP-If-Mat
   initial?.answer(200, { headers: [['sip-etag', 'etag-2'], ['expires', '3600']] });
   await settle();
   t.same(store.upstreamPublications.loadAll().map((r) => r.etag), ['etag-2']);
+});
+
+t.test('saved dialogs are given back only in the turn of the add()s: later, restore refuses', async (t) => {
+  const clock = manualClock();
+  const sender = new ScriptedSender();
+  const watcher = new UpstreamWatcher({ sender, wheel: clock.wheel, logger: silentLogger(), now: clock.now, random: () => 0.5, sink: new RecordingSink(), packages: bodyPackages() });
+  t.teardown(() => watcher.close(false));
+  t.same(watcher.restore([]), { restored: 0, dropped: 0 }, 'nothing added yet: nothing to refuse');
+  watcher.add(watchTarget);
+  t.same(watcher.restore([]), { restored: 0, dropped: 0 }, 'same turn as the add()');
+  await settle();
+  t.equal(sender.sent.length, 1, 'the subscription started');
+  t.throws(() => watcher.restore([]), /after its subscriptions started/);
 });

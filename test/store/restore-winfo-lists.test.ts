@@ -11,7 +11,7 @@ import { tagOf } from '../../src/sip/header-values.js';
 import type { SipRequest, SipResponse } from '../../src/sip/message.js';
 import { listsSchema } from '../../src/simple/lists-config.js';
 import { attachResourceLists } from '../../src/simple/resource-lists.js';
-import { SimpleServer } from '../../src/simple/sip-app.js';
+import { SimpleServer } from '../../src/simple/simple-server.js';
 import { MemoryStore } from '../../src/store/index.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { TimerWheel } from '../../src/util/timer-wheel.js';
@@ -30,7 +30,7 @@ function run(db: MemoryStore, skipMs = 0) {
     now: () => now,
     schedule: () => () => undefined,
   });
-  const p = createPersistence({ store: db, logger: silentLogger(), always: true, sweepMs: 3_600_000, now: () => now });
+  const p = createPersistence({ store: db, logger: silentLogger(), always: true, sweepMs: 3_600_000, clock: { now: () => now } });
   const summary = p.restore({ notifier: server.notifier, publications: server.publications, directory, lists });
   return { stack, server, lists, summary, tick: (ms: number) => (now += ms) };
 }

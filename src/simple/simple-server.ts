@@ -13,6 +13,7 @@ import { Notifier, type HostLookup, type NotifierOptions } from './notifier.js';
 import { PresencePackage } from './presence-package.js';
 import { WatcherInfoPackage } from './winfo-package.js';
 import { FEATURE_EVENT, FeatureEventPackage } from './feature-package.js';
+import type { PackageRegistry } from './package-registry.js';
 import { Publications } from './publications.js';
 import { reply, type ExpiryBounds } from './sip-util.js';
 import type { InboundRequest, SimpleStack } from './stack-port.js';
@@ -77,6 +78,8 @@ export interface SimpleServerOptions {
   access?: (req: InboundRequest) => AccessVerdict;
   /** NOTIFYs for the gateway's own upstream subscriptions. */
   upstream?: UpstreamNotifyHandler;
+  /** The registry the packages are registered in (shared with the upstream watcher, built before this server); a new one otherwise. */
+  packages?: PackageRegistry;
 }
 
 /** Methods served here (Allow). */
@@ -107,7 +110,7 @@ export class SimpleServer {
   private readonly acceptList: string;
   private readonly access: ((req: InboundRequest) => AccessVerdict) | undefined;
   private readonly directory: Directory;
-  private upstream: UpstreamNotifyHandler | undefined;
+  private readonly upstream: UpstreamNotifyHandler | undefined;
   /** The as-feature-event package, when served (its forwarding settings are kept by persistence-wiring.ts). */
   readonly features: FeatureEventPackage | undefined;
   private closed = false;
@@ -137,6 +140,7 @@ export class SimpleServer {
     };
     if (options.lookup !== undefined) notifierOptions.lookup = options.lookup;
     if (config.contactHost !== undefined) notifierOptions.contactHost = config.contactHost;
+    if (options.packages !== undefined) notifierOptions.packages = options.packages;
     this.notifier = new Notifier(notifierOptions);
     const packageOptions = {
       profiles: new WatcherProfileSelector(config.watcherProfiles ?? []),
@@ -178,11 +182,6 @@ export class SimpleServer {
   /** Subscriptions by event package, and publications, for tests and metrics. */
   counts(): { subscriptions: Record<string, number>; publications: number } {
     return { subscriptions: this.notifier.counts(), publications: this.publications.size };
-  }
-
-  /** Attach the upstream watcher (it is built after the server, on the same stack). */
-  setUpstream(upstream: UpstreamNotifyHandler): void {
-    this.upstream = upstream;
   }
 
   handleRequest(req: InboundRequest): void {

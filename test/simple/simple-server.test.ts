@@ -8,7 +8,7 @@ import { createRequest, createResponse, type SipMessage, type SipRequest } from 
 import { parseMessage } from '../../src/sip/parser.js';
 import { serializeMessage } from '../../src/sip/serializer.js';
 import { SipStack } from '../../src/sip/stack.js';
-import { SimpleServer } from '../../src/simple/sip-app.js';
+import { SimpleServer } from '../../src/simple/simple-server.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { CONFIG, makeDirectory, makeServer } from './helpers.js';
 

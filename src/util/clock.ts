@@ -1,8 +1,10 @@
 /**
- * Time for the Graph side. Everything that waits (poll interval, subscription
- * renewal, session re-set, retry after a 429) goes through a Clock so a test
- * can drive it by hand. The shape matches the simulator's clocks, so a test
- * may pass the simulator's ManualClock straight in.
+ * The gateway's one clock. Whatever reads the time or waits (expiries, poll
+ * interval, subscription renewal, session re-set, retry after a 429) takes a
+ * Clock, or its `now` alone (`Pick<Clock, 'now'>`), so a test can drive it
+ * by hand. The shape matches the Graph simulator's clocks, so a test may pass
+ * the simulator's ManualClock straight in (the simulator keeps its own
+ * virtual clock: it simulates Microsoft's side's time, not ours).
  */
 export interface Timer {
   cancel(): void;
