@@ -18,7 +18,7 @@ import type { RenderedBody, ResyncResult, WatcherEvent, WatcherProfileName } fro
 export interface AdminActionsOptions {
   directory: Directory;
   store: PresenceStore;
-  notifier: Pick<Notifier, 'watchers' | 'resourceChanged'>;
+  notifier: Pick<Notifier, 'watchers' | 'resend'>;
   graph: GraphRuntime | undefined;
   /** A Teams side is configured (graph or graphSimulator), started or not. */
   graphExpected: boolean;
@@ -78,7 +78,7 @@ export function adminActions(options: AdminActionsOptions): {
       }
     }
     const n = notifier.watchers(personId).length;
-    notifier.resourceChanged(personId);
+    notifier.resend(personId);
     parts.push(`current state sent to ${n} watcher${n === 1 ? '' : 's'}`);
     logger.info({ user: personId, ok }, 'admin: resync');
     return { ok, detail: parts.join('; ') };

@@ -646,6 +646,13 @@ export class Notifier {
    * the watchers' answers to the first NOTIFYs are read while later ones are
    * still being sent instead of piling up in the socket buffer.
    */
+  /** Send the current state to every watcher of `resource`, changed or not (an admin resync). */
+  resend(resource: string): void {
+    const set = this.byResource.get(resource);
+    if (set !== undefined) for (const sub of set) sub.lastBody = undefined;
+    this.resourceChanged(resource);
+  }
+
   resourceChanged(resource: string, event?: string): void {
     if (this.closed) return;
     const set = this.byResource.get(resource);
