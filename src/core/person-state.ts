@@ -75,7 +75,14 @@ export type TeamsTarget =
       /** The target comes from DND: the writer may use setUserPreferredPresence instead of a session. */
       preferredDnd?: boolean;
     }
-  | { kind: 'clear' };
+  | {
+      kind: 'clear';
+      /**
+       * The person changed their own Teams presence away from the gateway's DoNotDisturb
+       * (which cleared a phone-set DND): the preferred presence is theirs now and stays.
+       */
+      personChose?: boolean;
+    };
 
 export interface PersonState {
   telephony?: TelephonyState;

@@ -44,6 +44,8 @@ interface Entry {
   sipSources?: Map<string, RichState>;
   /** The Teams DND reading a phone's DND off overruled (shown without DND until Teams says something else). */
   teamsDndOverruled?: { availability: string; activity: string };
+  /** Set for one update: Teams DND went off by the person's own choice (see setTeams). */
+  personChoseTeams?: true;
 }
 
 /** The telephony feeder of a desk phone's own DND key (as-feature-event). */
@@ -258,6 +260,7 @@ export class PresenceStore {
         !this.teamsIsEcho(e)
       ) {
         e.telephonySources.delete(FEATURE_KEY_SOURCE);
+        e.personChoseTeams = true;
         this.composeTelephonyOf(personId, s, e);
       }
     });
@@ -323,7 +326,10 @@ export class PresenceStore {
     const e = this.entry(personId);
     mutate(e.state, e);
 
-    const target = teamsTargetOf(e.state);
+    const derived = teamsTargetOf(e.state);
+    // the writer must not clear a preferred presence the person has just chosen themselves
+    const target: TeamsTarget = derived.kind === 'clear' && e.personChoseTeams === true ? { kind: 'clear', personChose: true } : derived;
+    delete e.personChoseTeams;
     const targetChanged = !sameTarget(target, e.target);
     if (targetChanged) {
       if (e.target.kind === 'set') {

@@ -409,7 +409,8 @@ export class PresenceWriter {
         this.o.logger.debug({ personId: u.personId, userId: u.userId, availability: e.target.availability, activity: e.target.activity, refresh, callDnd }, 'graph: presence session set');
       } else {
         if (u.written.preferredDnd) {
-          await api.api(`${this.base(u)}/clearUserPreferredPresence`).post({});
+          // the person replaced the gateway's preferred DoNotDisturb with a status of their own: it is theirs, not cleared
+          if (u.desired.kind !== 'clear' || u.desired.personChose !== true) await api.api(`${this.base(u)}/clearUserPreferredPresence`).post({});
           u.written = { ...u.written, preferredDnd: false };
         }
         if (u.written.kind === 'set' || u.written.kind === 'maybe') {

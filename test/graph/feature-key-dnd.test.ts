@@ -42,7 +42,36 @@ t.test('phone DND ↔ Teams DND through the writer and the reader', async (t) =>
   await graph.pollNow();
   t.equal(c.store.state('ben').teams?.availability, 'BeRightBack');
   t.equal(c.store.view('ben').dnd, false, 'Teams DND off clears the phone DND: the light goes out');
-  t.same(c.store.teamsTarget('ben'), { kind: 'clear' });
+  t.same(c.store.teamsTarget('ben'), { kind: 'clear', personChose: true });
   await graph.idle();
   t.equal(session(), undefined, 'and the writer takes its DND session back');
+});
+
+t.test("writer.dnd 'preferred': a status the person picks in Teams after a phone DND is not cleared", async (t) => {
+  const e = await env();
+  t.teardown(() => e.close());
+  const c = core();
+  const graph = createGraph({ config: e.config({ writer: { dnd: 'preferred' } }), ...c, logger: silentLogger() });
+  t.teardown(() => graph.stop());
+  await graph.start();
+  await graph.idle();
+
+  c.store.setFeatureKeyDnd('ben', true);
+  await graph.idle();
+  t.equal(e.sim.control.presence('ben').availability, 'DoNotDisturb', 'phone DND on: Teams DND as the preferred presence');
+  await graph.pollNow();
+  e.sim.control.teams('ben', 'brb');
+  await graph.pollNow();
+  t.equal(c.store.view('ben').dnd, false, 'Teams DND off clears the phone DND');
+  t.same(c.store.teamsTarget('ben'), { kind: 'clear', personChose: true }, 'the clear says the person chose');
+  await graph.idle();
+  t.equal(e.sim.control.presence('ben').availability, 'BeRightBack', 'the writer leaves the status the person picked');
+
+  // a phone DND off (no Teams change by the person) still takes the gateway's preferred DND back
+  c.store.setFeatureKeyDnd('ben', true);
+  await graph.idle();
+  t.equal(e.sim.control.presence('ben').availability, 'DoNotDisturb');
+  c.store.setFeatureKeyDnd('ben', false);
+  await graph.idle();
+  t.not(e.sim.control.presence('ben').availability, 'DoNotDisturb', 'phone DND off: the preferred DND is cleared');
 });
