@@ -5,7 +5,7 @@
  * Run: node --expose-gc --import tsx bench/subscription-memory.ts [count] [people]
  */
 import { Directory } from '../src/core/directory.js';
-import { PresenceStore } from '../src/core/presence-store.js';
+import { PresenceHub } from '../src/core/presence-hub.js';
 import { parseMessage } from '../src/sip/parser.js';
 import { SimpleServer } from '../src/simple/simple-server.js';
 import { silentLogger } from '../src/util/logger.js';
@@ -40,7 +40,7 @@ export async function measureSubscriptionHeap(count: number, people: number): Pr
   if (gc === undefined) throw new Error('run with node --expose-gc');
   const users = Array.from({ length: people }, (_, i) => ({ id: `p${i}`, displayName: `P ${i}`, extension: String(2000 + i), sipAors: [`sip:p${i}@example.com`] }));
   const directory = new Directory(users, { domains: ['example.com'] });
-  const store = new PresenceStore(directory, {});
+  const store = new PresenceHub(directory, {});
   const stack = new FakeStack();
   const wheel = new TimerWheel({ autoStart: false });
   const server = new SimpleServer({ stack, directory, store, config: CONFIG, logger: silentLogger(), wheel });

@@ -9,7 +9,7 @@
 import type { GatewayConfig } from './config/schema.js';
 import type { Directory } from './core/directory.js';
 import { ChangeHistory } from './core/history.js';
-import type { PresenceStore } from './core/presence-store.js';
+import type { PresenceHub } from './core/presence-hub.js';
 import type { GraphRuntime } from './graph/index.js';
 import type {
   AdminSource,
@@ -32,7 +32,7 @@ import type { Logger } from './util/logger.js';
 export interface AdminWiringOptions {
   config: GatewayConfig;
   directory: Directory;
-  store: PresenceStore;
+  store: PresenceHub;
   /** The SIP stack: its listeners are up when each configured transport has a bound endpoint. */
   stack: { localEndpoint(protocol: TransportProtocol): Endpoint | undefined };
   simple: { readonly notifier: Notifier; readonly publications: Publications; readonly features?: Pick<FeatureEventPackage, 'forwardingOf'> | undefined };

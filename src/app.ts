@@ -3,13 +3,13 @@
  * stack, the SIMPLE server, the HTTP side and the Graph side from a
  * validated config, starts them in order, and stops them in the reverse
  * order through the close hooks each registers (src/util/lifecycle.ts).
- * Graph and SIP meet only through core's PresenceStore.
+ * Graph and SIP meet only through core's PresenceHub.
  */
 import { personFromConfig, presenceStoreOptions } from './config/core-config.js';
 import type { GatewayConfig } from './config/schema.js';
 import { sipStackOptions } from './config/sip-options.js';
 import { Directory } from './core/directory.js';
-import { PresenceStore } from './core/presence-store.js';
+import { PresenceHub } from './core/presence-hub.js';
 // The Graph side (msal-node, the Graph client) and the simulator (node-forge) are loaded only
 // when configured: a SIP-only gateway should not carry them (about 20 MB of RSS).
 import type { GraphRuntime } from './graph/index.js';
@@ -31,7 +31,7 @@ import type { Logger } from './util/logger.js';
 export interface Gateway {
   readonly stack: SipStack;
   readonly directory: Directory;
-  readonly store: PresenceStore;
+  readonly store: PresenceHub;
   readonly simple: SimpleServer;
   readonly lists: ResourceLists;
   readonly trunks: TrunkSide;
@@ -69,7 +69,7 @@ async function assemble(config: GatewayConfig, logger: Logger, life: Lifecycle):
     config.users.map((u) => personFromConfig(u, config.sip.domain)),
     { domains: [config.sip.domain, ...config.sip.aliases] },
   );
-  const store = new PresenceStore(directory, presenceStoreOptions(config));
+  const store = new PresenceHub(directory, presenceStoreOptions(config));
   // The store first: a file that cannot be used stops the start before any socket is bound.
   const persistence = await openPersistence(config, logger);
   // closed here only when the start fails before the parts are built; else the 'persistence' hook below did it

@@ -3,12 +3,12 @@
  * registry with its OPTIONS pings, access control for inbound requests, the
  * upstream watcher (SUBSCRIBE at the PBX per carried person, into core's
  * telephony state) and the upstream publisher (Teams presence PUBLISHed to
- * presence servers). SIP and core meet here only through the PresenceStore.
+ * presence servers). SIP and core meet here only through the PresenceHub.
  */
 import type { GatewayConfig } from './config/schema.js';
 import { effectiveAccessMode } from './trunks/config.js';
 import type { Directory } from './core/directory.js';
-import type { PresenceStore } from './core/presence-store.js';
+import type { PresenceHub } from './core/presence-hub.js';
 import type { AccessVerdict, TrunkTraits } from './simple/simple-server.js';
 import type { InboundRequest, RequestSender } from './simple/stack-port.js';
 import type { Endpoint } from './sip/message.js';
@@ -133,7 +133,7 @@ export interface UpstreamOptions {
   sender: RequestSender;
   trunks: TrunkSide;
   directory: Directory;
-  store: PresenceStore;
+  store: PresenceHub;
   wheel: TimerWheel;
   logger: Logger;
   /** The event packages (the SIMPLE server's): upstream NOTIFY bodies are read by them. */

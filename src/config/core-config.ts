@@ -1,11 +1,11 @@
 /**
  * The config as core takes it: configured users as persons, and the mapping
- * section as the PresenceStore's options (the Teams-to-SIP table, source
+ * section as the PresenceHub's options (the Teams-to-SIP table, source
  * priority per group, the echo window, busy-on-busy's own echo).
  */
 import { normalizeAor, type Person } from '../core/directory.js';
 import { DEFAULT_TEAMS_TO_SIP, PRESENTING_AS_DND, type SipMeaning, type TeamsToSipTable } from '../core/mapping.js';
-import type { PresenceStoreOptions } from '../core/presence-store.js';
+import type { PresenceHubOptions } from '../core/presence-hub.js';
 import { parseUri } from '../sip/uri.js';
 import type { GatewayConfig, UserConfig } from './schema.js';
 
@@ -35,8 +35,8 @@ export function teamsToSipTable(mapping: GatewayConfig['mapping']): TeamsToSipTa
   return table;
 }
 
-/** The PresenceStore's options from the mapping (and the Graph calendar and writer choices that change composition). */
-export function presenceStoreOptions(config: GatewayConfig): PresenceStoreOptions {
+/** The PresenceHub's options from the mapping (and the Graph calendar and writer choices that change composition). */
+export function presenceStoreOptions(config: GatewayConfig): PresenceHubOptions {
   const priority = new Map<string, readonly string[]>();
   for (const g of config.mapping.groups) for (const m of g.members) priority.set(m, g.prefer);
   return {

@@ -1,7 +1,7 @@
 /**
  * Per-person history of view changes: a fixed-size ring buffer of what SIP
  * watchers were shown, when, and which source caused it. Fed by
- * PresenceStore.onChange; read by the admin API ("why is Anna's lamp wrong").
+ * PresenceHub.onChange; read by the admin API ("why is Anna's lamp wrong").
  * Views are immutable once published by the store, so entries keep the view
  * itself (no copy).
  */
@@ -14,7 +14,7 @@ export interface HistoryEntry {
   view: PresenceView;
 }
 
-/** What the history needs of the store (PresenceStore fits). */
+/** What the history needs of the store (PresenceHub fits). */
 export interface HistoryFeed {
   onChange(listener: (personId: string, view: PresenceView) => void): () => void;
   state(personId: string): PersonState;

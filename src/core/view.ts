@@ -10,7 +10,7 @@ export interface ViewOptions {
   prefer?: 'telephony' | 'teams';
   /** The Teams reading is the gateway's own session read back: ignore it (echo suppression). */
   teamsIsEcho?: boolean;
-  /** The Teams reading's DND was switched off on the desk phone since (PresenceStore.setFeatureKeyDnd): shown without DND. */
+  /** The Teams reading's DND was switched off on the desk phone since (PresenceHub.setFeatureKeyDnd): shown without DND. */
   teamsDndOverruled?: boolean;
   /**
    * Source priority of the person's group (source-priority.ts): names of

@@ -21,7 +21,7 @@
 import type { Client } from '@microsoft/microsoft-graph-client';
 import type { Directory } from '../core/directory.js';
 import type { CalendarState } from '../core/person-state.js';
-import type { PresenceStore } from '../core/presence-store.js';
+import type { PresenceHub } from '../core/presence-hub.js';
 import type { Logger } from '../util/logger.js';
 import type { BudgetStatus, RequestBudget } from './budget.js';
 import { graphFailure } from './client.js';
@@ -49,7 +49,7 @@ export interface CalendarStatus {
 export interface CalendarReaderOptions {
   client: Client;
   directory: Directory;
-  store: PresenceStore;
+  store: PresenceHub;
   clock: Clock;
   logger: Logger;
   refreshMinutes: number;

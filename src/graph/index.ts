@@ -10,7 +10,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Directory } from '../core/directory.js';
-import type { PresenceStore } from '../core/presence-store.js';
+import type { PresenceHub } from '../core/presence-hub.js';
 import type { Logger } from '../util/logger.js';
 import { GraphAuth, type PasswordRefusalStore, type TokenStatus } from './auth.js';
 import type { AccountStatus } from './account-sign-in.js';
@@ -47,7 +47,7 @@ export type { TokenCacheStore } from './token-cache.js';
 export interface GraphOptions {
   config: GraphConfig;
   directory: Directory;
-  store: PresenceStore;
+  store: PresenceHub;
   logger: Logger;
   /** where subscription ids survive restarts (default: memory only) */
   stateStore?: SubscriptionStateStore;

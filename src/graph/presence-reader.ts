@@ -12,7 +12,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { Client } from '@microsoft/microsoft-graph-client';
 import type { Directory } from '../core/directory.js';
-import type { PresenceStore } from '../core/presence-store.js';
+import type { PresenceHub } from '../core/presence-hub.js';
 import type { Logger } from '../util/logger.js';
 import type { Clock } from '../util/clock.js';
 import type { ObserverRef } from './observer.js';
@@ -35,7 +35,7 @@ export interface PresenceReaderOptions {
   /** service accounts for subscriptions (none: polling only) */
   accounts: SubscriptionAccount[];
   directory: Directory;
-  store: PresenceStore;
+  store: PresenceHub;
   logger: Logger;
   clock: Clock;
   poll: PollSettings;

@@ -8,7 +8,7 @@
  */
 import type { Directory } from '../core/directory.js';
 import type { TeamsState } from '../core/person-state.js';
-import type { PresenceStore } from '../core/presence-store.js';
+import type { PresenceHub } from '../core/presence-hub.js';
 import type { Logger } from '../util/logger.js';
 import { compareSequence } from './presence-resource.js';
 
@@ -36,7 +36,7 @@ export class PresenceSink {
 
   constructor(
     private readonly directory: Directory,
-    private readonly store: PresenceStore,
+    private readonly store: PresenceHub,
     private readonly logger: Logger,
     private readonly staleLimit = STALE_READINGS_BEFORE_RESET,
   ) {}

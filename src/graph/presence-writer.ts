@@ -8,7 +8,7 @@
 import type { Client } from '@microsoft/microsoft-graph-client';
 import type { Directory } from '../core/directory.js';
 import type { TeamsTarget } from '../core/person-state.js';
-import type { PresenceStore } from '../core/presence-store.js';
+import type { PresenceHub } from '../core/presence-hub.js';
 import type { Logger } from '../util/logger.js';
 import type { Clock, Timer } from '../util/clock.js';
 import type { ObserverRef } from './observer.js';
@@ -19,7 +19,7 @@ export interface PresenceWriterOptions {
   /** app-token client (Presence.ReadWrite.All) */
   client: Client;
   directory: Directory;
-  store: PresenceStore;
+  store: PresenceHub;
   logger: Logger;
   clock: Clock;
   /** the app's client id: Graph keys the app's session by it */

@@ -5,7 +5,7 @@
  * state sent to every watcher).
  */
 import type { Directory } from '../core/directory.js';
-import type { PresenceStore } from '../core/presence-store.js';
+import type { PresenceHub } from '../core/presence-hub.js';
 import type { GraphRuntime } from '../graph/index.js';
 import { DialogPackage } from '../simple/dialog-package.js';
 import type { EventPackage } from '../simple/event-package.js';
@@ -17,7 +17,7 @@ import type { RenderedBody, ResyncResult, WatcherEvent, WatcherProfileName } fro
 
 export interface AdminActionsOptions {
   directory: Directory;
-  store: PresenceStore;
+  store: PresenceHub;
   notifier: Pick<Notifier, 'watchers' | 'resend'>;
   graph: GraphRuntime | undefined;
   /** A Teams side is configured (graph or graphSimulator), started or not. */

@@ -107,7 +107,7 @@ export interface PhoneForwarding {
 export interface AdminSource {
   /** Every configured person, in directory order. */
   persons(): readonly Person[];
-  /** The person's sources and the derived view (PresenceStore.state / .view). */
+  /** The person's sources and the derived view (PresenceHub.state / .view). */
   state(personId: string): PersonState;
   view(personId: string): PresenceView;
   /** The source order deciding the person's view (their group's, else the global rule). */
@@ -118,7 +118,7 @@ export interface AdminSource {
   history(personId: string): readonly HistoryEntry[];
   /** Live watcher subscriptions to the person, by event package. */
   watchers(personId: string): Readonly<Record<string, number>>;
-  /** Called synchronously on every view change (PresenceStore.onChange); returns the unsubscribe. */
+  /** Called synchronously on every view change (PresenceHub.onChange); returns the unsubscribe. */
   onChange(listener: (personId: string) => void): () => void;
   trunks(): readonly TrunkInfo[];
   /** undefined: no Graph side configured. */

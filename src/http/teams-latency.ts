@@ -4,14 +4,14 @@
  * by how long the reading took since the change became known); the first NOTIFY
  * to a watcher of that person answered 2xx stops it.
  */
-import type { PresenceStore } from '../core/presence-store.js';
+import type { PresenceHub } from '../core/presence-hub.js';
 import { systemClock, type Clock } from '../util/clock.js';
 
 /** Longest Teams-to-SIP latency still matched to a NOTIFY (the histogram's last bucket). */
 export const MAX_LATENCY_MS = 120_000;
 
 export interface TeamsLatencyOptions {
-  store: Pick<PresenceStore, 'onChange' | 'view'>;
+  store: Pick<PresenceHub, 'onChange' | 'view'>;
   /** The person has at least one watcher now. */
   watched: (personId: string) => boolean;
   /** A measured latency, in seconds. */

@@ -36,7 +36,7 @@ export interface RenderContext {
   readonly owner?: object;
 }
 
-/** Where state read from SIP bodies goes (core's PresenceStore). */
+/** Where state read from SIP bodies goes (core's PresenceHub). */
 export interface PublishSink {
   setSip(personId: string, rich: RichState | undefined): void;
   setTelephony(personId: string, telephony: TelephonyState | undefined): void;

@@ -2,7 +2,7 @@
  * The `as-feature-event` package (BroadSoft device feature key
  * synchronisation, as Polycom and Yealink phones implement it): a desk phone
  * subscribes for its own DND and forwarding keys. A SetDoNotDisturb in its
- * SUBSCRIBE sets the person's DND in core (PresenceStore.setFeatureKeyDnd,
+ * SUBSCRIBE sets the person's DND in core (PresenceHub.setFeatureKeyDnd,
  * which also says who owns DND when Teams sets it too), which core maps to
  * Teams DoNotDisturb through the Graph writer under the same opt-in as any
  * PBX DND; the DoNotDisturbEvent NOTIFYs follow the person's view, so the
@@ -64,7 +64,7 @@ interface Held extends ForwardingSetting {
 
 export interface FeatureEventOptions {
   source: ViewSource;
-  /** Where the phone's DND goes: core's PresenceStore.setFeatureKeyDnd, which says who owns DND when Teams sets it too. */
+  /** Where the phone's DND goes: core's PresenceHub.setFeatureKeyDnd, which says who owns DND when Teams sets it too. */
   sink: { setFeatureKeyDnd(personId: string, on: boolean): void };
   resolve: (user: string | undefined, host: string) => string | undefined;
   extensionOf?: (personId: string) => string | undefined;

@@ -43,7 +43,7 @@ export interface PackageOptions {
   extensionOf?: (resource: string) => string | undefined;
 }
 
-/** Where the package reads a resource's current view (the PresenceStore). */
+/** Where the package reads a resource's current view (the PresenceHub). */
 export interface ViewSource {
   view(resource: string): PresenceView;
 }

@@ -2,7 +2,7 @@
  * The event state compositor for PUBLISH (RFC 3903): publications with their
  * entity-tag and expiry, for every registered package that takes PUBLISH
  * (package-registry.ts); the package parses the body, composes a person's
- * publications into the PresenceStore and says what of them is saved.
+ * publications into the PresenceHub and says what of them is saved.
  */
 import { BodyError } from '../bodies/index.js';
 import { parseEvent, parseExpires, parseMediaType } from '../sip/header-values.js';
@@ -52,7 +52,7 @@ function observed(req: InboundRequest, observer: PublishObserver): InboundReques
 }
 
 export interface PublicationsOptions {
-  /** Where composed state goes (the PresenceStore). */
+  /** Where composed state goes (the PresenceHub). */
   sink: PublishSink;
   /** The packages; those with `publish` take PUBLISH. */
   packages: PackageRegistry;

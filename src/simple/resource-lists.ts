@@ -204,7 +204,7 @@ export interface ResourceListsOptions {
   logger: Logger;
   /** Batch timer (tests pass a manual one); default setTimeout, unref'd. */
   schedule?: BatchScheduler;
-  /** Subscribe to person changes (PresenceStore.onChange); without it call memberChanged yourself. */
+  /** Subscribe to person changes (PresenceHub.onChange); without it call memberChanged yourself. */
   onChange?: (listener: (personId: string) => void) => () => void;
   /** Clock in ms (client list bookkeeping); default Date.now. */
   now?: () => number;
@@ -484,7 +484,7 @@ export class ResourceLists implements ListHooks {
 
 /**
  * Serve the configured lists on `notifier`, fed by `onChange` (the
- * PresenceStore's). close() stops batching and listening.
+ * PresenceHub's). close() stops batching and listening.
  */
 export function attachResourceLists(
   notifier: Notifier,

@@ -2,10 +2,10 @@
  * The SIMPLE server: routes requests from the SIP stack to the notifier
  * (SUBSCRIBE), the publication store (PUBLISH) and small answers (OPTIONS,
  * stray NOTIFY, methods we do not serve), and feeds view changes from the
- * PresenceStore to the notifier.
+ * PresenceHub to the notifier.
  */
 import type { Directory } from '../core/directory.js';
-import type { PresenceStore } from '../core/presence-store.js';
+import type { PresenceHub } from '../core/presence-hub.js';
 import type { Logger } from '../util/logger.js';
 import { TimerWheel } from '../util/timer-wheel.js';
 import { DialogPackage } from './dialog-package.js';
@@ -65,7 +65,7 @@ export interface UpstreamNotifyHandler {
 export interface SimpleServerOptions {
   stack: SimpleStack;
   directory: Directory;
-  store: PresenceStore;
+  store: PresenceHub;
   config: SimpleServerConfig;
   logger: Logger;
   /** Clock in ms (tests). */

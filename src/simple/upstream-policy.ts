@@ -8,7 +8,7 @@
  */
 import type { Person } from '../core/directory.js';
 import type { PresenceView } from '../core/person-state.js';
-import type { PresenceStore } from '../core/presence-store.js';
+import type { PresenceHub } from '../core/presence-hub.js';
 import type { TrunkRegistry } from '../trunks/registry.js';
 import type { Trunk } from '../trunks/trunk.js';
 import type { Logger } from '../util/logger.js';
@@ -64,7 +64,7 @@ export function publishKey(view: PresenceView | undefined): string {
 /** A trunk's subscription or publication for one person went up or down (the watcher's and publisher's onItem). */
 export function itemNoter(
   registry: Pick<TrunkRegistry, 'get'>,
-  store: Pick<PresenceStore, 'setFeederReachableFor'>,
+  store: Pick<PresenceHub, 'setFeederReachableFor'>,
   kind: 'subscription' | 'publication',
 ): (trunk: string, personId: string, up: boolean, error?: string) => void {
   return (trunk, personId, up, error) => {
@@ -83,7 +83,7 @@ export class TeamsPublishing {
   private readonly targets = new Map<string, PublishTarget[]>();
 
   constructor(
-    private readonly store: Pick<PresenceStore, 'teamsPart'>,
+    private readonly store: Pick<PresenceHub, 'teamsPart'>,
     private readonly publisher: Pick<UpstreamPublisher, 'publish'>,
   ) {}
 
@@ -117,7 +117,7 @@ export class TeamsPublishing {
  */
 export function refreshWhenBack(
   registry: Pick<TrunkRegistry, 'get' | 'onStatus'>,
-  store: Pick<PresenceStore, 'setFeederReachable'>,
+  store: Pick<PresenceHub, 'setFeederReachable'>,
   upstream: { watcher: Pick<UpstreamWatcher, 'refreshAll'>; publisher: Pick<UpstreamPublisher, 'refreshAll'> },
   logger: Logger,
 ): () => void {

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { buildPidf, parsePidf } from '../../src/bodies/index.js';
 import { Directory } from '../../src/core/directory.js';
-import { PresenceStore } from '../../src/core/presence-store.js';
+import { PresenceHub } from '../../src/core/presence-hub.js';
 import { clockTime } from '../../src/core/view.js';
 import { presenceDocument } from '../../src/simple/presence-package.js';
 
@@ -11,7 +11,7 @@ const END = Date.parse('2026-12-01T14:00:00Z');
 function setup(timeZone?: string) {
   let now = T0;
   const directory = new Directory([{ id: 'anna', displayName: 'Anna', sipAors: ['sip:anna@example.com'], language: 'de-DE' }], { domains: ['example.com'] });
-  const store = new PresenceStore(directory, { now: () => now, ...(timeZone !== undefined ? { timeZone } : {}) });
+  const store = new PresenceHub(directory, { now: () => now, ...(timeZone !== undefined ? { timeZone } : {}) });
   return { store, setNow: (ms: number) => (now = ms) };
 }
 

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { parsePidf, buildPidf } from '../../src/bodies/index.js';
 import { Directory } from '../../src/core/directory.js';
-import { PresenceStore } from '../../src/core/presence-store.js';
+import { PresenceHub } from '../../src/core/presence-hub.js';
 import { parsePresence } from '../../src/graph/presence-resource.js';
 import { presenceDocument } from '../../src/simple/presence-package.js';
 
@@ -13,7 +13,7 @@ t.test('Teams status and out-of-office messages become console notes, with the p
     ],
     { domains: ['example.com'] },
   );
-  const store = new PresenceStore(directory);
+  const store = new PresenceHub(directory);
   store.setTeams('anna', { availability: 'Away', activity: 'OutOfOffice', statusMessage: 'Im Urlaub', outOfOffice: true, outOfOfficeMessage: 'Bis 14. Mai abwesend', at: 1 });
   t.same(store.view('anna').notes, [
     { text: 'Im Urlaub', lang: 'de-DE' },

@@ -1,11 +1,11 @@
 import t from 'tap';
 import { Directory } from '../../src/core/directory.js';
-import { PresenceStore } from '../../src/core/presence-store.js';
+import { PresenceHub } from '../../src/core/presence-hub.js';
 
 // Who owns DND when the desk phone (its feature key) and Teams both set it: the last writer wins.
 function setup() {
   const directory = new Directory([{ id: 'anna', displayName: 'Anna', extension: '1001', sipAors: ['sip:anna@example.com'] }], { domains: ['example.com'] });
-  return new PresenceStore(directory);
+  return new PresenceHub(directory);
 }
 const teams = (availability: string, activity: string, at: number) => ({ availability, activity, at });
 const DND_TARGET = { kind: 'set', availability: 'DoNotDisturb', activity: 'Presenting', preferredDnd: true };

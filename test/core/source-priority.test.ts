@@ -1,6 +1,6 @@
 import t from 'tap';
 import { Directory } from '../../src/core/directory.js';
-import { PresenceStore } from '../../src/core/presence-store.js';
+import { PresenceHub } from '../../src/core/presence-hub.js';
 import { configSchema } from '../../src/config/schema.js';
 
 function setup() {
@@ -16,7 +16,7 @@ function setup() {
     ['anna', ['teams', 'trunk:pbx1']],
     ['ben', ['publish', 'trunk:pbx1', 'teams']],
   ]);
-  return new PresenceStore(directory, { prefer: 'telephony', sourcePriority: (id) => groups.get(id) });
+  return new PresenceHub(directory, { prefer: 'telephony', sourcePriority: (id) => groups.get(id) });
 }
 
 t.test('the group decides which source names the state; others keep the global rule', async (t) => {

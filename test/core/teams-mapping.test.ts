@@ -2,16 +2,16 @@ import t from 'tap';
 import { Directory } from '../../src/core/directory.js';
 import { PRESENTING_AS_DND, sipMeaningOf, teamsTargetOf } from '../../src/core/mapping.js';
 import type { TeamsState, TeamsTarget } from '../../src/core/person-state.js';
-import { PresenceStore } from '../../src/core/presence-store.js';
+import { PresenceHub } from '../../src/core/presence-hub.js';
 
 const teams = (availability: string, activity: string, at = 1): TeamsState => ({ availability, activity, at });
 
-function setup(options: ConstructorParameters<typeof PresenceStore>[1] = {}) {
+function setup(options: ConstructorParameters<typeof PresenceHub>[1] = {}) {
   let clock = 0;
   const dir = new Directory([{ id: 'anna', displayName: 'Anna', extension: '1001', sipAors: ['sip:anna@x'] }], {
     domains: ['x'],
   });
-  const store = new PresenceStore(dir, { now: () => clock, ...options });
+  const store = new PresenceHub(dir, { now: () => clock, ...options });
   const targets: TeamsTarget[] = [];
   store.onTeamsTarget((_id, target) => targets.push(target));
   return { dir, store, targets, tick: (ms: number) => (clock += ms) };

@@ -1,12 +1,12 @@
 import t from 'tap';
 import { Directory } from '../../src/core/directory.js';
 import type { TelephonyState } from '../../src/core/person-state.js';
-import { PresenceStore } from '../../src/core/presence-store.js';
+import { PresenceHub } from '../../src/core/presence-hub.js';
 import { PHONE_UNKNOWN_NOTE } from '../../src/core/view.js';
 
 function setup() {
   const directory = new Directory([{ id: 'anna', displayName: 'Anna', extension: '1001', sipAors: ['sip:anna@example.com'] }], { domains: ['example.com'] });
-  return new PresenceStore(directory);
+  return new PresenceHub(directory);
 }
 const inCall = (at: number): TelephonyState => ({ line: 'in-call', dnd: false, calls: [{ id: 'c1', phase: 'confirmed' }], origin: 'trunk:pbx', at });
 const idle = (at: number): TelephonyState => ({ line: 'idle', dnd: false, calls: [], origin: 'publish', at });

@@ -1,13 +1,13 @@
 import t from 'tap';
-import type { PresenceStore } from '../../src/core/presence-store.js';
+import type { PresenceHub } from '../../src/core/presence-hub.js';
 import { ManualClock } from '../../src/graph-simulator/clock.js';
 import { createGraph, MemorySavedPresenceStore, type GraphConfigInput, type GraphRuntime } from '../../src/graph/index.js';
 import { preferredFromPresence } from '../../src/graph/saved-presence.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { core, env, waitFor, type Env } from './helpers.js';
 
-const inCall = (store: PresenceStore, id: string) => store.setTelephony(id, { line: 'in-call', dnd: false, calls: [], origin: 'pbx', at: 0 });
-const idle = (store: PresenceStore, id: string) => store.setTelephony(id, { line: 'idle', dnd: false, calls: [], origin: 'pbx', at: 0 });
+const inCall = (store: PresenceHub, id: string) => store.setTelephony(id, { line: 'in-call', dnd: false, calls: [], origin: 'pbx', at: 0 });
+const idle = (store: PresenceHub, id: string) => store.setTelephony(id, { line: 'idle', dnd: false, calls: [], origin: 'pbx', at: 0 });
 
 const MIN = 60_000;
 

@@ -2,7 +2,7 @@
  * A desk phone's DND key and Teams DND against the Graph simulator: phone DND
  * on sets Teams DND through the Graph writer (its writer.dnd opt-in), phone
  * DND off takes it back, and DND turned off in Teams clears the phone's DND
- * (the last writer wins; PresenceStore.setFeatureKeyDnd).
+ * (the last writer wins; PresenceHub.setFeatureKeyDnd).
  */
 import t from 'tap';
 import { createGraph } from '../../src/graph/index.js';

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { Directory, type Person } from '../../src/core/directory.js';
-import { PresenceStore } from '../../src/core/presence-store.js';
+import { PresenceHub } from '../../src/core/presence-hub.js';
 import { createCertificateAuthority, createServerCertificate, type CertificateWithKey } from '../../src/graph-simulator/certs.js';
 import { startGraphSimulator, type GraphSimulator, type GraphSimulatorOptions } from '../../src/graph-simulator/index.js';
 import { parseGraphConfig, type GraphConfig, type GraphConfigInput } from '../../src/graph/config.js';
@@ -40,9 +40,9 @@ export function people(): Person[] {
   ];
 }
 
-export function core(persons: Person[] = people()): { directory: Directory; store: PresenceStore } {
+export function core(persons: Person[] = people()): { directory: Directory; store: PresenceHub } {
   const directory = new Directory(persons, { domains: ['gw.example'] });
-  return { directory, store: new PresenceStore(directory) };
+  return { directory, store: new PresenceHub(directory) };
 }
 
 /** Map the demo people to their Teams users directly (tests that are not about the directory sync). */

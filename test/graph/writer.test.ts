@@ -1,14 +1,14 @@
 import t from 'tap';
-import type { PresenceStore } from '../../src/core/presence-store.js';
+import type { PresenceHub } from '../../src/core/presence-hub.js';
 import { ManualClock } from '../../src/graph-simulator/clock.js';
 import { createGraph, type GraphConfigInput } from '../../src/graph/index.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { core, env, waitFor, type Env } from './helpers.js';
 
-const inCall = (store: PresenceStore, id: string, at = 0) => store.setTelephony(id, { line: 'in-call', dnd: false, calls: [], origin: 'pbx', at });
-const idle = (store: PresenceStore, id: string, at = 0) => store.setTelephony(id, { line: 'idle', dnd: false, calls: [], origin: 'pbx', at });
-const dnd = (store: PresenceStore, id: string, at = 0) => store.setTelephony(id, { line: 'idle', dnd: true, calls: [], origin: 'pbx', at });
-const away = (store: PresenceStore, id: string) => store.setSip(id, { basic: 'open', activities: ['away'], origin: 'phone', at: 0 });
+const inCall = (store: PresenceHub, id: string, at = 0) => store.setTelephony(id, { line: 'in-call', dnd: false, calls: [], origin: 'pbx', at });
+const idle = (store: PresenceHub, id: string, at = 0) => store.setTelephony(id, { line: 'idle', dnd: false, calls: [], origin: 'pbx', at });
+const dnd = (store: PresenceHub, id: string, at = 0) => store.setTelephony(id, { line: 'idle', dnd: true, calls: [], origin: 'pbx', at });
+const away = (store: PresenceHub, id: string) => store.setSip(id, { basic: 'open', activities: ['away'], origin: 'phone', at: 0 });
 
 async function gateway(e: Env, writer: GraphConfigInput['writer'], clock?: ManualClock, retry?: { maxRetries?: number; delaySec?: number }) {
   const c = core();

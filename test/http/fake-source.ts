@@ -1,10 +1,10 @@
 /**
- * An AdminSource for tests: a real Directory, PresenceStore and ChangeHistory,
+ * An AdminSource for tests: a real Directory, PresenceHub and ChangeHistory,
  * with trunks, Graph status, watcher counts, rendering and resync faked.
  */
 import { Directory, type Person } from '../../src/core/directory.js';
 import { ChangeHistory } from '../../src/core/history.js';
-import { PresenceStore } from '../../src/core/presence-store.js';
+import { PresenceHub } from '../../src/core/presence-hub.js';
 import type { AdminSource, GraphInfo, RenderedBody, ResyncResult, TrunkInfo, WatcherEvent, WatcherProfileName } from '../../src/http/admin-source.js';
 
 export const DOMAIN = 'example.test';
@@ -16,7 +16,7 @@ export const PEOPLE: Person[] = [
 ];
 
 export interface FakeSource extends AdminSource {
-  readonly store: PresenceStore;
+  readonly store: PresenceHub;
   readonly directory: Directory;
   readonly historyLog: ChangeHistory;
   trunkList: TrunkInfo[];
@@ -30,7 +30,7 @@ export interface FakeSource extends AdminSource {
 export function fakeSource(options: { now?: () => number; historySize?: number } = {}): FakeSource {
   const people = PEOPLE.map((p) => ({ ...p, sipAors: [...p.sipAors], ...(p.teams !== undefined ? { teams: { ...p.teams } } : {}) }));
   const directory = new Directory(people, { domains: [DOMAIN] });
-  const store = new PresenceStore(directory, options.now !== undefined ? { now: options.now } : {});
+  const store = new PresenceHub(directory, options.now !== undefined ? { now: options.now } : {});
   const historyLog = new ChangeHistory(store, { size: options.historySize ?? 50, ...(options.now !== undefined ? { now: options.now } : {}) });
   const src: FakeSource = {
     store,

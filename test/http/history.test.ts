@@ -1,7 +1,7 @@
 import t from 'tap';
 import { Directory } from '../../src/core/directory.js';
 import { ChangeHistory } from '../../src/core/history.js';
-import { PresenceStore } from '../../src/core/presence-store.js';
+import { PresenceHub } from '../../src/core/presence-hub.js';
 
 function setup(size: number) {
   let now = 0;
@@ -12,7 +12,7 @@ function setup(size: number) {
     ],
     { domains: ['x.test'] },
   );
-  const store = new PresenceStore(directory, { now: () => now });
+  const store = new PresenceHub(directory, { now: () => now });
   const history = new ChangeHistory(store, { size, now: () => now });
   return { store, history, tick: (ms: number) => (now = ms) };
 }

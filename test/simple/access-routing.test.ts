@@ -1,5 +1,5 @@
 import t from 'tap';
-import { PresenceStore } from '../../src/core/presence-store.js';
+import { PresenceHub } from '../../src/core/presence-hub.js';
 import { Headers } from '../../src/sip/headers.js';
 import { createRequest, createResponse, type SipRequest } from '../../src/sip/message.js';
 import { SimpleServer, type AccessVerdict, type TrunkTraits } from '../../src/simple/simple-server.js';
@@ -21,7 +21,7 @@ function request(method: string, uri = 'sip:alice@example.com', extra: Array<[st
 
 function setup(verdict: (req: InboundRequest) => AccessVerdict) {
   const directory = makeDirectory();
-  const store = new PresenceStore(directory);
+  const store = new PresenceHub(directory);
   const stack = new FakeStack();
   const wheel = new TimerWheel({ autoStart: false });
   const unsolicited: Array<{ trunk: string; personId: string }> = [];

@@ -3,7 +3,7 @@ import t from 'tap';
 import { deflateSync, deflateRawSync } from 'node:zlib';
 import { parseMultipartRelated, parsePidf, parseRlmi, rootPart } from '../../src/bodies/index.js';
 import { Directory } from '../../src/core/directory.js';
-import { PresenceStore } from '../../src/core/presence-store.js';
+import { PresenceHub } from '../../src/core/presence-hub.js';
 import type { SipRequest } from '../../src/sip/message.js';
 import { listsSchema } from '../../src/simple/lists-config.js';
 import { attachResourceLists } from '../../src/simple/resource-lists.js';
@@ -22,7 +22,7 @@ function setup(clientLists: Record<string, unknown> = {}) {
     { domains: ['example.com'] },
   );
   let now = 1_700_000_000_000;
-  const store = new PresenceStore(directory, { now: () => now });
+  const store = new PresenceHub(directory, { now: () => now });
   const stack = new FakeStack();
   const wheel = new TimerWheel({ now: () => now, autoStart: false });
   const server = new SimpleServer({ stack, directory, store, config: CONFIG, logger: silentLogger(), now: () => now, wheel });

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { buildForwardingEvent, parseDoNotDisturbEvent, parseFeatureRequest } from '../../src/bodies/index.js';
-import { PresenceStore } from '../../src/core/presence-store.js';
+import { PresenceHub } from '../../src/core/presence-hub.js';
 import { SimpleServer } from '../../src/simple/simple-server.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { TimerWheel } from '../../src/util/timer-wheel.js';
@@ -12,7 +12,7 @@ const setDnd = (on: boolean) =>
 
 function setup() {
   const directory = makeDirectory();
-  const store = new PresenceStore(directory);
+  const store = new PresenceHub(directory);
   const stack = new FakeStack();
   const server = new SimpleServer({
     stack,

@@ -1,6 +1,6 @@
 /** Fixtures for the SIMPLE tests: a fake stack, a manual clock, request builders. */
 import { Directory } from '../../src/core/directory.js';
-import { PresenceStore } from '../../src/core/presence-store.js';
+import { PresenceHub } from '../../src/core/presence-hub.js';
 import { Headers } from '../../src/sip/headers.js';
 import { createRequest, type Endpoint, type SipRequest, type SipResponse, type TransportProtocol } from '../../src/sip/message.js';
 import { SimpleServer, type SimpleServerConfig } from '../../src/simple/simple-server.js';
@@ -104,7 +104,7 @@ export function makeServer(options: { lookup?: (host: string) => Promise<string>
   let now = 1_700_000_000_000;
   const clock = () => now;
   const directory = makeDirectory();
-  const store = new PresenceStore(directory, { now: clock });
+  const store = new PresenceHub(directory, { now: clock });
   const stack = new FakeStack();
   const wheel = new TimerWheel({ now: clock, autoStart: false });
   const server = new SimpleServer({

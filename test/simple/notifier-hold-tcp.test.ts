@@ -10,7 +10,7 @@ import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
-import { PresenceStore } from '../../src/core/presence-store.js';
+import { PresenceHub } from '../../src/core/presence-hub.js';
 import { SimpleServer } from '../../src/simple/simple-server.js';
 import { SipStack } from '../../src/sip/stack.js';
 import { silentLogger } from '../../src/util/logger.js';
@@ -105,7 +105,7 @@ const isNotify = (m: Message) => m.head.startsWith('NOTIFY ');
 
 async function gateway(t: Tap, minExpires = CONFIG.subscriptions.minExpires) {
   const directory = makeDirectory();
-  const store = new PresenceStore(directory);
+  const store = new PresenceHub(directory);
   const stack = await SipStack.start({
     listen: [{ protocol: 'tcp', address: '127.0.0.1', port: 0 }],
     logger: silentLogger(),

@@ -8,7 +8,7 @@ import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
 import { WebSocket } from 'ws';
-import { PresenceStore } from '../../src/core/presence-store.js';
+import { PresenceHub } from '../../src/core/presence-hub.js';
 import { SimpleServer } from '../../src/simple/simple-server.js';
 import { SipStack } from '../../src/sip/stack.js';
 import { silentLogger } from '../../src/util/logger.js';
@@ -23,7 +23,7 @@ function header(text: string, name: string): string | undefined {
 
 t.test('a quiet WebSocket watcher keeps its connection while subscribed; after un-SUBSCRIBE it is closed', async (t) => {
   const directory = makeDirectory();
-  const store = new PresenceStore(directory);
+  const store = new PresenceHub(directory);
   const stack = await SipStack.start({
     listen: [{ protocol: 'ws', address: '127.0.0.1', port: 0 }],
     logger: silentLogger(),

@@ -16,7 +16,7 @@ import { SipStack } from '../../src/sip/stack.js';
 import { SimpleServer } from '../../src/simple/simple-server.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { TimerWheel } from '../../src/util/timer-wheel.js';
-import { PresenceStore } from '../../src/core/presence-store.js';
+import { PresenceHub } from '../../src/core/presence-hub.js';
 import { CONFIG, makeDirectory, makeServer, resubscribe, settle, subscribe } from './helpers.js';
 
 function lookupSpy(fail = true) {
@@ -221,7 +221,7 @@ t.test('over a real WebSocket: 200 and NOTIFYs on the connection; after it close
   });
   t.teardown(() => sip.close());
   const directory = makeDirectory();
-  const store = new PresenceStore(directory);
+  const store = new PresenceHub(directory);
   const wheel = new TimerWheel({ autoStart: false });
   t.teardown(() => wheel.close());
   const { asked, lookup } = lookupSpy();

@@ -10,7 +10,7 @@ import t from 'tap';
 import { parseMultipartRelated, parseRlmi, rootPart } from '../../src/bodies/index.js';
 import { listsSchema } from '../../src/simple/lists-config.js';
 import { Directory } from '../../src/core/directory.js';
-import { PresenceStore } from '../../src/core/presence-store.js';
+import { PresenceHub } from '../../src/core/presence-hub.js';
 import { attachResourceLists } from '../../src/simple/resource-lists.js';
 import { SimpleServer } from '../../src/simple/simple-server.js';
 import { SipStack } from '../../src/sip/stack.js';
@@ -67,7 +67,7 @@ t.test('a 40-member list NOTIFY to a UDP subscriber arrives over TCP', async (t)
     ids.map((id, i) => ({ id, displayName: `Person ${i + 1}`, extension: String(2000 + i), sipAors: [`sip:${id}@example.com`] })),
     { domains: ['example.com'] },
   );
-  const store = new PresenceStore(directory);
+  const store = new PresenceHub(directory);
   const stack = await SipStack.start({
     listen: [
       { protocol: 'udp', address: '127.0.0.1', port: 0 },

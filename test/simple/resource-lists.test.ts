@@ -11,7 +11,7 @@ import {
 import { listsSchema, type ListsConfig } from '../../src/simple/lists-config.js';
 import { Directory } from '../../src/core/directory.js';
 import type { TelephonyState } from '../../src/core/person-state.js';
-import { PresenceStore } from '../../src/core/presence-store.js';
+import { PresenceHub } from '../../src/core/presence-hub.js';
 import { parseSubscriptionState, tagOf } from '../../src/sip/header-values.js';
 import type { SipRequest } from '../../src/sip/message.js';
 import { attachResourceLists, type BatchScheduler } from '../../src/simple/resource-lists.js';
@@ -53,7 +53,7 @@ function setup(lists: unknown = undefined) {
     ],
     { domains: ['example.com'] },
   );
-  const store = new PresenceStore(directory, { now: clock });
+  const store = new PresenceHub(directory, { now: clock });
   const stack = new FakeStack();
   const wheel = new TimerWheel({ now: clock, autoStart: false });
   const server = new SimpleServer({ stack, directory, store, config: CONFIG, logger: silentLogger(), now: clock, wheel });

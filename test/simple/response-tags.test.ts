@@ -6,7 +6,7 @@
  */
 import t from 'tap';
 import { createSocket, type Socket } from 'node:dgram';
-import { PresenceStore } from '../../src/core/presence-store.js';
+import { PresenceHub } from '../../src/core/presence-hub.js';
 import { tagOf } from '../../src/sip/header-values.js';
 import { parseMessage } from '../../src/sip/parser.js';
 import type { SipResponse } from '../../src/sip/message.js';
@@ -119,7 +119,7 @@ t.test('sweep: each refusable request kind gets a To tag, stable when the reques
     load: false,
   });
   const directory = makeDirectory();
-  const store = new PresenceStore(directory);
+  const store = new PresenceHub(directory);
   const registry = { fromSource: () => undefined };
   const digest = new AccessControl({
     registry,

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { createSocket, type Socket } from 'node:dgram';
 import { parsePidf } from '../../src/bodies/index.js';
-import { PresenceStore } from '../../src/core/presence-store.js';
+import { PresenceHub } from '../../src/core/presence-hub.js';
 import { Headers } from '../../src/sip/headers.js';
 import { tagOf } from '../../src/sip/header-values.js';
 import { createRequest, createResponse, type SipMessage, type SipRequest } from '../../src/sip/message.js';
@@ -99,7 +99,7 @@ t.test('real SipStack over UDP: SUBSCRIBE → 200 → NOTIFY, change → NOTIFY,
     timers: { t1: 50, t2: 200, t4: 200 },
   });
   const directory = makeDirectory();
-  const store = new PresenceStore(directory);
+  const store = new PresenceHub(directory);
   const server = new SimpleServer({ stack: sip, directory, store, config: CONFIG, logger: silentLogger() });
   const client = await UdpClient.open();
   t.teardown(async () => {
@@ -166,7 +166,7 @@ t.test('real SipStack: an unanswered NOTIFY times out (Timer F) and ends the sub
     timers: { t1: 10, t2: 40, t4: 40 },
   });
   const directory = makeDirectory();
-  const store = new PresenceStore(directory);
+  const store = new PresenceHub(directory);
   const server = new SimpleServer({ stack: sip, directory, store, config: CONFIG, logger: silentLogger() });
   const client = await UdpClient.open();
   t.teardown(async () => {

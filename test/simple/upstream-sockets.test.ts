@@ -6,7 +6,7 @@ import t from 'tap';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Directory } from '../../src/core/directory.js';
 import type { TelephonyState } from '../../src/core/person-state.js';
-import { PresenceStore } from '../../src/core/presence-store.js';
+import { PresenceHub } from '../../src/core/presence-hub.js';
 import { createResponse } from '../../src/sip/message.js';
 import { SipStack } from '../../src/sip/stack.js';
 import { DialogPackage } from '../../src/simple/dialog-package.js';
@@ -44,7 +44,7 @@ t.test('SUBSCRIBE, NOTIFYs and unsubscribe between two stacks on 127.0.0.1', asy
   const directory = new Directory([{ id: 'alice', displayName: 'Alice', extension: '1001', sipAors: ['sip:1001@127.0.0.1'] }], {
     domains: ['127.0.0.1'],
   });
-  const store = new PresenceStore(directory);
+  const store = new PresenceHub(directory);
   const notifier = new Notifier({
     sender: pbx,
     wheel: wheelB,

@@ -1,7 +1,7 @@
 /** Watcher information counts list watchers: a console subscribed to a list holding the person watches them (RFC 3857 with RFC 4662). */
 import t from 'tap';
 import { parseWatcherInfo } from '../../src/bodies/index.js';
-import { PresenceStore } from '../../src/core/presence-store.js';
+import { PresenceHub } from '../../src/core/presence-hub.js';
 import type { SipRequest, SipResponse } from '../../src/sip/message.js';
 import { listsSchema } from '../../src/simple/lists-config.js';
 import { attachResourceLists } from '../../src/simple/resource-lists.js';
@@ -12,7 +12,7 @@ import { CONFIG, FakeStack, makeDirectory, resubscribe, settle, subscribe } from
 
 function setup() {
   const directory = makeDirectory();
-  const store = new PresenceStore(directory);
+  const store = new PresenceHub(directory);
   const stack = new FakeStack();
   const server = new SimpleServer({ stack, directory, store, config: { ...CONFIG, watcherInfo: true }, logger: silentLogger(), wheel: new TimerWheel({ autoStart: false }) });
   attachResourceLists(

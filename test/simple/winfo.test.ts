@@ -1,6 +1,6 @@
 import t from 'tap';
 import { parseWatcherInfo } from '../../src/bodies/index.js';
-import { PresenceStore } from '../../src/core/presence-store.js';
+import { PresenceHub } from '../../src/core/presence-hub.js';
 import { SimpleServer } from '../../src/simple/simple-server.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { TimerWheel } from '../../src/util/timer-wheel.js';
@@ -9,7 +9,7 @@ import { CONFIG, FakeStack, makeDirectory, resubscribe, settle, subscribe } from
 function setup() {
   let now = 1_700_000_000_000;
   const directory = makeDirectory();
-  const store = new PresenceStore(directory, { now: () => now });
+  const store = new PresenceHub(directory, { now: () => now });
   const stack = new FakeStack();
   const wheel = new TimerWheel({ now: () => now, autoStart: false });
   const server = new SimpleServer({

@@ -1,7 +1,7 @@
 /** Desk phones' forwarding (as-feature-event) is kept per person in the store and sent to their phones after a restart. */
 import t from 'tap';
 import { buildForwardingEvent } from '../../src/bodies/index.js';
-import { PresenceStore } from '../../src/core/presence-store.js';
+import { PresenceHub } from '../../src/core/presence-hub.js';
 import { createPersistence, FORWARDING_META_KEY } from '../../src/persistence-wiring.js';
 import { SimpleServer } from '../../src/simple/simple-server.js';
 import { MemoryStore } from '../../src/store/index.js';
@@ -14,7 +14,7 @@ const NS = 'http://www.ecma-international.org/standards/ecma-323/csta/ed3';
 function run(db: MemoryStore) {
   const now = () => 1_700_000_000_000;
   const directory = makeDirectory();
-  const store = new PresenceStore(directory, { now });
+  const store = new PresenceHub(directory, { now });
   const stack = new FakeStack();
   const server = new SimpleServer({ stack, directory, store, config: { ...CONFIG, featureKeys: true }, logger: silentLogger(), now, wheel: new TimerWheel({ now, autoStart: false }) });
   const p = createPersistence({ store: db, logger: silentLogger(), always: true, sweepMs: 3_600_000, clock: { now } });

@@ -5,7 +5,7 @@
  */
 import t from 'tap';
 import { parseMultipartRelated, parseRlmi, parseWatcherInfo, rootPart } from '../../src/bodies/index.js';
-import { PresenceStore } from '../../src/core/presence-store.js';
+import { PresenceHub } from '../../src/core/presence-hub.js';
 import { createPersistence } from '../../src/persistence-wiring.js';
 import { tagOf } from '../../src/sip/header-values.js';
 import type { SipRequest, SipResponse } from '../../src/sip/message.js';
@@ -20,7 +20,7 @@ import { CONFIG, FakeStack, makeDirectory, settle, subscribe } from '../simple/h
 function run(db: MemoryStore, skipMs = 0) {
   let now = 1_700_000_000_000 + skipMs;
   const directory = makeDirectory();
-  const store = new PresenceStore(directory, { now: () => now });
+  const store = new PresenceHub(directory, { now: () => now });
   const stack = new FakeStack();
   const wheel = new TimerWheel({ now: () => now, autoStart: false });
   const server = new SimpleServer({ stack, directory, store, config: { ...CONFIG, watcherInfo: true }, logger: silentLogger(), now: () => now, wheel });

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { configSchema, type GatewayConfig } from '../../src/config/schema.js';
 import { Directory } from '../../src/core/directory.js';
-import { PresenceStore } from '../../src/core/presence-store.js';
+import { PresenceHub } from '../../src/core/presence-hub.js';
 import { createCertificateAuthority, createServerCertificate } from '../../src/graph-simulator/certs.js';
 import { parseVia } from '../../src/sip/header-values.js';
 import { createResponse, type Endpoint } from '../../src/sip/message.js';
@@ -132,7 +132,7 @@ t.test('mutual TLS trunk: OPTIONS ping and upstream SUBSCRIBE go over TLS with t
   const directory = new Directory([{ id: 'anna', displayName: 'Anna', extension: '1001', sipAors: ['sip:anna@gw.example.test'] }], {
     domains: ['gw.example.test'],
   });
-  const store = new PresenceStore(directory);
+  const store = new PresenceHub(directory);
   const upstream = startUpstream({ config: gw.config, sender: gw.stack, trunks: gw.side, directory, store, wheel: gw.wheel, logger: silentLogger(), packages: bodyPackages() });
   t.teardown(() => upstream.close());
   const until = Date.now() + 5000;

@@ -8,7 +8,7 @@ import t from 'tap';
 import { buildDialogInfo } from '../../src/bodies/index.js';
 import { configSchema } from '../../src/config/schema.js';
 import { Directory } from '../../src/core/directory.js';
-import { PresenceStore } from '../../src/core/presence-store.js';
+import { PresenceHub } from '../../src/core/presence-hub.js';
 import { Headers } from '../../src/sip/headers.js';
 import { createRequest, createResponse } from '../../src/sip/message.js';
 import { SipStack, type IncomingRequest } from '../../src/sip/stack.js';
@@ -74,7 +74,7 @@ t.test('trunk down → unknown → trunk back', async (t) => {
   const directory = new Directory([{ id: 'anna', displayName: 'Anna', extension: '1001', sipAors: ['sip:anna@gw.example.test'] }], {
     domains: ['gw.example.test'],
   });
-  const store = new PresenceStore(directory);
+  const store = new PresenceHub(directory);
   await side.registry.start();
   const upstream = startUpstream({ config, sender: gw, trunks: side, directory, store, wheel, logger: silentLogger(), packages: bodyPackages() });
   // the SIMPLE server's part: NOTIFYs of our upstream subscriptions go to the watcher

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { Directory } from '../../src/core/directory.js';
-import { PresenceStore } from '../../src/core/presence-store.js';
+import { PresenceHub } from '../../src/core/presence-hub.js';
 import type { PresenceView } from '../../src/core/person-state.js';
 
 const people = [
@@ -11,7 +11,7 @@ const people = [
 function setup() {
   let clock = 1_000;
   const dir = new Directory(people, { domains: ['example.com'] });
-  const store = new PresenceStore(dir, { now: () => clock });
+  const store = new PresenceHub(dir, { now: () => clock });
   const seen: PresenceView[] = [];
   store.onChange((_id, v) => seen.push(v));
   return { store, seen, tick: (ms: number) => (clock += ms) };
@@ -138,8 +138,8 @@ t.test('teamsPart: what Teams alone says; the gateway\'s own session read back s
 
 t.test("busy-on-busy: the writer's DoNotDisturb during a PBX call is its own echo (callEchoes), not the person's DND", async (t) => {
   const directory = new Directory([{ id: 'anna', displayName: 'Anna', sipAors: ['sip:anna@gw.example'] }], { domains: ['gw.example'] });
-  const plain = new PresenceStore(directory);
-  const dnd = new PresenceStore(directory, { callEchoes: [{ availability: 'DoNotDisturb', activity: 'DoNotDisturb' }] });
+  const plain = new PresenceHub(directory);
+  const dnd = new PresenceHub(directory, { callEchoes: [{ availability: 'DoNotDisturb', activity: 'DoNotDisturb' }] });
   for (const store of [plain, dnd]) {
     store.setTelephony('anna', { line: 'in-call', dnd: false, calls: [], origin: 'pbx', at: 1 });
     store.setTeams('anna', { availability: 'DoNotDisturb', activity: 'DoNotDisturb', at: 2 });
@@ -149,7 +149,7 @@ t.test("busy-on-busy: the writer's DoNotDisturb during a PBX call is its own ech
   dnd.setTelephony('anna', { line: 'idle', dnd: false, calls: [], origin: 'pbx', at: 3 });
   dnd.setTeams('anna', { availability: 'DoNotDisturb', activity: 'DoNotDisturb', at: 4 });
   t.same(dnd.teamsPart('anna')?.activities, [], 'still its own within the echo window after the call');
-  const outside = new PresenceStore(directory, { callEchoes: [{ availability: 'DoNotDisturb', activity: 'DoNotDisturb' }] });
+  const outside = new PresenceHub(directory, { callEchoes: [{ availability: 'DoNotDisturb', activity: 'DoNotDisturb' }] });
   outside.setTeams('anna', { availability: 'DoNotDisturb', activity: 'DoNotDisturb', at: 1 });
   t.ok(outside.teamsPart('anna')?.activities.length, 'outside a call a DoNotDisturb is the person\'s');
 });

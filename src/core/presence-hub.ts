@@ -8,7 +8,7 @@ import { deriveView, sameContent, type ViewOptions } from './view.js';
 export type ChangeListener = (personId: string, view: PresenceView) => void;
 export type TeamsTargetListener = (personId: string, target: TeamsTarget) => void;
 
-export interface PresenceStoreOptions {
+export interface PresenceHubOptions {
   now?: () => number;
   teamsToSip?: TeamsToSipTable;
   /** Which source names the state first when Teams and the PBX disagree (default the PBX line). */
@@ -72,7 +72,7 @@ const CLEAR: TeamsTarget = { kind: 'clear' };
  * of a change only when what they care about differs, once, synchronously
  * and in order.
  */
-export class PresenceStore {
+export class PresenceHub {
   private readonly entries = new Map<string, Entry>();
   private readonly listeners = new Set<ChangeListener>();
   private readonly targetListeners = new Set<TeamsTargetListener>();
@@ -85,7 +85,7 @@ export class PresenceStore {
 
   constructor(
     private readonly directory: Directory,
-    options: PresenceStoreOptions = {},
+    options: PresenceHubOptions = {},
   ) {
     this.now = options.now ?? Date.now;
     this.echoWindowMs = options.echoWindowMs ?? 60_000;
