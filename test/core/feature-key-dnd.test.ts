@@ -22,7 +22,7 @@ t.test('phone DND on, Teams reads it back, then the person turns DND off in Team
   store.setTeams('anna', teams('Available', 'Available', 3));
   t.equal(store.view('anna').dnd, false, 'Teams DND off wins: the phone light goes out');
   t.equal(store.state('anna').telephony, undefined, 'the feature-key DND is gone');
-  t.same(store.teamsTarget('anna'), { kind: 'clear' }, 'the writer takes its DND back');
+  t.same(store.teamsTarget('anna'), { kind: 'clear', personChose: true }, 'the writer takes its DND session back, and the person chose');
 });
 
 t.test('Teams DND off after a user-set Teams DND also clears a phone DND pressed meanwhile', async (t) => {
@@ -31,7 +31,7 @@ t.test('Teams DND off after a user-set Teams DND also clears a phone DND pressed
   store.setFeatureKeyDnd('anna', true);
   store.setTeams('anna', teams('Available', 'Available', 2));
   t.equal(store.view('anna').dnd, false);
-  t.same(store.teamsTarget('anna'), { kind: 'clear' });
+  t.same(store.teamsTarget('anna'), { kind: 'clear', personChose: true });
 });
 
 t.test('a call session the gateway set, read back, does not clear the phone DND', async (t) => {
