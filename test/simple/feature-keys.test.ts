@@ -126,7 +126,7 @@ t.test('DND set on the phone, turned off in Teams: the light goes out and the Te
   store.setTeams('alice', { availability: 'DoNotDisturb', activity: 'Presenting', at: 1 });
   store.setTeams('alice', { availability: 'Available', activity: 'Available', at: 2 });
   t.same(parseDoNotDisturbEvent((await lastNotify(stack)).body).on, false, 'Teams DND off reached the phone');
-  t.same(store.teamsTarget('alice'), { kind: 'clear' });
+  t.same(store.teamsTarget('alice'), { kind: 'clear', personChose: true });
 });
 
 const setForwarding = (type: string, on: boolean, to?: string) =>
