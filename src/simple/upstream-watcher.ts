@@ -43,7 +43,7 @@ import { Headers } from '../sip/headers.js';
 import { newCallId, newTag } from '../sip/ids.js';
 import { createRequest, type Endpoint, type SipRequest, type SipResponse, type TransportProtocol } from '../sip/message.js';
 import type { Logger } from '../util/logger.js';
-import { canTransition } from '../util/state-machine.js';
+import { canTransition, throwIfStrict, type RefusalPolicy } from '../util/state-machine.js';
 import type { TimerHandle } from '../util/timer-wheel.js';
 import type { TelephonyState, RichState } from '../core/person-state.js';
 import { reply } from './sip-util.js';
@@ -66,7 +66,7 @@ import {
 import type { NotifyReading } from './event-package.js';
 import { isReading, type PackageRegistry } from './package-registry.js';
 import type { DigestChallenge } from '../sip/digest.js';
-import { answered, isInFlight, isUp, sending, SUBSCRIBER_TRANSITIONS, type SubscriberState } from './subscriber-state.js';
+import { answered, comingUp, isInFlight, isRefreshQueued, isUp, queueing, sending, SUBSCRIBER_TRANSITIONS, type SubscriberState } from './subscriber-state.js';
 
 export interface UpstreamTarget {
   trunk: string;
@@ -113,6 +113,8 @@ export interface UpstreamWatcherOptions extends UpstreamClientOptions {
   packages: PackageRegistry;
   /** How long a down subscription keeps its last state before the source is cleared (default 30 s). */
   graceMs?: number;
+  /** A state change the table refuses: 'log' (default: logged at error level, not made) or 'throw' (tests). */
+  refusals?: RefusalPolicy;
 }
 
 type Kind = 'subscribe' | 'refresh' | 'unsubscribe';
@@ -131,9 +133,14 @@ export class WatchItem implements AuthHolder {
   target: UpstreamTarget;
   /** Seconds asked for: target.expires, raised by a 423's Min-Expires. */
   expires: number;
-  /** Changes when the subscription is replaced or removed: answers to older requests are ignored. */
-  gen = 0;
   private current: SubscriberState = 'initial';
+  /**
+   * The identity of the SUBSCRIBE out: set when one goes out, dropped when
+   * the state leaves the in-flight states (answered, down, removed), so an
+   * answer to a superseded request is told apart from the current one. A
+   * token, not the dialog: a NOTIFY before the 2xx replaces the dialog object.
+   */
+  private request: object | undefined = undefined;
   /**
    * The dialog of the current SUBSCRIBE: early until a 2xx or a NOTIFY
    * establishes it (src/sip/dialog.ts), early again once the subscription
@@ -144,10 +151,6 @@ export class WatchItem implements AuthHolder {
   expiresAt = 0;
   /** A NOTIFY's expires= seen since the last request went out (ms), undefined when none. */
   notifyBound: number | undefined = undefined;
-  /** Counts runs, so that a stale run finishing does not settle the state of a newer one. */
-  runs = 0;
-  /** Send again (refresh) when the SUBSCRIBE out is answered; only set while one is out. */
-  again = false;
   failures = 0;
   timer: TimerHandle | undefined = undefined;
   graceTimer: TimerHandle | undefined = undefined;
@@ -155,7 +158,7 @@ export class WatchItem implements AuthHolder {
   /** dialog-info version and calls of this subscription (RFC 4235 §4.1). */
   version: number | undefined = undefined;
   calls: Call[] | undefined = undefined;
-  /** The sink holds state from this item (kept through the grace period after it went down). */
+  /** The sink holds state from this item. Not subscription state: it outlives the subscription through the grace period after it went down. */
   fed = false;
 
   constructor(target: UpstreamTarget) {
@@ -177,14 +180,29 @@ export class WatchItem implements AuthHolder {
     return this.dialog?.callId;
   }
 
-  /** Every state change goes through here (subscriber-state.ts); a change the table refuses is logged and not made. */
-  enter(next: SubscriberState, logger: Logger): boolean {
+  /** Every state change goes through here (subscriber-state.ts); a change the table refuses is not made: logged, or thrown under 'throw'. */
+  enter(next: SubscriberState, logger: Logger, refusals: RefusalPolicy = 'log'): boolean {
     if (canTransition(SUBSCRIBER_TRANSITIONS, this.current, next)) {
       this.current = next;
+      if (!isInFlight(next)) this.request = undefined;
       return true;
     }
+    throwIfStrict(refusals, 'upstream subscription', this.current, next);
     logger.error({ trunk: this.trunk, user: this.personId, from: this.current, to: next }, 'upstream subscription state change refused');
     return false;
+  }
+
+  /** A SUBSCRIBE goes out: enter the sending state; returns the request's identity (undefined when refused). */
+  begin(logger: Logger, refusals: RefusalPolicy = 'log'): object | undefined {
+    if (!this.enter(sending(this.current), logger, refusals)) return undefined;
+    const request = {};
+    this.request = request;
+    return request;
+  }
+
+  /** True while `request` is the SUBSCRIBE out (not superseded by a newer one, a down or a removal). */
+  answers(request: object | undefined): boolean {
+    return request !== undefined && this.request === request;
   }
 
   get trunk(): string {
@@ -217,6 +235,7 @@ export class UpstreamWatcher extends UpstreamClient<WatchItem> {
   private readonly sink: UpstreamSink;
   private readonly packages: PackageRegistry;
   private readonly graceMs: number;
+  private readonly refusals: RefusalPolicy;
   private persist: UpstreamSubscriptionPersistence | undefined = undefined;
   /** Items added this turn, queued together by startItems. */
   private readonly starting: WatchItem[] = [];
@@ -228,6 +247,18 @@ export class UpstreamWatcher extends UpstreamClient<WatchItem> {
     this.sink = options.sink;
     this.packages = options.packages;
     this.graceMs = options.graceMs ?? 30_000;
+    this.refusals = options.refusals ?? 'log';
+  }
+
+  /** Every state change of an item, under this watcher's refusal policy. */
+  private enter(item: WatchItem, next: SubscriberState): void {
+    item.enter(next, this.logger, this.refusals);
+  }
+
+  /** A refresh asked for while a SUBSCRIBE is out: it goes out once that one is accepted. */
+  private queueRefresh(item: WatchItem): void {
+    const next = queueing(item.state);
+    if (next !== undefined) this.enter(item, next);
   }
 
   /** Watch a person at a trunk. A target already watched is updated; a changed URI or event starts over. */
@@ -258,6 +289,11 @@ export class UpstreamWatcher extends UpstreamClient<WatchItem> {
     const items = this.starting.splice(0);
     for (const item of items) if (item.state !== 'terminated' && !this.closed) this.queue.push(item.trunk, item, item.target.ratePerSec);
   };
+
+  /** The subscriber state of a watched person at a trunk (undefined: not watched). */
+  stateOf(trunk: string, personId: string): SubscriberState | undefined {
+    return this.items.get(itemKey(trunk, personId))?.state;
+  }
 
   /** Report dialogs to keep to `listener` (undefined: stop). */
   onPersist(listener: UpstreamSubscriptionPersistence | undefined): void {
@@ -294,7 +330,6 @@ export class UpstreamWatcher extends UpstreamClient<WatchItem> {
         dropped++;
         continue;
       }
-      item.gen++;
       item.dialog = {
         callId: s.callId,
         localTag: s.fromTag,
@@ -334,8 +369,7 @@ export class UpstreamWatcher extends UpstreamClient<WatchItem> {
     const item = this.items.get(itemKey(trunk, personId));
     if (item === undefined) return;
     this.items.delete(item.key);
-    item.enter('terminated', this.logger);
-    item.gen++;
+    this.enter(item, 'terminated');
     this.persist?.remove(item.trunk, item.personId, item.target.event);
     this.queue.delete(item.trunk, item);
     if (item.graceTimer !== undefined) this.wheel.cancel(item.graceTimer);
@@ -352,7 +386,7 @@ export class UpstreamWatcher extends UpstreamClient<WatchItem> {
     for (const item of this.items.values()) {
       if (item.trunk !== trunk) continue;
       item.failures = 0;
-      if (isInFlight(item.state)) item.again = true;
+      if (isInFlight(item.state)) this.queueRefresh(item);
       else this.queue.push(trunk, item);
     }
   }
@@ -365,7 +399,6 @@ export class UpstreamWatcher extends UpstreamClient<WatchItem> {
     this.queue.close();
     const pending: Array<Promise<unknown>> = [];
     for (const item of this.items.values()) {
-      item.gen++;
       if (item.timer !== undefined) this.wheel.cancel(item.timer);
       if (item.graceTimer !== undefined) this.wheel.cancel(item.graceTimer);
       if (unsubscribe && isEstablished(item.dialog)) {
@@ -410,7 +443,7 @@ export class UpstreamWatcher extends UpstreamClient<WatchItem> {
   private send(item: WatchItem): void {
     if (this.closed || item.state === 'terminated') return;
     if (isInFlight(item.state)) {
-      item.again = true;
+      this.queueRefresh(item);
       return;
     }
     if (isEstablished(item.dialog)) {
@@ -423,7 +456,6 @@ export class UpstreamWatcher extends UpstreamClient<WatchItem> {
 
   private newDialog(item: WatchItem): void {
     if (item.callId !== undefined && this.byCallId.get(item.callId) === item) this.byCallId.delete(item.callId);
-    item.gen++;
     const dialog = earlyDialog(newCallId(), newTag());
     item.dialog = dialog;
     item.version = undefined;
@@ -433,17 +465,15 @@ export class UpstreamWatcher extends UpstreamClient<WatchItem> {
   }
 
   private async run(item: WatchItem, kind: 'subscribe' | 'refresh'): Promise<void> {
-    const gen = item.gen;
-    const run = ++item.runs;
-    item.enter(sending(item.state), this.logger);
-    item.again = false;
+    const request = item.begin(this.logger, this.refusals);
     item.notifyBound = undefined;
     let outcome: Outcome;
     let rounds = 0;
     for (;;) {
       outcome = await this.transact(item, kind, item.expires);
-      if (gen !== item.gen) {
-        if (item.runs === run) this.settle(item);
+      if (!item.answers(request) || this.closed) {
+        // Superseded (down, removed, a newer SUBSCRIBE), or the watcher closed: no follow-up.
+        if (item.answers(request)) this.settle(item);
         this.afterStale(item, outcome.response, kind);
         return;
       }
@@ -455,6 +485,7 @@ export class UpstreamWatcher extends UpstreamClient<WatchItem> {
       }
       break;
     }
+    const refreshQueued = isRefreshQueued(item.state);
     this.settle(item);
     if (this.closed) return;
     const { response } = outcome;
@@ -464,7 +495,7 @@ export class UpstreamWatcher extends UpstreamClient<WatchItem> {
       if (outcome.authTried) this.onAuth(item.trunk, true);
       this.accepted(item, response);
       this.logger.info({ ...log, expires: Math.round((item.expiresAt - this.now()) / 1000) }, kind === 'subscribe' ? 'upstream subscription accepted' : 'upstream subscription refreshed');
-      if (item.again) this.queue.push(item.trunk, item);
+      if (refreshQueued) this.queue.push(item.trunk, item);
       return;
     }
     if (status === 401 || status === 407) {
@@ -586,25 +617,24 @@ export class UpstreamWatcher extends UpstreamClient<WatchItem> {
 
   private markUp(item: WatchItem): void {
     if (item.up) return;
-    item.enter(isInFlight(item.state) ? 'refreshing' : 'active', this.logger);
+    this.enter(item, comingUp(item.state));
     this.onItem(item.trunk, item.personId, true);
   }
 
   /** The SUBSCRIBE out was answered (or given up on): no longer in flight. */
   private settle(item: WatchItem): void {
     const next = answered(item.state);
-    if (next !== undefined) item.enter(next, this.logger);
+    if (next !== undefined) this.enter(item, next);
   }
 
   /** The subscription is gone: report it and start the grace period of its state. */
   private down(item: WatchItem, error: string): void {
     const d = item.dialog;
     if (isEstablished(d)) this.persist?.remove(item.trunk, item.personId, item.target.event);
-    item.enter('retry-wait', this.logger);
+    this.enter(item, 'retry-wait');
     this.onItem(item.trunk, item.personId, false, error);
     if (d !== undefined && this.byCallId.get(d.callId) === item) this.byCallId.delete(d.callId);
     if (isEstablished(d)) item.dialog = unestablished(d);
-    item.gen++;
     if (item.fed && (item.graceTimer === undefined || !item.graceTimer.active)) {
       const at = this.now() + this.graceMs;
       if (item.graceTimer === undefined) item.graceTimer = this.wheel.schedule(at, this.graceCallback, item);
@@ -730,7 +760,6 @@ export class UpstreamWatcher extends UpstreamClient<WatchItem> {
     else delay = backoffDelay(++item.failures, this.backoff, this.random);
     this.logger.info({ ...log, reason, retryInMs: delay }, 'upstream subscription terminated by the notifier');
     this.down(item, `terminated${reason.length > 0 ? `;reason=${reason}` : ''}`);
-    item.again = false;
     this.retryLater(item, delay);
   }
 
@@ -746,7 +775,7 @@ export class UpstreamWatcher extends UpstreamClient<WatchItem> {
         // RFC 4235 §4.1: a gap in partial state → ask for full state with a refresh.
         this.logger.info({ trunk: item.trunk, user: item.personId, kind: body.kind, version: doc.version, last: item.version }, 'partial state gap, refreshing for full state');
         if (!final) {
-          if (isInFlight(item.state)) item.again = true;
+          if (isInFlight(item.state)) this.queueRefresh(item);
           else this.queue.push(item.trunk, item);
         }
         return;

@@ -52,6 +52,8 @@ function setup(opts: { graceMs?: number; closeTimeoutMs?: number } = {}) {
     backoff: { minMs: 1_000, maxMs: 60_000 },
     onItem: (trunk, personId, up, error) => items.push(`${trunk}/${personId} ${up ? 'up' : 'down'}${error !== undefined ? ` ${error}` : ''}`),
     onAuth: (trunk, ok) => auth.push(`${trunk} ${ok}`),
+    // any state change the subscriber table refuses fails the test
+    refusals: 'throw',
     ...opts,
   });
   return { clock, sender, sink, watcher, items, auth };
@@ -535,4 +537,70 @@ t.test('an upstream subscription changes state only as its table allows; a refus
       [50, 'upstream subscription state change refused', 'terminated', 'active', 'pbx1', 'alice'],
     ],
   );
+});
+
+t.test('a refresh asked for while a refresh is out goes out once that one is accepted (refreshing-queued)', async (t) => {
+  const s = setup();
+  const sub = await established(s);
+  s.watcher.refreshAll('pbx1');
+  await settle();
+  t.equal(s.sender.sent.length, 2, 'the refresh is out');
+  s.watcher.refreshAll('pbx1');
+  await settle();
+  t.equal(s.sender.sent.length, 2, 'one SUBSCRIBE out at a time');
+  t.equal(s.watcher.stateOf('pbx1', 'alice'), 'refreshing-queued');
+  s.sender.last().answer(200, { toTag: 'pbx-tag', headers: [['expires', '3600']] });
+  await settle();
+  t.equal(s.sender.sent.length, 3, 'the queued refresh went out after the 2xx');
+  t.equal(s.sender.last().request.headers.get('call-id'), sub.request.headers.get('call-id'), 'in the same dialog');
+  t.equal(s.watcher.stateOf('pbx1', 'alice'), 'refreshing');
+  s.sender.last().answer(200, { toTag: 'pbx-tag', headers: [['expires', '3600']] });
+  await settle();
+  t.equal(s.sender.sent.length, 3, 'nothing more queued');
+  t.equal(s.watcher.stateOf('pbx1', 'alice'), 'active');
+});
+
+t.test('a refresh asked for before the first SUBSCRIBE is answered follows its 2xx (notify-wait-queued)', async (t) => {
+  const s = setup();
+  s.watcher.add(target());
+  await settle();
+  s.watcher.refreshAll('pbx1');
+  t.equal(s.watcher.stateOf('pbx1', 'alice'), 'notify-wait-queued');
+  const first = s.sender.last();
+  first.answer(200, { toTag: 'pbx-tag', headers: [['expires', '3600'], ['contact', '<sip:1001@198.51.100.5:5060>']] });
+  await settle();
+  t.equal(s.sender.sent.length, 2, 'the queued refresh went out');
+  t.equal(tagOf(s.sender.last().request.headers.get('to')!), 'pbx-tag', 'inside the dialog the 2xx made');
+  t.same(s.items, ['pbx1/alice up']);
+});
+
+t.test('an answer to a superseded SUBSCRIBE (the notifier ended it while it was out) changes nothing', async (t) => {
+  const s = setup();
+  s.watcher.add(target());
+  await settle();
+  const first = s.sender.last();
+  // NOTIFY before the 200 (a new dialog object), then the notifier terminates it
+  s.watcher.handleNotify(inbound(notifyFor(first.request, { state: 'active', body: dialogInfo(dialog('d', 'confirmed'), { version: 0 }) })).req);
+  t.equal(s.watcher.stateOf('pbx1', 'alice'), 'notify-wait', 'the 2xx will report it up');
+  t.equal(s.sink.lastTelephony()?.line, 'in-call', 'its body fed');
+  s.watcher.handleNotify(inbound(notifyFor(first.request, { cseq: 2, state: 'terminated;reason=deactivated' })).req);
+  t.equal(s.watcher.stateOf('pbx1', 'alice'), 'retry-wait');
+  first.answer(200, { toTag: 'pbx-tag', headers: [['expires', '3600']] });
+  await settle();
+  t.equal(s.watcher.stateOf('pbx1', 'alice'), 'retry-wait', 'the late 2xx does not bring it up');
+  t.same(s.items, ['pbx1/alice down terminated;reason=deactivated'], 'never reported up');
+  t.equal(s.sender.sent.length, 1, 'and no unsubscribe or refresh sent for it');
+});
+
+t.test("under the 'throw' policy a refused change throws (how the tests run the watcher)", async (t) => {
+  const item = new WatchItem(target());
+  t.throws(() => item.enter('refreshing', silentLogger(), 'throw'), { name: 'InvalidTransitionError', message: /initial → refreshing refused/ });
+  t.equal(item.state, 'initial', 'not made');
+  const request = item.begin(silentLogger(), 'throw');
+  t.ok(item.answers(request), 'the SUBSCRIBE out is the current request');
+  t.ok(item.enter('retry-wait', silentLogger(), 'throw'));
+  t.notOk(item.answers(request), 'down: its answer is superseded');
+  const newer = item.begin(silentLogger(), 'throw');
+  t.ok(item.answers(newer), 'a newer SUBSCRIBE out is current');
+  t.notOk(item.answers(request), 'the old one stays superseded');
 });

@@ -11,6 +11,10 @@ import {
 import { responseTarget } from '../../src/sip/transport/routing.js';
 import { parseVia } from '../../src/sip/header-values.js';
 import { silentLogger } from '../../src/util/logger.js';
+import { setTransactionRefusals } from '../../src/sip/transaction/state.js';
+
+// any transaction state change the non-INVITE graph refuses fails these tests
+setTransactionRefusals('throw');
 
 interface Sent {
   text: string;

@@ -1,5 +1,5 @@
 import type { Logger } from '../../util/logger.js';
-import { canTransition, transitionTable, type TransitionTable } from '../../util/state-machine.js';
+import { canTransition, throwIfStrict, transitionTable, type RefusalPolicy, type TransitionTable } from '../../util/state-machine.js';
 
 /** The states of a non-INVITE transaction, client and server alike. */
 export type TransactionState = 'trying' | 'proceeding' | 'completed' | 'terminated';
@@ -25,13 +25,23 @@ export interface StatefulTransaction {
   readonly branch: string;
 }
 
+/** The refusal policy of every transaction in this process: 'log' unless a test asks for 'throw'. */
+let refusals: RefusalPolicy = 'log';
+
+/** Tests: make a refused transaction change throw (InvalidTransitionError) instead of being logged; production never calls it. */
+export function setTransactionRefusals(policy: RefusalPolicy): void {
+  refusals = policy;
+}
+
 /**
  * Whether `tx` may go from its state to `next`; a refused change is logged
- * at error level (see src/util/state-machine.ts for the policy). The caller
- * makes the change when true. A table lookup: no allocation unless refused.
+ * at error level, or thrown under setTransactionRefusals('throw') (see
+ * src/util/state-machine.ts for the policy). The caller makes the change
+ * when true. A table lookup: no allocation unless refused.
  */
 export function mayEnter(tx: StatefulTransaction, next: TransactionState, logger: Logger): boolean {
   if (canTransition(NON_INVITE_TRANSITIONS, tx.state, next)) return true;
+  throwIfStrict(refusals, `${tx.method} transaction`, tx.state, next);
   logger.error({ method: tx.method, branch: tx.branch, from: tx.state, to: next }, 'transaction state change refused');
   return false;
 }
