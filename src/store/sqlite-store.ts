@@ -44,6 +44,7 @@ import type {
   UpstreamSubscriptionRecord,
   WatcherSubscriptionRecord,
 } from './records.js';
+import { systemClock, type Clock } from '../util/clock.js';
 
 /** The flush timer, replaceable by a manual clock in tests. */
 export interface FlushTimers {
@@ -78,7 +79,7 @@ export interface SqliteStoreOptions {
   writer?: 'worker' | 'inline';
   logger?: Logger;
   timers?: FlushTimers;
-  now?: () => number;
+  clock?: Pick<Clock, 'now'>;
 }
 
 /** What a repository needs from its store. */
@@ -270,7 +271,7 @@ export class SqliteStore implements GatewayStore, Owner {
   private readonly retryMs: number;
   private readonly logger: Logger;
   private readonly timers: FlushTimers;
-  private readonly now: () => number;
+  private readonly clock: Pick<Clock, 'now'>;
   private timer: unknown = undefined;
   private queued = 0;
   private failing = false;
@@ -330,7 +331,7 @@ export class SqliteStore implements GatewayStore, Owner {
     this.retryMs = options.retryMs ?? Math.max(this.flushMs, 1000);
     this.logger = logger;
     this.timers = options.timers ?? realTimers;
-    this.now = options.now ?? Date.now;
+    this.clock = options.clock ?? systemClock;
 
     const watchers = new SqliteRepository(this, TABLES.watcherSubscriptions, db);
     const publications = new SqliteRepository(this, TABLES.publications, db);
@@ -414,7 +415,7 @@ export class SqliteStore implements GatewayStore, Owner {
     // one error line per new failure, not one per retry
     const level = message === this.lastError && this.failing ? 'debug' : 'error';
     this.lastError = message;
-    this.lastErrorAt = this.now();
+    this.lastErrorAt = this.clock.now();
     this.logger[level]({ err: error, path: this.path, action, queued: this.queued }, `store ${action} failed: ${message}`);
   }
 
