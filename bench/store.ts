@@ -16,7 +16,8 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { MemoryStore, SqliteStore, type FlushTimers, type GatewayStore, type WatcherSubscriptionRecord } from '../src/store/index.js';
+import type { Clock } from '../src/util/clock.js';
+import { MemoryStore, SqliteStore, type GatewayStore, type WatcherSubscriptionRecord } from '../src/store/index.js';
 
 export interface StoreBenchResult {
   records: number;
@@ -36,19 +37,17 @@ export interface StoreBenchResult {
 }
 
 /** Flush timers that add the time spent in their callbacks to `spent`. */
-function timedTimers(spent: { ns: bigint }): FlushTimers {
+function timedTimers(spent: { ns: bigint }): Clock {
   return {
-    set(callback, ms) {
+    now: () => Date.now(),
+    after(ms, callback) {
       const handle = setTimeout(() => {
         const start = process.hrtime.bigint();
         callback();
         spent.ns += process.hrtime.bigint() - start;
       }, ms);
       handle.unref();
-      return handle;
-    },
-    clear(handle) {
-      clearTimeout(handle as NodeJS.Timeout);
+      return { cancel: () => clearTimeout(handle) };
     },
   };
 }
@@ -58,7 +57,7 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 /** Upserts at ~10,000/s (100 every 10 ms), batches written by the flush timer; main-thread µs per upsert. */
 async function pacedMainThread(dir: string, writer: 'worker' | 'inline', records: readonly WatcherSubscriptionRecord[]): Promise<number> {
   const spent = { ns: 0n };
-  const store = SqliteStore.open({ path: join(dir, `paced-${writer}.db`), flushMs: 50, writer, timers: timedTimers(spent) });
+  const store = SqliteStore.open({ path: join(dir, `paced-${writer}.db`), flushMs: 50, writer, clock: timedTimers(spent) });
   try {
     const deadline = Date.now() + 20_000;
     while (writer === 'worker' && store.writerMode !== 'worker' && Date.now() < deadline) await sleep(10);

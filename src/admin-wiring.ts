@@ -68,13 +68,12 @@ export interface AdminWiring {
 export function wireAdmin(options: AdminWiringOptions): AdminWiring {
   const { config, directory, store, stack, simple, trunks, logger } = options;
   const clock = options.clock ?? systemClock;
-  const now = (): number => clock.now();
   const graph = options.graph;
   const notifier = simple.notifier;
-  const metrics = new Metrics({ processMetrics: options.processMetrics ?? true, now });
+  const metrics = new Metrics({ processMetrics: options.processMetrics ?? true, clock });
   const graphExpected = config.graph !== undefined || config.graphSimulator !== undefined;
   const admin = config.admin;
-  const history = admin !== undefined ? new ChangeHistory(store, { size: admin.historySize, now }) : undefined;
+  const history = admin !== undefined ? new ChangeHistory(store, { size: admin.historySize, clock }) : undefined;
 
   metrics.collectSubscriptions(() => notifier.counts());
   metrics.collectTrunks(() => trunks.statuses());

@@ -6,6 +6,7 @@
  * itself (no copy).
  */
 import type { PersonState, PresenceView } from './person-state.js';
+import { systemClock, type Clock } from '../util/clock.js';
 
 export interface HistoryEntry {
   at: number;
@@ -36,15 +37,15 @@ const ABSENT = -1;
 export class ChangeHistory {
   private readonly rings = new Map<string, Ring>();
   private readonly size: number;
-  private readonly now: () => number;
+  private readonly clock: Pick<Clock, 'now'>;
   private detach: (() => void) | undefined;
 
   constructor(
     private readonly feed: HistoryFeed,
-    options: { size?: number; now?: () => number } = {},
+    options: { size?: number; clock?: Pick<Clock, 'now'> } = {},
   ) {
     this.size = Math.max(1, Math.floor(options.size ?? 50));
-    this.now = options.now ?? Date.now;
+    this.clock = options.clock ?? systemClock;
     this.detach = feed.onChange((personId, view) => this.record(personId, view));
   }
 
@@ -81,7 +82,7 @@ export class ChangeHistory {
     } catch {
       state = {};
     }
-    const entry: HistoryEntry = { at: view.changedAt ?? this.now(), source: this.cause(r, state, view), view };
+    const entry: HistoryEntry = { at: view.changedAt ?? this.clock.now(), source: this.cause(r, state, view), view };
     r.entries[r.head] = entry;
     r.head = (r.head + 1) % this.size;
     if (r.count < this.size) r.count++;

@@ -4,12 +4,13 @@ import { FeederLiveness } from './feeder-liveness.js';
 import { isEcho, sameTarget, sipMeaningOf, teamsTargetOf, type TeamsToSipTable } from './mapping.js';
 import type { CalendarState, PersonState, PresenceView, RichState, TeamsState, TeamsTarget, TelephonyState } from './person-state.js';
 import { deriveView, sameContent, type ViewOptions } from './view.js';
+import { systemClock, type Clock } from '../util/clock.js';
 
 export type ChangeListener = (personId: string, view: PresenceView) => void;
 export type TeamsTargetListener = (personId: string, target: TeamsTarget) => void;
 
 export interface PresenceHubOptions {
-  now?: () => number;
+  clock?: Pick<Clock, 'now'>;
   teamsToSip?: TeamsToSipTable;
   /** Which source names the state first when Teams and the PBX disagree (default the PBX line). */
   prefer?: 'telephony' | 'teams';
@@ -76,7 +77,7 @@ export class PresenceHub {
   private readonly entries = new Map<string, Entry>();
   private readonly listeners = new Set<ChangeListener>();
   private readonly targetListeners = new Set<TeamsTargetListener>();
-  private readonly now: () => number;
+  private readonly clock: Pick<Clock, 'now'>;
   private readonly echoWindowMs: number;
   private readonly callEchoes: ReadonlyArray<{ availability: string; activity: string }>;
   private readonly viewOptions: ViewOptions;
@@ -87,7 +88,7 @@ export class PresenceHub {
     private readonly directory: Directory,
     options: PresenceHubOptions = {},
   ) {
-    this.now = options.now ?? Date.now;
+    this.clock = options.clock ?? systemClock;
     this.echoWindowMs = options.echoWindowMs ?? 60_000;
     this.callEchoes = options.callEchoes ?? [];
     this.viewOptions = {};
@@ -105,7 +106,7 @@ export class PresenceHub {
   private optionsFor(personId: string): ViewOptions {
     const order = this.priorityOf?.(personId);
     const lang = this.directory.get(personId)?.language;
-    const o: ViewOptions = { ...this.viewOptions, now: this.now() };
+    const o: ViewOptions = { ...this.viewOptions, now: this.clock.now() };
     if (order !== undefined) o.order = order;
     if (lang !== undefined) o.lang = lang;
     return o;
@@ -118,7 +119,7 @@ export class PresenceHub {
       const state: PersonState = {};
       e = {
         state,
-        view: { personId, revision: 0, changedAt: this.now(), ...deriveView(personId, state, this.optionsFor(personId)) },
+        view: { personId, revision: 0, changedAt: this.clock.now(), ...deriveView(personId, state, this.optionsFor(personId)) },
         target: CLEAR,
       };
       this.entries.set(personId, e);
@@ -188,7 +189,7 @@ export class PresenceHub {
     }
     let composed = composeTelephony(current);
     if (composed === undefined && this.liveness.noneLive(personId)) {
-      composed = { line: 'unknown', dnd: false, calls: [], origin: this.liveness.firstExpected(personId) ?? 'unknown', at: this.now() };
+      composed = { line: 'unknown', dnd: false, calls: [], origin: this.liveness.firstExpected(personId) ?? 'unknown', at: this.clock.now() };
     }
     if (composed === undefined) delete s.telephony;
     else s.telephony = composed;
@@ -226,7 +227,7 @@ export class PresenceHub {
         e.telephonySources,
         FEATURE_KEY_SOURCE,
         // line 'unknown': the key says nothing of calls, so any trunk's line state wins
-        on ? { line: 'unknown', dnd: true, calls: [], origin: FEATURE_KEY_SOURCE, at: this.now() } : undefined,
+        on ? { line: 'unknown', dnd: true, calls: [], origin: FEATURE_KEY_SOURCE, at: this.clock.now() } : undefined,
       );
       this.composeTelephonyOf(personId, s, e);
     });
@@ -287,7 +288,7 @@ export class PresenceHub {
     const teams = e.state.teams;
     if (teams === undefined) return undefined;
     const alone = e.state.calendar === undefined ? { teams } : { teams, calendar: e.state.calendar };
-    const content = deriveView(personId, alone, { ...this.viewOptions, now: this.now(), teamsIsEcho: this.teamsIsEcho(e), prefer: 'teams' });
+    const content = deriveView(personId, alone, { ...this.viewOptions, now: this.clock.now(), teamsIsEcho: this.teamsIsEcho(e), prefer: 'teams' });
     return { personId, revision: e.view.revision, changedAt: teams.at, ...content };
   }
 
@@ -309,7 +310,7 @@ export class PresenceHub {
     return (
       e.lastSet !== undefined &&
       e.lastSetEndedAt !== undefined &&
-      this.now() - e.lastSetEndedAt < this.echoWindowMs &&
+      this.clock.now() - e.lastSetEndedAt < this.echoWindowMs &&
       this.isOwn(teams, e.lastSet)
     );
   }
@@ -334,7 +335,7 @@ export class PresenceHub {
     if (targetChanged) {
       if (e.target.kind === 'set') {
         e.lastSet = e.target;
-        e.lastSetEndedAt = this.now();
+        e.lastSetEndedAt = this.clock.now();
       }
       e.target = target;
     }
@@ -346,7 +347,7 @@ export class PresenceHub {
     });
     const { personId: _p, revision, changedAt: _c, ...previous } = e.view;
     if (!sameContent(previous, content)) {
-      e.view = { personId, revision: revision + 1, changedAt: this.now(), ...content };
+      e.view = { personId, revision: revision + 1, changedAt: this.clock.now(), ...content };
       for (const l of this.listeners) l(personId, e.view);
     }
     if (targetChanged) for (const l of this.targetListeners) l(personId, target);

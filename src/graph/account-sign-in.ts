@@ -16,6 +16,7 @@
  * earlier sign-in still holds.
  */
 import type { SignInMethod } from './config.js';
+import { systemClock, type Clock } from '../util/clock.js';
 
 export type SignInState = 'signed-out' | 'signing-in' | 'signed-in' | 'failed';
 
@@ -72,9 +73,9 @@ export class AccountSignIn {
   constructor(
     readonly name: string,
     readonly method: SignInMethod,
-    private readonly now: () => number = Date.now,
+    private readonly clock: Pick<Clock, 'now'> = systemClock,
   ) {
-    this.since = now();
+    this.since = clock.now();
     if (method === 'deviceCode') this.detail = { reason: `not signed in: run presence-gateway-cli signin ${name}, or Sign in on the diagnostics page` };
   }
 
@@ -101,8 +102,8 @@ export class AccountSignIn {
     if (next === 'signing-in') this.holding = this.st === 'signed-in' || (this.st === 'signing-in' && this.holding);
     else this.holding = false;
     // back on an earlier sign-in after a failed new one (a code given) is no new sign-in
-    if (next === 'signed-in' && detail.code === undefined) this.signedInAt = this.now();
-    if (next !== this.st) this.since = this.now();
+    if (next === 'signed-in' && detail.code === undefined) this.signedInAt = this.clock.now();
+    if (next !== this.st) this.since = this.clock.now();
     this.st = next;
     this.detail = { ...detail };
     if (wasUsable !== this.usable() || next !== 'signing-in' || detail.prompt !== undefined) for (const l of this.listeners) l();

@@ -324,7 +324,7 @@ export function createGraph(options: GraphOptions): GraphRuntime {
               : {}),
             store: options.notificationKeys ?? new MemoryNotificationKeyStore(),
             logger,
-            now: () => clock.now(),
+            clock,
           });
         } catch (error) {
           // subscriptions are then created basic: notifications still work, with a read-back each

@@ -12,6 +12,7 @@
 import { createHash, createPrivateKey, createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
 import type { Logger } from '../util/logger.js';
 import { createSelfSignedCertificate } from '../util/x509.js';
+import type { Clock } from '../util/clock.js';
 
 /** A stored key pair (PEM); the shape of the store's graph_notification_keys record. */
 export interface NotificationKeyRecord {
@@ -96,7 +97,7 @@ export interface LoadKeysOptions {
   files?: { certPem: string; keyPem: string; id?: string };
   store: NotificationKeyStore;
   logger: Logger;
-  now: () => number;
+  clock: Pick<Clock, 'now'>;
   /** validity of a generated certificate (default 2 years) */
   days?: number;
 }
@@ -123,10 +124,10 @@ export async function loadNotificationKeys(o: LoadKeysOptions): Promise<Notifica
   if (o.files !== undefined) {
     const cert = new X509Certificate(o.files.certPem);
     const id = o.files.id ?? `presence-gateway-${createHash('sha1').update(cert.raw).digest('hex').slice(0, 16)}`;
-    const key = notificationKeyOf({ id, certPem: o.files.certPem, keyPem: o.files.keyPem, createdAt: o.now() });
+    const key = notificationKeyOf({ id, certPem: o.files.certPem, keyPem: o.files.keyPem, createdAt: o.clock.now() });
     return new NotificationKeyring(key, stored);
   }
-  const dayAhead = o.now() + 86_400_000;
+  const dayAhead = o.clock.now() + 86_400_000;
   const usable = stored.find((k) => k.notAfter > dayAhead);
   if (usable !== undefined) return new NotificationKeyring(usable, stored);
   const made = createSelfSignedCertificate('presence-gateway rich notifications', o.days ?? 730);
@@ -135,7 +136,7 @@ export async function loadNotificationKeys(o: LoadKeysOptions): Promise<Notifica
     id: `presence-gateway-${createHash('sha1').update(der).digest('hex').slice(0, 16)}`,
     certPem: made.certPem,
     keyPem: made.keyPem,
-    createdAt: o.now(),
+    createdAt: o.clock.now(),
   };
   await o.store.save(record);
   o.logger.info({ certificateId: record.id }, 'graph: generated the key pair for rich notifications');

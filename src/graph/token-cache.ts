@@ -12,6 +12,7 @@
 import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto';
 import type { ICachePlugin, TokenCacheContext } from '@azure/msal-node';
 import type { Logger } from '../util/logger.js';
+import { systemClock, type Clock } from '../util/clock.js';
 
 /** What the store keeps (src/store GraphTokenCacheRecord fits). */
 export interface SealedTokenCache {
@@ -78,7 +79,7 @@ export interface TokenCachePluginOptions {
   key: Buffer;
   store: TokenCacheStore;
   logger: Logger;
-  now?: () => number;
+  clock?: Pick<Clock, 'now'>;
 }
 
 /**
@@ -88,7 +89,7 @@ export interface TokenCachePluginOptions {
  * is decrypted again only when the store holds a record not seen before.
  */
 export function tokenCachePlugin(o: TokenCachePluginOptions): ICachePlugin {
-  const now = o.now ?? Date.now;
+  const clock = o.clock ?? systemClock;
   let seenIv: string | undefined;
   let seenPlain = '';
   let warned = false;
@@ -126,7 +127,7 @@ export function tokenCachePlugin(o: TokenCachePluginOptions): ICachePlugin {
     async afterCacheAccess(ctx: TokenCacheContext): Promise<void> {
       if (!ctx.cacheHasChanged) return;
       const plain = ctx.tokenCache.serialize();
-      const sealed = sealTokenCache(o.name, plain, o.key, now());
+      const sealed = sealTokenCache(o.name, plain, o.key, clock.now());
       try {
         o.store.save(sealed);
         seenIv = sealed.iv;

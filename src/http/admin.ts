@@ -13,6 +13,7 @@ import { WATCHER_EVENTS, WATCHER_PROFILES, type AdminSource, type WatcherEvent, 
 import { connectors, SEEN_STATES, userDetail, userRow, type SeenState, type UserRow, type WebhookInfo } from './rows.js';
 import { EventStream } from './sse.js';
 import { TokenCheck } from './token.js';
+import { systemClock, type Clock } from '../util/clock.js';
 
 export interface AdminApiOptions {
   source: AdminSource;
@@ -23,7 +24,7 @@ export interface AdminApiOptions {
   heartbeatMs?: number;
   /** How often connector status is recomputed for SSE clients (default 5 s). */
   statusMs?: number;
-  now?: () => number;
+  clock?: Pick<Clock, 'now'>;
 }
 
 const ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -56,8 +57,8 @@ export const adminApi: FastifyPluginAsync<AdminApiOptions> = async (app: Fastify
   const { source } = options;
   const check = new TokenCheck(options.token);
   const persons = new PersonIndex(source);
-  const now = options.now ?? Date.now;
-  const status = () => ({ now: now(), connectors: connectors(source, options.webhook?.(), now()) });
+  const clock = options.clock ?? systemClock;
+  const status = () => ({ now: clock.now(), connectors: connectors(source, options.webhook?.(), clock.now()) });
   const stream = new EventStream({
     subscribe: (listener) => source.onChange(listener),
     row: (id) => {

@@ -7,6 +7,7 @@
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { TrunkInfo } from './admin-source.js';
+import { systemClock, type Clock } from '../util/clock.js';
 
 /** Per event package: active subscriptions, or counts by state (active, pending, ...). */
 export type SubscriptionCounts = Readonly<Record<string, number | Readonly<Record<string, number>>>>;
@@ -16,7 +17,7 @@ export interface MetricsOptions {
   prefix?: string;
   /** Node process metrics (memory, CPU, event loop lag) too (default true). */
   processMetrics?: boolean;
-  now?: () => number;
+  clock?: Pick<Clock, 'now'>;
 }
 
 /** What the security collector reads: event counts keyed "event\u0000reason", and current lockouts. */
@@ -39,7 +40,7 @@ class Tally {
 
 export class Metrics {
   readonly registry = new Registry();
-  private readonly now: () => number;
+  private readonly clock: Pick<Clock, 'now'>;
   private readonly sent = new Tally();
   private readonly failed = new Tally();
   private readonly published = new Tally();
@@ -56,7 +57,7 @@ export class Metrics {
 
   constructor(options: MetricsOptions = {}) {
     const p = options.prefix ?? '';
-    this.now = options.now ?? Date.now;
+    this.clock = options.clock ?? systemClock;
     const registers = [this.registry];
     const self = this;
     const tallied = (name: string, help: string, labelNames: string[], tally: () => Iterable<[string, number]>): void => {
@@ -201,7 +202,7 @@ export class Metrics {
   /** Graph delivered to the webhook: 'accepted', 'rejected', 'validation', ... */
   webhookDelivery(result: string): void {
     this.webhook.add(result);
-    this.lastDelivery = { at: this.now(), result };
+    this.lastDelivery = { at: this.clock.now(), result };
   }
 
   /** A Graph notification was dropped (wrong or missing clientState, failed validation or decryption). */

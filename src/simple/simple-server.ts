@@ -126,7 +126,7 @@ export class SimpleServer {
     const now = options.now ?? Date.now;
     this.wheel =
       options.wheel ??
-      new TimerWheel({ now, onError: (err: unknown) => logger.error({ err }, 'expiry callback failed') });
+      new TimerWheel({ clock: { now }, onError: (err: unknown) => logger.error({ err }, 'expiry callback failed') });
     const resolveResource = (user: string | undefined, host: string): string | undefined =>
       directory.findBySip(user, host)?.id;
 

@@ -9,6 +9,7 @@ import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypt
 import { isTokenChar, scanQuoted, skipLws } from './header-values.js';
 import { createResponse, type SipRequest, type SipResponse } from './message.js';
 import { parseUri, uriEquals } from './uri.js';
+import { systemClock, type Clock } from '../util/clock.js';
 
 export interface DigestServerOptions {
   realm: string;
@@ -16,7 +17,7 @@ export interface DigestServerOptions {
   secret?: Buffer;
   /** how long a nonce is good for; default 5 minutes (then stale=true) */
   nonceTtlMs?: number;
-  now?: () => number;
+  clock?: Pick<Clock, 'now'>;
   /** nonces whose last nonce count is remembered (replay check); default 20,000 */
   maxTrackedNonces?: number;
 }
@@ -115,7 +116,7 @@ export class DigestServer {
   readonly realm: string;
   private readonly secret: Buffer;
   private readonly ttl: number;
-  private readonly now: () => number;
+  private readonly clock: Pick<Clock, 'now'>;
   private readonly maxTracked: number;
   /** nonce → highest nonce count accepted */
   private readonly lastNc = new Map<string, number>();
@@ -124,14 +125,14 @@ export class DigestServer {
     this.realm = options.realm;
     this.secret = options.secret ?? randomBytes(32);
     this.ttl = options.nonceTtlMs ?? 5 * 60 * 1000;
-    this.now = options.now ?? Date.now;
+    this.clock = options.clock ?? systemClock;
     this.maxTracked = Math.max(1, options.maxTrackedNonces ?? 20_000);
   }
 
   /** A fresh nonce: timestamp, random bits and their HMAC, base64url. */
   nonce(): string {
     const buf = Buffer.allocUnsafe(NONCE_BYTES);
-    buf.writeUIntBE(Math.max(0, Math.floor(this.now())) % 2 ** 48, 0, TS_BYTES);
+    buf.writeUIntBE(Math.max(0, Math.floor(this.clock.now())) % 2 ** 48, 0, TS_BYTES);
     randomBytes(RAND_BYTES).copy(buf, TS_BYTES);
     this.mac(buf).copy(buf, TS_BYTES + RAND_BYTES, 0, MAC_BYTES);
     return buf.toString('base64url');
@@ -229,7 +230,7 @@ export class DigestServer {
     if (password === undefined || !match) return this.refuse('wrong user name or password', false, false, username);
 
     // RFC 7616 §3.3: stale only when the digest itself was right
-    if (this.now() - issuedAt > this.ttl) return this.refuse('nonce expired', true, false, username);
+    if (this.clock.now() - issuedAt > this.ttl) return this.refuse('nonce expired', true, false, username);
 
     if (nc !== undefined) {
       const count = parseInt(nc, 16);

@@ -11,6 +11,7 @@
  * clears the source's record. Every table is bounded (`maxTracked` entries,
  * the least recently touched unlocked entry goes first).
  */
+import { systemClock, type Clock } from '../util/clock.js';
 
 export interface GuessingOptions {
   /** failures are counted over this many seconds */
@@ -121,7 +122,7 @@ export class GuessingGuard {
 
   constructor(
     options: Partial<GuessingOptions> = {},
-    private readonly now: () => number = Date.now,
+    private readonly clock: Pick<Clock, 'now'> = systemClock,
     private readonly onLockout: (e: LockoutEvent) => void = () => undefined,
   ) {
     this.o = { ...DEFAULT_GUESSING, ...options };
@@ -131,7 +132,7 @@ export class GuessingGuard {
 
   /** Before the credentials of `user` from `source` are looked at: refused while locked out. */
   check(source: string, user: string): GuardVerdict {
-    const now = this.now();
+    const now = this.clock.now();
     this.sweepSometimes(now);
     const pair = this.pairs.get(source + SEP + user);
     if (pair !== undefined && pair.lockedUntil > now) {
@@ -149,7 +150,7 @@ export class GuessingGuard {
    * it (0: none), or 'locked' when this failure started a lockout.
    */
   failed(source: string, user: string): number | 'locked' {
-    const now = this.now();
+    const now = this.clock.now();
     const pairKey = source + SEP + user;
     const pair = this.count(this.pairs.touch(pairKey, now), now);
     const u = this.count(this.users.touch(user, now), now);
@@ -181,12 +182,12 @@ export class GuessingGuard {
       if (oldest.done !== true) this.good.delete(oldest.value);
     }
     this.good.delete(key);
-    this.good.set(key, this.now() + this.o.trustSuccessSec * 1000);
+    this.good.set(key, this.clock.now() + this.o.trustSuccessSec * 1000);
   }
 
   /** Report lockouts that have ended (also done on the way, at most once a second). */
   sweep(): void {
-    const now = this.now();
+    const now = this.clock.now();
     this.lastSweep = now;
     for (const key of this.lockedPairs) {
       const r = this.pairs.get(key);

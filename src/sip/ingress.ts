@@ -37,6 +37,7 @@ import type { SourceLimiter } from './source-limiter.js';
 import { hostForSocket } from './transport/address.js';
 import { responseTarget } from './transport/routing.js';
 import { serverKeyOfVia } from './transaction/transaction-layer.js';
+import type { Clock } from '../util/clock.js';
 
 export interface IngressHost {
   /** parse and process one message (the transport layer's normal path) */
@@ -45,6 +46,9 @@ export interface IngressHost {
   /** a request whose server transaction exists: repeat its last response; false when there is none */
   absorbRetransmission(key: string, method: string): boolean;
 }
+
+/** Queue delays are measured on the monotonic clock, not the wall clock. */
+const monotonicClock: Pick<Clock, 'now'> = { now: () => performance.now() };
 
 export interface IngressOptions {
   /** queue delay (oldest waiting message) above which new requests are shed; default 150 ms (well under T1, so answers come before retransmissions) */
@@ -67,7 +71,7 @@ export interface IngressOptions {
   limiter?: SourceLimiter;
   /** Server header of the 503s */
   serverHeader?: string;
-  now?: () => number;
+  clock?: Pick<Clock, 'now'>;
   random?: () => number;
 }
 
@@ -165,7 +169,7 @@ export class Ingress {
   private readonly maxQueue: number;
   private readonly retryAfterSec: number;
   private readonly maxRetryAfterSec: number;
-  private readonly now: () => number;
+  private readonly clock: Pick<Clock, 'now'>;
   private readonly random: () => number;
   private readonly serverLine: string;
   // shedding against serving, per second, for Retry-After
@@ -184,7 +188,7 @@ export class Ingress {
     this.maxQueue = options.maxQueue ?? 50_000;
     this.retryAfterSec = options.retryAfterSec ?? 10;
     this.maxRetryAfterSec = Math.max(this.retryAfterSec, options.maxRetryAfterSec ?? 60);
-    this.now = options.now ?? (() => performance.now());
+    this.clock = options.clock ?? monotonicClock;
     this.random = options.random ?? Math.random;
     this.serverLine = options.serverHeader !== undefined ? `Server: ${options.serverHeader}\r\n` : '';
   }
@@ -195,7 +199,7 @@ export class Ingress {
   }
 
   /** Oldest wait in the queue, ms. */
-  queueDelay(now = this.now()): number {
+  queueDelay(now = this.clock.now()): number {
     const a = this.first.peek();
     const b = this.fresh.peek();
     const oldest = a === undefined ? b?.at : b === undefined ? a.at : Math.min(a.at, b.at);
@@ -203,7 +207,7 @@ export class Ingress {
   }
 
   /** True while new requests are being shed for load (not counting the per-source bucket). */
-  overloaded(now = this.now()): boolean {
+  overloaded(now = this.clock.now()): boolean {
     return (
       this.options.load?.overloaded() === true ||
       this.first.size + this.fresh.size >= this.maxQueue ||
@@ -214,7 +218,7 @@ export class Ingress {
 
   receive(data: Buffer, source: Endpoint, local: Endpoint, connectionId: string | undefined, stream: boolean): void {
     if (this.closed) return;
-    const now = this.now();
+    const now = this.clock.now();
     const item: Item = { data, source, local, connectionId, stream, at: now };
     const scan = scanRaw(data);
     if (scan === null || !isNewRequest(scan)) {
@@ -324,13 +328,13 @@ export class Ingress {
   private drain(): void {
     this.scheduled = false;
     if (this.closed) return;
-    const start = this.now();
+    const start = this.clock.now();
     for (;;) {
       const item = this.first.shift() ?? this.nextFresh();
       if (item === undefined) break;
       if (item.scan !== undefined) {
         this.dequeuedNew(item);
-        const now = this.now();
+        const now = this.clock.now();
         if (now - item.at > this.maxWaitMs && !this.sendsUnderFairRate(item.source.address, now)) {
           // answered too late to help: the client has retransmitted and is about to give up. A source
           // under its fair rate is served all the same: it waited behind a flood that is not its own.
@@ -347,7 +351,7 @@ export class Ingress {
       } catch {
         // the transport layer logs its own failures; one message must not stop the queue
       }
-      if (this.now() - start >= this.sliceMs) break;
+      if (this.clock.now() - start >= this.sliceMs) break;
     }
     this.stats.queued = this.first.size + this.fresh.size;
     if (this.stats.queued > 0 && !this.scheduled) {
@@ -370,7 +374,7 @@ export class Ingress {
   private nextFresh(): Item | undefined {
     const head = this.fresh.peek();
     if (head === undefined) return undefined;
-    const waited = this.now() - head.at;
+    const waited = this.clock.now() - head.at;
     if (waited <= this.lifoAfterMs || head.scan === undefined || waited > this.maxWaitMs) return this.fresh.shift();
     return this.fresh.pop();
   }

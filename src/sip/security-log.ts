@@ -7,6 +7,7 @@
  * reasons only, and free text is cut short.
  */
 import { pino, type Logger } from 'pino';
+import { systemClock, type Clock } from '../util/clock.js';
 
 export type SecurityEvent =
   /** digest credentials that did not verify (wrong user name or password) */
@@ -58,7 +59,7 @@ export interface SecurityLogOptions {
   destination?: NodeJS.WritableStream | string;
   /** lines per source address per second before lines are suppressed (and counted on the next line); default 10 */
   linesPerSourcePerSec?: number;
-  now?: () => number;
+  clock?: Pick<Clock, 'now'>;
 }
 
 const MAX_SOURCES = 10_000;
@@ -74,14 +75,14 @@ function cut(s: string | undefined): string | undefined {
 export class PinoSecurityLog implements SecurityLog {
   private readonly logger: Logger;
   private readonly budget: number;
-  private readonly now: () => number;
+  private readonly clock: Pick<Clock, 'now'>;
   private readonly tally = new Map<string, number>();
   /** source → lines in the current second and lines suppressed since the last written */
   private readonly lines = new Map<string, { second: number; n: number; suppressed: number }>();
 
   constructor(options: SecurityLogOptions = {}) {
     this.budget = Math.max(1, options.linesPerSourcePerSec ?? 10);
-    this.now = options.now ?? Date.now;
+    this.clock = options.clock ?? systemClock;
     const opts = {
       level: 'warn',
       base: { log: 'security' },
@@ -121,7 +122,7 @@ export class PinoSecurityLog implements SecurityLog {
 
   /** -1: over this second's budget (suppressed); else how many lines were suppressed before this one. */
   private admit(source: string): number {
-    const second = Math.floor(this.now() / 1000);
+    const second = Math.floor(this.clock.now() / 1000);
     let s = this.lines.get(source);
     if (s === undefined) {
       if (this.lines.size >= MAX_SOURCES) {

@@ -5,13 +5,14 @@
  * ingress does that), so one address flooding cannot crowd out the rest.
  * Kamailio's pike/ratelimit modules play this role there.
  */
+import { systemClock, type Clock } from '../util/clock.js';
 
 export interface SourceLimiterOptions {
   ratePerSec: number;
   burst: number;
   /** bucket table bound; full (idle) buckets are forgotten first; default 100,000 */
   maxSources?: number;
-  now?: () => number;
+  clock?: Pick<Clock, 'now'>;
 }
 
 interface Bucket {
@@ -25,19 +26,19 @@ export class SourceLimiter {
   private readonly ratePerMs: number;
   private readonly burst: number;
   private readonly maxSources: number;
-  private readonly now: () => number;
+  private readonly clock: Pick<Clock, 'now'>;
   private limitedCount = 0;
 
   constructor(options: SourceLimiterOptions) {
     this.ratePerMs = options.ratePerSec / 1000;
     this.burst = Math.max(1, options.burst);
     this.maxSources = options.maxSources ?? 100_000;
-    this.now = options.now ?? Date.now;
+    this.clock = options.clock ?? systemClock;
   }
 
   /** Take one token for `address`; false when its bucket is empty. */
   take(address: string): boolean {
-    const now = this.now();
+    const now = this.clock.now();
     let b = this.buckets.get(address);
     if (b === undefined) {
       if (this.buckets.size >= this.maxSources) this.prune(now);

@@ -2,15 +2,16 @@
  * Persistence: `openStore` picks the implementation from the config
  * (SQLite file by default, memory for ":memory:").
  */
+import type { Clock } from '../util/clock.js';
 import type { Logger } from '../util/logger.js';
 import { MemoryStore } from './memory-store.js';
-import { SqliteStore, type FlushTimers } from './sqlite-store.js';
+import { SqliteStore } from './sqlite-store.js';
 import type { GatewayStore } from './store.js';
 
 export * from './records.js';
 export * from './store.js';
 export { MemoryStore } from './memory-store.js';
-export { SqliteStore, type FlushTimers, type SqliteStoreOptions } from './sqlite-store.js';
+export { SqliteStore, type SqliteStoreOptions } from './sqlite-store.js';
 export { graphSubscriptionState, graphTokenCacheState, type GraphSubscriptionState, type GraphTokenCacheState } from './graph-state.js';
 export { notificationKeyState, savedPresenceState, type NotificationKeyState, type SavedPresenceState } from './graph-writer-state.js';
 export { SCHEMA_VERSION } from './schema.js';
@@ -21,7 +22,7 @@ export interface OpenStoreOptions {
   path: string;
   flushMs: number;
   logger: Logger;
-  timers?: FlushTimers;
+  clock?: Clock;
 }
 
 /**

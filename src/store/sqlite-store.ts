@@ -44,24 +44,7 @@ import type {
   UpstreamSubscriptionRecord,
   WatcherSubscriptionRecord,
 } from './records.js';
-
-/** The flush timer, replaceable by a manual clock in tests. */
-export interface FlushTimers {
-  set(callback: () => void, ms: number): unknown;
-  clear(handle: unknown): void;
-}
-
-const realTimers: FlushTimers = {
-  set(callback, ms) {
-    const handle = setTimeout(callback, ms);
-    // The process may exit with writes queued only through a signal; its handler calls close().
-    handle.unref();
-    return handle;
-  },
-  clear(handle) {
-    clearTimeout(handle as NodeJS.Timeout);
-  },
-};
+import { systemClock, type Clock, type Timer } from '../util/clock.js';
 
 export interface SqliteStoreOptions {
   /** The database file (created 0600, with its directory 0700), or ":memory:". */
@@ -77,8 +60,8 @@ export interface SqliteStoreOptions {
   /** Where batches are written: a worker thread (default for a file) or the main thread (always for ":memory:"). */
   writer?: 'worker' | 'inline';
   logger?: Logger;
-  timers?: FlushTimers;
-  now?: () => number;
+  /** The flush timer and the time of the last error (tests: a manual clock). */
+  clock?: Clock;
 }
 
 /** What a repository needs from its store. */
@@ -269,9 +252,8 @@ export class SqliteStore implements GatewayStore, Owner {
   private readonly maxQueued: number;
   private readonly retryMs: number;
   private readonly logger: Logger;
-  private readonly timers: FlushTimers;
-  private readonly now: () => number;
-  private timer: unknown = undefined;
+    private readonly clock: Clock;
+  private timer: Timer | undefined = undefined;
   private queued = 0;
   private failing = false;
   private lastError: string | undefined = undefined;
@@ -329,8 +311,7 @@ export class SqliteStore implements GatewayStore, Owner {
     this.maxQueued = options.maxQueued ?? 1000;
     this.retryMs = options.retryMs ?? Math.max(this.flushMs, 1000);
     this.logger = logger;
-    this.timers = options.timers ?? realTimers;
-    this.now = options.now ?? Date.now;
+    this.clock = options.clock ?? systemClock;
 
     const watchers = new SqliteRepository(this, TABLES.watcherSubscriptions, db);
     const publications = new SqliteRepository(this, TABLES.publications, db);
@@ -414,7 +395,7 @@ export class SqliteStore implements GatewayStore, Owner {
     // one error line per new failure, not one per retry
     const level = message === this.lastError && this.failing ? 'debug' : 'error';
     this.lastError = message;
-    this.lastErrorAt = this.now();
+    this.lastErrorAt = this.clock.now();
     this.logger[level]({ err: error, path: this.path, action, queued: this.queued }, `store ${action} failed: ${message}`);
   }
 
@@ -470,7 +451,7 @@ export class SqliteStore implements GatewayStore, Owner {
     if (this.db === undefined) return;
     this.flush();
     if (this.timer !== undefined) {
-      this.timers.clear(this.timer);
+      this.timer.cancel();
       this.timer = undefined;
     }
     if (this.queued > 0) {
@@ -512,12 +493,13 @@ export class SqliteStore implements GatewayStore, Owner {
   }
 
   private arm(ms: number): void {
-    this.timer = this.timers.set(this.onTimer, ms);
+    // systemClock's timer is unref'd: the process may exit with writes queued only through a signal, whose handler calls close()
+    this.timer = this.clock.after(ms, this.onTimer);
   }
 
   private disarm(): void {
     if (this.timer === undefined) return;
-    this.timers.clear(this.timer);
+    this.timer.cancel();
     this.timer = undefined;
   }
 

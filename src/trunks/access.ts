@@ -11,6 +11,7 @@ import type { Logger } from '../util/logger.js';
 import { CidrSet } from './cidr.js';
 import { GUESSING_DEFAULTS } from './guessing-config.js';
 import type { Trunk } from './trunk.js';
+import { systemClock, type Clock } from '../util/clock.js';
 
 export type AccessDecision =
   | { allow: true; trunk?: Trunk; username?: string }
@@ -35,7 +36,7 @@ export interface AccessControlOptions {
   /** realm when config.realm is absent (the gateway's sip.domain) */
   defaultRealm?: string;
   logger: Logger;
-  now?: () => number;
+  clock?: Pick<Clock, 'now'>;
   /** replace the digest server (tests: a fixed secret and clock) */
   digest?: DigestServer;
   /** the security log (every failure, refusal and lockout, for fail2ban); default none */
@@ -67,7 +68,7 @@ export class AccessControl {
   private readonly admins: Set<string>;
   private readonly proxy: boolean;
   private readonly logger: Logger;
-  private readonly now: () => number;
+  private readonly clock: Pick<Clock, 'now'>;
   /** source address → when its refusal was last logged */
   private readonly refusalsLogged = new Map<string, number>();
   private readonly security: SecurityLog | undefined;
@@ -85,17 +86,17 @@ export class AccessControl {
     this.admins = new Set(opts.config.users.filter((u) => u.admin === true).map((u) => u.username));
     this.proxy = opts.config.challenge === 407;
     this.logger = opts.logger;
-    this.now = opts.now ?? Date.now;
+    this.clock = opts.clock ?? systemClock;
     this.digest =
-      opts.digest ?? new DigestServer({ realm: opts.config.realm ?? opts.defaultRealm ?? 'presence-gateway', now: this.now });
+      opts.digest ?? new DigestServer({ realm: opts.config.realm ?? opts.defaultRealm ?? 'presence-gateway', clock: this.clock });
     this.security = opts.security;
     const g = opts.config.guessing ?? GUESSING_DEFAULTS;
     this.refuseWith = g.refuseWith;
     if (g.enabled) {
       const { enabled: _e, refuseWith: _r, ...options } = g;
-      this.guard = new GuessingGuard(options, this.now, (e) => this.lockout(e));
+      this.guard = new GuessingGuard(options, this.clock, (e) => this.lockout(e));
       // lockout ends are reported on the way too; this catches them when no one asks
-      if (opts.now === undefined) {
+      if (opts.clock === undefined) {
         this.sweepTimer = setInterval(() => this.guard?.sweep(), 5000);
         this.sweepTimer.unref();
       }
@@ -170,7 +171,7 @@ export class AccessControl {
   }
 
   private mayDelay(): boolean {
-    const second = Math.floor(this.now() / 1000);
+    const second = Math.floor(this.clock.now() / 1000);
     if (this.delayed.second !== second) this.delayed = { second, n: 0 };
     return this.delayed.n++ < MAX_DELAYED_PER_SEC;
   }
@@ -223,7 +224,7 @@ export class AccessControl {
   /** At warn, once per source address per minute; user names only, never credentials. */
   private logRefusal(req: AccessRequest, why: string, username?: string): void {
     const key = req.source.address;
-    const now = this.now();
+    const now = this.clock.now();
     const last = this.refusalsLogged.get(key);
     if (last !== undefined && now - last < REFUSAL_LOG_MS) return;
     if (last === undefined && this.refusalsLogged.size >= MAX_REFUSAL_SOURCES) this.pruneRefusals(now);

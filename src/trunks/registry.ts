@@ -12,6 +12,7 @@ import { TimerWheel, type TimerHandle } from '../util/timer-wheel.js';
 import { CidrSet, ipBytes, ipKey, keyOfBytes } from './cidr.js';
 import { rfc3263Resolver, type TrunkResolver } from './resolver.js';
 import { Trunk, type TrunkStatus, type TrunkTlsSettings } from './trunk.js';
+import { systemClock, type Clock } from '../util/clock.js';
 
 /** The part of SipStack the registry uses (SipStack fits). */
 export interface TrunkSender {
@@ -25,7 +26,7 @@ export interface TrunkRegistryOptions {
   /** our identity in the From of pings, e.g. sip:presence-gateway@gw.example.com */
   fromUri: string;
   logger: Logger;
-  now?: () => number;
+  clock?: Pick<Clock, 'now'>;
   /** default: RFC 3263 (rfc3263Resolver: SRV when the URI has no port, then A/AAAA) */
   resolver?: TrunkResolver;
   /**
@@ -75,7 +76,7 @@ export class TrunkRegistry {
   private readonly sender: TrunkSender;
   private readonly fromUri: string;
   private readonly logger: Logger;
-  private readonly now: () => number;
+  private readonly clock: Pick<Clock, 'now'>;
   private readonly wheel: TimerWheel;
   private readonly ownWheel: boolean;
   private readonly startWaitMs: number;
@@ -86,9 +87,9 @@ export class TrunkRegistry {
     this.sender = opts.sender;
     this.fromUri = opts.fromUri;
     this.logger = opts.logger;
-    this.now = opts.now ?? Date.now;
+    this.clock = opts.clock ?? systemClock;
     this.ownWheel = opts.wheel === undefined;
-    this.wheel = opts.wheel ?? new TimerWheel({ resolutionMs: 1000, now: this.now });
+    this.wheel = opts.wheel ?? new TimerWheel({ resolutionMs: 1000, clock: this.clock });
     this.startWaitMs = opts.startWaitMs ?? 3000;
     const resolver = opts.resolver ?? rfc3263Resolver();
     this.probeTls = opts.probeTls;
@@ -96,7 +97,7 @@ export class TrunkRegistry {
     for (const config of opts.trunks) {
       const trunk = new Trunk(config, {
         resolver,
-        now: this.now,
+        clock: this.clock,
         resolveTtlMs,
         onAddresses: (t, addresses) => this.indexAddresses(t, addresses),
         ...(opts.onTlsTarget !== undefined ? { onTlsTarget: opts.onTlsTarget } : {}),
@@ -184,7 +185,7 @@ export class TrunkRegistry {
   private scheduleNext(p: PingState): void {
     const interval = p.trunk.config.optionsIntervalSec;
     if (this.closed || interval <= 0) return;
-    const at = this.now() + interval * 1000;
+    const at = this.clock.now() + interval * 1000;
     if (p.handle === undefined) p.handle = this.wheel.schedule(at, (s: PingState) => void this.runPing(s), p);
     else this.wheel.reschedule(p.handle, at);
   }
@@ -200,7 +201,7 @@ export class TrunkRegistry {
     }
     if (this.closed) return trunk.status();
     const request = this.optionsRequest(p);
-    const sentAt = this.now();
+    const sentAt = this.clock.now();
     let response: SipResponse;
     try {
       response = await this.sender.sendRequest(request, { destination });
@@ -208,7 +209,7 @@ export class TrunkRegistry {
       response = { kind: 'response', status: 503, reason: err instanceof Error ? err.message : 'send failed', headers: new Headers(), body: Buffer.alloc(0) };
     }
     if (this.closed) return trunk.status();
-    const rtt = Math.max(0, this.now() - sentAt);
+    const rtt = Math.max(0, this.clock.now() - sentAt);
     const was = trunk.isReachable;
     // Any final answer from the peer means it is alive (404, 405, 401 included);
     // our own 408/503 (no answer, transport failure) means it is not.

@@ -11,6 +11,7 @@ import { formatUri } from '../sip/uri.js';
 import { traitsFor, type ProfileTraits, type TrunkDirection, type VendorProfile } from './profiles.js';
 import type { TrunkResolver } from './resolver.js';
 import { parseTrunkTarget, type TrunkTarget } from './target.js';
+import type { Clock } from '../util/clock.js';
 
 export interface TrunkStatus {
   name: string;
@@ -83,7 +84,7 @@ export interface TrunkTlsSettings {
 
 export interface TrunkOptions {
   resolver: TrunkResolver;
-  now: () => number;
+  clock: Pick<Clock, 'now'>;
   /** re-resolve a destination older than this (ms) */
   resolveTtlMs: number;
   /** the addresses of the trunk's `address` changed (for source lookups) */
@@ -184,7 +185,7 @@ export class Trunk {
    * rejects only when the name has never resolved.
    */
   async destination(): Promise<Endpoint> {
-    const now = this.opts.now();
+    const now = this.opts.clock.now();
     if (this.endpoints.length === 0) await this.resolve();
     else if (this.resolvedAt !== undefined && now - this.resolvedAt > this.opts.resolveTtlMs) {
       this.resolve().catch(() => undefined);
@@ -207,7 +208,7 @@ export class Trunk {
           this.endpoints = found;
           this.endpointIndex = 0;
         }
-        this.resolvedAt = this.opts.now();
+        this.resolvedAt = this.opts.clock.now();
         if (this.config.outboundProxy === undefined) this.opts.onAddresses?.(this, found.map((e) => e.address));
         return found;
       } catch (err) {
@@ -290,12 +291,12 @@ export class Trunk {
   noteAuth(ok: boolean): void {
     if (this.authenticated === ok) return;
     this.authenticated = ok;
-    if (!ok) this.lastError = { at: this.opts.now(), message: 'credentials refused by the trunk' };
+    if (!ok) this.lastError = { at: this.opts.clock.now(), message: 'credentials refused by the trunk' };
     this.emit();
   }
 
   noteError(message: string): void {
-    this.lastError = { at: this.opts.now(), message };
+    this.lastError = { at: this.opts.clock.now(), message };
     this.emit();
   }
 
@@ -304,7 +305,7 @@ export class Trunk {
     const flipped = this.reachable !== true;
     this.reachable = true;
     this.rttMs = rttMs;
-    this.lastPingAt = this.opts.now();
+    this.lastPingAt = this.opts.clock.now();
     if (flipped) this.emit();
   }
 
@@ -313,8 +314,8 @@ export class Trunk {
     // the same failure again (a dead peer every ping) is no change for listeners
     const changed = this.reachable !== false || this.lastError?.message !== message;
     this.reachable = false;
-    if (pinged) this.lastPingAt = this.opts.now();
-    this.lastError = { at: this.opts.now(), message };
+    if (pinged) this.lastPingAt = this.opts.clock.now();
+    this.lastError = { at: this.opts.clock.now(), message };
     if (changed) this.emit();
   }
 

@@ -9,11 +9,12 @@
  * instead of churning 100k setTimeouts.
  *
  * A callback never fires before its `at`; it fires at most one resolution late
- * (later if the event loop is blocked). Tests inject `now` and call `advance()`.
+ * (later if the event loop is blocked). Tests inject a `clock` and call `advance()`.
  */
+import { systemClock, type Clock } from './clock.js';
 
 export interface TimerHandle {
-  /** The time (ms, same clock as `now`) the callback is due. */
+  /** The time (ms, same clock as `clock.now()`) the callback is due. */
   readonly at: number;
   /** True while scheduled (not yet fired, not cancelled). */
   readonly active: boolean;
@@ -24,8 +25,8 @@ export interface TimerWheelOptions {
   resolutionMs?: number;
   /** Number of buckets (default 1024); entries further out wait for their round. */
   slots?: number;
-  /** Clock in ms (default Date.now). */
-  now?: () => number;
+  /** Clock in ms (default systemClock). */
+  clock?: Pick<Clock, 'now'>;
   /** Drive the wheel with a real timer (default true). False: call advance() yourself. */
   autoStart?: boolean;
   /** Called when a callback throws (the wheel keeps going). */
@@ -58,7 +59,7 @@ class Entry implements TimerHandle {
 export class TimerWheel {
   private readonly resolution: number;
   private readonly buckets: Array<Entry | null>;
-  private readonly now: () => number;
+  private readonly clock: Pick<Clock, 'now'>;
   private readonly autoStart: boolean;
   private readonly onError: (error: unknown) => void;
   /** last tick processed; entries with tick <= this have fired */
@@ -72,10 +73,10 @@ export class TimerWheel {
     this.resolution = Math.max(1, Math.floor(options.resolutionMs ?? 1000));
     const slots = Math.max(1, Math.floor(options.slots ?? 1024));
     this.buckets = new Array<Entry | null>(slots).fill(null);
-    this.now = options.now ?? Date.now;
+    this.clock = options.clock ?? systemClock;
     this.autoStart = options.autoStart ?? true;
     this.onError = options.onError ?? (() => undefined);
-    this.currentTick = Math.floor(this.now() / this.resolution);
+    this.currentTick = Math.floor(this.clock.now() / this.resolution);
   }
 
   /** Number of scheduled entries. */
@@ -115,7 +116,7 @@ export class TimerWheel {
     this.running = true;
     let fired = 0;
     try {
-      const target = Math.floor(this.now() / this.resolution);
+      const target = Math.floor(this.clock.now() / this.resolution);
       if (target <= this.currentTick) return 0;
       const slots = this.buckets.length;
       // A gap longer than a full turn only needs each bucket visited once.

@@ -11,7 +11,7 @@ const END = Date.parse('2026-12-01T14:00:00Z');
 function setup(timeZone?: string) {
   let now = T0;
   const directory = new Directory([{ id: 'anna', displayName: 'Anna', sipAors: ['sip:anna@example.com'], language: 'de-DE' }], { domains: ['example.com'] });
-  const store = new PresenceHub(directory, { now: () => now, ...(timeZone !== undefined ? { timeZone } : {}) });
+  const store = new PresenceHub(directory, { clock: { now: () => now }, ...(timeZone !== undefined ? { timeZone } : {}) });
   return { store, setNow: (ms: number) => (now = ms) };
 }
 

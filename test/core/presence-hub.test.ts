@@ -11,7 +11,7 @@ const people = [
 function setup() {
   let clock = 1_000;
   const dir = new Directory(people, { domains: ['example.com'] });
-  const store = new PresenceHub(dir, { now: () => clock });
+  const store = new PresenceHub(dir, { clock: { now: () => clock } });
   const seen: PresenceView[] = [];
   store.onChange((_id, v) => seen.push(v));
   return { store, seen, tick: (ms: number) => (clock += ms) };

@@ -11,7 +11,7 @@ function setup(options: ConstructorParameters<typeof PresenceHub>[1] = {}) {
   const dir = new Directory([{ id: 'anna', displayName: 'Anna', extension: '1001', sipAors: ['sip:anna@x'] }], {
     domains: ['x'],
   });
-  const store = new PresenceHub(dir, { now: () => clock, ...options });
+  const store = new PresenceHub(dir, { clock: { now: () => clock }, ...options });
   const targets: TeamsTarget[] = [];
   store.onTeamsTarget((_id, target) => targets.push(target));
   return { dir, store, targets, tick: (ms: number) => (clock += ms) };

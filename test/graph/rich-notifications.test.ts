@@ -46,7 +46,7 @@ t.test('decryptContent: RSA-OAEP key, HMAC-SHA256 check, AES-256-CBC with the ke
 
 t.test('the key pair is generated once and kept in the store; a configured pair is checked', async (t) => {
   const store = new MemoryNotificationKeyStore();
-  const opts = { store, logger: silentLogger(), now: () => Date.now() };
+  const opts = { store, logger: silentLogger(), clock: { now: () => Date.now() } };
   const first = await loadNotificationKeys(opts);
   const again = await loadNotificationKeys(opts);
   t.equal(again.current.id, first.current.id, 'the same key after a restart');

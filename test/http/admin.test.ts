@@ -46,7 +46,7 @@ t.test('every route needs the bearer token: none or a wrong one gets 401 JSON', 
 
 t.test('GET /api/users lists both presences, what watchers see and the last change', async (t) => {
   let now = 1_000_000;
-  const src = fakeSource({ now: () => now });
+  const src = fakeSource({ clock: { now: () => now } });
   const app = await build(src);
   t.teardown(() => app.close());
 
@@ -89,7 +89,7 @@ t.test('GET /api/users lists both presences, what watchers see and the last chan
 
 t.test('GET /api/users/:id gives detail, history and watcher counts; 404 and 400 otherwise', async (t) => {
   let now = 10_000;
-  const src = fakeSource({ now: () => now, historySize: 3 });
+  const src = fakeSource({ clock: { now: () => now }, historySize: 3 });
   const app = await build(src);
   t.teardown(() => app.close());
   const teams = (availability: string, activity: string) => src.store.setTeams('anna', { availability, activity, at: now });

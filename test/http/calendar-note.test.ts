@@ -6,7 +6,7 @@ import { fakeSource, TOKEN } from './fake-source.js';
 
 t.test('the diagnostics rows carry the meeting note and its end; the calendar card goes red without permission', async (t) => {
   const now = Date.parse('2026-12-01T12:30:00Z');
-  const src = fakeSource({ now: () => now });
+  const src = fakeSource({ clock: { now: () => now } });
   const app = Fastify();
   await app.register(adminApi, { prefix: '/api', source: src, token: TOKEN });
   await app.ready();

@@ -5,6 +5,7 @@
 import { Directory, type Person } from '../../src/core/directory.js';
 import { ChangeHistory } from '../../src/core/history.js';
 import { PresenceHub } from '../../src/core/presence-hub.js';
+import type { Clock } from '../../src/util/clock.js';
 import type { AdminSource, GraphInfo, RenderedBody, ResyncResult, TrunkInfo, WatcherEvent, WatcherProfileName } from '../../src/http/admin-source.js';
 
 export const DOMAIN = 'example.test';
@@ -27,11 +28,11 @@ export interface FakeSource extends AdminSource {
   close(): void;
 }
 
-export function fakeSource(options: { now?: () => number; historySize?: number } = {}): FakeSource {
+export function fakeSource(options: { clock?: Pick<Clock, 'now'>; historySize?: number } = {}): FakeSource {
   const people = PEOPLE.map((p) => ({ ...p, sipAors: [...p.sipAors], ...(p.teams !== undefined ? { teams: { ...p.teams } } : {}) }));
   const directory = new Directory(people, { domains: [DOMAIN] });
-  const store = new PresenceHub(directory, options.now !== undefined ? { now: options.now } : {});
-  const historyLog = new ChangeHistory(store, { size: options.historySize ?? 50, ...(options.now !== undefined ? { now: options.now } : {}) });
+  const store = new PresenceHub(directory, options.clock !== undefined ? { clock: options.clock } : {});
+  const historyLog = new ChangeHistory(store, { size: options.historySize ?? 50, ...(options.clock !== undefined ? { clock: options.clock } : {}) });
   const src: FakeSource = {
     store,
     directory,

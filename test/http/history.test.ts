@@ -12,8 +12,8 @@ function setup(size: number) {
     ],
     { domains: ['x.test'] },
   );
-  const store = new PresenceHub(directory, { now: () => now });
-  const history = new ChangeHistory(store, { size, now: () => now });
+  const store = new PresenceHub(directory, { clock: { now: () => now } });
+  const history = new ChangeHistory(store, { size, clock: { now: () => now } });
   return { store, history, tick: (ms: number) => (now = ms) };
 }
 

@@ -22,9 +22,9 @@ function setup(clientLists: Record<string, unknown> = {}) {
     { domains: ['example.com'] },
   );
   let now = 1_700_000_000_000;
-  const store = new PresenceHub(directory, { now: () => now });
+  const store = new PresenceHub(directory, { clock: { now: () => now } });
   const stack = new FakeStack();
-  const wheel = new TimerWheel({ now: () => now, autoStart: false });
+  const wheel = new TimerWheel({ clock: { now: () => now }, autoStart: false });
   const server = new SimpleServer({ stack, directory, store, config: CONFIG, logger: silentLogger(), now: () => now, wheel });
   const queue: Array<() => void> = [];
   const lists = attachResourceLists(server.notifier, (l) => store.onChange(l), listsSchema.parse({ clientLists }), {

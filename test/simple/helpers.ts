@@ -104,9 +104,9 @@ export function makeServer(options: { lookup?: (host: string) => Promise<string>
   let now = 1_700_000_000_000;
   const clock = () => now;
   const directory = makeDirectory();
-  const store = new PresenceHub(directory, { now: clock });
+  const store = new PresenceHub(directory, { clock: { now: clock } });
   const stack = new FakeStack();
-  const wheel = new TimerWheel({ now: clock, autoStart: false });
+  const wheel = new TimerWheel({ clock: { now: clock }, autoStart: false });
   const server = new SimpleServer({
     stack,
     directory,

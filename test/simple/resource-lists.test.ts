@@ -53,9 +53,9 @@ function setup(lists: unknown = undefined) {
     ],
     { domains: ['example.com'] },
   );
-  const store = new PresenceHub(directory, { now: clock });
+  const store = new PresenceHub(directory, { clock: { now: clock } });
   const stack = new FakeStack();
-  const wheel = new TimerWheel({ now: clock, autoStart: false });
+  const wheel = new TimerWheel({ clock: { now: clock }, autoStart: false });
   const server = new SimpleServer({ stack, directory, store, config: CONFIG, logger: silentLogger(), now: clock, wheel });
   const config: ListsConfig = listsSchema.parse(
     lists ?? {

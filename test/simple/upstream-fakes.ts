@@ -85,7 +85,7 @@ export class RecordingSink implements UpstreamSink {
 export function manualClock(start = 1_700_000_000_000) {
   let now = start;
   const clock = (): number => now;
-  const wheel = new TimerWheel({ now: clock, autoStart: false, resolutionMs: 100 });
+  const wheel = new TimerWheel({ clock: { now: clock }, autoStart: false, resolutionMs: 100 });
   return {
     now: clock,
     wheel,

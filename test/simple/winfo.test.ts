@@ -9,9 +9,9 @@ import { CONFIG, FakeStack, makeDirectory, resubscribe, settle, subscribe } from
 function setup() {
   let now = 1_700_000_000_000;
   const directory = makeDirectory();
-  const store = new PresenceHub(directory, { now: () => now });
+  const store = new PresenceHub(directory, { clock: { now: () => now } });
   const stack = new FakeStack();
-  const wheel = new TimerWheel({ now: () => now, autoStart: false });
+  const wheel = new TimerWheel({ clock: { now: () => now }, autoStart: false });
   const server = new SimpleServer({
     stack,
     directory,

@@ -144,7 +144,7 @@ t.test('the real DigestClient answering our challenge is accepted (401 and 407)'
 
 t.test('stale: an expired nonce with the right password gives stale=true; with a wrong one not', async (t) => {
   let now = 1_700_000_000_000;
-  const server = new DigestServer({ realm: REALM, secret: SECRET, nonceTtlMs: 30_000, now: () => now });
+  const server = new DigestServer({ realm: REALM, secret: SECRET, nonceTtlMs: 30_000, clock: { now: () => now } });
   const nonce = nonceOf(server.challenge(subscribe(), false));
   const uri = 'sip:1001@gw.example.test';
   now += 30_001;

@@ -59,7 +59,7 @@ const drained = async (ingress: Ingress): Promise<void> => {
 t.test('a request behind a stale backlog is served first; the stale head gets 503, none lost, none twice', async (t) => {
   const clock = { now: 10_000 };
   const { host, delivered, shed } = fakeHost(clock, 1);
-  const ingress = new Ingress(host, { now: () => clock.now, random: () => 0.5, sliceMs: 5, maxWaitMs: 1000, lifoAfterMs: 50 });
+  const ingress = new Ingress(host, { clock: { now: () => clock.now }, random: () => 0.5, sliceMs: 5, maxWaitMs: 1000, lifoAfterMs: 50 });
   const storm: Endpoint = { protocol: 'udp', address: '127.0.0.1', port: 40000 };
   // another source: under overload it is admitted while it has fewer queued than the average source (fairness)
   const phone: Endpoint = { protocol: 'udp', address: '127.0.0.2', port: 40001 };
@@ -93,7 +93,7 @@ t.test('a request behind a stale backlog is served first; the stale head gets 50
 t.test('no backlog: new requests are served in arrival order (FIFO)', async (t) => {
   const clock = { now: 10_000 };
   const { host, delivered, shed } = fakeHost(clock, 0);
-  const ingress = new Ingress(host, { now: () => clock.now, lifoAfterMs: 50 });
+  const ingress = new Ingress(host, { clock: { now: () => clock.now }, lifoAfterMs: 50 });
   const src: Endpoint = { protocol: 'udp', address: '127.0.0.1', port: 40000 };
   for (let i = 0; i < 100; i++) ingress.receive(subscribe(`n${i}`, src), src, local, undefined, false);
   await drained(ingress);
@@ -104,7 +104,7 @@ t.test('no backlog: new requests are served in arrival order (FIFO)', async (t) 
 t.test('in-dialog requests still go before new ones while the new lane is served newest first', async (t) => {
   const clock = { now: 10_000 };
   const { host, delivered } = fakeHost(clock, 1);
-  const ingress = new Ingress(host, { now: () => clock.now, sliceMs: 1000, lifoAfterMs: 50 });
+  const ingress = new Ingress(host, { clock: { now: () => clock.now }, sliceMs: 1000, lifoAfterMs: 50 });
   const src: Endpoint = { protocol: 'udp', address: '127.0.0.1', port: 40000 };
   for (let i = 0; i < 100; i++) {
     ingress.receive(subscribe(`n${i}`, src), src, local, undefined, false);

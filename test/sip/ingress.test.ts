@@ -256,7 +256,7 @@ t.test('per-source token bucket: 503 + Retry-After past the burst, exempt source
 
 t.test('source limiter: refill over time, table bounded', async (t) => {
   let now = 0;
-  const l = new SourceLimiter({ ratePerSec: 10, burst: 2, maxSources: 4, now: () => now });
+  const l = new SourceLimiter({ ratePerSec: 10, burst: 2, maxSources: 4, clock: { now: () => now } });
   t.ok(l.take('a'));
   t.ok(l.take('a'));
   t.notOk(l.take('a'));

@@ -133,7 +133,7 @@ t.test('never a secret; a flood of lines from one source is capped and the cut c
   t.notMatch(text, /nonce|cnonce|response=/i, 'no digest material');
   const sink = new Lines();
   let now = 1_000_000;
-  const log = new PinoSecurityLog({ destination: sink, linesPerSourcePerSec: 3, now: () => now });
+  const log = new PinoSecurityLog({ destination: sink, linesPerSourcePerSec: 3, clock: { now: () => now } });
   for (let i = 0; i < 10; i++) log.record('auth_refused', { source: '203.0.113.1', reason: 'not_allowed' });
   now += 1000;
   log.record('auth_refused', { source: '203.0.113.1', reason: 'not_allowed' });

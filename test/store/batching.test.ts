@@ -8,7 +8,7 @@ import { ManualTimers, watcher } from './fixtures.js';
 function setup(t: Test, options: { maxQueued?: number; busyTimeoutMs?: number } = {}) {
   const path = join(t.testdir(), 'gw.db');
   const timers = new ManualTimers();
-  const store = SqliteStore.open({ path, flushMs: 50, timers, ...options });
+  const store = SqliteStore.open({ path, flushMs: 50, clock: timers, ...options });
   // a second connection sees only what was committed
   const peek = new Database(path, { readonly: true });
   t.teardown(() => {

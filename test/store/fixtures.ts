@@ -1,13 +1,13 @@
 /** Sample records for the store tests (invented values). */
 import type {
   DirectoryCacheRecord,
-  FlushTimers,
   GraphSubscriptionRecord,
   PublicationRecord,
   UpstreamPublicationRecord,
   UpstreamSubscriptionRecord,
   WatcherSubscriptionRecord,
 } from '../../src/store/index.js';
+import type { Clock, Timer } from '../../src/util/clock.js';
 
 export const T0 = 1_750_000_000_000;
 
@@ -83,15 +83,15 @@ export const directoryEntry: DirectoryCacheRecord = {
 };
 
 /** A manual clock: timers fire only when the test says so. */
-export class ManualTimers implements FlushTimers {
+export class ManualTimers implements Clock {
   pending: Array<{ fn: () => void; ms: number; cancelled: boolean }> = [];
-  set(fn: () => void, ms: number): unknown {
+  now(): number {
+    return Date.now();
+  }
+  after(ms: number, fn: () => void): Timer {
     const h = { fn, ms, cancelled: false };
     this.pending.push(h);
-    return h;
-  }
-  clear(handle: unknown): void {
-    (handle as { cancelled: boolean }).cancelled = true;
+    return { cancel: () => (h.cancelled = true) };
   }
   get armed(): Array<{ fn: () => void; ms: number }> {
     return this.pending.filter((h) => !h.cancelled);

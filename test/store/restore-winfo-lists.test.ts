@@ -20,9 +20,9 @@ import { CONFIG, FakeStack, makeDirectory, settle, subscribe } from '../simple/h
 function run(db: MemoryStore, skipMs = 0) {
   let now = 1_700_000_000_000 + skipMs;
   const directory = makeDirectory();
-  const store = new PresenceHub(directory, { now: () => now });
+  const store = new PresenceHub(directory, { clock: { now: () => now } });
   const stack = new FakeStack();
-  const wheel = new TimerWheel({ now: () => now, autoStart: false });
+  const wheel = new TimerWheel({ clock: { now: () => now }, autoStart: false });
   const server = new SimpleServer({ stack, directory, store, config: { ...CONFIG, watcherInfo: true }, logger: silentLogger(), now: () => now, wheel });
   const lists = attachResourceLists(server.notifier, (l) => store.onChange(l), listsSchema.parse({ clientLists: {} }), {
     directory,

@@ -27,7 +27,7 @@ async function until(what: string, check: () => boolean): Promise<void> {
 async function setup(t: Test, options: { busyTimeoutMs?: number; maxQueued?: number } = {}) {
   const path = join(t.testdir(), 'gw.db');
   const timers = new ManualTimers();
-  const store = SqliteStore.open({ path, flushMs: 50, timers, ...options });
+  const store = SqliteStore.open({ path, flushMs: 50, clock: timers, ...options });
   const peek = new Database(path, { readonly: true });
   t.teardown(() => {
     peek.close();

@@ -62,7 +62,7 @@ async function setup(o: { access?: unknown; trunks?: unknown[] } = {}) {
     config: accessSchema.parse(o.access ?? { trusted: ['192.168.10.0/24'], users: [{ username: 'console1', password: 'pa55 word' }] }),
     defaultRealm: 'gw.example.test',
     logger: createLogger({ level: 'warn', destination: sink }),
-    now: () => now,
+    clock: { now: () => now },
   });
   return { registry, access, sink, advance: (ms: number) => (now += ms) };
 }

@@ -51,7 +51,7 @@ async function setup(guessing: unknown = {}) {
     mode: 'restricted',
     defaultRealm: 'gw.example.test',
     logger: silentLogger(),
-    now: () => now,
+    clock: { now: () => now },
     security,
   });
   t.teardown(() => {

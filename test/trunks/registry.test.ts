@@ -31,7 +31,7 @@ class FakeSender implements TrunkSender {
 
 function setup(trunks: unknown[], resolver?: (uri: string) => Promise<Endpoint[]>) {
   const clock = { now: 1_000_000 };
-  const wheel = new TimerWheel({ autoStart: false, now: () => clock.now, resolutionMs: 1000 });
+  const wheel = new TimerWheel({ autoStart: false, clock: { now: () => clock.now }, resolutionMs: 1000 });
   const sender = new FakeSender(clock);
   const resolved: string[] = [];
   const registry = new TrunkRegistry({
@@ -39,7 +39,7 @@ function setup(trunks: unknown[], resolver?: (uri: string) => Promise<Endpoint[]
     sender,
     fromUri: 'sip:presence-gateway@gw.example.test',
     logger: silentLogger(),
-    now: () => clock.now,
+    clock: { now: () => clock.now },
     wheel,
     resolver: async (uri) => {
       resolved.push(uri);

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { configSchema, type GatewayConfig } from '../../src/config/schema.js';
 import { Directory } from '../../src/core/directory.js';
+import { systemClock } from '../../src/util/clock.js';
 import { PresenceHub } from '../../src/core/presence-hub.js';
 import { createCertificateAuthority, createServerCertificate } from '../../src/graph-simulator/certs.js';
 import { parseVia } from '../../src/sip/header-values.js';
@@ -197,7 +198,7 @@ t.test('an unreadable PEM path fails the start with a message naming the trunk a
 // TLS settings per resolved endpoint, RFC 3263 for trunks
 
 function trunkOf(raw: Record<string, unknown>, resolver: (uri: string) => Promise<Endpoint[]>, onTlsTarget?: (e: Endpoint, s: TrunkTlsSettings) => void) {
-  return new Trunk(trunkSchema.parse(raw), { resolver, now: Date.now, resolveTtlMs: 60_000, ...(onTlsTarget !== undefined ? { onTlsTarget } : {}) });
+  return new Trunk(trunkSchema.parse(raw), { resolver, clock: systemClock, resolveTtlMs: 60_000, ...(onTlsTarget !== undefined ? { onTlsTarget } : {}) });
 }
 
 t.test('TLS settings: the host name is the default servername (RFC 5922), none for an IP; configured wins', async (t) => {

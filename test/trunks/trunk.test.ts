@@ -9,7 +9,7 @@ function trunk(raw: Record<string, unknown>, resolver = async (_u: string): Prom
   let now = 1000;
   const tr = new Trunk(trunkSchema.parse({ name: 'pbx', address: 'sip:10.0.0.5', ...raw }), {
     resolver,
-    now: () => now,
+    clock: { now: () => now },
     resolveTtlMs: 60_000,
   });
   return { tr, advance: (ms: number) => (now += ms) };

@@ -6,7 +6,7 @@ function manualWheel(options: { resolutionMs?: number; slots?: number; start?: n
   const wheel = new TimerWheel({
     resolutionMs: options.resolutionMs ?? 1000,
     slots: options.slots ?? 8,
-    now: () => now,
+    clock: { now: () => now },
     autoStart: false,
   });
   return {
@@ -114,7 +114,7 @@ t.test('scheduling in the past fires on the next advance', async (t) => {
 t.test('a throwing callback does not stop the others', async (t) => {
   const errors: unknown[] = [];
   let now = 0;
-  const wheel = new TimerWheel({ now: () => now, autoStart: false, onError: (e) => errors.push(e) });
+  const wheel = new TimerWheel({ clock: { now: () => now }, autoStart: false, onError: (e) => errors.push(e) });
   let ran = false;
   wheel.schedule(1000, () => {
     throw new Error('boom');
