@@ -25,6 +25,8 @@ export interface PublishOutcome {
   sentAt: number;
   /** final status, 0 when none arrived before Timer F */
   status: number;
+  /** reason phrase of the final response ('' without one): tells a rate limit from overload shedding */
+  reason: string;
   /** epoch ms of the final response (NaN without one) */
   answeredAt: number;
   retransmissions: number;
@@ -99,23 +101,24 @@ export async function sendPaced(options: {
   let answeredAll: () => void = () => undefined;
   const allAnswered = new Promise<void>((resolve) => (answeredAll = resolve));
   let sentCount = 0;
-  const settle = (branch: string, status: number): void => {
+  const settle = (branch: string, status: number, reason = ''): void => {
     const p = pending.get(branch);
     if (p === undefined) return;
     pending.delete(branch);
     p.outcome.status = status;
+    p.outcome.reason = reason;
     p.outcome.answeredAt = status === 0 ? Number.NaN : Date.now();
     if (sentCount === options.requests.length && pending.size === 0) answeredAll();
   };
   for (const s of sockets) {
     s.on('message', (msg) => {
       const text = msg.toString('utf8');
-      const m = /^SIP\/2\.0 (\d{3}) /.exec(text);
+      const m = /^SIP\/2\.0 (\d{3}) ([^\r\n]*)/.exec(text);
       if (m === null) return; // not a response: nothing here answers requests
       const status = Number(m[1]);
       if (status < 200) return;
       const branch = branchOf(text);
-      if (branch !== undefined) settle(branch, status);
+      if (branch !== undefined) settle(branch, status, m[2] ?? '');
     });
   }
   const send = (p: Pending): void => {
@@ -149,7 +152,7 @@ export async function sendPaced(options: {
         const socket = sockets[i % sockets.length]!;
         const local = socket.address();
         const branch = `z9hG4bK-pb-${randomBytes(6).toString('hex')}`;
-        const outcome: PublishOutcome = { user: req.user, sentAt: now, status: 0, answeredAt: Number.NaN, retransmissions: 0 };
+        const outcome: PublishOutcome = { user: req.user, sentAt: now, status: 0, reason: '', answeredAt: Number.NaN, retransmissions: 0 };
         if (now - (start + Math.floor((i * options.spreadMs) / n)) > 50) late++;
         outcomes.push(outcome);
         const p: Pending = { outcome, wire: publishWire(req, options.port, local, branch, randomBytes(8).toString('hex')), socket, interval: T1_MS, nextAt: now + T1_MS };

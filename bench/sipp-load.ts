@@ -685,12 +685,18 @@ export async function runFanoutMany(options: {
     sources: options.sources ?? PUBLISH_SOURCES,
   });
   const published = sent.outcomes.filter((o) => o.status >= 200 && o.status < 300).length;
+  const refusals = new Map<string, number>();
+  for (const o of sent.outcomes) if (o.status >= 300) refusals.set(`${o.status} ${o.reason}`, (refusals.get(`${o.status} ${o.reason}`) ?? 0) + 1);
   const grace = endStragglers(fleet.runs);
   const results = await Promise.all(fleet.runs.map((r) => r.done));
   clearTimeout(grace);
   const order = watcherOrder(results.flatMap((r) => r.logs ?? []));
   const last = order.notifiedAt.reduce((a, b) => (b > a ? b : a), Number.NEGATIVE_INFINITY);
-  const why = [fleet.shortfall, ...(order.outOfOrder.length > 0 ? [`out of order: ${order.outOfOrder.join('; ')}`] : [])].filter((s) => s !== undefined);
+  const why = [
+    fleet.shortfall,
+    ...(refusals.size > 0 ? [`PUBLISHes refused: ${[...refusals].map(([r, n]) => `${n} x ${r}`).join(', ')}`] : []),
+    ...(order.outOfOrder.length > 0 ? [`out of order: ${order.outOfOrder.join('; ')}`] : []),
+  ].filter((s) => s !== undefined);
   return {
     people,
     watchersEach: options.watchersEach,
