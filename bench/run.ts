@@ -3,7 +3,8 @@
  *   micro      parser / serializer and body codec throughput (in process)
  *   rate       fresh SUBSCRIBE dialogs per second at rising offered rates (SIPp)
  *   memory     RSS of the gateway holding many concurrent subscriptions (SIPp)
- *   fanout     one PUBLISH to N watchers of one user, time until all answered (SIPp)
+ *   fanout     one PUBLISH to N watchers of one user, then 1,000 people x 20 watchers changing within 1 s
+ *              (bench/publish-sender.ts); time until all answered, order per watcher checked (SIPp, bench-watch-many.xml)
  *   memory-shapes  issue 10: 100,000 subscriptions on the default config, all on one person and 20 each on 5,000; restart + restore
  *   kamailio   Kamailio 5.6 (presence, SQLite WAL) through the same rate steps and single-user fan-out, ratio gateway / Kamailio
  *   storm      overload: 8 s at 7,000/s and at 10,000/s of fresh SUBSCRIBEs; every one answered (SIPp)
