@@ -6,7 +6,8 @@
 import type { GatewayProcess, GatewayUser } from '../test/helpers/gateway-process.js';
 import { DEFAULT_DOMAIN } from '../test/helpers/gateway-process.js';
 import { udpRequest } from '../test/helpers/sip-udp.js';
-import { describeSipp, runSipp, startSipp, type SippResult } from '../test/helpers/sipp.js';
+import { describeSipp, runSipp, startSipp, type SippResult, type SippRun } from '../test/helpers/sipp.js';
+import { sendPaced } from './publish-sender.js';
 
 /** Large socket buffers so bursts of NOTIFYs are not dropped by the kernel (capped by net.core.rmem_max). */
 const SIPP_BUFFER_BYTES = 4 * 1024 * 1024;
@@ -183,6 +184,10 @@ export interface FanoutResult {
   watchers: number;
   /** SIPp processes the watchers were spread over (each one UDP socket). */
   instances: number;
+  /** watchers subscribed when the PUBLISH went (all, unless the subscribe budget ran out) */
+  subscribed: number;
+  /** 503s followed while subscribing */
+  subscribeRetries: number;
   subscribeSeconds: number;
   publishStatus: number;
   /** PUBLISH sent to its 200. */
@@ -192,6 +197,8 @@ export interface FanoutResult {
   /** PUBLISH sent to the exit of the last SIPp process, once every watcher call completed. */
   sippExitMs: number;
   notified: number;
+  /** watchers whose NOTIFYs came in order (watcherOrder); NaN with another scenario than bench-watch-many */
+  inOrder: number;
   /** Worst SIPp exit code (0 when all succeeded). */
   sippExitCode: number;
   detail?: string;
@@ -214,11 +221,142 @@ export function logLineEpochMs(line: string): number {
   return Number.isFinite(seconds) ? seconds * 1000 : Number.NaN;
 }
 
+/** A watcher's view of its NOTIFYs, from bench-watch-many.xml's log lines. */
+export interface WatcherOrder {
+  /** watchers that logged the change ("notified") */
+  notified: number;
+  /** of those, watchers whose NOTIFY CSeqs never went down and whose change NOTIFY had the highest CSeq, above the initial one */
+  inOrder: number;
+  /** call-ids out of order (first few), with their CSeq sequence */
+  outOfOrder: string[];
+  /** epoch ms of each "notified" line */
+  notifiedAt: number[];
+}
+
 /**
- * `watchers` SIPp calls (spread over `instances` SIPp processes, default 4)
- * subscribe to one user and wait for a second NOTIFY; once all are
- * subscribed, one PUBLISH (on-the-phone) for that user is sent from here and
- * the time to the last answered NOTIFY and to the last SIPp exit is measured.
+ * "In order per watcher" (issue 10): for each call-id, the initial NOTIFY's CSeq, every later
+ * NOTIFY's CSeq in arrival order, and the change's CSeq. A retransmission repeats a CSeq (RFC 3261
+ * section 17.1.2.2), so the sequence may stay level but never fall, and the change must be the
+ * newest NOTIFY of its dialog (RFC 6665 section 4.1.2.4: a notifier's NOTIFYs carry increasing CSeq).
+ */
+export function watcherOrder(logs: readonly string[]): WatcherOrder {
+  const seen = new Map<string, { seq: number[]; changed?: number; at?: number }>();
+  const entry = (id: string): { seq: number[]; changed?: number; at?: number } => {
+    let e = seen.get(id);
+    if (e === undefined) seen.set(id, (e = { seq: [] }));
+    return e;
+  };
+  for (const line of logs) {
+    const [kind, id, cseq] = line.split(/\s+/);
+    if (id === undefined || cseq === undefined) continue;
+    if (kind === 'subscribed' || kind === 'notify') entry(id).seq.push(Number(cseq));
+    else if (kind === 'notified') {
+      const e = entry(id);
+      e.changed = Number(cseq);
+      e.at = logLineEpochMs(line);
+    }
+  }
+  const out: WatcherOrder = { notified: 0, inOrder: 0, outOfOrder: [], notifiedAt: [] };
+  for (const [id, e] of seen) {
+    if (e.changed === undefined) continue;
+    out.notified++;
+    if (e.at !== undefined && Number.isFinite(e.at)) out.notifiedAt.push(e.at);
+    const level = e.seq.every((n, k) => k === 0 || n >= e.seq[k - 1]!);
+    const newest = e.seq.length > 0 && e.changed === Math.max(...e.seq) && e.changed > e.seq[0]!;
+    if (level && newest) out.inOrder++;
+    else if (out.outOfOrder.length < 5) out.outOfOrder.push(`${id}: CSeq ${e.seq.join(', ')} (change ${e.changed})`);
+  }
+  return out;
+}
+
+interface WatcherFleet {
+  runs: SippRun[];
+  /** watchers holding a subscription when the wait ended */
+  subscribed: number;
+  /** 503s followed during the subscribe step */
+  retries: number;
+  subscribeSeconds: number;
+  /** set when not every watcher subscribed within the budget */
+  shortfall?: string;
+}
+
+/**
+ * Starts the watcher SIPp processes (bench-watch-many.xml, or `scenario` with -s for the
+ * kamailio phase), paced at `rate` SUBSCRIBEs per second in all, each following 503 +
+ * Retry-After, and waits until every watcher is subscribed or `budgetMs` has passed.
+ */
+async function startWatchers(options: {
+  gatewayPort: number;
+  shares: readonly (readonly string[])[];
+  rate: number;
+  budgetMs: number;
+  /** a -s scenario (one watched user, `service`) instead of bench-watch-many's injection */
+  serviceScenario?: { scenario: string; service: string };
+}): Promise<WatcherFleet> {
+  const total = options.shares.reduce((a, s) => a + s.length, 0);
+  const perRate = Math.max(1, Math.round(options.rate / options.shares.length));
+  const started = Date.now();
+  const runs = await Promise.all(
+    options.shares.map((share) =>
+      startSipp({
+        scenario: options.serviceScenario?.scenario ?? 'bench-watch-many',
+        gatewayPort: options.gatewayPort,
+        transport: 'u1',
+        ...(options.serviceScenario !== undefined ? { service: options.serviceScenario.service } : { injection: ['SEQUENTIAL', ...share] }),
+        calls: share.length,
+        rate: perRate,
+        limit: share.length + 100,
+        timeoutSec: Math.ceil(options.budgetMs / 1000) + 60,
+        traceLogs: true,
+        buffSize: SIPP_BUFFER_BYTES,
+      }),
+    ),
+  );
+  const count = (prefix: string): number => runs.reduce((a, r) => a + r.logLines().filter((l) => l.startsWith(prefix)).length, 0);
+  let subscribed = 0;
+  while (Date.now() - started < options.budgetMs) {
+    subscribed = count('subscribed ');
+    if (subscribed >= total) break;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  subscribed = count('subscribed ');
+  const fleet: WatcherFleet = { runs, subscribed, retries: count('retry'), subscribeSeconds: (Date.now() - started) / 1000 };
+  if (subscribed < total) fleet.shortfall = `only ${subscribed} of ${total} watchers subscribed within ${Math.round(options.budgetMs / 1000)} s; measured from there`;
+  // the last 200s to initial NOTIFYs and the store's flush of the new subscriptions are still in
+  // the gateway's queue: the change is timed from a settled gateway, not from the tail of the subscribe step
+  await new Promise((r) => setTimeout(r, SETTLE_MS));
+  return fleet;
+}
+
+/** Pause between the last watcher subscribed and the first PUBLISH. */
+const SETTLE_MS = 3000;
+
+/** Grace after the last PUBLISH for the change NOTIFYs (targets are 0.4 s and 2 s). */
+const CHANGE_GRACE_MS = 10_000;
+
+/**
+ * A watcher that never saw the change (its person's PUBLISH failed, or it was not yet subscribed
+ * when the PUBLISH went) would wait until SIPp's timeout: the processes are killed after the
+ * grace period instead, their logs still read.
+ */
+function endStragglers(runs: readonly SippRun[]): NodeJS.Timeout {
+  return setTimeout(() => {
+    for (const run of runs) run.kill();
+  }, CHANGE_GRACE_MS);
+}
+
+/** `lines` dealt round robin into at most `parts` near-equal shares (empty shares dropped). */
+function roundRobin(lines: readonly string[], parts: number): string[][] {
+  const shares: string[][] = Array.from({ length: parts }, () => []);
+  lines.forEach((l, i) => shares[i % parts]!.push(l));
+  return shares.filter((s) => s.length > 0);
+}
+
+/**
+ * `watchers` SIPp calls (spread over `instances` SIPp processes, default 4) subscribe to one
+ * user, paced and following 503 + Retry-After; once all are subscribed (or the budget is
+ * spent: `subscribed` says how many), one PUBLISH (on-the-phone) for that user is sent from
+ * here and the time to the last answered change NOTIFY and to the last SIPp exit is measured.
  */
 export async function runFanout(options: {
   gatewayPort: number;
@@ -226,79 +364,48 @@ export async function runFanout(options: {
   extension: string;
   instances?: number;
   subscribeRate?: number;
-  /** The watcher scenario (default bench-watch; the kamailio phase uses kam-bench-watch for both servers). */
+  /** The watcher scenario (default bench-watch-many; the kamailio phase uses kam-bench-watch for both servers). */
   scenario?: string;
 }): Promise<FanoutResult> {
   const instances = Math.max(1, Math.min(options.instances ?? 4, options.watchers));
-  const rate = options.subscribeRate ?? 2000;
-  const perInstanceRate = Math.max(1, Math.round(rate / instances));
-  const shares: number[] = [];
-  for (let i = 0; i < instances; i++) {
-    shares.push(Math.floor(options.watchers / instances) + (i < options.watchers % instances ? 1 : 0));
-  }
-  const subscribeBudgetMs = Math.ceil(options.watchers / rate) * 3000 + 30_000;
-  const started = Date.now();
-  const runs = await Promise.all(
-    shares.map((calls) =>
-      startSipp({
-        scenario: options.scenario ?? 'bench-watch',
-        gatewayPort: options.gatewayPort,
-        transport: 'u1',
-        service: options.extension,
-        calls,
-        rate: perInstanceRate,
-        limit: calls + 100,
-        timeoutSec: Math.ceil(subscribeBudgetMs / 1000) + 60,
-        traceLogs: true,
-        buffSize: SIPP_BUFFER_BYTES,
-      }),
-    ),
-  );
+  const rate = options.subscribeRate ?? 1000;
+  const shares = roundRobin(Array.from({ length: options.watchers }, () => options.extension), instances);
+  const fleet = await startWatchers({
+    gatewayPort: options.gatewayPort,
+    shares,
+    rate,
+    budgetMs: Math.ceil(options.watchers / rate) * 3000 + 30_000,
+    ...(options.scenario !== undefined ? { serviceScenario: { scenario: options.scenario, service: options.extension } } : {}),
+  });
+  const { runs } = fleet;
   const base = {
     watchers: options.watchers,
     instances,
+    subscribed: fleet.subscribed,
+    subscribeRetries: fleet.retries,
+    subscribeSeconds: fleet.subscribeSeconds,
     publishStatus: 0,
     publishResponseMs: Number.NaN,
     lastNotifyAnsweredMs: Number.NaN,
     sippExitMs: Number.NaN,
     notified: 0,
+    inOrder: 0,
   };
-  const failEarly = async (why: string): Promise<FanoutResult> => {
-    for (const run of runs) run.kill();
-    const results = await Promise.all(runs.map((r) => r.done));
-    return {
-      ...base,
-      subscribeSeconds: (Date.now() - started) / 1000,
-      ...sippOutcome(results, why),
-    };
-  };
-  try {
-    await Promise.all(runs.map((run, i) => run.waitForLogLines(shares[i]!, subscribeBudgetMs, 'subscribed ')));
-  } catch (err) {
-    return failEarly(err instanceof Error ? err.message : String(err));
-  }
-  const subscribeSeconds = (Date.now() - started) / 1000;
 
   const t0 = Date.now();
-  let publishStatus = 0;
-  let publishResponseMs = Number.NaN;
-  try {
-    const response = await udpRequest({
-      method: 'PUBLISH',
-      user: options.extension,
-      port: options.gatewayPort,
-      headers: ['Event: presence', 'Expires: 3600'],
-      contentType: 'application/pidf+xml',
-      body: FANOUT_PIDF(`sip:${options.extension}@127.0.0.1`),
-      retransmitMs: 500,
-      timeoutMs: 10_000,
-    });
-    publishStatus = response.status;
-    publishResponseMs = Date.now() - t0;
-  } catch (err) {
-    return failEarly(`PUBLISH failed: ${err instanceof Error ? err.message : String(err)}`);
+  const sent = await sendPaced({
+    port: options.gatewayPort,
+    requests: [{ user: options.extension, body: FANOUT_PIDF(`sip:${options.extension}@127.0.0.1`) }],
+    spreadMs: 0,
+  });
+  const answer = sent.outcomes[0];
+  if (answer === undefined || answer.status === 0) {
+    for (const run of runs) run.kill();
+    const results = await Promise.all(runs.map((r) => r.done));
+    return { ...base, ...sippOutcome(results, ['PUBLISH got no final response', fleet.shortfall].filter((s) => s !== undefined).join('\n')) };
   }
   const exitTimes: number[] = [];
+  const grace = endStragglers(runs);
   const results = await Promise.all(
     runs.map(async (run) => {
       const result = await run.done;
@@ -306,19 +413,22 @@ export async function runFanout(options: {
       return result;
     }),
   );
-  const notifiedAt = results.flatMap((r) => (r.logs ?? []).filter((l) => l.startsWith('notified ')).map(logLineEpochMs));
+  clearTimeout(grace);
+  const logs = results.flatMap((r) => r.logs ?? []);
+  const order = options.scenario === undefined ? watcherOrder(logs) : undefined;
+  const notifiedAt = order?.notifiedAt ?? logs.filter((l) => l.startsWith('notified ')).map(logLineEpochMs);
   const lastNotify = notifiedAt.reduce((a, b) => (b > a ? b : a), Number.NEGATIVE_INFINITY);
-  const out: FanoutResult = {
+  const why = [fleet.shortfall, ...(order !== undefined && order.outOfOrder.length > 0 ? [`out of order: ${order.outOfOrder.join('; ')}`] : [])].filter((s) => s !== undefined);
+  return {
     ...base,
-    subscribeSeconds,
-    publishStatus,
-    publishResponseMs,
+    publishStatus: answer.status,
+    publishResponseMs: answer.answeredAt - answer.sentAt,
     lastNotifyAnsweredMs: notifiedAt.length === 0 ? Number.NaN : lastNotify - t0,
     sippExitMs: exitTimes.reduce((a, b) => Math.max(a, b), t0) - t0,
     notified: notifiedAt.length,
-    ...sippOutcome(results),
+    inOrder: order?.inOrder ?? Number.NaN,
+    ...sippOutcome(results, why.length > 0 ? why.join('\n') : undefined),
   };
-  return out;
 }
 
 export interface StormResult {
@@ -509,13 +619,26 @@ export interface FanoutManyResult {
   people: number;
   watchersEach: number;
   watchers: number;
+  /** watchers subscribed when the PUBLISHes started */
+  subscribed: number;
+  /** 503s followed while subscribing */
+  subscribeRetries: number;
   subscribeSeconds: number;
   /** PUBLISHes answered 2xx */
   published: number;
-  /** first PUBLISH sent to the last one sent */
+  /** PUBLISHes answered 503 (shed) and with no final response */
+  publishShed: number;
+  publishUnanswered: number;
+  /** first PUBLISH sent to the last one sent (first transmissions): the offered period */
   publishSpanMs: number;
-  /** watchers whose second NOTIFY (the change, after the initial one: in order) was answered */
+  /** PUBLISHes that left more than 50 ms after their slot (the sender could not keep pace) */
+  publishLate: number;
+  /** source addresses the PUBLISHes came from */
+  publishSources: number;
+  /** watchers whose change NOTIFY (on-the-phone) was answered */
   notified: number;
+  /** of those, in order (watcherOrder) */
+  inOrder: number;
   /** first PUBLISH sent to the last change NOTIFY answered */
   lastNotifyAnsweredMs: number;
   sippExitCode: number;
@@ -523,11 +646,20 @@ export interface FanoutManyResult {
 }
 
 /**
- * `people` people with `watchersEach` watchers each (SIPp, bench-watch-many.xml,
- * spread over `instances` processes); once all hold their subscription, every
- * person changes once (one PUBLISH each, all sent within `spreadMs`) and the
- * time to the last answered change NOTIFY is measured. Each SIPp call expects the
- * change as its second NOTIFY with on-the-phone, so order per watcher is checked.
+ * Source addresses of the 1,000-people phase's PUBLISHes. Each person's phone is one PBX line,
+ * but a PBX sends all of them from one address, so the PUBLISHes come from one address by
+ * default. The bench gateway runs in open access mode (no trunk, no digest user), in which
+ * sip.rateLimit limits no source (src/trunks/access.ts exemptFromRateLimit), so one source is
+ * not shed for its rate; pass more addresses (127.0.0.2...) to take one socket's queue out of it.
+ */
+export const PUBLISH_SOURCES = ['127.0.0.1'];
+
+/**
+ * `people` people with `watchersEach` watchers each (SIPp, bench-watch-many.xml, spread over
+ * `instances` processes, paced and following 503 + Retry-After); once all hold their
+ * subscription, every person changes once: one PUBLISH each, sent evenly over `spreadMs`
+ * (bench/publish-sender.ts), and the time to the last answered change NOTIFY is measured.
+ * Order per watcher is checked from the NOTIFYs' CSeqs (watcherOrder).
  */
 export async function runFanoutMany(options: {
   gatewayPort: number;
@@ -535,79 +667,58 @@ export async function runFanoutMany(options: {
   watchersEach: number;
   instances?: number;
   spreadMs?: number;
+  subscribeRate?: number;
+  sources?: readonly string[];
 }): Promise<FanoutManyResult> {
   const instances = Math.max(1, options.instances ?? 4);
   const people = options.users.length;
   const watchers = people * options.watchersEach;
   const lines: string[] = [];
   for (let w = 0; w < options.watchersEach; w++) for (const u of options.users) lines.push(u.extension ?? u.id);
-  const shares: string[][] = Array.from({ length: instances }, () => []);
-  lines.forEach((l, i) => shares[i % instances]!.push(l));
-  const rate = 2000;
-  const budgetMs = Math.ceil(watchers / rate) * 3000 + 30_000;
-  const started = Date.now();
-  const runs = await Promise.all(
-    shares.map((share) =>
-      startSipp({
-        scenario: 'bench-watch-many',
-        gatewayPort: options.gatewayPort,
-        transport: 'u1',
-        calls: share.length,
-        rate: Math.ceil(rate / instances),
-        limit: share.length + 100,
-        timeoutSec: Math.ceil(budgetMs / 1000) + 60,
-        injection: ['SEQUENTIAL', ...share],
-        traceLogs: true,
-        buffSize: SIPP_BUFFER_BYTES,
-      }),
-    ),
-  );
-  const base = { people, watchersEach: options.watchersEach, watchers, published: 0, publishSpanMs: Number.NaN, notified: 0, lastNotifyAnsweredMs: Number.NaN };
-  try {
-    await Promise.all(runs.map((run, i) => run.waitForLogLines(shares[i]!.length, budgetMs, 'subscribed ')));
-  } catch (err) {
-    for (const run of runs) run.kill();
-    const results = await Promise.all(runs.map((r) => r.done));
-    return {
-      ...base,
-      subscribeSeconds: (Date.now() - started) / 1000,
-      ...sippOutcome(results, err instanceof Error ? err.message : String(err)),
-    };
-  }
-  const subscribeSeconds = (Date.now() - started) / 1000;
+  const rate = options.subscribeRate ?? 1000;
+  const fleet = await startWatchers({
+    gatewayPort: options.gatewayPort,
+    shares: roundRobin(lines, instances),
+    rate,
+    budgetMs: Math.ceil(watchers / rate) * 3000 + 30_000,
+  });
   const spreadMs = options.spreadMs ?? 1000;
   const t0 = Date.now();
-  const answers = await Promise.all(
-    options.users.map(async (u, i) => {
-      await new Promise((r) => setTimeout(r, Math.floor((i * spreadMs) / people)));
-      try {
-        const response = await udpRequest({
-          method: 'PUBLISH',
-          user: u.extension ?? u.id,
-          port: options.gatewayPort,
-          headers: ['Event: presence', 'Expires: 3600'],
-          contentType: 'application/pidf+xml',
-          body: FANOUT_PIDF(`sip:${u.extension ?? u.id}@127.0.0.1`),
-          retransmitMs: 500,
-          timeoutMs: 10_000,
-        });
-        return { ok: response.status < 300, at: Date.now() };
-      } catch {
-        return { ok: false, at: Date.now() };
-      }
-    }),
-  );
-  const results = await Promise.all(runs.map((r) => r.done));
-  const notifiedAt = results.flatMap((r) => (r.logs ?? []).filter((l) => l.startsWith('notified ')).map(logLineEpochMs));
-  const last = notifiedAt.reduce((a, b) => (b > a ? b : a), Number.NEGATIVE_INFINITY);
-  const out: FanoutManyResult = {
-    ...base,
-    subscribeSeconds,
-    published: answers.filter((a) => a.ok).length,
-    publishSpanMs: answers.reduce((a, b) => Math.max(a, b.at), t0) - t0,
-    notified: notifiedAt.length,
-    lastNotifyAnsweredMs: notifiedAt.length === 0 ? Number.NaN : last - t0,
-    ...sippOutcome(results),
+  const sent = await sendPaced({
+    port: options.gatewayPort,
+    requests: options.users.map((u) => ({ user: u.extension ?? u.id, body: FANOUT_PIDF(`sip:${u.extension ?? u.id}@127.0.0.1`) })),
+    spreadMs,
+    sources: options.sources ?? PUBLISH_SOURCES,
+  });
+  const published = sent.outcomes.filter((o) => o.status >= 200 && o.status < 300).length;
+  const refusals = new Map<string, number>();
+  for (const o of sent.outcomes) if (o.status >= 300) refusals.set(`${o.status} ${o.reason}`, (refusals.get(`${o.status} ${o.reason}`) ?? 0) + 1);
+  const grace = endStragglers(fleet.runs);
+  const results = await Promise.all(fleet.runs.map((r) => r.done));
+  clearTimeout(grace);
+  const order = watcherOrder(results.flatMap((r) => r.logs ?? []));
+  const last = order.notifiedAt.reduce((a, b) => (b > a ? b : a), Number.NEGATIVE_INFINITY);
+  const why = [
+    fleet.shortfall,
+    ...(refusals.size > 0 ? [`PUBLISHes refused: ${[...refusals].map(([r, n]) => `${n} x ${r}`).join(', ')}`] : []),
+    ...(order.outOfOrder.length > 0 ? [`out of order: ${order.outOfOrder.join('; ')}`] : []),
+  ].filter((s) => s !== undefined);
+  return {
+    people,
+    watchersEach: options.watchersEach,
+    watchers,
+    subscribed: fleet.subscribed,
+    subscribeRetries: fleet.retries,
+    subscribeSeconds: fleet.subscribeSeconds,
+    published,
+    publishShed: sent.outcomes.filter((o) => o.status === 503).length,
+    publishUnanswered: sent.outcomes.filter((o) => o.status === 0).length,
+    publishSpanMs: sent.offeredSpanMs,
+    publishLate: sent.late,
+    publishSources: sent.sources.length,
+    notified: order.notified,
+    inOrder: order.inOrder,
+    lastNotifyAnsweredMs: order.notifiedAt.length === 0 ? Number.NaN : last - t0,
+    ...sippOutcome(results, why.length > 0 ? why.join('\n') : undefined),
   };
-  return out;
 }

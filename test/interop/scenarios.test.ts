@@ -22,7 +22,7 @@ t.test('the scenario folder holds the interop and bench scenarios', async (t) =>
   for (const name of [
     'subscribe-notify', 'refresh', 'unsubscribe', 'publish-then-notify-watcher', 'publish-then-notify', 'publish-refresh-412',
     'unknown-event', 'interval-too-brief', 'bad-accept', 'unknown-user', 'dialog-subscribe', 'cisco-accept',
-    'bench-subscribe', 'bench-watch', 'kam-bench-watch',
+    'bench-subscribe', 'bench-watch', 'bench-watch-many', 'kam-bench-watch',
   ]) {
     t.ok(scenarios.includes(`${name}.xml`), `${name}.xml present`);
   }
