@@ -347,6 +347,7 @@ export function createGraph(options: GraphOptions): GraphRuntime {
       // nothing waits on the budget any more; what is in flight gets a bounded grace period
       budget.drain();
       let grace: Timer | undefined;
+      // wall-clock on purpose: a stop is bounded in real time even when a test drives `clock` by hand
       const bounded = new Promise<void>((resolve) => {
         grace = systemClock.after(STOP_GRACE_MS, () => {
           logger.warn('graph: requests still running at stop; closing anyway');
