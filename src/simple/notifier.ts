@@ -39,6 +39,7 @@ import {
   type TransportProtocol,
 } from '../sip/message.js';
 import { aorOf, parseNameAddr, parseUri, type SipUri } from '../sip/uri.js';
+import { systemClock, type Clock } from '../util/clock.js';
 import type { Logger } from '../util/logger.js';
 import type { TimerWheel } from '../util/timer-wheel.js';
 import type { EventPackage } from './event-package.js';
@@ -101,7 +102,7 @@ export interface NotifierOptions {
   logger: Logger;
   expires: ExpiryBounds;
   resolveResource: ResourceResolver;
-  now?: () => number;
+  clock?: Pick<Clock, 'now'>;
   lookup?: HostLookup;
   /** Host to put in our Contact instead of the bound address. */
   contactHost?: string;
@@ -167,7 +168,7 @@ export class Notifier {
   private readonly logger: Logger;
   private readonly bounds: ExpiryBounds;
   private readonly resolveResource: ResourceResolver;
-  private readonly now: () => number;
+  private readonly clock: Pick<Clock, 'now'>;
   private readonly lookup: HostLookup;
   private readonly contactHost: string | undefined;
   private readonly contactCache = new Map<string, string>();
@@ -191,7 +192,7 @@ export class Notifier {
     this.logger = options.logger;
     this.bounds = options.expires;
     this.resolveResource = options.resolveResource;
-    this.now = options.now ?? Date.now;
+    this.clock = options.clock ?? systemClock;
     this.lookup = options.lookup ?? (async (host) => (await dnsLookup(host)).address);
     this.contactHost = options.contactHost;
     this.packages = options.packages ?? new PackageRegistry();
@@ -306,7 +307,7 @@ export class Notifier {
    * and subscribes again) are dropped.
    */
   restore(snapshots: Iterable<SubscriptionSnapshot>, kindOf: (resource: string) => RestoredResourceKind): RestoreResult {
-    const now = this.now();
+    const now = this.clock.now();
     const formats = new Map<string, BodyFormat>();
     let restored = 0;
     let dropped = 0;
@@ -519,7 +520,7 @@ export class Notifier {
     const seconds = expiry.seconds;
     req.respond(reply(request, 200, this.okHeaders(seconds, req, sub), { toTag: localTag }));
 
-    const now = this.now();
+    const now = this.clock.now();
     if (seconds === 0) {
       // RFC 6665 §4.4.3: a fetch gets one NOTIFY with the state and "terminated".
       sub.terminate('fetch');
@@ -587,7 +588,7 @@ export class Notifier {
       this.end(sub, 'unsubscribed');
       return;
     }
-    sub.activate(this.now() + seconds * 1000);
+    sub.activate(this.clock.now() + seconds * 1000);
     if (sub.timer !== undefined) this.wheel.reschedule(sub.timer, sub.expiresAt);
     this.logger.info({ user: sub.resource, callId: sub.callId, event: pkg.event, expires: seconds }, 'subscription refreshed');
     // RFC 4662 §4.5: a refreshed list subscription gets the full state again.
@@ -784,7 +785,7 @@ export class Notifier {
   }
 
   private send(sub: Subscription, rendered?: { body: Buffer; contentType: string }): void {
-    const now = this.now();
+    const now = this.clock.now();
     if (sub.state === 'terminated') sub.finalSent = true;
     sub.inFlight = true;
     sub.dirty = false;

@@ -8,6 +8,7 @@ import { BodyError } from '../bodies/index.js';
 import { parseEvent, parseExpires, parseMediaType } from '../sip/header-values.js';
 import { randomHex } from '../sip/ids.js';
 import { parseUri } from '../sip/uri.js';
+import { systemClock, type Clock } from '../util/clock.js';
 import type { Logger } from '../util/logger.js';
 import type { TimerHandle, TimerWheel } from '../util/timer-wheel.js';
 import type { PublishContext, PublishRules, PublishSink } from './event-package.js';
@@ -60,7 +61,7 @@ export interface PublicationsOptions {
   logger: Logger;
   expires: ExpiryBounds;
   resolveResource: ResourceResolver;
-  now?: () => number;
+  clock?: Pick<Clock, 'now'>;
   /** Largest body accepted (default: the body codecs' limit). */
   maxBodyBytes?: number;
 }
@@ -112,7 +113,7 @@ export class Publications {
   private readonly logger: Logger;
   private readonly bounds: ExpiryBounds;
   private readonly resolveResource: ResourceResolver;
-  private readonly now: () => number;
+  private readonly clock: Pick<Clock, 'now'>;
   private readonly maxBodyBytes: number | undefined;
   private observer: PublishObserver | undefined = undefined;
   private persist: PublicationPersistence | undefined = undefined;
@@ -125,7 +126,7 @@ export class Publications {
     this.logger = options.logger;
     this.bounds = options.expires;
     this.resolveResource = options.resolveResource;
-    this.now = options.now ?? Date.now;
+    this.clock = options.clock ?? systemClock;
     this.maxBodyBytes = options.maxBodyBytes;
   }
 
@@ -150,7 +151,7 @@ export class Publications {
    * states are dropped. Returns how many were restored and dropped.
    */
   restore(snapshots: Iterable<PublicationSnapshot>, exists: (resource: string) => boolean): { restored: number; dropped: number } {
-    const now = this.now();
+    const now = this.clock.now();
     const touched = new Map<string, Publication>();
     let restored = 0;
     let dropped = 0;
@@ -265,7 +266,7 @@ export class Publications {
       }
     }
 
-    const now = this.now();
+    const now = this.clock.now();
     let state: unknown;
     if (hasBody) {
       try {

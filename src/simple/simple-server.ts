@@ -6,6 +6,7 @@
  */
 import type { Directory } from '../core/directory.js';
 import type { PresenceHub } from '../core/presence-hub.js';
+import { systemClock, type Clock } from '../util/clock.js';
 import type { Logger } from '../util/logger.js';
 import { TimerWheel } from '../util/timer-wheel.js';
 import { DialogPackage } from './dialog-package.js';
@@ -68,8 +69,8 @@ export interface SimpleServerOptions {
   store: PresenceHub;
   config: SimpleServerConfig;
   logger: Logger;
-  /** Clock in ms (tests). */
-  now?: () => number;
+  /** The clock (tests drive it by hand); default systemClock. */
+  clock?: Pick<Clock, 'now'>;
   /** Timer wheel for expiries (tests inject one with a manual clock); made here otherwise. */
   wheel?: TimerWheel;
   /** Host name resolution for watcher Contacts (default dns.lookup). */
@@ -123,7 +124,8 @@ export class SimpleServer {
     this.directory = directory;
     this.access = options.access;
     this.upstream = options.upstream;
-    const now = options.now ?? Date.now;
+    const clock = options.clock ?? systemClock;
+    const now = (): number => clock.now();
     this.wheel =
       options.wheel ??
       new TimerWheel({ now, onError: (err: unknown) => logger.error({ err }, 'expiry callback failed') });
@@ -136,7 +138,7 @@ export class SimpleServer {
       logger,
       expires: config.subscriptions,
       resolveResource,
-      now,
+      clock,
     };
     if (options.lookup !== undefined) notifierOptions.lookup = options.lookup;
     if (config.contactHost !== undefined) notifierOptions.contactHost = config.contactHost;
@@ -157,11 +159,11 @@ export class SimpleServer {
         resolve: resolveResource,
         extensionOf: packageOptions.extensionOf,
         changed: (personId) => this.notifier.resourceChanged(personId, FEATURE_EVENT),
-        now,
+        clock,
       });
       this.notifier.register(this.features);
     }
-    if (config.watcherInfo === true) this.notifier.register(new WatcherInfoPackage({ notifier: this.notifier, resolve: resolveResource, now }));
+    if (config.watcherInfo === true) this.notifier.register(new WatcherInfoPackage({ notifier: this.notifier, resolve: resolveResource, clock }));
 
     this.publications = new Publications({
       sink: store,
@@ -170,7 +172,7 @@ export class SimpleServer {
       logger,
       expires: config.publications,
       resolveResource,
-      now,
+      clock,
     });
     // RFC 3261 §11.2: Accept lists the bodies we take in requests (PUBLISH); what NOTIFYs carry is negotiated per SUBSCRIBE.
     this.acceptList = this.notifier.packages.publishContentTypes.join(', ');

@@ -113,7 +113,7 @@ export function makeServer(options: { lookup?: (host: string) => Promise<string>
     store,
     config: CONFIG,
     logger: silentLogger(),
-    now: clock,
+    clock: { now: clock },
     wheel,
     ...(options.lookup !== undefined ? { lookup: options.lookup } : {}),
   });
