@@ -108,6 +108,8 @@ export interface NotifierOptions {
   contactHost?: string;
   /** The event packages served (register() adds to it); default an empty registry of its own. */
   packages?: PackageRegistry;
+  /** Told every NOTIFY outcome (metrics); built before the notifier. */
+  observer?: NotifyObserver;
 }
 
 /** Request-URI schemes naming a resource here (RFC 3856 §3 allows pres:). */
@@ -180,7 +182,7 @@ export class Notifier {
   /** Subscriptions whose CSeq/version moved since they were last saved (persistence sweep). */
   private readonly moved = new Set<Subscription>();
   private notifiesOut = 0;
-  private observer: NotifyObserver | undefined = undefined;
+  private readonly observer: NotifyObserver | undefined;
   private readonly lifecycle = new Set<SubscriptionListener>();
   /** Connections held open for the live subscriptions that arrived on them, by connection id. */
   private readonly holds = new Map<string, ConnectionHold>();
@@ -196,6 +198,7 @@ export class Notifier {
     this.lookup = options.lookup ?? (async (host) => (await dnsLookup(host)).address);
     this.contactHost = options.contactHost;
     this.packages = options.packages ?? new PackageRegistry();
+    this.observer = options.observer;
     for (const event of this.packages.events) this.countByEvent.set(event, 0);
   }
 
@@ -218,11 +221,6 @@ export class Notifier {
   onSubscriptionChange(listener: SubscriptionListener): () => void {
     this.lifecycle.add(listener);
     return () => this.lifecycle.delete(listener);
-  }
-
-  /** Report NOTIFY outcomes to `observer` (undefined: stop). */
-  observe(observer: NotifyObserver | undefined): void {
-    this.observer = observer;
   }
 
   register(pkg: EventPackage): void {

@@ -64,6 +64,8 @@ export interface PublicationsOptions {
   clock?: Pick<Clock, 'now'>;
   /** Largest body accepted (default: the body codecs' limit). */
   maxBodyBytes?: number;
+  /** Told every PUBLISH outcome (metrics); built before the compositor. */
+  observer?: PublishObserver;
 }
 
 /** A publication as plain data, for persistence (src/store's PublicationRecord has the same shape). */
@@ -115,7 +117,7 @@ export class Publications {
   private readonly resolveResource: ResourceResolver;
   private readonly clock: Pick<Clock, 'now'>;
   private readonly maxBodyBytes: number | undefined;
-  private observer: PublishObserver | undefined = undefined;
+  private readonly observer: PublishObserver | undefined;
   private persist: PublicationPersistence | undefined = undefined;
   private closed = false;
 
@@ -128,6 +130,7 @@ export class Publications {
     this.resolveResource = options.resolveResource;
     this.clock = options.clock ?? systemClock;
     this.maxBodyBytes = options.maxBodyBytes;
+    this.observer = options.observer;
   }
 
   /** Live publications. */
@@ -190,11 +193,6 @@ export class Publications {
   close(): void {
     this.closed = true;
     for (const p of this.byEtag.values()) if (p.timer !== undefined) this.wheel.cancel(p.timer);
-  }
-
-  /** Report PUBLISH outcomes to `observer` (undefined: stop). */
-  observe(observer: PublishObserver | undefined): void {
-    this.observer = observer;
   }
 
   /** RFC 3903 §6 processing, steps in order. */

@@ -10,12 +10,12 @@ import { systemClock, type Clock } from '../util/clock.js';
 import type { Logger } from '../util/logger.js';
 import { TimerWheel } from '../util/timer-wheel.js';
 import { DialogPackage } from './dialog-package.js';
-import { Notifier, type HostLookup, type NotifierOptions } from './notifier.js';
+import { Notifier, type HostLookup, type NotifierOptions, type NotifyObserver } from './notifier.js';
 import { PresencePackage } from './presence-package.js';
 import { WatcherInfoPackage } from './winfo-package.js';
 import { FEATURE_EVENT, FeatureEventPackage } from './feature-package.js';
 import type { PackageRegistry } from './package-registry.js';
-import { Publications } from './publications.js';
+import { Publications, type PublishObserver } from './publications.js';
 import { reply, type ExpiryBounds } from './sip-util.js';
 import type { InboundRequest, SimpleStack } from './stack-port.js';
 import { WatcherProfileSelector, type WatcherProfile, type WatcherProfileRule } from './watcher-profile.js';
@@ -81,6 +81,14 @@ export interface SimpleServerOptions {
   upstream?: UpstreamNotifyHandler;
   /** The registry the packages are registered in (shared with the upstream watcher, built before this server); a new one otherwise. */
   packages?: PackageRegistry;
+  /** Told NOTIFY and PUBLISH outcomes (the metrics side, built before this server). */
+  observers?: SimpleObservers;
+}
+
+/** What the metrics side watches of the SIMPLE server. */
+export interface SimpleObservers {
+  notify?: NotifyObserver;
+  publish?: PublishObserver;
 }
 
 /** Methods served here (Allow). */
@@ -143,6 +151,7 @@ export class SimpleServer {
     if (options.lookup !== undefined) notifierOptions.lookup = options.lookup;
     if (config.contactHost !== undefined) notifierOptions.contactHost = config.contactHost;
     if (options.packages !== undefined) notifierOptions.packages = options.packages;
+    if (options.observers?.notify !== undefined) notifierOptions.observer = options.observers.notify;
     this.notifier = new Notifier(notifierOptions);
     const packageOptions = {
       profiles: new WatcherProfileSelector(config.watcherProfiles ?? []),
@@ -173,6 +182,7 @@ export class SimpleServer {
       expires: config.publications,
       resolveResource,
       clock,
+      ...(options.observers?.publish !== undefined ? { observer: options.observers.publish } : {}),
     });
     // RFC 3261 §11.2: Accept lists the bodies we take in requests (PUBLISH); what NOTIFYs carry is negotiated per SUBSCRIBE.
     this.acceptList = this.notifier.packages.publishContentTypes.join(', ');
