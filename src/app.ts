@@ -99,7 +99,6 @@ async function assemble(config: GatewayConfig, logger: Logger, life: Lifecycle):
   const upstream = createUpstream({ config, sender: stack, trunks, directory, store, wheel, logger, packages });
   // The metrics side before what it observes: the SIMPLE server and the Graph side take its observers when built.
   const observed = wireMetrics({ store });
-  life.onClose('metrics', () => observed.close());
   const simple = new SimpleServer({
     stack,
     directory,
@@ -174,7 +173,11 @@ async function assemble(config: GatewayConfig, logger: Logger, life: Lifecycle):
     ...(persistence.persistent ? { storeOk: () => persistence.ok() } : {}),
     security: { counts: () => security.counts(), lockouts: () => trunks.access.guessingStats() },
   });
-  life.onClose('admin', () => admin.close());
+  // the metrics side closes with the admin side that serves it (/metrics)
+  life.onClose('admin', () => {
+    admin.close();
+    observed.close();
+  });
   const tls =
     demo?.tls ?? (config.http.tls !== undefined ? { cert: config.http.tls.certPath, key: config.http.tls.keyPath } : undefined);
   const http = await life.start(
