@@ -108,6 +108,7 @@ export class FeatureEventPackage implements EventPackage {
   }
 
   /** Report changed settings to `persist` (undefined: stop). */
+  // A setter on purpose: attached after restoreForwarding, so restoring does not write the settings back.
   onPersist(persist: ForwardingPersistence | undefined): void {
     this.persist = persist;
   }

@@ -269,6 +269,7 @@ export class Notifier {
   }
 
   /** Report subscriptions to keep to `listener` (undefined: stop). */
+  // A setter on purpose: the persistence side attaches it at restore only when the store persists, and detaches it when the store closes.
   onPersist(listener: SubscriptionPersistence | undefined): void {
     this.persist = listener;
     this.moved.clear();

@@ -143,6 +143,7 @@ export class Publications {
   }
 
   /** Report publications to keep to `listener` (undefined: stop). */
+  // A setter on purpose: the persistence side attaches it at restore only when the store persists.
   onPersist(listener: PublicationPersistence | undefined): void {
     this.persist = listener;
   }

@@ -109,6 +109,7 @@ export class UpstreamPublisher extends UpstreamClient<PubItem> {
   }
 
   /** Report publications to keep to `listener` (undefined: stop). */
+  // A setter on purpose: the persistence side attaches it at restore only when the store persists.
   onPersist(listener: UpstreamPublicationPersistence | undefined): void {
     this.persist = listener;
   }

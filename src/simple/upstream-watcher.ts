@@ -260,6 +260,7 @@ export class UpstreamWatcher extends UpstreamClient<WatchItem> {
   };
 
   /** Report dialogs to keep to `listener` (undefined: stop). */
+  // A setter on purpose: the persistence side attaches it at restore only when the store persists.
   onPersist(listener: UpstreamSubscriptionPersistence | undefined): void {
     this.persist = listener;
   }
