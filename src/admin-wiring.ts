@@ -113,7 +113,7 @@ export interface AdminWiring {
   readonly http: Pick<HttpServerOptions, 'metrics' | 'admin' | 'ready'>;
   /** Every readiness part: sip, store (when configured), graph (when configured). */
   ready(): Record<string, boolean>;
-  /** Stop observing. */
+  /** Stop observing the Graph side; close the change history. */
   close(): void;
 }
 
