@@ -4,13 +4,15 @@
  * Graph side; the change history; the AdminSource the admin API and the
  * diagnostics page read; and the readiness check. The layers are observed
  * through their own structural observer interfaces; only this module knows
- * both ends.
+ * both ends. The metrics side (wireMetrics) is built before the parts it
+ * observes, which take its observers at construction; the admin side
+ * (wireAdmin) after them, since it reads them.
  */
 import type { GatewayConfig } from './config/schema.js';
 import type { Directory } from './core/directory.js';
 import { ChangeHistory } from './core/history.js';
 import type { PresenceHub } from './core/presence-hub.js';
-import type { GraphRuntime } from './graph/index.js';
+import type { GraphObserver, GraphRuntime } from './graph/index.js';
 import type {
   AdminSource,
   SignInOutcome,
@@ -24,10 +26,60 @@ import { TeamsLatencyStopwatch } from './http/teams-latency.js';
 import type { HttpServerOptions } from './http/server.js';
 import type { FeatureEventPackage } from './simple/feature-package.js';
 import type { Notifier } from './simple/notifier.js';
-import type { Publications } from './simple/publications.js';
+import type { SimpleObservers } from './simple/simple-server.js';
 import type { Endpoint, TransportProtocol } from './sip/message.js';
 import { systemClock, type Clock } from './util/clock.js';
 import type { Logger } from './util/logger.js';
+
+export interface MetricsSideOptions {
+  store: Pick<PresenceHub, 'onChange' | 'view'>;
+  /** Node process metrics too (default true). */
+  processMetrics?: boolean;
+  clock?: Pick<Clock, 'now'>;
+}
+
+/** The Prometheus metrics and what feeds them; built before the SIMPLE server and the Graph side. */
+export interface MetricsSide {
+  readonly metrics: Metrics;
+  /** Given to the SIMPLE server at construction. */
+  readonly simple: SimpleObservers;
+  /** The Graph side's observer; `watched` tells whether a person has a watcher now (the notifier knows). */
+  graph(watched: (personId: string) => boolean): GraphObserver;
+  /** Stop the Teams-to-SIP stopwatch. */
+  close(): void;
+}
+
+export function wireMetrics(options: MetricsSideOptions): MetricsSide {
+  const clock = options.clock ?? systemClock;
+  const metrics = new Metrics({ processMetrics: options.processMetrics ?? true, clock });
+  const teamsLatency = new TeamsLatencyStopwatch({
+    store: options.store,
+    observe: (seconds) => metrics.teamsToSip(seconds),
+    clock,
+  });
+  return {
+    metrics,
+    simple: {
+      notify: {
+        notifySent(event, resource) {
+          metrics.notifySent(event);
+          teamsLatency.notifySent(resource);
+        },
+        notifyFailed(event, status) {
+          metrics.notifyFailed(event, status);
+        },
+      },
+      publish: { publish: (event, result) => metrics.publish(event, result) },
+    },
+    graph: (watched) => ({
+      graphRequest: (status) => metrics.graphRequest(status),
+      sipToTeams: (seconds) => metrics.sipToTeams(seconds),
+      notificationDropped: (reason) => metrics.notificationDropped(reason),
+      teamsApplied: (personId, elapsedMs) => teamsLatency.teamsApplied(personId, elapsedMs, watched),
+    }),
+    close: () => teamsLatency.close(),
+  };
+}
 
 export interface AdminWiringOptions {
   config: GatewayConfig;
@@ -35,15 +87,15 @@ export interface AdminWiringOptions {
   store: PresenceHub;
   /** The SIP stack: its listeners are up when each configured transport has a bound endpoint. */
   stack: { localEndpoint(protocol: TransportProtocol): Endpoint | undefined };
-  simple: { readonly notifier: Notifier; readonly publications: Publications; readonly features?: Pick<FeatureEventPackage, 'forwardingOf'> | undefined };
+  simple: { readonly notifier: Notifier; readonly features?: Pick<FeatureEventPackage, 'forwardingOf'> | undefined };
+  /** The metrics side, built before the SIMPLE server (wireMetrics). */
+  metrics: Pick<MetricsSide, 'metrics' | 'graph'>;
   trunks: { statuses(): readonly TrunkInfo[] };
   /** The Graph side, built (not necessarily started) before the admin side; undefined without one. */
   graph: GraphRuntime | undefined;
   /** The persistent store is open and writing (undefined: no store configured). */
   storeOk?: () => boolean;
   logger: Logger;
-  /** Node process metrics too (default true). */
-  processMetrics?: boolean;
   /** The security log's tally (keys "event\u0000reason") and the digest lockouts in force. */
   security?: {
     counts(): ReadonlyMap<string, number>;
@@ -61,7 +113,7 @@ export interface AdminWiring {
   readonly http: Pick<HttpServerOptions, 'metrics' | 'admin' | 'ready'>;
   /** Every readiness part: sip, store (when configured), graph (when configured). */
   ready(): Record<string, boolean>;
-  /** Stop observing. */
+  /** Stop observing the Graph side; close the change history. */
   close(): void;
 }
 
@@ -70,7 +122,7 @@ export function wireAdmin(options: AdminWiringOptions): AdminWiring {
   const clock = options.clock ?? systemClock;
   const graph = options.graph;
   const notifier = simple.notifier;
-  const metrics = new Metrics({ processMetrics: options.processMetrics ?? true, clock });
+  const metrics = options.metrics.metrics;
   const graphExpected = config.graph !== undefined || config.graphSimulator !== undefined;
   const admin = config.admin;
   const history = admin !== undefined ? new ChangeHistory(store, { size: admin.historySize, clock }) : undefined;
@@ -88,28 +140,7 @@ export function wireAdmin(options: AdminWiringOptions): AdminWiring {
     );
   }
 
-  const teamsLatency = new TeamsLatencyStopwatch({
-    store,
-    watched: (personId) => notifier.watchers(personId).length > 0,
-    observe: (seconds) => metrics.teamsToSip(seconds),
-    clock,
-  });
-  notifier.observe({
-    notifySent(event, resource) {
-      metrics.notifySent(event);
-      teamsLatency.notifySent(resource);
-    },
-    notifyFailed(event, status) {
-      metrics.notifyFailed(event, status);
-    },
-  });
-  simple.publications.observe({ publish: (event, result) => metrics.publish(event, result) });
-  graph?.observe({
-    graphRequest: (status) => metrics.graphRequest(status),
-    sipToTeams: (seconds) => metrics.sipToTeams(seconds),
-    notificationDropped: (reason) => metrics.notificationDropped(reason),
-    teamsApplied: (personId, elapsedMs) => teamsLatency.teamsApplied(personId, elapsedMs),
-  });
+  graph?.observe(options.metrics.graph((personId) => notifier.watchers(personId).length > 0));
 
   const { render, resync } = adminActions({
     directory,
@@ -178,9 +209,6 @@ export function wireAdmin(options: AdminWiringOptions): AdminWiring {
     http,
     ready,
     close() {
-      teamsLatency.close();
-      notifier.observe(undefined);
-      simple.publications.observe(undefined);
       graph?.observe(undefined);
       history?.close();
     },

@@ -14,7 +14,7 @@ import { PresenceHub } from './core/presence-hub.js';
 // when configured: a SIP-only gateway should not carry them (about 20 MB of RSS).
 import type { GraphRuntime } from './graph/index.js';
 import type { GraphSimulator } from './graph-simulator/index.js';
-import { wireAdmin } from './admin-wiring.js';
+import { wireAdmin, wireMetrics } from './admin-wiring.js';
 import { startDemoTenant } from './demo-tenant.js';
 import { startHttpServer, type HttpServer } from './http/server.js';
 import { attachResourceLists, type ResourceLists } from './simple/resource-lists.js';
@@ -97,6 +97,8 @@ async function assemble(config: GatewayConfig, logger: Logger, life: Lifecycle):
   // One registry of event packages: the SIMPLE server registers them, the upstream watcher reads NOTIFY bodies by them.
   const packages = new PackageRegistry();
   const upstream = createUpstream({ config, sender: stack, trunks, directory, store, wheel, logger, packages });
+  // The metrics side before what it observes: the SIMPLE server and the Graph side take its observers when built.
+  const observed = wireMetrics({ store });
   const simple = new SimpleServer({
     stack,
     directory,
@@ -115,6 +117,7 @@ async function assemble(config: GatewayConfig, logger: Logger, life: Lifecycle):
     access: (req) => trunks.verdict(req),
     upstream: upstream.watcher,
     packages,
+    observers: observed.simple,
   });
   life.onClose('simple server', () => simple.close());
   const lists = attachResourceLists(simple.notifier, (l) => store.onChange(l), config.lists, { directory, logger });
@@ -163,13 +166,18 @@ async function assemble(config: GatewayConfig, logger: Logger, life: Lifecycle):
     store,
     stack,
     simple,
+    metrics: observed,
     trunks,
     graph,
     logger,
     ...(persistence.persistent ? { storeOk: () => persistence.ok() } : {}),
     security: { counts: () => security.counts(), lockouts: () => trunks.access.guessingStats() },
   });
-  life.onClose('admin', () => admin.close());
+  // the metrics side closes with the admin side that serves it (/metrics)
+  life.onClose('admin', () => {
+    admin.close();
+    observed.close();
+  });
   const tls =
     demo?.tls ?? (config.http.tls !== undefined ? { cert: config.http.tls.certPath, key: config.http.tls.keyPath } : undefined);
   const http = await life.start(

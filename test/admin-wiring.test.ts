@@ -1,5 +1,5 @@
 import t from 'tap';
-import { wireAdmin } from '../src/admin-wiring.js';
+import { wireAdmin, wireMetrics, type MetricsSide } from '../src/admin-wiring.js';
 import { graphAuthOk } from '../src/http/readiness.js';
 import { configSchema } from '../src/config/schema.js';
 import type { Directory } from '../src/core/directory.js';
@@ -82,8 +82,20 @@ function fakeGraph(): FakeGraph {
   return g;
 }
 
+/** The helpers' server, built with the observers of a metrics side made first (as app.ts does). */
+function observedServer(): ReturnType<typeof makeServer> & { observed: MetricsSide } {
+  let observed: MetricsSide | undefined;
+  const env = makeServer({
+    observers: (store) => {
+      observed = wireMetrics({ store, processMetrics: false });
+      return observed.simple;
+    },
+  });
+  return { ...env, observed: observed! };
+}
+
 function setup(options: { extra?: Record<string, unknown>; graph?: FakeGraph; storeOk?: () => boolean } = {}) {
-  const env = makeServer();
+  const env = observedServer();
   const cfg = config(options.extra);
   const wiring = wireAdmin({
     config: cfg,
@@ -91,10 +103,10 @@ function setup(options: { extra?: Record<string, unknown>; graph?: FakeGraph; st
     store: env.store,
     stack: env.stack,
     simple: env.server,
+    metrics: env.observed,
     trunks: { statuses: () => [TRUNK] },
     graph: options.graph,
     logger: silentLogger(),
-    processMetrics: false,
     ...(options.storeOk !== undefined ? { storeOk: options.storeOk } : {}),
   });
   return { ...env, wiring };
@@ -217,7 +229,7 @@ t.test('readiness: SIP listeners, store, Graph auth', async (t) => {
   sipOnly.wiring.close();
 
   const graph = fakeGraph();
-  const env = makeServer();
+  const env = observedServer();
   // the Graph side is built before the admin side: with Graph expected but none given, Graph is not ready
   const wire = (created: FakeGraph | undefined) =>
     wireAdmin({
@@ -226,10 +238,10 @@ t.test('readiness: SIP listeners, store, Graph auth', async (t) => {
       store: env.store,
       stack: { localEndpoint: () => undefined },
       simple: env.server,
+      metrics: env.observed,
       trunks: { statuses: () => [] },
       graph: created,
       logger: silentLogger(),
-      processMetrics: false,
     });
   const without = wire(undefined);
   t.same(without.ready(), { sip: false, graph: false }, 'nothing bound, Graph not created yet');

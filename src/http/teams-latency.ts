@@ -12,8 +12,6 @@ export const MAX_LATENCY_MS = 120_000;
 
 export interface TeamsLatencyOptions {
   store: Pick<PresenceHub, 'onChange' | 'view'>;
-  /** The person has at least one watcher now. */
-  watched: (personId: string) => boolean;
   /** A measured latency, in seconds. */
   observe: (seconds: number) => void;
   clock?: Pick<Clock, 'now'>;
@@ -32,12 +30,15 @@ export class TeamsLatencyStopwatch {
     });
   }
 
-  /** The Graph side applied a Teams reading of `personId`, `elapsedMs` after the change became known. */
-  teamsApplied(personId: string, elapsedMs: number): void {
+  /**
+   * The Graph side applied a Teams reading of `personId`, `elapsedMs` after the change became known;
+   * `watched` tells whether the person has a watcher now (asked only for a reading that changed the view).
+   */
+  teamsApplied(personId: string, elapsedMs: number, watched: (personId: string) => boolean): void {
     const last = this.lastChange;
     const changed = last !== undefined && last.personId === personId && last.revision === this.options.store.view(personId).revision;
     this.lastChange = undefined;
-    if (!changed || !this.options.watched(personId)) return;
+    if (!changed || !watched(personId)) return;
     const t = this.clock.now();
     // drop clocks nobody stopped (a watcher that went away meanwhile)
     if (this.started.size > 1000) for (const [id, at] of this.started) if (t - at > MAX_LATENCY_MS) this.started.delete(id);

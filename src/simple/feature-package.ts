@@ -34,6 +34,7 @@ import {
   type ForwardingType,
 } from '../bodies/index.js';
 import type { MediaType } from '../sip/header-values.js';
+import { systemClock, type Clock } from '../util/clock.js';
 import type { SipResponse } from '../sip/message.js';
 import { parseNameAddr } from '../sip/uri.js';
 import { chooseContentType, type BodyFormat, type EventPackage, type RenderContext } from './event-package.js';
@@ -70,7 +71,7 @@ export interface FeatureEventOptions {
   extensionOf?: (personId: string) => string | undefined;
   /** The person's feature-event subscriptions need a NOTIFY (notifier.resourceChanged for this package). */
   changed?: (personId: string) => void;
-  now?: () => number;
+  clock?: Pick<Clock, 'now'>;
 }
 
 
@@ -83,10 +84,10 @@ export class FeatureEventPackage implements EventPackage {
   /** Per subscription: the revision of each forwarding type it was sent. */
   private readonly sent = new WeakMap<object, Map<ForwardingType, number>>();
   private persist: ForwardingPersistence | undefined;
-  private readonly now: () => number;
+  private readonly clock: Pick<Clock, 'now'>;
 
   constructor(private readonly options: FeatureEventOptions) {
-    this.now = options.now ?? Date.now;
+    this.clock = options.clock ?? systemClock;
   }
 
   /** The person's forwarding settings (diagnostics), in the order first set. */
@@ -107,6 +108,7 @@ export class FeatureEventPackage implements EventPackage {
   }
 
   /** Report changed settings to `persist` (undefined: stop). */
+  // A setter on purpose: attached after restoreForwarding, so restoring does not write the settings back.
   onPersist(persist: ForwardingPersistence | undefined): void {
     this.persist = persist;
   }
@@ -137,7 +139,7 @@ export class FeatureEventPackage implements EventPackage {
       const r = parseFeatureRequest(request.body);
       if (r.kind === 'dnd') this.options.sink.setFeatureKeyDnd(personId, r.on);
       else {
-        const f: ForwardingSetting = { type: r.type, on: r.on, at: this.now() };
+        const f: ForwardingSetting = { type: r.type, on: r.on, at: this.clock.now() };
         if (r.to !== undefined) f.to = r.to;
         if (r.ringCount !== undefined) f.ringCount = r.ringCount;
         this.hold(personId, f);

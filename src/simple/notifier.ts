@@ -39,6 +39,7 @@ import {
   type TransportProtocol,
 } from '../sip/message.js';
 import { aorOf, parseNameAddr, parseUri, type SipUri } from '../sip/uri.js';
+import { systemClock, type Clock } from '../util/clock.js';
 import type { Logger } from '../util/logger.js';
 import type { TimerWheel } from '../util/timer-wheel.js';
 import type { EventPackage } from './event-package.js';
@@ -101,12 +102,14 @@ export interface NotifierOptions {
   logger: Logger;
   expires: ExpiryBounds;
   resolveResource: ResourceResolver;
-  now?: () => number;
+  clock?: Pick<Clock, 'now'>;
   lookup?: HostLookup;
   /** Host to put in our Contact instead of the bound address. */
   contactHost?: string;
   /** The event packages served (register() adds to it); default an empty registry of its own. */
   packages?: PackageRegistry;
+  /** Told every NOTIFY outcome (metrics); built before the notifier. */
+  observer?: NotifyObserver;
 }
 
 /** Request-URI schemes naming a resource here (RFC 3856 §3 allows pres:). */
@@ -167,7 +170,7 @@ export class Notifier {
   private readonly logger: Logger;
   private readonly bounds: ExpiryBounds;
   private readonly resolveResource: ResourceResolver;
-  private readonly now: () => number;
+  private readonly clock: Pick<Clock, 'now'>;
   private readonly lookup: HostLookup;
   private readonly contactHost: string | undefined;
   private readonly contactCache = new Map<string, string>();
@@ -179,7 +182,7 @@ export class Notifier {
   /** Subscriptions whose CSeq/version moved since they were last saved (persistence sweep). */
   private readonly moved = new Set<Subscription>();
   private notifiesOut = 0;
-  private observer: NotifyObserver | undefined = undefined;
+  private readonly observer: NotifyObserver | undefined;
   private readonly lifecycle = new Set<SubscriptionListener>();
   /** Connections held open for the live subscriptions that arrived on them, by connection id. */
   private readonly holds = new Map<string, ConnectionHold>();
@@ -191,10 +194,11 @@ export class Notifier {
     this.logger = options.logger;
     this.bounds = options.expires;
     this.resolveResource = options.resolveResource;
-    this.now = options.now ?? Date.now;
+    this.clock = options.clock ?? systemClock;
     this.lookup = options.lookup ?? (async (host) => (await dnsLookup(host)).address);
     this.contactHost = options.contactHost;
     this.packages = options.packages ?? new PackageRegistry();
+    this.observer = options.observer;
     for (const event of this.packages.events) this.countByEvent.set(event, 0);
   }
 
@@ -217,11 +221,6 @@ export class Notifier {
   onSubscriptionChange(listener: SubscriptionListener): () => void {
     this.lifecycle.add(listener);
     return () => this.lifecycle.delete(listener);
-  }
-
-  /** Report NOTIFY outcomes to `observer` (undefined: stop). */
-  observe(observer: NotifyObserver | undefined): void {
-    this.observer = observer;
   }
 
   register(pkg: EventPackage): void {
@@ -270,6 +269,7 @@ export class Notifier {
   }
 
   /** Report subscriptions to keep to `listener` (undefined: stop). */
+  // A setter on purpose: the persistence side attaches it at restore only when the store persists, and detaches it when the store closes.
   onPersist(listener: SubscriptionPersistence | undefined): void {
     this.persist = listener;
     this.moved.clear();
@@ -306,7 +306,7 @@ export class Notifier {
    * and subscribes again) are dropped.
    */
   restore(snapshots: Iterable<SubscriptionSnapshot>, kindOf: (resource: string) => RestoredResourceKind): RestoreResult {
-    const now = this.now();
+    const now = this.clock.now();
     const formats = new Map<string, BodyFormat>();
     let restored = 0;
     let dropped = 0;
@@ -519,7 +519,7 @@ export class Notifier {
     const seconds = expiry.seconds;
     req.respond(reply(request, 200, this.okHeaders(seconds, req, sub), { toTag: localTag }));
 
-    const now = this.now();
+    const now = this.clock.now();
     if (seconds === 0) {
       // RFC 6665 §4.4.3: a fetch gets one NOTIFY with the state and "terminated".
       sub.terminate('fetch');
@@ -587,7 +587,7 @@ export class Notifier {
       this.end(sub, 'unsubscribed');
       return;
     }
-    sub.activate(this.now() + seconds * 1000);
+    sub.activate(this.clock.now() + seconds * 1000);
     if (sub.timer !== undefined) this.wheel.reschedule(sub.timer, sub.expiresAt);
     this.logger.info({ user: sub.resource, callId: sub.callId, event: pkg.event, expires: seconds }, 'subscription refreshed');
     // RFC 4662 §4.5: a refreshed list subscription gets the full state again.
@@ -784,7 +784,7 @@ export class Notifier {
   }
 
   private send(sub: Subscription, rendered?: { body: Buffer; contentType: string }): void {
-    const now = this.now();
+    const now = this.clock.now();
     if (sub.state === 'terminated') sub.finalSent = true;
     sub.inFlight = true;
     sub.dirty = false;

@@ -8,6 +8,7 @@ import { BodyError } from '../bodies/index.js';
 import { parseEvent, parseExpires, parseMediaType } from '../sip/header-values.js';
 import { randomHex } from '../sip/ids.js';
 import { parseUri } from '../sip/uri.js';
+import { systemClock, type Clock } from '../util/clock.js';
 import type { Logger } from '../util/logger.js';
 import type { TimerHandle, TimerWheel } from '../util/timer-wheel.js';
 import type { PublishContext, PublishRules, PublishSink } from './event-package.js';
@@ -60,9 +61,11 @@ export interface PublicationsOptions {
   logger: Logger;
   expires: ExpiryBounds;
   resolveResource: ResourceResolver;
-  now?: () => number;
+  clock?: Pick<Clock, 'now'>;
   /** Largest body accepted (default: the body codecs' limit). */
   maxBodyBytes?: number;
+  /** Told every PUBLISH outcome (metrics); built before the compositor. */
+  observer?: PublishObserver;
 }
 
 /** A publication as plain data, for persistence (src/store's PublicationRecord has the same shape). */
@@ -112,9 +115,9 @@ export class Publications {
   private readonly logger: Logger;
   private readonly bounds: ExpiryBounds;
   private readonly resolveResource: ResourceResolver;
-  private readonly now: () => number;
+  private readonly clock: Pick<Clock, 'now'>;
   private readonly maxBodyBytes: number | undefined;
-  private observer: PublishObserver | undefined = undefined;
+  private readonly observer: PublishObserver | undefined;
   private persist: PublicationPersistence | undefined = undefined;
   private closed = false;
 
@@ -125,8 +128,9 @@ export class Publications {
     this.logger = options.logger;
     this.bounds = options.expires;
     this.resolveResource = options.resolveResource;
-    this.now = options.now ?? Date.now;
+    this.clock = options.clock ?? systemClock;
     this.maxBodyBytes = options.maxBodyBytes;
+    this.observer = options.observer;
   }
 
   /** Live publications. */
@@ -139,6 +143,7 @@ export class Publications {
   }
 
   /** Report publications to keep to `listener` (undefined: stop). */
+  // A setter on purpose: the persistence side attaches it at restore only when the store persists.
   onPersist(listener: PublicationPersistence | undefined): void {
     this.persist = listener;
   }
@@ -150,7 +155,7 @@ export class Publications {
    * states are dropped. Returns how many were restored and dropped.
    */
   restore(snapshots: Iterable<PublicationSnapshot>, exists: (resource: string) => boolean): { restored: number; dropped: number } {
-    const now = this.now();
+    const now = this.clock.now();
     const touched = new Map<string, Publication>();
     let restored = 0;
     let dropped = 0;
@@ -189,11 +194,6 @@ export class Publications {
   close(): void {
     this.closed = true;
     for (const p of this.byEtag.values()) if (p.timer !== undefined) this.wheel.cancel(p.timer);
-  }
-
-  /** Report PUBLISH outcomes to `observer` (undefined: stop). */
-  observe(observer: PublishObserver | undefined): void {
-    this.observer = observer;
   }
 
   /** RFC 3903 §6 processing, steps in order. */
@@ -265,7 +265,7 @@ export class Publications {
       }
     }
 
-    const now = this.now();
+    const now = this.clock.now();
     let state: unknown;
     if (hasBody) {
       try {

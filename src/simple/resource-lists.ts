@@ -18,6 +18,7 @@ import type { MediaType } from '../sip/header-values.js';
 import type { SipRequest, SipResponse } from '../sip/message.js';
 import { parseUri } from '../sip/uri.js';
 import { hasOptionTag } from '../sip/option-tags.js';
+import { systemClock, type Clock } from '../util/clock.js';
 import type { Logger } from '../util/logger.js';
 import { chooseContentType, type EventPackage } from './event-package.js';
 import type { ListHooks, Notifier } from './notifier.js';
@@ -206,8 +207,8 @@ export interface ResourceListsOptions {
   schedule?: BatchScheduler;
   /** Subscribe to person changes (PresenceHub.onChange); without it call memberChanged yourself. */
   onChange?: (listener: (personId: string) => void) => () => void;
-  /** Clock in ms (client list bookkeeping); default Date.now. */
-  now?: () => number;
+  /** The clock (client list bookkeeping); default systemClock. */
+  clock?: Pick<Clock, 'now'>;
 }
 
 export interface ListSummary {
@@ -234,13 +235,13 @@ export class ResourceLists implements ListHooks {
   private readonly clientConfig: ClientListsConfig;
   private readonly clientDefs = new Map<string, ListDef>();
   private clientSeq = 0;
-  private readonly now: () => number;
+  private readonly clock: Pick<Clock, 'now'>;
   readonly optionTags: readonly string[];
 
   constructor(options: ResourceListsOptions) {
     this.clientConfig = options.config.clientLists ?? CLIENT_LISTS_DEFAULTS;
     this.optionTags = this.clientConfig.enabled ? [RECIPIENT_LIST_SUBSCRIBE] : [];
-    this.now = options.now ?? Date.now;
+    this.clock = options.clock ?? systemClock;
     this.notifier = options.notifier;
     this.directory = options.directory;
     this.logger = options.logger;
@@ -369,7 +370,7 @@ export class ResourceLists implements ListHooks {
       position: new Map(members.map((m, i) => [m, i])),
       changed: new Set(),
       cancelBatch: undefined,
-      client: { uris, names, createdAt: this.now() },
+      client: { uris, names, createdAt: this.clock.now() },
     };
     this.byResource.set(def.resource, def);
     this.clientDefs.set(def.resource, def);
@@ -384,7 +385,7 @@ export class ResourceLists implements ListHooks {
 
   /** Client lists whose SUBSCRIBE was refused after the list was read, or was a fetch. */
   private sweepClientLists(): void {
-    const cutoff = this.now() - CLIENT_LIST_ORPHAN_MS;
+    const cutoff = this.clock.now() - CLIENT_LIST_ORPHAN_MS;
     for (const def of this.clientDefs.values()) {
       if (def.client!.createdAt > cutoff) break; // in creation order
       if (this.notifier.watchers(def.resource).length === 0) this.dropClientList(def);
@@ -490,7 +491,7 @@ export function attachResourceLists(
   notifier: Notifier,
   onChange: (listener: (personId: string) => void) => () => void,
   config: ListsConfig,
-  options: { directory: ListMemberDirectory; logger: Logger; schedule?: BatchScheduler; now?: () => number },
+  options: { directory: ListMemberDirectory; logger: Logger; schedule?: BatchScheduler; clock?: Pick<Clock, 'now'> },
 ): ResourceLists {
   return new ResourceLists({ notifier, onChange, config, ...options });
 }

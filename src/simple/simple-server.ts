@@ -6,15 +6,16 @@
  */
 import type { Directory } from '../core/directory.js';
 import type { PresenceHub } from '../core/presence-hub.js';
+import { systemClock, type Clock } from '../util/clock.js';
 import type { Logger } from '../util/logger.js';
 import { TimerWheel } from '../util/timer-wheel.js';
 import { DialogPackage } from './dialog-package.js';
-import { Notifier, type HostLookup, type NotifierOptions } from './notifier.js';
+import { Notifier, type HostLookup, type NotifierOptions, type NotifyObserver } from './notifier.js';
 import { PresencePackage } from './presence-package.js';
 import { WatcherInfoPackage } from './winfo-package.js';
 import { FEATURE_EVENT, FeatureEventPackage } from './feature-package.js';
 import type { PackageRegistry } from './package-registry.js';
-import { Publications } from './publications.js';
+import { Publications, type PublishObserver } from './publications.js';
 import { reply, type ExpiryBounds } from './sip-util.js';
 import type { InboundRequest, SimpleStack } from './stack-port.js';
 import { WatcherProfileSelector, type WatcherProfile, type WatcherProfileRule } from './watcher-profile.js';
@@ -68,8 +69,8 @@ export interface SimpleServerOptions {
   store: PresenceHub;
   config: SimpleServerConfig;
   logger: Logger;
-  /** Clock in ms (tests). */
-  now?: () => number;
+  /** The clock (tests drive it by hand); default systemClock. */
+  clock?: Pick<Clock, 'now'>;
   /** Timer wheel for expiries (tests inject one with a manual clock); made here otherwise. */
   wheel?: TimerWheel;
   /** Host name resolution for watcher Contacts (default dns.lookup). */
@@ -80,6 +81,14 @@ export interface SimpleServerOptions {
   upstream?: UpstreamNotifyHandler;
   /** The registry the packages are registered in (shared with the upstream watcher, built before this server); a new one otherwise. */
   packages?: PackageRegistry;
+  /** Told NOTIFY and PUBLISH outcomes (the metrics side, built before this server). */
+  observers?: SimpleObservers;
+}
+
+/** What the metrics side watches of the SIMPLE server. */
+export interface SimpleObservers {
+  notify?: NotifyObserver;
+  publish?: PublishObserver;
 }
 
 /** Methods served here (Allow). */
@@ -123,7 +132,8 @@ export class SimpleServer {
     this.directory = directory;
     this.access = options.access;
     this.upstream = options.upstream;
-    const now = options.now ?? Date.now;
+    const clock = options.clock ?? systemClock;
+    const now = (): number => clock.now();
     this.wheel =
       options.wheel ??
       new TimerWheel({ clock: { now }, onError: (err: unknown) => logger.error({ err }, 'expiry callback failed') });
@@ -136,11 +146,12 @@ export class SimpleServer {
       logger,
       expires: config.subscriptions,
       resolveResource,
-      now,
+      clock,
     };
     if (options.lookup !== undefined) notifierOptions.lookup = options.lookup;
     if (config.contactHost !== undefined) notifierOptions.contactHost = config.contactHost;
     if (options.packages !== undefined) notifierOptions.packages = options.packages;
+    if (options.observers?.notify !== undefined) notifierOptions.observer = options.observers.notify;
     this.notifier = new Notifier(notifierOptions);
     const packageOptions = {
       profiles: new WatcherProfileSelector(config.watcherProfiles ?? []),
@@ -157,11 +168,11 @@ export class SimpleServer {
         resolve: resolveResource,
         extensionOf: packageOptions.extensionOf,
         changed: (personId) => this.notifier.resourceChanged(personId, FEATURE_EVENT),
-        now,
+        clock,
       });
       this.notifier.register(this.features);
     }
-    if (config.watcherInfo === true) this.notifier.register(new WatcherInfoPackage({ notifier: this.notifier, resolve: resolveResource, now }));
+    if (config.watcherInfo === true) this.notifier.register(new WatcherInfoPackage({ notifier: this.notifier, resolve: resolveResource, clock }));
 
     this.publications = new Publications({
       sink: store,
@@ -170,7 +181,8 @@ export class SimpleServer {
       logger,
       expires: config.publications,
       resolveResource,
-      now,
+      clock,
+      ...(options.observers?.publish !== undefined ? { observer: options.observers.publish } : {}),
     });
     // RFC 3261 §11.2: Accept lists the bodies we take in requests (PUBLISH); what NOTIFYs carry is negotiated per SUBSCRIBE.
     this.acceptList = this.notifier.packages.publishContentTypes.join(', ');

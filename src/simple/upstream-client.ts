@@ -9,6 +9,7 @@ import { parseExpires } from '../sip/header-values.js';
 import { EMPTY_BODY, type Endpoint, type SipRequest, type SipResponse } from '../sip/message.js';
 import { Headers } from '../sip/headers.js';
 import type { TimerHandle, TimerWheel } from '../util/timer-wheel.js';
+import { systemClock, type Clock } from '../util/clock.js';
 import type { Logger } from '../util/logger.js';
 import type { RequestSender } from './stack-port.js';
 
@@ -160,7 +161,7 @@ export class RateQueue<T> {
 
   constructor(
     private readonly wheel: TimerWheel,
-    private readonly now: () => number,
+    private readonly clock: Pick<Clock, 'now'>,
     private readonly random: () => number,
     private readonly send: (item: T) => void,
     private readonly defaultRate = 50,
@@ -204,7 +205,7 @@ export class RateQueue<T> {
   private lane(key: string): Lane<T> {
     let lane = this.lanes.get(key);
     if (lane === undefined) {
-      lane = { key, items: new Set(), rate: this.defaultRate, tokens: this.defaultRate, lastRefill: this.now(), timer: undefined };
+      lane = { key, items: new Set(), rate: this.defaultRate, tokens: this.defaultRate, lastRefill: this.clock.now(), timer: undefined };
       this.lanes.set(key, lane);
     }
     return lane;
@@ -214,7 +215,7 @@ export class RateQueue<T> {
 
   private drain(lane: Lane<T>): void {
     if (this.closed) return;
-    const now = this.now();
+    const now = this.clock.now();
     const cap = Math.max(1, lane.rate);
     lane.tokens = Math.min(cap, lane.tokens + ((now - lane.lastRefill) * lane.rate) / 1000);
     lane.lastRefill = now;
@@ -244,7 +245,7 @@ export interface UpstreamClientOptions {
   sender: RequestSender;
   wheel: TimerWheel;
   logger: Logger;
-  now?: () => number;
+  clock?: Pick<Clock, 'now'>;
   random?: () => number;
   /** An item (one person at one trunk) went up or down, with the error when down. */
   onItem?: (trunk: string, personId: string, up: boolean, error?: string) => void;
@@ -271,7 +272,7 @@ export abstract class UpstreamClient<I extends UpstreamItem> {
   protected readonly sender: RequestSender;
   protected readonly wheel: TimerWheel;
   protected readonly logger: Logger;
-  protected readonly now: () => number;
+  protected readonly clock: Pick<Clock, 'now'>;
   protected readonly random: () => number;
   protected readonly onItem: (trunk: string, personId: string, up: boolean, error?: string) => void;
   protected readonly onAuth: (trunk: string, ok: boolean) => void;
@@ -284,13 +285,13 @@ export abstract class UpstreamClient<I extends UpstreamItem> {
     this.sender = options.sender;
     this.wheel = options.wheel;
     this.logger = options.logger;
-    this.now = options.now ?? Date.now;
+    this.clock = options.clock ?? systemClock;
     this.random = options.random ?? Math.random;
     this.onItem = options.onItem ?? (() => undefined);
     this.onAuth = options.onAuth ?? (() => undefined);
     this.backoff = options.backoff ?? DEFAULT_BACKOFF;
     this.closeTimeoutMs = options.closeTimeoutMs ?? 2_000;
-    this.queue = new RateQueue<I>(this.wheel, this.now, this.random, next);
+    this.queue = new RateQueue<I>(this.wheel, this.clock, this.random, next);
   }
 
   /** Items up and down per trunk. */

@@ -109,6 +109,7 @@ export class UpstreamPublisher extends UpstreamClient<PubItem> {
   }
 
   /** Report publications to keep to `listener` (undefined: stop). */
+  // A setter on purpose: the persistence side attaches it at restore only when the store persists.
   onPersist(listener: UpstreamPublicationPersistence | undefined): void {
     this.persist = listener;
   }
@@ -119,7 +120,7 @@ export class UpstreamPublisher extends UpstreamClient<PubItem> {
    * (SIP-If-Match; a 412 publishes anew) instead of starting a second one.
    */
   restore(snapshots: Iterable<UpstreamPublicationSnapshot>): { restored: number; dropped: number } {
-    const now = this.now();
+    const now = this.clock.now();
     let restored = 0;
     let dropped = 0;
     for (const s of snapshots) {
@@ -159,7 +160,7 @@ export class UpstreamPublisher extends UpstreamClient<PubItem> {
       const kept = this.restored.get(key);
       if (kept !== undefined) {
         this.restored.delete(key);
-        if (kept.expiresAt > this.now()) {
+        if (kept.expiresAt > this.clock.now()) {
           item.etag = kept.etag;
           item.expiresAt = kept.expiresAt;
         }
@@ -304,7 +305,7 @@ export class UpstreamPublisher extends UpstreamClient<PubItem> {
       if (body !== null) item.published = body;
       item.refreshDue = false;
       const granted = parseExpires(response.headers.get('expires')) ?? item.expires;
-      item.expiresAt = this.now() + granted * 1000;
+      item.expiresAt = this.clock.now() + granted * 1000;
       this.save(item);
       if (!item.up && item.etag !== undefined) {
         item.up = true;
@@ -316,7 +317,7 @@ export class UpstreamPublisher extends UpstreamClient<PubItem> {
         if (item.etag !== undefined && !this.keepOnClose) await this.run(item, 'remove');
         return;
       }
-      if (item.etag !== undefined && granted > 0) this.arm(item, this.now() + refreshDelayMs(granted));
+      if (item.etag !== undefined && granted > 0) this.arm(item, this.clock.now() + refreshDelayMs(granted));
       // A change that came while this one was out.
       if (this.next(item) !== undefined) this.kick(item);
       return;
@@ -351,14 +352,14 @@ export class UpstreamPublisher extends UpstreamClient<PubItem> {
     this.onItem(t.trunk, t.personId, false, error);
     const delay = retryAfterMs(response) ?? (LONG_REFUSAL.has(status) ? longDelay(this.backoff, this.random) : backoffDelay(++item.failures, this.backoff, this.random));
     this.logger.warn({ ...log, retryInMs: delay }, 'upstream PUBLISH failed');
-    if (item.expiresAt <= this.now()) {
+    if (item.expiresAt <= this.clock.now()) {
       // The publication has lapsed there: the next attempt is an initial one.
       item.etag = undefined;
       item.published = null;
     }
     item.refreshDue = item.etag !== undefined;
     item.waiting = true;
-    this.arm(item, this.now() + delay);
+    this.arm(item, this.clock.now() + delay);
   }
 
   private arm(item: PubItem, at: number): void {

@@ -296,6 +296,7 @@ export class UpstreamWatcher extends UpstreamClient<WatchItem> {
   }
 
   /** Report dialogs to keep to `listener` (undefined: stop). */
+  // A setter on purpose: the persistence side attaches it at restore only when the store persists.
   onPersist(listener: UpstreamSubscriptionPersistence | undefined): void {
     this.persist = listener;
   }
@@ -311,7 +312,7 @@ export class UpstreamWatcher extends UpstreamClient<WatchItem> {
    */
   restore(snapshots: Iterable<UpstreamSubscriptionSnapshot>): { restored: number; dropped: number } {
     if (!this.startScheduled && this.items.size > 0) throw new Error('UpstreamWatcher.restore() after its subscriptions started: restore in the same turn as the add()s');
-    const now = this.now();
+    const now = this.clock.now();
     let restored = 0;
     let dropped = 0;
     for (const s of snapshots) {
@@ -377,7 +378,7 @@ export class UpstreamWatcher extends UpstreamClient<WatchItem> {
     if (item.dialog === undefined) return;
     if (isEstablished(item.dialog) && !this.closed) void this.unsubscribe(item);
     // NOTIFYs of the ending dialog are still answered (200) for a while, then forgotten.
-    this.armTimer(item, this.now() + LINGER_MS);
+    this.armTimer(item, this.clock.now() + LINGER_MS);
   }
 
   /** The trunk is reachable again: refresh every dialog (481 → a new subscription) and retry every down item now, spread. */
@@ -494,7 +495,7 @@ export class UpstreamWatcher extends UpstreamClient<WatchItem> {
     if (status >= 200 && status < 300) {
       if (outcome.authTried) this.onAuth(item.trunk, true);
       this.accepted(item, response);
-      this.logger.info({ ...log, expires: Math.round((item.expiresAt - this.now()) / 1000) }, kind === 'subscribe' ? 'upstream subscription accepted' : 'upstream subscription refreshed');
+      this.logger.info({ ...log, expires: Math.round((item.expiresAt - this.clock.now()) / 1000) }, kind === 'subscribe' ? 'upstream subscription accepted' : 'upstream subscription refreshed');
       if (refreshQueued) this.queue.push(item.trunk, item);
       return;
     }
@@ -508,11 +509,11 @@ export class UpstreamWatcher extends UpstreamClient<WatchItem> {
       return;
     }
     const error = `${status} ${response.reason}`;
-    if (kind === 'refresh' && !ENDS_DIALOG_USAGE.has(status) && item.expiresAt - this.now() > 5_000) {
+    if (kind === 'refresh' && !ENDS_DIALOG_USAGE.has(status) && item.expiresAt - this.clock.now() > 5_000) {
       // RFC 6665 §4.1.2.2: other failures leave the subscription valid until it expires; try the refresh again.
-      const delay = Math.min(retryAfterMs(response) ?? backoffDelay(++item.failures, this.backoff, this.random), item.expiresAt - this.now() - 2_000);
+      const delay = Math.min(retryAfterMs(response) ?? backoffDelay(++item.failures, this.backoff, this.random), item.expiresAt - this.clock.now() - 2_000);
       this.logger.warn({ ...log, retryInMs: delay }, 'upstream refresh refused, retrying within the subscription');
-      this.armTimer(item, this.now() + Math.max(1_000, delay));
+      this.armTimer(item, this.clock.now() + Math.max(1_000, delay));
       return;
     }
     const retryAfter = retryAfterMs(response);
@@ -590,7 +591,7 @@ export class UpstreamWatcher extends UpstreamClient<WatchItem> {
 
   /** RFC 6665 §4.1.2.1: the 2xx establishes (or refreshes) the dialog; expiry from Expires and the NOTIFY's bound. */
   private accepted(item: WatchItem, response: SipResponse): void {
-    const now = this.now();
+    const now = this.clock.now();
     item.failures = 0;
     const d = item.dialog;
     if (isEstablished(d)) refreshTarget(d, response.headers.getAll('contact'), detach);
@@ -611,7 +612,7 @@ export class UpstreamWatcher extends UpstreamClient<WatchItem> {
   }
 
   private scheduleRefresh(item: WatchItem): void {
-    const now = this.now();
+    const now = this.clock.now();
     this.armTimer(item, now + refreshDelayMs(Math.max(0, (item.expiresAt - now) / 1000)));
   }
 
@@ -636,14 +637,14 @@ export class UpstreamWatcher extends UpstreamClient<WatchItem> {
     if (d !== undefined && this.byCallId.get(d.callId) === item) this.byCallId.delete(d.callId);
     if (isEstablished(d)) item.dialog = unestablished(d);
     if (item.fed && (item.graceTimer === undefined || !item.graceTimer.active)) {
-      const at = this.now() + this.graceMs;
+      const at = this.clock.now() + this.graceMs;
       if (item.graceTimer === undefined) item.graceTimer = this.wheel.schedule(at, this.graceCallback, item);
       else this.wheel.reschedule(item.graceTimer, at);
     }
   }
 
   private retryLater(item: WatchItem, delayMs: number): void {
-    this.armTimer(item, this.now() + Math.max(1, delayMs));
+    this.armTimer(item, this.clock.now() + Math.max(1, delayMs));
   }
 
   private onGrace(item: WatchItem): void {
@@ -736,7 +737,7 @@ export class UpstreamWatcher extends UpstreamClient<WatchItem> {
   }
 
   private subscriptionState(item: WatchItem, ss: SubscriptionState): void {
-    const now = this.now();
+    const now = this.clock.now();
     const log = { trunk: item.trunk, user: item.personId, callId: item.callId };
     if (ss.state !== 'terminated') {
       if (ss.expires !== undefined) {
@@ -764,7 +765,7 @@ export class UpstreamWatcher extends UpstreamClient<WatchItem> {
   }
 
   private applyBody(item: WatchItem, body: NotifyReading, final: boolean): void {
-    const now = this.now();
+    const now = this.clock.now();
     const doc = body.sequence;
     if (doc !== undefined) {
       if (item.version !== undefined && doc.version <= item.version) {
@@ -818,7 +819,7 @@ export class UpstreamWatcher extends UpstreamClient<WatchItem> {
     }
     req.respond(reply(request, 200));
     const source = `trunk:${trunk}`;
-    const now = this.now();
+    const now = this.clock.now();
     const body = parsed.body;
     if (isReading(body) && body.sequence !== undefined) {
       // a versioned format (dialog-info): its calls are kept for the partial documents after it

@@ -21,6 +21,7 @@
  */
 import { WATCHERINFO_CONTENT_TYPE, buildWatcherInfo, type WatcherEntry, type WatcherEventName } from '../bodies/index.js';
 import type { MediaType } from '../sip/header-values.js';
+import { systemClock, type Clock } from '../util/clock.js';
 import type { SipResponse } from '../sip/message.js';
 import { aorOf, parseNameAddr } from '../sip/uri.js';
 import { chooseContentType, type BodyFormat, type EventPackage, type RenderContext } from './event-package.js';
@@ -66,7 +67,7 @@ export interface WatcherInfoOptions {
   notifier: Notifier;
   /** The person a SIP URI names (the From of a winfo SUBSCRIBE). */
   resolve: (user: string | undefined, host: string) => string | undefined;
-  now?: () => number;
+  clock?: Pick<Clock, 'now'>;
 }
 
 export class WatcherInfoPackage implements EventPackage {
@@ -74,7 +75,7 @@ export class WatcherInfoPackage implements EventPackage {
   readonly contentTypes: readonly string[] = [WATCHERINFO_CONTENT_TYPE];
   private readonly notifier: Notifier;
   private readonly resolve: WatcherInfoOptions['resolve'];
-  private readonly now: () => number;
+  private readonly clock: Pick<Clock, 'now'>;
   /** per winfo subscription: the watchers (by id) it has been told are active */
   private readonly told = new WeakMap<object, Set<string>>();
   /** per person: presence watchers that ended, for the partial NOTIFYs */
@@ -84,7 +85,7 @@ export class WatcherInfoPackage implements EventPackage {
   constructor(options: WatcherInfoOptions) {
     this.notifier = options.notifier;
     this.resolve = options.resolve;
-    this.now = options.now ?? Date.now;
+    this.clock = options.clock ?? systemClock;
     this.unlisten = this.notifier.onSubscriptionChange((sub, change) => this.watcherChanged(sub, change));
   }
 
@@ -114,7 +115,7 @@ export class WatcherInfoPackage implements EventPackage {
   render(resource: string, ctx: RenderContext): Buffer {
     const personId = resource.startsWith(RESOURCE_PREFIX) ? resource.slice(RESOURCE_PREFIX.length) : resource;
     const owner = ctx.owner ?? {};
-    const now = this.now();
+    const now = this.clock.now();
     const current = new Map<string, WatcherEntry>();
     for (const sub of this.presenceWatchers(personId)) current.set(sub.localTag, this.entryOf(sub, now));
     const told = this.told.get(owner);
@@ -180,11 +181,11 @@ export class WatcherInfoPackage implements EventPackage {
         let ended = this.ended.get(personId);
         if (ended === undefined) this.ended.set(personId, (ended = new Map()));
         if (ended.size >= MAX_ENDED) ended.delete(ended.keys().next().value!);
-        const entry = this.entryOf(sub, this.now());
+        const entry = this.entryOf(sub, this.clock.now());
         entry.status = 'terminated';
         entry.event = endEvent(sub.cause);
         delete entry.expiration;
-        ended.set(sub.localTag, { entry, at: this.now() });
+        ended.set(sub.localTag, { entry, at: this.clock.now() });
       }
       this.notifier.resourceChanged(winfoResource);
     }

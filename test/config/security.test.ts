@@ -1,6 +1,6 @@
 import t from 'tap';
 import { Writable } from 'node:stream';
-import { wireAdmin } from '../../src/admin-wiring.js';
+import { wireAdmin, wireMetrics } from '../../src/admin-wiring.js';
 import { securityInfo } from '../../src/http/security-info.js';
 import { DEMO_ADMIN_TOKEN } from '../../src/config/admin.js';
 import { GUESSING_DEFAULTS } from '../../src/trunks/guessing-config.js';
@@ -84,7 +84,7 @@ t.test('a warning at start when /metrics is open on a non-loopback address witho
       trunks: { statuses: () => [] },
       graph: undefined,
       logger: createLogger({ level: 'warn', destination: sink }),
-      processMetrics: false,
+      metrics: wireMetrics({ store: env.store, processMetrics: false }),
     });
   wire({ address: '127.0.0.1' }).close();
   wire({ address: '0.0.0.0' }, { token: 'a'.repeat(30), metricsToken: 'b'.repeat(30) }).close();

@@ -25,12 +25,12 @@ function setup(clientLists: Record<string, unknown> = {}) {
   const store = new PresenceHub(directory, { clock: { now: () => now } });
   const stack = new FakeStack();
   const wheel = new TimerWheel({ clock: { now: () => now }, autoStart: false });
-  const server = new SimpleServer({ stack, directory, store, config: CONFIG, logger: silentLogger(), now: () => now, wheel });
+  const server = new SimpleServer({ stack, directory, store, config: CONFIG, logger: silentLogger(), clock: { now: () => now }, wheel });
   const queue: Array<() => void> = [];
   const lists = attachResourceLists(server.notifier, (l) => store.onChange(l), listsSchema.parse({ clientLists }), {
     directory,
     logger: silentLogger(),
-    now: () => now,
+    clock: { now: () => now },
     schedule: (fn) => {
       queue.push(fn);
       return () => undefined;

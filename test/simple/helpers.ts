@@ -3,7 +3,7 @@ import { Directory } from '../../src/core/directory.js';
 import { PresenceHub } from '../../src/core/presence-hub.js';
 import { Headers } from '../../src/sip/headers.js';
 import { createRequest, type Endpoint, type SipRequest, type SipResponse, type TransportProtocol } from '../../src/sip/message.js';
-import { SimpleServer, type SimpleServerConfig } from '../../src/simple/simple-server.js';
+import { SimpleServer, type SimpleObservers, type SimpleServerConfig } from '../../src/simple/simple-server.js';
 import type { InboundRequest, OutboundOptions, SimpleStack } from '../../src/simple/stack-port.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { TimerWheel } from '../../src/util/timer-wheel.js';
@@ -100,7 +100,13 @@ export function makeDirectory(): Directory {
   );
 }
 
-export function makeServer(options: { lookup?: (host: string) => Promise<string> } = {}) {
+export function makeServer(
+  options: {
+    lookup?: (host: string) => Promise<string>;
+    /** The observers the server is built with, made from its store (the metrics side is built before the server). */
+    observers?: (store: PresenceHub) => SimpleObservers;
+  } = {},
+) {
   let now = 1_700_000_000_000;
   const clock = () => now;
   const directory = makeDirectory();
@@ -113,9 +119,10 @@ export function makeServer(options: { lookup?: (host: string) => Promise<string>
     store,
     config: CONFIG,
     logger: silentLogger(),
-    now: clock,
+    clock: { now: clock },
     wheel,
     ...(options.lookup !== undefined ? { lookup: options.lookup } : {}),
+    ...(options.observers !== undefined ? { observers: options.observers(store) } : {}),
   });
   return {
     stack,

@@ -56,7 +56,7 @@ function setup(lists: unknown = undefined) {
   const store = new PresenceHub(directory, { clock: { now: clock } });
   const stack = new FakeStack();
   const wheel = new TimerWheel({ clock: { now: clock }, autoStart: false });
-  const server = new SimpleServer({ stack, directory, store, config: CONFIG, logger: silentLogger(), now: clock, wheel });
+  const server = new SimpleServer({ stack, directory, store, config: CONFIG, logger: silentLogger(), clock: { now: clock }, wheel });
   const config: ListsConfig = listsSchema.parse(
     lists ?? {
       batchMs: 200,

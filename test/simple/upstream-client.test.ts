@@ -40,7 +40,7 @@ t.test('Retry-After and challenges are read from responses', async (t) => {
 t.test('RateQueue: per-key rate, FIFO, one wheel entry per key', async (t) => {
   const clock = manualClock();
   const sent: string[] = [];
-  const q = new RateQueue<string>(clock.wheel, clock.now, () => 0.5, (x) => sent.push(x));
+  const q = new RateQueue<string>(clock.wheel, { now: clock.now }, () => 0.5, (x) => sent.push(x));
   for (let i = 0; i < 10; i++) q.push('a', `a${i}`, 4);
   for (let i = 0; i < 3; i++) q.push('b', `b${i}`, 100);
   t.same(sent, ['a0', 'a1', 'a2', 'a3', 'b0', 'b1', 'b2'], 'a burst of one second worth per key');

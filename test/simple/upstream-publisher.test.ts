@@ -42,7 +42,7 @@ function setup(closeTimeoutMs = 2_000) {
     sender,
     wheel: clock.wheel,
     logger: silentLogger(),
-    now: clock.now,
+    clock: { now: clock.now },
     random: () => 0.5,
     backoff: { minMs: 1_000, maxMs: 60_000 },
     closeTimeoutMs,

@@ -47,7 +47,7 @@ function setup(opts: { graceMs?: number; closeTimeoutMs?: number } = {}) {
     sink,
     packages: bodyPackages(),
     logger: silentLogger(),
-    now: clock.now,
+    clock: { now: clock.now },
     random: () => 0.5,
     backoff: { minMs: 1_000, maxMs: 60_000 },
     onItem: (trunk, personId, up, error) => items.push(`${trunk}/${personId} ${up ? 'up' : 'down'}${error !== undefined ? ` ${error}` : ''}`),

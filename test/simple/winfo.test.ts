@@ -18,7 +18,7 @@ function setup() {
     store,
     config: { ...CONFIG, watcherInfo: true },
     logger: silentLogger(),
-    now: () => now,
+    clock: { now: () => now },
     wheel,
     // an "admin" digest user and a trusted network, as access control would mark them
     access: (req) => {

@@ -16,7 +16,7 @@ function run(db: MemoryStore) {
   const directory = makeDirectory();
   const store = new PresenceHub(directory, { clock: { now } });
   const stack = new FakeStack();
-  const server = new SimpleServer({ stack, directory, store, config: { ...CONFIG, featureKeys: true }, logger: silentLogger(), now, wheel: new TimerWheel({ clock: { now }, autoStart: false }) });
+  const server = new SimpleServer({ stack, directory, store, config: { ...CONFIG, featureKeys: true }, logger: silentLogger(), clock: { now }, wheel: new TimerWheel({ clock: { now }, autoStart: false }) });
   const p = createPersistence({ store: db, logger: silentLogger(), always: true, sweepMs: 3_600_000, clock: { now } });
   const summary = p.restore({ notifier: server.notifier, publications: server.publications, directory, features: server.features! });
   return { stack, server, summary };

@@ -53,7 +53,7 @@ const busy: PresenceView = {
 function run(store: MemoryStore, startAt?: number) {
   const clock = manualClock(startAt);
   const sender = new ScriptedSender();
-  const common = { sender, wheel: clock.wheel, logger: silentLogger(), now: clock.now, random: () => 0.5, backoff: { minMs: 1_000, maxMs: 60_000 } };
+  const common = { sender, wheel: clock.wheel, logger: silentLogger(), clock: { now: clock.now }, random: () => 0.5, backoff: { minMs: 1_000, maxMs: 60_000 } };
   const watcher = new UpstreamWatcher({ ...common, sink: new RecordingSink(), packages: bodyPackages(), refusals: 'throw' });
   const publisher = new UpstreamPublisher(common);
   const s = makeServer();
@@ -148,7 +148,7 @@ t.test('an upstream entity-tag is reused after a restart (modify with SIP-If-Mat
 t.test('saved dialogs are given back only in the turn of the add()s: later, restore refuses', async (t) => {
   const clock = manualClock();
   const sender = new ScriptedSender();
-  const watcher = new UpstreamWatcher({ sender, wheel: clock.wheel, logger: silentLogger(), now: clock.now, random: () => 0.5, sink: new RecordingSink(), packages: bodyPackages(), refusals: 'throw' });
+  const watcher = new UpstreamWatcher({ sender, wheel: clock.wheel, logger: silentLogger(), clock: { now: clock.now }, random: () => 0.5, sink: new RecordingSink(), packages: bodyPackages(), refusals: 'throw' });
   t.teardown(() => watcher.close(false));
   t.same(watcher.restore([]), { restored: 0, dropped: 0 }, 'nothing added yet: nothing to refuse');
   watcher.add(watchTarget);

@@ -23,11 +23,11 @@ function run(db: MemoryStore, skipMs = 0) {
   const store = new PresenceHub(directory, { clock: { now: () => now } });
   const stack = new FakeStack();
   const wheel = new TimerWheel({ clock: { now: () => now }, autoStart: false });
-  const server = new SimpleServer({ stack, directory, store, config: { ...CONFIG, watcherInfo: true }, logger: silentLogger(), now: () => now, wheel });
+  const server = new SimpleServer({ stack, directory, store, config: { ...CONFIG, watcherInfo: true }, logger: silentLogger(), clock: { now: () => now }, wheel });
   const lists = attachResourceLists(server.notifier, (l) => store.onChange(l), listsSchema.parse({ clientLists: {} }), {
     directory,
     logger: silentLogger(),
-    now: () => now,
+    clock: { now: () => now },
     schedule: () => () => undefined,
   });
   const p = createPersistence({ store: db, logger: silentLogger(), always: true, sweepMs: 3_600_000, clock: { now: () => now } });
