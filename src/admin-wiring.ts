@@ -140,8 +140,6 @@ export function wireAdmin(options: AdminWiringOptions): AdminWiring {
     );
   }
 
-  graph?.observe(options.metrics.graph((personId) => notifier.watchers(personId).length > 0));
-
   const { render, resync } = adminActions({
     directory,
     store,
@@ -209,7 +207,6 @@ export function wireAdmin(options: AdminWiringOptions): AdminWiring {
     http,
     ready,
     close() {
-      graph?.observe(undefined);
       history?.close();
     },
   };

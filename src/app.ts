@@ -156,6 +156,8 @@ async function assemble(config: GatewayConfig, logger: Logger, life: Lifecycle):
           ...persistence.graphWriterState(),
           tokenCache: persistence.graphTokenCache(),
           passwordRefusals: persistence.graphPasswordRefusals(),
+          // metrics: request statuses, and the Teams-to-SIP clock for people somebody watches
+          observer: observed.graph((personId) => simple.notifier.watchers(personId).length > 0),
         })
       : undefined;
   const hookPath = graphConfig !== undefined ? graphModule?.webhookPath(graphConfig) : undefined;
