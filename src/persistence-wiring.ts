@@ -20,16 +20,15 @@
  * (the gateway works as without a store) and upstream is ended at stop as
  * before.
  */
-import { existsSync, renameSync } from 'node:fs';
 import path from 'node:path';
 import type { GatewayConfig } from './config/schema.js';
 import { resolveStorePath } from './config/store.js';
 import type { Directory } from './core/directory.js';
-import type { PasswordRefusal, PasswordRefusalStore } from './graph/auth.js';
-import { JsonFileSubscriptionStateStore, type SubscriptionStateStore } from './graph/subscription-state.js';
+import type { PasswordRefusalStore } from './graph/auth.js';
+import { migratingFromFile, type SubscriptionStateStore } from './graph/subscription-state.js';
 import type { Notifier, RestoredResourceKind } from './simple/notifier.js';
 import type { Publications } from './simple/publications.js';
-import type { FeatureEventPackage, ForwardingSetting } from './simple/feature-package.js';
+import type { FeatureEventPackage } from './simple/feature-package.js';
 import type { ResourceLists } from './simple/resource-lists.js';
 import { winfoPersonOf } from './simple/winfo-package.js';
 import type { UpstreamPublisher } from './simple/upstream-publisher.js';
@@ -40,6 +39,8 @@ import {
   graphTokenCacheState,
   notificationKeyState,
   openStore,
+  passwordRefusalState,
+  phoneForwardingState,
   savedPresenceState,
   type GatewayStore,
   type GraphTokenCacheState,
@@ -75,35 +76,6 @@ export interface RestoreSummary {
 }
 
 /** The meta key holding every person's phone forwarding settings, one JSON object by person id (small: people who set any). */
-export const FORWARDING_META_KEY = 'phones.forwarding';
-const FORWARDING_TYPES: ReadonlySet<string> = new Set(['forwardImmediate', 'forwardBusy', 'forwardNoAns']);
-
-/** Saved forwarding settings, each checked (a bad entry is skipped, never half-restored). */
-function readForwarding(text: string | undefined): Map<string, ForwardingSetting[]> {
-  const out = new Map<string, ForwardingSetting[]>();
-  if (text === undefined) return out;
-  let doc: unknown;
-  try {
-    doc = JSON.parse(text);
-  } catch {
-    return out;
-  }
-  if (typeof doc !== 'object' || doc === null) return out;
-  for (const [personId, list] of Object.entries(doc as Record<string, unknown>)) {
-    if (!Array.isArray(list)) continue;
-    const settings: ForwardingSetting[] = [];
-    for (const f of list as Array<Record<string, unknown>>) {
-      if (typeof f !== 'object' || f === null || typeof f.type !== 'string' || !FORWARDING_TYPES.has(f.type) || typeof f.on !== 'boolean') continue;
-      const s: ForwardingSetting = { type: f.type as ForwardingSetting['type'], on: f.on, at: typeof f.at === 'number' ? f.at : 0 };
-      if (typeof f.to === 'string') s.to = f.to;
-      if (typeof f.ringCount === 'number' && Number.isInteger(f.ringCount) && f.ringCount > 0) s.ringCount = f.ringCount;
-      settings.push(s);
-    }
-    if (settings.length > 0) out.set(personId, settings);
-  }
-  return out;
-}
-
 export interface PersistenceOptions {
   store: GatewayStore;
   logger: Logger;
@@ -208,50 +180,12 @@ export function createPersistence(options: PersistenceOptions): Persistence {
     graphState() {
       const inner = graphSubscriptionState(store);
       const legacy = options.legacyGraphStatePath;
-      return {
-        async load() {
-          const records = await inner.load();
-          if (records.length > 0 || legacy === undefined || !existsSync(legacy)) return records;
-          const old = await new JsonFileSubscriptionStateStore(legacy).load();
-          // A memory store keeps nothing: leave the file where it is for the next run.
-          if (store.kind === 'memory') return old;
-          try {
-            await inner.save(old);
-            renameSync(legacy, `${legacy}.migrated`);
-            logger.info({ from: legacy, to: store.path, subscriptions: old.length }, 'graph subscription state migrated into the store');
-          } catch (error) {
-            logger.warn({ err: error, path: legacy }, 'graph subscription state not migrated; it is read from the file again next time');
-          }
-          return old;
-        },
-        save: (records) => inner.save(records),
-      };
+      return legacy === undefined ? inner : migratingFromFile(inner, legacy, { keepsNothing: store.kind === 'memory', logger, target: store.path });
     },
 
     graphTokenCache: () => graphTokenCacheState(store, 'delegated'),
 
-    graphPasswordRefusals() {
-      const key = (account: string): string => `graph.passwordRefused.${account.toLowerCase()}`;
-      return {
-        get(account) {
-          const v = store.meta.get(key(account));
-          if (v === undefined) return undefined;
-          try {
-            const r = JSON.parse(v) as PasswordRefusal;
-            return typeof r.hash === 'string' && typeof r.salt === 'string' ? r : undefined;
-          } catch {
-            return undefined;
-          }
-        },
-        set(account, refusal) {
-          store.meta.set(key(account), JSON.stringify(refusal));
-          store.flush();
-        },
-        delete(account) {
-          store.meta.delete(key(account));
-        },
-      };
-    },
+    graphPasswordRefusals: () => passwordRefusalState(store),
 
     restore(parts) {
       notifier = parts.notifier;
@@ -271,14 +205,11 @@ export function createPersistence(options: PersistenceOptions): Persistence {
       const exists = (id: string): boolean => parts.directory.get(id) !== undefined;
 
       if (parts.features !== undefined) {
-        const saved = readForwarding(store.meta.get(FORWARDING_META_KEY));
+        const forwarding = phoneForwardingState(store);
+        const saved = forwarding.load();
         for (const id of [...saved.keys()]) if (!exists(id)) saved.delete(id);
         summary.forwarding = parts.features.restoreForwarding(saved);
-        parts.features.onPersist((personId, settings) => {
-          if (settings.length === 0) saved.delete(personId);
-          else saved.set(personId, [...settings]);
-          store.meta.set(FORWARDING_META_KEY, JSON.stringify(Object.fromEntries(saved)));
-        });
+        parts.features.onPersist((personId, settings) => forwarding.save(personId, settings));
       }
 
       const pubs = store.publications.loadAll();

@@ -3,8 +3,10 @@
  * process renews what the old one created instead of hitting Graph's one
  * subscription per app and user (409).
  */
+import { existsSync, renameSync } from 'node:fs';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import type { Logger } from '../util/logger.js';
 import { isRecord } from './json.js';
 
 export interface SubscriptionRecord {
@@ -83,4 +85,35 @@ export class MemorySubscriptionStateStore implements SubscriptionStateStore {
   async save(records: SubscriptionRecord[]): Promise<void> {
     this.records = records.map((r) => ({ ...r, userIds: [...r.userIds] }));
   }
+}
+
+/**
+ * `inner`, which takes over from an older release's JSON file at `legacyPath`:
+ * while `inner` holds nothing, the file's records are read, saved into `inner`
+ * and the file renamed `*.migrated`. With `keepsNothing` (a memory store) the
+ * file stays where it is for the next run. A failed migration is logged and
+ * tried again at the next start; the records are used either way.
+ */
+export function migratingFromFile(
+  inner: SubscriptionStateStore,
+  legacyPath: string,
+  options: { keepsNothing: boolean; logger: Logger; target: string },
+): SubscriptionStateStore {
+  return {
+    async load() {
+      const records = await inner.load();
+      if (records.length > 0 || !existsSync(legacyPath)) return records;
+      const old = await new JsonFileSubscriptionStateStore(legacyPath).load();
+      if (options.keepsNothing) return old;
+      try {
+        await inner.save(old);
+        renameSync(legacyPath, `${legacyPath}.migrated`);
+        options.logger.info({ from: legacyPath, to: options.target, subscriptions: old.length }, 'graph subscription state migrated into the store');
+      } catch (error) {
+        options.logger.warn({ err: error, path: legacyPath }, 'graph subscription state not migrated; it is read from the file again next time');
+      }
+      return old;
+    },
+    save: (records) => inner.save(records),
+  };
 }

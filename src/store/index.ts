@@ -14,6 +14,8 @@ export { MemoryStore } from './memory-store.js';
 export { SqliteStore, type SqliteStoreOptions } from './sqlite-store.js';
 export { graphSubscriptionState, graphTokenCacheState, type GraphSubscriptionState, type GraphTokenCacheState } from './graph-state.js';
 export { notificationKeyState, savedPresenceState, type NotificationKeyState, type SavedPresenceState } from './graph-writer-state.js';
+export { passwordRefusalState, type PasswordRefusalRecord, type PasswordRefusalState } from './password-refusals.js';
+export { PHONE_FORWARDING_META_KEY, phoneForwardingState, type PhoneForwardingRecord, type PhoneForwardingState } from './phone-forwarding.js';
 export { SCHEMA_VERSION } from './schema.js';
 export { describeStoreError } from './sqlite-errors.js';
 

@@ -2,7 +2,8 @@
 import t from 'tap';
 import { buildForwardingEvent } from '../../src/bodies/index.js';
 import { PresenceHub } from '../../src/core/presence-hub.js';
-import { createPersistence, FORWARDING_META_KEY } from '../../src/persistence-wiring.js';
+import { createPersistence } from '../../src/persistence-wiring.js';
+import { PHONE_FORWARDING_META_KEY as FORWARDING_META_KEY } from '../../src/store/index.js';
 import { SimpleServer } from '../../src/simple/simple-server.js';
 import { MemoryStore } from '../../src/store/index.js';
 import { silentLogger } from '../../src/util/logger.js';
