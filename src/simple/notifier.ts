@@ -33,6 +33,7 @@ import { newTag } from '../sip/ids.js';
 import {
   createRequest,
   EMPTY_BODY,
+  localFailure,
   type Endpoint,
   type SipRequest,
   type SipResponse,
@@ -116,10 +117,6 @@ export interface NotifierOptions {
 export const RESOURCE_SCHEMES: ReadonlySet<string> = new Set(['sip', 'sips', 'pres']);
 
 const NO_ROUTES: readonly string[] = Object.freeze([]);
-
-function localFailure(status: number, reason: string): SipResponse {
-  return { kind: 'response', status, reason, headers: new Headers(), body: EMPTY_BODY };
-}
 
 /** A name under the reserved ".invalid" TLD. */
 function isInvalidHost(host: string): boolean {

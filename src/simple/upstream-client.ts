@@ -6,7 +6,7 @@
  */
 import { DigestClient, parseChallenge, isUsable, type DigestChallenge, type DigestCredentials } from '../sip/digest.js';
 import { parseExpires } from '../sip/header-values.js';
-import { EMPTY_BODY, type Endpoint, type SipRequest, type SipResponse } from '../sip/message.js';
+import { localFailure, type Endpoint, type SipRequest, type SipResponse } from '../sip/message.js';
 import { Headers } from '../sip/headers.js';
 import type { TimerHandle, TimerWheel } from '../util/timer-wheel.js';
 import { systemClock, type Clock } from '../util/clock.js';
@@ -47,11 +47,6 @@ export function retryAfterMs(response: SipResponse): number | undefined {
 export function minExpiresOf(response: SipResponse): number | undefined {
   const n = parseExpires(response.headers.get('min-expires'));
   return n === null || n === 0 ? undefined : n;
-}
-
-/** A locally made failure (no response came: resolution failed, sender threw). */
-export function localFailure(status: number, reason: string): SipResponse {
-  return { kind: 'response', status, reason, headers: new Headers(), body: EMPTY_BODY };
 }
 
 function algorithmRank(c: DigestChallenge): number {

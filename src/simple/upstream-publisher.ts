@@ -16,13 +16,12 @@ import { ourContact } from '../sip/dialog.js';
 import { parseExpires } from '../sip/header-values.js';
 import { Headers } from '../sip/headers.js';
 import { newCallId, newTag } from '../sip/ids.js';
-import { createRequest, type Endpoint, type SipRequest, type SipResponse } from '../sip/message.js';
+import { createRequest, localFailure, type Endpoint, type SipRequest, type SipResponse } from '../sip/message.js';
 import type { TimerHandle } from '../util/timer-wheel.js';
 import { PIDF, presenceDocument } from './presence-package.js';
 import {
   applyAuth,
   backoffDelay,
-  localFailure,
   longDelay,
   minExpiresOf,
   nameAddr,

@@ -41,7 +41,7 @@ import {
 import { parseCSeq, parseEvent, parseExpires, parseSubscriptionState, tagOf, type SubscriptionState } from '../sip/header-values.js';
 import { Headers } from '../sip/headers.js';
 import { newCallId, newTag } from '../sip/ids.js';
-import { createRequest, type Endpoint, type SipRequest, type SipResponse, type TransportProtocol } from '../sip/message.js';
+import { createRequest, localFailure, type Endpoint, type SipRequest, type SipResponse, type TransportProtocol } from '../sip/message.js';
 import type { Logger } from '../util/logger.js';
 import { canTransition, throwIfStrict, type RefusalPolicy } from '../util/state-machine.js';
 import type { TimerHandle } from '../util/timer-wheel.js';
@@ -52,7 +52,6 @@ import { detach } from './subscription.js';
 import {
   applyAuth,
   backoffDelay,
-  localFailure,
   longDelay,
   minExpiresOf,
   nameAddr,

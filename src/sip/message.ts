@@ -89,6 +89,11 @@ export function reasonPhrase(status: number): string {
  * (response-tag.ts: the same for every retransmission). `toTag: false` adds
  * none: only for the locally made answers to our own client transactions.
  */
+/** A failure made here when no response came (resolution failed, the send failed): no headers, no body. */
+export function localFailure(status: number, reason: string): SipResponse {
+  return { kind: 'response', status, reason, headers: new Headers(), body: EMPTY_BODY };
+}
+
 export function createResponse(
   request: SipRequest,
   status: number,
