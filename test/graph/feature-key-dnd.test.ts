@@ -4,19 +4,25 @@
  * DND off takes it back, and DND turned off in Teams clears the phone's DND
  * (the last writer wins; PresenceHub.setFeatureKeyDnd).
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { createGraph } from '../../src/graph/index.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { core, env } from './helpers.js';
 
-t.test('phone DND ↔ Teams DND through the writer and the reader', async (t) => {
+/** The simulator, core and a started Graph side whose writer puts DND as `dnd` says. */
+async function started(t: Test, dnd: 'session' | 'preferred') {
   const e = await env();
   t.teardown(() => e.close());
   const c = core();
-  const graph = createGraph({ config: e.config({ writer: { dnd: 'session' } }), ...c, logger: silentLogger() });
+  const graph = createGraph({ config: e.config({ writer: { dnd } }), ...c, logger: silentLogger() });
   t.teardown(() => graph.stop());
   await graph.start();
   await graph.idle();
+  return { e, c, graph };
+}
+
+t.test('phone DND ↔ Teams DND through the writer and the reader', async (t) => {
+  const { e, c, graph } = await started(t, 'session');
   const app = e.sim.demoApp.clientId.toLowerCase();
   const session = () => e.sim.control.sessions('ben').find((s) => s.sessionId === app);
 
@@ -48,13 +54,7 @@ t.test('phone DND ↔ Teams DND through the writer and the reader', async (t) =>
 });
 
 t.test("writer.dnd 'preferred': a status the person picks in Teams after a phone DND is not cleared", async (t) => {
-  const e = await env();
-  t.teardown(() => e.close());
-  const c = core();
-  const graph = createGraph({ config: e.config({ writer: { dnd: 'preferred' } }), ...c, logger: silentLogger() });
-  t.teardown(() => graph.stop());
-  await graph.start();
-  await graph.idle();
+  const { e, c, graph } = await started(t, 'preferred');
 
   c.store.setFeatureKeyDnd('ben', true);
   await graph.idle();
