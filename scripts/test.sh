@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install what the tests need (SIPp from Debian's sip-tester, the npm packages) and run every test.
+# Install what the tests need (SIPp, Kamailio, Chromium, Redis from Debian, the npm packages) and run every test.
 # This is the README's test command and what .ci/run runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +16,7 @@ done
 [ -x /usr/bin/chromium ] || need_pkgs+=(chromium)
 command -v docker-compose >/dev/null 2>&1 || need_pkgs+=(docker-compose)
 command -v sqlite3 >/dev/null 2>&1 || need_pkgs+=(sqlite3)
+command -v redis-server >/dev/null 2>&1 || need_pkgs+=(redis-server)
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
   echo "installing Debian packages: ${need_pkgs[*]}"
   as_root apt-get update -qq
@@ -30,6 +31,7 @@ ls /usr/lib/*/kamailio/modules/presence_dialoginfo.so /usr/lib/*/kamailio/module
 [ -x /usr/bin/chromium ] || { echo "chromium is still missing after installing chromium" >&2; exit 1; }
 command -v docker-compose >/dev/null 2>&1 || { echo "docker-compose is still missing after installing docker-compose" >&2; exit 1; }
 command -v sqlite3 >/dev/null 2>&1 || { echo "sqlite3 is still missing after installing sqlite3" >&2; exit 1; }
+[ -x /usr/bin/redis-server ] || { echo "redis-server is still missing after installing redis-server" >&2; exit 1; }
 
 npm ci --no-audit --no-fund
 npm run typecheck

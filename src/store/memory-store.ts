@@ -15,7 +15,7 @@ import type {
   UpstreamSubscriptionRecord,
   WatcherSubscriptionRecord,
 } from './records.js';
-import type { GatewayStore, MetaStore, Repository, StoreStatus } from './store.js';
+import type { GatewayStore, MetaStore, Repository, RepositoryName, StoreStatus } from './store.js';
 import { META_TABLE, TABLES, type MetaRecord, type TableSpec } from './tables.js';
 
 function copy<R>(record: R): R {
@@ -120,6 +120,11 @@ export class MemoryStore implements GatewayStore {
 
   flush(): boolean {
     return true;
+  }
+
+  /** Only this process writes the store: nothing to read again. */
+  reload(_repositories: ReadonlyArray<RepositoryName>): Promise<void> {
+    return Promise.resolve();
   }
 
   close(): void {

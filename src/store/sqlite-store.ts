@@ -31,7 +31,7 @@ import { MIGRATIONS, SCHEMA_VERSION } from './schema.js';
 import { describeStoreError, errorCode } from './sqlite-errors.js';
 import { configureConnection, type BatchOps } from './batch-writer.js';
 import { InlineWriter, WorkerWriter, type BatchResult, type StoreWriter } from './writers.js';
-import { StoreError, type GatewayStore, type MetaStore, type Repository, type StoreStatus } from './store.js';
+import { StoreError, type GatewayStore, type MetaStore, type Repository, type RepositoryName, type StoreStatus } from './store.js';
 import { META_TABLE, TABLES, type MetaRecord, type TableSpec } from './tables.js';
 import type {
   DirectoryCacheRecord,
@@ -445,6 +445,11 @@ export class SqliteStore implements GatewayStore, Owner {
       this.failed(error, 'prune');
       return 0;
     }
+  }
+
+  /** Only this process writes the store: nothing to read again. */
+  reload(_repositories: ReadonlyArray<RepositoryName>): Promise<void> {
+    return Promise.resolve();
   }
 
   close(): void {

@@ -46,7 +46,7 @@ export interface MetaStore {
 
 export interface StoreStatus {
   ok: boolean;
-  kind: 'sqlite' | 'memory';
+  kind: 'sqlite' | 'memory' | 'redis';
   path: string;
   /** Writes waiting for the next batch (distinct keys). */
   queued: number;
@@ -62,8 +62,20 @@ export interface StoreStatus {
   skipped: number;
 }
 
+/** The repositories of a GatewayStore, by property name. */
+export type RepositoryName =
+  | 'watcherSubscriptions'
+  | 'publications'
+  | 'upstreamSubscriptions'
+  | 'upstreamPublications'
+  | 'graphSubscriptions'
+  | 'directoryCache'
+  | 'graphNotificationKeys'
+  | 'graphSavedPresence'
+  | 'graphTokenCache';
+
 export interface GatewayStore {
-  readonly kind: 'sqlite' | 'memory';
+  readonly kind: 'sqlite' | 'memory' | 'redis';
   readonly path: string;
   readonly watcherSubscriptions: Repository<WatcherSubscriptionRecord>;
   readonly publications: Repository<PublicationRecord>;
@@ -77,6 +89,12 @@ export interface GatewayStore {
   readonly meta: MetaStore;
   /** Delete records whose expiresAt <= now (directory cache, token cache and meta never expire). Returns how many. */
   pruneExpired(now: number): number;
+  /**
+   * Read these repositories again from the store: another node sharing it
+   * may have written them (a job taking over a lease, src/store/cluster.ts).
+   * A store only this process writes resolves at once.
+   */
+  reload(repositories: ReadonlyArray<RepositoryName>): Promise<void>;
   /** Write everything queued now, synchronously. False when the write failed (see status()). */
   flush(): boolean;
   /** Flush, then release the file. Later writes are ignored; idempotent. */
