@@ -1,0 +1,217 @@
+/**
+ * Several gateway nodes as one service (part of the composition root): joins
+ * this node's hub, notifier and publication compositor to the Cluster
+ * (src/store/cluster.ts). It only connects:
+ *
+ *  - every local input of the hub goes on the bus and into the shared person
+ *    state; every other node's input is applied to this hub (which does not
+ *    emit it again);
+ *  - at start the shared person state is applied before SIP is served;
+ *  - a dead node's watcher subscriptions and publications are claimed (one
+ *    survivor gets them), restored into the notifier and the compositor, and
+ *    its publish source is dropped from every hub;
+ *  - a refresh or a PUBLISH for a subscription or entity-tag another node
+ *    holds is claimed from the store, and the old owner told to let it go;
+ *  - the node's heartbeat says how many subscriptions it owns and which jobs
+ *    it runs;
+ *  - what this node wrote while the store was unreachable is published again
+ *    when it is back (the bus loses messages sent while it is down).
+ */
+import type { GatewayConfig } from './config/schema.js';
+import { inputSlot, type HubInput } from './core/hub-input.js';
+import type { Cluster } from './store/cluster.js';
+import type { PublicationRecord, WatcherSubscriptionRecord } from './store/records.js';
+import type { Logger } from './util/logger.js';
+
+/** What the wiring needs of the PresenceHub. */
+export interface ClusterHub {
+  onInput(listener: (input: HubInput) => void): () => void;
+  apply(input: HubInput): void;
+  dropSource(source: string): void;
+}
+
+/** What the wiring needs of the notifier (watcher subscriptions). */
+export interface ClusterNotifier {
+  readonly size: number;
+  /** Put claimed subscriptions into the running notifier (a NOTIFY with the current state each). */
+  restoreClaimed(records: readonly WatcherSubscriptionRecord[]): { restored: number; dropped: number };
+  /** Asked for an in-dialog SUBSCRIBE whose subscription this node does not hold. */
+  resolveUnknown(resolver: ((id: string) => Promise<WatcherSubscriptionRecord | undefined>) | undefined): void;
+  /** Another node took the subscription over: drop it without a NOTIFY. */
+  release(id: string): void;
+}
+
+/** What the wiring needs of the PUBLISH compositor. */
+export interface ClusterPublications {
+  adopt(records: readonly PublicationRecord[]): { restored: number; dropped: number };
+  resolveUnknown(resolver: ((etag: string) => Promise<PublicationRecord | undefined>) | undefined): void;
+  release(etag: string): void;
+}
+
+/** The hub source of this node's publications in a cluster ('publish' on a single node; view.ts maps both). */
+export function publishSource(nodeId: string): string {
+  return `publish@${nodeId}`;
+}
+
+export interface ClusterHubParts {
+  cluster: Cluster;
+  hub: ClusterHub;
+  /** How often the heartbeat's counts are refreshed (default 1000 ms). */
+  reportMs?: number;
+  logger: Logger;
+}
+
+export interface ClusterSimpleParts {
+  notifier: ClusterNotifier;
+  publications: ClusterPublications;
+  /** This node's SIP listeners and HTTP origin, for the heartbeat (diagnostics page). */
+  sip?: string[];
+  http?: string;
+}
+
+export interface ClusterWiring {
+  /** Apply the shared person state (before SIP is served); bus inputs arriving meanwhile are applied after it. */
+  load(): Promise<number>;
+  /** Connect the notifier and the compositor (after they are built and restored). */
+  attach(simple: ClusterSimpleParts): void;
+  close(): void;
+}
+
+/**
+ * The hub side at once (then load() before SIP is served), the SIMPLE side when built (attach).
+ */
+export function wireCluster(parts: ClusterHubParts): ClusterWiring {
+  const { cluster, hub, logger } = parts;
+  let simple: ClusterSimpleParts | undefined;
+  const log = logger.child({ component: 'cluster', nodeId: cluster.nodeId });
+  const nodeId = cluster.nodeId;
+  const closers: Array<() => void> = [];
+  /** Inputs from the bus while the shared state loads: applied after it, in order. */
+  let pending: HubInput[] | undefined = [];
+  /** The latest input of each slot written while the store was unreachable, by person and slot. */
+  const unsent = new Map<string, HubInput>();
+
+  // every local input: to the others and into the shared state
+  closers.push(
+    hub.onInput((input) => {
+      cluster.bus.publish({ type: 'input', from: nodeId, input });
+      cluster.personState?.save(input);
+      if (!cluster.connected()) unsent.set(`${'personId' in input ? input.personId : ''}\n${inputSlot(input)}`, input);
+    }),
+  );
+  closers.push(
+    cluster.bus.onMessage((message) => {
+      if (message.from === nodeId) return;
+      if (message.type === 'input') {
+        if (pending !== undefined) pending.push(message.input);
+        else hub.apply(message.input);
+      } else if (message.to !== nodeId) {
+        // moved to another node: this one (the old owner, if it still holds it) lets it go without a NOTIFY
+        if (message.what === 'subscription') simple?.notifier.release(message.id);
+        else simple?.publications.release(message.id);
+      }
+    }),
+  );
+  // the bus lost what was published while the store was down: send the latest of each slot again
+  closers.push(
+    cluster.onConnected((up) => {
+      log.info({ connected: up, republish: up ? unsent.size : undefined }, up ? 'shared store reachable' : 'shared store unreachable');
+      if (!up) return;
+      for (const input of unsent.values()) {
+        cluster.bus.publish({ type: 'input', from: nodeId, input });
+        cluster.personState?.save(input);
+      }
+      unsent.clear();
+    }),
+  );
+  // a dead node's publish source goes on every node
+  closers.push(
+    cluster.membership.onNodeDown((dead) => {
+      void takeOver(dead);
+    }),
+  );
+
+  const takeOver = async (dead: string): Promise<void> => {
+    const ownership = cluster.ownership;
+    try {
+      // not attached yet: this node claims nothing (a survivor that serves SIP does)
+      const s = simple;
+      if (ownership !== undefined && s !== undefined) {
+        const claimed = await ownership.claimNode(dead);
+        if (claimed.subscriptions.length > 0 || claimed.publications.length > 0) {
+          // adopted before the dead node's source goes, so watchers see no gap
+          const pubs = s.publications.adopt(claimed.publications);
+          const subs = s.notifier.restoreClaimed(claimed.subscriptions);
+          log.info({ dead, subscriptions: subs, publications: pubs }, 'took over a dead node');
+        }
+      }
+    } catch (err) {
+      log.error({ err, dead }, 'taking over a dead node failed');
+    } finally {
+      hub.dropSource(publishSource(dead));
+    }
+  };
+
+  let report: NodeJS.Timeout | undefined;
+  const sayLocal = (): void => {
+    const leases = cluster.leases
+      .list()
+      .filter((l) => cluster.leases.held(l.job) !== undefined)
+      .map((l) => l.job);
+    cluster.membership.setLocal({ subscriptions: simple?.notifier.size ?? 0, leases });
+  };
+
+  return {
+    async load() {
+      let loaded = 0;
+      try {
+        const inputs = (await cluster.personState?.loadInputs()) ?? [];
+        for (const input of inputs) hub.apply(input);
+        loaded = inputs.length;
+      } finally {
+        const queued = pending ?? [];
+        pending = undefined;
+        for (const input of queued) hub.apply(input);
+      }
+      log.info({ inputs: loaded }, 'shared person state applied');
+      return loaded;
+    },
+    attach(given) {
+      simple = given;
+      const { notifier, publications } = given;
+      const ownership = cluster.ownership;
+      if (ownership !== undefined) {
+        notifier.resolveUnknown(async (id) => {
+          const record = await ownership.claimSubscription(id);
+          if (record !== undefined) cluster.bus.publish({ type: 'moved', from: nodeId, what: 'subscription', id, to: nodeId });
+          return record;
+        });
+        closers.push(() => notifier.resolveUnknown(undefined));
+      }
+      if (ownership !== undefined) {
+        publications.resolveUnknown(async (etag) => {
+          const record = await ownership.claimPublication(etag);
+          if (record !== undefined) cluster.bus.publish({ type: 'moved', from: nodeId, what: 'publication', id: etag, to: nodeId });
+          return record;
+        });
+        closers.push(() => publications.resolveUnknown(undefined));
+      }
+      cluster.membership.setLocal({
+        ...(given.sip !== undefined ? { sip: given.sip } : {}),
+        ...(given.http !== undefined ? { http: given.http } : {}),
+      });
+      sayLocal();
+      report = setInterval(sayLocal, parts.reportMs ?? 1000);
+      report.unref();
+    },
+    close() {
+      if (report !== undefined) clearInterval(report);
+      for (const c of closers.splice(0)) c();
+    },
+  };
+}
+
+/** Whether the config asks for a cluster on Redis (else a single node on SQLite or memory). */
+export function wantsRedisCluster(config: GatewayConfig): boolean {
+  return (config.store as { redis?: unknown }).redis !== undefined;
+}
