@@ -20,6 +20,7 @@ import type {
 } from './http/admin-source.js';
 import { adminActions } from './http/admin-actions.js';
 import { Metrics } from './http/metrics.js';
+import type { ClusterInfo } from './http/cluster-rows.js';
 import { graphAuthOk } from './http/readiness.js';
 import { securityInfo } from './http/security-info.js';
 import { TeamsLatencyStopwatch } from './http/teams-latency.js';
@@ -95,6 +96,8 @@ export interface AdminWiringOptions {
   graph: GraphRuntime | undefined;
   /** The persistent store is open and writing (undefined: no store configured). */
   storeOk?: () => boolean;
+  /** Several nodes sharing a store (absent: a single node): /readyz needs it reachable; the admin source shows it. */
+  cluster?: () => ClusterInfo;
   logger: Logger;
   /** The security log's tally (keys "event\u0000reason") and the digest lockouts in force. */
   security?: {
@@ -111,7 +114,7 @@ export interface AdminWiring {
   readonly source: AdminSource;
   /** Spread into startHttpServer's options: /metrics, the admin API and page (with `admin:`), /readyz. */
   readonly http: Pick<HttpServerOptions, 'metrics' | 'admin' | 'ready'>;
-  /** Every readiness part: sip, store (when configured), graph (when configured). */
+  /** Every readiness part: sip, store (when configured), cluster (when several nodes), graph (when configured). */
   ready(): Record<string, boolean>;
   /** Stop observing the Graph side; close the change history. */
   close(): void;
@@ -170,6 +173,7 @@ export function wireAdmin(options: AdminWiringOptions): AdminWiring {
     resync,
     render,
     ...(security !== undefined ? { security: () => securityInfo(security.counts(), security.lockouts()) } : {}),
+    ...(options.cluster !== undefined ? { cluster: options.cluster } : {}),
     async signIn(account): Promise<SignInOutcome> {
       if (graph === undefined) return { ok: false, status: 503, message: graphExpected ? 'the Graph side has not started yet' : 'no Teams side configured' };
       try {
@@ -190,6 +194,8 @@ export function wireAdmin(options: AdminWiringOptions): AdminWiring {
       sip: config.sip.listen.every((l) => stack.localEndpoint(l.transport) !== undefined),
     };
     if (options.storeOk !== undefined) parts['store'] = options.storeOk();
+    // a node cut off from the shared store serves its own watchers but should not get new traffic
+    if (options.cluster !== undefined) parts['cluster'] = options.cluster().connected;
     if (graphExpected) parts['graph'] = graphAuthOk(graph?.status());
     return parts;
   };
