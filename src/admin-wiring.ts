@@ -20,7 +20,6 @@ import type {
 } from './http/admin-source.js';
 import { adminActions } from './http/admin-actions.js';
 import { Metrics } from './http/metrics.js';
-import type { ClusterInfo } from './http/cluster-rows.js';
 import { graphAuthOk } from './http/readiness.js';
 import { securityInfo } from './http/security-info.js';
 import { TeamsLatencyStopwatch } from './http/teams-latency.js';
@@ -96,8 +95,8 @@ export interface AdminWiringOptions {
   graph: GraphRuntime | undefined;
   /** The persistent store is open and writing (undefined: no store configured). */
   storeOk?: () => boolean;
-  /** Several nodes sharing a store (absent: a single node): /readyz needs it reachable; the admin source shows it. */
-  cluster?: () => ClusterInfo;
+  /** Several nodes sharing a store (absent: a single node): /readyz needs it reachable. */
+  cluster?: { connected(): boolean };
   logger: Logger;
   /** The security log's tally (keys "event\u0000reason") and the digest lockouts in force. */
   security?: {
@@ -173,7 +172,6 @@ export function wireAdmin(options: AdminWiringOptions): AdminWiring {
     resync,
     render,
     ...(security !== undefined ? { security: () => securityInfo(security.counts(), security.lockouts()) } : {}),
-    ...(options.cluster !== undefined ? { cluster: options.cluster } : {}),
     async signIn(account): Promise<SignInOutcome> {
       if (graph === undefined) return { ok: false, status: 503, message: graphExpected ? 'the Graph side has not started yet' : 'no Teams side configured' };
       try {
@@ -195,7 +193,7 @@ export function wireAdmin(options: AdminWiringOptions): AdminWiring {
     };
     if (options.storeOk !== undefined) parts['store'] = options.storeOk();
     // a node cut off from the shared store serves its own watchers but should not get new traffic
-    if (options.cluster !== undefined) parts['cluster'] = options.cluster().connected;
+    if (options.cluster !== undefined) parts['cluster'] = options.cluster.connected();
     if (graphExpected) parts['graph'] = graphAuthOk(graph?.status());
     return parts;
   };

@@ -7,7 +7,6 @@
 import type { Person } from '../core/directory.js';
 import type { HistoryEntry } from '../core/history.js';
 import type { PersonState, PresenceView } from '../core/person-state.js';
-import type { ClusterInfo } from './cluster-rows.js';
 
 export type WatcherEvent = 'presence' | 'dialog';
 export type WatcherProfileName = 'rfc' | 'cisco' | 'polycom' | 'asterisk';
@@ -134,6 +133,4 @@ export interface AdminSource {
   render(personId: string, event: WatcherEvent, profile: WatcherProfileName): RenderedBody | undefined;
   /** Start a device-code sign-in of a Graph service account (absent: no Graph side). */
   signIn?(account: string): Promise<SignInOutcome>;
-  /** The nodes of the service and who holds each job (absent: a single node). */
-  cluster?(): ClusterInfo;
 }

@@ -10,7 +10,6 @@
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Person } from '../core/directory.js';
 import { WATCHER_EVENTS, WATCHER_PROFILES, type AdminSource, type WatcherEvent, type WatcherProfileName } from './admin-source.js';
-import { clusterRows } from './cluster-rows.js';
 import { connectors, SEEN_STATES, userDetail, userRow, type SeenState, type UserRow, type WebhookInfo } from './rows.js';
 import { EventStream } from './sse.js';
 import { TokenCheck } from './token.js';
@@ -179,12 +178,6 @@ export const adminApi: FastifyPluginAsync<AdminApiOptions> = async (app: Fastify
     const r = await source.signIn(account);
     if (!r.ok) return problem(reply, r.status, r.status === 404 ? 'not found' : r.status === 409 ? 'conflict' : 'unavailable', r.message);
     return reply.code(202).send(r.account);
-  });
-
-  // the nodes, and which node runs each trunk's upstream side and each Graph job (cluster-rows.ts)
-  app.get('/cluster', async () => {
-    const c = source.cluster?.();
-    return c === undefined ? { configured: false } : { configured: true, ...clusterRows(c) };
   });
 
   app.get('/status', async () => status());
