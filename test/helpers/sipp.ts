@@ -21,6 +21,8 @@ export interface SippOptions {
   /** Scenario name in sip-fixtures/scenarios (without .xml) or a path to an XML file. */
   scenario: string;
   gatewayPort: number;
+  /** The gateway's address (default 127.0.0.1; a cluster test's nodes listen on 127.0.0.2, 127.0.0.3). */
+  gatewayHost?: string;
   transport: SippTransport;
   /** [service]: the user part of the Request-URI (-s). Default 1001. */
   service?: string;
@@ -181,7 +183,7 @@ export async function startSipp(options: SippOptions): Promise<SippRun> {
   const timeoutSec = options.timeoutSec ?? 30;
 
   const args = [
-    `127.0.0.1:${options.gatewayPort}`,
+    `${options.gatewayHost ?? '127.0.0.1'}:${options.gatewayPort}`,
     '-sf', scenario,
     '-t', options.transport,
     '-i', '127.0.0.1',

@@ -51,6 +51,10 @@ t.test('SIPp accepts every scenario', async (t) => {
           domain: 'lint.example',
           dialog: 'lint-dialog',
           activity: 'on-the-phone',
+          // the cluster-* scenarios: a note to publish, the node a watcher refreshes at
+          note: 'lint note',
+          refresh_host: '127.0.0.1',
+          refresh_port: String(deadPort),
         },
       });
       return { file, result };
