@@ -12,8 +12,7 @@
  *    its publish source is dropped from every hub;
  *  - a refresh or a PUBLISH for a subscription or entity-tag another node
  *    holds is claimed from the store, and the old owner told to let it go;
- *  - the node's heartbeat says how many subscriptions it owns and which jobs
- *    it runs;
+ *  - the node's heartbeat says how many subscriptions it owns;
  *  - what this node wrote while the store was unreachable is published again
  *    when it is back (the bus loses messages sent while it is down).
  */
@@ -35,8 +34,6 @@ export interface ClusterNotifier {
   readonly size: number;
   /** Put claimed subscriptions into the running notifier (a NOTIFY with the current state each). */
   restoreClaimed(records: readonly WatcherSubscriptionRecord[]): { restored: number; dropped: number };
-  /** Asked for an in-dialog SUBSCRIBE whose subscription this node does not hold. */
-  resolveUnknown(resolver: ((id: string) => Promise<WatcherSubscriptionRecord | undefined>) | undefined): void;
   /** Another node took the subscription over: drop it without a NOTIFY. */
   release(id: string): void;
 }
@@ -44,8 +41,16 @@ export interface ClusterNotifier {
 /** What the wiring needs of the PUBLISH compositor. */
 export interface ClusterPublications {
   adopt(records: readonly PublicationRecord[]): { restored: number; dropped: number };
-  resolveUnknown(resolver: ((etag: string) => Promise<PublicationRecord | undefined>) | undefined): void;
   release(etag: string): void;
+}
+
+/** What the SIMPLE server is built with to be one node of several (its `cluster` option). */
+export interface ClusterSimpleOptions {
+  publishSource: string;
+  /** A publication this node does not hold, claimed from the store; its old owner is told. */
+  resolvePublication: (etag: string) => Promise<PublicationRecord | undefined>;
+  /** A watcher subscription this node does not hold (by our To tag), claimed from the store; its old owner is told. */
+  resolveSubscription: (id: string) => Promise<WatcherSubscriptionRecord | undefined>;
 }
 
 /** The hub source of this node's publications in a cluster ('publish' on a single node; view.ts maps both). */
@@ -72,6 +77,8 @@ export interface ClusterSimpleParts {
 export interface ClusterWiring {
   /** Apply the shared person state (before SIP is served); bus inputs arriving meanwhile are applied after it. */
   load(): Promise<number>;
+  /** For the SIMPLE server's construction; undefined on a single node (nothing is owned elsewhere). */
+  simpleOptions(): ClusterSimpleOptions | undefined;
   /** Connect the notifier and the compositor (after they are built and restored). */
   attach(simple: ClusterSimpleParts): void;
   close(): void;
@@ -153,13 +160,8 @@ export function wireCluster(parts: ClusterHubParts): ClusterWiring {
   };
 
   let report: NodeJS.Timeout | undefined;
-  const sayLocal = (): void => {
-    const leases = cluster.leases
-      .list()
-      .filter((l) => cluster.leases.held(l.job) !== undefined)
-      .map((l) => l.job);
-    cluster.membership.setLocal({ subscriptions: simple?.notifier.size ?? 0, leases });
-  };
+  // the leases held are told by the leases themselves
+  const sayLocal = (): void => cluster.membership.setLocal({ subscriptions: simple?.notifier.size ?? 0 });
 
   return {
     async load() {
@@ -176,26 +178,25 @@ export function wireCluster(parts: ClusterHubParts): ClusterWiring {
       log.info({ inputs: loaded }, 'shared person state applied');
       return loaded;
     },
-    attach(given) {
-      simple = given;
-      const { notifier, publications } = given;
+    simpleOptions() {
       const ownership = cluster.ownership;
-      if (ownership !== undefined) {
-        notifier.resolveUnknown(async (id) => {
+      if (ownership === undefined) return undefined;
+      return {
+        publishSource: publishSource(nodeId),
+        async resolveSubscription(id) {
           const record = await ownership.claimSubscription(id);
           if (record !== undefined) cluster.bus.publish({ type: 'moved', from: nodeId, what: 'subscription', id, to: nodeId });
           return record;
-        });
-        closers.push(() => notifier.resolveUnknown(undefined));
-      }
-      if (ownership !== undefined) {
-        publications.resolveUnknown(async (etag) => {
+        },
+        async resolvePublication(etag) {
           const record = await ownership.claimPublication(etag);
           if (record !== undefined) cluster.bus.publish({ type: 'moved', from: nodeId, what: 'publication', id: etag, to: nodeId });
           return record;
-        });
-        closers.push(() => publications.resolveUnknown(undefined));
-      }
+        },
+      };
+    },
+    attach(given) {
+      simple = given;
       cluster.membership.setLocal({
         ...(given.sip !== undefined ? { sip: given.sip } : {}),
         ...(given.http !== undefined ? { http: given.http } : {}),

@@ -108,20 +108,16 @@ function fakeHub() {
 
 function fakeSimple() {
   const log: string[] = [];
-  let subResolver: ((id: string) => Promise<WatcherSubscriptionRecord | undefined>) | undefined;
-  let pubResolver: ((etag: string) => Promise<PublicationRecord | undefined>) | undefined;
   const notifier: ClusterNotifier = {
     size: 7,
     restoreClaimed: (r) => (log.push(`restore ${r.map((x) => x.id).join(',')}`), { restored: r.length, dropped: 0 }),
-    resolveUnknown: (f) => void (subResolver = f),
     release: (id) => void log.push(`release sub ${id}`),
   };
   const publications: ClusterPublications = {
     adopt: (r) => (log.push(`adopt ${r.map((x) => x.etag).join(',')}`), { restored: r.length, dropped: 0 }),
-    resolveUnknown: (f) => void (pubResolver = f),
     release: (etag) => void log.push(`release pub ${etag}`),
   };
-  return { notifier, publications, log, sub: () => subResolver, pub: () => pubResolver };
+  return { notifier, publications, log };
 }
 
 const input = (personId: string, note: string, source = 'publish@a'): HubInput => ({
@@ -189,17 +185,26 @@ t.test('a dead node: its records claimed, publications adopted before the subscr
   t.same(h.dropped, ['publish@a', 'publish@a']);
 });
 
+t.test('a single node: no SIMPLE cluster options', async (t) => {
+  const c = fakeCluster('a');
+  const h = fakeHub();
+  const w = wireCluster({ cluster: { ...c.cluster, ownership: undefined }, hub: h.hub, logger: silentLogger() });
+  t.teardown(() => w.close());
+  t.equal(w.simpleOptions(), undefined);
+});
+
 t.test('unknown subscriptions and entity-tags are claimed and announced as moved; a move elsewhere releases', async (t) => {
   const c = fakeCluster('c');
   const h = fakeHub();
   const s = fakeSimple();
   const w = wireCluster({ cluster: c.cluster, hub: h.hub, logger: silentLogger() });
   await w.load();
+  const options = w.simpleOptions();
+  t.equal(options?.publishSource, 'publish@c', 'publications compose under publish@<node>');
   w.attach({ notifier: s.notifier, publications: s.publications });
-  t.ok(s.sub() !== undefined && s.pub() !== undefined, 'resolvers set');
-  t.same(await s.sub()!('known'), { id: 'known' });
-  t.equal(await s.sub()!('nobody'), undefined);
-  t.same(await s.pub()!('known'), { etag: 'known' });
+  t.same(await options!.resolveSubscription('known'), { id: 'known' });
+  t.equal(await options!.resolveSubscription('nobody'), undefined);
+  t.same(await options!.resolvePublication('known'), { etag: 'known' });
   t.same(c.claims, ['sub:known', 'sub:nobody', 'pub:known']);
   t.same(c.published, [
     { type: 'moved', from: 'c', what: 'subscription', id: 'known', to: 'c' },
@@ -210,10 +215,11 @@ t.test('unknown subscriptions and entity-tags are claimed and announced as moved
   c.deliver({ type: 'moved', from: 'b', what: 'subscription', id: 's8', to: 'c' });
   t.same(s.log, ['release sub s9', 'release pub e9'], 'a move to this node releases nothing');
   w.close();
-  t.equal(s.sub(), undefined, 'close unsets the resolvers');
+  c.deliver({ type: 'moved', from: 'b', what: 'subscription', id: 's7', to: 'b' });
+  t.equal(s.log.length, 2, 'nothing handled after close');
 });
 
-t.test('the heartbeat says the subscriptions owned and the leases held', async (t) => {
+t.test('the heartbeat says the subscriptions owned', async (t) => {
   const c = fakeCluster('a');
   const h = fakeHub();
   const s = fakeSimple();
@@ -221,7 +227,7 @@ t.test('the heartbeat says the subscriptions owned and the leases held', async (
   t.teardown(() => w.close());
   await w.load();
   w.attach({ notifier: s.notifier, publications: s.publications, sip: ['udp 127.0.0.1:5060'], http: 'http://127.0.0.1:1' });
-  t.same(c.locals, [{ sip: ['udp 127.0.0.1:5060'], http: 'http://127.0.0.1:1' }, { subscriptions: 7, leases: ['trunk:pbx1'] }]);
+  t.same(c.locals, [{ sip: ['udp 127.0.0.1:5060'], http: 'http://127.0.0.1:1' }, { subscriptions: 7 }]);
 });
 
 t.test('after an outage the latest input of each slot written meanwhile is published and saved again', async (t) => {
