@@ -10,6 +10,9 @@ import { Redis } from 'ioredis';
 import { RedisStore, type RedisStoreOptions } from '../../src/store/redis/redis-store.js';
 import { keyLayout } from '../../src/store/redis/keys.js';
 import type { GatewayStore } from '../../src/store/store.js';
+import { openStore } from '../../src/store/index.js';
+import { createPersistence } from '../../src/persistence-wiring.js';
+import { silentLogger } from '../../src/util/logger.js';
 import type { HubInput } from '../../src/core/hub-input.js';
 import { capturingLogger } from '../helpers/log-capture.js';
 import { startRedis, type RedisServer } from '../helpers/redis-server.js';
@@ -341,4 +344,17 @@ t.test('close: later writes are ignored; open without Redis names the URL and th
   t.notMatch(failure.message, /s3cret/);
   t.ok(lines.length > 0, 'the connection logged');
   t.notMatch(JSON.stringify(lines), /s3cret/, 'no password in the logs');
+});
+
+t.test('openStore opens Redis when store.redis is set; persistence close waits for the last write', async (t) => {
+  const redis = await startRedis(t);
+  const raw = client(t, redis);
+  const store = await openStore({ path: '/nonexistent/unused.db', flushMs: 1000, logger: silentLogger(), redis: { url: redis.url, keyPrefix: 'pg:' }, nodeId: 'node-a' });
+  t.equal(store.kind, 'redis');
+  t.equal(store.path, redis.url);
+  await t.rejects(openStore({ path: 'x.db', flushMs: 50, logger: silentLogger(), redis: { url: redis.url, keyPrefix: 'pg:' } }), /needs the node id/);
+  const persistence = createPersistence({ store, logger: silentLogger() });
+  store.directoryCache.upsert(directoryEntry);
+  await persistence.close();
+  t.equal(await raw.exists(keys.record('directory_cache', 'anna')), 1, 'written before close resolved (flushMs is 1 s)');
 });
