@@ -27,18 +27,9 @@ import { inputSlot, type HubInput } from '../../core/hub-input.js';
 import { systemClock, type Clock, type Timer } from '../../util/clock.js';
 import { silentLogger, type Logger } from '../../util/logger.js';
 import type { Ownership, SharedPersonState } from '../cluster.js';
-import type {
-  DirectoryCacheRecord,
-  GraphNotificationKeyRecord,
-  GraphSavedPresenceRecord,
-  GraphSubscriptionRecord,
-  GraphTokenCacheRecord,
-  PublicationRecord,
-  UpstreamPublicationRecord,
-  UpstreamSubscriptionRecord,
-  WatcherSubscriptionRecord,
-} from '../records.js';
-import { StoreError, type GatewayStore, type MetaStore, type Repository, type RepositoryName, type StoreStatus } from '../store.js';
+import type { PublicationRecord, WatcherSubscriptionRecord } from '../records.js';
+import { MemoryRepository } from '../memory-store.js';
+import { StoreError, type GatewayStore, type MetaStore, type RepositoryName, type StoreStatus } from '../store.js';
 import { TABLES, type TableSpec } from '../tables.js';
 import { connectRedis, redactRedisUrl, redisHealth, type RedisHealth, type RedisStoreConfig } from './connection.js';
 import { keyLayout, type KeyLayout } from './keys.js';
@@ -72,55 +63,33 @@ interface Owner {
   skippedRow(table: string, key: string, why: string): void;
 }
 
-class RedisRepository<R> implements Repository<R> {
-  /** The memory copy: what Redis holds plus the queued writes. */
-  rows = new Map<string, R>();
+/** The memory copy (MemoryRepository) of one table, with its writes queued for Redis. */
+class RedisRepository<R> extends MemoryRepository<R> {
   /** key → record to write, or null to delete */
   pending = new Map<string, R | null>();
   inFlight: Map<string, R | null> | undefined = undefined;
 
   constructor(
     private readonly owner: Owner,
-    readonly spec: TableSpec<R>,
+    spec: TableSpec<R>,
     /** Watcher subscriptions and publications: each node loads only its own. */
     readonly owned: boolean,
     readonly repoName: RepositoryName,
-  ) {}
-
-  get name(): string {
-    return this.spec.table;
+  ) {
+    super(spec, () => false);
   }
 
-  keyOf(record: R): string {
-    return this.spec.keyOf(record);
-  }
-
-  upsert(record: R): void {
+  override upsert(record: R): void {
     if (!this.owner.enqueue()) return;
     const key = this.spec.keyOf(record);
     this.rows.set(key, record);
     this.pending.set(key, record);
   }
 
-  remove(key: string): void {
+  override remove(key: string): void {
     if (!this.owner.enqueue()) return;
     this.rows.delete(key);
     this.pending.set(key, null);
-  }
-
-  get(key: string): R | undefined {
-    const r = this.rows.get(key);
-    return r === undefined ? undefined : copy(r);
-  }
-
-  loadAll(): R[] {
-    const out: R[] = [];
-    for (const r of this.rows.values()) out.push(copy(r));
-    return out;
-  }
-
-  count(): number {
-    return this.rows.size;
   }
 
   decode(key: string, json: string | null): R | undefined {
@@ -149,7 +118,8 @@ class RedisRepository<R> implements Repository<R> {
         else fromRedis.set(key, record);
       }
     }
-    this.rows = fromRedis;
+    this.rows.clear();
+    for (const [key, record] of fromRedis) this.rows.set(key, record);
   }
 
   takeBatch(): Map<string, R | null> {
@@ -190,15 +160,15 @@ export class RedisStore implements GatewayStore, Owner {
   /** The URL without its password. */
   readonly path: string;
   readonly nodeId: string;
-  readonly watcherSubscriptions: RedisRepository<WatcherSubscriptionRecord>;
-  readonly publications: RedisRepository<PublicationRecord>;
-  readonly upstreamSubscriptions: RedisRepository<UpstreamSubscriptionRecord>;
-  readonly upstreamPublications: RedisRepository<UpstreamPublicationRecord>;
-  readonly graphSubscriptions: RedisRepository<GraphSubscriptionRecord>;
-  readonly directoryCache: RedisRepository<DirectoryCacheRecord>;
-  readonly graphNotificationKeys: RedisRepository<GraphNotificationKeyRecord>;
-  readonly graphSavedPresence: RedisRepository<GraphSavedPresenceRecord>;
-  readonly graphTokenCache: RedisRepository<GraphTokenCacheRecord>;
+  readonly watcherSubscriptions = new RedisRepository(this, TABLES.watcherSubscriptions, true, 'watcherSubscriptions');
+  readonly publications = new RedisRepository(this, TABLES.publications, true, 'publications');
+  readonly upstreamSubscriptions = new RedisRepository(this, TABLES.upstreamSubscriptions, false, 'upstreamSubscriptions');
+  readonly upstreamPublications = new RedisRepository(this, TABLES.upstreamPublications, false, 'upstreamPublications');
+  readonly graphSubscriptions = new RedisRepository(this, TABLES.graphSubscriptions, false, 'graphSubscriptions');
+  readonly directoryCache = new RedisRepository(this, TABLES.directoryCache, false, 'directoryCache');
+  readonly graphNotificationKeys = new RedisRepository(this, TABLES.graphNotificationKeys, false, 'graphNotificationKeys');
+  readonly graphSavedPresence = new RedisRepository(this, TABLES.graphSavedPresence, false, 'graphSavedPresence');
+  readonly graphTokenCache = new RedisRepository(this, TABLES.graphTokenCache, false, 'graphTokenCache');
   readonly meta: MetaStore;
   readonly ownership: Ownership;
   readonly personState: SharedPersonState;
@@ -261,15 +231,6 @@ export class RedisStore implements GatewayStore, Owner {
     this.retryMs = options.retryMs ?? Math.max(this.flushMs, 1000);
     this.logger = logger;
     this.clock = options.clock ?? systemClock;
-    this.watcherSubscriptions = new RedisRepository(this, TABLES.watcherSubscriptions, true, 'watcherSubscriptions');
-    this.publications = new RedisRepository(this, TABLES.publications, true, 'publications');
-    this.upstreamSubscriptions = new RedisRepository(this, TABLES.upstreamSubscriptions, false, 'upstreamSubscriptions');
-    this.upstreamPublications = new RedisRepository(this, TABLES.upstreamPublications, false, 'upstreamPublications');
-    this.graphSubscriptions = new RedisRepository(this, TABLES.graphSubscriptions, false, 'graphSubscriptions');
-    this.directoryCache = new RedisRepository(this, TABLES.directoryCache, false, 'directoryCache');
-    this.graphNotificationKeys = new RedisRepository(this, TABLES.graphNotificationKeys, false, 'graphNotificationKeys');
-    this.graphSavedPresence = new RedisRepository(this, TABLES.graphSavedPresence, false, 'graphSavedPresence');
-    this.graphTokenCache = new RedisRepository(this, TABLES.graphTokenCache, false, 'graphTokenCache');
     this.repos = [
       this.watcherSubscriptions,
       this.publications,
@@ -350,7 +311,8 @@ export class RedisStore implements GatewayStore, Owner {
         const at = repo.spec.expiresOf(record);
         if (at === null || at > now) continue;
         removed++;
-        // Redis expired the record itself; an owned one leaves this node's set too
+        // Redis expired the record itself (a DEL here could hit another node's fresh one);
+        // an owned one leaves this node's set too (DEL_OWNED checks the owner)
         if (repo.owned) repo.remove(key);
         else repo.rows.delete(key);
       }
