@@ -9,9 +9,8 @@
 import t from 'tap';
 import { Directory } from '../../src/core/directory.js';
 import { PresenceHub } from '../../src/core/presence-hub.js';
-import { Headers } from '../../src/sip/headers.js';
 import { tagOf } from '../../src/sip/header-values.js';
-import { createRequest, createResponse, type SipMessage, type SipRequest, type SipResponse } from '../../src/sip/message.js';
+import { createResponse, type SipMessage, type SipRequest, type SipResponse } from '../../src/sip/message.js';
 import { SipStack } from '../../src/sip/stack.js';
 import { listsSchema } from '../../src/simple/lists-config.js';
 import { RESTORE_SEQUENCE_MARGIN } from '../../src/simple/notifier.js';
@@ -99,18 +98,10 @@ t.test('over UDP: a refresh that lands on node b is answered 200 there, with one
     return n;
   };
 
-  const h = new Headers();
-  h.append('via', `SIP/2.0/UDP 127.0.0.1:${client.port};branch=z9hG4bKtk1;rport`);
-  h.append('max-forwards', '70');
-  h.append('from', '<sip:console@example.com>;tag=w1');
-  h.append('to', '<sip:alice@example.com>');
-  h.append('call-id', 'takeover-1@127.0.0.1');
-  h.append('cseq', '1 SUBSCRIBE');
-  h.append('event', 'presence');
-  h.append('accept', 'application/pidf+xml');
-  h.append('expires', '300');
-  h.append('contact', `<sip:console@127.0.0.1:${client.port}>`);
-  client.send(createRequest('SUBSCRIBE', 'sip:alice@example.com', h), portA);
+  const contact = `<sip:console@127.0.0.1:${client.port}>`;
+  const initial = subscribe({ callId: 'takeover-1@127.0.0.1', fromTag: 'w1', accept: ['application/pidf+xml'], expires: 300, contact });
+  initial.headers.set('via', `SIP/2.0/UDP 127.0.0.1:${client.port};branch=z9hG4bKtk1;rport`);
+  client.send(initial, portA);
   const ok = await response();
   t.equal(ok.status, 200);
   const ourTag = tagOf(ok.headers.get('to')!)!;
@@ -120,11 +111,13 @@ t.test('over UDP: a refresh that lands on node b is answered 200 there, with one
   t.equal(records.byId.get(ourTag)?.localCseq, 1);
 
   // the refresh goes to node b (the floating address moved, or DNS SRV picked b)
-  const refresh = createRequest('SUBSCRIBE', 'sip:alice@example.com', h.clone());
-  refresh.headers.set('via', `SIP/2.0/UDP 127.0.0.1:${client.port};branch=z9hG4bKtk2;rport`);
-  refresh.headers.set('to', ok.headers.get('to')!);
-  refresh.headers.set('cseq', '2 SUBSCRIBE');
-  refresh.headers.set('expires', '600');
+  /** An in-dialog SUBSCRIBE from this watcher (Via: its own address, for the answer). */
+  const inDialog = (branch: string, expires: number, cseq: number): SipRequest => {
+    const r = resubscribe(initial, ok, { expires, cseq });
+    r.headers.set('via', `SIP/2.0/UDP 127.0.0.1:${client.port};branch=${branch};rport`);
+    return r;
+  };
+  const refresh = inDialog('z9hG4bKtk2', 600, 2);
   client.send(refresh, portB);
   await lookedUp;
   // the watcher retransmits while the lookup runs (Timer E): the transaction layer absorbs them
@@ -161,11 +154,7 @@ t.test('over UDP: a refresh that lands on node b is answered 200 there, with one
   t.equal(cseqOf(second), cseqOf(first) + 1);
   t.match(second.headers.get('via'), new RegExp(`:${portB}`));
 
-  const unsub = createRequest('SUBSCRIBE', 'sip:alice@example.com', refresh.headers.clone());
-  unsub.headers.set('via', `SIP/2.0/UDP 127.0.0.1:${client.port};branch=z9hG4bKtk3;rport`);
-  unsub.headers.set('cseq', '3 SUBSCRIBE');
-  unsub.headers.set('expires', '0');
-  client.send(unsub, portB);
+  client.send(inDialog('z9hG4bKtk3', 0, 3), portB);
   t.equal((await response()).status, 200);
   const last = await notified(portB);
   t.equal(last.headers.get('subscription-state'), 'terminated');
