@@ -114,11 +114,13 @@ export interface NotifierOptions {
   /**
    * A subscription this node does not hold, by our To tag (`id`) and the
    * SUBSCRIBE's Call-ID, from wherever it is held (another node of a
-   * cluster; the wiring claims it there, and should claim only when the
-   * Call-ID matches: what it returns is this node's from then on). Asked
-   * only for an in-dialog SUBSCRIBE whose To tag is not live here: found,
-   * it is restored (as restore() does) and the SUBSCRIBE handled as a
-   * refresh or unSUBSCRIBE of it; not found, 481. Without it, 481 at once.
+   * cluster; the wiring claims it there). Asked only for an in-dialog
+   * SUBSCRIBE whose To tag is not live here. What it returns is this
+   * node's from then on: it is restored (as restore() does) whatever the
+   * Call-ID, so nothing claimed is left unserved, and the SUBSCRIBE is
+   * then handled as a refresh or unSUBSCRIBE of it (481 when its dialog
+   * does not match, and the restore NOTIFY goes out). Not found, 481.
+   * Concurrent SUBSCRIBEs for one tag share one call. Without it, 481 at once.
    */
   resolveUnknown?: (id: string, callId: string) => Promise<SubscriptionSnapshot | undefined>;
   /** What a subscription found by resolveUnknown is to (as restore()'s `kindOf`); default: a resource. */

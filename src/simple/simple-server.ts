@@ -98,7 +98,7 @@ export interface SimpleClusterOptions {
   publishSource?: string;
   /** A publication by entity-tag held elsewhere, claimed for this node (Ownership.claimPublication). */
   resolvePublication?: (etag: string) => Promise<PublicationSnapshot | undefined>;
-  /** A watcher subscription by our To tag held elsewhere, claimed for this node when its Call-ID matches (Ownership.claimSubscription). */
+  /** A watcher subscription by our To tag held elsewhere, claimed for this node (Ownership.claimSubscription); see NotifierOptions.resolveUnknown. */
   resolveSubscription?: (id: string, callId: string) => Promise<SubscriptionSnapshot | undefined>;
   /**
    * What a subscription resolveSubscription found is to; default: a person
