@@ -386,3 +386,17 @@ t.test('a list subscription found elsewhere gets one NOTIFY for its refresh, not
   }
   t.equal(b.stack.notifies().length, 1, 'one NOTIFY, with the full state');
 });
+
+t.test('a record the lookup returns for a SUBSCRIBE of another dialog: 481, and the record is served here all the same', async (t) => {
+  // Ownership.claimSubscription moves it by id alone: once claimed it is this node's, so it is made live, not orphaned
+  const { a, b } = pair({ lookup: (id) => Promise.resolve(a.server.notifier.find(id)?.snapshot()) });
+  const { first, ok, id } = await subscribed(a);
+  const stray = resubscribe(first, ok);
+  stray.headers.set('call-id', 'other@198.51.100.7');
+  const answers = b.stack.deliver(stray);
+  await settle();
+  t.equal(answers[0]?.status, 481);
+  t.equal(b.server.notifier.find(id)?.callId, first.headers.get('call-id'));
+  t.equal(b.stack.notifies().length, 1, 'its watcher gets the restore NOTIFY, in its own dialog');
+  t.equal(b.stack.notifies()[0]!.request.headers.get('call-id'), first.headers.get('call-id'));
+});
