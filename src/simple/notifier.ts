@@ -142,6 +142,16 @@ function isInvalidHost(host: string): boolean {
 const FANOUT_SLICE = 500;
 
 /**
+ * NOTIFYs in flight above which the catch-up NOTIFYs of restored
+ * subscriptions wait (after a restart, or a dead node's taken over): they
+ * tell each watcher the current state, which is rarely news, so they go as
+ * answers come back instead of all at once. 100,000 restored watchers that
+ * are gone would otherwise be 100,000 client transactions retransmitting
+ * for 32 s (Timer F) at the same time.
+ */
+export const RESTORE_NOTIFY_WINDOW = 2_000;
+
+/**
  * How far a restored subscription's NOTIFY CSeq (src/sip/dialog.ts) and body
  * version jump ahead of the last saved ones: they are saved at create/refresh
  * and by a periodic sweep, not per NOTIFY, so a few may have gone out unsaved
@@ -184,6 +194,9 @@ export class Notifier {
   private readonly countByEvent = new Map<string, number>();
   /** Subscriptions with a state change not yet sent (resourceChanged). */
   private readonly fanout = new Set<Subscription>();
+  /** Restored subscriptions owed their catch-up NOTIFY (RESTORE_NOTIFY_WINDOW). */
+  private readonly catchUp = new Set<Subscription>();
+  private catchUpScheduled = false;
   private fanoutScheduled = false;
   private readonly sender: RequestSender;
   private readonly wheel: TimerWheel;
@@ -341,12 +354,40 @@ export class Notifier {
         dropped++;
         continue;
       }
-      this.fanout.add(sub);
+      this.catchUp.add(sub);
       restored++;
     }
-    this.scheduleFanout();
+    this.scheduleCatchUp();
     return { restored, dropped };
   }
+
+  /** Restored subscriptions still waiting for their catch-up NOTIFY. */
+  get catchUpWaiting(): number {
+    return this.catchUp.size;
+  }
+
+  private scheduleCatchUp(): void {
+    if (this.catchUp.size > 0 && !this.catchUpScheduled && this.notifiesOut < RESTORE_NOTIFY_WINDOW) {
+      this.catchUpScheduled = true;
+      setImmediate(this.drainCatchUp);
+    }
+  }
+
+  /** Catch-up NOTIFYs while fewer than RESTORE_NOTIFY_WINDOW are in flight, a slice a turn; answers call it again. */
+  private readonly drainCatchUp = (): void => {
+    this.catchUpScheduled = false;
+    if (this.closed) return;
+    let sent = 0;
+    for (const sub of this.catchUp) {
+      if (this.notifiesOut >= RESTORE_NOTIFY_WINDOW || sent === FANOUT_SLICE) break;
+      this.catchUp.delete(sub);
+      // ended or moved meanwhile (one notified meanwhile left the set in send())
+      if (sub.state !== 'active' || this.byTag.get(sub.localTag) !== sub) continue;
+      this.notify(sub);
+      sent++;
+    }
+    this.scheduleCatchUp();
+  };
 
   /**
    * Drop a live subscription that moved to another node of the cluster
@@ -360,6 +401,7 @@ export class Notifier {
     const sub = this.byTag.get(id);
     if (sub === undefined || !sub.terminate('moved')) return false;
     this.fanout.delete(sub);
+    this.catchUp.delete(sub);
     this.moved.delete(sub);
     this.unindex(sub);
     if (sub.timer !== undefined) {
@@ -772,7 +814,11 @@ export class Notifier {
     const set = this.byResource.get(resource);
     if (set === undefined) return;
     // `event`: only that package's subscriptions (a change only its bodies show)
-    for (const sub of set) if (event === undefined || sub.event === event) this.fanout.add(sub);
+    for (const sub of set) {
+      if (event !== undefined && sub.event !== event) continue;
+      this.fanout.add(sub);
+      this.catchUp.delete(sub);
+    }
     this.scheduleFanout();
   }
 
@@ -900,6 +946,8 @@ export class Notifier {
     sub.inFlight = true;
     sub.dirty = false;
     this.notifiesOut++;
+    // any NOTIFY has the full current state: a catch-up owed is paid
+    if (this.catchUp.size > 0) this.catchUp.delete(sub);
     if (this.persist !== undefined && sub.state === 'active') this.moved.add(sub);
     const { body, contentType } = rendered ?? this.render(sub);
     if (sub.list === undefined) sub.lastBody = body;
@@ -1027,6 +1075,7 @@ export class Notifier {
     sub.inFlight = false;
     this.notifiesOut--;
     if (this.closed) return;
+    if (this.catchUp.size > 0) this.scheduleCatchUp();
     const status = response.status;
     if (status >= 300) {
       // A list watcher that missed a partial state gets the full state next time; any watcher the same body.

@@ -13,7 +13,7 @@ import { tagOf } from '../../src/sip/header-values.js';
 import { createResponse, type SipMessage, type SipRequest, type SipResponse } from '../../src/sip/message.js';
 import { SipStack } from '../../src/sip/stack.js';
 import { listsSchema } from '../../src/simple/lists-config.js';
-import { RESTORE_SEQUENCE_MARGIN } from '../../src/simple/notifier.js';
+import { RESTORE_NOTIFY_WINDOW, RESTORE_SEQUENCE_MARGIN } from '../../src/simple/notifier.js';
 import { attachResourceLists } from '../../src/simple/resource-lists.js';
 import { SimpleServer, type SimpleClusterOptions } from '../../src/simple/simple-server.js';
 import type { SubscriptionSnapshot } from '../../src/simple/subscription.js';
@@ -399,4 +399,53 @@ t.test('a record the lookup returns for a SUBSCRIBE of another dialog: 481, and 
   t.equal(b.server.notifier.find(id)?.callId, first.headers.get('call-id'));
   t.equal(b.stack.notifies().length, 1, 'its watcher gets the restore NOTIFY, in its own dialog');
   t.equal(b.stack.notifies()[0]!.request.headers.get('call-id'), first.headers.get('call-id'));
+});
+
+t.test('restored watchers get their catch-up NOTIFY within a window of RESTORE_NOTIFY_WINDOW in flight; a change goes at once', async (t) => {
+  const { a } = pair();
+  const live = await subscribed(a);
+  const template = a.server.notifier.find(live.id)!.snapshot();
+  const now = a.now();
+  const total = RESTORE_NOTIFY_WINDOW + 1500;
+  const snapshots: SubscriptionSnapshot[] = [];
+  for (let i = 0; i < total; i++) {
+    const resource = i === total - 1 ? 'bob' : 'alice';
+    snapshots.push({ ...template, resource, id: `r${i}`, localTag: `r${i}`, callId: `r-${i}@198.51.100.7`, expiresAt: now + 300_000 });
+  }
+  const before = a.stack.sent.length;
+  t.same(a.server.notifier.restore(snapshots, () => 'resource'), { restored: total, dropped: 0 });
+  const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+  for (let i = 0; i < 10; i++) await turn();
+  const sent = (): number => a.stack.sent.length - before;
+  t.equal(sent(), RESTORE_NOTIFY_WINDOW, 'no more than the window in flight while nobody answers');
+  t.equal(a.server.notifier.catchUpWaiting, total - RESTORE_NOTIFY_WINDOW);
+  // a change to bob: his restored watcher (the last, still waiting) is told at once, not after the queue
+  a.store.setSip('bob', { basic: 'open', activities: ['away'], origin: 'test', at: 3 });
+  for (let i = 0; i < 3; i++) await turn();
+  t.equal(sent(), RESTORE_NOTIFY_WINDOW + 1, 'the change went past the window');
+  t.equal(a.stack.sent.at(-1)!.request.headers.get('call-id'), `r-${total - 1}@198.51.100.7`);
+  t.equal(a.server.notifier.catchUpWaiting, total - RESTORE_NOTIFY_WINDOW - 1, 'and it owes no catch-up any more');
+  // 600 answers (of 2,001 in flight, the change's included) let the window fill again: 599 more
+  let answered = 0;
+  for (const s of a.stack.pending()) {
+    if (answered === 600) break;
+    s.answer(200);
+    answered++;
+  }
+  for (let i = 0; i < 10; i++) await turn();
+  t.equal(sent(), RESTORE_NOTIFY_WINDOW + 1 + 599);
+  t.equal(a.stack.pending().length, RESTORE_NOTIFY_WINDOW, 'the window is full again');
+  // everybody answers: every restored watcher got exactly one NOTIFY
+  for (let round = 0; round < 10 && a.server.notifier.catchUpWaiting > 0; round++) {
+    for (const s of a.stack.pending()) s.answer(200);
+    for (let i = 0; i < 5; i++) await turn();
+  }
+  t.equal(a.server.notifier.catchUpWaiting, 0);
+  const perCall = new Map<string, number>();
+  for (const s of a.stack.sent.slice(before)) {
+    const id = s.request.headers.get('call-id') ?? '';
+    perCall.set(id, (perCall.get(id) ?? 0) + 1);
+  }
+  t.equal(perCall.size, total, 'every restored watcher was notified');
+  t.ok([...perCall.values()].every((n) => n === 1), 'once each');
 });
