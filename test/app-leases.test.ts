@@ -23,6 +23,8 @@ import { freePort } from './helpers/ports.js';
 import { env, testCa, waitFor } from './graph/helpers.js';
 
 const CLIENT_STATE = 'gateway-client-state-for-app-leases';
+/** The gateway's webhook certificate, made once (RSA key generation is slow). */
+let webhookCert: ReturnType<typeof createServerCertificate> | undefined;
 
 /** A PBX that accepts every SUBSCRIBE (and answers OPTIONS); what it got is kept. */
 async function pbx(t: Test) {
@@ -46,7 +48,8 @@ async function setup(t: Test) {
   const p = await pbx(t);
   const stateDir = await mkdtemp(join(tmpdir(), 'pgw-leases-'));
   t.teardown(() => rm(stateDir, { recursive: true, force: true }));
-  const cert = createServerCertificate(testCa());
+  webhookCert ??= createServerCertificate(testCa());
+  const cert = webhookCert;
   const certPath = join(e.dir, 'webhook.pem');
   const keyPath = join(e.dir, 'webhook-key.pem');
   await writeFile(certPath, cert.certPem);
