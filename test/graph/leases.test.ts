@@ -6,32 +6,21 @@
  * a node that holds no lease takes Graph's notifications all the same.
  */
 import t from 'tap';
-import { createGraph } from '../../src/graph/index.js';
+import { createGraph, type NotificationKeyStore } from '../../src/graph/index.js';
 import { holdJobs } from '../../src/job-wiring.js';
 import { JOBS } from '../../src/store/cluster.js';
 import { graphSubscriptionState } from '../../src/store/graph-state.js';
+import { notificationKeyState } from '../../src/store/graph-writer-state.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
 import type { RepositoryName } from '../../src/store/store.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { FakeLeases } from '../helpers/fake-leases.js';
-import { core, env, waitFor, webhookServer } from './helpers.js';
+import { core, subscribingEnv, waitFor } from './helpers.js';
 
 const CLIENT_STATE = 'gateway-client-state-for-lease-tests';
 
 t.test('graph jobs: acquired, lost, taken over on a shared store; the webhook works on every node', async (t) => {
-  const e = await env();
-  const hook = await webhookServer();
-  t.teardown(async () => {
-    await hook.close();
-    await e.close();
-  });
-  const count = (key: string) => e.sim.control.counters().requests[key] ?? 0;
-  const svc = e.sim.serviceAccount;
-  const config = e.config({
-    serviceAccounts: [{ username: svc.username, password: svc.password }],
-    webhook: { publicUrl: hook.url, clientState: CLIENT_STATE },
-    writer: { enabled: true },
-  });
+  const { e, hook, config, count } = await subscribingEnv(t, CLIENT_STATE, { writer: { enabled: true } });
   // one store both gateways share (what Redis is to a cluster); each reload is counted
   const shared = new MemoryStore();
   const reloads: RepositoryName[][] = [];
@@ -140,4 +129,45 @@ t.test('graph jobs: acquired, lost, taken over on a shared store; the webhook wo
     t.equal(count('PATCH /v1.0/subscriptions/:id 200'), renewals + 1, 'renewed');
     t.equal(e.sim.control.subscriptions().length, 1);
   });
+});
+
+t.test('rich notifications on a node without the lease: a certificate it never loaded is read from the store', async (t) => {
+  const { e, hook, config } = await subscribingEnv(t, CLIENT_STATE, { writer: { enabled: false } }, { richNotifications: true });
+  const shared = new MemoryStore();
+  const keys = notificationKeyState(shared);
+  const reloads: RepositoryName[][] = [];
+  const node = async (notificationKeys: NotificationKeyStore) => {
+    const c = core();
+    const graph = createGraph({
+      config,
+      directory: c.directory,
+      store: c.store,
+      logger: silentLogger(),
+      stateStore: graphSubscriptionState(shared),
+      notificationKeys,
+      reload: async (r) => {
+        reloads.push([...r]);
+        await shared.reload(r);
+      },
+    });
+    t.teardown(() => graph.stop());
+    await graph.open();
+    return { graph, ...c };
+  };
+  const a = await node(keys);
+  // node B read the store before A's key pair was in it, and made its own
+  let first = true;
+  const b = await node({ load: async () => (first ? ((first = false), []) : keys.load()), save: (r) => keys.save(r) });
+  t.not(a.graph.status().notificationKey?.certificateId, b.graph.status().notificationKey?.certificateId, 'two key pairs');
+  hook.handlers = b.graph.webhook;
+  await a.graph.startJob(JOBS.graphSubscriptions);
+  t.equal(e.sim.control.subscriptions().length, 1);
+
+  e.sim.control.call('chiara');
+  await waitFor(() => b.store.state('chiara').teams?.activity === 'InACall', 8000, 'chiara in a call on node B');
+  await b.graph.idle();
+  const n = b.graph.status().reader.notifications;
+  t.ok((n.decrypted ?? 0) >= 1, 'decrypted on B with the key pair of A');
+  t.equal(n.dropped?.decryption, 0, 'none dropped for want of the key');
+  t.ok(reloads.some((r) => r.length === 1 && r[0] === 'graphNotificationKeys'), 'the key pairs read again from the store');
 });
