@@ -151,6 +151,7 @@ async function assemble(config: GatewayConfig, logger: Logger, life: Lifecycle, 
     },
     { timeoutMs: UPSTREAM_STOP_MS },
   );
+  upstream.open();
   trunkJobs = holdJobs(
     cluster.leases,
     upstream.trunks.map((name) => ({

@@ -162,6 +162,12 @@ export interface BuiltUpstream extends UpstreamSide {
   /** The trunks that watch or publish: one job each (JOBS.trunk), in configuration order. */
   readonly trunks: readonly string[];
   /**
+   * What every node does, whichever holds the trunks' jobs: core expects the
+   * watched trunks' line state (unknown is not idle), and a trunk coming back
+   * refreshes what runs here. Once; start() and startTrunk() do it too.
+   */
+  open(): void;
+  /**
    * Start one trunk's job: its SUBSCRIBEs and PUBLISHes, reusing the saved
    * dialogs and entity-tags of that trunk (an upstream dialog saved by
    * another node is refreshed in that dialog). Again after stopTrunk.
@@ -188,6 +194,7 @@ export function createUpstream(options: UpstreamOptions): BuiltUpstream {
     .map((t) => t.name);
   const live = new Set<string>();
   let attached = false;
+  let startedAll = false;
   let closed = false;
   const none = (): UpstreamRestoreCounts => ({ subscriptions: { restored: 0, dropped: 0 }, publications: { restored: 0, dropped: 0 } });
   const ofTrunk = <R extends { trunk: string }>(records: Iterable<R> | undefined, trunk: string): R[] => [...(records ?? [])].filter((r) => r.trunk === trunk);
@@ -199,7 +206,7 @@ export function createUpstream(options: UpstreamOptions): BuiltUpstream {
 
   // What every node does, whichever holds the trunks: core expects their line state, a trunk back refreshes what runs here.
   const attach = (): void => {
-    if (attached) return;
+    if (attached || closed) return;
     attached = true;
     for (const trunk of registry.all().filter((t) => t.has('watch'))) {
       for (const person of directory.all()) if (trunk.carries(person)) store.expectTelephony(person.id, trunkFeeder(trunk.name));
@@ -233,8 +240,10 @@ export function createUpstream(options: UpstreamOptions): BuiltUpstream {
     watcher,
     publisher,
     trunks: names,
+    open: attach,
     start(saved) {
-      if (attached) throw new Error('upstream already started');
+      if (startedAll) throw new Error('upstream already started');
+      startedAll = true;
       attach();
       const counts = none();
       // what no trunk takes (a trunk gone from the config, nobody carried) is dropped, and removed from the store

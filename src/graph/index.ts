@@ -369,6 +369,7 @@ export function createGraph(options: GraphOptions): GraphRuntime & GraphJobs {
   };
 
   let opened: Promise<void> | undefined;
+  let startedAll = false;
   let synced = true;
   const open = (): Promise<void> => {
     opened ??= (async () => {
@@ -460,7 +461,8 @@ export function createGraph(options: GraphOptions): GraphRuntime & GraphJobs {
     startJob,
     stopJob,
     async start() {
-      if (opened !== undefined || stopped) return;
+      if (startedAll || stopped) return;
+      startedAll = true;
       await open();
       for (const job of jobs) await startJob(job);
       logger.info({ users: reader.status().users, accounts: accounts.length, webhook: config.webhook !== undefined, writer: writer !== undefined }, 'graph: started');
