@@ -5,8 +5,8 @@
  * same store) renews the subscription the first one made, and the webhook of
  * a node that holds no lease takes Graph's notifications all the same.
  */
-import t from 'tap';
-import { createGraph, type NotificationKeyStore } from '../../src/graph/index.js';
+import t, { type Test } from 'tap';
+import { createGraph, type GraphConfig, type NotificationKeyStore } from '../../src/graph/index.js';
 import { holdJobs } from '../../src/job-wiring.js';
 import { JOBS } from '../../src/store/cluster.js';
 import { graphSubscriptionState } from '../../src/store/graph-state.js';
@@ -19,27 +19,34 @@ import { core, subscribingEnv, waitFor } from './helpers.js';
 
 const CLIENT_STATE = 'gateway-client-state-for-lease-tests';
 
+/** One gateway's Graph side on the store it shares with the others, opened (no job started); its store reads are noted in `reloads`. */
+async function opened(t: Test, config: GraphConfig, shared: MemoryStore, reloads: RepositoryName[][], notificationKeys?: NotificationKeyStore) {
+  const c = core();
+  const graph = createGraph({
+    config,
+    directory: c.directory,
+    store: c.store,
+    logger: silentLogger(),
+    stateStore: graphSubscriptionState(shared),
+    ...(notificationKeys !== undefined ? { notificationKeys } : {}),
+    reload: async (r) => {
+      reloads.push([...r]);
+      await shared.reload(r);
+    },
+  });
+  t.teardown(() => graph.stop());
+  await graph.open();
+  return { graph, c };
+}
+
 t.test('graph jobs: acquired, lost, taken over on a shared store; the webhook works on every node', async (t) => {
   const { e, hook, config, count } = await subscribingEnv(t, CLIENT_STATE, { writer: { enabled: true } });
   // one store both gateways share (what Redis is to a cluster); each reload is counted
   const shared = new MemoryStore();
   const reloads: RepositoryName[][] = [];
   const node = async () => {
-    const c = core();
     const leases = new FakeLeases();
-    const graph = createGraph({
-      config,
-      directory: c.directory,
-      store: c.store,
-      logger: silentLogger(),
-      stateStore: graphSubscriptionState(shared),
-      reload: async (r) => {
-        reloads.push([...r]);
-        await shared.reload(r);
-      },
-    });
-    t.teardown(() => graph.stop());
-    await graph.open();
+    const { graph, c } = await opened(t, config, shared, reloads);
     const jobs = holdJobs(leases, graph.jobs.map((job) => ({ job, start: () => graph.startJob(job), stop: () => graph.stopJob(job) })), silentLogger());
     await jobs.started;
     return { graph, leases, jobs, ...c };
@@ -137,21 +144,7 @@ t.test('rich notifications on a node without the lease: a certificate it never l
   const keys = notificationKeyState(shared);
   const reloads: RepositoryName[][] = [];
   const node = async (notificationKeys: NotificationKeyStore) => {
-    const c = core();
-    const graph = createGraph({
-      config,
-      directory: c.directory,
-      store: c.store,
-      logger: silentLogger(),
-      stateStore: graphSubscriptionState(shared),
-      notificationKeys,
-      reload: async (r) => {
-        reloads.push([...r]);
-        await shared.reload(r);
-      },
-    });
-    t.teardown(() => graph.stop());
-    await graph.open();
+    const { graph, c } = await opened(t, config, shared, reloads, notificationKeys);
     return { graph, ...c };
   };
   const a = await node(keys);

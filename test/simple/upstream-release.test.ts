@@ -5,35 +5,20 @@
  * trunks go on. TeamsPublishing stops publishing to a dropped trunk.
  */
 import t from 'tap';
+import { Directory } from '../../src/core/directory.js';
 import type { PresenceView } from '../../src/core/person-state.js';
+import { PresenceHub } from '../../src/core/presence-hub.js';
 import { TeamsPublishing } from '../../src/simple/upstream-policy.js';
 import { UpstreamPublisher, type PublishTarget, type UpstreamPublicationSnapshot } from '../../src/simple/upstream-publisher.js';
 import { UpstreamWatcher, type UpstreamTarget } from '../../src/simple/upstream-watcher.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { bodyPackages } from '../helpers/packages.js';
-import { manualClock, PBX, RecordingSink, ScriptedSender, settle } from './upstream-fakes.js';
+import { manualClock, PBX, publishTarget, RecordingSink, ScriptedSender, settle } from './upstream-fakes.js';
 
-const target = (trunk: string): PublishTarget => ({
-  trunk,
-  personId: 'alice',
-  uri: 'sip:alice@presence.example.com',
-  expires: 600,
-  fromUri: 'sip:gateway@gw.example.com',
-  flavor: 'rfc',
-  destination: () => Promise.resolve(PBX),
-});
-
-const view = (activity: string): PresenceView => ({
-  personId: 'alice',
-  basic: 'open',
-  activities: [activity],
-  dnd: false,
-  ringing: false,
-  calls: [],
-  revision: 1,
-  changedAt: 0,
-  source: 'teams',
-});
+const target = (trunk: string): PublishTarget => publishTarget({ trunk, expires: 600 });
+const directory = new Directory([{ id: 'alice', displayName: 'Alice', extension: '1001', sipAors: ['sip:alice@gw.example.com'] }], { domains: ['gw.example.com'] });
+const known = new PresenceHub(directory).view('alice');
+const view = (activity: string): PresenceView => ({ ...known, activities: [activity] });
 
 function publisher() {
   const clock = manualClock();
