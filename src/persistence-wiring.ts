@@ -22,6 +22,7 @@
  */
 import path from 'node:path';
 import type { GatewayConfig } from './config/schema.js';
+import { resolveNodeId } from './config/cluster.js';
 import { resolveStorePath } from './config/store.js';
 import type { Directory } from './core/directory.js';
 import type { PasswordRefusalStore } from './graph/auth.js';
@@ -130,6 +131,8 @@ export async function openPersistence(config: GatewayConfig, logger: Logger): Pr
     path: resolveStorePath(config.store, config.stateDir),
     flushMs: config.store.flushMs,
     logger: logger.child({ component: 'store' }),
+    redis: config.store.redis,
+    nodeId: resolveNodeId(config.cluster),
   });
   return createPersistence({
     store,
@@ -281,7 +284,8 @@ export function createPersistence(options: PersistenceOptions): Persistence {
           n.persistMoved();
           n.onPersist(undefined);
         }
-        store.close();
+        if (store.closeAsync !== undefined) await store.closeAsync();
+        else store.close();
       })();
       return closing;
     },

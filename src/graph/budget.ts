@@ -124,6 +124,11 @@ export class RequestBudget {
     return s;
   }
 
+  /** Drained (the Graph side is stopping): requests go at once and are not retried. */
+  get draining(): boolean {
+    return this.closed;
+  }
+
   /** Let every waiter go, and all later callers (shutdown): their requests then fail or finish on their own. */
   drain(): void {
     this.closed = true;

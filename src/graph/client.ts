@@ -119,10 +119,31 @@ export interface GraphClientOptions {
   observe?: (status: number) => void;
 }
 
+/**
+ * The longest Retry-After the RetryHandler sleeps inside one request. A
+ * longer one is not slept there: the BudgetHandler has paused the budget (or
+ * the caller's share) for it, so no request starts before it has passed, and
+ * the caller gets the 429 and tries again on its own schedule. The library's
+ * sleep cannot be cut short, so a stop would otherwise wait out a long
+ * Retry-After; a budget that is draining (the Graph side stopping) retries
+ * nothing.
+ */
+export const MAX_INLINE_RETRY_AFTER_MS = 10_000;
+
+function retryInline(budget: RequestBudget, response: Response): boolean {
+  if (budget.draining) return false;
+  const ra = parseRetryAfter(response.headers.get('retry-after'));
+  return ra === undefined || ra <= MAX_INLINE_RETRY_AFTER_MS;
+}
+
 export function createGraphClient(options: GraphClientOptions): Client {
   const { baseUrl, version, hostname } = splitGraphBaseUrl(options.graphBaseUrl);
   const auth = new AuthenticationHandler({ getAccessToken: () => options.tokens.getToken() });
-  const retry = new RetryHandler(new RetryHandlerOptions(options.retry?.delaySec ?? 3, options.retry?.maxRetries ?? 3));
+  const retry = new RetryHandler(
+    new RetryHandlerOptions(options.retry?.delaySec ?? 3, options.retry?.maxRetries ?? 3, (_delay, _attempt, _request, _options, response) =>
+      retryInline(options.budget, response),
+    ),
+  );
   const budget = new BudgetHandler(options.budget, options.share);
   const telemetry = new TelemetryHandler();
   const transport = new TransportHandler(options.transport, options.observe);

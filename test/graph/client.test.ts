@@ -48,6 +48,40 @@ t.test('Graph client: bearer only for the Graph host, retries honour Retry-After
     t.ok((budget.status().pausedUntil ?? 0) > Date.now() + 5000, 'the whole budget pauses for the Retry-After');
   });
 
+  await t.test('a Retry-After longer than MAX_INLINE_RETRY_AFTER_MS is not slept inside the request: the caller sees the 429 at once and the budget waits', async (t) => {
+    const budget = new RequestBudget(systemClock, 1500);
+    const client = createGraphClient({ graphBaseUrl: e.sim.graphBaseUrl, tokens: auth.appToken(), budget, transport });
+    e.sim.control.injectFault({ kind: '429', count: 1, path: 'getPresencesByUserId', retryAfterSec: 30 });
+    const started = Date.now();
+    const f = await client
+      .api('/communications/getPresencesByUserId')
+      .post({ ids: [ANNA] })
+      .then(
+        () => undefined,
+        (x: unknown) => graphFailure(x),
+      );
+    t.equal(f?.status, 429, 'the 429 reaches the caller');
+    t.ok(Date.now() - started < 5000, 'no 30 s sleep inside the request');
+    t.equal(budget.status().granted, 1, 'one attempt');
+    t.ok((budget.status().pausedUntil ?? 0) > Date.now() + 25_000, 'the budget holds every request for the Retry-After');
+  });
+
+  await t.test('a draining budget (the Graph side stopping) retries nothing', async (t) => {
+    const budget = new RequestBudget(systemClock, 1500);
+    const client = createGraphClient({ graphBaseUrl: e.sim.graphBaseUrl, tokens: auth.appToken(), budget, transport });
+    budget.drain();
+    e.sim.control.injectFault({ kind: '429', count: 1, path: 'getPresencesByUserId', retryAfterSec: 1 });
+    const f = await client
+      .api('/communications/getPresencesByUserId')
+      .post({ ids: [ANNA] })
+      .then(
+        () => undefined,
+        (x: unknown) => graphFailure(x),
+      );
+    t.equal(f?.status, 429);
+    t.equal(budget.status().granted, 1, 'one attempt, no retry');
+  });
+
   await t.test('the bearer token goes to the Graph host only', async (t) => {
     const cert = createServerCertificate(testCa());
     const echo = Fastify({ https: { key: cert.keyPem, cert: cert.certPem }, logger: false, forceCloseConnections: true });
