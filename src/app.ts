@@ -5,6 +5,7 @@
  * order through the close hooks each registers (src/util/lifecycle.ts).
  * Graph and SIP meet only through core's PresenceHub.
  */
+import { resolveNodeId } from './config/cluster.js';
 import { personFromConfig, presenceStoreOptions } from './config/core-config.js';
 import type { GatewayConfig } from './config/schema.js';
 import { sipStackOptions } from './config/sip-options.js';
@@ -30,7 +31,6 @@ import { TimerWheel } from './util/timer-wheel.js';
 import { SipStack } from './sip/stack.js';
 import { PinoSecurityLog } from './sip/security-log.js';
 import type { Logger } from './util/logger.js';
-import { hostname } from 'node:os';
 
 export interface Gateway {
   readonly stack: SipStack;
@@ -66,7 +66,7 @@ export interface GatewayStartOptions {
 export async function startGateway(config: GatewayConfig, logger: Logger, options: GatewayStartOptions = {}): Promise<Gateway> {
   const life = options.lifecycle ?? new Lifecycle({ log: logger });
   try {
-    return await assemble(config, logger, life, options.cluster ?? singleNodeCluster(`${hostname()}-${process.pid}`));
+    return await assemble(config, logger, life, options.cluster ?? singleNodeCluster(resolveNodeId(config.cluster)));
   } catch (err) {
     // a start that fails half way closes what it had started
     await life.close();
