@@ -59,10 +59,12 @@ export interface PersistedParts {
   directory: Pick<Directory, 'get'>;
   lists?: Pick<ResourceLists, 'summary'> & Partial<Pick<ResourceLists, 'restoreClientList' | 'released'>>;
   /**
-   * The upstream side, not started yet: restore() starts it with the dialogs
-   * and entity-tags saved by an earlier run (nothing saved when not persistent).
+   * The upstream side, not started yet. With start(), restore() starts it
+   * with the dialogs and entity-tags saved by an earlier run (nothing saved
+   * when not persistent); without, it is only kept saved from now on and each
+   * trunk's job starts it with savedUpstream(trunk).
    */
-  upstream?: { watcher: UpstreamWatcher; publisher: UpstreamPublisher; start(saved: SavedUpstream): UpstreamRestoreCounts };
+  upstream?: { watcher: UpstreamWatcher; publisher: UpstreamPublisher; start?(saved: SavedUpstream): UpstreamRestoreCounts };
   /** Desk phones' forwarding settings (as-feature-event), kept per person. */
   features?: Pick<FeatureEventPackage, 'restoreForwarding' | 'onPersist'>;
 }
@@ -111,6 +113,12 @@ export interface Persistence {
    * the upstream side. Call once, after the parts are built.
    */
   restore(parts: PersistedParts): RestoreSummary;
+  /**
+   * The upstream dialogs and entity-tags saved for `trunk`, read again from
+   * the store first (another node sharing it may have written them): what a
+   * trunk's job starts with. Nothing when not persistent.
+   */
+  savedUpstream(trunk: string): Promise<SavedUpstream>;
   /** Stop: close the upstream side keeping its dialogs and publications (nothing sent). No-op when not persistent. */
   keepUpstream(upstream: { watcher: UpstreamWatcher; publisher: UpstreamPublisher }): Promise<void>;
   /** Wait briefly for NOTIFYs in flight, save the moved CSeqs, flush and close the store. Idempotent. */
@@ -200,7 +208,7 @@ export function createPersistence(options: PersistenceOptions): Persistence {
         upstreamPublications: { ...empty },
       };
       if (!persistent) {
-        parts.upstream?.start({ subscriptions: [], publications: [] });
+        parts.upstream?.start?.({ subscriptions: [], publications: [] });
         return summary;
       }
       hook(parts);
@@ -219,7 +227,7 @@ export function createPersistence(options: PersistenceOptions): Persistence {
       summary.publications = parts.publications.restore(pubs, exists);
       for (const p of pubs) if (parts.publications.get(p.etag) === undefined) store.publications.remove(p.etag);
 
-      if (parts.upstream !== undefined) {
+      if (parts.upstream?.start !== undefined) {
         const up = parts.upstream.start({
           subscriptions: store.upstreamSubscriptions.loadAll(),
           publications: store.upstreamPublications.loadAll(),
@@ -250,6 +258,15 @@ export function createPersistence(options: PersistenceOptions): Persistence {
       store.flush();
       logger.info({ path: store.path, pruned, ...summary }, 'state restored from the store');
       return summary;
+    },
+
+    async savedUpstream(trunk) {
+      if (!persistent) return { subscriptions: [], publications: [] };
+      await store.reload(['upstreamSubscriptions', 'upstreamPublications']);
+      return {
+        subscriptions: store.upstreamSubscriptions.loadAll().filter((r) => r.trunk === trunk),
+        publications: store.upstreamPublications.loadAll().filter((r) => r.trunk === trunk),
+      };
     },
 
     async keepUpstream(upstream) {
