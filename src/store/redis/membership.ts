@@ -95,8 +95,20 @@ export class RedisMembership implements Membership {
     return [...this.live.values()];
   }
 
+  /**
+   * A listener added after a beat already reported nodes down (the first
+   * beat runs inside start) hears of those still unclaimed (in {p}nodes)
+   * right after it is added, so no dead node is missed by the wiring.
+   */
   onNodeDown(listener: (nodeId: string) => void): () => void {
     this.downListeners.add(listener);
+    const pending = [...this.reportedDown];
+    if (pending.length > 0) {
+      queueMicrotask(() => {
+        if (!this.downListeners.has(listener)) return;
+        for (const id of pending) if (this.reportedDown.has(id)) this.call(() => listener(id));
+      });
+    }
     return () => this.downListeners.delete(listener);
   }
 
