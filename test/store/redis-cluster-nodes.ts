@@ -85,3 +85,12 @@ export async function until(ok: () => boolean, timeoutMs: number, what: string):
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+/** Poll the async `ok` every 20 ms until it holds; fails with `what` after timeoutMs. */
+export async function eventually(ok: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await ok())) {
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

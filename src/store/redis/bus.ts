@@ -27,6 +27,14 @@ export interface RedisBusOptions {
   keys: KeyLayout;
   nodeId: string;
   logger: Logger;
+  /**
+   * Whether Redis answers (the membership's heartbeats): an open connection
+   * that gets no answers drops messages too, and its healing counts as a
+   * reconnect.
+   */
+  reachability?: { reachable(): boolean; onReachable(listener: (reachable: boolean) => void): () => void };
+  /** Publishes waiting for Redis at most (more are dropped); default 10,000. */
+  maxPending?: number;
 }
 
 export class RedisBus implements ChangeBus {
@@ -42,6 +50,10 @@ export class RedisBus implements ChangeBus {
   private interrupted = false;
   private closed = false;
   private droppedCount = 0;
+  private pending = 0;
+  private readonly maxPending: number;
+  private readonly reachable: () => boolean;
+  private readonly offReachable: () => void;
   private malformedCount = 0;
   private readonly onSubscriberMessage = (channel: string, text: string): void => this.receive(channel, text);
   private readonly onReady = (): void => void this.refresh();
@@ -59,6 +71,16 @@ export class RedisBus implements ChangeBus {
     this.channel = options.keys.bus;
     this.nodeId = options.nodeId;
     this.logger = options.logger.child({ component: 'bus', nodeId: options.nodeId });
+    this.maxPending = options.maxPending ?? 10_000;
+    const reachability = options.reachability;
+    this.reachable = reachability === undefined ? () => true : () => reachability.reachable();
+    this.offReachable =
+      reachability === undefined
+        ? () => undefined
+        : reachability.onReachable((up) => {
+            if (up) void this.refresh();
+            else this.interrupted = true;
+          });
     this.subscriber.on('message', this.onSubscriberMessage);
     this.subscriber.on('ready', this.onReady);
     this.subscriber.on('close', this.onSubscriberDown);
@@ -81,14 +103,18 @@ export class RedisBus implements ChangeBus {
     return this.malformedCount;
   }
 
-  /** Whether both connections are up and the channel subscribed. */
+  /** Whether both connections are up, Redis answers and the channel is subscribed. */
   get working(): boolean {
-    return this.subscribed && this.client.status === 'ready';
+    return this.subscribed && this.client.status === 'ready' && this.reachable();
   }
 
   publish(message: BusMessage): void {
-    if (this.closed || this.client.status !== 'ready') {
+    if (this.closed || this.client.status !== 'ready' || !this.reachable()) {
       this.drop(message, 'not connected');
+      return;
+    }
+    if (this.pending >= this.maxPending) {
+      this.drop(message, 'too many waiting for Redis');
       return;
     }
     let text: string;
@@ -98,7 +124,11 @@ export class RedisBus implements ChangeBus {
       this.logger.error({ type: message.type, err: String(err) }, 'bus message is not JSON-able: dropped');
       return;
     }
-    this.client.publish(this.channel, text).catch((err: unknown) => this.drop(message, String(err)));
+    this.pending++;
+    this.client
+      .publish(this.channel, text)
+      .catch((err: unknown) => this.drop(message, String(err)))
+      .finally(() => this.pending--);
   }
 
   onMessage(listener: (message: BusMessage) => void): () => void {
@@ -114,6 +144,7 @@ export class RedisBus implements ChangeBus {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.offReachable();
     this.subscriber.off('message', this.onSubscriberMessage);
     this.subscriber.off('ready', this.onReady);
     this.subscriber.off('close', this.onSubscriberDown);
@@ -136,7 +167,7 @@ export class RedisBus implements ChangeBus {
       if (this.closed) return;
       this.subscribed = true;
     }
-    if (this.subscribed && this.interrupted && this.client.status === 'ready') {
+    if (this.subscribed && this.interrupted && this.client.status === 'ready' && this.reachable()) {
       this.interrupted = false;
       this.logger.info({ dropped: this.droppedCount }, 'bus reconnected');
       for (const l of this.reconnectListeners) {

@@ -5,6 +5,10 @@
  * "bus" (SUBSCRIBE only). Ownership and the shared person state come from the
  * RedisStore and are passed through. The connections must not use ioredis'
  * keyPrefix: the keys (./keys.ts) carry the prefix themselves.
+ *
+ * connected() is true while both connections are up and the heartbeats get
+ * answers (a connection that is open but unanswered, as in a partition,
+ * counts as down).
  */
 import type { Redis } from 'ioredis';
 import { systemClock, type Clock } from '../../util/clock.js';
@@ -69,11 +73,11 @@ export async function createRedisCluster(options: RedisClusterOptions): Promise<
     ...(options.monotonic !== undefined ? { monotonic: options.monotonic } : {}),
     onHeldChange: (jobs) => membership.setLocal({ leases: jobs }),
   });
-  const bus = new RedisBus({ client, subscriber, keys, nodeId: options.nodeId, logger: options.logger });
+  const bus = new RedisBus({ client, subscriber, keys, nodeId: options.nodeId, logger: options.logger, reachability: membership });
 
   const connectedListeners = new Set<(connected: boolean) => void>();
-  const isConnected = (): boolean => client.status === 'ready' && subscriber.status === 'ready';
-  let last = isConnected();
+  const isConnected = (): boolean => client.status === 'ready' && subscriber.status === 'ready' && membership.reachable();
+  let last = false;
   const check = (): void => {
     const now = isConnected();
     if (now === last) return;
@@ -89,6 +93,7 @@ export async function createRedisCluster(options: RedisClusterOptions): Promise<
   };
   const events = ['ready', 'close', 'end', 'reconnecting'] as const;
   for (const c of [client, subscriber]) for (const e of events) c.on(e, check);
+  const offReachable = membership.onReachable(check);
 
   await Promise.all([membership.start(), bus.start()]);
   logger.info({ connected: isConnected(), heartbeatMs: options.heartbeatMs, nodeTtlMs: options.nodeTtlMs, leaseTtlMs: options.leaseTtlMs }, 'cluster joined');
@@ -112,6 +117,7 @@ export async function createRedisCluster(options: RedisClusterOptions): Promise<
         await membership.stop();
         await bus.close();
         for (const c of [client, subscriber]) for (const e of events) c.off(e, check);
+        offReachable();
         await Promise.all([quit(client), quit(subscriber)]);
         logger.info('cluster left');
       })();

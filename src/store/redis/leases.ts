@@ -33,6 +33,7 @@ import type { Logger } from '../../util/logger.js';
 import type { LeaseHandlers, LeaseInfo, Leases } from '../cluster.js';
 import type { KeyLayout } from './keys.js';
 import { luaScript } from './lua-script.js';
+import { withTimeout } from './timeout.js';
 
 export interface RedisLeasesOptions {
   client: Redis;
@@ -390,21 +391,4 @@ function tokenOf(value: string): number {
 
 function globEscape(s: string): string {
   return s.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-    t.unref();
-    p.then(
-      (v) => {
-        clearTimeout(t);
-        resolve(v);
-      },
-      (e: unknown) => {
-        clearTimeout(t);
-        reject(e instanceof Error ? e : new Error(String(e)));
-      },
-    );
-  });
 }

@@ -19,6 +19,7 @@ import type { Logger } from '../../util/logger.js';
 import type { Membership, NodeInfo } from '../cluster.js';
 import type { KeyLayout } from './keys.js';
 import { luaScript } from './lua-script.js';
+import { withTimeout } from './timeout.js';
 
 export interface RedisMembershipOptions {
   client: Redis;
@@ -54,9 +55,13 @@ export class RedisMembership implements Membership {
   private readonly reportedDown = new Set<string>();
   private readonly downListeners = new Set<(nodeId: string) => void>();
   private readonly upListeners = new Set<(info: NodeInfo) => void>();
+  private readonly reachableListeners = new Set<(reachable: boolean) => void>();
   private timer: Timer | undefined;
   private running = false;
   private beating: Promise<void> | undefined;
+  /** clock.now() when the last successful beat was sent. */
+  private lastOk = Number.NEGATIVE_INFINITY;
+  private isReachable = false;
 
   constructor(options: RedisMembershipOptions) {
     this.client = options.client;
@@ -83,9 +88,9 @@ export class RedisMembership implements Membership {
     this.running = false;
     this.timer?.cancel();
     this.timer = undefined;
-    await this.beating;
+    await withTimeout(this.beating ?? Promise.resolve(), this.heartbeatMs).catch(() => undefined);
     try {
-      await this.client.del(this.keys.node(this.nodeId));
+      await withTimeout(this.client.del(this.keys.node(this.nodeId)), this.heartbeatMs);
     } catch (err) {
       this.logger.warn({ err: String(err) }, 'could not delete the heartbeat at stop: the others see this node down when it expires');
     }
@@ -127,17 +132,42 @@ export class RedisMembership implements Membership {
     this.reportedDown.delete(nodeId);
   }
 
+  /**
+   * Whether this node's heartbeats reach Redis: a beat answered within the
+   * last two intervals. A connection that is up but gets no answers (a
+   * partition) counts as unreachable too (/readyz, diagnostics page).
+   */
+  reachable(): boolean {
+    return this.isReachable;
+  }
+
+  onReachable(listener: (reachable: boolean) => void): () => void {
+    this.reachableListeners.add(listener);
+    return () => this.reachableListeners.delete(listener);
+  }
+
+  /** Every heartbeatMs: beat, unless the last beat still waits for Redis (then only check reachability). */
   private tick(): Promise<void> {
+    if (this.running) this.timer = this.clock.after(this.heartbeatMs, () => void this.tick());
+    if (this.isReachable && this.clock.now() - this.lastOk > 2 * this.heartbeatMs) this.setReachable(false);
+    if (this.beating !== undefined) return this.beating;
     const beat = this.beat().finally(() => {
       if (this.beating === beat) this.beating = undefined;
-      if (this.running) this.timer = this.clock.after(this.heartbeatMs, () => void this.tick());
     });
     this.beating = beat;
     return beat;
   }
 
+  private setReachable(reachable: boolean): void {
+    if (this.isReachable === reachable) return;
+    this.isReachable = reachable;
+    if (!reachable) this.logger.warn({ lastOkAgoMs: this.clock.now() - this.lastOk }, 'heartbeats do not reach Redis');
+    for (const l of this.reachableListeners) this.call(() => l(reachable));
+  }
+
   private async beat(): Promise<void> {
     const now = this.clock.now();
+    if (!this.running) return;
     const self: NodeInfo = { ...this.local, seenAt: now };
     let ids: string[];
     let values: (string | null)[];
@@ -157,6 +187,8 @@ export class RedisMembership implements Membership {
       return;
     }
     if (!this.running) return;
+    this.lastOk = Math.max(this.lastOk, now);
+    if (this.clock.now() - this.lastOk <= 2 * this.heartbeatMs) this.setReachable(true);
     const live = new Map<string, NodeInfo>([[this.nodeId, self]]);
     ids.forEach((id, i) => {
       const info = parseNodeInfo(values[i] ?? null, id);
