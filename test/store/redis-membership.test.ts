@@ -20,6 +20,14 @@ function downs(node: TestNode): string[] {
   return seen;
 }
 
+/** Three nodes that see each other, with what a and b hear of nodes going down. */
+async function threeUp(t: Parameters<typeof startRedis>[0] & object) {
+  const redis = await startRedis(t);
+  const [a, b, c] = await Promise.all(['a', 'b', 'c'].map((id) => startNode(t, redis.url, id)));
+  await until(() => [a!, b!, c!].every((n) => ids(n).length === 3), 2000, 'all three up');
+  return { redis, a: a!, b: b!, c: c!, atA: downs(a!), atB: downs(b!) };
+}
+
 t.test('three nodes see each other; setLocal shows in the next heartbeat; onNodeUp for each new one', async (t) => {
   const redis = await startRedis(t);
   const a = await startNode(t, redis.url, 'a', { local: { sip: ['udp 127.0.0.1:5060'] } });
@@ -40,13 +48,7 @@ t.test('three nodes see each other; setLocal shows in the next heartbeat; onNode
 });
 
 t.test('a clean stop is seen down at the next beat of every other node, once', async (t) => {
-  const redis = await startRedis(t);
-  const a = await startNode(t, redis.url, 'a');
-  const b = await startNode(t, redis.url, 'b');
-  const c = await startNode(t, redis.url, 'c');
-  await until(() => [a, b, c].every((n) => ids(n).length === 3), 2000, 'all three up');
-  const atA = downs(a);
-  const atB = downs(b);
+  const { a, c, atA, atB } = await threeUp(t);
   const stoppedAt = Date.now();
   await c.cluster.close();
   await until(() => atA.length > 0 && atB.length > 0, 1000, 'a and b see c down');
@@ -59,13 +61,7 @@ t.test('a clean stop is seen down at the next beat of every other node, once', a
 });
 
 t.test('a node whose heartbeats stop (SIGKILL) is down on every survivor within its TTL and a beat, once', async (t) => {
-  const redis = await startRedis(t);
-  const a = await startNode(t, redis.url, 'a');
-  const b = await startNode(t, redis.url, 'b');
-  const c = await startNode(t, redis.url, 'c');
-  await until(() => [a, b, c].every((n) => ids(n).length === 3), 2000, 'all three up');
-  const atA = downs(a);
-  const atB = downs(b);
+  const { redis, a, c, atA, atB } = await threeUp(t);
   const killedAt = Date.now();
   c.kill();
   await until(() => atA.length > 0 && atB.length > 0, 3000, 'a and b see c down');
