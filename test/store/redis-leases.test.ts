@@ -1,71 +1,23 @@
 /**
  * Fenced leases on a real Redis (src/store/redis/leases.ts): one holder a
  * job; a dead holder's job moves within the TTL with a larger token; a
- * holder cut off from Redis gives the job up before its lease can expire,
- * so that across a partition and its healing no two nodes ever hold it; a
- * clean release hands over at once; handlers of one job never overlap.
+ * clean release hands over at once; handlers of one job never overlap; a
+ * lease gone from Redis is lost as expired. Partitions:
+ * redis-leases-partition.test.ts.
  */
 import t from 'tap';
 import type { LeaseHandlers } from '../../src/store/cluster.js';
 import { startRedis } from '../helpers/redis-server.js';
-import { startTcpProxy } from '../helpers/tcp-proxy.js';
-import { probeClient, startNode, TIMINGS, until, type TestNode } from './redis-cluster-nodes.js';
-
-const JOB = 'trunk:pbx1';
-const TTL = TIMINGS.leaseTtlMs;
-
-interface Holder {
-  node: TestNode;
-  /** Between acquired and lost: the job runs here. */
-  running: boolean;
-  tokens: number[];
-  lost: string[];
-  /** Date.now() of the last acquired / lost. */
-  acquiredAt: number;
-  lostAt: number;
-  release: () => Promise<void>;
-}
-
-function compete(node: TestNode, job = JOB): Holder {
-  const h: Holder = { node, running: false, tokens: [], lost: [], acquiredAt: 0, lostAt: 0, release: async () => undefined };
-  h.release = node.cluster.leases.hold(job, {
-    acquired: (token) => {
-      h.running = true;
-      h.tokens.push(token);
-      h.acquiredAt = Date.now();
-    },
-    lost: (reason) => {
-      h.running = false;
-      h.lost.push(reason);
-      h.lostAt = Date.now();
-    },
-  });
-  return h;
-}
-
-/** Every 20 ms: fail if two nodes run the job or say they hold it at once. */
-function watchForTwo(t: { fail(message: string): void }, holders: Holder[], job = JOB): { stop(): void; samples: () => number } {
-  let samples = 0;
-  let failed = false;
-  const timer = setInterval(() => {
-    samples++;
-    const running = holders.filter((h) => h.running).map((h) => h.node.id);
-    const held = holders.filter((h) => h.node.cluster.leases.held(job) !== undefined).map((h) => h.node.id);
-    if (!failed && (running.length > 1 || held.length > 1)) {
-      failed = true;
-      t.fail(`two holders at once: running ${running.join(',')}, held ${held.join(',')}`);
-    }
-  }, 20);
-  return { stop: () => clearInterval(timer), samples: () => samples };
-}
+import { probeClient, until } from './redis-cluster-nodes.js';
+import { compete, JOB, leaseNode, TTL, watchForTwo } from './redis-lease-holders.js';
 
 t.test('one holder of a job among three; the others list it', async (t) => {
   const redis = await startRedis(t);
-  const nodes = await Promise.all(['a', 'b', 'c'].map((id) => startNode(t, redis.url, id)));
+  const nodes = await Promise.all(['a', 'b', 'c'].map((id) => leaseNode(t, redis.url, id)));
   const holders = nodes.map((n) => compete(n));
   await until(() => holders.some((h) => h.running), 2000, 'someone acquires');
   const watch = watchForTwo(t, holders);
-  await new Promise((r) => setTimeout(r, 2 * TTL));
+  await new Promise((r) => setTimeout(r, TTL));
   watch.stop();
   const holder = holders.find((h) => h.running);
   t.ok(holder, 'still held');
@@ -81,8 +33,8 @@ t.test('one holder of a job among three; the others list it', async (t) => {
 
 t.test('a job held by another node is listed by a node that does not compete for it (SCAN)', async (t) => {
   const redis = await startRedis(t);
-  const a = await startNode(t, redis.url, 'a');
-  const b = await startNode(t, redis.url, 'b');
+  const a = await leaseNode(t, redis.url, 'a');
+  const b = await leaseNode(t, redis.url, 'b');
   const h = compete(a, 'graph:poller');
   await until(() => h.running, 1000, 'a acquires');
   await until(() => b.cluster.leases.list().some((l) => l.job === 'graph:poller' && l.holder === 'a'), 3 * TTL, 'b lists a as the holder');
@@ -90,7 +42,7 @@ t.test('a job held by another node is listed by a node that does not compete for
 
 t.test('a killed holder: another acquires within the TTL, with a larger token', async (t) => {
   const redis = await startRedis(t);
-  const nodes = await Promise.all(['a', 'b', 'c'].map((id) => startNode(t, redis.url, id)));
+  const nodes = await Promise.all(['a', 'b', 'c'].map((id) => leaseNode(t, redis.url, id)));
   const holders = nodes.map((n) => compete(n));
   await until(() => holders.some((h) => h.running), 2000, 'someone acquires');
   const first = holders.find((h) => h.running)!;
@@ -108,48 +60,12 @@ t.test('a killed holder: another acquires within the TTL, with a larger token', 
   t.ok(first.lostAt <= next.acquiredAt, 'it gave the job up before the next holder got it');
 });
 
-t.test('a holder cut off from Redis gives the job up before its lease expires; no two holders across the partition and its healing', async (t) => {
-  const redis = await startRedis(t);
-  const proxy = await startTcpProxy(t, { host: redis.host, port: redis.port });
-  const a = await startNode(t, proxy.url, 'a');
-  const ha = compete(a);
-  await until(() => ha.running, 1000, 'a acquires first');
-  const b = await startNode(t, redis.url, 'b');
-  const c = await startNode(t, redis.url, 'c');
-  const hb = compete(b);
-  const hc = compete(c);
-  const holders = [ha, hb, hc];
-  const watch = watchForTwo(t, holders);
-  await new Promise((r) => setTimeout(r, TTL));
-  t.ok(ha.running && !hb.running && !hc.running, 'a keeps it');
-
-  const probe = await probeClient(t, redis.url);
-  const pausedAt = Date.now();
-  proxy.pause();
-  await until(() => ha.lost.length > 0, 2 * TTL, 'a gives the job up');
-  t.same(ha.lost, ['unreachable']);
-  const pttl = await probe.pttl(`test:lease:${JOB}`);
-  t.ok(pttl > 0, `a gave up ${ha.lostAt - pausedAt} ms into the partition, its lease still has ${pttl} ms in Redis`);
-  await until(() => hb.running || hc.running, 2 * TTL, 'b or c acquires once the lease expired');
-  const next = hb.running ? hb : hc;
-  t.ok(next.acquiredAt >= ha.lostAt, 'only after a gave it up');
-  t.ok(next.tokens[0]! > ha.tokens[0]!, 'with a larger token');
-
-  proxy.resume();
-  await new Promise((r) => setTimeout(r, 2 * TTL));
-  t.notOk(ha.running, 'a, healed, does not take it back while it is held');
-  t.equal(a.cluster.leases.held(JOB), undefined);
-  t.ok(next.running, 'the new holder keeps it');
-  watch.stop();
-  t.ok(watch.samples() > 50, `${watch.samples()} samples`);
-});
-
 t.test('a clean release hands over at once', async (t) => {
   const redis = await startRedis(t);
-  const a = await startNode(t, redis.url, 'a');
+  const a = await leaseNode(t, redis.url, 'a');
   const ha = compete(a);
   await until(() => ha.running, 1000, 'a acquires');
-  const b = await startNode(t, redis.url, 'b');
+  const b = await leaseNode(t, redis.url, 'b');
   const hb = compete(b);
   const watch = watchForTwo(t, [ha, hb]);
   await new Promise((r) => setTimeout(r, TTL / 2));
@@ -167,7 +83,7 @@ t.test('a clean release hands over at once', async (t) => {
 
 t.test('acquired and lost of one job never run at the same time (async handlers)', async (t) => {
   const redis = await startRedis(t);
-  const a = await startNode(t, redis.url, 'a');
+  const a = await leaseNode(t, redis.url, 'a');
   const probe = await probeClient(t, redis.url);
   const events: string[] = [];
   let active = 0;
@@ -203,7 +119,7 @@ t.test('acquired and lost of one job never run at the same time (async handlers)
 
 t.test('a lease that expired in Redis is lost as expired and acquired again with a new token', async (t) => {
   const redis = await startRedis(t);
-  const a = await startNode(t, redis.url, 'a');
+  const a = await leaseNode(t, redis.url, 'a');
   const h = compete(a);
   await until(() => h.running, 1000, 'a acquires');
   const probe = await probeClient(t, redis.url);

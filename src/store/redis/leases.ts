@@ -4,8 +4,8 @@
  * grant, so every grant's token is larger than all earlier ones.
  *
  *  - Free: try to acquire every leaseTtlMs/3 (one script: grant only if
- *    free, or if the value is this node's own from a grant it already gave
- *    up; return the token).
+ *    free, return the token). Not even this node's own earlier value is
+ *    taken over: tries still in flight would replace the grant in use.
  *  - Held: renew every leaseTtlMs/3 (compare-and-PEXPIRE on the exact value),
  *    sooner after a failure. A renew that finds another value: lost('taken');
  *    none: lost('expired').
@@ -55,9 +55,7 @@ export interface RedisLeasesOptions {
  */
 const ACQUIRE = luaScript(`
 local cur = redis.call('GET', KEYS[1])
-if cur and string.sub(cur, 1, string.len(ARGV[1]) + 1) ~= ARGV[1] .. ' ' then
-  return {0, cur, redis.call('PTTL', KEYS[1])}
-end
+if cur then return {0, cur, redis.call('PTTL', KEYS[1])} end
 local token = redis.call('INCR', KEYS[2])
 local value = ARGV[1] .. ' ' .. token
 redis.call('SET', KEYS[1], value, 'PX', ARGV[2])
@@ -183,8 +181,16 @@ export class RedisLeases implements Leases {
       if (state.grant === undefined) void this.acquire(state);
       else void this.renew(state, state.grant);
     }
+    state.tick = this.clock.after(this.nextDelay(state), () => this.step(state));
+  }
+
+  /** Until the next try: a renew comes no later than halfway to the deadline (a grant whose reply was slow has little time left). */
+  private nextDelay(state: JobState): number {
     const delay = state.failing ? this.retryMs : this.renewMs;
-    state.tick = this.clock.after(delay, () => this.step(state));
+    const grant = state.grant;
+    if (grant === undefined) return delay;
+    const left = grant.lastOk + this.ttlMs - this.marginMs - this.monotonic();
+    return Math.max(0, Math.min(delay, left / 2));
   }
 
   private async acquire(state: JobState): Promise<void> {
@@ -216,9 +222,9 @@ export class RedisLeases implements Leases {
     this.logger.info({ job: state.job, token }, 'lease acquired');
     this.heldChanged();
     this.enqueue(state, () => state.handlers.acquired(token));
-    // Renew on the regular beat from the grant.
+    // Renew on the regular beat from the grant (sooner when the reply was slow).
     state.tick?.cancel();
-    state.tick = this.clock.after(this.renewMs, () => this.step(state));
+    state.tick = this.clock.after(this.nextDelay(state), () => this.step(state));
   }
 
   private async renew(state: JobState, grant: Grant): Promise<void> {
