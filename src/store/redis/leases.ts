@@ -196,7 +196,7 @@ export class RedisLeases implements Leases {
   private async acquire(state: JobState): Promise<void> {
     const epoch = state.epoch;
     const sentAt = this.monotonic();
-    state.inFlight++;
+    const done = this.inFlight(state);
     let reply: unknown;
     try {
       reply = await ACQUIRE.run(this.client, [this.keys.lease(state.job), this.keys.fence(state.job)], [this.nodeId, this.ttlMs]);
@@ -204,7 +204,7 @@ export class RedisLeases implements Leases {
       this.logger.debug({ job: state.job, err: String(err) }, 'lease acquire failed');
       return;
     } finally {
-      state.inFlight--;
+      done();
     }
     const [granted, value, pttl] = parseReply(reply);
     if (typeof value === 'string') this.note(state.job, value, pttl);
@@ -230,7 +230,7 @@ export class RedisLeases implements Leases {
   private async renew(state: JobState, grant: Grant): Promise<void> {
     const epoch = state.epoch;
     const sentAt = this.monotonic();
-    state.inFlight++;
+    const done = this.inFlight(state);
     let reply: unknown;
     try {
       reply = await RENEW.run(this.client, [this.keys.lease(state.job)], [grant.value, this.ttlMs]);
@@ -239,7 +239,7 @@ export class RedisLeases implements Leases {
       this.logger.debug({ job: state.job, err: String(err) }, 'lease renew failed');
       return;
     } finally {
-      state.inFlight--;
+      done();
     }
     if (state.epoch !== epoch || state.grant !== grant) return;
     const [ok, second] = parseReply(reply);
@@ -262,6 +262,26 @@ export class RedisLeases implements Leases {
     // Free now (expired) or someone else's: compete again at once.
     state.tick?.cancel();
     this.step(state);
+  }
+
+  /**
+   * Count a command as waiting for Redis until it is answered, or for one
+   * TTL at most: a reply that never comes (a connection lost mid-command)
+   * must not block the job's tries for good. A reply after that still counts.
+   */
+  private inFlight(state: JobState): () => void {
+    state.inFlight++;
+    let counted = true;
+    const uncount = (): void => {
+      if (!counted) return;
+      counted = false;
+      state.inFlight--;
+    };
+    const timer = this.clock.after(this.ttlMs, uncount);
+    return () => {
+      timer.cancel();
+      uncount();
+    };
   }
 
   /** The local deadline: leaseTtlMs - margin after the last successful send. */

@@ -151,9 +151,12 @@ export class RedisMembership implements Membership {
     if (this.running) this.timer = this.clock.after(this.heartbeatMs, () => void this.tick());
     if (this.isReachable && this.clock.now() - this.lastOk > 2 * this.heartbeatMs) this.setReachable(false);
     if (this.beating !== undefined) return this.beating;
-    const beat = this.beat().finally(() => {
-      if (this.beating === beat) this.beating = undefined;
-    });
+    // A beat unanswered for two intervals is given up on (its reply, if it comes, is still read): one lost mid-command must not stop the beats.
+    const beat = withTimeout(this.beat(), 2 * this.heartbeatMs)
+      .catch(() => undefined)
+      .finally(() => {
+        if (this.beating === beat) this.beating = undefined;
+      });
     this.beating = beat;
     return beat;
   }
