@@ -5,6 +5,7 @@
  * order through the close hooks each registers (src/util/lifecycle.ts).
  * Graph and SIP meet only through core's PresenceHub.
  */
+import { resolveNodeId } from './config/cluster.js';
 import { personFromConfig, presenceStoreOptions } from './config/core-config.js';
 import type { GatewayConfig } from './config/schema.js';
 import { sipStackOptions } from './config/sip-options.js';
@@ -22,6 +23,9 @@ import { PackageRegistry } from './simple/package-registry.js';
 import { SimpleServer } from './simple/simple-server.js';
 import { createTrunkSide, createUpstream, type TrunkSide, type UpstreamSide } from './trunk-wiring.js';
 import { openPersistence } from './persistence-wiring.js';
+import { holdJobs, type HeldJobs } from './job-wiring.js';
+import { JOBS, type Cluster } from './store/cluster.js';
+import { singleNodeCluster } from './store/single-node.js';
 import { Lifecycle } from './util/lifecycle.js';
 import { TimerWheel } from './util/timer-wheel.js';
 import { SipStack } from './sip/stack.js';
@@ -51,12 +55,18 @@ const GRAPH_STOP_MS = 15_000;
 export interface GatewayStartOptions {
   /** The close hooks' lifecycle (tests pass one to see the stop order); made here otherwise. */
   lifecycle?: Lifecycle;
+  /**
+   * The service this node is part of: its jobs (each trunk's upstream side, the Graph side's
+   * subscriptions, poller, directory sync, writer, calendar) run under its leases. Default: this
+   * node alone (every lease held at once). The caller closes a cluster it passes.
+   */
+  cluster?: Cluster;
 }
 
 export async function startGateway(config: GatewayConfig, logger: Logger, options: GatewayStartOptions = {}): Promise<Gateway> {
   const life = options.lifecycle ?? new Lifecycle({ log: logger });
   try {
-    return await assemble(config, logger, life);
+    return await assemble(config, logger, life, options.cluster ?? singleNodeCluster(resolveNodeId(config.cluster)));
   } catch (err) {
     // a start that fails half way closes what it had started
     await life.close();
@@ -64,7 +74,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
   }
 }
 
-async function assemble(config: GatewayConfig, logger: Logger, life: Lifecycle): Promise<Gateway> {
+async function assemble(config: GatewayConfig, logger: Logger, life: Lifecycle, cluster: Cluster): Promise<Gateway> {
   const directory = new Directory(
     config.users.map((u) => personFromConfig(u, config.sip.domain)),
     { domains: [config.sip.domain, ...config.sip.aliases] },
@@ -124,19 +134,34 @@ async function assemble(config: GatewayConfig, logger: Logger, life: Lifecycle):
   life.onClose('resource lists', () => lists.close());
 
   await trunks.registry.start();
-  // Upstream starts inside restore, with the dialogs and publications saved by the last run; from then on
-  // every change is kept (persistence-wiring.ts).
-  persistence.restore({ notifier: simple.notifier, publications: simple.publications, directory, lists, upstream, ...(simple.features !== undefined ? { features: simple.features } : {}) });
+  // Saved state back into the parts; from then on every change is kept (persistence-wiring.ts).
+  persistence.restore({ notifier: simple.notifier, publications: simple.publications, directory, lists, upstream: { watcher: upstream.watcher, publisher: upstream.publisher }, ...(simple.features !== undefined ? { features: simple.features } : {}) });
+  // Each trunk's upstream side is a job: it starts with the dialogs and publications saved for the trunk.
+  let trunkJobs: HeldJobs | undefined;
   life.onClose(
     'upstream',
     async () => {
-      // With a persistent store the dialogs and publications stay at the trunks and are reused at the
-      // next start; without one they are ended (unSUBSCRIBE, PUBLISH Expires: 0) while the stack still runs.
+      // With a persistent store the dialogs and publications stay at the trunks for the next holder or the
+      // next start (the leases go first); without one they are ended (unSUBSCRIBE, PUBLISH Expires: 0)
+      // while the stack still runs.
+      if (!persistence.persistent) await upstream.close();
+      await trunkJobs?.release();
       await persistence.keepUpstream(upstream);
       await upstream.close();
     },
     { timeoutMs: UPSTREAM_STOP_MS },
   );
+  upstream.open();
+  trunkJobs = holdJobs(
+    cluster.leases,
+    upstream.trunks.map((name) => ({
+      job: JOBS.trunk(name),
+      start: async () => void upstream.startTrunk(name, await persistence.savedUpstream(name)),
+      stop: () => upstream.stopTrunk(name),
+    })),
+    logger,
+  );
+  await trunkJobs.started;
 
   const demo =
     config.graphSimulator !== undefined
@@ -158,6 +183,7 @@ async function assemble(config: GatewayConfig, logger: Logger, life: Lifecycle):
           passwordRefusals: persistence.graphPasswordRefusals(),
           // metrics: request statuses, and the Teams-to-SIP clock for people somebody watches
           observer: observed.graph((personId) => simple.notifier.watchers(personId).length > 0),
+          reload: (repositories) => persistence.store.reload(repositories),
         })
       : undefined;
   const hookPath = graphConfig !== undefined ? graphModule?.webhookPath(graphConfig) : undefined;
@@ -199,8 +225,19 @@ async function assemble(config: GatewayConfig, logger: Logger, life: Lifecycle):
   // A stop ends nothing towards watchers (no terminating NOTIFYs) nor Graph subscriptions (reused on restart).
   // Its stop is registered first: a start that fails half way still has its timers stopped.
   if (graph !== undefined) {
-    life.onClose('graph', () => graph.stop(), { timeoutMs: GRAPH_STOP_MS });
-    await graph.start();
+    let graphJobs: HeldJobs | undefined;
+    life.onClose(
+      'graph',
+      async () => {
+        await graphJobs?.release();
+        await graph.stop();
+      },
+      { timeoutMs: GRAPH_STOP_MS },
+    );
+    // every node serves the webhook; the jobs run where their lease is held
+    await graph.open();
+    graphJobs = holdJobs(cluster.leases, graph.jobs.map((job) => ({ job, start: () => graph.startJob(job), stop: () => graph.stopJob(job) })), logger);
+    await graphJobs.started;
   }
 
   return {

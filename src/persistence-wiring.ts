@@ -22,6 +22,7 @@
  */
 import path from 'node:path';
 import type { GatewayConfig } from './config/schema.js';
+import { resolveNodeId } from './config/cluster.js';
 import { resolveStorePath } from './config/store.js';
 import type { Directory } from './core/directory.js';
 import type { PasswordRefusalStore } from './graph/auth.js';
@@ -58,10 +59,12 @@ export interface PersistedParts {
   directory: Pick<Directory, 'get'>;
   lists?: Pick<ResourceLists, 'summary'> & Partial<Pick<ResourceLists, 'restoreClientList' | 'released'>>;
   /**
-   * The upstream side, not started yet: restore() starts it with the dialogs
-   * and entity-tags saved by an earlier run (nothing saved when not persistent).
+   * The upstream side, not started yet. With start(), restore() starts it
+   * with the dialogs and entity-tags saved by an earlier run (nothing saved
+   * when not persistent); without, it is only kept saved from now on and each
+   * trunk's job starts it with savedUpstream(trunk).
    */
-  upstream?: { watcher: UpstreamWatcher; publisher: UpstreamPublisher; start(saved: SavedUpstream): UpstreamRestoreCounts };
+  upstream?: { watcher: UpstreamWatcher; publisher: UpstreamPublisher; start?(saved: SavedUpstream): UpstreamRestoreCounts };
   /** Desk phones' forwarding settings (as-feature-event), kept per person. */
   features?: Pick<FeatureEventPackage, 'restoreForwarding' | 'onPersist'>;
 }
@@ -110,6 +113,12 @@ export interface Persistence {
    * the upstream side. Call once, after the parts are built.
    */
   restore(parts: PersistedParts): RestoreSummary;
+  /**
+   * The upstream dialogs and entity-tags saved for `trunk`, read again from
+   * the store first (another node sharing it may have written them): what a
+   * trunk's job starts with. Nothing when not persistent.
+   */
+  savedUpstream(trunk: string): Promise<SavedUpstream>;
   /** Stop: close the upstream side keeping its dialogs and publications (nothing sent). No-op when not persistent. */
   keepUpstream(upstream: { watcher: UpstreamWatcher; publisher: UpstreamPublisher }): Promise<void>;
   /** Wait briefly for NOTIFYs in flight, save the moved CSeqs, flush and close the store. Idempotent. */
@@ -122,6 +131,8 @@ export async function openPersistence(config: GatewayConfig, logger: Logger): Pr
     path: resolveStorePath(config.store, config.stateDir),
     flushMs: config.store.flushMs,
     logger: logger.child({ component: 'store' }),
+    redis: config.store.redis,
+    nodeId: resolveNodeId(config.cluster),
   });
   return createPersistence({
     store,
@@ -197,7 +208,7 @@ export function createPersistence(options: PersistenceOptions): Persistence {
         upstreamPublications: { ...empty },
       };
       if (!persistent) {
-        parts.upstream?.start({ subscriptions: [], publications: [] });
+        parts.upstream?.start?.({ subscriptions: [], publications: [] });
         return summary;
       }
       hook(parts);
@@ -216,7 +227,7 @@ export function createPersistence(options: PersistenceOptions): Persistence {
       summary.publications = parts.publications.restore(pubs, exists);
       for (const p of pubs) if (parts.publications.get(p.etag) === undefined) store.publications.remove(p.etag);
 
-      if (parts.upstream !== undefined) {
+      if (parts.upstream?.start !== undefined) {
         const up = parts.upstream.start({
           subscriptions: store.upstreamSubscriptions.loadAll(),
           publications: store.upstreamPublications.loadAll(),
@@ -249,6 +260,15 @@ export function createPersistence(options: PersistenceOptions): Persistence {
       return summary;
     },
 
+    async savedUpstream(trunk) {
+      if (!persistent) return { subscriptions: [], publications: [] };
+      await store.reload(['upstreamSubscriptions', 'upstreamPublications']);
+      return {
+        subscriptions: store.upstreamSubscriptions.loadAll().filter((r) => r.trunk === trunk),
+        publications: store.upstreamPublications.loadAll().filter((r) => r.trunk === trunk),
+      };
+    },
+
     async keepUpstream(upstream) {
       if (!persistent) return;
       await Promise.all([upstream.watcher.close(false), upstream.publisher.close({ remove: false })]);
@@ -264,7 +284,8 @@ export function createPersistence(options: PersistenceOptions): Persistence {
           n.persistMoved();
           n.onPersist(undefined);
         }
-        store.close();
+        if (store.closeAsync !== undefined) await store.closeAsync();
+        else store.close();
       })();
       return closing;
     },

@@ -159,9 +159,25 @@ export interface BuiltUpstream extends UpstreamSide {
    * watcher's restore must follow its add()s in the same turn). Call once.
    */
   start(saved?: SavedUpstream): UpstreamRestoreCounts;
+  /** The trunks that watch or publish: one job each (JOBS.trunk), in configuration order. */
+  readonly trunks: readonly string[];
+  /**
+   * What every node does, whichever holds the trunks' jobs: core expects the
+   * watched trunks' line state (unknown is not idle), and a trunk coming back
+   * refreshes what runs here. Once; start() and startTrunk() do it too.
+   */
+  open(): void;
+  /**
+   * Start one trunk's job: its SUBSCRIBEs and PUBLISHes, reusing the saved
+   * dialogs and entity-tags of that trunk (an upstream dialog saved by
+   * another node is refreshed in that dialog). Again after stopTrunk.
+   */
+  startTrunk(trunk: string, saved?: SavedUpstream): UpstreamRestoreCounts;
+  /** Stop one trunk's job ending nothing there: dialogs and publications stay for the next holder. */
+  stopTrunk(trunk: string): void;
 }
 
-/** Build the upstream watcher and publisher over the trunk side (nothing is sent before start()). */
+/** Build the upstream watcher and publisher over the trunk side (nothing is sent before start() or startTrunk()). */
 export function createUpstream(options: UpstreamOptions): BuiltUpstream {
   const { config, sender, trunks, directory, store, wheel } = options;
   const logger = options.logger.child({ component: 'upstream' });
@@ -171,38 +187,88 @@ export function createUpstream(options: UpstreamOptions): BuiltUpstream {
   const publisher = new UpstreamPublisher({ sender, wheel, logger, onItem: itemNoter(registry, store, 'publication'), onAuth });
   const publishing = new TeamsPublishing(store, publisher);
   const detach: (() => void)[] = [];
-  let started = false;
+  const fromUri = gatewayIdentity(config);
+  const names = registry
+    .all()
+    .filter((t) => t.has('watch') || t.has('publish'))
+    .map((t) => t.name);
+  const live = new Set<string>();
+  let attached = false;
+  let startedAll = false;
+  let closed = false;
+  const none = (): UpstreamRestoreCounts => ({ subscriptions: { restored: 0, dropped: 0 }, publications: { restored: 0, dropped: 0 } });
+  const ofTrunk = <R extends { trunk: string }>(records: Iterable<R> | undefined, trunk: string): R[] => [...(records ?? [])].filter((r) => r.trunk === trunk);
+  /** Whether startTrunk(name) adds watch targets (its saved dialogs are restored into them). */
+  const watches = (name: string): boolean => {
+    const t = registry.get(name);
+    return t !== undefined && t.has('watch') && directory.all().some((p) => t.carries(p));
+  };
+
+  // What every node does, whichever holds the trunks: core expects their line state, a trunk back refreshes what runs here.
+  const attach = (): void => {
+    if (attached || closed) return;
+    attached = true;
+    for (const trunk of registry.all().filter((t) => t.has('watch'))) {
+      for (const person of directory.all()) if (trunk.carries(person)) store.expectTelephony(person.id, trunkFeeder(trunk.name));
+    }
+    if (registry.all().some((t) => t.has('publish'))) detach.push(store.onChange((personId) => publishing.changed(personId)));
+    detach.push(refreshWhenBack(registry, store, { watcher, publisher }, logger));
+  };
+
+  const startTrunk = (name: string, saved?: SavedUpstream): UpstreamRestoreCounts => {
+    const trunk = registry.get(name);
+    if (closed || trunk === undefined || live.has(name)) return none();
+    attach();
+    live.add(name);
+    const persons = directory.all().filter((p) => trunk.carries(p));
+    if (trunk.has('watch')) {
+      for (const person of persons) watcher.add(watchTarget(trunk, person, fromUri));
+      logger.info({ trunk: trunk.name, users: persons.length, event: trunk.traits.watchEvent }, 'watching users at trunk');
+    }
+    if (trunk.has('publish')) {
+      for (const person of persons) publishing.add(publishTarget(trunk, person, fromUri));
+      for (const person of persons) publishing.changed(person.id);
+    }
+    return {
+      // the watcher's restore follows its add()s in the same turn; with nothing added there is nothing to restore into
+      subscriptions: watches(name) ? watcher.restore(ofTrunk(saved?.subscriptions, name)) : { restored: 0, dropped: 0 },
+      publications: publisher.restore(ofTrunk(saved?.publications, name)),
+    };
+  };
 
   return {
     watcher,
     publisher,
+    trunks: names,
+    open: attach,
     start(saved) {
-      if (started) throw new Error('upstream already started');
-      started = true;
-      const fromUri = gatewayIdentity(config);
-      const persons = directory.all();
-      for (const trunk of registry.all().filter((t) => t.has('watch'))) {
-        let n = 0;
-        for (const person of persons) {
-          if (!trunk.carries(person)) continue;
-          watcher.add(watchTarget(trunk, person, fromUri));
-          store.expectTelephony(person.id, trunkFeeder(trunk.name));
-          n++;
-        }
-        logger.info({ trunk: trunk.name, users: n, event: trunk.traits.watchEvent }, 'watching users at trunk');
+      if (startedAll) throw new Error('upstream already started');
+      startedAll = true;
+      attach();
+      const counts = none();
+      // what no trunk takes (a trunk gone from the config, nobody carried) is dropped, and removed from the store
+      const watched = new Set(names.filter(watches));
+      const subs = [...(saved?.subscriptions ?? [])];
+      const pubs = [...(saved?.publications ?? [])];
+      const left = { subscriptions: subs.filter((r) => !watched.has(r.trunk)), publications: pubs.filter((r) => !names.includes(r.trunk)) };
+      for (const c of [...names.map((name) => startTrunk(name, saved)), { subscriptions: left.subscriptions.length > 0 ? watcher.restore(left.subscriptions) : { restored: 0, dropped: 0 }, publications: publisher.restore(left.publications) }]) {
+        counts.subscriptions.restored += c.subscriptions.restored;
+        counts.subscriptions.dropped += c.subscriptions.dropped;
+        counts.publications.restored += c.publications.restored;
+        counts.publications.dropped += c.publications.dropped;
       }
-      for (const trunk of registry.all().filter((t) => t.has('publish'))) {
-        for (const person of persons) if (trunk.carries(person)) publishing.add(publishTarget(trunk, person, fromUri));
-      }
-      for (const person of persons) publishing.changed(person.id);
-      if (publishing.size > 0) detach.push(store.onChange((personId) => publishing.changed(personId)));
-      detach.push(refreshWhenBack(registry, store, { watcher, publisher }, logger));
-      return {
-        subscriptions: watcher.restore(saved?.subscriptions ?? []),
-        publications: publisher.restore(saved?.publications ?? []),
-      };
+      return counts;
+    },
+    startTrunk,
+    stopTrunk(name) {
+      if (closed || !live.delete(name)) return;
+      watcher.release(name);
+      publisher.release(name);
+      publishing.drop(name);
+      logger.info({ trunk: name }, 'upstream of trunk stopped here; its dialogs and publications stay at the trunk');
     },
     async close() {
+      closed = true;
       for (const d of detach.splice(0)) d();
       await Promise.all([watcher.close(true), publisher.close()]);
     },

@@ -4,6 +4,7 @@ import { graphConfigSchema } from '../graph/config.js';
 import { adminSchema, DEMO_ADMIN_TOKEN } from './admin.js';
 import { listMemberIssues, listsSchema } from '../simple/lists-config.js';
 import { storeConfigSchema } from './store.js';
+import { clusterConfigSchema } from './cluster.js';
 import { accessSchema, trunksSchema, unknownTrunkUsers } from '../trunks/config.js';
 import { watcherProfilesSchema } from './watcher-profiles.js';
 import { connectionsSchema, securityLogSchema } from './security.js';
@@ -143,8 +144,10 @@ export const configSchema = z
     trunks: trunksSchema,
     /** Resource lists (RFC 4662): groups served as list URIs. */
     lists: listsSchema,
-    /** Where SIP and Graph state survives restarts (SQLite). */
+    /** Where SIP and Graph state survives restarts (SQLite, or Redis shared by several nodes). */
     store: storeConfigSchema,
+    /** This node in a cluster of gateways sharing store.redis (node id, heartbeat and lease times). */
+    cluster: clusterConfigSchema,
     /** Admin API, diagnostics page and metrics token. Leave out to serve none of them. */
     admin: adminSchema.optional(),
     subscriptions: expiryBounds({ min: 60, max: 3600, def: 3600 }),

@@ -1,13 +1,17 @@
 import type { Directory } from './directory.js';
 import { composeRich, composeTelephony } from './compose.js';
 import { FeederLiveness } from './feeder-liveness.js';
+import type { HubInput } from './hub-input.js';
 import { isEcho, sameTarget, sipMeaningOf, teamsTargetOf, type TeamsToSipTable } from './mapping.js';
 import type { CalendarState, PersonState, PresenceView, RichState, TeamsState, TeamsTarget, TelephonyState } from './person-state.js';
+import { PUBLISH_SOURCE } from './publish-source.js';
 import { deriveView, sameContent, type ViewOptions } from './view.js';
 import { systemClock, type Clock } from '../util/clock.js';
 
 export type ChangeListener = (personId: string, view: PresenceView) => void;
 export type TeamsTargetListener = (personId: string, target: TeamsTarget) => void;
+/** A local writer's call, as data (hub-input.ts). */
+export type InputListener = (input: HubInput) => void;
 
 export interface PresenceHubOptions {
   clock?: Pick<Clock, 'now'>;
@@ -52,8 +56,8 @@ interface Entry {
 /** The telephony feeder of a desk phone's own DND key (as-feature-event). */
 export const FEATURE_KEY_SOURCE = 'feature-key';
 
-/** The feeder a caller names when it names none (the PUBLISH compositor). */
-export const DEFAULT_SOURCE = 'publish';
+/** The feeder a caller names when it names none (the PUBLISH compositor of a single node). */
+export const DEFAULT_SOURCE = PUBLISH_SOURCE;
 
 function putSource<T>(map: Map<string, T> | undefined, source: string, value: T | undefined): Map<string, T> | undefined {
   if (value === undefined) {
@@ -77,6 +81,7 @@ export class PresenceHub {
   private readonly entries = new Map<string, Entry>();
   private readonly listeners = new Set<ChangeListener>();
   private readonly targetListeners = new Set<TeamsTargetListener>();
+  private readonly inputListeners = new Set<InputListener>();
   private readonly clock: Pick<Clock, 'now'>;
   private readonly echoWindowMs: number;
   private readonly callEchoes: ReadonlyArray<{ availability: string; activity: string }>;
@@ -145,6 +150,10 @@ export class PresenceHub {
    * a person are composed (compose.ts).
    */
   setSip(personId: string, rich: RichState | undefined, source: string = DEFAULT_SOURCE): void {
+    this.write(rich === undefined ? { kind: 'sip', personId, source } : { kind: 'sip', personId, source, rich });
+  }
+
+  private sip(personId: string, rich: RichState | undefined, source: string): void {
     this.update(personId, (s, e) => {
       e.sipSources = putSource(e.sipSources, source, rich);
       const composed = e.sipSources === undefined ? undefined : composeRich([...e.sipSources.values()]);
@@ -155,6 +164,10 @@ export class PresenceHub {
 
   /** Telephony from one feeder, composed with the person's other feeders (several PBXs, phones' PUBLISH). */
   setTelephony(personId: string, telephony: TelephonyState | undefined, source: string = DEFAULT_SOURCE): void {
+    this.write(telephony === undefined ? { kind: 'telephony', personId, source } : { kind: 'telephony', personId, source, telephony });
+  }
+
+  private telephony(personId: string, telephony: TelephonyState | undefined, source: string): void {
     this.update(personId, (s, e) => {
       e.telephonySources = putSource(e.telephonySources, source, telephony);
       this.composeTelephonyOf(personId, s, e);
@@ -163,12 +176,21 @@ export class PresenceHub {
 
   /** `feeder` (e.g. 'trunk:pbx1') is where the person's telephony is expected from: its being down makes them unknown. */
   expectTelephony(personId: string, feeder: string): void {
+    this.write({ kind: 'expect-telephony', personId, feeder });
+  }
+
+  private expect(personId: string, feeder: string): void {
+    this.entry(personId); // an unknown person throws before the liveness side knows of them
     this.liveness.expect(personId, feeder);
     this.update(personId, (s, e) => this.composeTelephonyOf(personId, s, e));
   }
 
   /** A feeder went down or came back for everyone (a trunk's reachability). */
   setFeederReachable(feeder: string, reachable: boolean): void {
+    this.write({ kind: 'feeder-reachable', feeder, reachable });
+  }
+
+  private feederReachable(feeder: string, reachable: boolean): void {
     if (!this.liveness.setReachable(feeder, reachable)) return;
     const touched = new Set(this.liveness.expecting(feeder));
     for (const [personId, e] of this.entries) if (e.telephonySources?.has(feeder) === true) touched.add(personId);
@@ -177,6 +199,10 @@ export class PresenceHub {
 
   /** A feeder went down or came back for one person (their upstream subscription). */
   setFeederReachableFor(personId: string, feeder: string, reachable: boolean): void {
+    this.write({ kind: 'feeder-reachable-for', personId, feeder, reachable });
+  }
+
+  private feederReachableFor(personId: string, feeder: string, reachable: boolean): void {
     if (!this.liveness.setReachableFor(personId, feeder, reachable)) return;
     this.update(personId, (s, e) => this.composeTelephonyOf(personId, s, e));
   }
@@ -217,6 +243,10 @@ export class PresenceHub {
    *    PBX's and is left alone: the gateway cannot switch it off there.
    */
   setFeatureKeyDnd(personId: string, on: boolean): void {
+    this.write({ kind: 'feature-key-dnd', personId, on });
+  }
+
+  private featureKeyDnd(personId: string, on: boolean): void {
     this.update(personId, (s, e) => {
       const teams = s.teams;
       if (on) delete e.teamsDndOverruled;
@@ -243,6 +273,10 @@ export class PresenceHub {
   }
 
   setTeams(personId: string, teams: TeamsState | undefined): void {
+    this.write(teams === undefined ? { kind: 'teams', personId } : { kind: 'teams', personId, teams });
+  }
+
+  private teams(personId: string, teams: TeamsState | undefined): void {
     this.update(personId, (s, e) => {
       const before = s.teams;
       if (teams === undefined) delete s.teams;
@@ -272,10 +306,82 @@ export class PresenceHub {
    * current at block ends); undefined: free, or no calendar.
    */
   setCalendar(personId: string, calendar: CalendarState | undefined): void {
+    this.write(calendar === undefined ? { kind: 'calendar', personId } : { kind: 'calendar', personId, calendar });
+  }
+
+  private calendar(personId: string, calendar: CalendarState | undefined): void {
     this.update(personId, (s) => {
       if (calendar === undefined) delete s.calendar;
       else s.calendar = calendar;
     });
+  }
+
+  /**
+   * Remove source `source` (sip and telephony) from every person: a dead
+   * node's PUBLISH compositor (`publish@<node>`, publish-source.ts), whose
+   * publications another node has adopted under its own source. Each
+   * removal is a local write (onInput hears `{ kind: 'sip' | 'telephony',
+   * source }` without a value, once per person and kind that had it), so the
+   * shared person state forgets the dead node's slots too and a node that
+   * starts later does not load them back. Every node may call it for the
+   * same node: the inputs are idempotent removals.
+   */
+  dropSource(source: string): void {
+    for (const [personId, e] of this.entries) {
+      if (e.sipSources?.has(source) === true) this.write({ kind: 'sip', personId, source });
+      if (e.telephonySources?.has(source) === true) this.write({ kind: 'telephony', personId, source });
+    }
+  }
+
+  /**
+   * Hear of every local writer's call (setSip, setTelephony, ...,
+   * dropSource's removals), as data, after it was applied here; never of
+   * apply(). Several nodes stay alike by applying each other's inputs.
+   */
+  onInput(listener: InputListener): () => void {
+    this.inputListeners.add(listener);
+    return () => this.inputListeners.delete(listener);
+  }
+
+  /**
+   * Do what the writer method `input` stands for would, without telling
+   * onInput (another node's input: no echo). An input naming a person this
+   * node's directory does not know is ignored (the nodes' directories may
+   * differ for a while), as is a kind this version does not know.
+   */
+  apply(input: HubInput): void {
+    if ('personId' in input && !this.entries.has(input.personId) && this.directory.get(input.personId) === undefined) return;
+    this.perform(input);
+  }
+
+  /** A local writer's call: applied, then told to onInput. */
+  private write(input: HubInput): void {
+    this.perform(input);
+    if (this.inputListeners.size > 0) for (const l of this.inputListeners) l(input);
+  }
+
+  private perform(input: HubInput): void {
+    switch (input.kind) {
+      case 'sip':
+        return this.sip(input.personId, input.rich, input.source);
+      case 'telephony':
+        return this.telephony(input.personId, input.telephony, input.source);
+      case 'expect-telephony':
+        return this.expect(input.personId, input.feeder);
+      case 'feeder-reachable':
+        return this.feederReachable(input.feeder, input.reachable);
+      case 'feeder-reachable-for':
+        return this.feederReachableFor(input.personId, input.feeder, input.reachable);
+      case 'feature-key-dnd':
+        return this.featureKeyDnd(input.personId, input.on);
+      case 'teams':
+        return this.teams(input.personId, input.teams);
+      case 'calendar':
+        return this.calendar(input.personId, input.calendar);
+      default:
+        // a newer node's kind (bus messages are data): nothing to do here
+        return;
+    }
   }
 
   /**

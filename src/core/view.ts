@@ -1,5 +1,6 @@
 import { DEFAULT_TEAMS_TO_SIP, sipMeaningOf, type TeamsToSipTable } from './mapping.js';
 import type { Call, PersonState, PresenceView, ViewSource } from './person-state.js';
+import { isPublishSource, PUBLISH_SOURCE } from './publish-source.js';
 
 /** The content of a view, without the bookkeeping the store adds. */
 export type ViewContent = Omit<PresenceView, 'personId' | 'revision' | 'changedAt'>;
@@ -185,11 +186,11 @@ function consoleNotes(state: PersonState, options: ViewOptions): Array<{ text: s
   return out.length === 0 ? undefined : out;
 }
 
-/** Where a contribution came from, as source-priority names: teams, publish, trunk:<name>. */
+/** Where a contribution came from, as source-priority names: teams, publish (any node's, any publisher's), trunk:<name>. */
 function feederOf(p: Contribution, state: PersonState): string {
   if (p.source === 'teams') return 'teams';
   const origin = p.source === 'telephony' ? state.telephony?.origin : state.sip?.origin;
-  return origin === undefined || origin === 'publish' || origin === 'feature-key' ? 'publish' : origin;
+  return origin === undefined || origin === 'feature-key' || isPublishSource(origin) ? PUBLISH_SOURCE : origin;
 }
 
 function rankIn(order: readonly string[], p: Contribution, state: PersonState): number {

@@ -30,6 +30,9 @@ import type { WebhookHandlers } from './webhook-handler.js';
 import { loadNotificationKeys, MemoryNotificationKeyStore, type NotificationKeyring, type NotificationKeyStore } from './notification-keys.js';
 import { ValidationTokenVerifier } from './rich-notifications.js';
 import type { SavedPresenceStore } from './saved-presence.js';
+import { JOBS } from '../store/cluster.js';
+import type { RepositoryName } from '../store/store.js';
+import { StoredSubscriptions, StoreRefresh } from './webhook-state.js';
 
 export { graphConfigSchema, parseGraphConfig, GraphConfigError, type GraphConfig, type GraphConfigInput } from './config.js';
 export { graphWebhookRoute, type WebhookRouteOptions } from './webhook-route.js';
@@ -71,6 +74,13 @@ export interface GraphOptions {
   passwordRefusals?: PasswordRefusalStore;
   /** environment for the token cache key (default process.env) */
   env?: Readonly<Record<string, string | undefined>>;
+  /**
+   * Read these repositories again from a store other nodes share (before a
+   * job takes over from another node, and when the webhook meets a
+   * subscription or certificate it does not know). Default: nothing to read,
+   * the store is this process's alone.
+   */
+  reload?: (repositories: ReadonlyArray<RepositoryName>) => Promise<void>;
 }
 
 export interface DirectorySyncStatus {
@@ -130,10 +140,33 @@ export interface GraphRuntime {
   signIn(account: string): Promise<AccountStatus>;
 }
 
+/**
+ * The Graph side as jobs that run once in a service of several nodes, each
+ * under a lease (src/store/cluster.ts, JOBS): start() is open() and then
+ * every job, stop() ends them all. A job stopped (lease lost) ends nothing in
+ * Graph: its subscriptions stay, to be renewed by the next holder.
+ */
+export interface GraphJobs {
+  /** The jobs this configuration has (JOBS names), in the order start() starts them. */
+  readonly jobs: readonly string[];
+  /**
+   * What every node needs, lease or not: sign-ins from the stored token
+   * cache, one directory sync (the Teams identities), the notification keys
+   * and the stored subscriptions (the webhook works on every node). Once.
+   */
+  open(): Promise<void>;
+  /** Start one job (after open()); again after stopJob. The store's state of the job is read again first. */
+  startJob(job: string): Promise<void>;
+  /** Stop one job; nothing is ended in Graph. */
+  stopJob(job: string): Promise<void>;
+}
+
 const STOP_GRACE_MS = 10_000;
+/** The webhook asks the shared store about an unknown subscription or certificate at most this often. */
+const STORE_REREAD_MS = 30_000;
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-export function createGraph(options: GraphOptions): GraphRuntime {
+export function createGraph(options: GraphOptions): GraphRuntime & GraphJobs {
   const { config, directory, store, logger } = options;
   const clock = options.clock ?? systemClock;
   const read = options.readFile ?? ((p: string) => readFileSync(p, 'utf8'));
@@ -182,6 +215,34 @@ export function createGraph(options: GraphOptions): GraphRuntime {
             return (await r.json()) as unknown;
           },
         });
+  const reload = options.reload ?? (() => Promise.resolve());
+  const stateStore = options.stateStore;
+  const stored =
+    stateStore !== undefined && config.webhook !== undefined
+      ? new StoredSubscriptions({ load: () => stateStore.load(), reload: () => reload(['graphSubscriptions']), clock, intervalMs: STORE_REREAD_MS })
+      : undefined;
+  const keyStore = options.notificationKeys ?? new MemoryNotificationKeyStore();
+  const loadKeys = async (): Promise<void> => {
+    if (richConfig === undefined) return;
+    try {
+      keyring = await loadNotificationKeys({
+        ...(richConfig.certPath !== undefined && richConfig.keyPath !== undefined
+          ? { files: { certPem: read(richConfig.certPath), keyPem: read(richConfig.keyPath), ...(richConfig.certificateId !== undefined ? { id: richConfig.certificateId } : {}) } }
+          : {}),
+        store: keyStore,
+        logger,
+        clock,
+      });
+    } catch (error) {
+      // subscriptions are then created basic: notifications still work, with a read-back each
+      logger.error({ err: error }, 'graph: graph.webhook.richNotifications: no usable key pair (check certPath/keyPath); using basic notifications');
+    }
+  };
+  // a rich item naming a certificate this node never loaded: another node's key pair, in the store
+  const keysAgain = new StoreRefresh(async () => {
+    await reload(['graphNotificationKeys']);
+    await loadKeys();
+  }, clock, STORE_REREAD_MS);
   const reader = new PresenceReader({
     appClient,
     accounts,
@@ -196,15 +257,18 @@ export function createGraph(options: GraphOptions): GraphRuntime {
       safetyReadSec: config.poll.safetyReadSec,
     },
     observer: observerRef,
-    ...(verifier !== undefined ? { rich: { keyring: () => keyring, verifier } } : {}),
+    ...(verifier !== undefined ? { rich: { keyring: () => keyring, verifier, refreshKeys: () => keysAgain.run() } } : {}),
+    ...(stored !== undefined ? { stored } : {}),
     ...(config.webhook !== undefined ? { webhook: config.webhook } : {}),
     ...(options.stateStore !== undefined ? { stateStore: options.stateStore } : {}),
     ...(GUID.test(config.tenantId) ? { tenantId: config.tenantId } : {}),
     ...(options.reader ?? {}),
   });
-  const calendarBudget = config.calendar.enabled ? new RequestBudget(clock, calendarRequestsPer30s(config)) : undefined;
-  const calendar = calendarBudget !== undefined
-    ? new CalendarReader({
+  // the calendar reader and the writer are made anew at each start of their job: what one knew is stale after a stop
+  const newCalendar = (): CalendarReader | undefined => {
+    if (!config.calendar.enabled) return undefined;
+    const calendarBudget = new RequestBudget(clock, calendarRequestsPer30s(config));
+    return new CalendarReader({
         client: createGraphClient({
           graphBaseUrl: config.graphBaseUrl,
           tokens: auth.appToken(),
@@ -221,10 +285,11 @@ export function createGraph(options: GraphOptions): GraphRuntime {
         refreshMinutes: config.calendar.refreshMinutes,
         lookaheadHours: config.calendar.lookaheadHours,
         budget: calendarBudget,
-      })
-    : undefined;
-  const writer = config.writer.enabled
-    ? new PresenceWriter({
+      });
+  };
+  const newWriter = (): PresenceWriter | undefined =>
+    config.writer.enabled
+      ? new PresenceWriter({
         client: appClient,
         directory,
         store,
@@ -239,7 +304,11 @@ export function createGraph(options: GraphOptions): GraphRuntime {
         ...(options.savedPresence !== undefined ? { saved: options.savedPresence } : {}),
         observer: observerRef,
       })
-    : undefined;
+      : undefined;
+  let calendar = newCalendar();
+  let writer = newWriter();
+  /** Jobs started on this node and not stopped since. */
+  const running = new Set<string>();
   if (config.serviceAccounts.length > 0 && config.webhook === undefined) logger.info('graph: service accounts without graph.webhook: polling only');
   for (const a of config.serviceAccounts) {
     if (a.signIn === 'password') logger.info({ account: a.username }, 'graph: service account signs in with its password (ROPC): it fails once MFA is required; signIn: deviceCode works with MFA');
@@ -288,7 +357,7 @@ export function createGraph(options: GraphOptions): GraphRuntime {
   };
 
   const armSync = (delayMs: number): void => {
-    if (stopped) return;
+    if (stopped || !running.has(JOBS.directorySync)) return;
     syncTimer?.cancel();
     syncTimer = clock.after(delayMs, () => {
       syncTimer = undefined;
@@ -299,14 +368,11 @@ export function createGraph(options: GraphOptions): GraphRuntime {
     });
   };
 
-  return {
-    webhook: {
-      handleValidation: (query) => reader.handleValidation(query),
-      handleNotifications: (body) => reader.handleNotifications(body),
-    },
-    async start() {
-      if (started || stopped) return;
-      let synced = true;
+  let opened: Promise<void> | undefined;
+  let startedAll = false;
+  let synced = true;
+  const open = (): Promise<void> => {
+    opened ??= (async () => {
       // device-code accounts signed in before come back from the stored token cache
       await auth.start();
       try {
@@ -316,31 +382,95 @@ export function createGraph(options: GraphOptions): GraphRuntime {
         synced = false;
       }
       started = true;
-      if (richConfig !== undefined) {
-        try {
-          keyring = await loadNotificationKeys({
-            ...(richConfig.certPath !== undefined && richConfig.keyPath !== undefined
-              ? { files: { certPem: read(richConfig.certPath), keyPem: read(richConfig.keyPath), ...(richConfig.certificateId !== undefined ? { id: richConfig.certificateId } : {}) } }
-              : {}),
-            store: options.notificationKeys ?? new MemoryNotificationKeyStore(),
-            logger,
-            clock,
-          });
-        } catch (error) {
-          // subscriptions are then created basic: notifications still work, with a read-back each
-          logger.error({ err: error }, 'graph: graph.webhook.richNotifications: no usable key pair (check certPath/keyPath); using basic notifications');
-        }
-      }
-      await reader.start();
-      await writer?.start();
-      // the calendar's first read runs beside the rest: a missing permission must not hold the start up
-      void calendar?.start();
-      armSync(synced ? config.directory.syncIntervalMin * 60_000 : 60_000);
+      await loadKeys();
+      // the webhook of a node without the subscriptions job knows them from the store
+      if (stored !== undefined && stateStore !== undefined) stored.remember(await stateStore.load().catch(() => []));
+    })();
+    return opened;
+  };
+
+  const jobs: string[] = [JOBS.graphPoller];
+  if (reader.subscribes) jobs.push(JOBS.graphSubscriptions);
+  if (writer !== undefined) jobs.push(JOBS.graphWriter);
+  if (calendar !== undefined) jobs.push(JOBS.calendar);
+  jobs.push(JOBS.directorySync);
+  /** Jobs started here once already: their parts are made anew at the next start. */
+  const ran = new Set<string>();
+
+  const startJob = async (job: string): Promise<void> => {
+    if (stopped || running.has(job) || !jobs.includes(job)) return;
+    running.add(job);
+    const again = ran.has(job);
+    ran.add(job);
+    switch (job) {
+      case JOBS.graphPoller:
+        await reader.startPolling();
+        return;
+      case JOBS.graphSubscriptions:
+        // another node may have renewed or replaced them, refreshed a device-code token or made a key pair
+        await reload(['graphSubscriptions', 'graphTokenCache', 'graphNotificationKeys']);
+        if (again) await loadKeys();
+        await reader.startSubscriptions();
+        return;
+      case JOBS.graphWriter:
+        await reload(['graphSavedPresence']);
+        if (again) writer = newWriter();
+        await writer?.start();
+        return;
+      case JOBS.calendar:
+        if (again) calendar = newCalendar();
+        // the first read runs beside the rest: a missing permission must not hold the start up
+        void calendar?.start();
+        return;
+      case JOBS.directorySync:
+        armSync(synced ? config.directory.syncIntervalMin * 60_000 : 60_000);
+        return;
+    }
+  };
+
+  const stopJob = async (job: string): Promise<void> => {
+    if (!running.delete(job)) return;
+    switch (job) {
+      case JOBS.graphPoller:
+        await reader.stopPolling();
+        return;
+      case JOBS.graphSubscriptions:
+        await reader.stopSubscriptions();
+        return;
+      case JOBS.graphWriter:
+        await writer?.stop();
+        return;
+      case JOBS.calendar:
+        await calendar?.stop();
+        return;
+      case JOBS.directorySync:
+        syncTimer?.cancel();
+        syncTimer = undefined;
+        await syncing?.catch(() => undefined);
+        return;
+    }
+  };
+
+  return {
+    webhook: {
+      handleValidation: (query) => reader.handleValidation(query),
+      handleNotifications: (body) => reader.handleNotifications(body),
+    },
+    jobs,
+    open,
+    startJob,
+    stopJob,
+    async start() {
+      if (startedAll || stopped) return;
+      startedAll = true;
+      await open();
+      for (const job of jobs) await startJob(job);
       logger.info({ users: reader.status().users, accounts: accounts.length, webhook: config.webhook !== undefined, writer: writer !== undefined }, 'graph: started');
     },
     async stop(stopOptions = {}) {
       if (stopped) return;
       stopped = true;
+      running.clear();
       auth.stop();
       syncTimer?.cancel();
       syncTimer = undefined;

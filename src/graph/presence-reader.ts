@@ -25,9 +25,10 @@ import { parsePresence } from './presence-resource.js';
 import { PresenceSink, type SinkStats } from './presence-sink.js';
 import { SubscriptionManager, type SubscriptionAccount, type SubscriptionStatus } from './subscription-manager.js';
 import { MemorySubscriptionStateStore, type SubscriptionStateStore } from './subscription-state.js';
-import { parseNotifications, validationReply, type ChangeNotification, type WebhookHandlers, type WebhookReply } from './webhook-handler.js';
+import { parseNotifications, validationReply, type ChangeNotification, type ParsedNotifications, type WebhookHandlers, type WebhookReply } from './webhook-handler.js';
 import { decryptContent, type DropReason, type ValidationTokenVerifier } from './rich-notifications.js';
 import type { NotificationKeyring } from './notification-keys.js';
+import type { StoredSubscriptions } from './webhook-state.js';
 
 export interface PresenceReaderOptions {
   /** app-token client: polling and notification look-ups */
@@ -52,7 +53,18 @@ export interface PresenceReaderOptions {
   /** told when a reading changed someone's state, and how long after it became known */
   observer?: ObserverRef;
   /** rich notifications: subscriptions carry our certificate, items their presence (no read-back) */
-  rich?: { keyring: () => NotificationKeyring | undefined; verifier: ValidationTokenVerifier };
+  rich?: {
+    keyring: () => NotificationKeyring | undefined;
+    verifier: ValidationTokenVerifier;
+    /** read the key pairs again from the shared store (an item names a certificate the keyring lacks); throttled by the caller */
+    refreshKeys?: () => Promise<void>;
+  };
+  /**
+   * The subscriptions in the shared store: the webhook of a node that does not
+   * hold them (another node's subscriptions job made them) checks clientState
+   * against these, read again once when an item names an unknown id.
+   */
+  stored?: StoredSubscriptions;
 }
 
 export interface PollSettings {
@@ -111,6 +123,12 @@ export class PresenceReader implements WebhookHandlers {
   private polling: Promise<void> | undefined;
   private lastFullRead = 0;
   private stopped = false;
+  /** The poller job runs here (the poll and safety streams). */
+  private pollingOn = false;
+  /** The subscriptions job runs here (this node's manager creates and renews them). */
+  private subscribingOn = false;
+  /** The subscriptions job was stopped here (stopSubscriptions) and not started again. */
+  private subsHandedOver = false;
   private readonly pending = new Set<string>();
   /** When each queued user's change became known (only while an observer listens). */
   private readonly knownAt = new Map<string, number>();
@@ -134,7 +152,7 @@ export class PresenceReader implements WebhookHandlers {
     lookups: { calls: 0, failures: 0 },
     pollCalls: 0,
   };
-  /** rich batches being verified and decrypted */
+  /** rich batches being verified and decrypted, and batches waiting for the store's subscriptions */
   private readonly richWork = new Set<Promise<void>>();
 
   constructor(private readonly o: PresenceReaderOptions) {
@@ -184,15 +202,75 @@ export class PresenceReader implements WebhookHandlers {
     return ids;
   }
 
-  /** Read everyone once, start subscriptions, start polling. */
+  /** Read everyone once, start subscriptions, start polling (both jobs: startPolling, then startSubscriptions). */
   async start(): Promise<void> {
     this.userIds = this.mappedUsers();
     await this.poll(true);
-    if (this.subs !== undefined) await this.subs.start(this.userIds);
+    if (this.subs !== undefined) {
+      this.subscribingOn = true;
+      await this.subs.start(this.userIds);
+    }
     if (this.stopped) return;
+    this.pollingOn = true;
+    this.armStreams();
+  }
+
+  /** Whether subscriptions are configured (a webhook and service accounts): the subscriptions job exists. */
+  get subscribes(): boolean {
+    return this.subs !== undefined;
+  }
+
+  /** The poller job: read everyone once, then the poll (and safety) streams. Again after stopPolling. */
+  async startPolling(): Promise<void> {
+    if (this.stopped) return;
+    this.userIds = this.mappedUsers();
+    this.pollingOn = true;
+    await this.poll(true);
+    if (this.stopped || !this.pollingOn) return;
+    this.armStreams();
+  }
+
+  /** Stop the poller job (the webhook's look-ups go on). */
+  async stopPolling(): Promise<void> {
+    this.pollingOn = false;
+    this.pollStream.stop();
+    this.safetyStream.stop();
+    await Promise.all([this.polling, this.pollStream.inFlight(), this.safetyStream.inFlight()]);
+  }
+
+  /**
+   * The subscriptions job: take up the stored subscriptions (renewed, not made
+   * again), create the missing ones, renew them. Again after stopSubscriptions.
+   */
+  async startSubscriptions(): Promise<void> {
+    if (this.subs === undefined || this.stopped) return;
+    this.userIds = this.mappedUsers();
+    this.subscribingOn = true;
+    this.subsHandedOver = false;
+    await this.subs.start(this.userIds);
+    // the poll plan follows what the subscriptions cover
+    if (this.pollingOn && !this.stopped) this.armStreams();
+  }
+
+  /** Stop the subscriptions job: upkeep ends, the subscriptions stay in Graph for the next holder. */
+  async stopSubscriptions(): Promise<void> {
+    if (this.subs === undefined || !this.subscribingOn) return;
+    this.subscribingOn = false;
+    this.subsHandedOver = true;
+    this.safetyStream.stop();
+    await this.safetyStream.inFlight();
+    await this.subs.stop();
+  }
+
+  /** The local manager, while this node runs the subscriptions job. */
+  private get liveSubs(): SubscriptionManager | undefined {
+    return this.subscribingOn ? this.subs : undefined;
+  }
+
+  private armStreams(): void {
     const plan = this.plan();
     this.pollStream.start(plan.pollIntervalMs);
-    if (this.subs !== undefined) this.safetyStream.start(plan.safetyIntervalMs);
+    if (this.liveSubs !== undefined) this.safetyStream.start(plan.safetyIntervalMs);
     this.o.logger.info(
       { mode: this.o.poll.mode, pollIntervalMs: plan.pollIntervalMs, safetyIntervalMs: plan.safetyIntervalMs, requestsPer30s: Math.round(plan.requestsPer30s), limited: plan.limited },
       'graph: polling planned',
@@ -203,7 +281,7 @@ export class PresenceReader implements WebhookHandlers {
   /** Users the poll stream reads each interval: no healthy subscription covers them (plus failed reads). */
   private polledIds(withRetries: boolean): string[] {
     const down = this.health.status().state === 'down';
-    const subs = this.subs;
+    const subs = this.liveSubs;
     const base = subs === undefined || down ? this.userIds : this.userIds.filter((u) => !subs.isCovered(u));
     if (!withRetries || this.retryIds.size === 0) return base;
     const all = new Set(base);
@@ -213,7 +291,7 @@ export class PresenceReader implements WebhookHandlers {
   }
 
   private coveredIds(): string[] {
-    const subs = this.subs;
+    const subs = this.liveSubs;
     if (subs === undefined || this.health.status().state === 'down') return [];
     return this.userIds.filter((u) => subs.isCovered(u));
   }
@@ -226,7 +304,7 @@ export class PresenceReader implements WebhookHandlers {
 
   /** The poll and safety intervals for the people and the webhook's health now. */
   plan(): PollPlan {
-    const covered = this.subs === undefined ? 0 : this.coveredIds().length;
+    const covered = this.liveSubs === undefined ? 0 : this.coveredIds().length;
     return planPolling({
       mode: this.o.poll.mode,
       requestsPer30s: this.o.poll.requestsPer30s,
@@ -305,7 +383,7 @@ export class PresenceReader implements WebhookHandlers {
       const known = this.sink.has(p.userId);
       const applied = this.sink.offer(p.userId, p.state);
       // a covered user's change found by a read, not announced (yet): the webhook's health judges it
-      if (applied && byRead && known && this.subs?.isCovered(p.userId) === true && !this.pending.has(p.userId)) this.health.changeFound(p.userId);
+      if (applied && byRead && known && this.liveSubs?.isCovered(p.userId) === true && !this.pending.has(p.userId)) this.health.changeFound(p.userId);
       if (observer?.teamsApplied === undefined) continue;
       const key = p.userId.toLowerCase();
       const since = this.knownAt.get(key) ?? pollStartedAt;
@@ -325,7 +403,7 @@ export class PresenceReader implements WebhookHandlers {
   private clientStateOk(subscriptionId: string, clientState: string | undefined): boolean {
     // Graph: change-notifications-delivery-webhooks (discard a notification whose clientState does not match)
     if (this.o.webhook === undefined || clientState === undefined) return false;
-    const expected = this.subs?.clientStateOf(subscriptionId) ?? this.o.webhook.clientState;
+    const expected = this.liveSubs?.clientStateOf(subscriptionId) ?? this.o.stored?.clientStateOf(subscriptionId) ?? this.o.webhook.clientState;
     return safeEqual(clientState, expected);
   }
 
@@ -356,6 +434,29 @@ export class PresenceReader implements WebhookHandlers {
     n.received += total;
     n.malformed += parsed.malformed;
     if (total === 0) return { status: parsed.malformed > 0 ? 400 : 202 };
+    const stored = this.o.stored;
+    const unknown = (id: string): boolean => this.liveSubs?.clientStateOf(id) === undefined && stored?.clientStateOf(id) === undefined;
+    if (stored !== undefined && this.o.webhook !== undefined && stored.mayReload() && [...parsed.changes, ...parsed.lifecycle].some((x) => unknown(x.subscriptionId))) {
+      // another node's subscription, perhaps: judged once the store has been read again (the answer is 202 either way)
+      const later: ParsedNotifications = { ...parsed, changes: parsed.changes.filter((c) => unknown(c.subscriptionId)), lifecycle: parsed.lifecycle.filter((l) => unknown(l.subscriptionId)) };
+      const now: ParsedNotifications = { ...parsed, changes: parsed.changes.filter((c) => !unknown(c.subscriptionId)), lifecycle: parsed.lifecycle.filter((l) => !unknown(l.subscriptionId)) };
+      if (now.changes.length + now.lifecycle.length > 0) this.takeNotifications(now);
+      const work: Promise<void> = stored
+        .reload()
+        .then(() => {
+          if (!this.stopped) this.takeNotifications(later);
+        })
+        .finally(() => this.richWork.delete(work));
+      this.richWork.add(work);
+      return { status: 202 };
+    }
+    this.takeNotifications(parsed);
+    return { status: 202 };
+  }
+
+  /** Check each item's clientState and tenant, and queue what passes. */
+  private takeNotifications(parsed: ParsedNotifications): void {
+    const n = this.st.notifications;
     let accepted = 0;
     const ids: string[] = [];
     const rich: ChangeNotification[] = [];
@@ -375,7 +476,7 @@ export class PresenceReader implements WebhookHandlers {
       else {
         ids.push(c.userId);
         // a basic notification while rich ones are configured: a subscription of an earlier run, replaced
-        if (this.o.rich !== undefined) this.subs?.wantsResourceData(c.subscriptionId);
+        if (this.o.rich !== undefined) this.liveSubs?.wantsResourceData(c.subscriptionId);
       }
     }
     const lifecycle: Array<{ subscriptionId: string; event: string }> = [];
@@ -399,10 +500,9 @@ export class PresenceReader implements WebhookHandlers {
     if (lifecycle.length > 0) {
       // after the answer: renewals and re-creations take longer than Graph waits
       setImmediate(() => {
-        for (const l of lifecycle) this.subs?.lifecycle(l.subscriptionId, l.event);
+        for (const l of lifecycle) this.liveSubs?.lifecycle(l.subscriptionId, l.event);
       });
     }
-    return { status: 202 };
   }
 
   /**
@@ -423,6 +523,9 @@ export class PresenceReader implements WebhookHandlers {
         this.enqueue(items.map((c) => c.userId));
         return;
       }
+      const known = rich.keyring();
+      // a certificate of a key pair another node made (and stored): read the key pairs again once
+      if (rich.refreshKeys !== undefined && items.some((c) => c.encryptedContent !== undefined && known?.key(c.encryptedContent.encryptionCertificateId) === undefined)) await rich.refreshKeys();
       const keyring = rich.keyring();
       const values: unknown[] = [];
       const readBack: string[] = [];
@@ -549,6 +652,9 @@ export class PresenceReader implements WebhookHandlers {
     this.pollStream.stop();
     this.safetyStream.stop();
     await Promise.all([this.lookup, this.polling, this.pollStream.inFlight(), this.safetyStream.inFlight(), ...this.richWork]);
-    await this.subs?.stop(options);
+    this.pollingOn = false;
+    // a manager stopped with its job (lease lost) holds what another node may renew by now: nothing of it is deleted
+    if (!this.subsHandedOver) await this.subs?.stop(options);
+    this.subscribingOn = false;
   }
 }

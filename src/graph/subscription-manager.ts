@@ -178,7 +178,12 @@ export class SubscriptionManager {
       renewed: 0,
       conflictsResolved: 0,
     }));
-    o.accounts.forEach((a, i) => {
+    this.follow();
+  }
+
+  /** Follow each account's sign-in (from construction, and again at each start after a stop). */
+  private follow(): void {
+    this.o.accounts.forEach((a, i) => {
       const slot = this.slots[i];
       if (a.availability === undefined || slot === undefined) return;
       let was = slot.usable();
@@ -218,8 +223,26 @@ export class SubscriptionManager {
     }
   }
 
-  /** Take over what a previous run left, assign `userIds`, and bring every account in line. */
+  /**
+   * Take over what a previous run left, assign `userIds`, and bring every
+   * account in line. Again after stop(): what this manager knew is dropped
+   * and the store read anew (another node may have renewed or replaced the
+   * subscriptions meanwhile), so a stored subscription is renewed, never
+   * created twice.
+   */
   async start(userIds: readonly string[]): Promise<void> {
+    if (this.stopped) {
+      this.stopped = false;
+      for (const s of this.slots) {
+        s.sub = undefined;
+        s.wanted = [];
+        s.failures = 0;
+        s.retryAt = 0;
+        s.lastError = undefined;
+      }
+      this.coverageChanged();
+      this.follow();
+    }
     this.started = true;
     let records: SubscriptionRecord[] = [];
     try {

@@ -38,8 +38,9 @@ export interface RenderContext {
 
 /** Where state read from SIP bodies goes (core's PresenceHub). */
 export interface PublishSink {
-  setSip(personId: string, rich: RichState | undefined): void;
-  setTelephony(personId: string, telephony: TelephonyState | undefined): void;
+  /** `source`: the hub source (PresenceHub's default 'publish' when absent; `publish@<node>` in a cluster). */
+  setSip(personId: string, rich: RichState | undefined, source?: string): void;
+  setTelephony(personId: string, telephony: TelephonyState | undefined, source?: string): void;
 }
 
 /** What a package's PUBLISH body parser is told. */

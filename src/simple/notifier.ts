@@ -111,6 +111,20 @@ export interface NotifierOptions {
   packages?: PackageRegistry;
   /** Told every NOTIFY outcome (metrics); built before the notifier. */
   observer?: NotifyObserver;
+  /**
+   * A subscription this node does not hold, by our To tag (`id`) and the
+   * SUBSCRIBE's Call-ID, from wherever it is held (another node of a
+   * cluster; the wiring claims it there). Asked only for an in-dialog
+   * SUBSCRIBE whose To tag is not live here. What it returns is this
+   * node's from then on: it is restored (as restore() does) whatever the
+   * Call-ID, so nothing claimed is left unserved, and the SUBSCRIBE is
+   * then handled as a refresh or unSUBSCRIBE of it (481 when its dialog
+   * does not match, and the restore NOTIFY goes out). Not found, 481.
+   * Concurrent SUBSCRIBEs for one tag share one call. Without it, 481 at once.
+   */
+  resolveUnknown?: (id: string, callId: string) => Promise<SubscriptionSnapshot | undefined>;
+  /** What a subscription found by resolveUnknown is to (as restore()'s `kindOf`); default: a resource. */
+  kindOf?: (resource: string) => RestoredResourceKind;
 }
 
 /** Request-URI schemes naming a resource here (RFC 3856 §3 allows pres:). */
@@ -126,6 +140,16 @@ function isInvalidHost(host: string): boolean {
 
 /** NOTIFYs sent per event-loop turn during a fan-out. */
 const FANOUT_SLICE = 500;
+
+/**
+ * NOTIFYs in flight above which the catch-up NOTIFYs of restored
+ * subscriptions wait (after a restart, or a dead node's taken over): they
+ * tell each watcher the current state, which is rarely news, so they go as
+ * answers come back instead of all at once. 100,000 restored watchers that
+ * are gone would otherwise be 100,000 client transactions retransmitting
+ * for 32 s (Timer F) at the same time.
+ */
+export const RESTORE_NOTIFY_WINDOW = 2_000;
 
 /**
  * How far a restored subscription's NOTIFY CSeq (src/sip/dialog.ts) and body
@@ -146,6 +170,15 @@ export interface RestoreResult {
 
 const MAX_SHARED_ENDPOINTS = 100_000;
 
+/** What an in-dialog SUBSCRIBE says of its dialog (RFC 6665 §4.1.2.1). */
+interface RefreshRequest {
+  callId: string;
+  fromTag: string;
+  toTag: string;
+  seq: number;
+  expiry: ReturnType<typeof decideExpiry>;
+}
+
 /** One stack hold on a stream connection, shared by every live subscription on it. */
 interface ConnectionHold {
   subscriptions: number;
@@ -161,6 +194,9 @@ export class Notifier {
   private readonly countByEvent = new Map<string, number>();
   /** Subscriptions with a state change not yet sent (resourceChanged). */
   private readonly fanout = new Set<Subscription>();
+  /** Restored subscriptions owed their catch-up NOTIFY (RESTORE_NOTIFY_WINDOW). */
+  private readonly catchUp = new Set<Subscription>();
+  private catchUpScheduled = false;
   private fanoutScheduled = false;
   private readonly sender: RequestSender;
   private readonly wheel: TimerWheel;
@@ -184,6 +220,10 @@ export class Notifier {
   /** Connections held open for the live subscriptions that arrived on them, by connection id. */
   private readonly holds = new Map<string, ConnectionHold>();
   private closed = false;
+  private readonly resolveUnknown: ((id: string, callId: string) => Promise<SubscriptionSnapshot | undefined>) | undefined;
+  private readonly kindOf: (resource: string) => RestoredResourceKind;
+  /** Lookups of unknown To tags under way: one per tag, whoever asks. */
+  private readonly resolving = new Map<string, Promise<void>>();
 
   constructor(options: NotifierOptions) {
     this.sender = options.sender;
@@ -196,6 +236,8 @@ export class Notifier {
     this.contactHost = options.contactHost;
     this.packages = options.packages ?? new PackageRegistry();
     this.observer = options.observer;
+    this.resolveUnknown = options.resolveUnknown;
+    this.kindOf = options.kindOf ?? (() => 'resource');
     for (const event of this.packages.events) this.countByEvent.set(event, 0);
   }
 
@@ -303,77 +345,139 @@ export class Notifier {
    * and subscribes again) are dropped.
    */
   restore(snapshots: Iterable<SubscriptionSnapshot>, kindOf: (resource: string) => RestoredResourceKind): RestoreResult {
-    const now = this.clock.now();
     const formats = new Map<string, BodyFormat>();
     let restored = 0;
     let dropped = 0;
     for (const s of snapshots) {
-      const pkg = this.packages.get(s.event);
-      const kind = kindOf(s.resource);
-      if (
-        this.closed ||
-        pkg === undefined ||
-        kind === undefined ||
-        s.expiresAt <= now + 1000 ||
-        s.transport === 'ws' ||
-        s.transport === 'wss' ||
-        !pkg.contentTypes.includes(s.contentType) ||
-        this.byTag.has(s.localTag) ||
-        (kind === 'list' && (this.lists === undefined || pkg.lists?.restore !== true))
-      ) {
+      const sub = this.revive(s, kindOf, formats);
+      if (sub === undefined) {
         dropped++;
         continue;
       }
-      const formatKey = `${s.contentType}\n${s.variant}`;
-      let format = formats.get(formatKey);
-      if (format === undefined) {
-        format = Object.freeze({ contentType: s.contentType, variant: s.variant });
-        formats.set(formatKey, format);
-      }
-      const sub = new Subscription({
-        pkg,
-        eventId: s.eventId,
-        resource: s.resource,
-        entity: s.entity,
-        format,
-        dialog: {
-          callId: s.callId,
-          localTag: s.localTag,
-          remoteTag: s.remoteTag,
-          remoteTarget: s.remoteTarget,
-          routeSet: s.routeSet.length === 0 ? NO_ROUTES : s.routeSet,
-          localCSeq: restoredLocalCSeq(s.localCseq),
-          remoteCSeq: s.remoteCseq,
-        },
-        localParty: s.localParty,
-        remoteParty: s.remoteParty,
-        transport: s.transport,
-        connectionId: undefined,
-      });
-      if (kind === 'list') {
-        try {
-          sub.list = this.lists!.open(s.resource, sub);
-        } catch {
-          dropped++;
-          continue;
-        }
-      }
-      sub.version = s.version + RESTORE_SEQUENCE_MARGIN;
-      sub.createdAt = s.createdAt;
-      if (s.destination !== undefined) sub.destination = this.endpoint(s.destination.protocol, s.destination.address, s.destination.port);
-      sub.activate(s.expiresAt);
-      this.index(sub);
-      sub.timer = this.wheel.schedule(sub.expiresAt, this.expireCallback, sub);
-      // saved at once with the moved CSeq: a second crash before any NOTIFY still moves ahead
-      this.persist?.save(sub);
-      this.fanout.add(sub);
+      this.catchUp.add(sub);
       restored++;
     }
+    this.scheduleCatchUp();
+    return { restored, dropped };
+  }
+
+  /** Restored subscriptions still waiting for their catch-up NOTIFY. */
+  get catchUpWaiting(): number {
+    return this.catchUp.size;
+  }
+
+  private scheduleCatchUp(): void {
+    if (this.catchUp.size > 0 && !this.catchUpScheduled && this.notifiesOut < RESTORE_NOTIFY_WINDOW) {
+      this.catchUpScheduled = true;
+      setImmediate(this.drainCatchUp);
+    }
+  }
+
+  /** Catch-up NOTIFYs while fewer than RESTORE_NOTIFY_WINDOW are in flight, a slice a turn; answers call it again. */
+  private readonly drainCatchUp = (): void => {
+    this.catchUpScheduled = false;
+    if (this.closed) return;
+    let sent = 0;
+    for (const sub of this.catchUp) {
+      if (this.notifiesOut >= RESTORE_NOTIFY_WINDOW || sent === FANOUT_SLICE) break;
+      this.catchUp.delete(sub);
+      // ended or moved meanwhile (one notified meanwhile left the set in send())
+      if (sub.state !== 'active' || this.byTag.get(sub.localTag) !== sub) continue;
+      this.notify(sub);
+      sent++;
+    }
+    this.scheduleCatchUp();
+  };
+
+  /**
+   * Drop a live subscription that moved to another node of the cluster
+   * (that node answered its watcher's refresh, or took over): no NOTIFY,
+   * expiry off, counts, indexes and connection hold let go, watcher
+   * information told it ended. The store is not told to forget it (no
+   * persistence remove): its record is the new owner's now, under the same
+   * id. False when it is not live here.
+   */
+  release(id: string): boolean {
+    const sub = this.byTag.get(id);
+    if (sub === undefined || !sub.terminate('moved')) return false;
+    this.fanout.delete(sub);
+    this.catchUp.delete(sub);
+    this.moved.delete(sub);
+    this.unindex(sub);
+    if (sub.timer !== undefined) {
+      this.wheel.cancel(sub.timer);
+      sub.timer = undefined;
+    }
+    this.logger.info({ user: sub.resource, callId: sub.callId, event: sub.event, id }, 'subscription released');
+    return true;
+  }
+
+  /** One saved subscription made live (restore()'s rules); undefined when it is dropped. Sends nothing. */
+  private revive(s: SubscriptionSnapshot, kindOf: (resource: string) => RestoredResourceKind, formats: Map<string, BodyFormat>): Subscription | undefined {
+    const pkg = this.packages.get(s.event);
+    const kind = kindOf(s.resource);
+    if (
+      this.closed ||
+      pkg === undefined ||
+      kind === undefined ||
+      s.expiresAt <= this.clock.now() + 1000 ||
+      s.transport === 'ws' ||
+      s.transport === 'wss' ||
+      !pkg.contentTypes.includes(s.contentType) ||
+      this.byTag.has(s.localTag) ||
+      (kind === 'list' && (this.lists === undefined || pkg.lists?.restore !== true))
+    ) {
+      return undefined;
+    }
+    const formatKey = `${s.contentType}\n${s.variant}`;
+    let format = formats.get(formatKey);
+    if (format === undefined) {
+      format = Object.freeze({ contentType: s.contentType, variant: s.variant });
+      formats.set(formatKey, format);
+    }
+    const sub = new Subscription({
+      pkg,
+      eventId: s.eventId,
+      resource: s.resource,
+      entity: s.entity,
+      format,
+      dialog: {
+        callId: s.callId,
+        localTag: s.localTag,
+        remoteTag: s.remoteTag,
+        remoteTarget: s.remoteTarget,
+        routeSet: s.routeSet.length === 0 ? NO_ROUTES : s.routeSet,
+        localCSeq: restoredLocalCSeq(s.localCseq),
+        remoteCSeq: s.remoteCseq,
+      },
+      localParty: s.localParty,
+      remoteParty: s.remoteParty,
+      transport: s.transport,
+      connectionId: undefined,
+    });
+    if (kind === 'list') {
+      try {
+        sub.list = this.lists!.open(s.resource, sub);
+      } catch {
+        return undefined;
+      }
+    }
+    sub.version = s.version + RESTORE_SEQUENCE_MARGIN;
+    sub.createdAt = s.createdAt;
+    if (s.destination !== undefined) sub.destination = this.endpoint(s.destination.protocol, s.destination.address, s.destination.port);
+    sub.activate(s.expiresAt);
+    this.index(sub);
+    sub.timer = this.wheel.schedule(sub.expiresAt, this.expireCallback, sub);
+    // saved at once with the moved CSeq: a second crash before any NOTIFY still moves ahead
+    this.persist?.save(sub);
+    return sub;
+  }
+
+  private scheduleFanout(): void {
     if (this.fanout.size > 0 && !this.fanoutScheduled) {
       this.fanoutScheduled = true;
       setImmediate(this.drainFanout);
     }
-    return { restored, dropped };
   }
 
   /** Stop expiring and notifying. Sends nothing: subscriptions are meant to survive a restart. */
@@ -534,14 +638,22 @@ export class Notifier {
     this.save(sub);
   }
 
+  /** `looked`: the To tag was looked up elsewhere already (481 if still unknown). */
   private refresh(
     req: InboundRequest,
     pkg: EventPackage,
     event: EventHeader,
-    d: { callId: string; fromTag: string; toTag: string; seq: number; expiry: ReturnType<typeof decideExpiry> },
+    d: RefreshRequest,
+    looked = false,
   ): void {
     const { request } = req;
     const sub = this.byTag.get(d.toTag);
+    if (sub === undefined && !looked && this.resolveUnknown !== undefined) {
+      // the one asynchronous path: a dialog this node does not hold (a cluster's other node may);
+      // the transaction layer absorbs the SUBSCRIBE's retransmissions meanwhile (RFC 3261 §17.2.2, Trying)
+      void this.lookUp(d.toTag, d.callId, this.resolveUnknown).then(() => this.resume(req, pkg, event, d));
+      return;
+    }
     if (
       sub === undefined ||
       sub.callId !== d.callId ||
@@ -568,6 +680,8 @@ export class Notifier {
       }
     }
     acceptRemoteCSeq(sub, d.seq);
+    // a subscription just found elsewhere owes its watcher the restore NOTIFY: the refresh's own is that one
+    if (looked) this.fanout.delete(sub);
     // SUBSCRIBE is a target refresh request (RFC 6665 §4.1.2.1)
     if (refreshTarget(sub, request.headers.getAll('contact'), detach)) sub.destination = undefined;
     if (req.connectionId !== undefined && req.connectionId !== sub.connectionId) {
@@ -592,6 +706,51 @@ export class Notifier {
     sub.lastBody = undefined; // RFC 6665 §4.2.1.2: a refresh is answered with a NOTIFY, changed or not
     this.notify(sub);
     this.save(sub);
+  }
+
+  /**
+   * The subscription under our tag `id`, from wherever it is held, made
+   * live here when found (restore()'s rules; queued for its restore NOTIFY,
+   * which the SUBSCRIBE's own answer replaces when it is handled first);
+   * concurrent requests for one tag share the one lookup. A failed lookup is
+   * "not found".
+   */
+  private lookUp(id: string, callId: string, resolve: (id: string, callId: string) => Promise<SubscriptionSnapshot | undefined>): Promise<void> {
+    let pending = this.resolving.get(id);
+    if (pending === undefined) {
+      pending = resolve(id, callId)
+        .then(
+          (snapshot) => {
+            if (snapshot === undefined || snapshot.localTag !== id) return;
+            const sub = this.revive(snapshot, this.kindOf, new Map());
+            if (sub === undefined) return;
+            this.logger.info({ user: sub.resource, callId: sub.callId, event: sub.event, id }, 'subscription adopted');
+            this.fanout.add(sub);
+            this.scheduleFanout();
+          },
+          (error: unknown) => {
+            this.logger.warn({ err: error, id, callId }, 'subscription look-up failed');
+          },
+        )
+        .finally(() => this.resolving.delete(id));
+      this.resolving.set(id, pending);
+    }
+    return pending;
+  }
+
+  /** Handle an in-dialog SUBSCRIBE after its To tag's lookup (no answer once closed, like the server). */
+  private resume(req: InboundRequest, pkg: EventPackage, event: EventHeader, d: RefreshRequest): void {
+    if (this.closed) return;
+    try {
+      this.refresh(req, pkg, event, d, true);
+    } catch (error) {
+      this.logger.error({ err: error, callId: d.callId }, 'SUBSCRIBE handling failed');
+      try {
+        req.respond(reply(req.request, 500));
+      } catch {
+        // already answered
+      }
+    }
   }
 
   private save(sub: Subscription): void {
@@ -655,11 +814,12 @@ export class Notifier {
     const set = this.byResource.get(resource);
     if (set === undefined) return;
     // `event`: only that package's subscriptions (a change only its bodies show)
-    for (const sub of set) if (event === undefined || sub.event === event) this.fanout.add(sub);
-    if (!this.fanoutScheduled) {
-      this.fanoutScheduled = true;
-      setImmediate(this.drainFanout);
+    for (const sub of set) {
+      if (event !== undefined && sub.event !== event) continue;
+      this.fanout.add(sub);
+      this.catchUp.delete(sub);
     }
+    this.scheduleFanout();
   }
 
   private readonly drainFanout = (): void => {
@@ -786,6 +946,8 @@ export class Notifier {
     sub.inFlight = true;
     sub.dirty = false;
     this.notifiesOut++;
+    // any NOTIFY has the full current state: a catch-up owed is paid
+    if (this.catchUp.size > 0) this.catchUp.delete(sub);
     if (this.persist !== undefined && sub.state === 'active') this.moved.add(sub);
     const { body, contentType } = rendered ?? this.render(sub);
     if (sub.list === undefined) sub.lastBody = body;
@@ -913,6 +1075,7 @@ export class Notifier {
     sub.inFlight = false;
     this.notifiesOut--;
     if (this.closed) return;
+    if (this.catchUp.size > 0) this.scheduleCatchUp();
     const status = response.status;
     if (status >= 300) {
       // A list watcher that missed a partial state gets the full state next time; any watcher the same body.

@@ -66,6 +66,21 @@ export interface PublicationsOptions {
   maxBodyBytes?: number;
   /** Told every PUBLISH outcome (metrics); built before the compositor. */
   observer?: PublishObserver;
+  /**
+   * The hub source the composed state goes under (src/core/publish-source.ts):
+   * default the sink's own ('publish'); `publish@<nodeId>` on a node of a cluster.
+   */
+  source?: string;
+  /** Whether a resource (person id) is known here; adopt() takes no publication of anyone else. Default: every resource. */
+  resourceExists?: (resource: string) => boolean;
+  /**
+   * A publication this node does not hold, by entity-tag, from wherever it
+   * is held (another node of a cluster; the wiring claims it there). Asked
+   * only for a PUBLISH whose SIP-If-Match names an entity-tag not held
+   * here; found: adopted, then the PUBLISH is handled; not found: 412.
+   * Without it, such a PUBLISH gets 412 at once (one node).
+   */
+  resolveUnknown?: (etag: string) => Promise<PublicationSnapshot | undefined>;
 }
 
 /** A publication as plain data, for persistence (src/store's PublicationRecord has the same shape). */
@@ -120,9 +135,20 @@ export class Publications {
   private readonly observer: PublishObserver | undefined;
   private persist: PublicationPersistence | undefined = undefined;
   private closed = false;
+  private readonly resourceExists: (resource: string) => boolean;
+  private readonly resolveUnknown: ((etag: string) => Promise<PublicationSnapshot | undefined>) | undefined;
+  /** Lookups of unknown entity-tags under way: one per tag, whoever asks (true: adopted here). */
+  private readonly resolving = new Map<string, Promise<boolean>>();
 
   constructor(options: PublicationsOptions) {
-    this.sink = options.sink;
+    const sink = options.sink;
+    const source = options.source;
+    this.sink =
+      source === undefined
+        ? sink
+        : { setSip: (id, rich) => sink.setSip(id, rich, source), setTelephony: (id, telephony) => sink.setTelephony(id, telephony, source) };
+    this.resourceExists = options.resourceExists ?? (() => true);
+    this.resolveUnknown = options.resolveUnknown;
     this.packages = options.packages;
     this.wheel = options.wheel;
     this.logger = options.logger;
@@ -185,6 +211,52 @@ export class Publications {
     return { restored, dropped };
   }
 
+  /**
+   * Make one stored publication live here (it was another node's: a refresh
+   * for it reached this node, or its node died): same entity-tag, expiry on
+   * the wheel, state composed into this node's source, and saved through
+   * the persistence hook (this node keeps it now). False, and nothing done,
+   * when it is expired, its package or resource is unknown here, its state
+   * is unreadable, or its entity-tag is held here already.
+   */
+  adopt(record: PublicationSnapshot): boolean {
+    const rules = this.packages.get(record.event)?.publish;
+    const state = rules !== undefined && isObject(record.state) ? rules.load(record.state) : undefined;
+    if (
+      this.closed ||
+      rules === undefined ||
+      state === undefined ||
+      record.expiresAt <= this.clock.now() ||
+      this.byEtag.has(record.etag) ||
+      !this.resourceExists(record.resource)
+    ) {
+      return false;
+    }
+    const p = new Publication(record.etag, record.resource, record.event, rules);
+    p.state = state;
+    p.expiresAt = record.expiresAt;
+    this.index(p);
+    p.timer = this.wheel.schedule(p.expiresAt, this.expireCallback, p);
+    this.compose(p);
+    this.persist?.save(this.snapshotOf(p));
+    this.logger.info({ user: p.resource, event: p.event, etag: p.etag }, 'publication adopted');
+    return true;
+  }
+
+  /**
+   * Drop a publication that moved to another node: no answer to anybody,
+   * the expiry off, this node's composed state without it. The store is not
+   * told to forget it (no persistence remove): its record is the new
+   * owner's now, under the same entity-tag. False when it is not held here.
+   */
+  release(etag: string): boolean {
+    const p = this.byEtag.get(etag);
+    if (p === undefined) return false;
+    this.drop(p, false);
+    this.logger.info({ user: p.resource, event: p.event, etag }, 'publication released');
+    return true;
+  }
+
   private snapshotOf(p: Publication): PublicationSnapshot {
     const state = p.state === undefined ? {} : p.rules.save(p.state);
     return { etag: p.etag, resource: p.resource, event: p.event, expiresAt: p.expiresAt, state };
@@ -199,6 +271,11 @@ export class Publications {
   /** RFC 3903 §6 processing, steps in order. */
   handlePublish(req: InboundRequest): void {
     if (this.observer !== undefined) req = observed(req, this.observer);
+    this.process(req, false);
+  }
+
+  /** `looked`: the SIP-If-Match entity-tag was looked up elsewhere already (answer 412 if still unknown). */
+  private process(req: InboundRequest, looked: boolean): void {
     const { request } = req;
     const h = request.headers;
     const eventValue = h.get('event');
@@ -241,6 +318,11 @@ export class Publications {
     let pub: Publication | undefined;
     if (ifMatch !== undefined) {
       pub = this.byEtag.get(ifMatch);
+      if (pub === undefined && !looked && this.resolveUnknown !== undefined) {
+        // the one asynchronous path: an entity-tag this node does not hold (a cluster's other node may)
+        void this.lookUp(ifMatch, this.resolveUnknown).then(() => this.resume(req));
+        return;
+      }
       if (pub === undefined || pub.event !== kind || pub.resource !== resource) {
         req.respond(reply(request, 412));
         return;
@@ -313,6 +395,44 @@ export class Publications {
     );
   }
 
+  /** Handle a PUBLISH after its entity-tag's lookup (no answer once closed, like the server). */
+  private resume(req: InboundRequest): void {
+    if (this.closed) return;
+    try {
+      this.process(req, true);
+    } catch (error) {
+      this.logger.error({ err: error, callId: req.request.headers.get('call-id') }, 'PUBLISH handling failed');
+      try {
+        req.respond(reply(req.request, 500));
+      } catch {
+        // already answered
+      }
+    }
+  }
+
+  /**
+   * The publication under `etag`, from wherever it is held, adopted here
+   * when found; concurrent requests for one tag share the one lookup (the
+   * first of them to be handled then re-tags it, RFC 3903 §6 step 7, and the
+   * others find it spent: 412, as on one node). A failed lookup is "not found".
+   */
+  private lookUp(etag: string, resolve: (etag: string) => Promise<PublicationSnapshot | undefined>): Promise<boolean> {
+    let pending = this.resolving.get(etag);
+    if (pending === undefined) {
+      pending = resolve(etag)
+        .then(
+          (record) => record !== undefined && record.etag === etag && this.adopt(record),
+          (error: unknown) => {
+            this.logger.warn({ err: error, etag }, 'publication look-up failed');
+            return false;
+          },
+        )
+        .finally(() => this.resolving.delete(etag));
+      this.resolving.set(etag, pending);
+    }
+    return pending;
+  }
+
   private newEtag(): string {
     let etag = randomHex(8);
     while (this.byEtag.has(etag)) etag = randomHex(8);
@@ -332,9 +452,14 @@ export class Publications {
   }
 
   private remove(pub: Publication): void {
+    this.drop(pub, true);
+  }
+
+  /** Out of the indexes, expiry off, recomposed; `forget`: the store forgets it too. */
+  private drop(pub: Publication, forget: boolean): void {
     if (this.byEtag.get(pub.etag) !== pub) return;
     this.byEtag.delete(pub.etag);
-    this.persist?.remove(pub.etag);
+    if (forget) this.persist?.remove(pub.etag);
     if (pub.timer !== undefined) {
       this.wheel.cancel(pub.timer);
       pub.timer = undefined;

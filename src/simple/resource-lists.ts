@@ -79,6 +79,7 @@ const INSTANCE_REASON: Readonly<Record<TerminationCause, string | undefined>> = 
   noresource: 'noresource',
   rejected: 'rejected',
   'notify-failed': undefined,
+  moved: undefined,
 };
 
 /** Content-ID left part: dot-atom text only (RFC 2392 / RFC 5322 §3.2.3). */

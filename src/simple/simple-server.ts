@@ -10,12 +10,13 @@ import { systemClock, type Clock } from '../util/clock.js';
 import type { Logger } from '../util/logger.js';
 import { TimerWheel } from '../util/timer-wheel.js';
 import { DialogPackage } from './dialog-package.js';
-import { Notifier, type HostLookup, type NotifierOptions, type NotifyObserver } from './notifier.js';
+import { Notifier, type HostLookup, type NotifierOptions, type NotifyObserver, type RestoredResourceKind } from './notifier.js';
 import { PresencePackage } from './presence-package.js';
-import { WatcherInfoPackage } from './winfo-package.js';
+import { WatcherInfoPackage, winfoPersonOf } from './winfo-package.js';
 import { FEATURE_EVENT, FeatureEventPackage } from './feature-package.js';
 import type { PackageRegistry } from './package-registry.js';
-import { Publications, type PublishObserver } from './publications.js';
+import { Publications, type PublicationSnapshot, type PublishObserver } from './publications.js';
+import type { SubscriptionSnapshot } from './subscription.js';
 import { reply, type ExpiryBounds } from './sip-util.js';
 import type { InboundRequest, SimpleStack } from './stack-port.js';
 import { WatcherProfileSelector, type WatcherProfile, type WatcherProfileRule } from './watcher-profile.js';
@@ -83,6 +84,28 @@ export interface SimpleServerOptions {
   packages?: PackageRegistry;
   /** Told NOTIFY and PUBLISH outcomes (the metrics side, built before this server). */
   observers?: SimpleObservers;
+  /** This server as one node of several (a cluster); absent: a single node, as before. */
+  cluster?: SimpleClusterOptions;
+}
+
+/**
+ * What makes the SIMPLE server one node of several sharing one store
+ * (src/store/cluster.ts): where its publications go in the hub, and where
+ * a request for a dialog or entity-tag another node holds is looked up.
+ */
+export interface SimpleClusterOptions {
+  /** The hub source this node's publications compose under: publishSourceOf(nodeId) (src/core/publish-source.ts). */
+  publishSource?: string;
+  /** A publication by entity-tag held elsewhere, claimed for this node (Ownership.claimPublication). */
+  resolvePublication?: (etag: string) => Promise<PublicationSnapshot | undefined>;
+  /** A watcher subscription by our To tag held elsewhere, claimed for this node (Ownership.claimSubscription); see NotifierOptions.resolveUnknown. */
+  resolveSubscription?: (id: string, callId: string) => Promise<SubscriptionSnapshot | undefined>;
+  /**
+   * What a subscription resolveSubscription found is to; default: a person
+   * of the directory or their watcher information, nothing else (a list
+   * subscription found elsewhere is not taken: 481, its watcher subscribes again).
+   */
+  kindOf?: (resource: string) => RestoredResourceKind;
 }
 
 /** What the metrics side watches of the SIMPLE server. */
@@ -152,6 +175,17 @@ export class SimpleServer {
     if (config.contactHost !== undefined) notifierOptions.contactHost = config.contactHost;
     if (options.packages !== undefined) notifierOptions.packages = options.packages;
     if (options.observers?.notify !== undefined) notifierOptions.observer = options.observers.notify;
+    const exists = (id: string): boolean => directory.get(id) !== undefined;
+    const cluster = options.cluster;
+    if (cluster?.resolveSubscription !== undefined) {
+      notifierOptions.resolveUnknown = cluster.resolveSubscription;
+      notifierOptions.kindOf =
+        cluster.kindOf ??
+        ((resource) => {
+          const watched = winfoPersonOf(resource);
+          return exists(resource) || (watched !== undefined && exists(watched)) ? 'resource' : undefined;
+        });
+    }
     this.notifier = new Notifier(notifierOptions);
     const packageOptions = {
       profiles: new WatcherProfileSelector(config.watcherProfiles ?? []),
@@ -181,8 +215,11 @@ export class SimpleServer {
       logger,
       expires: config.publications,
       resolveResource,
+      resourceExists: exists,
       clock,
       ...(options.observers?.publish !== undefined ? { observer: options.observers.publish } : {}),
+      ...(cluster?.publishSource !== undefined ? { source: cluster.publishSource } : {}),
+      ...(cluster?.resolvePublication !== undefined ? { resolveUnknown: cluster.resolvePublication } : {}),
     });
     // RFC 3261 §11.2: Accept lists the bodies we take in requests (PUBLISH); what NOTIFYs carry is negotiated per SUBSCRIBE.
     this.acceptList = this.notifier.packages.publishContentTypes.join(', ');

@@ -23,7 +23,8 @@ export type TerminationCause =
   | 'fetch' // Expires: 0 on a new subscription (reason=timeout, RFC 6665 §4.4.3)
   | 'noresource' // the resource went away (reason=noresource)
   | 'rejected' // authorization withdrawn (reason=rejected)
-  | 'notify-failed'; // NOTIFY answered 481/408/... : the watcher is gone, nothing is sent
+  | 'notify-failed' // NOTIFY answered 481/408/... : the watcher is gone, nothing is sent
+  | 'moved'; // another gateway node of the cluster serves it now (Notifier.release): nothing is sent
 
 const WIRE_REASON: Readonly<Record<TerminationCause, string | undefined>> = {
   timeout: 'timeout',
@@ -32,6 +33,7 @@ const WIRE_REASON: Readonly<Record<TerminationCause, string | undefined>> = {
   noresource: 'noresource',
   rejected: 'rejected',
   'notify-failed': undefined,
+  moved: undefined,
 };
 
 /**
@@ -181,7 +183,7 @@ export class Subscription implements Dialog {
     if (this.stateName === 'terminated') return false;
     this.stateName = 'terminated';
     this.cause = cause;
-    if (cause === 'notify-failed') this.finalSent = true;
+    if (cause === 'notify-failed' || cause === 'moved') this.finalSent = true;
     return true;
   }
 

@@ -79,6 +79,7 @@ export function itemNoter(
 
 /** Teams presence of each carried person, PUBLISHed to every publishing trunk that carries them, again when it changes. */
 export class TeamsPublishing {
+  /** What was last sent to each target (trunk and person). */
   private readonly published = new Map<string, string>();
   private readonly targets = new Map<string, PublishTarget[]>();
 
@@ -93,19 +94,33 @@ export class TeamsPublishing {
     else list.push(target);
   }
 
+  /** Stop publishing to `trunk` (its job moved away; the publisher was told to release it). */
+  drop(trunk: string): void {
+    for (const [personId, list] of this.targets) {
+      const rest = list.filter((t) => t.trunk !== trunk);
+      if (rest.length === list.length) continue;
+      this.published.delete(`${trunk}\n${personId}`);
+      if (rest.length === 0) this.targets.delete(personId);
+      else this.targets.set(personId, rest);
+    }
+  }
+
   get size(): number {
     return this.targets.size;
   }
 
-  /** The person's Teams part may have changed: publish it where it is carried, unless it says what was last sent. */
+  /** The person's Teams part may have changed: publish it where it is carried, unless it says what was last sent there. */
   changed(personId: string): void {
     const targets = this.targets.get(personId);
     if (targets === undefined) return;
     const part = this.store.teamsPart(personId);
     const key = publishKey(part);
-    if (this.published.get(personId) === key) return;
-    this.published.set(personId, key);
-    for (const target of targets) this.publisher.publish(target, part);
+    for (const target of targets) {
+      const at = `${target.trunk}\n${personId}`;
+      if (this.published.get(at) === key) continue;
+      this.published.set(at, key);
+      this.publisher.publish(target, part);
+    }
   }
 }
 

@@ -84,6 +84,8 @@ class PubItem implements AuthHolder {
   challenge: DigestChallenge | undefined = undefined;
   /** The retry timer is armed: changes wait for it rather than hammer a failing server. */
   waiting = false;
+  /** Handed over (release): the publication goes on under another holder; nothing more is sent or saved for it here. */
+  released = false;
 
   constructor(target: PublishTarget) {
     this.key = `${target.trunk}\n${target.personId}`;
@@ -141,7 +143,7 @@ export class UpstreamPublisher extends UpstreamClient<PubItem> {
   }
 
   private save(item: PubItem): void {
-    if (this.persist === undefined) return;
+    if (this.persist === undefined || item.released) return;
     const t = item.target;
     if (item.etag === undefined) this.persist.remove(t.trunk, t.personId, 'presence');
     else this.persist.save({ trunk: t.trunk, personId: t.personId, event: 'presence', etag: item.etag, expiresAt: item.expiresAt });
@@ -170,6 +172,26 @@ export class UpstreamPublisher extends UpstreamClient<PubItem> {
     }
     item.desired = view === undefined ? null : Buffer.from(buildPidf(presenceDocument(view, target.uri, target.flavor), { flavor: target.flavor }), 'utf8');
     this.kick(item);
+  }
+
+  /**
+   * Stop publishing to a trunk without removing anything there: the trunk's
+   * job moved to another node (src/store/cluster.ts), which goes on in the
+   * saved entity-tags. A request in flight is answered into nothing. Returns
+   * how many were released.
+   */
+  release(trunk: string): number {
+    let n = 0;
+    for (const item of [...this.items.values()]) {
+      if (item.target.trunk !== trunk) continue;
+      n++;
+      item.released = true;
+      this.items.delete(item.key);
+      this.queue.delete(trunk, item);
+      if (item.timer !== undefined) this.wheel.cancel(item.timer);
+    }
+    for (const key of [...this.restored.keys()]) if (key.startsWith(`${trunk}\n`)) this.restored.delete(key);
+    return n;
   }
 
   /** The trunk came back: re-send every publication of it (a refresh; 412 → a new publication). */
@@ -218,14 +240,14 @@ export class UpstreamPublisher extends UpstreamClient<PubItem> {
   // -------------------------------------------------------------------------
 
   private readonly timerCallback = (item: PubItem): void => {
-    if (this.closing) return;
+    if (this.closing || item.released) return;
     item.waiting = false;
     if (item.etag !== undefined && item.desired !== null && item.published !== null && item.desired.equals(item.published)) item.refreshDue = true;
     this.queue.push(item.target.trunk, item, item.target.ratePerSec);
   };
 
   private kick(item: PubItem): void {
-    if (item.inFlight || item.waiting) return;
+    if (item.inFlight || item.waiting || item.released) return;
     this.queue.push(item.target.trunk, item, item.target.ratePerSec);
   }
 
@@ -238,7 +260,7 @@ export class UpstreamPublisher extends UpstreamClient<PubItem> {
   }
 
   private step(item: PubItem): void {
-    if (this.closing || item.inFlight) return;
+    if (this.closing || item.inFlight || item.released) return;
     const op = this.next(item);
     if (op === undefined) {
       if (item.desired === null && item.etag === undefined) this.forget(item);
@@ -279,6 +301,7 @@ export class UpstreamPublisher extends UpstreamClient<PubItem> {
       break;
     }
     item.inFlight = false;
+    if (item.released) return;
     const status = response.status;
     const t = item.target;
     const log = { trunk: t.trunk, user: t.personId, callId: item.callId, op, status };

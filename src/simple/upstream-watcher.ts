@@ -159,6 +159,8 @@ export class WatchItem implements AuthHolder {
   calls: Call[] | undefined = undefined;
   /** The sink holds state from this item. Not subscription state: it outlives the subscription through the grace period after it went down. */
   fed = false;
+  /** Handed over (release): its dialog goes on at the trunk under another holder; nothing more is sent or saved for it here. */
+  released = false;
 
   constructor(target: UpstreamTarget) {
     this.key = itemKey(target.trunk, target.personId);
@@ -380,6 +382,30 @@ export class UpstreamWatcher extends UpstreamClient<WatchItem> {
     this.armTimer(item, this.clock.now() + LINGER_MS);
   }
 
+  /**
+   * Stop watching a trunk's people without ending anything there: the
+   * trunk's job moved to another node (src/store/cluster.ts), which refreshes
+   * the saved dialogs in place. No unSUBSCRIBE, the saved dialogs stay in the
+   * store, the state already fed stays until the new holder's NOTIFYs replace
+   * it; NOTIFYs still arriving here are answered 200 for a while and ignored.
+   * Returns how many were released.
+   */
+  release(trunk: string): number {
+    let n = 0;
+    for (const item of [...this.items.values()]) {
+      if (item.trunk !== trunk) continue;
+      n++;
+      item.released = true;
+      this.items.delete(item.key);
+      this.enter(item, 'terminated');
+      this.queue.delete(item.trunk, item);
+      if (item.graceTimer !== undefined) this.wheel.cancel(item.graceTimer);
+      if (item.dialog !== undefined && !this.closed) this.armTimer(item, this.clock.now() + LINGER_MS);
+      else if (item.timer !== undefined) this.wheel.cancel(item.timer);
+    }
+    return n;
+  }
+
   /** The trunk is reachable again: refresh every dialog (481 → a new subscription) and retry every down item now, spread. */
   refreshAll(trunk: string): void {
     if (this.closed) return;
@@ -524,7 +550,8 @@ export class UpstreamWatcher extends UpstreamClient<WatchItem> {
 
   /** An answer to a request of a replaced or removed subscription. */
   private afterStale(item: WatchItem, response: SipResponse, kind: Kind): void {
-    if (kind === 'unsubscribe') return;
+    // a released item's dialog belongs to the next holder: never ended from here
+    if (kind === 'unsubscribe' || item.released) return;
     if (item.state === 'terminated' && !this.closed && response.status >= 200 && response.status < 300) {
       // Removed while the SUBSCRIBE was out: end the dialog it made.
       if (item.dialog !== undefined && !isEstablished(item.dialog)) item.dialog = uacDialog(item.dialog, response, detach) ?? item.dialog;

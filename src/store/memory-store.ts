@@ -22,11 +22,12 @@ function copy<R>(record: R): R {
   return JSON.parse(JSON.stringify(record)) as R;
 }
 
-class MemoryRepository<R> implements Repository<R> {
+/** Records in a Map by key, handed out as copies (also the memory copy of the Redis store). */
+export class MemoryRepository<R> implements Repository<R> {
   readonly rows = new Map<string, R>();
 
   constructor(
-    private readonly spec: TableSpec<R>,
+    readonly spec: TableSpec<R>,
     private readonly isClosed: () => boolean,
   ) {}
 

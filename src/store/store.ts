@@ -99,6 +99,11 @@ export interface GatewayStore {
   flush(): boolean;
   /** Flush, then release the file. Later writes are ignored; idempotent. */
   close(): void;
+  /**
+   * close(), resolved when the last write is done: a networked store (Redis)
+   * cannot wait synchronously, so its close() only starts the write.
+   */
+  closeAsync?(): Promise<void>;
   status(): StoreStatus;
 }
 

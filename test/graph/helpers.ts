@@ -128,3 +128,21 @@ export async function waitFor(predicate: () => boolean, timeoutMs = 8000, what =
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+/** The simulator and a webhook, torn down with `t`; a config subscribing through the simulator's service account. */
+export async function subscribingEnv(
+  t: { teardown(fn: () => unknown): void },
+  clientState: string,
+  extra: Partial<GraphConfigInput> = {},
+  webhook: { richNotifications?: true } = {},
+): Promise<{ e: Env; hook: WebhookServer; config: GraphConfig; count: (key: string) => number }> {
+  const e = await env();
+  const hook = await webhookServer();
+  t.teardown(async () => {
+    await hook.close();
+    await e.close();
+  });
+  const svc = e.sim.serviceAccount;
+  const config = e.config({ serviceAccounts: [{ username: svc.username, password: svc.password }], webhook: { publicUrl: hook.url, clientState, ...webhook }, ...extra });
+  return { e, hook, config, count: (key) => e.sim.control.counters().requests[key] ?? 0 };
+}

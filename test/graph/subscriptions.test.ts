@@ -8,7 +8,7 @@ import { createHttpTransport } from '../../src/graph/http-transport.js';
 import { createGraph, JsonFileSubscriptionStateStore, MemorySubscriptionStateStore, type GraphRuntime, type SubscriptionStateStore } from '../../src/graph/index.js';
 import { assignUsers } from '../../src/graph/subscription-manager.js';
 import { silentLogger } from '../../src/util/logger.js';
-import { ANNA, CHIARA, core, env, waitFor, webhookServer } from './helpers.js';
+import { ANNA, CHIARA, core, env, subscribingEnv, waitFor, webhookServer } from './helpers.js';
 
 const CLIENT_STATE = 'gateway-client-state-for-tests-0001';
 
@@ -38,19 +38,7 @@ t.test('users are spread over as few service accounts as needed, and stay put', 
 });
 
 t.test('presence subscriptions over the webhook (real clock)', async (t) => {
-  const e = await env();
-  const hook = await webhookServer();
-  t.teardown(async () => {
-    await hook.close();
-    await e.close();
-  });
-  const count = (key: string) => e.sim.control.counters().requests[key] ?? 0;
-  const svc = e.sim.serviceAccount;
-  const config = e.config({
-    serviceAccounts: [{ username: svc.username, password: svc.password }],
-    webhook: { publicUrl: hook.url, clientState: CLIENT_STATE },
-    writer: { enabled: false },
-  });
+  const { e, hook, config, count } = await subscribingEnv(t, CLIENT_STATE, { writer: { enabled: false } });
   const statePath = join(e.dir, 'state', 'subscriptions.json');
   const runtimes: GraphRuntime[] = [];
   t.teardown(async () => {

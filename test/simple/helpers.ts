@@ -3,7 +3,7 @@ import { Directory } from '../../src/core/directory.js';
 import { PresenceHub } from '../../src/core/presence-hub.js';
 import { Headers } from '../../src/sip/headers.js';
 import { createRequest, type Endpoint, type SipRequest, type SipResponse, type TransportProtocol } from '../../src/sip/message.js';
-import { SimpleServer, type SimpleObservers, type SimpleServerConfig } from '../../src/simple/simple-server.js';
+import { SimpleServer, type SimpleClusterOptions, type SimpleObservers, type SimpleServerConfig } from '../../src/simple/simple-server.js';
 import type { InboundRequest, OutboundOptions, SimpleStack } from '../../src/simple/stack-port.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { TimerWheel } from '../../src/util/timer-wheel.js';
@@ -105,6 +105,8 @@ export function makeServer(
     lookup?: (host: string) => Promise<string>;
     /** The observers the server is built with, made from its store (the metrics side is built before the server). */
     observers?: (store: PresenceHub) => SimpleObservers;
+    /** The server as one node of a cluster (its source and lookups). */
+    cluster?: SimpleClusterOptions;
   } = {},
 ) {
   let now = 1_700_000_000_000;
@@ -123,6 +125,7 @@ export function makeServer(
     wheel,
     ...(options.lookup !== undefined ? { lookup: options.lookup } : {}),
     ...(options.observers !== undefined ? { observers: options.observers(store) } : {}),
+    ...(options.cluster !== undefined ? { cluster: options.cluster } : {}),
   });
   return {
     stack,

@@ -3,6 +3,7 @@ import type { RichState, TelephonyState } from '../../src/core/person-state.js';
 import { Headers } from '../../src/sip/headers.js';
 import { createRequest, createResponse, type Endpoint, type SipRequest, type SipResponse, type TransportProtocol } from '../../src/sip/message.js';
 import type { InboundRequest, OutboundOptions, RequestSender } from '../../src/simple/stack-port.js';
+import type { PublishTarget } from '../../src/simple/upstream-publisher.js';
 import type { UpstreamSink } from '../../src/simple/upstream-watcher.js';
 import { TimerWheel } from '../../src/util/timer-wheel.js';
 
@@ -180,4 +181,18 @@ export function cucmPidf(opts: { basic?: 'open' | 'closed'; activities?: string;
     person +
     '</presence>'
   );
+}
+
+/** A publication of alice at the presence server (trunk kam), `over` changed. */
+export function publishTarget(over: Partial<PublishTarget> = {}): PublishTarget {
+  return {
+    trunk: 'kam',
+    personId: 'alice',
+    uri: 'sip:alice@presence.example.com',
+    expires: 3600,
+    fromUri: 'sip:gateway@gw.example.com',
+    flavor: 'rfc',
+    destination: () => Promise.resolve(PBX),
+    ...over,
+  };
 }

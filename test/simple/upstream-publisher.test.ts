@@ -1,9 +1,9 @@
 import t from 'tap';
 import { parsePidf } from '../../src/bodies/index.js';
 import type { PresenceView } from '../../src/core/person-state.js';
-import { UpstreamPublisher, type PublishTarget } from '../../src/simple/upstream-publisher.js';
+import { UpstreamPublisher } from '../../src/simple/upstream-publisher.js';
 import { silentLogger } from '../../src/util/logger.js';
-import { manualClock, PBX, ScriptedSender, settle } from './upstream-fakes.js';
+import { manualClock, PBX, publishTarget, ScriptedSender, settle } from './upstream-fakes.js';
 
 function view(over: Partial<PresenceView> = {}): PresenceView {
   return {
@@ -16,19 +16,6 @@ function view(over: Partial<PresenceView> = {}): PresenceView {
     revision: 1,
     changedAt: 0,
     source: 'teams',
-    ...over,
-  };
-}
-
-function target(over: Partial<PublishTarget> = {}): PublishTarget {
-  return {
-    trunk: 'kam',
-    personId: 'alice',
-    uri: 'sip:alice@presence.example.com',
-    expires: 3600,
-    fromUri: 'sip:gateway@gw.example.com',
-    flavor: 'rfc',
-    destination: () => Promise.resolve(PBX),
     ...over,
   };
 }
@@ -54,7 +41,7 @@ function setup(closeTimeoutMs = 2_000) {
 
 t.test('initial PUBLISH with PIDF body; 2xx ETag kept; refresh at 85 % with SIP-If-Match and no body', async (t) => {
   const s = setup();
-  s.publisher.publish(target(), view({ activities: ['on-the-phone'], note: 'In a call (Teams)' }));
+  s.publisher.publish(publishTarget(), view({ activities: ['on-the-phone'], note: 'In a call (Teams)' }));
   await settle();
   t.equal(s.sender.sent.length, 1);
   const first = s.sender.sent[0]!;
@@ -91,21 +78,21 @@ t.test('initial PUBLISH with PIDF body; 2xx ETag kept; refresh at 85 % with SIP-
   t.equal(refresh.headers.get('cseq'), '2 PUBLISH');
   s.sender.last().answer(200, { headers: [['sip-etag', 'et2'], ['expires', '1000']] });
   await settle();
-  s.publisher.publish(target(), view({ activities: ['away'] }));
+  s.publisher.publish(publishTarget(), view({ activities: ['away'] }));
   await settle();
   t.equal(s.sender.last().request.headers.get('sip-if-match'), 'et2', 'the new ETag is used');
 });
 
 t.test('changed view → modify (SIP-If-Match + body); the same view again sends nothing', async (t) => {
   const s = setup();
-  s.publisher.publish(target(), view());
+  s.publisher.publish(publishTarget(), view());
   await settle();
   s.sender.last().answer(200, { headers: [['sip-etag', 'e1'], ['expires', '3600']] });
   await settle();
-  s.publisher.publish(target(), view({ revision: 2 }));
+  s.publisher.publish(publishTarget(), view({ revision: 2 }));
   await settle();
   t.equal(s.sender.sent.length, 1, 'same body: nothing to send');
-  s.publisher.publish(target(), view({ activities: ['away'], revision: 3 }));
+  s.publisher.publish(publishTarget(), view({ activities: ['away'], revision: 3 }));
   await settle();
   t.equal(s.sender.sent.length, 2);
   const mod = s.sender.last().request;
@@ -115,11 +102,11 @@ t.test('changed view → modify (SIP-If-Match + body); the same view again sends
 
 t.test('one request in flight; changes meanwhile coalesce to the latest', async (t) => {
   const s = setup();
-  s.publisher.publish(target(), view());
+  s.publisher.publish(publishTarget(), view());
   await settle();
-  s.publisher.publish(target(), view({ activities: ['away'] }));
-  s.publisher.publish(target(), view({ activities: ['meeting'] }));
-  s.publisher.publish(target(), view({ activities: ['busy'] }));
+  s.publisher.publish(publishTarget(), view({ activities: ['away'] }));
+  s.publisher.publish(publishTarget(), view({ activities: ['meeting'] }));
+  s.publisher.publish(publishTarget(), view({ activities: ['busy'] }));
   await settle();
   t.equal(s.sender.sent.length, 1, 'still one in flight');
   s.sender.last().answer(200, { headers: [['sip-etag', 'e1']] });
@@ -130,7 +117,7 @@ t.test('one request in flight; changes meanwhile coalesce to the latest', async 
 
 t.test('412 → a new initial publication with the body', async (t) => {
   const s = setup();
-  s.publisher.publish(target(), view());
+  s.publisher.publish(publishTarget(), view());
   await settle();
   s.sender.last().answer(200, { headers: [['sip-etag', 'e1']] });
   await settle();
@@ -148,7 +135,7 @@ t.test('412 → a new initial publication with the body', async (t) => {
 
 t.test('423 → Min-Expires; 401 answered; Cisco flavor body', async (t) => {
   const s = setup();
-  s.publisher.publish(target({ expires: 60, flavor: 'cisco', credentials: { username: 'gw', password: 'pw' } }), view({ dnd: true, activities: ['busy'] }));
+  s.publisher.publish(publishTarget({ expires: 60, flavor: 'cisco', credentials: { username: 'gw', password: 'pw' } }), view({ dnd: true, activities: ['busy'] }));
   await settle();
   s.sender.last().answer(423, { headers: [['min-expires', '600']] });
   await settle();
@@ -166,12 +153,12 @@ t.test('423 → Min-Expires; 401 answered; Cisco flavor body', async (t) => {
 
 t.test('failure → down, retry with backoff carrying the latest state', async (t) => {
   const s = setup();
-  s.publisher.publish(target(), view());
+  s.publisher.publish(publishTarget(), view());
   await settle();
   s.sender.last().answer(503);
   await settle();
   t.match(s.items.at(-1), /kam\/alice down 503/);
-  s.publisher.publish(target(), view({ activities: ['away'] }));
+  s.publisher.publish(publishTarget(), view({ activities: ['away'] }));
   await settle();
   t.equal(s.sender.sent.length, 1, 'waits for the backoff');
   s.clock.advance(1_100);
@@ -182,11 +169,11 @@ t.test('failure → down, retry with backoff carrying the latest state', async (
 
 t.test('undefined view removes the publication (Expires: 0 + SIP-If-Match)', async (t) => {
   const s = setup();
-  s.publisher.publish(target(), view());
+  s.publisher.publish(publishTarget(), view());
   await settle();
   s.sender.last().answer(200, { headers: [['sip-etag', 'e9']] });
   await settle();
-  s.publisher.publish(target(), undefined);
+  s.publisher.publish(publishTarget(), undefined);
   await settle();
   const rm = s.sender.last().request;
   t.equal(rm.headers.get('expires'), '0');
@@ -203,8 +190,8 @@ t.test('undefined view removes the publication (Expires: 0 + SIP-If-Match)', asy
 
 t.test('close() removes every publication, including one in flight, bounded', async (t) => {
   const s = setup(300);
-  s.publisher.publish(target(), view());
-  s.publisher.publish(target({ personId: 'bob', uri: 'sip:bob@presence.example.com' }), view({ personId: 'bob' }));
+  s.publisher.publish(publishTarget(), view());
+  s.publisher.publish(publishTarget({ personId: 'bob', uri: 'sip:bob@presence.example.com' }), view({ personId: 'bob' }));
   await settle();
   s.sender.sent[0]!.answer(200, { headers: [['sip-etag', 'a']] });
   await settle();

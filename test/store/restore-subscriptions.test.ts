@@ -7,7 +7,7 @@ import t from 'tap';
 import { parseSubscriptionState, tagOf } from '../../src/sip/header-values.js';
 import type { SipRequest, SipResponse } from '../../src/sip/message.js';
 import { createPersistence, type Persistence } from '../../src/persistence-wiring.js';
-import { RESTORE_SEQUENCE_MARGIN } from '../../src/simple/notifier.js';
+import { RESTORE_NOTIFY_WINDOW, RESTORE_SEQUENCE_MARGIN } from '../../src/simple/notifier.js';
 import { join } from 'node:path';
 import { MemoryStore, SqliteStore, type GatewayStore, type WatcherSubscriptionRecord } from '../../src/store/index.js';
 import type { RestoreSummary } from '../../src/persistence-wiring.js';
@@ -203,7 +203,13 @@ t.test('a clean stop and restart through the SQLite file brings back every one o
   let sameDialog = 0;
   for (const [tag, callId] of accepted) if (b.s.server.notifier.find(tag)?.callId === callId) sameDialog++;
   t.equal(sameDialog, count, 'each comes back in its own dialog');
-  // the restore NOTIFYs go out in fan-out slices
-  for (let i = 0; i < 500 && b.s.stack.notifies().length < count; i++) await settle();
+  // the restore NOTIFYs go out in fan-out slices, no more than the window at once, the next as answers come
+  let mostInFlight = 0;
+  for (let i = 0; i < 500 && b.s.stack.notifies().length < count; i++) {
+    await settle();
+    mostInFlight = Math.max(mostInFlight, b.s.stack.pending().length);
+    answerAll(b.s);
+  }
   t.equal(b.s.stack.notifies().length, count, 'one NOTIFY each with the current state');
+  t.equal(mostInFlight, RESTORE_NOTIFY_WINDOW, 'never more than the window in flight');
 });

@@ -13,7 +13,7 @@ import { UpstreamWatcher, type UpstreamTarget } from '../../src/simple/upstream-
 import { MemoryStore } from '../../src/store/index.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { makeServer } from '../simple/helpers.js';
-import { manualClock, notifyFor, inbound, dialog, dialogInfo, PBX, RecordingSink, ScriptedSender, settle } from '../simple/upstream-fakes.js';
+import { manualClock, notifyFor, inbound, dialog, dialogInfo, PBX, publishTarget as publishTargetAt, RecordingSink, ScriptedSender, settle } from '../simple/upstream-fakes.js';
 import { bodyPackages } from '../helpers/packages.js';
 
 const watchTarget: UpstreamTarget = {
@@ -27,15 +27,7 @@ const watchTarget: UpstreamTarget = {
   destination: () => Promise.resolve(PBX),
 };
 
-const publishTarget: PublishTarget = {
-  trunk: 'kam',
-  personId: 'alice',
-  uri: 'sip:alice@presence.example.com',
-  expires: 3600,
-  fromUri: 'sip:gateway@gw.example.com',
-  flavor: 'rfc',
-  destination: () => Promise.resolve(PBX),
-};
+const publishTarget: PublishTarget = publishTargetAt();
 
 const busy: PresenceView = {
   personId: 'alice',
