@@ -28,6 +28,7 @@ import type { FeatureEventPackage } from './simple/feature-package.js';
 import type { Notifier } from './simple/notifier.js';
 import type { SimpleObservers } from './simple/simple-server.js';
 import type { Endpoint, TransportProtocol } from './sip/message.js';
+import type { Cluster } from './store/cluster.js';
 import { systemClock, type Clock } from './util/clock.js';
 import type { Logger } from './util/logger.js';
 
@@ -95,8 +96,11 @@ export interface AdminWiringOptions {
   graph: GraphRuntime | undefined;
   /** The persistent store is open and writing (undefined: no store configured). */
   storeOk?: () => boolean;
-  /** Several nodes sharing a store (absent: a single node): /readyz needs it reachable. */
-  cluster?: { connected(): boolean };
+  /**
+   * The service this node is part of: the diagnostics page's nodes and job holders; with Redis,
+   * /readyz also needs the shared store reachable.
+   */
+  cluster?: { cluster: Pick<Cluster, 'nodeId' | 'membership' | 'leases' | 'connected'>; store: 'sqlite' | 'memory' | 'redis'; redisUrl?: string };
   logger: Logger;
   /** The security log's tally (keys "event\u0000reason") and the digest lockouts in force. */
   security?: {
@@ -193,7 +197,7 @@ export function wireAdmin(options: AdminWiringOptions): AdminWiring {
     };
     if (options.storeOk !== undefined) parts['store'] = options.storeOk();
     // a node cut off from the shared store serves its own watchers but should not get new traffic
-    if (options.cluster !== undefined) parts['cluster'] = options.cluster.connected();
+    if (options.cluster?.store === 'redis') parts['cluster'] = options.cluster.cluster.connected();
     if (graphExpected) parts['graph'] = graphAuthOk(graph?.status());
     return parts;
   };

@@ -5,7 +5,6 @@
  * order through the close hooks each registers (src/util/lifecycle.ts).
  * Graph and SIP meet only through core's PresenceHub.
  */
-import { resolveNodeId } from './config/cluster.js';
 import { personFromConfig, presenceStoreOptions } from './config/core-config.js';
 import type { GatewayConfig } from './config/schema.js';
 import { sipStackOptions } from './config/sip-options.js';
@@ -23,9 +22,9 @@ import { PackageRegistry } from './simple/package-registry.js';
 import { SimpleServer } from './simple/simple-server.js';
 import { createTrunkSide, createUpstream, type TrunkSide, type UpstreamSide } from './trunk-wiring.js';
 import { openPersistence } from './persistence-wiring.js';
+import { openCluster, wireCluster } from './cluster-wiring.js';
 import { holdJobs, type HeldJobs } from './job-wiring.js';
 import { JOBS, type Cluster } from './store/cluster.js';
-import { singleNodeCluster } from './store/single-node.js';
 import { Lifecycle } from './util/lifecycle.js';
 import { TimerWheel } from './util/timer-wheel.js';
 import { SipStack } from './sip/stack.js';
@@ -58,7 +57,8 @@ export interface GatewayStartOptions {
   /**
    * The service this node is part of: its jobs (each trunk's upstream side, the Graph side's
    * subscriptions, poller, directory sync, writer, calendar) run under its leases. Default: this
-   * node alone (every lease held at once). The caller closes a cluster it passes.
+   * node alone (every lease held at once), or with store.redis the nodes sharing that Redis
+   * (cluster-wiring.ts). The caller closes a cluster it passes.
    */
   cluster?: Cluster;
 }
@@ -66,7 +66,7 @@ export interface GatewayStartOptions {
 export async function startGateway(config: GatewayConfig, logger: Logger, options: GatewayStartOptions = {}): Promise<Gateway> {
   const life = options.lifecycle ?? new Lifecycle({ log: logger });
   try {
-    return await assemble(config, logger, life, options.cluster ?? singleNodeCluster(resolveNodeId(config.cluster)));
+    return await assemble(config, logger, life, options.cluster);
   } catch (err) {
     // a start that fails half way closes what it had started
     await life.close();
@@ -74,7 +74,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
   }
 }
 
-async function assemble(config: GatewayConfig, logger: Logger, life: Lifecycle, cluster: Cluster): Promise<Gateway> {
+async function assemble(config: GatewayConfig, logger: Logger, life: Lifecycle, given: Cluster | undefined): Promise<Gateway> {
   const directory = new Directory(
     config.users.map((u) => personFromConfig(u, config.sip.domain)),
     { domains: [config.sip.domain, ...config.sip.aliases] },
@@ -84,6 +84,15 @@ async function assemble(config: GatewayConfig, logger: Logger, life: Lifecycle, 
   const persistence = await openPersistence(config, logger);
   // closed here only when the start fails before the parts are built; else the 'persistence' hook below did it
   life.onClose('store', () => persistence.close());
+  // The service this node is part of. One it opens it leaves last, after the store's last writes: leaving
+  // ends its heartbeat, and the others take over its subscriptions as saved.
+  const cluster = given ?? (await openCluster(config, persistence.store, logger));
+  if (given === undefined) life.onClose('cluster', () => cluster.close());
+  // Every node's inputs to the canonical state, and the state the others made, before SIP is served.
+  const shared = wireCluster({ cluster, hub: store, logger });
+  life.onClose('cluster wiring', () => shared.close());
+  await shared.load();
+  const clusterOptions = shared.simpleOptions();
   // The security log: its own stream at warn whatever log.level (fail2ban and SIEMs read it).
   const security = new PinoSecurityLog({
     destination: config.log.security.destination,
@@ -128,6 +137,7 @@ async function assemble(config: GatewayConfig, logger: Logger, life: Lifecycle, 
     upstream: upstream.watcher,
     packages,
     observers: observed.simple,
+    ...(clusterOptions !== undefined ? { cluster: clusterOptions } : {}),
   });
   life.onClose('simple server', () => simple.close());
   const lists = attachResourceLists(simple.notifier, (l) => store.onChange(l), config.lists, { directory, logger });
@@ -136,6 +146,20 @@ async function assemble(config: GatewayConfig, logger: Logger, life: Lifecycle, 
   await trunks.registry.start();
   // Saved state back into the parts; from then on every change is kept (persistence-wiring.ts).
   persistence.restore({ notifier: simple.notifier, publications: simple.publications, directory, lists, upstream: { watcher: upstream.watcher, publisher: upstream.publisher }, ...(simple.features !== undefined ? { features: simple.features } : {}) });
+  // A dead node's subscriptions and publications are taken over here by the restore's rules; moved ones let go.
+  shared.attach({
+    notifier: {
+      get size() {
+        return simple.notifier.size;
+      },
+      restoreClaimed: (records) => persistence.restoreClaimed(records),
+      release: (id) => void simple.notifier.release(id),
+    },
+    publications: {
+      adopt: (records) => persistence.adoptClaimed(records),
+      release: (etag) => void simple.publications.release(etag),
+    },
+  });
   // Each trunk's upstream side is a job: it starts with the dialogs and publications saved for the trunk.
   let trunkJobs: HeldJobs | undefined;
   life.onClose(
@@ -199,6 +223,7 @@ async function assemble(config: GatewayConfig, logger: Logger, life: Lifecycle, 
     graph,
     logger,
     ...(persistence.persistent ? { storeOk: () => persistence.ok() } : {}),
+    cluster: { cluster, store: persistence.store.kind, ...(config.store.redis !== undefined ? { redisUrl: config.store.redis.url } : {}) },
     security: { counts: () => security.counts(), lockouts: () => trunks.access.guessingStats() },
   });
   // the metrics side closes with the admin side that serves it (/metrics)

@@ -16,10 +16,17 @@
  *  - what this node wrote while the store was unreachable is published again
  *    when it is back (the bus loses messages sent while it is down).
  */
+import { resolveNodeId } from './config/cluster.js';
 import type { GatewayConfig } from './config/schema.js';
 import { inputSlot, type HubInput } from './core/hub-input.js';
+import { publishSourceOf } from './core/publish-source.js';
 import type { Cluster } from './store/cluster.js';
 import type { PublicationRecord, WatcherSubscriptionRecord } from './store/records.js';
+import { createRedisCluster } from './store/redis/cluster.js';
+import { connectRedis } from './store/redis/connection.js';
+import { RedisStore } from './store/redis/redis-store.js';
+import { singleNodeCluster } from './store/single-node.js';
+import type { GatewayStore } from './store/store.js';
 import type { Logger } from './util/logger.js';
 
 /** What the wiring needs of the PresenceHub. */
@@ -51,11 +58,6 @@ export interface ClusterSimpleOptions {
   resolvePublication: (etag: string) => Promise<PublicationRecord | undefined>;
   /** A watcher subscription this node does not hold (by our To tag), claimed from the store; its old owner is told. */
   resolveSubscription: (id: string) => Promise<WatcherSubscriptionRecord | undefined>;
-}
-
-/** The hub source of this node's publications in a cluster ('publish' on a single node; view.ts maps both). */
-export function publishSource(nodeId: string): string {
-  return `publish@${nodeId}`;
 }
 
 export interface ClusterHubParts {
@@ -155,7 +157,7 @@ export function wireCluster(parts: ClusterHubParts): ClusterWiring {
     } catch (err) {
       log.error({ err, dead }, 'taking over a dead node failed');
     } finally {
-      hub.dropSource(publishSource(dead));
+      hub.dropSource(publishSourceOf(dead));
     }
   };
 
@@ -182,7 +184,7 @@ export function wireCluster(parts: ClusterHubParts): ClusterWiring {
       const ownership = cluster.ownership;
       if (ownership === undefined) return undefined;
       return {
-        publishSource: publishSource(nodeId),
+        publishSource: publishSourceOf(nodeId),
         async resolveSubscription(id) {
           const record = await ownership.claimSubscription(id);
           if (record !== undefined) cluster.bus.publish({ type: 'moved', from: nodeId, what: 'subscription', id, to: nodeId });
@@ -212,7 +214,26 @@ export function wireCluster(parts: ClusterHubParts): ClusterWiring {
   };
 }
 
-/** Whether the config asks for a cluster on Redis (else a single node on SQLite or memory). */
-export function wantsRedisCluster(config: GatewayConfig): boolean {
-  return (config.store as { redis?: unknown }).redis !== undefined;
+/**
+ * The service this node is part of: with store.redis, the nodes sharing that
+ * Redis (membership, leases and bus on connections of their own; ownership
+ * and the shared person state from the Redis store); else this node alone.
+ */
+export async function openCluster(config: GatewayConfig, store: GatewayStore, logger: Logger): Promise<Cluster> {
+  const nodeId = resolveNodeId(config.cluster);
+  const redis = config.store.redis;
+  if (redis === undefined) return singleNodeCluster(nodeId);
+  if (!(store instanceof RedisStore)) throw new Error('store.redis is set but the store opened is not the Redis store');
+  return createRedisCluster({
+    nodeId,
+    connect: (name) => connectRedis(redis, logger, name),
+    keys: redis.keyPrefix,
+    heartbeatMs: config.cluster.heartbeatMs,
+    nodeTtlMs: config.cluster.nodeTtlMs,
+    leaseTtlMs: config.cluster.leaseTtlMs,
+    logger,
+    ownership: store.ownership,
+    personState: store.personState,
+    local: { sip: config.sip.listen.map((l) => `${l.transport} ${l.address}:${l.port}`) },
+  });
 }

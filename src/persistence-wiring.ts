@@ -48,6 +48,7 @@ import {
   type NotificationKeyState,
   type SavedPresenceState,
 } from './store/index.js';
+import type { PublicationRecord, WatcherSubscriptionRecord } from './store/records.js';
 import type { SavedUpstream, UpstreamRestoreCounts } from './trunk-wiring.js';
 import { systemClock, type Clock } from './util/clock.js';
 import type { Logger } from './util/logger.js';
@@ -119,6 +120,13 @@ export interface Persistence {
    * trunk's job starts with. Nothing when not persistent.
    */
   savedUpstream(trunk: string): Promise<SavedUpstream>;
+  /**
+   * Watcher subscriptions taken over from a dead node (Ownership.claimNode) made live in the notifier
+   * given to restore(), by restore()'s rules (each gets a NOTIFY with the current state); the dropped ones forgotten.
+   */
+  restoreClaimed(records: readonly WatcherSubscriptionRecord[]): { restored: number; dropped: number };
+  /** Publications taken over from a dead node adopted by the compositor given to restore(); the dropped ones forgotten. */
+  adoptClaimed(records: readonly PublicationRecord[]): { restored: number; dropped: number };
   /** Stop: close the upstream side keeping its dialogs and publications (nothing sent). No-op when not persistent. */
   keepUpstream(upstream: { watcher: UpstreamWatcher; publisher: UpstreamPublisher }): Promise<void>;
   /** Wait briefly for NOTIFYs in flight, save the moved CSeqs, flush and close the store. Idempotent. */
@@ -179,6 +187,31 @@ export function createPersistence(options: PersistenceOptions): Persistence {
     sweep.unref();
   };
 
+  /** Saved watcher subscriptions made live in the notifier (at start, or taken over from a dead node); the dropped ones forgotten. */
+  const restoreWatchers = (parts: PersistedParts, subs: readonly WatcherSubscriptionRecord[]): { restored: number; dropped: number } => {
+    const exists = (id: string): boolean => parts.directory.get(id) !== undefined;
+    const lists = new Set((parts.lists?.summary() ?? []).map((l) => `list:${l.name}`));
+    // client-defined lists (RFC 5367) come back from the body saved with their subscription
+    for (const s of subs) {
+      if (s.clientList !== undefined && parts.lists?.restoreClientList?.(s.resource, s.clientList) === true) lists.add(s.resource);
+    }
+    const kindOf = (resource: string): RestoredResourceKind => {
+      if (exists(resource)) return 'resource';
+      if (lists.has(resource)) return 'list';
+      // watcher information (RFC 3857) is kept under its own resource for the watched person
+      const watched = winfoPersonOf(resource);
+      return watched !== undefined && exists(watched) ? 'resource' : undefined;
+    };
+    const result = parts.notifier.restore(subs, kindOf);
+    for (const s of subs) {
+      if (parts.notifier.find(s.id) !== undefined) continue;
+      store.watcherSubscriptions.remove(s.id);
+      if (s.clientList !== undefined && lists.has(s.resource)) parts.lists?.released?.(s.resource);
+    }
+    return result;
+  };
+  let restored: PersistedParts | undefined;
+
   return {
     store,
     persistent,
@@ -200,6 +233,7 @@ export function createPersistence(options: PersistenceOptions): Persistence {
 
     restore(parts) {
       notifier = parts.notifier;
+      restored = parts;
       const empty = { restored: 0, dropped: 0 };
       const summary: RestoreSummary = {
         subscriptions: { ...empty },
@@ -236,28 +270,27 @@ export function createPersistence(options: PersistenceOptions): Persistence {
         summary.upstreamPublications = up.publications;
       }
 
-      const lists = new Set((parts.lists?.summary() ?? []).map((l) => `list:${l.name}`));
-      const subs = store.watcherSubscriptions.loadAll();
-      // client-defined lists (RFC 5367) come back from the body saved with their subscription
-      for (const s of subs) {
-        if (s.clientList !== undefined && parts.lists?.restoreClientList?.(s.resource, s.clientList) === true) lists.add(s.resource);
-      }
-      const kindOf = (resource: string): RestoredResourceKind => {
-        if (exists(resource)) return 'resource';
-        if (lists.has(resource)) return 'list';
-        // watcher information (RFC 3857) is kept under its own resource for the watched person
-        const watched = winfoPersonOf(resource);
-        return watched !== undefined && exists(watched) ? 'resource' : undefined;
-      };
-      summary.subscriptions = parts.notifier.restore(subs, kindOf);
-      for (const s of subs) {
-        if (parts.notifier.find(s.id) !== undefined) continue;
-        store.watcherSubscriptions.remove(s.id);
-        if (s.clientList !== undefined && lists.has(s.resource)) parts.lists?.released?.(s.resource);
-      }
+      summary.subscriptions = restoreWatchers(parts, store.watcherSubscriptions.loadAll());
       store.flush();
       logger.info({ path: store.path, pruned, ...summary }, 'state restored from the store');
       return summary;
+    },
+
+    restoreClaimed(records) {
+      if (restored === undefined || !persistent) return { restored: 0, dropped: records.length };
+      const result = restoreWatchers(restored, records);
+      store.flush();
+      return result;
+    },
+
+    adoptClaimed(records) {
+      const parts = restored;
+      let adopted = 0;
+      for (const r of records) {
+        if (parts?.publications.adopt(r) === true) adopted++;
+        else store.publications.remove(r.etag);
+      }
+      return { restored: adopted, dropped: records.length - adopted };
     },
 
     async savedUpstream(trunk) {

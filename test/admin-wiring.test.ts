@@ -1,5 +1,5 @@
 import t from 'tap';
-import { wireAdmin, wireMetrics, type MetricsSide } from '../src/admin-wiring.js';
+import { wireAdmin, wireMetrics, type AdminWiringOptions, type MetricsSide } from '../src/admin-wiring.js';
 import { graphAuthOk } from '../src/http/readiness.js';
 import { configSchema } from '../src/config/schema.js';
 import type { Directory } from '../src/core/directory.js';
@@ -94,7 +94,7 @@ function observedServer(): ReturnType<typeof makeServer> & { observed: MetricsSi
   return { ...env, observed: observed! };
 }
 
-function setup(options: { extra?: Record<string, unknown>; graph?: FakeGraph; storeOk?: () => boolean; cluster?: { connected(): boolean } } = {}) {
+function setup(options: { extra?: Record<string, unknown>; graph?: FakeGraph; storeOk?: () => boolean; cluster?: AdminWiringOptions['cluster'] } = {}) {
   const env = observedServer();
   const cfg = config(options.extra);
   const wiring = wireAdmin({
@@ -254,13 +254,28 @@ t.test('readiness: SIP listeners, store, Graph auth', async (t) => {
   t.equal(wiring.ready()['graph'], false, 'a failing token: Graph auth is down');
 });
 
+/** A cluster's read side: this node alone, its store reachable while `up`. */
+function fakeCluster(nodeId: string) {
+  const c = {
+    nodeId,
+    up: true,
+    membership: { nodeId, nodes: () => [], onNodeDown: () => () => undefined, onNodeUp: () => () => undefined, setLocal: () => undefined },
+    leases: { hold: () => async () => undefined, held: () => undefined, list: () => [] },
+    connected: () => c.up,
+  };
+  return c;
+}
+
 t.test('readiness with a cluster: not ready while the shared store is unreachable', async (t) => {
-  let connected = true;
-  const { wiring } = setup({ storeOk: () => true, cluster: { connected: () => connected } });
+  const cluster = fakeCluster('node-a');
+  const { wiring } = setup({ storeOk: () => true, cluster: { cluster, store: 'redis', redisUrl: 'redis://u:secret@127.0.0.1:6379/0' } });
   t.teardown(() => wiring.close());
   t.same(wiring.ready(), { sip: true, store: true, cluster: true });
-  connected = false;
+  cluster.up = false;
   t.same(wiring.ready(), { sip: true, store: true, cluster: false }, 'the cluster part follows connected()');
+  const sqlite = setup({ cluster: { cluster: fakeCluster('solo'), store: 'sqlite' } });
+  t.notOk('cluster' in sqlite.wiring.ready(), 'a single node needs no shared store to be ready');
+  sqlite.wiring.close();
   const single = setup();
   t.notOk('cluster' in single.wiring.ready());
   single.wiring.close();

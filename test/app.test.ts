@@ -15,7 +15,7 @@ import { silentLogger } from '../src/util/logger.js';
 import { freePort } from './helpers/ports.js';
 
 /** The parts in the order app.ts starts them (a SIP-only gateway). */
-const START_ORDER = ['store', 'sip stack', 'timers', 'trunks', 'persistence', 'simple server', 'resource lists', 'upstream', 'admin', 'http server'];
+const START_ORDER = ['store', 'cluster', 'cluster wiring', 'sip stack', 'timers', 'trunks', 'persistence', 'simple server', 'resource lists', 'upstream', 'admin', 'http server'];
 
 async function gateway(t: Test) {
   const stateDir = await mkdtemp(join(tmpdir(), 'pgw-app-'));

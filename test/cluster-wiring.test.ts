@@ -1,6 +1,7 @@
 import t from 'tap';
-import { wireCluster, publishSource, type ClusterHub, type ClusterNotifier, type ClusterPublications } from '../src/cluster-wiring.js';
+import { wireCluster, type ClusterHub, type ClusterNotifier, type ClusterPublications } from '../src/cluster-wiring.js';
 import type { HubInput } from '../src/core/hub-input.js';
+import { publishSourceOf } from '../src/core/publish-source.js';
 import type { BusMessage, Cluster, LeaseInfo, NodeInfo } from '../src/store/cluster.js';
 import type { PublicationRecord, WatcherSubscriptionRecord } from '../src/store/records.js';
 import { silentLogger } from '../src/util/logger.js';
@@ -177,7 +178,7 @@ t.test('a dead node: its records claimed, publications adopted before the subscr
   await tick();
   t.same(c.claims, ['node:a']);
   t.same(s.log, ['adopt e1', 'restore s1,s2']);
-  t.same(h.dropped, [publishSource('a')], 'publish@a dropped');
+  t.same(h.dropped, [publishSourceOf('a')], 'publish@a dropped');
   // a second survivor that lost the claim still drops the dead node's source
   c.nodeDown('a');
   await tick();
