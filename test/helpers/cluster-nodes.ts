@@ -189,8 +189,7 @@ export async function startCluster(t: Teardown, options: ClusterOptions = {}): P
     await ownRedis?.close();
   });
   if (options.start !== false) {
-    // one after the other: the first creates the shared state the others load
-    for (const n of nodes) await n.start();
+    await Promise.all(nodes.map((n) => n.start()));
   }
   return cluster;
 }
