@@ -62,6 +62,13 @@ export class RedisMembership implements Membership {
   /** clock.now() when the last successful beat was sent. */
   private lastOk = Number.NEGATIVE_INFINITY;
   private isReachable = false;
+  /**
+   * clock.now() when heartbeats reached Redis again after not reaching it:
+   * for a nodeTtlMs after, no node is taken for down (every heartbeat may
+   * have expired during the outage; the live nodes need one TTL to beat again).
+   */
+  private regainedAt: number | undefined;
+  private everReachable = false;
 
   constructor(options: RedisMembershipOptions) {
     this.client = options.client;
@@ -164,6 +171,8 @@ export class RedisMembership implements Membership {
   private setReachable(reachable: boolean): void {
     if (this.isReachable === reachable) return;
     this.isReachable = reachable;
+    if (reachable && this.everReachable) this.regainedAt = this.clock.now();
+    if (reachable) this.everReachable = true;
     if (!reachable) this.logger.warn({ lastOkAgoMs: this.clock.now() - this.lastOk }, 'heartbeats do not reach Redis');
     for (const l of this.reachableListeners) this.call(() => l(reachable));
   }
@@ -207,8 +216,11 @@ export class RedisMembership implements Membership {
       this.reportedDown.delete(id);
     }
     for (const id of inSet) if (!live.has(id) && !this.reportedDown.has(id)) this.known.add(id);
+    const regained = this.regainedAt;
+    const settling = regained !== undefined && this.clock.now() - regained < this.nodeTtlMs;
     for (const id of this.known) {
-      if (live.has(id)) continue;
+      // right after an outage a missing heartbeat may only be one not renewed yet
+      if (live.has(id) || settling) continue;
       this.known.delete(id);
       if (inSet.has(id)) this.reportedDown.add(id);
       downs.push(id);
