@@ -5,6 +5,7 @@
  */
 import t from 'tap';
 import { startRedis } from '../helpers/redis-server.js';
+import { startTcpProxy } from '../helpers/tcp-proxy.js';
 import { probeClient, startNode, TIMINGS, until, type TestNode } from './redis-cluster-nodes.js';
 
 function ids(node: TestNode): string[] {
@@ -105,4 +106,31 @@ t.test('a node that was forgotten before a slower survivor read it is still seen
   await probe.srem('test:nodes', 'a');
   await until(() => atB.length > 0, 1000, 'b sees a down');
   t.same(atB, ['a']);
+});
+
+t.test('after a Redis outage longer than the TTL, a node back first takes none for down while the others come back', async (t) => {
+  const redis = await startRedis(t);
+  // b reaches Redis through a proxy, to come back later than a
+  const pb = await startTcpProxy(t, redis);
+  const [a, b] = await Promise.all([startNode(t, redis.url, 'a'), startNode(t, pb.url, 'b')]);
+  await until(() => [a, b].every((n) => ids(n).length === 2), 2000, 'both up');
+  const atA = downs(a);
+  const atB = downs(b);
+  await redis.stop();
+  pb.pause();
+  // longer than the heartbeats' TTL: when Redis is back (its append-only file kept them) both have expired
+  await new Promise((r) => setTimeout(r, 2 * TIMINGS.nodeTtlMs));
+  await redis.start();
+  await until(() => a.cluster.membership.reachable(), 2000, 'a reaches Redis again');
+  // a beats a few times while b's heartbeat is gone; b comes back within the TTL
+  await new Promise((r) => setTimeout(r, 3 * TIMINGS.heartbeatMs));
+  pb.resume();
+  await until(() => [a, b].every((n) => ids(n).length === 2), 2 * TIMINGS.nodeTtlMs, 'both see each other again');
+  await new Promise((r) => setTimeout(r, TIMINGS.nodeTtlMs));
+  t.same(atA, [], 'a took b for nothing');
+  t.same(atB, [], 'b took a for nothing');
+  // a node that stays away after the outage is still seen down
+  b.kill();
+  await until(() => atA.length > 0, 4 * TIMINGS.nodeTtlMs, 'a sees b down');
+  t.same(atA, ['b']);
 });
