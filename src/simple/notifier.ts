@@ -4,6 +4,7 @@
  * this module knows nothing of presence.
  */
 import { lookup as dnsLookup } from 'node:dns/promises';
+import { performance } from 'node:perf_hooks';
 import { Headers } from '../sip/headers.js';
 import {
   parseAccept,
@@ -124,8 +125,17 @@ function isInvalidHost(host: string): boolean {
   return h.length >= 7 && h.slice(-7).toLowerCase() === 'invalid' && (h.length === 7 || h.charCodeAt(h.length - 8) === 0x2e);
 }
 
-/** NOTIFYs sent per event-loop turn during a fan-out. */
+/** NOTIFYs sent per event-loop turn during a fan-out, at most. */
 const FANOUT_SLICE = 500;
+
+/**
+ * Milliseconds of sending per event-loop turn during a fan-out. libuv reads at
+ * most 32 datagrams a socket per turn, so the watchers' 200s are read only as
+ * often as the loop turns: a short slice reads them while later NOTIFYs are
+ * still being sent, within T1, instead of after the whole fan-out (a 200 read
+ * later than T1 has its NOTIFY retransmitted, RFC 3261 §17.1.2.2).
+ */
+const FANOUT_SLICE_MS = 2;
 
 /**
  * How far a restored subscription's NOTIFY CSeq (src/sip/dialog.ts) and body
@@ -666,10 +676,11 @@ export class Notifier {
     this.fanoutScheduled = false;
     if (this.closed) return;
     let sent = 0;
+    const start = performance.now();
     for (const sub of this.fanout) {
       this.fanout.delete(sub);
       this.notify(sub);
-      if (++sent === FANOUT_SLICE) break;
+      if (++sent === FANOUT_SLICE || performance.now() - start >= FANOUT_SLICE_MS) break;
     }
     if (this.fanout.size > 0) {
       this.fanoutScheduled = true;
