@@ -137,6 +137,10 @@ const FANOUT_SLICE = 500;
  */
 const FANOUT_SLICE_MS = 2;
 
+/** Subscriptions saved per slice of the periodic sweep (sweepMoved), and the pause between slices. */
+const SWEEP_SLICE = 250;
+const SWEEP_PAUSE_MS = 10;
+
 /**
  * How far a restored subscription's NOTIFY CSeq (src/sip/dialog.ts) and body
  * version jump ahead of the last saved ones: they are saved at create/refresh
@@ -188,6 +192,8 @@ export class Notifier {
   private persist: SubscriptionPersistence | undefined = undefined;
   /** Subscriptions whose CSeq/version moved since they were last saved (persistence sweep). */
   private readonly moved = new Set<Subscription>();
+  /** the next slice of a sweep (sweepMoved) */
+  private sweeping: NodeJS.Timeout | undefined;
   private notifiesOut = 0;
   private readonly observer: NotifyObserver | undefined;
   private readonly lifecycle = new Set<SubscriptionListener>();
@@ -282,18 +288,44 @@ export class Notifier {
     this.moved.clear();
   }
 
-  /** Save the subscriptions whose CSeq or version moved since their last save; returns how many. */
+  /** Save the subscriptions whose CSeq or version moved since their last save, all now (at close); returns how many. */
   persistMoved(): number {
+    return this.saveMoved(Number.POSITIVE_INFINITY);
+  }
+
+  /**
+   * The periodic sweep: the moved subscriptions saved SWEEP_SLICE at a time,
+   * SWEEP_PAUSE_MS apart. After a fan-out to 20,000 watchers all of them moved;
+   * saved in one turn they would hold the event loop (and, past the store's
+   * queue bound, wait synchronously on its writer) for hundreds of ms, while
+   * NOTIFY answers and PUBLISHes wait unread.
+   */
+  sweepMoved(): void {
+    if (this.sweeping !== undefined) return;
+    const step = (): void => {
+      this.sweeping = undefined;
+      if (this.closed) return;
+      this.saveMoved(SWEEP_SLICE);
+      if (this.moved.size === 0) return;
+      this.sweeping = setTimeout(step, SWEEP_PAUSE_MS);
+      this.sweeping.unref();
+    };
+    step();
+  }
+
+  private saveMoved(limit: number): number {
     const persist = this.persist;
     if (persist === undefined || this.moved.size === 0) return 0;
     let n = 0;
+    let taken = 0;
     for (const sub of this.moved) {
+      this.moved.delete(sub);
       if (sub.state === 'active') {
         persist.save(sub);
         n++;
       }
+      if (++taken >= limit) break;
     }
-    this.moved.clear();
     return n;
   }
 
@@ -389,6 +421,8 @@ export class Notifier {
   /** Stop expiring and notifying. Sends nothing: subscriptions are meant to survive a restart. */
   close(): void {
     this.closed = true;
+    if (this.sweeping !== undefined) clearTimeout(this.sweeping);
+    this.sweeping = undefined;
     for (const pkg of this.packages.all()) pkg.close?.();
     this.fanout.clear();
     for (const sub of this.byTag.values()) if (sub.timer !== undefined) this.wheel.cancel(sub.timer);

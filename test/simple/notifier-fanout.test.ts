@@ -59,3 +59,33 @@ t.test('fan-out interleaves reading the socket between slices', async (t) => {
   for (let i = 0; i < 200 && stack.notifies().length - before < watchers; i++) await settle();
   t.equal(stack.notifies().length - before, watchers, 'every watcher notified');
 });
+
+t.test('the periodic sweep saves moved subscriptions in slices; persistMoved (at close) saves all at once', async (t) => {
+  const { stack, store, now, server } = makeServer();
+  const saved: string[] = [];
+  server.notifier.onPersist({ save: (sub) => saved.push(sub.localTag), remove: () => undefined });
+  const watchers = 1000;
+  for (let i = 0; i < watchers; i++) stack.deliver(subscribe({ expires: 600 }));
+  for (const s of stack.pending()) s.answer(200);
+  await settle();
+  const change = async (line: 'in-call' | 'idle'): Promise<void> => {
+    store.setTelephony('alice', { line, dnd: false, calls: line === 'idle' ? [] : [{ id: 'c1', phase: 'confirmed' }], origin: 'test', at: now() });
+    for (let i = 0; i < 100 && stack.pending().length < watchers; i++) await settle();
+    for (const s of stack.pending()) s.answer(200);
+    await settle();
+  };
+  await change('in-call');
+  saved.length = 0;
+  server.notifier.sweepMoved();
+  t.equal(saved.length, 250, 'one slice saved in this turn');
+  server.notifier.sweepMoved();
+  t.equal(saved.length, 250, 'a sweep in progress is not started again');
+  const end = Date.now() + 5000;
+  while (saved.length < watchers && Date.now() < end) await new Promise((r) => setTimeout(r, 5));
+  t.equal(new Set(saved).size, watchers, 'all saved, each once, over a few slices');
+
+  await change('idle');
+  saved.length = 0;
+  t.equal(server.notifier.persistMoved(), watchers, 'persistMoved saves all at once');
+  t.equal(saved.length, watchers);
+});
