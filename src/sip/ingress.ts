@@ -8,8 +8,8 @@
  * - Then: new PUBLISHes (RFC 3903 §4: state a trunk or a phone reports about
  *   a person, not a new dialog), in arrival order. They are not shed for the
  *   event loop's lag or for the other lanes' backlog (a fan-out in progress
- *   is work of our own, not a storm); only when their own lane backs up (a
- *   PUBLISH flood) or the queue is full.
+ *   is work of our own, not a storm); only when their own lane backs up past
+ *   the maximum wait (a PUBLISH flood) or the queue is full.
  * - Then: new out-of-dialog requests. While the oldest queued message has
  *   waited longer than the target delay (overload, seen within tens of ms), or
  *   the event loop lags, a new request is answered 503 + Retry-After from the
@@ -240,11 +240,15 @@ export class Ingress {
     return size >= this.maxQueue || (size >= MIN_BACKLOG && this.queueDelay(now) > this.queueDelayMs);
   }
 
-  /** New PUBLISHes are shed only when their own lane backs up (a PUBLISH flood) or the queue is full. */
+  /**
+   * New PUBLISHes are shed only when their own lane backs up past the maximum wait (a PUBLISH flood) or
+   * the queue is full: a state change served late is worth more than one refused for Retry-After seconds,
+   * and its retransmissions are absorbed while it waits.
+   */
   private publishesBacklogged(now: number): boolean {
     if (this.size >= this.maxQueue) return true;
     const head = this.publishes.peek();
-    return head !== undefined && this.publishes.size >= MIN_BACKLOG && now - head.at > this.queueDelayMs;
+    return head !== undefined && this.publishes.size >= MIN_BACKLOG && now - head.at > this.maxWaitMs;
   }
 
   receive(data: Buffer, source: Endpoint, local: Endpoint, connectionId: string | undefined, stream: boolean): void {

@@ -135,14 +135,14 @@ t.test('a PUBLISH flood is shed by its own backlog, with 503 + Retry-After', asy
   const clock = { now: 10_000 };
   const { host, shed, delivered } = fakeHost(clock, 1);
   const ingress = new Ingress(host, { clock: { now: () => clock.now }, random: () => 0.5 });
-  for (let i = 0; i < 400; i++) {
+  for (let i = 0; i < 1400; i++) {
     ingress.receive(request('PUBLISH', `p${i}`, trunk), trunk, local, undefined, false);
     clock.now += 1;
   }
-  t.ok(shed.length > 0, `PUBLISHes shed once their lane's head waited past the target (${shed.length})`);
-  t.notOk(shed.includes('p0'), 'not the first ones');
+  t.ok(shed.length > 0, `PUBLISHes shed once their lane's head waited past the maximum wait (${shed.length})`);
+  t.ok(Number(shed[0]?.slice(1)) > 1000, `none shed while the head waited under 1 s (the first shed: ${shed[0]})`);
   await drained(ingress);
   const answered = new Set([...delivered, ...shed]);
-  t.equal(answered.size, 400, 'every PUBLISH answered once');
-  t.equal(delivered.length + shed.length, 400);
+  t.equal(answered.size, 1400, 'every PUBLISH answered once');
+  t.equal(delivered.length + shed.length, 1400);
 });
