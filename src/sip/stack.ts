@@ -103,10 +103,11 @@ class Incoming implements IncomingRequest {
 }
 
 /**
- * UDP receive buffer while a flood is shed (asked for; Linux grants twice): about 400 datagrams of 600
- * bytes, some 40 ms of reading at 10,000/s, instead of seconds of stale requests in a 4 MB buffer.
+ * UDP receive buffer while a flood is shed (asked for; Linux grants twice): about 1,600 datagrams of 600
+ * bytes (truesize ~1,280 each), some 200 ms of reading at a shedding rate of 8,000/s, under T1, so what is
+ * read has not been retransmitted yet; a 4 MB buffer holds 6,500, a second or more of stale requests.
  */
-const FLOOD_UDP_BUFFER_BYTES = 256 * 1024;
+const FLOOD_UDP_BUFFER_BYTES = 1024 * 1024;
 
 /**
  * The SIP stack of the gateway: transports, non-INVITE transactions and
