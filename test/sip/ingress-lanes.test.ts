@@ -6,32 +6,17 @@
  * kernel's receive buffers are bounded while a SIP flood is shed.
  */
 import t from 'tap';
-import { Ingress, type IngressHost } from '../../src/sip/ingress.js';
+import { Ingress } from '../../src/sip/ingress.js';
 import type { Endpoint } from '../../src/sip/message.js';
 import type { LoadSignal } from '../../src/sip/overload.js';
+import { fakeHost, rawRequest } from './ingress-fixtures.js';
 
 const local: Endpoint = { protocol: 'udp', address: '127.0.0.1', port: 5060 };
 const storm: Endpoint = { protocol: 'udp', address: '127.0.0.1', port: 40000 };
 const phone: Endpoint = { protocol: 'udp', address: '127.0.0.2', port: 40001 };
 const trunk: Endpoint = { protocol: 'udp', address: '127.0.0.3', port: 5060 };
 
-function request(method: 'SUBSCRIBE' | 'PUBLISH', callId: string, source: Endpoint): Buffer {
-  return Buffer.from(
-    [
-      `${method} sip:anna@example.com SIP/2.0`,
-      `Via: SIP/2.0/UDP ${source.address}:${source.port};branch=z9hG4bK${callId}`,
-      'Max-Forwards: 70',
-      `From: <sip:w@example.com>;tag=f${callId}`,
-      'To: <sip:anna@example.com>',
-      `Call-ID: ${callId}`,
-      `CSeq: 1 ${method}`,
-      'Event: presence',
-      'Content-Length: 0',
-      '',
-      '',
-    ].join('\r\n'),
-  );
-}
+const request = (method: 'SUBSCRIBE' | 'PUBLISH', callId: string, source: Endpoint): Buffer => rawRequest(method, callId, source);
 
 /** A watcher's 200 to one of our NOTIFYs. */
 function notifyAnswer(callId: string, source: Endpoint): Buffer {
@@ -50,30 +35,6 @@ function notifyAnswer(callId: string, source: Endpoint): Buffer {
   );
 }
 
-function callIdOf(data: Buffer): string {
-  return /\r\nCall-ID: ([^\r]+)/.exec(data.toString('latin1'))?.[1] ?? '';
-}
-
-function fakeHost(clock: { now: number }, costMs: number) {
-  const delivered: string[] = [];
-  const shed: string[] = [];
-  const buffers: boolean[] = [];
-  const host: IngressHost = {
-    deliver(data) {
-      clock.now += costMs;
-      delivered.push(callIdOf(data));
-    },
-    send(data) {
-      const text = data.toString('latin1');
-      if (!text.startsWith('SIP/2.0 503 ') || !/\r\nRetry-After: \d+\r\n/.test(text)) throw new Error(`unexpected send: ${text.slice(0, 40)}`);
-      shed.push(callIdOf(data));
-    },
-    absorbRetransmission: () => false,
-    boundReceiveBuffers: (bound) => buffers.push(bound),
-  };
-  return { host, delivered, shed, buffers };
-}
-
 class FakeLoad implements LoadSignal {
   lagging = false;
   overloaded(): boolean {
@@ -88,7 +49,8 @@ const drained = async (ingress: Ingress): Promise<void> => {
 
 t.test('event-loop lag (a fan-out): NOTIFY answers first, then PUBLISHes, all served; only new SUBSCRIBEs shed', async (t) => {
   const clock = { now: 10_000 };
-  const { host, delivered, shed, buffers } = fakeHost(clock, 1);
+  const { host, delivered, shed: answers, buffers } = fakeHost(clock, 1);
+  const shedIds = (): string[] => answers.map((a) => a.callId);
   const load = new FakeLoad();
   const ingress = new Ingress(host, { clock: { now: () => clock.now }, load, random: () => 0.5 });
   load.lagging = true;
@@ -101,14 +63,15 @@ t.test('event-loop lag (a fan-out): NOTIFY answers first, then PUBLISHes, all se
   t.same(delivered.slice(0, 200), Array.from({ length: 200 }, (_, i) => `a${i}`), 'the NOTIFY answers first, in order');
   // the phone's SUBSCRIBE is under its fair share (fairness across sources), so it is admitted, after the PUBLISHes
   t.same(delivered.slice(200), ['pub-trunk', 'pub-phone', 'sub-phone'], 'then the PUBLISHes, in arrival order, then new SUBSCRIBEs');
-  t.ok(shed.includes('sub-storm'), 'the flooding source\'s new SUBSCRIBE is shed while the loop lags');
-  t.notOk(shed.some((c) => c.startsWith('pub-')), 'no PUBLISH shed');
+  t.ok(shedIds().includes('sub-storm'), 'the flooding source\'s new SUBSCRIBE is shed while the loop lags');
+  t.notOk(shedIds().some((c) => c.startsWith('pub-')), 'no PUBLISH shed');
   t.same(buffers, [], 'lag alone is no SIP flood: the receive buffers stay as they are');
 });
 
 t.test('a queue backlog (a SUBSCRIBE flood): PUBLISHes still served, ahead of the new SUBSCRIBEs; buffers bounded, then restored', async (t) => {
   const clock = { now: 10_000 };
-  const { host, delivered, shed, buffers } = fakeHost(clock, 1);
+  const { host, delivered, shed: answers, buffers } = fakeHost(clock, 1);
+  const shedIds = (): string[] => answers.map((a) => a.callId);
   const ingress = new Ingress(host, { clock: { now: () => clock.now }, random: () => 0.5, sliceMs: 1000 });
   // 300 new SUBSCRIBEs queue over 300 ms while nothing is drained (a busy loop)
   for (let i = 0; i < 300; i++) {
@@ -118,9 +81,9 @@ t.test('a queue backlog (a SUBSCRIBE flood): PUBLISHes still served, ahead of th
   // a PBX on the same address as the flood's phones (one source as the ingress sees it)
   const pbx: Endpoint = { ...storm, port: 5060 };
   ingress.receive(request('PUBLISH', 'pub-trunk', pbx), pbx, local, undefined, false);
-  t.ok(shed.length > 0, `the flood is shed once the queue's head waited past the target (${shed.length})`);
+  t.ok(shedIds().length > 0, `the flood is shed once the queue's head waited past the target (${shedIds().length})`);
   t.same(buffers, [true], 'the receive buffers bounded');
-  t.notOk(shed.includes('pub-trunk'), 'the PUBLISH is not shed');
+  t.notOk(shedIds().includes('pub-trunk'), 'the PUBLISH is not shed');
   await drained(ingress);
   t.equal(delivered[0], 'pub-trunk', 'the PUBLISH is served before the queued SUBSCRIBEs');
 
@@ -133,16 +96,17 @@ t.test('a queue backlog (a SUBSCRIBE flood): PUBLISHes still served, ahead of th
 
 t.test('a PUBLISH flood is shed by its own backlog, with 503 + Retry-After', async (t) => {
   const clock = { now: 10_000 };
-  const { host, shed, delivered } = fakeHost(clock, 1);
+  const { host, shed: answers, delivered } = fakeHost(clock, 1);
+  const shedIds = (): string[] => answers.map((a) => a.callId);
   const ingress = new Ingress(host, { clock: { now: () => clock.now }, random: () => 0.5 });
   for (let i = 0; i < 1400; i++) {
     ingress.receive(request('PUBLISH', `p${i}`, trunk), trunk, local, undefined, false);
     clock.now += 1;
   }
-  t.ok(shed.length > 0, `PUBLISHes shed once their lane's head waited past the maximum wait (${shed.length})`);
-  t.ok(Number(shed[0]?.slice(1)) > 1000, `none shed while the head waited under 1 s (the first shed: ${shed[0]})`);
+  t.ok(shedIds().length > 0, `PUBLISHes shed once their lane's head waited past the maximum wait (${shedIds().length})`);
+  t.ok(Number(shedIds()[0]?.slice(1)) > 1000, `none shed while the head waited under 1 s (the first shed: ${shedIds()[0]})`);
   await drained(ingress);
-  const answered = new Set([...delivered, ...shed]);
+  const answered = new Set([...delivered, ...shedIds()]);
   t.equal(answered.size, 1400, 'every PUBLISH answered once');
-  t.equal(delivered.length + shed.length, 1400);
+  t.equal(delivered.length + shedIds().length, 1400);
 });
