@@ -9,7 +9,7 @@
  *   a person, not a new dialog), in arrival order. They are not shed for the
  *   event loop's lag or for the other lanes' backlog (a fan-out in progress
  *   is work of our own, not a storm); only when their own lane backs up past
- *   the maximum wait (a PUBLISH flood) or the queue is full.
+ *   four times the maximum wait (a PUBLISH flood) or the queue is full.
  * - Then: new out-of-dialog requests. While the oldest queued message has
  *   waited longer than the target delay (overload, seen within tens of ms), or
  *   the event loop lags, a new request is answered 503 + Retry-After from the
@@ -113,6 +113,9 @@ interface Item {
 
 /** Queued messages below which a late head is not yet overload (two socket read batches of 32). */
 const MIN_BACKLOG = 64;
+
+/** A new PUBLISH may wait this many times maxWaitMs before it is answered 503 (its lane backed up that long). */
+const PUBLISH_WAIT_FACTOR = 4;
 
 /** After this long without a request shed for the queue's backlog, the receive buffers are restored. */
 const RESTORE_BUFFERS_MS = 2000;
@@ -241,14 +244,14 @@ export class Ingress {
   }
 
   /**
-   * New PUBLISHes are shed only when their own lane backs up past the maximum wait (a PUBLISH flood) or
-   * the queue is full: a state change served late is worth more than one refused for Retry-After seconds,
-   * and its retransmissions are absorbed while it waits.
+   * New PUBLISHes are shed only when their own lane backs up past PUBLISH_WAIT_FACTOR times the maximum
+   * wait (a PUBLISH flood) or the queue is full: a state change served seconds late is worth more than one
+   * refused for Retry-After seconds, and its retransmissions are absorbed while it waits (Timer F is 32 s).
    */
   private publishesBacklogged(now: number): boolean {
     if (this.size >= this.maxQueue) return true;
     const head = this.publishes.peek();
-    return head !== undefined && this.publishes.size >= MIN_BACKLOG && now - head.at > this.maxWaitMs;
+    return head !== undefined && this.publishes.size >= MIN_BACKLOG && now - head.at > this.maxWaitMs * PUBLISH_WAIT_FACTOR;
   }
 
   receive(data: Buffer, source: Endpoint, local: Endpoint, connectionId: string | undefined, stream: boolean): void {
@@ -385,7 +388,8 @@ export class Ingress {
       if (item.scan !== undefined) {
         this.dequeuedNew(item);
         const now = this.clock.now();
-        if (now - item.at > this.maxWaitMs && !this.sendsUnderFairRate(item.source.address, now)) {
+        const maxWait = item.scan.method === 'PUBLISH' ? this.maxWaitMs * PUBLISH_WAIT_FACTOR : this.maxWaitMs;
+        if (now - item.at > maxWait && !this.sendsUnderFairRate(item.source.address, now)) {
           // answered too late to help: the client has retransmitted and is about to give up. A source
           // under its fair rate is served all the same: it waited behind a flood that is not its own.
           this.roll(now);
