@@ -23,3 +23,15 @@ t.test('UDP send: to an IP literal (answered without a DNS tick) and to a name (
   while (errors.length < 1 && Date.now() < end + 5000) await new Promise((r) => setTimeout(r, 10));
   t.equal(errors.length, 1, 'a name that does not resolve reaches onError');
 });
+
+t.test('UDP receive buffer: set at bind, resized at run time (the stack bounds it during a flood)', async (t) => {
+  const udp = await UdpTransport.bind('127.0.0.1', 0, 65_535, 1024 * 1024, { onDatagram: () => undefined }, silentLogger());
+  t.teardown(() => udp.close());
+  const configured = udp.receiveBufferBytes();
+  t.ok(configured >= 1024 * 1024, `granted ${configured} (Linux doubles what is asked)`);
+  udp.setReceiveBufferBytes(128 * 1024);
+  const bounded = udp.receiveBufferBytes();
+  t.ok(bounded < configured && bounded >= 128 * 1024, `bounded to ${bounded}`);
+  udp.setReceiveBufferBytes(1024 * 1024);
+  t.equal(udp.receiveBufferBytes(), configured, 'restored');
+});

@@ -78,6 +78,21 @@ export class UdpTransport {
     }
   }
 
+  /** The kernel's receive buffer: `bytes` asked for (Linux grants twice that, within net.core.rmem_max). */
+  setReceiveBufferBytes(bytes: number): void {
+    if (this.closed) return;
+    try {
+      this.socket.setRecvBufferSize(bytes);
+    } catch (err) {
+      this.logger.debug({ err: errorText(err), bytes }, 'udp receive buffer not resized');
+    }
+  }
+
+  /** The kernel's receive buffer as granted (Linux reports twice the size asked for). */
+  receiveBufferBytes(): number {
+    return this.socket.getRecvBufferSize();
+  }
+
   /** Send a datagram; `onError` gets a send failure. */
   send(data: Buffer, address: string, port: number, onError?: (err: Error) => void): void {
     if (this.closed) {
