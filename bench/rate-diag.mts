@@ -3,15 +3,19 @@
 //   --gc         GC counts per transaction from the gateway's --trace-gc lines
 //   --alloc      bytes allocated per subscription by function (the inspector's sampling heap profiler, garbage
 //                included), top 30
-// Usage: npx tsx bench/rate-diag.mts [rate=3000] [seconds=5] [--prof dir] [--gc] [--alloc]
+//   --closed N   at most N calls open at once (SIPp -l N) with the rate as a ceiling: on a busy machine the
+//                gateway is never overloaded, so the counts per subscription are of the clean path only
+// Usage: npx tsx bench/rate-diag.mts [rate=3000] [seconds=5] [--prof dir] [--gc] [--alloc] [--closed N]
 import WebSocket from 'ws';
 import { startGateway } from '../test/helpers/gateway-process.js';
-import { benchUsers, runRateStep } from './sipp-load.js';
+import { benchUsers, runRateStep, type RateStepResult } from './sipp-load.js';
+import { runSipp } from '../test/helpers/sipp.js';
 import { freePort } from '../test/helpers/ports.js';
 
 const args = process.argv.slice(2);
 const flag = (name: string): string | undefined => { const i = args.indexOf(name); return i < 0 ? undefined : args[i + 1]; };
-const positional = args.filter((a, i) => !a.startsWith('--') && !(i > 0 && args[i - 1] === '--prof'));
+const positional = args.filter((a, i) => !a.startsWith('--') && !(i > 0 && (args[i - 1] === '--prof' || args[i - 1] === '--closed')));
+const closed = flag('--closed') === undefined ? undefined : Number(flag('--closed'));
 const rate = Number(positional[0] ?? 3000);
 const seconds = Number(positional[1] ?? 5);
 const profDir = flag('--prof');
@@ -48,7 +52,19 @@ const countGc = (): { scavenges: number; markCompacts: number } => ({
   markCompacts: gw.logs.filter((l) => l.includes('Mark-Compact') || l.includes('Mark-sweep')).length,
 });
 const before = countGc();
-const s = await runRateStep({ gatewayPort: gw.port, rate, seconds, users });
+const s: RateStepResult = closed === undefined ? await runRateStep({ gatewayPort: gw.port, rate, seconds, users }) : await closedLoop(closed);
+
+async function closedLoop(limit: number): Promise<RateStepResult> {
+  const calls = Math.round(rate * seconds);
+  const r = await runSipp({
+    scenario: 'bench-subscribe', gatewayPort: gw.port, transport: 'u1', calls, rate, limit, timeoutSec: seconds * 20 + 30,
+    injection: ['SEQUENTIAL', ...users.map((u) => `${u.extension ?? u.id};3600`)], traceStat: true, buffSize: 4 * 1024 * 1024,
+  });
+  const stat = (c: string): number => { const v = Number(r.stats?.[c]); return Number.isFinite(v) ? v : 0; };
+  const successful = stat('SuccessfulCall(C)');
+  return { offeredPerSecond: rate, calls, achievedPerSecond: Number.NaN, successful, failures: calls - successful, retransmissions: stat('Retransmissions(C)'),
+    p50Ms: Number.NaN, p99Ms: Number.NaN, maxMs: Number.NaN, sippExitCode: r.code };
+}
 const after = countGc();
 const tx = s.successful;
 const perTenK = (n: number): string => (tx > 0 ? ((10_000 * n) / tx).toFixed(1) : 'n/a');
