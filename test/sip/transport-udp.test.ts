@@ -1,19 +1,25 @@
-import t from 'tap';
-import { createSocket } from 'node:dgram';
+import t, { type Test } from 'tap';
+import { createSocket, type Socket } from 'node:dgram';
 import { once } from 'node:events';
 import { UdpTransport } from '../../src/sip/transport/udp.js';
 import { Writable } from 'node:stream';
 import { createLogger, silentLogger } from '../../src/util/logger.js';
 
-t.test('UDP send: to an IP literal (answered without a DNS tick) and to a name (dns.lookup)', async (t) => {
+/** A peer socket collecting what it gets, and a transport bound to `address`; both closed at teardown. */
+async function peerAndTransport(t: Test, address: string): Promise<{ peer: Socket; got: string[]; udp: UdpTransport }> {
   const peer = createSocket('udp4');
   peer.bind(0, '127.0.0.1');
   await once(peer, 'listening');
   t.teardown(() => peer.close());
   const got: string[] = [];
   peer.on('message', (m) => got.push(m.toString('latin1')));
-  const udp = await UdpTransport.bind('127.0.0.1', 0, 65_535, undefined, { onDatagram: () => undefined }, silentLogger());
+  const udp = await UdpTransport.bind(address, 0, 65_535, undefined, { onDatagram: () => undefined }, silentLogger());
   t.teardown(() => udp.close());
+  return { peer, got, udp };
+}
+
+t.test('UDP send: to an IP literal (answered without a DNS tick) and to a name (dns.lookup)', async (t) => {
+  const { peer, got, udp } = await peerAndTransport(t, '127.0.0.1');
   const errors: Error[] = [];
   udp.send(Buffer.from('OPTIONS literal'), '127.0.0.1', peer.address().port, (e) => errors.push(e));
   udp.send(Buffer.from('OPTIONS name'), 'localhost', peer.address().port, (e) => errors.push(e));
@@ -26,14 +32,7 @@ t.test('UDP send: to an IP literal (answered without a DNS tick) and to a name (
 });
 
 t.test('UDP send without onError: no callback (no tick per datagram) unless debug logs the failure', async (t) => {
-  const peer = createSocket('udp4');
-  peer.bind(0, '127.0.0.1');
-  await once(peer, 'listening');
-  t.teardown(() => peer.close());
-  const got: string[] = [];
-  peer.on('message', (m) => got.push(m.toString('latin1')));
-  const udp = await UdpTransport.bind('0.0.0.0', 0, 65_535, undefined, { onDatagram: () => undefined }, silentLogger());
-  t.teardown(() => udp.close());
+  const { peer, got, udp } = await peerAndTransport(t, '0.0.0.0');
   const realNextTick = process.nextTick;
   let ticks = 0;
   process.nextTick = ((...args: Parameters<typeof process.nextTick>) => {
