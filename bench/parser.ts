@@ -56,13 +56,19 @@ const NOTIFY =
     '',
   ].join('\r\n') + PIDF;
 
-export function benchParser(iterations: number): { parsesPerSecond: number; serializesPerSecond: number } {
+/** The two benchmark messages as bytes and parsed. */
+export function microMessages(): { inputs: Buffer[]; messages: SipMessage[] } {
   const inputs = [Buffer.from(SUBSCRIBE), Buffer.from(NOTIFY)];
   const messages: SipMessage[] = inputs.map((b) => {
     const r = parseMessage(b);
     if (!r.ok) throw new Error(`benchmark message does not parse: ${r.reason}`);
     return r.message;
   });
+  return { inputs, messages };
+}
+
+export function benchParser(iterations: number): { parsesPerSecond: number; serializesPerSecond: number } {
+  const { inputs, messages } = microMessages();
   const n = Math.max(1, Math.floor(iterations));
   let sink = 0;
   // warm up so that both functions are optimised before timing

@@ -35,6 +35,8 @@ p.samples.forEach((id, i) => {
   }
 });
 const self = new Map<string, number>();
+/** self time by module: the file of the function (node internals by module name, native frames by their name) */
+const byModule = new Map<string, number>();
 let total = 0;
 if (first < 0) throw new Error(`${file}: no sample under ${marker} (not the gateway's main thread?)`);
 for (let i = first; i <= last; i++) {
@@ -45,8 +47,12 @@ for (let i = first; i <= last; i++) {
   const name = `${f.functionName || '(anonymous)'}${where}`;
   if (f.functionName === '(idle)') continue;
   self.set(name, (self.get(name) ?? 0) + dt);
+  const module = f.url === '' ? `(native) ${f.functionName || '(anonymous)'}` : f.url.replace(/^.*\/(dist|node_modules)\//, '$1/');
+  byModule.set(module, (byModule.get(module) ?? 0) + dt);
   total += dt;
 }
 const rows = [...self].sort((a, b) => b[1] - a[1]).slice(0, top);
 console.log(`busy ${(total / 1000).toFixed(0)} ms in the load window (idle excluded)`);
 for (const [name, t] of rows) console.log(`${((100 * t) / total).toFixed(1).padStart(5)} %  ${name}`);
+console.log('by module (self time):');
+for (const [name, t] of [...byModule].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(`${((100 * t) / total).toFixed(1).padStart(5)} %  ${name}`);

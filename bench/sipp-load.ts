@@ -452,6 +452,9 @@ export interface StormResult {
   detail?: string;
 }
 
+/** The address the storm's fresh SUBSCRIBE comes from: not the storm's (127.0.0.1). */
+const FRESH_PHONE_ADDRESS = '127.0.0.2';
+
 /** Largest rate one SIPp process is asked to offer; more goes to further processes. */
 const SIPP_MAX_RATE = 5000;
 
@@ -486,7 +489,9 @@ export async function runStorm(options: {
       }),
     ),
   );
-  // a fresh SUBSCRIBE right after the offered period (the backlog of retransmissions still draining)
+  // a fresh SUBSCRIBE right after the offered period (the backlog of retransmissions still draining), from
+  // a phone of its own: every SIPp call comes from 127.0.0.1, one source flooding, which the ingress sheds
+  // first by design (fair across sources); a fresh phone is another address
   await new Promise((r) => setTimeout(r, options.seconds * 1000 + 1000));
   let freshMs = Number.NaN;
   let freshStatus = 0;
@@ -499,6 +504,7 @@ export async function runStorm(options: {
       headers: ['Event: presence', 'Accept: application/pidf+xml', 'Expires: 600'],
       retransmitMs: 500,
       timeoutMs: 10_000,
+      localAddress: FRESH_PHONE_ADDRESS,
     });
     freshStatus = response.status;
     freshMs = performance.now() - t0;

@@ -183,7 +183,7 @@ export function createPersistence(options: PersistenceOptions): Persistence {
       });
     }
     const n = parts.notifier;
-    sweep = setInterval(() => n.persistMoved(), options.sweepMs ?? 5000);
+    sweep = setInterval(() => n.sweepMoved(), options.sweepMs ?? 5000);
     sweep.unref();
   };
 

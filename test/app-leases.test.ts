@@ -89,7 +89,7 @@ t.test('jobs run only under their lease; lost ends nothing at the peer; the webh
   let stopped = false;
   t.teardown(() => (stopped ? undefined : gw.stop()));
 
-  t.same(leases.asked, [JOBS.trunk('pbx'), JOBS.graphPoller, JOBS.graphSubscriptions, JOBS.directorySync], 'a lease for each job');
+  t.same(leases.asked, [JOBS.trunk('pbx'), JOBS.graphSubscriptions, JOBS.directorySync], 'a lease for each job (the poller goes with the subscriptions whose coverage it reads)');
   await quiet();
   t.equal(p.subscribes.length, 0, 'no upstream SUBSCRIBE before the trunk lease');
   t.equal(e.sim.control.subscriptions().length, 0, 'no Graph subscription before its lease');

@@ -41,10 +41,12 @@ interface Raw {
 export function createHttpTransport(options: HttpTransportOptions = {}): HttpTransport {
   const timeoutMs = options.timeoutMs ?? 30_000;
   const maxBody = options.maxBodyBytes ?? 32 * 1024 * 1024;
+  // An extra CA as one secure context made once: given as `ca`, the agent would join the whole
+  // root store into its pool key at every request and build a new context for every connection.
   const httpsAgent = new https.Agent({
     keepAlive: true,
     maxSockets: 32,
-    ...(options.caPem !== undefined ? { ca: [...tls.rootCertificates, options.caPem] } : {}),
+    ...(options.caPem !== undefined ? { secureContext: tls.createSecureContext({ ca: [...tls.rootCertificates, options.caPem] }) } : {}),
   });
   const httpAgent = new http.Agent({ keepAlive: true, maxSockets: 32 });
 

@@ -389,8 +389,9 @@ export function createGraph(options: GraphOptions): GraphRuntime & GraphJobs {
     return opened;
   };
 
-  const jobs: string[] = [JOBS.graphPoller];
-  if (reader.subscribes) jobs.push(JOBS.graphSubscriptions);
+  // With subscriptions the poller reads the users they do not cover (and the safety reads of those they do):
+  // it needs the subscriptions' coverage, so both are one job on one node. Without, the poller is its own.
+  const jobs: string[] = [reader.subscribes ? JOBS.graphSubscriptions : JOBS.graphPoller];
   if (writer !== undefined) jobs.push(JOBS.graphWriter);
   if (calendar !== undefined) jobs.push(JOBS.calendar);
   jobs.push(JOBS.directorySync);
@@ -407,6 +408,7 @@ export function createGraph(options: GraphOptions): GraphRuntime & GraphJobs {
         await reader.startPolling();
         return;
       case JOBS.graphSubscriptions:
+        await reader.startPolling();
         // another node may have renewed or replaced them, refreshed a device-code token or made a key pair
         await reload(['graphSubscriptions', 'graphTokenCache', 'graphNotificationKeys']);
         if (again) await loadKeys();
@@ -436,6 +438,7 @@ export function createGraph(options: GraphOptions): GraphRuntime & GraphJobs {
         return;
       case JOBS.graphSubscriptions:
         await reader.stopSubscriptions();
+        await reader.stopPolling();
         return;
       case JOBS.graphWriter:
         await writer?.stop();

@@ -4,6 +4,7 @@
  * this module knows nothing of presence.
  */
 import { lookup as dnsLookup } from 'node:dns/promises';
+import { performance } from 'node:perf_hooks';
 import { Headers } from '../sip/headers.js';
 import {
   parseAccept,
@@ -138,7 +139,7 @@ function isInvalidHost(host: string): boolean {
   return h.length >= 7 && h.slice(-7).toLowerCase() === 'invalid' && (h.length === 7 || h.charCodeAt(h.length - 8) === 0x2e);
 }
 
-/** NOTIFYs sent per event-loop turn during a fan-out. */
+/** NOTIFYs sent per event-loop turn during a fan-out, at most. */
 const FANOUT_SLICE = 500;
 
 /**
@@ -150,6 +151,19 @@ const FANOUT_SLICE = 500;
  * for 32 s (Timer F) at the same time.
  */
 export const RESTORE_NOTIFY_WINDOW = 2_000;
+
+/**
+ * Milliseconds of sending per event-loop turn during a fan-out. libuv reads at
+ * most 32 datagrams a socket per turn, so the watchers' 200s are read only as
+ * often as the loop turns: a short slice reads them while later NOTIFYs are
+ * still being sent, within T1, instead of after the whole fan-out (a 200 read
+ * later than T1 has its NOTIFY retransmitted, RFC 3261 §17.1.2.2).
+ */
+const FANOUT_SLICE_MS = 2;
+
+/** Subscriptions saved per slice of the periodic sweep (sweepMoved), and the pause between slices. */
+const SWEEP_SLICE = 250;
+const SWEEP_PAUSE_MS = 10;
 
 /**
  * How far a restored subscription's NOTIFY CSeq (src/sip/dialog.ts) and body
@@ -214,6 +228,8 @@ export class Notifier {
   private persist: SubscriptionPersistence | undefined = undefined;
   /** Subscriptions whose CSeq/version moved since they were last saved (persistence sweep). */
   private readonly moved = new Set<Subscription>();
+  /** the next slice of a sweep (sweepMoved) */
+  private sweeping: NodeJS.Timeout | undefined;
   private notifiesOut = 0;
   private readonly observer: NotifyObserver | undefined;
   private readonly lifecycle = new Set<SubscriptionListener>();
@@ -314,18 +330,44 @@ export class Notifier {
     this.moved.clear();
   }
 
-  /** Save the subscriptions whose CSeq or version moved since their last save; returns how many. */
+  /** Save the subscriptions whose CSeq or version moved since their last save, all now (at close); returns how many. */
   persistMoved(): number {
+    return this.saveMoved(Number.POSITIVE_INFINITY);
+  }
+
+  /**
+   * The periodic sweep: the moved subscriptions saved SWEEP_SLICE at a time,
+   * SWEEP_PAUSE_MS apart. After a fan-out to 20,000 watchers all of them moved;
+   * saved in one turn they would hold the event loop (and, past the store's
+   * queue bound, wait synchronously on its writer) for hundreds of ms, while
+   * NOTIFY answers and PUBLISHes wait unread.
+   */
+  sweepMoved(): void {
+    if (this.sweeping !== undefined) return;
+    const step = (): void => {
+      this.sweeping = undefined;
+      if (this.closed) return;
+      this.saveMoved(SWEEP_SLICE);
+      if (this.moved.size === 0) return;
+      this.sweeping = setTimeout(step, SWEEP_PAUSE_MS);
+      this.sweeping.unref();
+    };
+    step();
+  }
+
+  private saveMoved(limit: number): number {
     const persist = this.persist;
     if (persist === undefined || this.moved.size === 0) return 0;
     let n = 0;
+    let taken = 0;
     for (const sub of this.moved) {
+      this.moved.delete(sub);
       if (sub.state === 'active') {
         persist.save(sub);
         n++;
       }
+      if (++taken >= limit) break;
     }
-    this.moved.clear();
     return n;
   }
 
@@ -378,8 +420,9 @@ export class Notifier {
     this.catchUpScheduled = false;
     if (this.closed) return;
     let sent = 0;
+    const start = performance.now();
     for (const sub of this.catchUp) {
-      if (this.notifiesOut >= RESTORE_NOTIFY_WINDOW || sent === FANOUT_SLICE) break;
+      if (this.notifiesOut >= RESTORE_NOTIFY_WINDOW || sent === FANOUT_SLICE || performance.now() - start >= FANOUT_SLICE_MS) break;
       this.catchUp.delete(sub);
       // ended or moved meanwhile (one notified meanwhile left the set in send())
       if (sub.state !== 'active' || this.byTag.get(sub.localTag) !== sub) continue;
@@ -483,6 +526,8 @@ export class Notifier {
   /** Stop expiring and notifying. Sends nothing: subscriptions are meant to survive a restart. */
   close(): void {
     this.closed = true;
+    if (this.sweeping !== undefined) clearTimeout(this.sweeping);
+    this.sweeping = undefined;
     for (const pkg of this.packages.all()) pkg.close?.();
     this.fanout.clear();
     for (const sub of this.byTag.values()) if (sub.timer !== undefined) this.wheel.cancel(sub.timer);
@@ -826,10 +871,11 @@ export class Notifier {
     this.fanoutScheduled = false;
     if (this.closed) return;
     let sent = 0;
+    const start = performance.now();
     for (const sub of this.fanout) {
       this.fanout.delete(sub);
       this.notify(sub);
-      if (++sent === FANOUT_SLICE) break;
+      if (++sent === FANOUT_SLICE || performance.now() - start >= FANOUT_SLICE_MS) break;
     }
     if (this.fanout.size > 0) {
       this.fanoutScheduled = true;

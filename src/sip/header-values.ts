@@ -105,31 +105,45 @@ export function parseBoundedInt(s: string, max: number): number | null {
 // Generic parameters
 
 /**
- * `;a=b;c;d="x y"` → Map { a → "b", c → null, d → "x y" }. Names lower-case;
- * quoted values unquoted and unescaped; LWS allowed around ";" and "=" (SEMI,
- * EQUAL). A leading ";" is optional. Empty names, a trailing
- * ";", empty values and unterminated quotes make the whole list malformed.
+ * The one empty parameter map that parsed values without parameters share
+ * (a URI, a Via, a name-addr): most have none, and a Map per value is a
+ * good part of the garbage of a transaction. Typed read-only for that.
  */
-export function parseParams(text: string): Map<string, string | null> | null {
-  const params = new Map<string, string | null>();
+export const NO_PARAMS: ReadonlyMap<string, string | null> = new Map();
+
+/** walkParams's answer for a malformed list */
+const MALFORMED = 1;
+/** walkParams's answer when `wanted` is not among well-formed parameters */
+const ABSENT = 2;
+
+/**
+ * The parameter grammar of parseParams, from `from` in `text`: with `into`,
+ * every parameter goes there and the answer is ABSENT; with `wanted` (a
+ * lower-case name) and no map, the answer is its value (null for a flag),
+ * ABSENT or MALFORMED, and nothing is allocated but that value.
+ */
+function walkParams(text: string, from: number, into: Map<string, string | null> | null, wanted: string): string | null | typeof MALFORMED | typeof ABSENT {
   const n = text.length;
-  let i = skipLws(text, 0);
-  if (i >= n) return params;
+  let i = skipLws(text, from);
+  if (i >= n) return ABSENT;
   if (text.charCodeAt(i) === 0x3b) i++;
+  let found: string | null | typeof ABSENT = ABSENT;
   for (;;) {
     i = skipLws(text, i);
     const nameStart = i;
     i = scanToken(text, i);
-    if (i === nameStart) return null;
-    const name = text.slice(nameStart, i).toLowerCase();
+    if (i === nameStart) return MALFORMED;
+    const name = into !== null ? text.slice(nameStart, i).toLowerCase() : undefined;
+    // the last of several wins, as in the map
+    const isWanted = into === null && sameTokenLower(text, nameStart, i, wanted);
     i = skipLws(text, i);
     let value: string | null = null;
     if (i < n && text.charCodeAt(i) === 0x3d /* = */) {
       i = skipLws(text, i + 1);
-      if (i >= n) return null;
+      if (i >= n) return MALFORMED;
       if (text.charCodeAt(i) === 0x22) {
         const q = scanQuoted(text, i);
-        if (q === null) return null;
+        if (q === null) return MALFORMED;
         value = q.text;
         i = q.end;
       } else {
@@ -139,16 +153,55 @@ export function parseParams(text: string): Map<string, string | null> | null {
           if (c >= 128 || GEN_VALUE_CHARS[c] === 1) i++;
           else break;
         }
-        if (i === vStart) return null;
-        value = text.slice(vStart, i);
+        if (i === vStart) return MALFORMED;
+        if (into !== null || isWanted) value = text.slice(vStart, i);
       }
       i = skipLws(text, i);
     }
-    params.set(name, value);
-    if (i >= n) return params;
-    if (text.charCodeAt(i) !== 0x3b) return null;
+    if (into !== null) into.set(name!, value);
+    else if (isWanted) found = value;
+    if (i >= n) return into !== null ? ABSENT : found;
+    if (text.charCodeAt(i) !== 0x3b) return MALFORMED;
     i++;
   }
+}
+
+/** `text[start..end)` with ASCII letters lower-cased equals `lower` (parameter names are tokens: ASCII). */
+function sameTokenLower(text: string, start: number, end: number, lower: string): boolean {
+  if (end - start !== lower.length) return false;
+  for (let k = 0; k < lower.length; k++) {
+    const c = text.charCodeAt(start + k);
+    if ((c >= 0x41 && c <= 0x5a ? c | 0x20 : c) !== lower.charCodeAt(k)) return false;
+  }
+  return true;
+}
+
+/**
+ * `;a=b;c;d="x y"` → Map { a → "b", c → null, d → "x y" }. Names lower-case;
+ * quoted values unquoted and unescaped; LWS allowed around ";" and "=" (SEMI,
+ * EQUAL). A leading ";" is optional. Empty names, a trailing
+ * ";", empty values and unterminated quotes make the whole list malformed.
+ */
+export function parseParams(text: string): Map<string, string | null> | null {
+  const params = new Map<string, string | null>();
+  return walkParams(text, 0, params, '') === MALFORMED ? null : params;
+}
+
+/** parseParams from `from`, sharing NO_PARAMS when there are none (for values kept read-only). */
+export function parseParamsFrom(text: string, from: number): ReadonlyMap<string, string | null> | null {
+  if (skipLws(text, from) >= text.length) return NO_PARAMS;
+  const params = new Map<string, string | null>();
+  return walkParams(text, from, params, '') === MALFORMED ? null : params;
+}
+
+/**
+ * The value of one parameter (`lower`: its lower-case name) in the list from
+ * `from`, as parseParams(text.slice(from)).get(lower) would give it, without
+ * building the map: undefined when absent or when the list is malformed.
+ */
+export function paramValue(text: string, from: number, lower: string): string | null | undefined {
+  const v = walkParams(text, from, null, lower);
+  return v === MALFORMED || v === ABSENT ? undefined : v;
 }
 
 /** Parameters following a header value's main part at `i`: nothing or `;...`. */
@@ -213,8 +266,7 @@ export function headerParamsStart(value: string): number {
 export function tagOf(value: string): string | undefined {
   const start = headerParamsStart(value);
   if (start < 0 || start >= value.length) return undefined;
-  const params = parseParams(value.slice(start));
-  const tag = params?.get('tag');
+  const tag = paramValue(value, start, 'tag');
   return tag === null || tag === undefined || tag.length === 0 ? undefined : tag;
 }
 
@@ -226,8 +278,8 @@ export interface Via {
   protocol: string;
   host: string;
   port?: number;
-  /** every parameter as received, including branch/received/rport */
-  params: Map<string, string | null>;
+  /** every parameter as received, including branch/received/rport (read-only: a Via without any shares NO_PARAMS) */
+  params: ReadonlyMap<string, string | null>;
   branch?: string;
   received?: string;
   /** null = present without a value (RFC 3581 request for the source port) */
@@ -285,11 +337,11 @@ export function parseVia(value: string): Via | null {
     port = p;
     i = skipLws(s, j);
   }
-  let params: Map<string, string | null>;
-  if (i >= s.length) params = new Map();
+  let params: ReadonlyMap<string, string | null>;
+  if (i >= s.length) params = NO_PARAMS;
   else {
     if (s.charCodeAt(i) !== 0x3b) return null;
-    const parsed = parseParams(s.slice(i));
+    const parsed = parseParamsFrom(s, i);
     if (parsed === null) return null;
     params = parsed;
   }

@@ -41,10 +41,22 @@ const WIRE_NAMES: Readonly<Record<string, string>> = {
   'rseq': 'RSeq',
 };
 
+/**
+ * Names already looked up: every Headers.get/has/append of the stack passes
+ * one of a few dozen literals, so one map lookup replaces trim, lower-case and
+ * the compact-form lookup. Bounded (names may come from peers).
+ */
+const canonicalNames = new Map<string, string>();
+const CANONICAL_CACHE_MAX = 256;
+
 /** Canonical (lower-case, long form) name of a header as written on the wire. */
 export function canonicalHeaderName(name: string): string {
+  const known = canonicalNames.get(name);
+  if (known !== undefined) return known;
   const lower = name.trim().toLowerCase();
-  return COMPACT_FORMS[lower] ?? lower;
+  const canonical = COMPACT_FORMS[lower] ?? lower;
+  if (canonicalNames.size < CANONICAL_CACHE_MAX) canonicalNames.set(name, canonical);
+  return canonical;
 }
 
 /** The spelling used when serializing a canonical header name. */

@@ -5,6 +5,11 @@
  *
  * - First: responses (NOTIFY 200s), in-dialog requests (refreshes,
  *   un-SUBSCRIBEs), PUBLISH refreshes (SIP-If-Match), OPTIONS, ACK, CANCEL.
+ * - Then: new PUBLISHes (RFC 3903 §4: state a trunk or a phone reports about
+ *   a person, not a new dialog), in arrival order. They are not shed for the
+ *   event loop's lag or for the other lanes' backlog (a fan-out in progress
+ *   is work of our own, not a storm); only when their own lane backs up past
+ *   four times the maximum wait (a PUBLISH flood) or the queue is full.
  * - Then: new out-of-dialog requests. While the oldest queued message has
  *   waited longer than the target delay (overload, seen within tens of ms), or
  *   the event loop lags, a new request is answered 503 + Retry-After from the
@@ -26,6 +31,11 @@
  *   transaction layer with its last response, without a parse; of a request
  *   shed in the last seconds, answered 503 again (it must not be accepted
  *   after its client took the 503 as final, RFC 3261 §17.1.2.2).
+ * - The kernel's backlog: while a SIP flood is shed (the queue's own delay,
+ *   not the event loop's), the host is asked to bound the socket receive
+ *   buffers (boundReceiveBuffers), so that what waits unread in the kernel is
+ *   tens of ms of work, not seconds of stale requests a fresh one queues
+ *   behind; restored once nothing was shed for RESTORE_BUFFERS_MS.
  */
 import { performance } from 'node:perf_hooks';
 import { formatVia, parseVia, type Via } from './header-values.js';
@@ -45,6 +55,8 @@ export interface IngressHost {
   send(data: Buffer, destination: Endpoint, connectionId: string | undefined): void;
   /** a request whose server transaction exists: repeat its last response; false when there is none */
   absorbRetransmission(key: string, method: string): boolean;
+  /** bound (true) or restore (false) the kernel's receive buffers of the datagram sockets */
+  boundReceiveBuffers?(bound: boolean): void;
 }
 
 /** Queue delays are measured on the monotonic clock, not the wall clock. */
@@ -102,6 +114,12 @@ interface Item {
 /** Queued messages below which a late head is not yet overload (two socket read batches of 32). */
 const MIN_BACKLOG = 64;
 
+/** A new PUBLISH may wait this many times maxWaitMs before it is answered 503 (its lane backed up that long). */
+const PUBLISH_WAIT_FACTOR = 4;
+
+/** After this long without a request shed for the queue's backlog, the receive buffers are restored. */
+const RESTORE_BUFFERS_MS = 2000;
+
 /** Seconds a shed request's key is remembered per generation (two generations: 4 to 8 s). */
 const SHED_MEMORY_SEC = 4;
 
@@ -147,7 +165,11 @@ class Fifo {
 
 export class Ingress {
   private readonly first = new Fifo();
+  /** new PUBLISHes, served after `first` and before `fresh` */
+  private readonly publishes = new Fifo();
   private readonly fresh = new Fifo();
+  /** receive buffers bounded since (monotonic ms) the last shed for backlog; undefined while not bounded */
+  private boundedAt: number | undefined;
   /** transaction keys of queued new requests (their retransmissions are dropped) */
   private readonly pending = new Set<string>();
   /** keys of requests shed in this and the previous generation (SHED_MEMORY_SEC each) */
@@ -200,20 +222,36 @@ export class Ingress {
 
   /** Oldest wait in the queue, ms. */
   queueDelay(now = this.clock.now()): number {
-    const a = this.first.peek();
-    const b = this.fresh.peek();
-    const oldest = a === undefined ? b?.at : b === undefined ? a.at : Math.min(a.at, b.at);
-    return oldest === undefined ? 0 : now - oldest;
+    const oldest = Math.min(this.first.peek()?.at ?? Infinity, this.publishes.peek()?.at ?? Infinity, this.fresh.peek()?.at ?? Infinity);
+    return oldest === Infinity ? 0 : now - oldest;
   }
 
   /** True while new requests are being shed for load (not counting the per-source bucket). */
   overloaded(now = this.clock.now()): boolean {
-    return (
-      this.options.load?.overloaded() === true ||
-      this.first.size + this.fresh.size >= this.maxQueue ||
-      // a pause with little waiting (a GC, a slow turn) is not overload: a backlog that old is
-      (this.first.size + this.fresh.size >= MIN_BACKLOG && this.queueDelay(now) > this.queueDelayMs)
-    );
+    return this.options.load?.overloaded() === true || this.backlogged(now);
+  }
+
+  /** Messages queued, all lanes. */
+  private get size(): number {
+    return this.first.size + this.publishes.size + this.fresh.size;
+  }
+
+  /** The queue itself is over its bounds (a SIP flood), whatever the event loop says. */
+  private backlogged(now: number): boolean {
+    const size = this.size;
+    // a pause with little waiting (a GC, a slow turn) is not overload: a backlog that old is
+    return size >= this.maxQueue || (size >= MIN_BACKLOG && this.queueDelay(now) > this.queueDelayMs);
+  }
+
+  /**
+   * New PUBLISHes are shed only when their own lane backs up past PUBLISH_WAIT_FACTOR times the maximum
+   * wait (a PUBLISH flood) or the queue is full: a state change served seconds late is worth more than one
+   * refused for Retry-After seconds, and its retransmissions are absorbed while it waits (Timer F is 32 s).
+   */
+  private publishesBacklogged(now: number): boolean {
+    if (this.size >= this.maxQueue) return true;
+    const head = this.publishes.peek();
+    return head !== undefined && this.publishes.size >= MIN_BACKLOG && now - head.at > this.maxWaitMs * PUBLISH_WAIT_FACTOR;
   }
 
   receive(data: Buffer, source: Endpoint, local: Endpoint, connectionId: string | undefined, stream: boolean): void {
@@ -258,9 +296,11 @@ export class Ingress {
       this.shed(scan, via, source, connectionId, Math.max(limiter.secondsUntilToken(source.address), this.retryAfter()), 'Service Unavailable - rate limited', key);
       return;
     }
-    if (this.overloaded(now) && !this.belowFairShare(source.address, now)) {
+    const publish = scan.method === 'PUBLISH';
+    if ((publish ? this.publishesBacklogged(now) : this.overloaded(now)) && !this.belowFairShare(source.address, now)) {
       this.stats.shedOverload++;
       this.shedThisSecond++;
+      if (this.backlogged(now)) this.boundBuffers(now);
       this.shed(scan, via, source, connectionId, this.retryAfter(), 'Service Unavailable - overloaded', key);
       return;
     }
@@ -272,16 +312,29 @@ export class Ingress {
     }
     this.queuedNew++;
     this.perSource.set(source.address, (this.perSource.get(source.address) ?? 0) + 1);
-    this.enqueue(this.fresh, item);
+    this.enqueue(publish ? this.publishes : this.fresh, item);
   }
 
   close(): void {
     this.closed = true;
   }
 
+  /** Shedding for backlog: the kernel's receive buffers bounded (once), the time noted. */
+  private boundBuffers(now: number): void {
+    if (this.boundedAt === undefined) this.host.boundReceiveBuffers?.(true);
+    this.boundedAt = now;
+  }
+
+  /** Nothing shed for backlog for RESTORE_BUFFERS_MS: the receive buffers restored. */
+  private restoreBuffers(now: number): void {
+    if (this.boundedAt === undefined || now - this.boundedAt < RESTORE_BUFFERS_MS) return;
+    this.boundedAt = undefined;
+    this.host.boundReceiveBuffers?.(false);
+  }
+
   /** Under overload a source is still admitted while it sends less than its share, or has fewer queued than the average. */
   private belowFairShare(address: string, now: number): boolean {
-    if (this.first.size + this.fresh.size >= this.maxQueue) return false;
+    if (this.size >= this.maxQueue) return false;
     if (this.sendsUnderFairRate(address, now)) return true;
     if (this.perSource.size === 0) return false;
     return (this.perSource.get(address) ?? 0) < this.queuedNew / this.perSource.size;
@@ -316,7 +369,7 @@ export class Ingress {
 
   private enqueue(lane: Fifo, item: Item): void {
     lane.push(item);
-    const queued = this.first.size + this.fresh.size;
+    const queued = this.size;
     this.stats.queued = queued;
     if (queued > this.stats.maxQueued) this.stats.maxQueued = queued;
     if (!this.scheduled) {
@@ -330,17 +383,19 @@ export class Ingress {
     if (this.closed) return;
     const start = this.clock.now();
     for (;;) {
-      const item = this.first.shift() ?? this.nextFresh();
+      const item = this.first.shift() ?? this.publishes.shift() ?? this.nextFresh();
       if (item === undefined) break;
       if (item.scan !== undefined) {
         this.dequeuedNew(item);
         const now = this.clock.now();
-        if (now - item.at > this.maxWaitMs && !this.sendsUnderFairRate(item.source.address, now)) {
+        const maxWait = item.scan.method === 'PUBLISH' ? this.maxWaitMs * PUBLISH_WAIT_FACTOR : this.maxWaitMs;
+        if (now - item.at > maxWait && !this.sendsUnderFairRate(item.source.address, now)) {
           // answered too late to help: the client has retransmitted and is about to give up. A source
           // under its fair rate is served all the same: it waited behind a flood that is not its own.
           this.roll(now);
           this.stats.shedOverload++;
           this.shedThisSecond++;
+          this.boundBuffers(now);
           this.shed(item.scan, item.via!, item.source, item.connectionId, this.retryAfter(), 'Service Unavailable - overloaded', item.key);
           continue;
         }
@@ -353,7 +408,8 @@ export class Ingress {
       }
       if (this.clock.now() - start >= this.sliceMs) break;
     }
-    this.stats.queued = this.first.size + this.fresh.size;
+    this.stats.queued = this.size;
+    this.restoreBuffers(this.clock.now());
     if (this.stats.queued > 0 && !this.scheduled) {
       this.scheduled = true;
       setImmediate(() => this.drain());

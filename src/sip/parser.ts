@@ -9,7 +9,7 @@
  */
 import { COMPACT_FORMS, Headers, splitListValue } from './headers.js';
 import type { SipMessage, SipRequest, SipResponse } from './message.js';
-import { isDigits, isTokenChar, isToken, parseBoundedInt, parseCSeq, parseExpires, parseVia, trimLws } from './header-values.js';
+import { isDigits, isTokenChar, isToken, parseBoundedInt, parseCSeq, parseExpires, parseVia, trimLws, type Via } from './header-values.js';
 import { parseNameAddr, parseUri } from './uri.js';
 
 export type ParseResult =
@@ -282,6 +282,29 @@ function checkRequestUri(uri: string): { status: number; reason: string } | null
 }
 
 
+/**
+ * The top Via of the message parsed last, as checkHeaders parsed it, for
+ * takeTopVia: the transaction layer reads the top Via of every message the
+ * transports deliver, right after this parse, and need not parse it again.
+ */
+let topViaValue: string | undefined;
+let topVia: Via | null = null;
+
+/**
+ * parseVia(value), from the parse that just checked it when `value` is that
+ * message's top Via. Handed out once (the caller may change it, as the
+ * transaction layer does when it stamps received and rport), then forgotten.
+ */
+export function takeTopVia(value: string): Via | null {
+  if (topViaValue !== undefined && topViaValue === value) {
+    const via = topVia;
+    topViaValue = undefined;
+    topVia = null;
+    return via;
+  }
+  return parseVia(value);
+}
+
 /** Header value checks shared by requests and responses; returns a reason or undefined. */
 function checkHeaders(scan: Scan, method: string | undefined): { reason: string | undefined; topViaOk: boolean } {
   const bad = method === undefined ? 'Bad Response' : 'Bad Request';
@@ -291,13 +314,20 @@ function checkHeaders(scan: Scan, method: string | undefined): { reason: string 
     if ((scan.seen & bit) === 0) return { reason: `${bad} - missing ${WIRE[bit]!} header`, topViaOk };
   }
   let first = true;
+  topViaValue = undefined;
+  topVia = null;
   for (const raw of scan.via) {
     const parts = raw.indexOf(',') < 0 ? [raw] : splitListValue(raw);
     // empty list elements ("a,,b", a trailing comma) are not allowed in Via
     if (parts.length === 0 || countCommas(raw) !== parts.length - 1) reason ??= `${bad} - malformed Via`;
     for (const part of parts) {
-      const ok = parseVia(part) !== null;
-      if (first) topViaOk = ok;
+      const via = parseVia(part);
+      const ok = via !== null;
+      if (first) {
+        topViaOk = ok;
+        topViaValue = part;
+        topVia = via;
+      }
       first = false;
       if (!ok) reason ??= `${bad} - malformed Via`;
     }

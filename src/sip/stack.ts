@@ -103,6 +103,13 @@ class Incoming implements IncomingRequest {
 }
 
 /**
+ * UDP receive buffer while a flood is shed (asked for; Linux grants twice): about 1,600 datagrams of 600
+ * bytes (truesize ~1,280 each), some 200 ms of reading at a shedding rate of 8,000/s, under T1, so what is
+ * read has not been retransmitted yet; a 4 MB buffer holds 6,500, a second or more of stale requests.
+ */
+const FLOOD_UDP_BUFFER_BYTES = 1024 * 1024;
+
+/**
  * The SIP stack of the gateway: transports, non-INVITE transactions and
  * stateless answers. One request handler receives every new server
  * transaction; sendRequest runs a client transaction.
@@ -175,6 +182,10 @@ export class SipStack {
           transports.send(data, destination, connectionId);
         },
         absorbRetransmission: (key, method) => tx.absorbRetransmission(key, method),
+        boundReceiveBuffers: (bound) => {
+          logger.info({ bound, bytes: bound ? FLOOD_UDP_BUFFER_BYTES : options.udpBufferBytes }, 'udp receive buffer bounded for a flood, or restored');
+          transports.boundUdpReceiveBuffer(bound ? FLOOD_UDP_BUFFER_BYTES : undefined);
+        },
       },
       {
         ...(stack.load !== undefined ? { load: stack.load } : {}),
@@ -309,6 +320,11 @@ export class SipStack {
   /** Sources the per-source rate limit leaves alone (trusted networks, trunks; the access layer knows them). */
   setRateLimitExemption(exempt: ((source: Endpoint) => boolean) | undefined): void {
     this.ingress?.setExemption(exempt);
+  }
+
+  /** The UDP receive buffer as the kernel grants it now (bounded during a flood; diagnostics, tests). */
+  udpReceiveBufferBytes(): number {
+    return this.transports.udpReceiveBufferBytes();
   }
 
   /** Live transaction counts (diagnostics). */

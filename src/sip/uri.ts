@@ -6,8 +6,9 @@ import {
   formatParams,
   isLws,
   isTokenChar,
+  NO_PARAMS,
   parseBoundedInt,
-  parseParams,
+  parseParamsFrom,
   quoteString,
   scanQuoted,
   skipLws,
@@ -22,10 +23,10 @@ export interface SipUri {
   /** lower-case; IPv6 kept with brackets, e.g. "[2001:db8::1]"; "" for tel and opaque URIs */
   host: string;
   port?: number;
-  /** keys lower-case, value null for flag params like ;lr; values as written */
-  params: Map<string, string | null>;
-  /** URI header fields (?a=b&c=d), names and values as written (escaped) */
-  headers: Map<string, string>;
+  /** keys lower-case, value null for flag params like ;lr; values as written (read-only: parsed URIs share NO_PARAMS) */
+  params: ReadonlyMap<string, string | null>;
+  /** URI header fields (?a=b&c=d), names and values as written (escaped); read-only like params */
+  headers: ReadonlyMap<string, string>;
   /** everything after "scheme:" for schemes other than sip, sips, pres, im and tel */
   opaque?: string;
 }
@@ -138,6 +139,9 @@ function validHost(s: string, start: number, end: number): boolean {
   return true;
 }
 
+/** The URI header fields of every URI without any (shared, like NO_PARAMS). */
+const NO_HEADERS: ReadonlyMap<string, string> = new Map();
+
 function parseUriParams(s: string, start: number, end: number): Map<string, string | null> | null {
   const params = new Map<string, string | null>();
   let i = start;
@@ -209,8 +213,8 @@ function parseSipLike(text: string, scheme: string, from: number): SipUri | null
   const uri: SipUri = {
     scheme,
     host: text.slice(hostStart, i).toLowerCase(),
-    params: new Map(),
-    headers: new Map(),
+    params: NO_PARAMS,
+    headers: NO_HEADERS,
   };
   if (user !== undefined) uri.user = user;
   if (password !== undefined) uri.password = password;
@@ -250,7 +254,7 @@ function parseTel(text: string, from: number): SipUri | null {
   }
   const params = parseUriParams(text, semi, text.length);
   if (params === null) return null;
-  return { scheme: 'tel', user: text.slice(from, semi), host: '', params, headers: new Map() };
+  return { scheme: 'tel', user: text.slice(from, semi), host: '', params: params.size === 0 ? NO_PARAMS : params, headers: NO_HEADERS };
 }
 
 function lowerScheme(text: string, colon: number): string | null {
@@ -283,7 +287,7 @@ export function parseUri(text: string): SipUri | null {
   }
   for (let i = colon + 1; i < text.length; i++) if (!isOpaqueChar(text.charCodeAt(i))) return null;
   if (scheme === 'tel') return parseTel(text, colon + 1);
-  return { scheme, host: '', params: new Map(), headers: new Map(), opaque: text.slice(colon + 1) };
+  return { scheme, host: '', params: NO_PARAMS, headers: NO_HEADERS, opaque: text.slice(colon + 1) };
 }
 
 // ---------------------------------------------------------------------------
@@ -373,7 +377,8 @@ export interface NameAddr {
   /** unquoted, unescaped */
   displayName?: string;
   uri: SipUri;
-  params: Map<string, string | null>;
+  /** read-only: a value without parameters shares NO_PARAMS */
+  params: ReadonlyMap<string, string | null>;
 }
 
 /** display-name = *(token LWS) / quoted-string; non-ASCII tolerated in the token form. */
@@ -441,7 +446,7 @@ export function parseNameAddr(value: string): NameAddr | null {
   }
   const uri = parseUri(uriText);
   if (uri === null) return null;
-  const params = parseParams(value.slice(rest));
+  const params = parseParamsFrom(value, rest);
   if (params === null) return null;
   // parseParams accepts an optional leading ';' but the header grammar requires it
   const after = skipLws(value, rest);

@@ -132,7 +132,7 @@ export const JOBS = {
   trunk: (name: string): string => `trunk:${name}`,
   /** The Graph presence subscriptions and their renewals (and the webhook health check). */
   graphSubscriptions: 'graph:subscriptions',
-  /** The polling fallback. */
+  /** The polling fallback, when there are no Graph subscriptions (with them it is part of graphSubscriptions: it reads their coverage). */
   graphPoller: 'graph:poller',
   /** The directory sync. */
   directorySync: 'graph:directory',

@@ -136,17 +136,20 @@ t.test('a getSchedule 429 pauses only the calendar; presence polling goes on', a
   await graph.idle();
   const firstCalls = scheduleCalls(e.sim.control.counters());
   t.equal(firstCalls, 1, 'five people: one batch');
+  const injectedAt = Date.now();
   e.sim.control.injectFault({ kind: '429', path: '/calendar/getSchedule', count: 1, retryAfterSec: 20 });
   const reading = graph.readCalendarsNow?.();
   await waitFor(() => scheduleCalls(e.sim.control.counters(), '429') === 1, 8000, 'the 429');
   const shared = graph.status().budget;
   t.equal(shared.pausedUntil, undefined, 'the shared budget is not paused');
-  t.ok((graph.status().calendar?.budget.pausedUntil ?? 0) > Date.now() + 10_000, "the calendar's share waits for Retry-After");
+  // the 429 came after the fault was injected: its 20 s are counted from then or later
+  t.ok((graph.status().calendar?.budget.pausedUntil ?? 0) >= injectedAt + 20_000, "the calendar's share waits for Retry-After");
   const polls = e.sim.control.counters().requests['POST /v1.0/communications/getPresencesByUserId 200'] ?? 0;
   const started = Date.now();
   await graph.pollNow();
   t.ok(Date.now() - started < 5000, 'a presence poll is not held up by the calendar throttling');
-  t.equal(e.sim.control.counters().requests['POST /v1.0/communications/getPresencesByUserId 200'], polls + 1);
+  // (the poller's own timer may have read once more meanwhile on a slow machine)
+  t.ok((e.sim.control.counters().requests['POST /v1.0/communications/getPresencesByUserId 200'] ?? 0) >= polls + 1, 'the poll was answered');
   await graph.stop();
   await reading?.catch(() => undefined);
 });

@@ -56,7 +56,7 @@ t.test('graph jobs: acquired, lost, taken over on a shared store; the webhook wo
   // node B is up before A has subscribed: its webhook learns A's subscription from the store
   const b = await node();
   hook.handlers = b.graph.webhook;
-  t.same(a.leases.asked, [JOBS.graphPoller, JOBS.graphSubscriptions, JOBS.graphWriter, JOBS.directorySync], 'one lease per job');
+  t.same(a.leases.asked, [JOBS.graphSubscriptions, JOBS.graphWriter, JOBS.directorySync], 'one lease per job (the poller goes with the subscriptions whose coverage it reads)');
 
   await t.test('nothing runs before its lease is acquired', async (t) => {
     t.equal(e.sim.control.subscriptions().length, 0, 'no subscription');

@@ -25,6 +25,8 @@ export interface UdpRequestOptions {
   timeoutMs?: number;
   /** Resend every this many ms until answered (RFC 3261 §17.1.2.2 timer E, simplified). */
   retransmitMs?: number;
+  /** Loopback address to send from (Via and Contact name it); default 127.0.0.1. */
+  localAddress?: string;
 }
 
 function parseResponse(text: string): UdpResponse | undefined {
@@ -76,17 +78,18 @@ export function udpRequest(options: UdpRequestOptions): Promise<UdpResponse> {
       const response = parseResponse(text);
       if (response !== undefined && response.status >= 200) finish(undefined, response);
     });
-    socket.bind({ address: '127.0.0.1', port: 0 }, () => {
+    const from = options.localAddress ?? '127.0.0.1';
+    socket.bind({ address: from, port: 0 }, () => {
       const local = socket.address().port;
       const lines = [
         `${options.method} sip:${options.user}@127.0.0.1:${options.port} SIP/2.0`,
-        `Via: SIP/2.0/UDP 127.0.0.1:${local};branch=${branch};rport`,
+        `Via: SIP/2.0/UDP ${from}:${local};branch=${branch};rport`,
         'Max-Forwards: 70',
         `From: <sip:pg-test@127.0.0.1>;tag=${id}`,
         `To: <sip:${options.user}@127.0.0.1>`,
         `Call-ID: ${id}@127.0.0.1`,
         `CSeq: 1 ${options.method}`,
-        `Contact: <sip:pg-test@127.0.0.1:${local}>`,
+        `Contact: <sip:pg-test@${from}:${local}>`,
         ...(options.headers ?? []),
       ];
       if (body.length > 0) lines.push(`Content-Type: ${options.contentType ?? 'text/plain'}`);

@@ -2,6 +2,8 @@ import t from 'tap';
 import {
   formatParams,
   formatVia,
+  NO_PARAMS,
+  paramValue,
   parseAccept,
   parseCSeq,
   parseEvent,
@@ -175,4 +177,25 @@ t.test('tagOf', async (t) => {
   t.equal(tagOf('<sip:a@example.com>'), undefined);
   t.equal(tagOf('<sip:a@example.com>;tag'), undefined, 'flag without value');
   t.equal(tagOf('"unterminated <sip:a@example.com>;tag=1'), undefined);
+  t.equal(tagOf('<sip:a@example.com>;tag=first;tag=last'), 'last', 'the last of two, as parseParams keeps it');
+  t.equal(tagOf('<sip:a@example.com>;tag=abc;x=""'), 'abc', 'an empty quoted value elsewhere is well-formed');
+  t.equal(tagOf('<sip:a@example.com>;tag=abc;;x'), undefined, 'malformed elsewhere in the list: no tag');
+  t.equal(tagOf('<sip:a@example.com>;tag=abc;x='), undefined, 'an empty value elsewhere: no tag');
+});
+
+t.test('paramValue reads one parameter as parseParams would, without the map', async (t) => {
+  const lists = [';a=1;B=two;c', 'a=1 ; b = "q \\"x\\"" ;c', ';a;a=2', ';a=1;', ';=1', ';a="open', '', ';Tag=X;tag=y'];
+  for (const text of lists) {
+    const map = parseParams(text);
+    for (const name of ['a', 'b', 'c', 'tag', 'zz']) {
+      t.equal(paramValue(text, 0, name), map === null ? undefined : map.get(name), `${JSON.stringify(text)} ${name}`);
+    }
+  }
+  t.equal(paramValue('xxx;a=1', 3, 'a'), '1', 'from an offset');
+});
+
+t.test('a Via without parameters shares NO_PARAMS', async (t) => {
+  t.equal(parseVia('SIP/2.0/UDP 192.0.2.1:5060')?.params, NO_PARAMS);
+  t.not(parseVia('SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1')?.params, NO_PARAMS);
+  t.equal(NO_PARAMS.size, 0);
 });

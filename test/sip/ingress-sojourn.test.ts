@@ -6,50 +6,14 @@
  * answered twice.
  */
 import t from 'tap';
-import { Ingress, type IngressHost } from '../../src/sip/ingress.js';
+import { Ingress } from '../../src/sip/ingress.js';
 import type { Endpoint } from '../../src/sip/message.js';
+import { fakeHost, rawRequest } from './ingress-fixtures.js';
 
 const local: Endpoint = { protocol: 'udp', address: '127.0.0.1', port: 5060 };
 
 function subscribe(callId: string, source: Endpoint, opts: { toTag?: string } = {}): Buffer {
-  return Buffer.from(
-    [
-      'SUBSCRIBE sip:anna@example.com SIP/2.0',
-      `Via: SIP/2.0/UDP ${source.address}:${source.port};branch=z9hG4bK${callId}`,
-      'Max-Forwards: 70',
-      `From: <sip:w@example.com>;tag=f${callId}`,
-      `To: <sip:anna@example.com>${opts.toTag !== undefined ? `;tag=${opts.toTag}` : ''}`,
-      `Call-ID: ${callId}`,
-      'CSeq: 1 SUBSCRIBE',
-      'Event: presence',
-      'Content-Length: 0',
-      '',
-      '',
-    ].join('\r\n'),
-  );
-}
-
-function callIdOf(data: Buffer): string {
-  return /\r\nCall-ID: ([^\r]+)/.exec(data.toString('latin1'))?.[1] ?? '';
-}
-
-/** A host whose processing costs `costMs` of the fake clock per delivered message. */
-function fakeHost(clock: { now: number }, costMs: number) {
-  const delivered: string[] = [];
-  const shed: { callId: string; retryAfter: number }[] = [];
-  const host: IngressHost = {
-    deliver(data) {
-      clock.now += costMs;
-      delivered.push(callIdOf(data));
-    },
-    send(data) {
-      const text = data.toString('latin1');
-      if (!text.startsWith('SIP/2.0 503 ')) throw new Error(`unexpected send: ${text.slice(0, 40)}`);
-      shed.push({ callId: callIdOf(data), retryAfter: Number(/\r\nRetry-After: (\d+)/.exec(text)?.[1]) });
-    },
-    absorbRetransmission: () => false,
-  };
-  return { host, delivered, shed };
+  return rawRequest('SUBSCRIBE', callId, source, opts);
 }
 
 const drained = async (ingress: Ingress): Promise<void> => {

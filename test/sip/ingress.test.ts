@@ -8,6 +8,7 @@ import { SipStack, type SipStackOptions } from '../../src/sip/stack.js';
 import { scanRaw } from '../../src/sip/raw-scan.js';
 import { SourceLimiter } from '../../src/sip/source-limiter.js';
 import { silentLogger } from '../../src/util/logger.js';
+import { rawRequest } from './ingress-fixtures.js';
 
 interface Peer {
   socket: Socket;
@@ -35,24 +36,12 @@ async function peer(t: Test, address = '127.0.0.1'): Promise<Peer> {
 }
 
 function request(p: Peer, callId: string, opts: { toTag?: string; branch?: string; method?: string } = {}): Buffer {
-  const method = opts.method ?? 'SUBSCRIBE';
-  return Buffer.from(
-    [
-      `${method} sip:anna@example.com SIP/2.0`,
-      `Via: SIP/2.0/UDP ${p.address}:${p.port};rport;branch=z9hG4bK${opts.branch ?? callId}`,
-      'Max-Forwards: 70',
-      `From: <sip:w@example.com>;tag=f${callId}`,
-      `To: <sip:anna@example.com>${opts.toTag !== undefined ? `;tag=${opts.toTag}` : ''}`,
-      `Call-ID: ${callId}`,
-      `CSeq: 1 ${method}`,
-      'Event: presence',
-      'Expires: 600',
-      `Contact: <sip:w@${p.address}:${p.port}>`,
-      'Content-Length: 0',
-      '',
-      '',
-    ].join('\r\n'),
-  );
+  return rawRequest(opts.method ?? 'SUBSCRIBE', callId, p, {
+    ...(opts.toTag !== undefined ? { toTag: opts.toTag } : {}),
+    ...(opts.branch !== undefined ? { branch: opts.branch } : {}),
+    rport: true,
+    extra: ['Expires: 600', `Contact: <sip:w@${p.address}:${p.port}>`],
+  });
 }
 
 function busy(ms: number): void {

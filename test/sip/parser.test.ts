@@ -1,7 +1,7 @@
 import t from 'tap';
 import { readFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { isKeepAlive, parseMessage, StreamFramer, type FramerEvent, type ParseResult } from '../../src/sip/parser.js';
+import { isKeepAlive, parseMessage, takeTopVia, StreamFramer, type FramerEvent, type ParseResult } from '../../src/sip/parser.js';
 import type { SipMessage, SipRequest, SipResponse } from '../../src/sip/message.js';
 import { parseCSeq, parseEvent, parseVia, tagOf } from '../../src/sip/header-values.js';
 import { parseNameAddr, parseUri } from '../../src/sip/uri.js';
@@ -456,4 +456,21 @@ t.test('framer: large body arriving in many chunks', async (t) => {
   t.equal(events.length, 1);
   const e = events[0];
   t.ok(e?.type === 'message' && e.data.equals(msg));
+});
+
+t.test('takeTopVia: the top Via the parse just checked, handed out once, then parsed afresh', async (t) => {
+  const top = 'SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKtake1;rport';
+  const text = `OPTIONS sip:a@example.com SIP/2.0\r\nVia: ${top}\r\nVia: SIP/2.0/UDP 192.0.2.11;branch=z9hG4bKtake0\r\nFrom: <sip:b@example.com>;tag=1\r\nTo: <sip:a@example.com>\r\nCall-ID: take@x\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n`;
+  const r = parseMessage(Buffer.from(text));
+  t.ok(r.ok);
+  const first = takeTopVia(top);
+  t.same(first, parseVia(top), 'what parseVia gives');
+  first!.received = '198.51.100.1'; // the transaction layer stamps it
+  const second = takeTopVia(top);
+  t.not(second, first, 'not handed out twice');
+  t.same(second, parseVia(top), 'a fresh parse, without the change');
+  t.equal(takeTopVia('SIP/2.0/UDP 192.0.2.11;branch=z9hG4bKtake0')?.branch, 'z9hG4bKtake0', 'another value: parsed');
+  t.equal(takeTopVia('not a via'), null);
+  parseMessage(Buffer.from(text.replace('z9hG4bKtake1', 'z9hG4bKtake2')));
+  t.equal(takeTopVia(top)?.branch, 'z9hG4bKtake1', 'the next parse replaced what is kept: the old value parses afresh');
 });

@@ -90,6 +90,21 @@ t.test('line breaks in values cannot inject headers', async (t) => {
   t.equal(bad.split('\r\n')[0], 'SIP/2.0 200 OK  Evil: 1');
 });
 
+t.test('UTF-8 text, line breaks next to it, and a head larger than the reused scratch buffer', async (t) => {
+  const h = Headers.from([['subject', 'Grüße\r\nVia: evil 😀'], ['x-a', 'plain'], ['x-b', 'ü']]);
+  const out = serializeMessage({ kind: 'response', status: 486, reason: 'Beschäftigt', headers: h, body: Buffer.from('€') });
+  t.equal(
+    out.toString('utf8'),
+    'SIP/2.0 486 Beschäftigt\r\nSubject: Grüße  Via: evil 😀\r\nX-A: plain\r\nX-B: ü\r\nContent-Length: 3\r\n\r\n€',
+  );
+  const long = 'x'.repeat(40_000) + 'é';
+  const big = serializeMessage(createRequest('MESSAGE', 'sip:a@b', Headers.from([['subject', long]])));
+  t.equal(big.toString('utf8'), `MESSAGE sip:a@b SIP/2.0\r\nSubject: ${long}\r\nContent-Length: 0\r\n\r\n`);
+  const after = serializeMessage(createRequest('OPTIONS', 'sip:a@b'));
+  t.equal(after.toString('latin1'), 'OPTIONS sip:a@b SIP/2.0\r\nContent-Length: 0\r\n\r\n', 'exactly its own bytes after a larger one');
+  t.equal(after.length, after.buffer.byteLength, 'a buffer of its own, not a view on a shared one');
+});
+
 t.test('every valid torture fixture survives parse → serialize → parse', async (t) => {
   for (const name of readdirSync(VALID).filter((f) => f.endsWith('.sip'))) {
     const first = parsed(readFileSync(VALID + name));

@@ -437,7 +437,9 @@ t.test('completed transactions keep their final response in shared slabs, not th
   t.equal(a!.toString('latin1'), transport.sent[0]!.text, 'kept bytes are the response sent');
   t.equal(b!.toString('latin1'), transport.sent[1]!.text);
   t.equal(a!.buffer, b!.buffer, 'one slab holds both responses');
-  t.not(a!.buffer, sentBuffers[0]!.buffer, 'the serialized buffer itself is not retained');
+  // written straight into the slab and sent from there: no buffer of its own is made, so none is retained
+  t.equal(sentBuffers[0]!.buffer, a!.buffer, 'the response was sent from the slab');
+  t.equal(sentBuffers[1]!.buffer, a!.buffer);
   t.equal(layer.responses.slabs, 1);
   // a retransmission is answered from the slab, byte-identical
   layer.receiveRequest(request({ branch: 'z9hG4bKslab2', fromTag: 'f1' }), UDP_SRC, LOCAL, undefined);
@@ -459,6 +461,32 @@ t.test('ResponseArena: a new slab when full; a large response keeps its own buff
   const own = arena.keep(large);
   t.equal(own.slab, large, 'larger than a quarter slab: not copied');
   t.equal(arena.slabs, 2);
+});
+
+t.test('serializeMessageInto: the bytes of serializeMessage, written into the arena (its own buffer when too large)', async (t) => {
+  const { ResponseArena } = await import('../../src/sip/transaction/response-arena.js');
+  const { serializeMessage, serializeMessageInto } = await import('../../src/sip/serializer.js');
+  const arena = new ResponseArena(4096);
+  const small = createResponse(request({ branch: 'z9hG4bKinto1', fromTag: 'f1' }), 200, undefined, { toTag: 'gw' });
+  small.headers.append('Contact', '<sip:gateway@192.0.2.1:5060>');
+  small.body = Buffer.from('Müller'); // UTF-8 in the body and, below, in a header
+  small.headers.append('Subject', 'Grüße');
+  const a = serializeMessageInto(small, arena);
+  const b = serializeMessageInto(small, arena);
+  t.ok(a.buffer.subarray(a.start, a.end).equals(serializeMessage(small)), 'same bytes');
+  t.equal(a.buffer, b.buffer, 'one slab');
+  t.equal(b.start, (a.end + 7) & ~7, 'the next starts after the first, aligned to 8');
+  t.ok(b.buffer.subarray(b.start, b.end).equals(serializeMessage(small)));
+  t.equal(arena.slabs, 1);
+  const big = createResponse(request({ branch: 'z9hG4bKinto2', fromTag: 'f2' }), 200, undefined, { toTag: 'gw' });
+  big.body = Buffer.alloc(2000, 0x41);
+  const c = serializeMessageInto(big, arena);
+  t.not(c.buffer, a.buffer, 'over a quarter slab: a buffer of its own');
+  t.equal(c.start, 0);
+  t.equal(c.end, c.buffer.length, 'exactly the message');
+  t.ok(c.buffer.equals(serializeMessage(big)));
+  const d = serializeMessageInto(small, arena);
+  t.equal(d.start, (b.end + 7) & ~7, 'the slab was not used by the large one');
 });
 
 t.test('client over UDP: a request waiting for its answer keeps only what a local response copies', async (t) => {

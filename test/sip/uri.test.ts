@@ -1,5 +1,6 @@
 import t from 'tap';
 import { aorOf, formatNameAddr, formatUri, parseNameAddr, parseUri, uriEquals, type SipUri } from '../../src/sip/uri.js';
+import { NO_PARAMS } from '../../src/sip/header-values.js';
 
 function uri(text: string): SipUri {
   const u = parseUri(text);
@@ -195,9 +196,23 @@ t.test('formatNameAddr always uses angle brackets and quotes the name', async (t
   const back = parseNameAddr(text);
   t.equal(back?.displayName, 'Alice "The" Admin\\');
   t.equal(back?.params.get('tag'), 'abc');
-  na.params.set('+sip.instance', '<urn:uuid:1234>');
-  na.params.set('lr', null);
+  // parsed params are read-only (a value without any shares one empty map): format a copy with more
+  na.params = new Map([...na.params, ['+sip.instance', '<urn:uuid:1234>'], ['lr', null]]);
   t.equal(formatNameAddr(na), '"Alice \\"The\\" Admin\\\\" <sip:alice@example.com>;tag=abc;+sip.instance="<urn:uuid:1234>";lr');
   na.displayName = 'evil\r\nVia: x';
   t.notMatch(formatNameAddr(na), /[\r\n]/, 'no line breaks in formatted values');
+});
+
+t.test('values without parameters share one empty map; with parameters each has its own', async (t) => {
+  const bare = parseUri('sip:alice@example.com');
+  t.equal(bare?.params, NO_PARAMS);
+  t.equal(bare?.headers, parseUri('sips:bob@example.org')?.headers, 'no URI headers: one shared map');
+  t.equal(bare?.headers.size, 0);
+  t.equal(parseUri('tel:+4930123')?.params, NO_PARAMS);
+  t.equal(parseNameAddr('<sip:alice@example.com>')?.params, NO_PARAMS);
+  const withParams = parseNameAddr('<sip:alice@example.com;transport=tcp>;tag=1');
+  t.not(withParams?.params, NO_PARAMS);
+  t.not(withParams?.uri.params, NO_PARAMS);
+  t.equal(withParams?.uri.params.get('transport'), 'tcp');
+  t.equal(NO_PARAMS.size, 0, 'nothing was written into the shared map');
 });

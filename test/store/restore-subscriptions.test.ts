@@ -211,5 +211,5 @@ t.test('a clean stop and restart through the SQLite file brings back every one o
     answerAll(b.s);
   }
   t.equal(b.s.stack.notifies().length, count, 'one NOTIFY each with the current state');
-  t.equal(mostInFlight, RESTORE_NOTIFY_WINDOW, 'never more than the window in flight');
+  t.ok(mostInFlight > 0 && mostInFlight <= RESTORE_NOTIFY_WINDOW, `never more than the window in flight (most ${mostInFlight})`);
 });

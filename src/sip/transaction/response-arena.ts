@@ -13,6 +13,8 @@
  * to the system, not holes in the malloc heap).
  */
 
+import type { ByteSpace } from '../serializer.js';
+
 /** A response kept in a slab: bytes [start, end) of `slab`. */
 export interface KeptBytes {
   readonly slab: Buffer;
@@ -24,7 +26,7 @@ const DEFAULT_SLAB_BYTES = 256 * 1024;
 /** Copies are 8-byte aligned (cheap, and keeps slabs' views aligned). */
 const ALIGN = 8;
 
-export class ResponseArena {
+export class ResponseArena implements ByteSpace {
   private slab: Buffer | undefined = undefined;
   private used = 0;
   private slabsMade = 0;
@@ -42,17 +44,33 @@ export class ResponseArena {
    */
   keep(data: Buffer): KeptBytes {
     const length = data.length;
-    if (length * 4 > this.slabBytes) return { slab: data, start: 0, end: length };
+    const room = this.reserve(length);
+    if (room === undefined) return { slab: data, start: 0, end: length };
+    data.copy(room.buffer, room.start);
+    this.commit(room.start + length);
+    return { slab: room.buffer, start: room.start, end: room.start + length };
+  }
+
+  /**
+   * Room for up to `maxLength` bytes in the current slab (a new one when it
+   * has not that much left), written by the caller, then commit(); undefined
+   * over a quarter slab (such a message keeps its own buffer).
+   * serializeMessageInto writes here.
+   */
+  reserve(maxLength: number): { buffer: Buffer; start: number } | undefined {
+    if (maxLength * 4 > this.slabBytes) return undefined;
     let slab = this.slab;
-    if (slab === undefined || this.used + length > slab.length) {
+    if (slab === undefined || this.used + maxLength > slab.length) {
       slab = Buffer.allocUnsafeSlow(this.slabBytes);
       this.slab = slab;
       this.used = 0;
       this.slabsMade++;
     }
-    const start = this.used;
-    data.copy(slab, start);
-    this.used = start + ((length + ALIGN - 1) & ~(ALIGN - 1));
-    return { slab, start, end: start + length };
+    return { buffer: slab, start: this.used };
+  }
+
+  /** The bytes up to `end` of the slab reserve() gave are used. */
+  commit(end: number): void {
+    this.used = (end + ALIGN - 1) & ~(ALIGN - 1);
   }
 }

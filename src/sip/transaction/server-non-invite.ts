@@ -1,7 +1,6 @@
 import type { Logger } from '../../util/logger.js';
 import type { Endpoint, SipResponse } from '../message.js';
-import { serializeMessage } from '../serializer.js';
-import type { ResponseArena } from './response-arena.js';
+import { serializeMessage, serializeMessageInto, type ByteSpace } from '../serializer.js';
 import { TransactionStateHolder } from './state.js';
 import type { TimerHandle, TimerQueue, TimerTarget, TimerValues } from './timers.js';
 
@@ -11,7 +10,7 @@ export interface ServerTransactionHost {
   readonly timers: TimerValues;
   readonly logger: Logger;
   /** Where a final response is kept for Timer J (shared slabs, see response-arena.ts). */
-  readonly responses: ResponseArena;
+  readonly responses: ByteSpace;
   /** send bytes; returns the stream connection used (undefined for UDP), null on failure */
   transmit(data: Buffer, destination: Endpoint, connectionId: string | undefined): string | undefined | null;
   serverTerminated(tx: ServerNonInviteTransaction): void;
@@ -84,12 +83,21 @@ export class ServerNonInviteTransaction extends TransactionStateHolder implement
       this.host.logger.debug({ method: this.method, status: response.status, branch: this.branch }, 'response after final response ignored');
       return false;
     }
-    const data = serializeMessage(response);
-    this.send(data);
     if (response.status < 200) {
+      const data = serializeMessage(response);
+      this.send(data);
       this.enter('proceeding', this.host.logger);
       this.lastResponse = data;
       return true;
+    }
+    if (this.reliable) this.send(serializeMessage(response));
+    else {
+      // kept for Timer J: written straight into the arena's slab, not a buffer of its own copied there
+      const kept = serializeMessageInto(response, this.host.responses);
+      this.finalSlab = kept.buffer;
+      this.finalStart = kept.start;
+      this.finalEnd = kept.end;
+      this.send(kept.buffer.subarray(kept.start, kept.end));
     }
     if (this.host.logger.isLevelEnabled('debug')) {
       this.host.logger.debug(
@@ -105,10 +113,6 @@ export class ServerNonInviteTransaction extends TransactionStateHolder implement
     } else {
       this.enter('completed', this.host.logger);
       this.lastResponse = undefined;
-      const kept = this.host.responses.keep(data);
-      this.finalSlab = kept.slab;
-      this.finalStart = kept.start;
-      this.finalEnd = kept.end;
       this.timer = this.host.queue.schedule(64 * this.host.timers.t1, this, TIMER_J);
     }
     return true;

@@ -4,6 +4,7 @@ import { formatVia, parseCSeq, parseVia, tagOf, type Via } from '../header-value
 import { BRANCH_MAGIC_COOKIE, newBranch } from '../ids.js';
 import type { Endpoint, SipRequest, SipResponse, TransportProtocol } from '../message.js';
 import { createResponse } from '../message.js';
+import { takeTopVia } from '../parser.js';
 import { serializeMessage } from '../serializer.js';
 import { hostForSocket } from '../transport/address.js';
 import { responseTarget, type ParseFailure } from '../transport/routing.js';
@@ -94,7 +95,7 @@ export class TransactionLayer implements ServerTransactionHost, ClientTransactio
   receiveRequest(request: SipRequest, source: Endpoint, local: Endpoint, connectionId: string | undefined): void {
     if (this.closed) return;
     const topRaw = topViaValue(request);
-    const via = topRaw === undefined ? null : parseVia(topRaw);
+    const via = topRaw === undefined ? null : takeTopVia(topRaw);
     if (topRaw === undefined || via === null) {
       this.logger.debug({ method: request.method, from: `${source.address}:${source.port}` }, 'request without usable Via dropped');
       return;
@@ -339,7 +340,7 @@ export class TransactionLayer implements ServerTransactionHost, ClientTransactio
       return;
     }
     const topRaw = topViaValue(response);
-    const via = topRaw === undefined ? null : parseVia(topRaw);
+    const via = topRaw === undefined ? null : takeTopVia(topRaw);
     const cseqValue = response.headers.get('cseq');
     const cseq = cseqValue === undefined ? null : parseCSeq(cseqValue);
     const tx = via?.branch === undefined || cseq === null ? undefined : this.clients.get(clientKey(via.branch, cseq.method));

@@ -112,6 +112,21 @@ export class TransportLayer {
     return transport.listen(spec.address, spec.port, spec.path ?? '/', spec.tls);
   }
 
+  /**
+   * Under a SIP flood, bound the UDP receive buffer to `bytes` (when smaller than the configured one) so the
+   * kernel holds little stale backlog; `undefined` restores the configured size (ingress.ts decides when).
+   */
+  boundUdpReceiveBuffer(bytes: number | undefined): void {
+    const configured = this.options.udpBufferBytes;
+    if (this.udp === undefined || configured === undefined) return;
+    this.udp.setReceiveBufferBytes(bytes === undefined ? configured : Math.min(bytes, configured));
+  }
+
+  /** The UDP receive buffer as the kernel grants it (diagnostics, tests); 0 without a UDP listener. */
+  udpReceiveBufferBytes(): number {
+    return this.udp?.receiveBufferBytes() ?? 0;
+  }
+
   static async start(options: TransportLayerOptions, handlers: TransportLayerHandlers): Promise<TransportLayer> {
     const layer = new TransportLayer(options, handlers);
     try {

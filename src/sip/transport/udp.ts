@@ -78,6 +78,21 @@ export class UdpTransport {
     }
   }
 
+  /** The kernel's receive buffer: `bytes` asked for (Linux grants twice that, within net.core.rmem_max). */
+  setReceiveBufferBytes(bytes: number): void {
+    if (this.closed) return;
+    try {
+      this.socket.setRecvBufferSize(bytes);
+    } catch (err) {
+      this.logger.debug({ err: errorText(err), bytes }, 'udp receive buffer not resized');
+    }
+  }
+
+  /** The kernel's receive buffer as granted (Linux reports twice the size asked for). */
+  receiveBufferBytes(): number {
+    return this.socket.getRecvBufferSize();
+  }
+
   /** Send a datagram; `onError` gets a send failure. */
   send(data: Buffer, address: string, port: number, onError?: (err: Error) => void): void {
     if (this.closed) {
@@ -85,12 +100,18 @@ export class UdpTransport {
       return;
     }
     try {
-      this.socket.send(data, port, hostForSocket(address), (err) => {
-        if (err) {
-          this.logger.debug({ err: err.message, to: `${address}:${port}` }, 'udp send failed');
-          onError?.(err);
-        }
-      });
+      const host = hostForSocket(address);
+      // A send callback costs a closure and a process.nextTick per datagram even when the send completed at
+      // once (dgram reports it on the next tick): only when someone listens for the failure.
+      if (onError === undefined && !this.logger.isLevelEnabled('debug')) this.socket.send(data, port, host);
+      else {
+        this.socket.send(data, port, host, (err) => {
+          if (err) {
+            this.logger.debug({ err: err.message, to: `${address}:${port}` }, 'udp send failed');
+            onError?.(err);
+          }
+        });
+      }
     } catch (err) {
       // synchronous failures: bad port, socket closed underneath
       onError?.(err instanceof Error ? err : new Error(String(err)));
