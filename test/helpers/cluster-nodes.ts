@@ -16,6 +16,7 @@
 import { deepMerge, startGateway, type GatewayProcess, type GatewayUser, type StartGatewayOptions } from './gateway-process.js';
 import { freePort } from './ports.js';
 import { startRedis, type RedisServer } from './redis-server.js';
+import { runSipp, type SippResult } from './sipp.js';
 
 export const NODE_NAMES = ['a', 'b', 'c'] as const;
 export type NodeName = (typeof NODE_NAMES)[number];
@@ -203,4 +204,24 @@ export async function until<T>(read: () => T | Promise<T>, ok: (value: T) => boo
     if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms (last: ${JSON.stringify(value)})`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/**
+ * A phone's PUBLISH of anna (1001) at `node` over UDP: cluster-publish, or with `etag` cluster-publish-modify
+ * (SIP-If-Match). The entity-tag the node gave back is in `etag` ('' when none).
+ */
+export async function publishAt(
+  node: Pick<ClusterNode, 'host' | 'port'>,
+  state: { activity: string; note: string; etag?: string },
+): Promise<SippResult & { etag: string }> {
+  const result = await runSipp({
+    scenario: state.etag === undefined ? 'cluster-publish' : 'cluster-publish-modify',
+    gatewayHost: node.host,
+    gatewayPort: node.port,
+    transport: 'u1',
+    service: '1001',
+    vars: { activity: state.activity, note: state.note, ...(state.etag !== undefined ? { etag: state.etag } : {}) },
+    traceLogs: true,
+  });
+  return { ...result, etag: /^etag (\S+)/m.exec((result.logs ?? []).join('\n'))?.[1] ?? '' };
 }

@@ -94,11 +94,10 @@ export interface TeamsGateway {
   httpPort: number;
 }
 
-/** Start the gateway process against the simulator of `env`. */
-export async function startTeamsGateway(env: TeamsEnv, options: TeamsGatewayOptions): Promise<TeamsGateway> {
-  const httpPort = options.httpPort ?? (await freePort());
+/** A real-tenant-style `graph:` section pointing at the simulator of `env`, notifications to `webhookUrl`. */
+export function simulatorGraphConfig(env: TeamsEnv, webhookUrl: string, pollIntervalSec = 5): Record<string, unknown> {
   const sim = env.sim;
-  const graph: Record<string, unknown> = {
+  return {
     tenantId: sim.tenantId,
     clientId: sim.demoApp.clientId,
     clientSecret: sim.demoApp.clientSecret,
@@ -107,8 +106,16 @@ export async function startTeamsGateway(env: TeamsEnv, options: TeamsGatewayOpti
     trustedCaPath: env.caPath,
     serviceAccounts: [{ username: sim.serviceAccount.username, password: sim.serviceAccount.password }],
     // clientState left to its default (random per start): a reused subscription keeps the stored one
-    webhook: { publicUrl: options.webhookUrl ?? `https://127.0.0.1:${httpPort}/graph/notifications` },
-    poll: { intervalSec: options.pollIntervalSec ?? 5 },
+    webhook: { publicUrl: webhookUrl },
+    poll: { intervalSec: pollIntervalSec },
+  };
+}
+
+/** Start the gateway process against the simulator of `env`. */
+export async function startTeamsGateway(env: TeamsEnv, options: TeamsGatewayOptions): Promise<TeamsGateway> {
+  const httpPort = options.httpPort ?? (await freePort());
+  const graph: Record<string, unknown> = {
+    ...simulatorGraphConfig(env, options.webhookUrl ?? `https://127.0.0.1:${httpPort}/graph/notifications`, options.pollIntervalSec ?? 5),
     ...(options.graph ?? {}),
   };
   const gw = await startGateway({

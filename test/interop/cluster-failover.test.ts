@@ -9,8 +9,8 @@
  * (sip-fixtures/scenarios/cluster-watch.xml).
  */
 import t from 'tap';
-import { startCluster, until, type TestCluster } from '../helpers/cluster-nodes.js';
-import { assertSippInstalled, describeSipp, expectSippOk, runSipp, startSipp, type SippRun } from '../helpers/sipp.js';
+import { publishAt, startCluster, until, type TestCluster } from '../helpers/cluster-nodes.js';
+import { assertSippInstalled, describeSipp, expectSippOk, startSipp, type SippRun } from '../helpers/sipp.js';
 
 const WATCHERS = 20;
 /** The issue's bound: the last orphaned watcher notified within 10 s of the kill. */
@@ -70,17 +70,9 @@ t.test(`${WATCHERS} watchers subscribe at node a; a PUBLISH at node b reaches al
     vars: { refresh_host: c!.host, refresh_port: String(c!.port) },
   });
   await watchers.waitForLogLines(WATCHERS, 10_000, 'subscribed');
-  const pub = await runSipp({
-    scenario: 'cluster-publish',
-    gatewayHost: b!.host,
-    gatewayPort: b!.port,
-    transport: 'u1',
-    service: '1001',
-    vars: { activity: 'on-the-phone', note: 'before the failover' },
-    traceLogs: true,
-  });
+  const pub = await publishAt(b!, { activity: 'on-the-phone', note: 'before the failover' });
   expectSippOk(t, pub, 'PUBLISH at node b');
-  etag = /^etag (\S+)/m.exec((pub.logs ?? []).join('\n'))?.[1] ?? '';
+  etag = pub.etag;
   t.ok(etag.length > 0, `entity-tag ${etag}`);
   await watchers.waitForLogLines(WATCHERS, 10_000, 'notify');
   const seen = byCall(watchers.logLines());
@@ -96,14 +88,7 @@ t.test('node a is SIGKILLed: the next change reaches every watcher from another 
   const before = byCall(watchers.logLines());
   await a!.kill();
   const killedAt = Date.now();
-  const modify = await runSipp({
-    scenario: 'cluster-publish-modify',
-    gatewayHost: b!.host,
-    gatewayPort: b!.port,
-    transport: 'u1',
-    service: '1001',
-    vars: { etag, activity: 'away', note: 'cluster-final' },
-  });
+  const modify = await publishAt(b!, { etag, activity: 'away', note: 'cluster-final' });
   expectSippOk(t, modify, 'PUBLISH modify at node b');
   // each watcher's last NOTIFY is the final change: after it, it refreshes
   await until(

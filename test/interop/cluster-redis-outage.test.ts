@@ -9,8 +9,8 @@
  * another node, same dialog) like the older one.
  */
 import t from 'tap';
-import { startCluster, until, type ClusterNode, type TestCluster } from '../helpers/cluster-nodes.js';
-import { assertSippInstalled, describeSipp, expectSippOk, runSipp, startSipp, type SippRun } from '../helpers/sipp.js';
+import { publishAt, startCluster, until, type ClusterNode, type TestCluster } from '../helpers/cluster-nodes.js';
+import { assertSippInstalled, describeSipp, expectSippOk, startSipp, type SippRun } from '../helpers/sipp.js';
 
 const OUTAGE_MS = 5000;
 
@@ -62,17 +62,9 @@ function notifyLines(run: SippRun): string[] {
 }
 
 async function publish(at: ClusterNode, activity: string, note: string): Promise<string> {
-  const pub = await runSipp({
-    scenario: 'cluster-publish',
-    gatewayHost: at.host,
-    gatewayPort: at.port,
-    transport: 'u1',
-    service: '1001',
-    vars: { activity, note },
-    traceLogs: true,
-  });
+  const pub = await publishAt(at, { activity, note });
   if (pub.code !== 0) throw new Error(`PUBLISH at ${at.name} failed\n${describeSipp(pub)}`);
-  return /^etag (\S+)/m.exec((pub.logs ?? []).join('\n'))?.[1] ?? '';
+  return pub.etag;
 }
 
 t.test('before: a watcher of anna at each node', async (t) => {
@@ -131,14 +123,7 @@ t.test('nothing acknowledged is lost: a node started afterwards has the state; a
   // then b's own, the final change (the latest of equal weight is shown): each watcher then refreshes at b
   for (const [whose, etag, note] of [['a', etagA, 'modified after the outage'], ['b', etagB, 'cluster-final']] as const) {
     const counts = new Map(watchers.map((w) => [w.name, notifyLines(w.run).length]));
-    const modify = await runSipp({
-      scenario: 'cluster-publish-modify',
-      gatewayHost: b!.host,
-      gatewayPort: b!.port,
-      transport: 'u1',
-      service: '1001',
-      vars: { etag, activity: 'away', note },
-    });
+    const modify = await publishAt(b!, { etag, activity: 'away', note });
     expectSippOk(t, modify, `${whose}'s publication from the outage modified at b (SIP-If-Match: 200)`);
     if (note !== 'cluster-final') {
       for (const w of watchers) await until(() => notifyLines(w.run).length, (n) => n > counts.get(w.name)!, 5000, `watcher ${w.name} notified of the modify`).catch(report);

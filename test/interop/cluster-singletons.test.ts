@@ -15,7 +15,7 @@ import t from 'tap';
 import { startCluster, until, type TestCluster } from '../helpers/cluster-nodes.js';
 import { freePort } from '../helpers/ports.js';
 import { assertSippInstalled } from '../helpers/sipp.js';
-import { startTeamsEnv, TEAMS_USERS, type TeamsEnv } from '../helpers/teams-gateway.js';
+import { simulatorGraphConfig, startTeamsEnv, TEAMS_USERS, type TeamsEnv } from '../helpers/teams-gateway.js';
 
 const PBX_HOST = '127.0.0.4';
 
@@ -119,7 +119,6 @@ t.before(async () => {
   assertSippInstalled();
   env = await startTeamsEnv();
   pbx = await startPbx();
-  const sim = env.sim;
   cluster = await startCluster(t, {
     nodes: 2,
     start: false,
@@ -128,22 +127,12 @@ t.before(async () => {
       sip: { access: { trusted: ['127.0.0.1/32'] } },
       http: { tls: { certPath: env.certPath, keyPath: env.keyPath } },
       trunks: [{ name: 'pbx1', address: `sip:${PBX_HOST}:${pbx.port}`, directions: ['watch'], users: ['anna'], optionsIntervalSec: 0 }],
-      graph: {
-        tenantId: sim.tenantId,
-        clientId: sim.demoApp.clientId,
-        clientSecret: sim.demoApp.clientSecret,
-        authorityHost: sim.origin,
-        graphBaseUrl: sim.graphBaseUrl,
-        trustedCaPath: env.caPath,
-        serviceAccounts: [{ username: sim.serviceAccount.username, password: sim.serviceAccount.password }],
-        // each node's own webhook (a real service puts one address in front of them all)
-        webhook: { publicUrl: `https://127.0.0.1:${node.httpPort}/graph/notifications` },
-        poll: { intervalSec: 5 },
-      },
+      // each node's own webhook (a real service puts one address in front of them all)
+      graph: simulatorGraphConfig(env, `https://127.0.0.1:${node.httpPort}/graph/notifications`),
     }),
   });
   sampler = setInterval(() => {
-    mostSubscriptions = Math.max(mostSubscriptions, sim.control.subscriptions().length);
+    mostSubscriptions = Math.max(mostSubscriptions, env.sim.control.subscriptions().length);
   }, 50);
 });
 t.teardown(async () => {
