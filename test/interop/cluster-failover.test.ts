@@ -6,7 +6,8 @@
  * next change (a PUBLISH at b) reaches every watcher from another node, in
  * the same dialog (the From tag of a's 200) with a higher CSeq; then each
  * watcher refreshes at node c and gets 200, not 481
- * (sip-fixtures/scenarios/cluster-watch.xml).
+ * (sip-fixtures/scenarios/cluster-watch.xml). Then a clean stop (SIGTERM)
+ * of c hands its subscriptions to b before c's heartbeat would expire.
  */
 import t from 'tap';
 import { publishAt, startCluster, until, type TestCluster } from '../helpers/cluster-nodes.js';
@@ -90,6 +91,7 @@ t.test('node a is SIGKILLed: the next change reaches every watcher from another 
   const killedAt = Date.now();
   const modify = await publishAt(b!, { etag, activity: 'away', note: 'cluster-final' });
   expectSippOk(t, modify, 'PUBLISH modify at node b');
+  etag = modify.etag;
   // each watcher's last NOTIFY is the final change: after it, it refreshes
   await until(
     // the change is the first NOTIFY that is not on the phone (the initial one is not logged)
@@ -122,4 +124,34 @@ t.test('the watchers refresh at node c: 200, not 481', async (t) => {
   const refreshed = (result.logs ?? []).filter((l) => l.startsWith('refreshed'));
   t.equal(refreshed.length, WATCHERS, 'every watcher refreshed');
   t.ok(refreshed.every((l) => l.endsWith(`from=${c!.host}:${c!.port}`)), 'the NOTIFY after each refresh came from node c');
+});
+
+t.test('a clean stop (SIGTERM) of node c hands its subscriptions over: its watchers notified from b at once', async (t) => {
+  const [, b, c] = cluster.nodes;
+  const run = await startSipp({
+    scenario: 'cluster-watch',
+    gatewayHost: c!.host,
+    gatewayPort: c!.port,
+    transport: 'u1',
+    service: '1001',
+    calls: 2,
+    rate: 100,
+    limit: 2,
+    traceLogs: true,
+    timeoutSec: 20,
+    vars: { refresh_host: b!.host, refresh_port: String(b!.port) },
+  });
+  await run.waitForLogLines(2, 10_000, 'subscribed');
+  const stoppedAt = Date.now();
+  await c!.stop();
+  t.equal((await c!.gateway.exited).code, 0, 'c stopped cleanly');
+  // the takeover's NOTIFY, from b, well before c's heartbeat would have expired
+  await run.waitForLogLines(2, 5000, 'notify');
+  const took = Date.now() - stoppedAt;
+  const lines = run.logLines().filter((l) => l.startsWith('notify'));
+  t.ok(lines.every((l) => l.includes(`from=${b!.host}:${b!.port} `)), `both notified from b, ${took} ms after the SIGTERM`);
+  const modify = await publishAt(b!, { etag, activity: 'on-the-phone', note: 'cluster-final' });
+  expectSippOk(t, modify, 'a change at b');
+  const result = await run.done;
+  t.equal(result.code, 0, 'both watchers refreshed at b: 200', { detail: result.code === 0 ? '' : describeSipp(result) });
 });
