@@ -124,8 +124,8 @@ export function wireCluster(parts: ClusterHubParts): ClusterWiring {
   // the bus lost what was published while the store was down: send the latest of each slot again
   closers.push(
     cluster.onConnected((up) => {
-      log.info({ connected: up, republish: up ? unsent.size : undefined }, up ? 'shared store reachable' : 'shared store unreachable');
-      if (!up) return;
+      if (!up || unsent.size === 0) return;
+      log.info({ inputs: unsent.size }, 'inputs made while the shared store was unreachable published again');
       for (const input of unsent.values()) {
         cluster.bus.publish({ type: 'input', from: nodeId, input });
         cluster.personState?.save(input);
