@@ -16,7 +16,7 @@ t.test('a holder cut off from Redis gives the job up before its lease expires; n
   const proxy = await startTcpProxy(t, { host: redis.host, port: redis.port });
   const a = await leaseNode(t, proxy.url, 'a');
   const ha = compete(a);
-  await until(() => ha.running, 1000, 'a acquires first');
+  await until(() => ha.running, 5000, 'a acquires first');
   const b = await leaseNode(t, redis.url, 'b');
   const c = await leaseNode(t, redis.url, 'c');
   const hb = compete(b);

@@ -36,7 +36,7 @@ t.test('a job held by another node is listed by a node that does not compete for
   const a = await leaseNode(t, redis.url, 'a');
   const b = await leaseNode(t, redis.url, 'b');
   const h = compete(a, 'graph:poller');
-  await until(() => h.running, 1000, 'a acquires');
+  await until(() => h.running, 5000, 'a acquires');
   await until(() => b.cluster.leases.list().some((l) => l.job === 'graph:poller' && l.holder === 'a'), 3 * TTL, 'b lists a as the holder');
 });
 
@@ -64,7 +64,7 @@ t.test('a clean release hands over at once', async (t) => {
   const redis = await startRedis(t);
   const a = await leaseNode(t, redis.url, 'a');
   const ha = compete(a);
-  await until(() => ha.running, 1000, 'a acquires');
+  await until(() => ha.running, 5000, 'a acquires');
   const b = await leaseNode(t, redis.url, 'b');
   const hb = compete(b);
   const watch = watchForTwo(t, [ha, hb]);
@@ -121,7 +121,7 @@ t.test('a lease that expired in Redis is lost as expired and acquired again with
   const redis = await startRedis(t);
   const a = await leaseNode(t, redis.url, 'a');
   const h = compete(a);
-  await until(() => h.running, 1000, 'a acquires');
+  await until(() => h.running, 5000, 'a acquires');
   const probe = await probeClient(t, redis.url);
   await probe.del(`test:lease:${JOB}`);
   await until(() => h.tokens.length === 2, 2 * TTL, 'acquired again');
