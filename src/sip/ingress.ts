@@ -24,14 +24,23 @@
  * - Fair across sources: under overload a source still is admitted while its
  *   arrival rate of new requests is under its fair share of what is served
  *   (served per second / sources sending), or while it has fewer queued than
- *   the average queuing source; so the flooding source is the one shed. Untrusted sources also have a token
+ *   the average queuing source; so the flooding source is the one shed, and
+ *   what is admitted under overload is served before the flood's backlog (a
+ *   phone subscribing during a storm does not wait behind it). Untrusted sources also have a token
  *   bucket (source-limiter.ts) that holds at any load.
  * - Retransmissions: of a request still queued, dropped (its answer is
  *   coming); of a request in a server transaction, answered by the
  *   transaction layer with its last response, without a parse; of a request
  *   shed in the last seconds, answered 503 again (it must not be accepted
  *   after its client took the 503 as final, RFC 3261 §17.1.2.2).
- * - The kernel's backlog: while a SIP flood is shed (the queue's own delay,
+ * - The kernel's backlog: the queue delay starts at the read, so a backlog in
+ *   the socket's receive buffer is seen by the reads instead: when two turns in
+ *   a row each read a full batch (READ_BATCH), the kernel holds more than one
+ *   read takes; that is overload (new requests of the flooding source shed),
+ *   and the processing slice shrinks so the sockets are read, and what cannot
+ *   be served answered 503, more often: every request read is answered, where
+ *   one left in a full buffer is dropped and retransmitted.
+ * - While a SIP flood is shed (the queue's own delay,
  *   not the event loop's), the host is asked to bound the socket receive
  *   buffers (boundReceiveBuffers), so that what waits unread in the kernel is
  *   tens of ms of work, not seconds of stale requests a fresh one queues
@@ -114,6 +123,19 @@ interface Item {
 /** Queued messages below which a late head is not yet overload (two socket read batches of 32). */
 const MIN_BACKLOG = 64;
 
+/**
+ * Datagrams one socket read hands over per turn of the event loop (libuv reads at most 32 per poll).
+ * As many or more received between two drains: the kernel held more than one read takes, its buffer
+ * is filling (a backlog the queue delay cannot see, since it only starts at the read).
+ */
+const READ_BATCH = 32;
+
+/** Consecutive saturated turns before the kernel's backlog counts as overload (one burst is not). */
+const SATURATED_TURNS = 2;
+
+/** While the reads are saturated, the processing slice is this share of sliceMs: the sockets are read (and what cannot be served answered 503) more often. */
+const SATURATED_SLICE_SHARE = 0.25;
+
 /** A new PUBLISH may wait this many times maxWaitMs before it is answered 503 (its lane backed up that long). */
 const PUBLISH_WAIT_FACTOR = 4;
 
@@ -168,6 +190,11 @@ export class Ingress {
   /** new PUBLISHes, served after `first` and before `fresh` */
   private readonly publishes = new Fifo();
   private readonly fresh = new Fifo();
+  /** new requests of sources sending under their fair share while the others flood: served before `fresh` */
+  private readonly light = new Fifo();
+  /** messages received since the last drain, and consecutive drains that found READ_BATCH or more */
+  private receivedSinceDrain = 0;
+  private saturatedTurns = 0;
   /** receive buffers bounded since (monotonic ms) the last shed for backlog; undefined while not bounded */
   private boundedAt: number | undefined;
   /** transaction keys of queued new requests (their retransmissions are dropped) */
@@ -222,7 +249,12 @@ export class Ingress {
 
   /** Oldest wait in the queue, ms. */
   queueDelay(now = this.clock.now()): number {
-    const oldest = Math.min(this.first.peek()?.at ?? Infinity, this.publishes.peek()?.at ?? Infinity, this.fresh.peek()?.at ?? Infinity);
+    const oldest = Math.min(
+      this.first.peek()?.at ?? Infinity,
+      this.publishes.peek()?.at ?? Infinity,
+      this.light.peek()?.at ?? Infinity,
+      this.fresh.peek()?.at ?? Infinity,
+    );
     return oldest === Infinity ? 0 : now - oldest;
   }
 
@@ -233,11 +265,17 @@ export class Ingress {
 
   /** Messages queued, all lanes. */
   private get size(): number {
-    return this.first.size + this.publishes.size + this.fresh.size;
+    return this.first.size + this.publishes.size + this.light.size + this.fresh.size;
   }
 
-  /** The queue itself is over its bounds (a SIP flood), whatever the event loop says. */
+  /** The sockets' reads were saturated for SATURATED_TURNS turns: the kernel's receive buffer is backing up. */
+  readsSaturated(): boolean {
+    return this.saturatedTurns >= SATURATED_TURNS;
+  }
+
+  /** The queue itself is over its bounds (a SIP flood), or the kernel's buffer behind it is, whatever the event loop says. */
   private backlogged(now: number): boolean {
+    if (this.readsSaturated()) return true;
     const size = this.size;
     // a pause with little waiting (a GC, a slow turn) is not overload: a backlog that old is
     return size >= this.maxQueue || (size >= MIN_BACKLOG && this.queueDelay(now) > this.queueDelayMs);
@@ -256,6 +294,8 @@ export class Ingress {
 
   receive(data: Buffer, source: Endpoint, local: Endpoint, connectionId: string | undefined, stream: boolean): void {
     if (this.closed) return;
+    // every turn that reads ends in a drain, even one whose messages were all shed or absorbed: it counts the reads
+    if (this.receivedSinceDrain++ === 0) this.schedule();
     const now = this.clock.now();
     const item: Item = { data, source, local, connectionId, stream, at: now };
     const scan = scanRaw(data);
@@ -297,7 +337,8 @@ export class Ingress {
       return;
     }
     const publish = scan.method === 'PUBLISH';
-    if ((publish ? this.publishesBacklogged(now) : this.overloaded(now)) && !this.belowFairShare(source.address, now)) {
+    const overloaded = publish ? this.publishesBacklogged(now) : this.overloaded(now);
+    if (overloaded && !this.belowFairShare(source.address, now)) {
       this.stats.shedOverload++;
       this.shedThisSecond++;
       if (this.backlogged(now)) this.boundBuffers(now);
@@ -312,7 +353,9 @@ export class Ingress {
     }
     this.queuedNew++;
     this.perSource.set(source.address, (this.perSource.get(source.address) ?? 0) + 1);
-    this.enqueue(publish ? this.publishes : this.fresh, item);
+    // admitted under overload means under its fair share: it does not queue behind the flood it is shielded from
+    const lane = publish ? this.publishes : overloaded ? this.light : this.fresh;
+    this.enqueue(lane, item);
   }
 
   close(): void {
@@ -372,18 +415,24 @@ export class Ingress {
     const queued = this.size;
     this.stats.queued = queued;
     if (queued > this.stats.maxQueued) this.stats.maxQueued = queued;
-    if (!this.scheduled) {
-      this.scheduled = true;
-      setImmediate(() => this.drain());
-    }
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => this.drain());
   }
 
   private drain(): void {
     this.scheduled = false;
     if (this.closed) return;
+    this.saturatedTurns = this.receivedSinceDrain >= READ_BATCH ? this.saturatedTurns + 1 : 0;
+    this.receivedSinceDrain = 0;
+    const slice = this.readsSaturated() ? this.sliceMs * SATURATED_SLICE_SHARE : this.sliceMs;
     const start = this.clock.now();
     for (;;) {
-      const item = this.first.shift() ?? this.publishes.shift() ?? this.nextFresh();
+      const item = this.first.shift() ?? this.publishes.shift() ?? this.light.shift() ?? this.nextFresh();
       if (item === undefined) break;
       if (item.scan !== undefined) {
         this.dequeuedNew(item);
@@ -406,14 +455,11 @@ export class Ingress {
       } catch {
         // the transport layer logs its own failures; one message must not stop the queue
       }
-      if (this.clock.now() - start >= this.sliceMs) break;
+      if (this.clock.now() - start >= slice) break;
     }
     this.stats.queued = this.size;
     this.restoreBuffers(this.clock.now());
-    if (this.stats.queued > 0 && !this.scheduled) {
-      this.scheduled = true;
-      setImmediate(() => this.drain());
-    }
+    if (this.stats.queued > 0) this.schedule();
   }
 
   /**
