@@ -33,16 +33,7 @@
  *   transaction layer with its last response, without a parse; of a request
  *   shed in the last seconds, answered 503 again (it must not be accepted
  *   after its client took the 503 as final, RFC 3261 §17.1.2.2).
- * - The kernel's backlog: the queue delay starts at the read, so a backlog in
- *   the socket's receive buffer is seen by the reads instead: when two turns in
- *   a row each read a full batch (READ_BATCH), the kernel holds more than one
- *   read takes; then the queue is held at MIN_BACKLOG (new requests of the
- *   flooding source beyond it answered 503 as they are read): the served keep
- *   the full slice, the rest is answered at the cheapest, and fewer requests
- *   wait unanswered in a full buffer to be dropped and retransmitted. (A
- *   shorter slice while saturated, to read more often, was measured: it cut
- *   the subscriptions created to a third and was left out.)
- * - While a SIP flood is shed (the queue's own delay,
+ * - The kernel's backlog: while a SIP flood is shed (the queue's own delay,
  *   not the event loop's), the host is asked to bound the socket receive
  *   buffers (boundReceiveBuffers), so that what waits unread in the kernel is
  *   tens of ms of work, not seconds of stale requests a fresh one queues
@@ -125,16 +116,6 @@ interface Item {
 /** Queued messages below which a late head is not yet overload (two socket read batches of 32). */
 const MIN_BACKLOG = 64;
 
-/**
- * Datagrams one socket read hands over per turn of the event loop (libuv reads at most 32 per poll).
- * As many or more received between two drains: the kernel held more than one read takes, its buffer
- * is filling (a backlog the queue delay cannot see, since it only starts at the read).
- */
-const READ_BATCH = 32;
-
-/** Consecutive saturated turns before the kernel's backlog counts as overload (one burst is not). */
-const SATURATED_TURNS = 2;
-
 /** A new PUBLISH may wait this many times maxWaitMs before it is answered 503 (its lane backed up that long). */
 const PUBLISH_WAIT_FACTOR = 4;
 
@@ -191,9 +172,6 @@ export class Ingress {
   private readonly fresh = new Fifo();
   /** new requests of sources sending under their fair share while the others flood: served before `fresh` */
   private readonly light = new Fifo();
-  /** messages received since the last drain, and consecutive drains that found READ_BATCH or more */
-  private receivedSinceDrain = 0;
-  private saturatedTurns = 0;
   /** receive buffers bounded since (monotonic ms) the last shed for backlog; undefined while not bounded */
   private boundedAt: number | undefined;
   /** transaction keys of queued new requests (their retransmissions are dropped) */
@@ -267,16 +245,9 @@ export class Ingress {
     return this.first.size + this.publishes.size + this.light.size + this.fresh.size;
   }
 
-  /** The sockets' reads were saturated for SATURATED_TURNS turns: the kernel's receive buffer is backing up. */
-  readsSaturated(): boolean {
-    return this.saturatedTurns >= SATURATED_TURNS;
-  }
-
-  /** The queue itself is over its bounds (a SIP flood), or the kernel's buffer behind it is, whatever the event loop says. */
+  /** The queue itself is over its bounds (a SIP flood), whatever the event loop says. */
   private backlogged(now: number): boolean {
     const size = this.size;
-    // the kernel backing up: the queue is kept at what a few slices serve (fed, fresh), the rest shed as it is read
-    if (this.readsSaturated()) return size >= MIN_BACKLOG;
     // a pause with little waiting (a GC, a slow turn) is not overload: a backlog that old is
     return size >= this.maxQueue || (size >= MIN_BACKLOG && this.queueDelay(now) > this.queueDelayMs);
   }
@@ -294,8 +265,6 @@ export class Ingress {
 
   receive(data: Buffer, source: Endpoint, local: Endpoint, connectionId: string | undefined, stream: boolean): void {
     if (this.closed) return;
-    // every turn that reads ends in a drain, even one whose messages were all shed or absorbed: it counts the reads
-    if (this.receivedSinceDrain++ === 0) this.schedule();
     const now = this.clock.now();
     const item: Item = { data, source, local, connectionId, stream, at: now };
     const scan = scanRaw(data);
@@ -415,20 +384,15 @@ export class Ingress {
     const queued = this.size;
     this.stats.queued = queued;
     if (queued > this.stats.maxQueued) this.stats.maxQueued = queued;
-    this.schedule();
-  }
-
-  private schedule(): void {
-    if (this.scheduled) return;
-    this.scheduled = true;
-    setImmediate(() => this.drain());
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => this.drain());
+    }
   }
 
   private drain(): void {
     this.scheduled = false;
     if (this.closed) return;
-    this.saturatedTurns = this.receivedSinceDrain >= READ_BATCH ? this.saturatedTurns + 1 : 0;
-    this.receivedSinceDrain = 0;
     const start = this.clock.now();
     for (;;) {
       const item = this.first.shift() ?? this.publishes.shift() ?? this.light.shift() ?? this.nextFresh();
@@ -458,7 +422,10 @@ export class Ingress {
     }
     this.stats.queued = this.size;
     this.restoreBuffers(this.clock.now());
-    if (this.stats.queued > 0) this.schedule();
+    if (this.stats.queued > 0 && !this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => this.drain());
+    }
   }
 
   /**
