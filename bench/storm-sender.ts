@@ -9,10 +9,7 @@
  */
 import { createSocket, type Socket } from 'node:dgram';
 import { randomBytes } from 'node:crypto';
-
-const T1_MS = 500;
-const T2_MS = 4000;
-const TIMER_F_MS = 64 * T1_MS;
+import { T1_MS, T2_MS, TIMER_F_MS } from './publish-sender.js';
 
 export interface StormRun {
   /** requests offered (first transmissions) */
