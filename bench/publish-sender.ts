@@ -9,9 +9,10 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { randomBytes } from 'node:crypto';
 
-const T1_MS = 500;
-const T2_MS = 4000;
-const TIMER_F_MS = 64 * T1_MS;
+/** RFC 3261 section 17.1.1.1 timers over UDP (shared by storm-sender.ts) */
+export const T1_MS = 500;
+export const T2_MS = 4000;
+export const TIMER_F_MS = 64 * T1_MS;
 
 export interface PublishRequest {
   /** Request-URI user (the person's extension) */

@@ -7,7 +7,7 @@
  *              (bench/publish-sender.ts); time until all answered, order per watcher checked (SIPp, bench-watch-many.xml)
  *   memory-shapes  issue 10: 100,000 subscriptions on the default config, all on one person and 20 each on 5,000; restart + restore
  *   kamailio   Kamailio 5.6 (presence, SQLite WAL) through the same rate steps and single-user fan-out, ratio gateway / Kamailio
- *   storm      overload: 8 s at 7,000/s and at 10,000/s of fresh SUBSCRIBEs; every one answered (SIPp)
+ *   storm      overload: 8 s at 7,000/s and at 10,000/s of fresh SUBSCRIBEs; every one answered (bench/storm-sender.ts)
  *   avalanche  20,000 watchers re-subscribing within 5 s of a start, following Retry-After (SIPp)
  *   teams-to-sip   Teams change in the Graph simulator -> NOTIFY at a SIP watcher, p50/p99 (bench/teams.ts)
  *   teams-rich     the same with basic and with rich notifications: Graph requests per Teams change
@@ -660,7 +660,7 @@ async function storm(options: Options, users: GatewayUser[]): Promise<void> {
       console.table([
         {
           'offered /s': fmt(s.offeredPerSecond),
-          'SIPp processes': s.instances,
+          'offered s': fmt(s.offeredSpanMs / 1000, 2),
           calls: fmt(s.calls),
           created: fmt(s.created),
           'shed (503)': fmt(s.shed),

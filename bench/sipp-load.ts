@@ -8,6 +8,7 @@ import { DEFAULT_DOMAIN } from '../test/helpers/gateway-process.js';
 import { udpRequest } from '../test/helpers/sip-udp.js';
 import { describeSipp, runSipp, startSipp, type SippResult, type SippRun } from '../test/helpers/sipp.js';
 import { sendPaced } from './publish-sender.js';
+import { startStorm } from './storm-sender.js';
 
 /** Large socket buffers so bursts of NOTIFYs are not dropped by the kernel (capped by net.core.rmem_max). */
 const SIPP_BUFFER_BYTES = 4 * 1024 * 1024;
@@ -436,17 +437,21 @@ export interface StormResult {
   seconds: number;
   instances: number;
   calls: number;
-  /** subscriptions created (200/202 and the initial NOTIFY answered) */
+  /** subscriptions created (answered 2xx) */
   created: number;
   /** answered 503 (shed) */
   shed: number;
-  /** neither: no final response before SIPp gave up retransmitting */
+  /** neither: no final response before Timer F (32 s) */
   unanswered: number;
   /** created per second of the offered period */
   createdPerSecond: number;
   retransmissions: number;
-  /** a fresh SUBSCRIBE sent 1 s after the offered period ended: to its final response */
+  /** a fresh SUBSCRIBE sent as soon as the offered period ended: the storm's last send to its final response */
   freshMs: number;
+  /** the storm's first send to its last send (the offered period) */
+  offeredSpanMs: number;
+  /** first transmissions more than 50 ms after their slot */
+  late: number;
   freshStatus: number;
   sippExitCode: number;
   detail?: string;
@@ -455,13 +460,15 @@ export interface StormResult {
 /** The address the storm's fresh SUBSCRIBE comes from: not the storm's (127.0.0.1). */
 const FRESH_PHONE_ADDRESS = '127.0.0.2';
 
-/** Largest rate one SIPp process is asked to offer; more goes to further processes. */
+/** Largest rate one SIPp process is asked to offer (the avalanche); more goes to further processes. */
 const SIPP_MAX_RATE = 5000;
 
 /**
- * Overload storm: fresh SUBSCRIBE dialogs offered at `rate` per second for
- * `seconds` (spread over SIPp processes of at most 5,000/s each). Every call
- * ends created, shed (503) or unanswered; then a fresh SUBSCRIBE is timed.
+ * Overload storm: fresh SUBSCRIBE dialogs offered at exactly `rate` per second for `seconds` by a
+ * bench-side sender (storm-sender.ts: every request ends created, shed (503), another status or
+ * unanswered at Timer F, counted per Call-ID); then, as soon as the last one is sent, a fresh SUBSCRIBE
+ * from a phone of its own is timed from the storm's last send. The storm is one source (127.0.0.1),
+ * which the ingress throttles first by design (fair across sources); a fresh phone is another address.
  */
 export async function runStorm(options: {
   gatewayPort: number;
@@ -469,33 +476,15 @@ export async function runStorm(options: {
   seconds: number;
   users: readonly GatewayUser[];
 }): Promise<StormResult> {
-  const instances = Math.max(1, Math.ceil(options.rate / SIPP_MAX_RATE));
-  const perRate = Math.round(options.rate / instances);
-  const perCalls = Math.round(perRate * options.seconds);
-  const runs = await Promise.all(
-    Array.from({ length: instances }, () =>
-      startSipp({
-        scenario: 'bench-storm',
-        gatewayPort: options.gatewayPort,
-        transport: 'u1',
-        calls: perCalls,
-        rate: perRate,
-        limit: Math.max(2000, perRate * 2),
-        timeoutSec: options.seconds + 45,
-        injection: injection(options.users, 3600),
-        traceLogs: true,
-        traceStat: true,
-        buffSize: SIPP_BUFFER_BYTES,
-      }),
-    ),
-  );
-  // a fresh SUBSCRIBE right after the offered period (the backlog of retransmissions still draining), from
-  // a phone of its own: every SIPp call comes from 127.0.0.1, one source flooding, which the ingress sheds
-  // first by design (fair across sources); a fresh phone is another address
-  await new Promise((r) => setTimeout(r, options.seconds * 1000 + 1000));
+  const storm = await startStorm({
+    port: options.gatewayPort,
+    rate: options.rate,
+    seconds: options.seconds,
+    users: options.users.map((u) => u.extension ?? u.id),
+  });
+  const lastSentAt = await storm.offered;
   let freshMs = Number.NaN;
   let freshStatus = 0;
-  const t0 = performance.now();
   try {
     const response = await udpRequest({
       method: 'SUBSCRIBE',
@@ -507,37 +496,34 @@ export async function runStorm(options: {
       localAddress: FRESH_PHONE_ADDRESS,
     });
     freshStatus = response.status;
-    freshMs = performance.now() - t0;
+    freshMs = Date.now() - lastSentAt;
   } catch {
     freshStatus = 0;
   }
-  const results = await Promise.all(runs.map((r) => r.done));
-  let created = 0;
-  let shed = 0;
-  let retransmissions = 0;
-  for (const r of results) {
-    for (const line of r.logs ?? []) {
-      if (line.startsWith('created')) created++;
-      else if (line.startsWith('shed')) shed++;
-    }
-    retransmissions += statNumber(r, 'Retransmissions(C)');
-  }
-  const calls = perCalls * instances;
-  const out: StormResult = {
-    offeredPerSecond: perRate * instances,
+  const run = await storm.done;
+  const otherCount = Object.values(run.other).reduce((a, b) => a + b, 0);
+  const why = [
+    ...(run.late > 0 ? [`${run.late} first transmissions left > 50 ms after their slot (the sender could not keep pace)`] : []),
+    ...(otherCount > 0 ? [`other final statuses: ${JSON.stringify(run.other)}`] : []),
+    `answered p50 ${run.p50AnswerMs} ms, p99 ${run.p99AnswerMs} ms; last answer ${run.lastAnsweredAt - run.lastSentAt} ms after the last send; ${run.notifies} NOTIFYs answered`,
+  ];
+  return {
+    offeredPerSecond: run.sent / options.seconds,
     seconds: options.seconds,
-    instances,
-    calls,
-    created,
-    shed,
-    unanswered: Math.max(0, calls - created - shed),
-    createdPerSecond: created / options.seconds,
-    retransmissions,
+    instances: 1,
+    calls: run.sent,
+    created: run.created,
+    shed: run.shed,
+    unanswered: run.unanswered,
+    createdPerSecond: run.created / options.seconds,
+    retransmissions: run.retransmissions,
     freshMs,
     freshStatus,
-    ...sippOutcome(results),
+    offeredSpanMs: run.lastSentAt - run.firstSentAt,
+    late: run.late,
+    sippExitCode: 0,
+    detail: why.join('\n'),
   };
-  return out;
 }
 
 export interface AvalancheResult {

@@ -24,7 +24,9 @@
  * - Fair across sources: under overload a source still is admitted while its
  *   arrival rate of new requests is under its fair share of what is served
  *   (served per second / sources sending), or while it has fewer queued than
- *   the average queuing source; so the flooding source is the one shed. Untrusted sources also have a token
+ *   the average queuing source; so the flooding source is the one shed, and
+ *   what is admitted under overload is served before the flood's backlog (a
+ *   phone subscribing during a storm does not wait behind it). Untrusted sources also have a token
  *   bucket (source-limiter.ts) that holds at any load.
  * - Retransmissions: of a request still queued, dropped (its answer is
  *   coming); of a request in a server transaction, answered by the
@@ -168,6 +170,8 @@ export class Ingress {
   /** new PUBLISHes, served after `first` and before `fresh` */
   private readonly publishes = new Fifo();
   private readonly fresh = new Fifo();
+  /** new requests of sources sending under their fair share while the others flood: served before `fresh` */
+  private readonly light = new Fifo();
   /** receive buffers bounded since (monotonic ms) the last shed for backlog; undefined while not bounded */
   private boundedAt: number | undefined;
   /** transaction keys of queued new requests (their retransmissions are dropped) */
@@ -222,7 +226,12 @@ export class Ingress {
 
   /** Oldest wait in the queue, ms. */
   queueDelay(now = this.clock.now()): number {
-    const oldest = Math.min(this.first.peek()?.at ?? Infinity, this.publishes.peek()?.at ?? Infinity, this.fresh.peek()?.at ?? Infinity);
+    const oldest = Math.min(
+      this.first.peek()?.at ?? Infinity,
+      this.publishes.peek()?.at ?? Infinity,
+      this.light.peek()?.at ?? Infinity,
+      this.fresh.peek()?.at ?? Infinity,
+    );
     return oldest === Infinity ? 0 : now - oldest;
   }
 
@@ -233,7 +242,7 @@ export class Ingress {
 
   /** Messages queued, all lanes. */
   private get size(): number {
-    return this.first.size + this.publishes.size + this.fresh.size;
+    return this.first.size + this.publishes.size + this.light.size + this.fresh.size;
   }
 
   /** The queue itself is over its bounds (a SIP flood), whatever the event loop says. */
@@ -297,7 +306,8 @@ export class Ingress {
       return;
     }
     const publish = scan.method === 'PUBLISH';
-    if ((publish ? this.publishesBacklogged(now) : this.overloaded(now)) && !this.belowFairShare(source.address, now)) {
+    const overloaded = publish ? this.publishesBacklogged(now) : this.overloaded(now);
+    if (overloaded && !this.belowFairShare(source.address, now)) {
       this.stats.shedOverload++;
       this.shedThisSecond++;
       if (this.backlogged(now)) this.boundBuffers(now);
@@ -312,7 +322,9 @@ export class Ingress {
     }
     this.queuedNew++;
     this.perSource.set(source.address, (this.perSource.get(source.address) ?? 0) + 1);
-    this.enqueue(publish ? this.publishes : this.fresh, item);
+    // admitted under overload means under its fair share: it does not queue behind the flood it is shielded from
+    const lane = publish ? this.publishes : overloaded ? this.light : this.fresh;
+    this.enqueue(lane, item);
   }
 
   close(): void {
@@ -383,7 +395,7 @@ export class Ingress {
     if (this.closed) return;
     const start = this.clock.now();
     for (;;) {
-      const item = this.first.shift() ?? this.publishes.shift() ?? this.nextFresh();
+      const item = this.first.shift() ?? this.publishes.shift() ?? this.light.shift() ?? this.nextFresh();
       if (item === undefined) break;
       if (item.scan !== undefined) {
         this.dequeuedNew(item);
