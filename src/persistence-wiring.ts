@@ -188,13 +188,22 @@ export function createPersistence(options: PersistenceOptions): Persistence {
   };
 
   /** Saved watcher subscriptions made live in the notifier (at start, or taken over from a dead node); the dropped ones forgotten. */
-  const restoreWatchers = (parts: PersistedParts, subs: readonly WatcherSubscriptionRecord[]): { restored: number; dropped: number } => {
+  /**
+   * Watcher subscriptions back into the notifier, read as they come (a store's each() pages them): only
+   * their ids (and client-list resources) stay for the sweep that removes what the notifier did not take.
+   */
+  const restoreWatchers = (parts: PersistedParts, records: Iterable<WatcherSubscriptionRecord>): { restored: number; dropped: number } => {
     const exists = (id: string): boolean => parts.directory.get(id) !== undefined;
     const lists = new Set((parts.lists?.summary() ?? []).map((l) => `list:${l.name}`));
-    // client-defined lists (RFC 5367) come back from the body saved with their subscription
-    for (const s of subs) {
-      if (s.clientList !== undefined && parts.lists?.restoreClientList?.(s.resource, s.clientList) === true) lists.add(s.resource);
-    }
+    const saved: { id: string; listResource: string | undefined }[] = [];
+    const subs = (function* (): Iterable<WatcherSubscriptionRecord> {
+      for (const s of records) {
+        // client-defined lists (RFC 5367) come back from the body saved with their subscription, before it
+        if (s.clientList !== undefined && parts.lists?.restoreClientList?.(s.resource, s.clientList) === true) lists.add(s.resource);
+        saved.push({ id: s.id, listResource: s.clientList === undefined ? undefined : s.resource });
+        yield s;
+      }
+    })();
     const kindOf = (resource: string): RestoredResourceKind => {
       if (exists(resource)) return 'resource';
       if (lists.has(resource)) return 'list';
@@ -203,10 +212,10 @@ export function createPersistence(options: PersistenceOptions): Persistence {
       return watched !== undefined && exists(watched) ? 'resource' : undefined;
     };
     const result = parts.notifier.restore(subs, kindOf);
-    for (const s of subs) {
+    for (const s of saved) {
       if (parts.notifier.find(s.id) !== undefined) continue;
       store.watcherSubscriptions.remove(s.id);
-      if (s.clientList !== undefined && lists.has(s.resource)) parts.lists?.released?.(s.resource);
+      if (s.listResource !== undefined && lists.has(s.listResource)) parts.lists?.released?.(s.listResource);
     }
     return result;
   };
@@ -270,7 +279,8 @@ export function createPersistence(options: PersistenceOptions): Persistence {
         summary.upstreamPublications = up.publications;
       }
 
-      summary.subscriptions = restoreWatchers(parts, store.watcherSubscriptions.loadAll());
+      const repo = store.watcherSubscriptions;
+      summary.subscriptions = restoreWatchers(parts, repo.each?.() ?? repo.loadAll());
       store.flush();
       logger.info({ path: store.path, pruned, ...summary }, 'state restored from the store');
       return summary;

@@ -208,8 +208,12 @@ export class Notifier {
   private readonly countByEvent = new Map<string, number>();
   /** Subscriptions with a state change not yet sent (resourceChanged). */
   private readonly fanout = new Set<Subscription>();
-  /** Restored subscriptions owed their catch-up NOTIFY (RESTORE_NOTIFY_WINDOW). */
-  private readonly catchUp = new Set<Subscription>();
+  /**
+   * Restored subscriptions owed their catch-up NOTIFY (RESTORE_NOTIFY_WINDOW), with the body the
+   * current state rendered to when they were restored (presence only, else undefined): a change that still
+   * renders that body is no news beyond the catch-up, and waits in the window with it.
+   */
+  private readonly catchUp = new Map<Subscription, Buffer | undefined>();
   private catchUpScheduled = false;
   private fanoutScheduled = false;
   private readonly sender: RequestSender;
@@ -396,7 +400,8 @@ export class Notifier {
         dropped++;
         continue;
       }
-      this.catchUp.add(sub);
+      // only presence bodies are a pure render of the person's state; others carry the watcher's own (winfo full/partial, dialog version)
+      this.catchUp.set(sub, sub.list === undefined && sub.pkg.event === 'presence' ? this.render(sub).body : undefined);
       restored++;
     }
     this.scheduleCatchUp();
@@ -421,7 +426,7 @@ export class Notifier {
     if (this.closed) return;
     let sent = 0;
     const start = performance.now();
-    for (const sub of this.catchUp) {
+    for (const sub of this.catchUp.keys()) {
       if (this.notifiesOut >= RESTORE_NOTIFY_WINDOW || sent === FANOUT_SLICE || performance.now() - start >= FANOUT_SLICE_MS) break;
       this.catchUp.delete(sub);
       // ended or moved meanwhile (one notified meanwhile left the set in send())
@@ -861,10 +866,23 @@ export class Notifier {
     // `event`: only that package's subscriptions (a change only its bodies show)
     for (const sub of set) {
       if (event !== undefined && sub.event !== event) continue;
+      if (this.catchUp.size > 0 && this.catchUp.has(sub) && !this.newsBeyondCatchUp(sub)) continue;
       this.fanout.add(sub);
       this.catchUp.delete(sub);
     }
     this.scheduleFanout();
+  }
+
+  /**
+   * A change for a restored subscription still owed its catch-up: news when its state renders other
+   * than at the restore (it goes at once, past the window); otherwise (e.g. the Graph side's first read
+   * after a start, of what was already known) the catch-up NOTIFY, sent when the window lets it,
+   * carries it. 100,000 restored watchers of one person would otherwise be 100,000 NOTIFYs at once.
+   */
+  private newsBeyondCatchUp(sub: Subscription): boolean {
+    const atRestore = this.catchUp.get(sub);
+    if (atRestore === undefined || sub.state !== 'active') return true;
+    return !this.render(sub).body.equals(atRestore);
   }
 
   private readonly drainFanout = (): void => {

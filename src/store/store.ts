@@ -34,6 +34,14 @@ export interface Repository<R> {
   get(key: string): R | undefined;
   /** Every stored record (start-up: called once per repository). */
   loadAll(): R[];
+  /**
+   * Every stored record, read a page at a time as the caller iterates (a
+   * restart's 100,000 subscriptions need not all be decoded at once); what a
+   * store without it offers through loadAll(). Nothing is held open between
+   * pages: the caller may write to the store while iterating (writes queued meanwhile
+   * may not be seen by the later pages).
+   */
+  each?(): Iterable<R>;
   count(): number;
 }
 

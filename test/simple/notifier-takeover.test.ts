@@ -417,6 +417,32 @@ t.test('a record the lookup returns for a SUBSCRIBE of another dialog: 481, and 
   t.equal(b.stack.notifies()[0]!.request.headers.get('call-id'), first.headers.get('call-id'));
 });
 
+t.test('a change that leaves a restored watcher\'s body as it was at the restore waits in the window with its catch-up', async (t) => {
+  const { a } = pair();
+  a.store.setSip('alice', { basic: 'open', activities: ['away'], origin: 'test', at: 1 });
+  const live = await subscribed(a);
+  const template = a.server.notifier.find(live.id)!.snapshot();
+  const now = a.now();
+  const total = RESTORE_NOTIFY_WINDOW + 1500;
+  const snapshots: SubscriptionSnapshot[] = [];
+  for (let i = 0; i < total; i++) snapshots.push({ ...template, id: `q${i}`, localTag: `q${i}`, callId: `q-${i}@198.51.100.7`, expiresAt: now + 300_000 });
+  const before = a.stack.sent.length;
+  t.same(a.server.notifier.restore(snapshots, () => 'resource'), { restored: total, dropped: 0 });
+  const sent = (): number => a.stack.sent.length - before;
+  await sendsSettled(sent);
+  t.equal(sent(), RESTORE_NOTIFY_WINDOW);
+  // a change her watchers' bodies leave out (e.g. the Graph side's first read after a start): no news for the 1,500 waiting
+  a.server.notifier.resourceChanged('alice');
+  await sendsSettled(sent);
+  t.equal(sent(), RESTORE_NOTIFY_WINDOW, 'nothing past the window');
+  t.equal(a.server.notifier.catchUpWaiting, total - RESTORE_NOTIFY_WINDOW, 'they still owe their catch-up');
+  // a real change still goes at once to everybody waiting
+  a.store.setSip('alice', { basic: 'closed', activities: [], origin: 'test', at: 3 });
+  await sendsSettled(sent);
+  t.ok(sent() > RESTORE_NOTIFY_WINDOW, 'a change goes past the window');
+  t.equal(a.server.notifier.catchUpWaiting, 0, 'and pays the catch-up');
+});
+
 t.test('restored watchers get their catch-up NOTIFY within a window of RESTORE_NOTIFY_WINDOW in flight; a change goes at once', async (t) => {
   const { a } = pair();
   const live = await subscribed(a);

@@ -114,6 +114,29 @@ t.test('TimerQueue fires in order, cancels, and re-arms for the head', async (t)
   t.same(fired, ['c:3', 'd', 'e:5', 'b:2'], 'cleared and closed queue fires nothing');
 });
 
+t.test('TimerQueue drops cancelled entries once they outnumber the live ones, and still fires the rest in order', async (t) => {
+  const q = new TimerQueue();
+  const fired: number[] = [];
+  const target = { onTimer: (k: number) => fired.push(k) };
+  // a long bucket full of cancelled guards (Timer F, the TU guard), as after a burst of transactions
+  const long = Array.from({ length: 10_000 }, () => q.schedule(60_000, target, 0));
+  const short = Array.from({ length: 5_000 }, (_, i) => q.schedule(15, target, i + 1));
+  t.equal(q.held, 15_000);
+  for (const h of long) q.cancel(h);
+  for (const h of short.slice(0, -2)) q.cancel(h);
+  t.equal(q.size, 2, 'two live timers');
+  t.ok(q.held < 4_096 + 2, `cancelled entries dropped (held ${q.held})`);
+  q.cancel(long[0]);
+  t.equal(q.size, 2, 'cancelling a dropped entry again changes nothing');
+  await until(() => fired.length >= 2);
+  t.same(fired, [4_999, 5_000], 'the live ones fire, in order, from a bucket whose head was dropped');
+  t.equal(q.held, 0);
+  q.schedule(5, target, 9);
+  await until(() => fired.length >= 3);
+  t.same(fired, [4_999, 5_000, 9], 'a bucket dropped by the sweep is made again');
+  q.clear(true);
+});
+
 t.test('resolveTimers keeps RFC defaults and accepts shorter values', async (t) => {
   t.same(resolveTimers(), { t1: 500, t2: 4000, t4: 5000 });
   t.same(resolveTimers({ t1: 10 }), { t1: 10, t2: 4000, t4: 5000 });

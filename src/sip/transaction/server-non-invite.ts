@@ -16,6 +16,17 @@ export interface ServerTransactionHost {
   serverTerminated(tx: ServerNonInviteTransaction): void;
 }
 
+/**
+ * The parser's method is a fresh string per request (32 B each); a completed
+ * transaction keeps it for Timer J, so the known ones are kept shared.
+ */
+const SHARED_METHODS = new Map(['SUBSCRIBE', 'NOTIFY', 'PUBLISH', 'MESSAGE', 'OPTIONS', 'INFO', 'REFER', 'REGISTER', 'BYE', 'CANCEL', 'UPDATE'].map((m) => [m, m]));
+
+/** `method` as the shared string when it is a known one. */
+export function sharedMethod(method: string): string {
+  return SHARED_METHODS.get(method) ?? method;
+}
+
 const TIMER_J = 4;
 /** not an RFC timer: a TU that never answers must not leak the transaction */
 const TIMER_TU = 5;

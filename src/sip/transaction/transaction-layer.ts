@@ -10,7 +10,7 @@ import { hostForSocket } from '../transport/address.js';
 import { responseTarget, type ParseFailure } from '../transport/routing.js';
 import { ClientNonInviteTransaction, type ClientTransactionHost } from './client-non-invite.js';
 import { ResponseArena } from './response-arena.js';
-import { ServerNonInviteTransaction, type ServerTransactionHost } from './server-non-invite.js';
+import { ServerNonInviteTransaction, sharedMethod, type ServerTransactionHost } from './server-non-invite.js';
 import { TimerQueue, type TimerValues } from './timers.js';
 
 /** What the transaction layer needs from the transports (TransportLayer fits). */
@@ -143,7 +143,7 @@ export class TransactionLayer implements ServerTransactionHost, ClientTransactio
 
     // keep the source's own address string: a slice of the request text would keep all of it alive
     if (target.destination.address === source.address) target.destination.address = source.address;
-    const tx = new ServerNonInviteTransaction(this, key, request.method, target.destination, target.connectionId);
+    const tx = new ServerNonInviteTransaction(this, key, sharedMethod(request.method), target.destination, target.connectionId);
     this.servers.set(key, tx);
     if (mergeKey !== undefined) {
       tx.mergeKey = mergeKey;
