@@ -89,7 +89,7 @@ async function assemble(config: GatewayConfig, logger: Logger, life: Lifecycle, 
   const cluster = given ?? (await openCluster(config, persistence.store, logger));
   if (given === undefined) life.onClose('cluster', () => cluster.close());
   // Every node's inputs to the canonical state, and the state the others made, before SIP is served.
-  const shared = wireCluster({ cluster, hub: store, logger });
+  const shared = wireCluster({ cluster, hub: store, logger, recheckMs: config.cluster.nodeTtlMs + 2 * config.cluster.heartbeatMs });
   life.onClose('cluster wiring', () => shared.close());
   await shared.load();
   const clusterOptions = shared.simpleOptions();
@@ -152,10 +152,12 @@ async function assemble(config: GatewayConfig, logger: Logger, life: Lifecycle, 
       get size() {
         return simple.notifier.size;
       },
+      ids: () => simple.notifier.ids(),
       restoreClaimed: (records) => persistence.restoreClaimed(records),
       release: (id) => void simple.notifier.release(id),
     },
     publications: {
+      etags: () => simple.publications.etags(),
       adopt: (records) => persistence.adoptClaimed(records),
       release: (etag) => void simple.publications.release(etag),
     },

@@ -14,7 +14,9 @@
  *    holds is claimed from the store, and the old owner told to let it go;
  *  - the node's heartbeat says how many subscriptions it owns;
  *  - what this node wrote while the store was unreachable is published again
- *    when it is back (the bus loses messages sent while it is down).
+ *    when it is back (the bus loses messages sent while it is down);
+ *  - and, when it is back, what the others took over meanwhile (this node's
+ *    heartbeat had expired) is let go here: one node notifies each watcher.
  */
 import { resolveNodeId } from './config/cluster.js';
 import type { GatewayConfig } from './config/schema.js';
@@ -39,6 +41,8 @@ export interface ClusterHub {
 /** What the wiring needs of the notifier (watcher subscriptions). */
 export interface ClusterNotifier {
   readonly size: number;
+  /** The ids of the subscriptions held here. */
+  ids(): Iterable<string>;
   /** Put claimed subscriptions into the running notifier (a NOTIFY with the current state each). */
   restoreClaimed(records: readonly WatcherSubscriptionRecord[]): { restored: number; dropped: number };
   /** Another node took the subscription over: drop it without a NOTIFY. */
@@ -47,6 +51,8 @@ export interface ClusterNotifier {
 
 /** What the wiring needs of the PUBLISH compositor. */
 export interface ClusterPublications {
+  /** The entity-tags of the publications held here. */
+  etags(): Iterable<string>;
   adopt(records: readonly PublicationRecord[]): { restored: number; dropped: number };
   release(etag: string): void;
 }
@@ -65,6 +71,11 @@ export interface ClusterHubParts {
   hub: ClusterHub;
   /** How often the heartbeat's counts are refreshed (default 1000 ms). */
   reportMs?: number;
+  /**
+   * After the store is back, ownership is checked again this much later (default 7000 ms: the
+   * node TTL and two heartbeats): a survivor may claim this node just after it reconnected.
+   */
+  recheckMs?: number;
   logger: Logger;
 }
 
@@ -133,6 +144,37 @@ export function wireCluster(parts: ClusterHubParts): ClusterWiring {
       unsent.clear();
     }),
   );
+  // back after an outage: let go what another node took over meanwhile (now, and once more a TTL later)
+  let recheck: NodeJS.Timeout | undefined;
+  closers.push(
+    cluster.onConnected((up) => {
+      if (!up) return;
+      void reconcile();
+      if (recheck !== undefined) clearTimeout(recheck);
+      recheck = setTimeout(() => {
+        recheck = undefined;
+        void reconcile();
+      }, parts.recheckMs ?? 7000);
+      recheck.unref();
+    }),
+  );
+  closers.push(() => {
+    if (recheck !== undefined) clearTimeout(recheck);
+  });
+  const reconcile = async (): Promise<void> => {
+    const ownership = cluster.ownership;
+    const s = simple;
+    if (ownership === undefined || s === undefined) return;
+    try {
+      const subs = await ownership.ownedElsewhere('subscription', [...s.notifier.ids()]);
+      for (const id of subs) s.notifier.release(id);
+      const pubs = await ownership.ownedElsewhere('publication', [...s.publications.etags()]);
+      for (const etag of pubs) s.publications.release(etag);
+      if (subs.length > 0 || pubs.length > 0) log.warn({ subscriptions: subs.length, publications: pubs.length }, 'let go what another node took over while the shared store was unreachable');
+    } catch (err) {
+      log.warn({ err }, 'checking ownership after the shared store came back failed');
+    }
+  };
   // a dead node's publish source goes on every node
   closers.push(
     cluster.membership.onNodeDown((dead) => {

@@ -17,6 +17,8 @@ function fakeCluster(nodeId: string) {
   const saved: HubInput[] = [];
   const locals: Array<Partial<NodeInfo>> = [];
   const claims: string[] = [];
+  /** ids another node owns now (ownedElsewhere) */
+  const elsewhere = new Set<string>();
   let connected = true;
   const stored: HubInput[] = [];
   let loadGate: Promise<void> = Promise.resolve();
@@ -63,6 +65,7 @@ function fakeCluster(nodeId: string) {
         return etag === 'known' ? ({ etag } as unknown as PublicationRecord) : undefined;
       },
       ownerOf: async () => undefined,
+      ownedElsewhere: async (what, ids) => (claims.push(`elsewhere:${what}:${ids.join(',')}`), ids.filter((id) => elsewhere.has(id))),
     },
     personState: {
       loadInputs: async () => {
@@ -81,6 +84,7 @@ function fakeCluster(nodeId: string) {
     saved,
     locals,
     claims,
+    elsewhere,
     stored,
     owned,
     gate(p: Promise<void>) {
@@ -111,10 +115,12 @@ function fakeSimple() {
   const log: string[] = [];
   const notifier: ClusterNotifier = {
     size: 7,
+    ids: () => ['s1', 's2', 's3'],
     restoreClaimed: (r) => (log.push(`restore ${r.map((x) => x.id).join(',')}`), { restored: r.length, dropped: 0 }),
     release: (id) => void log.push(`release sub ${id}`),
   };
   const publications: ClusterPublications = {
+    etags: () => ['e1', 'e2'],
     adopt: (r) => (log.push(`adopt ${r.map((x) => x.etag).join(',')}`), { restored: r.length, dropped: 0 }),
     release: (etag) => void log.push(`release pub ${etag}`),
   };
@@ -254,4 +260,42 @@ t.test('after an outage the latest input of each slot written meanwhile is publi
   c.setConnected(false);
   c.setConnected(true);
   t.same(c.published, [], 'nothing twice');
+});
+
+t.test('the store back after an outage: what another node took over meanwhile is let go, at once and once more later', async (t) => {
+  const c = fakeCluster('a');
+  const h = fakeHub();
+  const s = fakeSimple();
+  const w = wireCluster({ cluster: c.cluster, hub: h.hub, logger: silentLogger(), recheckMs: 30 });
+  t.teardown(() => w.close());
+  await w.load();
+  w.attach({ notifier: s.notifier, publications: s.publications });
+  c.setConnected(false);
+  await tick();
+  t.same(s.log, [], 'losing the store lets nothing go');
+  c.elsewhere.add('s2');
+  c.elsewhere.add('e1');
+  c.setConnected(true);
+  await tick();
+  await tick();
+  t.same(c.claims, ['elsewhere:subscription:s1,s2,s3', 'elsewhere:publication:e1,e2'], 'every held id checked');
+  t.same(s.log, ['release sub s2', 'release pub e1'], 'only what another node owns is let go, without a NOTIFY');
+  // a survivor that claimed this node just after it reconnected: seen by the second check
+  c.elsewhere.add('s3');
+  await new Promise((r) => setTimeout(r, 80));
+  t.ok(s.log.includes('release sub s3'), 'the later check lets go what was claimed after the reconnect');
+});
+
+t.test('no ownership (one node): nothing is checked when the store comes back', async (t) => {
+  const c = fakeCluster('a');
+  const h = fakeHub();
+  const s = fakeSimple();
+  const w = wireCluster({ cluster: { ...c.cluster, ownership: undefined }, hub: h.hub, logger: silentLogger(), recheckMs: 10 });
+  t.teardown(() => w.close());
+  await w.load();
+  w.attach({ notifier: s.notifier, publications: s.publications });
+  c.setConnected(true);
+  await new Promise((r) => setTimeout(r, 30));
+  t.same(s.log, []);
+  t.same(c.claims, []);
 });

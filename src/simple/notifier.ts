@@ -306,6 +306,11 @@ export class Notifier {
     return this.byTag.size;
   }
 
+  /** Our tags of the live subscriptions. */
+  ids(): IterableIterator<string> {
+    return this.byTag.keys();
+  }
+
   /** The live subscription in the dialog our tag names (tests, diagnostics). */
   find(localTag: string): Subscription | undefined {
     return this.byTag.get(localTag);

@@ -164,6 +164,11 @@ export class Publications {
     return this.byEtag.size;
   }
 
+  /** The entity-tags held. */
+  etags(): IterableIterator<string> {
+    return this.byEtag.keys();
+  }
+
   get(etag: string): Publication | undefined {
     return this.byEtag.get(etag);
   }

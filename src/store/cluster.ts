@@ -102,6 +102,12 @@ export interface Ownership {
   claimSubscription(id: string): Promise<WatcherSubscriptionRecord | undefined>;
   /** A publication by entity-tag wherever it is owned; moved to this node when found. */
   claimPublication(etag: string): Promise<PublicationRecord | undefined>;
+  /**
+   * Of `ids` (this node holds them in memory), those another node owns now: taken over while this
+   * node could not reach the store (a partition longer than the node TTL). They are the other
+   * node's to notify; this one lets them go.
+   */
+  ownedElsewhere(what: 'subscription' | 'publication', ids: readonly string[]): Promise<string[]>;
   /** Owner of a subscription (diagnostics), undefined when not stored. */
   ownerOf(what: 'subscription' | 'publication', id: string): Promise<string | undefined>;
 }

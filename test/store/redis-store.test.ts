@@ -200,6 +200,10 @@ t.test('claimSubscription and claimPublication move one record; the old owner no
   t.equal(await b.ownership.claimSubscription('nope'), undefined, 'an unknown id');
   t.equal((await b.ownership.claimPublication(publication.etag))?.etag, publication.etag);
   t.equal(await raw.hget(keys.owner, `publications:${publication.etag}`), 'node-b');
+  // what node-a still holds in memory after a partition: the moved ones are named, its own and unknown ids not
+  t.same(await a.ownership.ownedElsewhere('subscription', ['sub-1', 'sub-2', 'nope']), ['sub-1']);
+  t.same(await a.ownership.ownedElsewhere('publication', [publication.etag]), [publication.etag]);
+  t.same(await b.ownership.ownedElsewhere('subscription', ['sub-1', 'sub-2']), ['sub-2'], 'seen from the claimer, the other way round');
 
   // node-a's late write (its sweep) and removal must not undo the move
   a.watcherSubscriptions.upsert(watcher(1, { expiresAt: now + HOUR, localCseq: 99 }));

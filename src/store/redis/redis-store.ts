@@ -260,6 +260,7 @@ export class RedisStore implements GatewayStore, Owner {
       claimSubscription: (id) => this.claimOne(this.watcherSubscriptions, id),
       claimPublication: (etag) => this.claimOne(this.publications, etag),
       ownerOf: (what, id) => (what === 'subscription' ? this.ownerOf(this.watcherSubscriptions, id) : this.ownerOf(this.publications, id)),
+      ownedElsewhere: (what, ids) => (what === 'subscription' ? this.ownedElsewhere(this.watcherSubscriptions, ids) : this.ownedElsewhere(this.publications, ids)),
     };
     this.personState = {
       save: (input) => this.saveInput(input),
@@ -622,6 +623,20 @@ export class RedisStore implements GatewayStore, Owner {
     const out: R[] = [];
     this.adopt(repo, member, json, out);
     return out[0];
+  }
+
+  /** The keys whose owner entry names another node (HMGET on the owner hash, CHUNK at a time). */
+  private async ownedElsewhere<R>(repo: RedisRepository<R>, keys: readonly string[]): Promise<string[]> {
+    const out: string[] = [];
+    for (let i = 0; i < keys.length; i += CHUNK) {
+      const chunk = keys.slice(i, i + CHUNK);
+      const owners = await this.redis.hmget(this.keys.owner, ...chunk.map((key) => `${repo.spec.table}:${key}`));
+      chunk.forEach((key, j) => {
+        const owner = owners[j] ?? null;
+        if (owner !== null && owner !== this.nodeId) out.push(key);
+      });
+    }
+    return out;
   }
 
   private async ownerOf<R>(repo: RedisRepository<R>, key: string): Promise<string | undefined> {
