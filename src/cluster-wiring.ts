@@ -182,10 +182,15 @@ export function wireCluster(parts: ClusterHubParts): ClusterWiring {
     }),
   );
 
+  /** Nodes reported dead before the SIP side was attached: claimed at attach (this node may be the only one left). */
+  const deadBeforeAttach = new Set<string>();
   const takeOver = async (dead: string): Promise<void> => {
     const ownership = cluster.ownership;
+    if (simple === undefined && ownership !== undefined) {
+      deadBeforeAttach.add(dead);
+      return;
+    }
     try {
-      // not attached yet: this node claims nothing (a survivor that serves SIP does)
       const s = simple;
       if (ownership !== undefined && s !== undefined) {
         const claimed = await ownership.claimNode(dead);
@@ -246,6 +251,8 @@ export function wireCluster(parts: ClusterHubParts): ClusterWiring {
         ...(given.http !== undefined ? { http: given.http } : {}),
       });
       sayLocal();
+      for (const dead of deadBeforeAttach) void takeOver(dead);
+      deadBeforeAttach.clear();
       report = setInterval(sayLocal, parts.reportMs ?? 1000);
       report.unref();
     },

@@ -192,6 +192,26 @@ t.test('a dead node: its records claimed, publications adopted before the subscr
   t.same(h.dropped, ['publish@a', 'publish@a']);
 });
 
+t.test('a node seen dead before this one serves SIP is taken over when it attaches (it may be the only one left)', async (t) => {
+  const c = fakeCluster('b');
+  c.owned.subscriptions.set('a', [{ id: 's1' } as unknown as WatcherSubscriptionRecord]);
+  c.owned.publications.set('a', [{ etag: 'e1' } as unknown as PublicationRecord]);
+  const h = fakeHub();
+  const s = fakeSimple();
+  const w = wireCluster({ cluster: c.cluster, hub: h.hub, logger: silentLogger() });
+  t.teardown(() => w.close());
+  c.nodeDown('a');
+  await w.load();
+  await tick();
+  t.same(c.claims, [], 'nothing claimed before the notifier can take it');
+  t.same(h.dropped, [], 'its state stays until its publications are adopted');
+  w.attach({ notifier: s.notifier, publications: s.publications });
+  await tick();
+  t.same(c.claims, ['node:a']);
+  t.same(s.log, ['adopt e1', 'restore s1']);
+  t.same(h.dropped, [publishSourceOf('a')]);
+});
+
 t.test('a single node: no SIMPLE cluster options', async (t) => {
   const c = fakeCluster('a');
   const h = fakeHub();
