@@ -32,7 +32,7 @@ export interface StartGatewayOptions {
   command?: 'tsx' | 'dist';
   /** Listener transports on the one port; default udp and tcp. */
   transports?: ReadonlyArray<'udp' | 'tcp'>;
-  /** How long to wait for `ready`; default 15000 ms. */
+  /** How long to wait for `ready`; default 30000 ms (a start on a loaded 2-core machine has taken over 15 s). */
   readyTimeoutMs?: number;
   /** Keep at most this many stdout lines in `logs` (oldest dropped); default 100000. */
   maxLogLines?: number;
@@ -318,7 +318,7 @@ async function startOnce(options: StartGatewayOptions): Promise<GatewayProcess> 
     return stopping;
   };
 
-  const readyTimeoutMs = options.readyTimeoutMs ?? 15_000;
+  const readyTimeoutMs = options.readyTimeoutMs ?? 30_000;
   const describe = (why: string): Error =>
     new Error(
       `gateway did not become ready (${why})\n--- config ---\n${configText}--- stdout ---\n${logs.join('\n')}\n--- stderr ---\n${errors.join('\n')}`,
