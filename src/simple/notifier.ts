@@ -134,6 +134,15 @@ export const RESOURCE_SCHEMES: ReadonlySet<string> = new Set(['sip', 'sips', 'pr
 const NO_ROUTES: readonly string[] = Object.freeze([]);
 
 /** A name under the reserved ".invalid" TLD. */
+/**
+ * RFC 3261 §12.1.1: the 2xx that makes the dialog carries the request's Record-Route values, in order, so
+ * the watcher's route set (its refreshes, its answers to our NOTIFYs) keeps the proxies in front of us.
+ */
+function recordRoutes(request: SipRequest): Array<[string, string]> {
+  const values = request.headers.getAll('record-route');
+  return values.length === 0 ? [] : values.map((v): [string, string] => ['record-route', v]);
+}
+
 function isInvalidHost(host: string): boolean {
   const h = host.endsWith('.') ? host.slice(0, -1) : host;
   return h.length >= 7 && h.slice(-7).toLowerCase() === 'invalid' && (h.length === 7 || h.charCodeAt(h.length - 8) === 0x2e);
@@ -673,7 +682,9 @@ export class Notifier {
     });
     if (listResource !== undefined) sub.list = this.lists!.open(listResource, sub);
     const seconds = expiry.seconds;
-    req.respond(reply(request, 200, this.okHeaders(seconds, req, sub), { toTag: localTag }));
+    const ok = this.okHeaders(seconds, req, sub);
+    const routes = recordRoutes(request);
+    req.respond(reply(request, 200, routes.length === 0 ? ok : [...ok, ...routes], { toTag: localTag }));
 
     const now = this.clock.now();
     if (seconds === 0) {

@@ -394,13 +394,16 @@ t.test('NOTIFY routing: Record-Route, TCP connection reuse, transport param, hos
       return '203.0.113.5';
     },
   });
-  stack.deliver(subscribe({ recordRoute: ['<sip:proxy.example.com;lr>', '<sip:198.51.100.1;lr>'] }));
+  const answers = stack.deliver(subscribe({ recordRoute: ['<sip:proxy.example.com;lr>', '<sip:198.51.100.1;lr>'] }));
   await settle();
   const routed = stack.notifies()[0]!;
   t.same(routed.request.headers.getAll('route'), ['<sip:proxy.example.com;lr>', '<sip:198.51.100.1;lr>']);
   t.equal(routed.request.uri, 'sip:console@198.51.100.7:5062', 'loose routing keeps the target');
   t.same(routed.options.destination, { protocol: 'udp', address: '203.0.113.5', port: 5060 }, 'first route, resolved');
   t.same(lookups, ['proxy.example.com']);
+  // RFC 3261 §12.1.1: the 200 that makes the dialog carries the Record-Route values, in order
+  const made = answers.find((r) => r.status === 200)!;
+  t.same(made.headers.getAll('record-route'), ['<sip:proxy.example.com;lr>', '<sip:198.51.100.1;lr>'], 'the 200 copies Record-Route');
 
   stack.deliver(subscribe({ contact: '<sip:console@198.51.100.7:50123;transport=tcp>' }), {
     protocol: 'tcp',
