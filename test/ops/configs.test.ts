@@ -185,3 +185,16 @@ t.test('README: the Cisco example pattern selects four-digit 2xxx/3xxx extension
   t.notOk(pattern.test('1001'));
   t.notOk(pattern.test('20021'));
 });
+
+t.test('README: the cluster example is valid for the real loader and says what the section says', async (t) => {
+  const blocks = readmeYamlBlocks('Several gateways as one service (Redis)');
+  t.equal(blocks.length, 1, 'one yaml block');
+  const c = parseConfig(`${blocks[0]?.yaml ?? ''}\nusers: []\n`, 'README cluster', { REDIS_PASSWORD: 'secret' });
+  t.match(c.store.redis?.url, /^redis:\/\/[^/]+:6379\/0$/);
+  t.equal(c.store.redis?.password, 'secret');
+  t.equal(c.store.path, undefined);
+  t.equal(c.cluster.nodeId, 'gw-a');
+  t.same([c.cluster.heartbeatMs, c.cluster.nodeTtlMs, c.cluster.leaseTtlMs], [1000, 5000, 5000], 'the defaults the comment names');
+  const readme = readFileSync(join(root, 'README.md'), 'utf8');
+  t.notMatch(readme, /not (used|use it) yet/i, 'no text left saying Redis is unused');
+});
