@@ -9,6 +9,8 @@ import { readFileSync } from 'node:fs';
 import { basename, join, relative } from 'node:path';
 import t from 'tap';
 import { parse as parseYaml } from 'yaml';
+import { loadConfigFile } from '../../src/config/loader.js';
+import type { GatewayConfig } from '../../src/config/schema.js';
 import { repoRoot, startGateway } from '../helpers/gateway-process.js';
 import { execForm, parseHealthcheck, readDockerfile, resolveFrom, type Stage } from './dockerfile.js';
 
@@ -53,6 +55,7 @@ interface ComposeService {
   volumes?: string[];
   ports?: string[];
   healthcheck?: { test?: unknown };
+  depends_on?: Record<string, { condition?: string }>;
   user?: string;
 }
 
@@ -91,12 +94,12 @@ t.test('docker-compose is installed (the compose tests need it; they do not skip
   t.match(r.stdout, /docker-compose version/);
 });
 
-t.test('docker-compose config validates and lists the gateway, the demo and redis', async (t) => {
+t.test('docker-compose config validates and lists the gateway, the demo, redis and its two gateways', async (t) => {
   const config = resolvedConfig();
-  t.same(Object.keys(config.services).sort(), ['demo', 'gateway', 'redis']);
+  t.same(Object.keys(config.services).sort(), ['demo', 'gateway', 'gateway-a', 'gateway-b', 'redis']);
   t.same(Object.keys(config.volumes ?? {}).sort(), ['demo-data', 'gateway-data', 'redis-data']);
   const services = compose(['config', '--services']).trim().split('\n').sort();
-  t.same(services, ['demo', 'gateway', 'redis']);
+  t.same(services, ['demo', 'gateway', 'gateway-a', 'gateway-b', 'redis']);
 });
 
 t.test('the gateway service: built here, state in a volume, config mounted where the image reads it', async (t) => {
@@ -142,14 +145,74 @@ t.test('the demo profile runs the gateway in demo mode with config/docker.yaml',
   t.ok((demo.environment?.['ADMIN_TOKEN'] ?? '').length >= 24, 'a default admin token long enough for admin.token');
 });
 
-t.test('redis is optional (profile redis), persistent and health-checked', async (t) => {
+t.test('redis is optional (profile redis), persistent (append-only file in a volume) and health-checked', async (t) => {
   const { redis } = resolvedConfig().services;
   if (redis === undefined) throw new Error('no redis service');
   t.same(redis.profiles, ['redis']);
-  t.match(redis.image, /^redis:/);
+  t.match(redis.image, /^redis:7\b/, 'Redis 7');
   t.same(redis.healthcheck?.test, ['CMD', 'redis-cli', 'ping']);
-  t.ok(mounts(redis).some((v) => v.source === 'redis-data' && v.target === '/data'));
+  t.ok(mounts(redis).some((v) => v.source === 'redis-data' && v.target === '/data'), 'its data in the redis-data volume');
+  const command = Array.isArray(redis.command) ? (redis.command as unknown[]).map(String) : String(redis.command ?? '').split(/\s+/);
+  const at = command.indexOf('--appendonly');
+  t.ok(at >= 0 && command[at + 1] === 'yes', `appendonly yes (command: ${command.join(' ')})`);
   t.same(redis.ports, ['127.0.0.1:6379:6379/tcp'], 'published on loopback only');
+});
+
+/** The gateway-a / gateway-b config files, read by the real loader. */
+function nodeConfig(service: ComposeService): { file: string; config: GatewayConfig } {
+  const own = mounts(service).filter((v) => v.target === cmd?.[3]);
+  if (own.length !== 1) throw new Error(`expected one config mounted at ${cmd?.[3]}, got ${JSON.stringify(own)}`);
+  const file = own[0]!.source;
+  return { file, config: loadConfigFile(file, { LOG_LEVEL: 'info' }) };
+}
+
+t.test('the redis profile: two gateways, each with its own config file, sharing the one Redis', async (t) => {
+  const { services } = resolvedConfig();
+  const redis = services['redis'];
+  if (redis === undefined) throw new Error('no redis service');
+  const names = ['gateway-a', 'gateway-b'] as const;
+  const nodes = names.map((name) => {
+    const s = services[name];
+    if (s === undefined) throw new Error(`no ${name} service`);
+    return { name, service: s, ...nodeConfig(s) };
+  });
+  for (const { name, service, file, config } of nodes) {
+    t.same(service.profiles, ['redis'], `${name}: on the redis profile`);
+    t.equal(service.network_mode, 'host', `${name}: host networking like the other gateways`);
+    t.equal(service.command, undefined, `${name}: the image CMD`);
+    t.equal(service.depends_on?.['redis']?.condition, 'service_healthy', `${name}: starts once Redis answers PING`);
+    const context = typeof service.build === 'string' ? service.build : service.build?.context;
+    t.equal(context, root, `${name}: the image built here`);
+    t.ok(mounts(service).some((v) => v.source === file && v.mode === 'ro'), `${name}: ${relative(root, file)} mounted read-only`);
+    t.equal(relative(root, file), `config/cluster-node-${name.slice(-1)}.yaml`);
+    t.equal(config.store.path, undefined, `${name}: no SQLite file`);
+    t.ok(config.graph === undefined && config.graphSimulator === undefined, `${name}: runs with no tenant and no per-node simulator`);
+    t.equal(service.environment?.['HEALTHCHECK_URL'], `http://${config.http.address}:${config.http.port}/healthz`, `${name}: the healthcheck probes its own http listener`);
+    t.ok((service.environment?.['ADMIN_TOKEN'] ?? '').length >= 24, `${name}: a default admin token`);
+  }
+  const [a, b] = nodes as [(typeof nodes)[number], (typeof nodes)[number]];
+  t.not(a.file, b.file, 'a config file each');
+  const url = a.config.store.redis?.url;
+  t.equal(url, 'redis://127.0.0.1:6379/0', 'node a: the redis service (published on the host loopback)');
+  t.equal(b.config.store.redis?.url, url, 'node b: the same Redis');
+  t.equal(a.config.store.redis?.keyPrefix, b.config.store.redis?.keyPrefix, 'under the same key prefix');
+  t.same(redis.ports, [`127.0.0.1:${new URL(url ?? 'redis://x').port}:6379/tcp`], 'the port the nodes use is the one published');
+  t.equal(a.config.cluster.nodeId, 'gw-a');
+  t.equal(b.config.cluster.nodeId, 'gw-b');
+  const sipPorts = (c: GatewayConfig) => new Set(c.sip.listen.map((l) => l.port));
+  for (const p of sipPorts(a.config)) t.notOk(sipPorts(b.config).has(p), `SIP port ${p} of node a is not node b's`);
+  t.not(a.config.http.port, b.config.http.port, 'different HTTP ports');
+  // the rest of the service is the same on both nodes
+  t.same(a.config.users, b.config.users, 'the same people');
+  t.same(a.config.lists, b.config.lists, 'the same lists');
+  t.equal(a.config.sip.domain, b.config.sip.domain);
+  // no port of theirs is another service's (all share the host's network)
+  const docker = loadConfigFile(join(root, 'config/docker.yaml'), {});
+  const taken = new Set([...docker.sip.listen.map((l) => l.port), docker.http.port, 9443, 6379]);
+  for (const n of nodes) {
+    for (const p of [...sipPorts(n.config), n.config.http.port]) t.notOk(taken.has(p), `${n.name}: port ${p} is free of the demo and redis`);
+  }
+  t.ok(Array.isArray(redis.profiles) && nodes.every((n) => JSON.stringify(n.service.profiles) === JSON.stringify(redis.profiles)), 'the three start together');
 });
 
 t.test('Dockerfile: two stages on one base image, native addon built in the build stage', async (t) => {

@@ -2,7 +2,7 @@
  * The shipped configurations and the README's trunk examples pass the real
  * loader (YAML, ${ENV} substitution, the full schema), and say what they claim.
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { parse as parseYaml } from 'yaml';
@@ -88,6 +88,56 @@ t.test('config/docker.yaml (compose demo) passes validation, with and without AD
   t.match(short[0], /^admin\.token: /, 'a too-short token is refused, not accepted');
 });
 
+/** Values for the per-node and Redis variables of config/cluster-example.yaml (invented). */
+const CLUSTER_ENV = { ...EXAMPLE_ENV, REDIS_PASSWORD: 'redis-password', NODE_ID: 'gw-a', SIP_ADVERTISED_HOST: 'sip.contoso.example' };
+
+t.test('every config/*.yaml passes the real loader', async (t) => {
+  const files = readdirSync(join(root, 'config')).filter((f) => f.endsWith('.yaml')).sort();
+  t.ok(files.includes('cluster-node-a.yaml') && files.includes('cluster-node-b.yaml') && files.includes('cluster-example.yaml'), files.join(' '));
+  for (const f of files) t.same(problems(() => loadConfigFile(join(root, 'config', f), CLUSTER_ENV)), [], `config/${f}`);
+});
+
+t.test('config/cluster-node-a.yaml and -b.yaml: one service on one Redis, each node its own id and listeners', async (t) => {
+  const [a, b] = (['a', 'b'] as const).map((n) => loadConfigFile(join(root, `config/cluster-node-${n}.yaml`), {}));
+  if (a === undefined || b === undefined) throw new Error('unreachable');
+  t.equal(a.store.redis?.url, 'redis://127.0.0.1:6379/0', 'the compose redis service on the host loopback');
+  t.same(b.store.redis, a.store.redis, 'the same Redis and key prefix');
+  t.equal(a.store.path, undefined);
+  t.same([a.cluster.nodeId, b.cluster.nodeId], ['gw-a', 'gw-b']);
+  t.same(a.sip.listen.map((l) => `${l.transport} ${l.address}:${l.port}`), ['udp 127.0.0.1:5070', 'tcp 127.0.0.1:5070']);
+  t.same(b.sip.listen.map((l) => `${l.transport} ${l.address}:${l.port}`), ['udp 127.0.0.1:5072', 'tcp 127.0.0.1:5072']);
+  t.same([a.http.address, a.http.port, b.http.address, b.http.port], ['127.0.0.1', 8081, '127.0.0.1', 8082]);
+  t.equal(a.http.tls, undefined, 'plain http: the compose healthcheck URL is http://');
+  t.ok(a.graph === undefined && a.graphSimulator === undefined, 'no tenant: SIP presence only');
+  t.same(b.users, a.users, 'the same people on both nodes');
+  t.same(b.lists, a.lists);
+  t.same(b.subscriptions, a.subscriptions);
+  t.same(a.users.map((u) => u.extension), ['1001', '1002', '1003', '1004', '1005'], 'the people of the README demo');
+  t.equal(a.admin?.token, 'demo-admin-token-for-localhost-only');
+  t.equal(loadConfigFile(join(root, 'config/cluster-node-a.yaml'), { ADMIN_TOKEN: 'c'.repeat(40) }).admin?.token, 'c'.repeat(40), 'ADMIN_TOKEN replaces it');
+});
+
+t.test('config/cluster-example.yaml: production nodes on a TLS Redis, per-node id and advertised host from the environment', async (t) => {
+  const file = join(root, 'config/cluster-example.yaml');
+  const a = loadConfigFile(file, CLUSTER_ENV);
+  const b = loadConfigFile(file, { ...CLUSTER_ENV, NODE_ID: 'gw-b', SIP_ADVERTISED_HOST: 'gw-b.contoso.example' });
+  t.equal(a.store.path, undefined, 'no SQLite file');
+  t.match(a.store.redis?.url, /^rediss:\/\//, 'TLS to Redis');
+  t.equal(a.store.redis?.password, 'redis-password', '${REDIS_PASSWORD}');
+  t.ok(a.store.redis?.tls !== undefined);
+  t.same([a.cluster.nodeId, b.cluster.nodeId], ['gw-a', 'gw-b']);
+  t.same([a.sip.advertisedHost, b.sip.advertisedHost], ['sip.contoso.example', 'gw-b.contoso.example']);
+  t.same(a.cluster, { ...b.cluster, nodeId: 'gw-a' }, 'the same timings on every node');
+  t.ok(a.sip.listen.every((l) => l.address === '0.0.0.0'), 'bound to every address (a standby cannot bind the floating one)');
+  t.ok(a.graph !== undefined, 'the Teams section is there');
+  t.equal(a.graph?.webhook?.publicUrl, b.graph?.webhook?.publicUrl, 'one webhook URL for the service');
+  const p = problems(() => loadConfigFile(file, { ...CLUSTER_ENV, NODE_ID: 'gw a' }));
+  t.match(p[0], /^cluster\.nodeId: /, 'a node id with a space is refused');
+  const noId = { ...CLUSTER_ENV } as Record<string, string>;
+  delete noId['NODE_ID'];
+  t.ok(problems(() => loadConfigFile(file, noId)).some((x) => /NODE_ID is not set/.test(x)), 'a missing NODE_ID is named');
+});
+
 /** The ```yaml blocks of one README section. */
 function readmeYamlBlocks(heading: string): Array<{ subsection: string; yaml: string }> {
   const readme = readFileSync(join(root, 'README.md'), 'utf8');
@@ -134,4 +184,17 @@ t.test('README: the Cisco example pattern selects four-digit 2xxx/3xxx extension
   t.ok(pattern.test('2002'));
   t.notOk(pattern.test('1001'));
   t.notOk(pattern.test('20021'));
+});
+
+t.test('README: the cluster example is valid for the real loader and says what the section says', async (t) => {
+  const blocks = readmeYamlBlocks('Several gateways as one service (Redis)');
+  t.equal(blocks.length, 1, 'one yaml block');
+  const c = parseConfig(`${blocks[0]?.yaml ?? ''}\nusers: []\n`, 'README cluster', { REDIS_PASSWORD: 'secret' });
+  t.match(c.store.redis?.url, /^redis:\/\/[^/]+:6379\/0$/);
+  t.equal(c.store.redis?.password, 'secret');
+  t.equal(c.store.path, undefined);
+  t.equal(c.cluster.nodeId, 'gw-a');
+  t.same([c.cluster.heartbeatMs, c.cluster.nodeTtlMs, c.cluster.leaseTtlMs], [1000, 5000, 5000], 'the defaults the comment names');
+  const readme = readFileSync(join(root, 'README.md'), 'utf8');
+  t.notMatch(readme, /not (used|use it) yet/i, 'no text left saying Redis is unused');
 });
