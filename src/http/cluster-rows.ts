@@ -180,6 +180,23 @@ export function withCluster(connectors: readonly Connector[], view: ClusterView 
       .find((j) => j !== undefined);
     return job === undefined ? c : { ...c, job: { job: job.job, holder: job.holder, self: job.self } };
   });
+  // the Graph subscriptions are shown by the node that runs them: elsewhere a card says which node that is
+  const subscriptions = byJob.get(JOBS.graphSubscriptions);
+  if (subscriptions !== undefined && !subscriptions.self && !out.some((c) => c.kind === 'graph-subscription')) {
+    const holder = subscriptions.holder;
+    const where = holder === null ? undefined : view.nodes.find((n) => n.id === holder)?.http;
+    out.push({
+      kind: 'graph-subscription',
+      name: 'subscriptions',
+      ok: holder === null ? false : subscriptions.holderUp,
+      badge: holder === null ? 'Not running' : subscriptions.holderUp === false ? 'Holder down' : 'On another node',
+      detail:
+        holder === null
+          ? 'no node runs the Graph subscriptions now; one takes them at its next try'
+          : `run by ${holder}: their state is on that node's diagnostics page${where !== undefined && where !== null ? ` (${where})` : ''}`,
+      job: { job: subscriptions.job, holder, self: false },
+    });
+  }
   const up = view.nodes.filter((n) => n.up === true).length;
   out.unshift({
     kind: 'store',

@@ -127,6 +127,23 @@ t.test('this node cut off from Redis: itself down, the others not known, a red s
   t.match(up.detail, /2 nodes up; this node is node-a/);
 });
 
+t.test('the Graph subscriptions run on another node: one card says which, with its page', async (t) => {
+  const v = clusterView(redisFacts(), NOW);
+  const cards = withCluster([{ kind: 'trunk', name: 'pbx1', ok: true, detail: '' }], v);
+  const sub = cards.filter((c) => c.kind === 'graph-subscription');
+  t.same(
+    sub.map((c) => [c.ok, c.badge, c.job]),
+    [[true, 'On another node', { job: 'graph:subscriptions', holder: 'node-b', self: false }]],
+  );
+  t.match(sub[0]?.detail, 'run by node-b: their state is on that node\'s diagnostics page (https://10.0.0.1:8443)');
+  const noHolder = withCluster([], clusterView(redisFacts({ leases: [{ job: 'graph:subscriptions', holder: undefined, token: undefined, expiresAt: undefined }] }), NOW));
+  t.match(noHolder.find((c) => c.kind === 'graph-subscription'), { ok: false, badge: 'Not running' }, 'red while nobody runs them');
+  const dead = withCluster([], clusterView(redisFacts({ leases: [{ job: 'graph:subscriptions', holder: 'node-c', token: 5, expiresAt: NOW + 100 }] }), NOW));
+  t.match(dead.find((c) => c.kind === 'graph-subscription'), { ok: false, badge: 'Holder down' }, 'red while their holder is down');
+  const own = withCluster([{ kind: 'graph-subscription', name: 'svc', ok: true, detail: '' }], clusterView(redisFacts({ nodeId: 'node-b' }), NOW));
+  t.same(own.filter((c) => c.kind === 'graph-subscription').map((c) => c.job), [{ job: 'graph:subscriptions', holder: 'node-b', self: true }], 'on their node, only their own cards');
+});
+
 t.test('this node without a heartbeat read yet is listed all the same', async (t) => {
   const v = clusterView({ ...redisFacts(), nodes: [] }, NOW);
   t.same(v.nodes.map((n) => [n.id, n.self, n.up, n.startedAt]), [['node-a', true, true, null]]);
