@@ -6,7 +6,9 @@
  * nodes up, the trunk's and the Graph subscriptions' jobs each held by one
  * node, the same one seen from either node, and each holder's heartbeat says
  * it holds them. Node b, started first, holds them; it is stopped: node a
- * shows it down within the node TTL and then runs b's jobs itself.
+ * shows it down within the node TTL and then runs b's jobs itself. Redis is
+ * stopped: node a says it is not ready and shows the store red and itself
+ * down; Redis back, green again.
  */
 import { readFile } from 'node:fs/promises';
 import { get as httpsGet } from 'node:https';
@@ -24,20 +26,24 @@ let env: TeamsEnv;
 let ca: string;
 let cluster: TestCluster;
 
-/** GET /api<path> at the node over https (its webhook certificate, signed by the test CA). */
-function api<T>(node: ClusterNode, path: string): Promise<T> {
+/** GET <path> at the node over https (its webhook certificate, signed by the test CA), with the admin token. */
+function get(node: ClusterNode, path: string): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
-    const req = httpsGet(`https://127.0.0.1:${node.httpPort}/api${path}`, { ca, headers: { authorization: `Bearer ${CLUSTER_ADMIN_TOKEN}` } }, (res) => {
+    const req = httpsGet(`https://127.0.0.1:${node.httpPort}${path}`, { ca, headers: { authorization: `Bearer ${CLUSTER_ADMIN_TOKEN}` } }, (res) => {
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => (text += chunk));
-      res.on('end', () => {
-        if (res.statusCode !== 200) reject(new Error(`GET /api${path} on node ${node.name}: ${res.statusCode} ${text}`));
-        else resolve(JSON.parse(text) as T);
-      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
     });
     req.on('error', reject);
   });
+}
+
+/** GET /api<path>, 200 expected. */
+async function api<T>(node: ClusterNode, path: string): Promise<T> {
+  const r = await get(node, `/api${path}`);
+  if (r.status !== 200) throw new Error(`GET /api${path} on node ${node.name}: ${r.status} ${r.text}`);
+  return JSON.parse(r.text) as T;
 }
 
 const holderOf = (v: ClusterView, job: string): string | null | undefined => v.jobs.find((j) => j.job === job)?.holder;
@@ -138,4 +144,22 @@ t.test('node b is stopped: node a shows it down within the node TTL, then runs i
     'node a holds both jobs',
   );
   t.ok(after.jobs.filter((j) => j.job === TRUNK_JOB || j.job === GRAPH_JOB).every((j) => j.self && j.holderUp === true), 'a runs the trunk and the Graph subscriptions now');
+});
+
+t.test('Redis unreachable: node a is not ready, its store card red, itself down; back when Redis is', async (t) => {
+  const a = cluster.node('a');
+  t.equal((await get(a, '/readyz')).status, 200, 'ready before');
+  await cluster.redis.stop();
+  const cut = await until(() => api<ClusterView>(a, '/cluster'), (v) => !v.connected, 5000, 'node a sees Redis unreachable');
+  t.equal(cut.nodes.find((n) => n.self)?.up, false, 'this node is shown down');
+  const ready = await get(a, '/readyz');
+  t.equal(ready.status, 503, '/readyz says not ready');
+  t.match(JSON.parse(ready.text), { ready: false, cluster: false });
+  const status = await api<{ connectors: Connector[] }>(a, '/status');
+  t.match(status.connectors[0], { kind: 'store', ok: false, badge: 'Unreachable' }, 'the store card is red');
+  await cluster.redis.start();
+  await until(() => get(a, '/readyz'), (r) => r.status === 200, 15_000, 'node a ready again');
+  const back = await api<ClusterView>(a, '/cluster');
+  t.equal(back.connected, true, 'connected again');
+  t.equal(back.nodes.find((n) => n.self)?.up, true, 'and up');
 });
