@@ -19,6 +19,7 @@ import type {
   TrunkInfo,
 } from './http/admin-source.js';
 import { adminActions } from './http/admin-actions.js';
+import { ClusterRows } from './http/cluster-rows.js';
 import { Metrics } from './http/metrics.js';
 import { graphAuthOk } from './http/readiness.js';
 import { securityInfo } from './http/security-info.js';
@@ -157,6 +158,24 @@ export function wireAdmin(options: AdminWiringOptions): AdminWiring {
     logger,
   });
 
+  // the Nodes panel: what the cluster says, read at each answer (the rows remember the nodes that went)
+  const clusterSide = options.cluster;
+  const clusterRows =
+    clusterSide !== undefined
+      ? new ClusterRows(
+          () => ({
+            nodeId: clusterSide.cluster.nodeId,
+            store: clusterSide.store,
+            ...(clusterSide.redisUrl !== undefined ? { storeUrl: clusterSide.redisUrl } : {}),
+            connected: clusterSide.cluster.connected(),
+            nodes: clusterSide.cluster.membership.nodes(),
+            leases: clusterSide.cluster.leases.list(),
+            nodeTtlMs: config.cluster.nodeTtlMs,
+          }),
+          { clock },
+        )
+      : undefined;
+
   const source: AdminSource = {
     persons: () => directory.all(),
     state: (id) => store.state(id),
@@ -176,6 +195,7 @@ export function wireAdmin(options: AdminWiringOptions): AdminWiring {
     resync,
     render,
     ...(security !== undefined ? { security: () => securityInfo(security.counts(), security.lockouts()) } : {}),
+    ...(clusterRows !== undefined ? { cluster: () => clusterRows.view() } : {}),
     async signIn(account): Promise<SignInOutcome> {
       if (graph === undefined) return { ok: false, status: 503, message: graphExpected ? 'the Graph side has not started yet' : 'no Teams side configured' };
       try {

@@ -249,6 +249,8 @@ async function assemble(config: GatewayConfig, logger: Logger, life: Lifecycle, 
     (h) => h.close(),
   );
   logger.info({ origin: http.origin }, 'http listening');
+  // the other nodes' diagnostics pages link here
+  cluster.membership.setLocal({ http: http.origin });
   // A stop ends nothing towards watchers (no terminating NOTIFYs) nor Graph subscriptions (reused on restart).
   // Its stop is registered first: a start that fails half way still has its timers stopped.
   if (graph !== undefined) {

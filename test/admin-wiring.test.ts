@@ -1,6 +1,9 @@
 import t from 'tap';
 import { wireAdmin, wireMetrics, type AdminWiringOptions, type MetricsSide } from '../src/admin-wiring.js';
 import { graphAuthOk } from '../src/http/readiness.js';
+import { startHttpServer } from '../src/http/server.js';
+import type { LeaseInfo, NodeInfo } from '../src/store/cluster.js';
+import { singleNodeCluster } from '../src/store/single-node.js';
 import { configSchema } from '../src/config/schema.js';
 import type { Directory } from '../src/core/directory.js';
 import type { GraphObserver, GraphRuntime, GraphStatus } from '../src/graph/index.js';
@@ -254,13 +257,15 @@ t.test('readiness: SIP listeners, store, Graph auth', async (t) => {
   t.equal(wiring.ready()['graph'], false, 'a failing token: Graph auth is down');
 });
 
-/** A cluster's read side: this node alone, its store reachable while `up`. */
+/** A cluster's read side: the nodes and leases it was given (none: this node alone), its store reachable while `up`. */
 function fakeCluster(nodeId: string) {
   const c = {
     nodeId,
     up: true,
-    membership: { nodeId, nodes: () => [], onNodeDown: () => () => undefined, onNodeUp: () => () => undefined, setLocal: () => undefined },
-    leases: { hold: () => async () => undefined, held: () => undefined, list: () => [] },
+    nodeList: [] as NodeInfo[],
+    leaseList: [] as LeaseInfo[],
+    membership: { nodeId, nodes: () => c.nodeList, onNodeDown: () => () => undefined, onNodeUp: () => () => undefined, setLocal: () => undefined },
+    leases: { hold: () => async () => undefined, held: () => undefined, list: () => c.leaseList },
     connected: () => c.up,
   };
   return c;
@@ -349,4 +354,75 @@ t.test('Graph observations: request statuses, Teams-to-SIP and SIP-to-Teams late
 
   wiring.close();
   t.equal(graph.observer, undefined, 'nor at close');
+});
+
+t.test('the cluster JSON: GET /api/cluster and the cluster section of /api/status, admin token needed', async (t) => {
+  const cluster = fakeCluster('node-a');
+  const now = Date.now();
+  const beat = (nodeId: string, over: Partial<NodeInfo> = {}): NodeInfo => ({ nodeId, sip: ['udp 127.0.0.1:5060'], startedAt: now - 10_000, seenAt: now, subscriptions: 0, leases: [], ...over });
+  cluster.nodeList = [beat('node-a', { subscriptions: 2, leases: ['trunk:pbx'] }), beat('node-b', { subscriptions: 5, leases: ['graph:subscriptions'] })];
+  cluster.leaseList = [
+    { job: 'trunk:pbx', holder: 'node-a', token: 3, expiresAt: now + 4000 },
+    { job: 'graph:subscriptions', holder: 'node-b', token: 8, expiresAt: now + 4000 },
+  ];
+  const { wiring } = setup({ cluster: { cluster, store: 'redis', redisUrl: 'redis://u:secret@127.0.0.1:6379/0' } });
+  const server = await startHttpServer({ address: '127.0.0.1', port: 0, logger: silentLogger(), ...wiring.http });
+  t.teardown(async () => {
+    await server.close();
+    wiring.close();
+  });
+  const get = async (path: string, token = TOKEN) => {
+    const r = await fetch(`${server.origin}/api${path}`, { headers: { authorization: `Bearer ${token}` } });
+    return { status: r.status, body: (await r.json()) as Record<string, unknown> };
+  };
+  t.equal((await get('/cluster', 'not-the-admin-token-0000000000')).status, 401, 'the admin token is needed');
+  const { status, body } = await get('/cluster');
+  t.equal(status, 200);
+  t.match(body, { nodeId: 'node-a', store: 'redis', storeUrl: 'redis://127.0.0.1:6379/0', connected: true, nodeTtlMs: 5000 });
+  t.notMatch(JSON.stringify(body), /secret/, 'the Redis password is not shown');
+  t.same(
+    (body['nodes'] as Array<Record<string, unknown>>).map((n) => [n['id'], n['self'], n['up'], n['subscriptions'], n['leases']]),
+    [
+      ['node-a', true, true, 2, ['trunk:pbx']],
+      ['node-b', false, true, 5, ['graph:subscriptions']],
+    ],
+  );
+  t.same(
+    (body['jobs'] as Array<Record<string, unknown>>).map((j) => [j['job'], j['holder'], j['self'], j['holderUp']]),
+    [
+      ['graph:subscriptions', 'node-b', false, true],
+      ['trunk:pbx', 'node-a', true, true],
+    ],
+  );
+  const s = await get('/status');
+  t.same((s.body['cluster'] as Record<string, unknown>)['nodeId'], 'node-a', '/api/status carries the same section');
+  const cards = s.body['connectors'] as Array<Record<string, unknown>>;
+  t.match(cards[0], { kind: 'store', ok: true, badge: 'Connected' }, 'a store card, green');
+  t.match(cards.find((c) => c['kind'] === 'trunk'), { name: 'pbx', job: { job: 'trunk:pbx', holder: 'node-a', self: true } }, 'the trunk card names its node');
+
+  // Redis unreachable: not ready, and red on the page
+  cluster.up = false;
+  t.equal(wiring.ready()['cluster'], false);
+  const down = await get('/cluster');
+  t.equal(down.body['connected'], false);
+  t.same((down.body['nodes'] as Array<Record<string, unknown>>).map((n) => n['up']), [false, null], 'this node down, the other not known');
+  t.match(((await get('/status')).body['connectors'] as unknown[])[0], { kind: 'store', ok: false, badge: 'Unreachable' });
+});
+
+t.test('the cluster JSON of a single node: itself, every job its own, no store card', async (t) => {
+  const cluster = singleNodeCluster('solo-1');
+  const release = cluster.leases.hold('trunk:pbx', { acquired: () => undefined, lost: () => undefined });
+  cluster.membership.setLocal({ subscriptions: 4 });
+  const { wiring } = setup({ cluster: { cluster, store: 'sqlite' } });
+  t.teardown(async () => {
+    await release();
+    wiring.close();
+  });
+  const view = wiring.source.cluster?.();
+  t.match(view, { nodeId: 'solo-1', store: 'sqlite', storeUrl: null, connected: true });
+  t.same(view?.nodes.map((n) => [n.id, n.self, n.up, n.subscriptions, n.leases]), [['solo-1', true, true, 4, ['trunk:pbx']]]);
+  t.same(view?.jobs.map((j) => [j.job, j.holder, j.self, j.expiresAt]), [['trunk:pbx', 'solo-1', true, null]]);
+  const none = setup();
+  t.equal(none.wiring.source.cluster, undefined, 'without a cluster: no section');
+  none.wiring.close();
 });

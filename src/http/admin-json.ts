@@ -1,7 +1,7 @@
 /**
  * The JSON shapes of the admin API: one row per user (both presences, what
- * watchers see, the last change) and the connector list of the diagnostics
- * page. Types only and no imports, so the diagnostics page's browser script
+ * watchers see, the last change), the connector list of the diagnostics
+ * page, and the nodes of the service with the job each runs. Types only and no imports, so the diagnostics page's browser script
  * (diagnostics-page/diagnostics.ts) is checked against the same shapes.
  */
 
@@ -60,7 +60,7 @@ export interface UserDetail extends UserRow {
 }
 
 
-export type ConnectorKind = 'trunk' | 'graph-auth' | 'graph-subscription' | 'graph-poll' | 'graph-calendar' | 'webhook' | 'security';
+export type ConnectorKind = 'trunk' | 'graph-auth' | 'graph-subscription' | 'graph-poll' | 'graph-calendar' | 'webhook' | 'security' | 'store';
 
 export interface Connector {
   kind: ConnectorKind;
@@ -76,4 +76,68 @@ export interface Connector {
   action?: 'sign-in';
   /** a device-code sign-in under way: what to enter where */
   prompt?: { userCode: string; verificationUri: string; expiresAt: number };
+  /** With nodes sharing one store: the job behind the card (trunk:<name>, graph:subscriptions, ...) and the node running it. */
+  job?: { job: string; holder: string | null; self: boolean };
+}
+
+/** One gateway node of the service, as this node sees it (GET /api/cluster, the Nodes panel). */
+export interface ClusterNodeRow {
+  id: string;
+  /** the node answering this request */
+  self: boolean;
+  /**
+   * true: its heartbeat is live and was seen within the node TTL; false: gone (its heartbeat
+   * expired or it stopped) or stale; null: not known, this node cannot reach the shared store.
+   */
+  up: boolean | null;
+  sip: string[];
+  http: string | null;
+  /** ms epoch; null when its heartbeat did not say */
+  startedAt: number | null;
+  /** ms epoch of its last heartbeat seen */
+  seenAt: number;
+  /** watcher subscriptions it owns, as of its last heartbeat */
+  subscriptions: number;
+  /** the jobs whose lease it holds, as of its last heartbeat */
+  leases: string[];
+}
+
+/** A job that runs once in the service and who runs it (a lease: trunk:<name>, graph:subscriptions, ...). */
+export interface ClusterJobRow {
+  /** the lease name */
+  job: string;
+  kind: 'trunk' | 'graph' | 'other';
+  /** the trunk's name, or the Graph job's (subscriptions, poller, directory, writer, calendar) */
+  name: string;
+  /** the node holding the lease; null: nobody holds it now */
+  holder: string | null;
+  /** whether the holder is this node */
+  self: boolean;
+  /** whether the holder is among the nodes up; null when not known (store unreachable, or no holder) */
+  holderUp: boolean | null;
+  /** the fencing token of the grant */
+  token: number | null;
+  /** ms epoch the lease runs out unless renewed; null: it does not (a single node's) */
+  expiresAt: number | null;
+  /** ms until then, from `now` of the answer */
+  expiresInMs: number | null;
+}
+
+/** The service this node is part of: its store, the nodes, and who runs each job. */
+export interface ClusterView {
+  /** this node's id */
+  nodeId: string;
+  store: 'sqlite' | 'memory' | 'redis';
+  /** the shared store's address without credentials (Redis only) */
+  storeUrl: string | null;
+  /** whether the shared store is reachable now (always true for a single node) */
+  connected: boolean;
+  /** a node not seen within this is taken for down */
+  nodeTtlMs: number;
+  /** ms epoch the view was made */
+  now: number;
+  /** this node first, then by id; nodes gone recently stay listed as down for a while */
+  nodes: ClusterNodeRow[];
+  /** by lease name */
+  jobs: ClusterJobRow[];
 }

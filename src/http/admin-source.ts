@@ -7,6 +7,7 @@
 import type { Person } from '../core/directory.js';
 import type { HistoryEntry } from '../core/history.js';
 import type { PersonState, PresenceView } from '../core/person-state.js';
+import type { ClusterView } from './admin-json.js';
 
 export type WatcherEvent = 'presence' | 'dialog';
 export type WatcherProfileName = 'rfc' | 'cisco' | 'polycom' | 'asterisk';
@@ -71,6 +72,40 @@ export interface GraphInfo {
   calendar?: { state: string; people: number; busyNow: number; lastReadAt?: string; lastError?: string };
 }
 
+/** One node's heartbeat (src/store NodeInfo fits). */
+export interface NodeFacts {
+  nodeId: string;
+  sip: readonly string[];
+  http?: string;
+  /** ms epoch */
+  startedAt: number;
+  /** ms epoch of its last heartbeat */
+  seenAt: number;
+  subscriptions: number;
+  leases: readonly string[];
+}
+
+/** One job's lease (src/store LeaseInfo fits). */
+export interface LeaseFacts {
+  job: string;
+  holder: string | undefined;
+  token: number | undefined;
+  /** ms epoch */
+  expiresAt: number | undefined;
+}
+
+/** What the nodes' panel is made from (src/store Cluster: membership.nodes(), leases.list(), connected()). */
+export interface ClusterFacts {
+  nodeId: string;
+  store: 'sqlite' | 'memory' | 'redis';
+  /** the store's address as configured (credentials are taken out before it is shown) */
+  storeUrl?: string;
+  connected: boolean;
+  nodes: readonly NodeFacts[];
+  leases: readonly LeaseFacts[];
+  nodeTtlMs: number;
+}
+
 /** Password-guessing and connection-limit counts since start (the security log's tally). */
 export interface SecurityInfo {
   authFailures: number;
@@ -131,6 +166,8 @@ export interface AdminSource {
   security?(): SecurityInfo;
   /** The body a new watcher of `event` with `profile` would get now; undefined: unknown person. */
   render(personId: string, event: WatcherEvent, profile: WatcherProfileName): RenderedBody | undefined;
+  /** The nodes of the service and who runs each job (cluster-rows.ts); absent: not shown. */
+  cluster?(): ClusterView;
   /** Start a device-code sign-in of a Graph service account (absent: no Graph side). */
   signIn?(account: string): Promise<SignInOutcome>;
 }

@@ -1,6 +1,7 @@
 /**
  * The admin API (fastify plugin, registered under /api): users with both
- * presences, one user's detail and history, trunks, Graph subscriptions, a
+ * presences, one user's detail and history, trunks, Graph subscriptions, the
+ * nodes of the service and who runs each job (/cluster), a
  * forced resync, "what would a watcher get now", Graph service account
  * sign-in (device code), and a server-sent event
  * stream of row changes for the diagnostics page. Every route needs
@@ -10,6 +11,7 @@
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Person } from '../core/directory.js';
 import { WATCHER_EVENTS, WATCHER_PROFILES, type AdminSource, type WatcherEvent, type WatcherProfileName } from './admin-source.js';
+import { withCluster } from './cluster-rows.js';
 import { connectors, SEEN_STATES, userDetail, userRow, type SeenState, type UserRow, type WebhookInfo } from './rows.js';
 import { EventStream } from './sse.js';
 import { TokenCheck } from './token.js';
@@ -58,7 +60,16 @@ export const adminApi: FastifyPluginAsync<AdminApiOptions> = async (app: Fastify
   const check = new TokenCheck(options.token);
   const persons = new PersonIndex(source);
   const clock = options.clock ?? systemClock;
-  const status = () => ({ now: clock.now(), connectors: connectors(source, options.webhook?.(), clock.now()) });
+  // the nodes ride with the connectors: one answer, one SSE event, pushed when either changes
+  const status = () => {
+    const now = clock.now();
+    const cluster = source.cluster?.();
+    return {
+      now,
+      connectors: withCluster(connectors(source, options.webhook?.(), now), cluster),
+      ...(cluster !== undefined ? { cluster } : {}),
+    };
+  };
   const stream = new EventStream({
     subscribe: (listener) => source.onChange(listener),
     row: (id) => {
@@ -181,6 +192,13 @@ export const adminApi: FastifyPluginAsync<AdminApiOptions> = async (app: Fastify
   });
 
   app.get('/status', async () => status());
+
+  // the nodes of the service and who runs each job; a single node lists itself
+  app.get('/cluster', async (_request, reply) => {
+    const cluster = source.cluster?.();
+    if (cluster === undefined) return problem(reply, 404, 'not found', 'this gateway does not describe its nodes');
+    return cluster;
+  });
 
   app.get('/events', (request, reply) => {
     reply.hijack();

@@ -21,7 +21,8 @@ import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { startGateway as startInProcess } from '../../src/app.js';
 import { configSchema } from '../../src/config/schema.js';
 import { ChangeHistory } from '../../src/core/history.js';
-import type { AdminSource } from '../../src/http/admin-source.js';
+import type { AdminSource, ClusterFacts } from '../../src/http/admin-source.js';
+import { clusterView } from '../../src/http/cluster-rows.js';
 import { startHttpServer } from '../../src/http/server.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { repoRoot } from '../helpers/gateway-process.js';
@@ -79,6 +80,8 @@ interface Scenario {
   startCall(): void | Promise<void>;
   /** what the rendered presence body of the caller contains during the call */
   probeShows: RegExp;
+  /** how many rows the Nodes panel shows (absent: no panel) */
+  nodes?: number;
 }
 
 /** Evaluate browser-side source (this project's TypeScript has no DOM types). */
@@ -118,6 +121,11 @@ async function exercise(t: Test, scenario: Scenario): Promise<void> {
   const row = page.locator(`#user-rows tr[data-id="${scenario.caller}"]`);
   t.not(await row.getAttribute('data-state'), 'on-the-phone', 'not on the phone before the call');
   t.ok((await page.locator('#connectors li').count()) >= 1, 'connectors are listed');
+  if (scenario.nodes === undefined) t.equal(await page.locator('#nodes-panel').isHidden(), true, 'no Nodes panel without a cluster section');
+  else {
+    t.equal(await page.locator('#node-rows tr').count(), scenario.nodes, `the Nodes panel lists ${scenario.nodes} node(s)`);
+    t.equal(await page.locator('#node-rows tr[data-self="true"][data-up="true"]').count(), 1, 'this node, up');
+  }
 
   // live, without reload: a marker on the window survives
   await js(page, 'window.marker = 42');
@@ -234,6 +242,84 @@ t.test('Chromium is installed', async (t) => {
     t.same(asked, [svc]);
   });
 
+  t.test('the Nodes panel: each node up or down with what it owns, this node marked, job holders on the cards, Redis red when unreachable', async (t) => {
+    const src = fakeSource();
+    // a node id is not markup: it must show as text
+    const evil = '<img src=x id=injected>';
+    const now = Date.now();
+    const facts: ClusterFacts = {
+      nodeId: 'node-a',
+      store: 'redis',
+      storeUrl: 'redis://gw:secret@10.1.2.3:6379/0',
+      connected: true,
+      nodeTtlMs: 5000,
+      nodes: [
+        { nodeId: 'node-a', sip: ['udp 10.0.0.1:5060'], http: 'https://10.0.0.1:8443', startedAt: now - 3_600_000, seenAt: now, subscriptions: 12, leases: ['trunk:pbx1'] },
+        { nodeId: evil, sip: ['udp 10.0.0.2:5060'], startedAt: now - 60_000, seenAt: now, subscriptions: 30, leases: ['graph:subscriptions'] },
+        { nodeId: 'node-c', sip: ['udp 10.0.0.3:5060'], startedAt: now - 60_000, seenAt: now - 60_000, subscriptions: 4, leases: [] },
+      ],
+      leases: [
+        { job: 'trunk:pbx1', holder: 'node-a', token: 3, expiresAt: now + 4000 },
+        { job: 'graph:subscriptions', holder: evil, token: 7, expiresAt: now + 4000 },
+        { job: 'trunk:cucm', holder: undefined, token: undefined, expiresAt: undefined },
+      ],
+    };
+    // node-a and the other live node beat; node-c's last heartbeat stays a minute old
+    src.cluster = () =>
+      clusterView(
+        {
+          ...facts,
+          nodes: facts.nodes.map((n) => (n.nodeId === 'node-c' ? n : { ...n, seenAt: Date.now() })),
+          leases: facts.leases.map((l) => (l.expiresAt !== undefined ? { ...l, expiresAt: Date.now() + 4000 } : l)),
+        },
+        Date.now(),
+      );
+    const server = await startHttpServer({ address: '127.0.0.1', port: 0, logger: silentLogger(), admin: { token: TOKEN, source: src, statusMs: 200 } });
+    const browser = await launch();
+    t.teardown(async () => {
+      await browser.close();
+      await server.close();
+      src.close();
+    });
+    const page = await browser.context.newPage();
+    const problems: string[] = [];
+    page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+    await page.goto(`${server.origin}/?token=${encodeURIComponent(TOKEN)}`);
+    await page.waitForSelector('#nodes-panel:not([hidden]) #node-rows tr', { timeout: 15_000 });
+    t.equal(await page.locator('#node-rows tr').count(), 3, 'one row a node');
+    const self = page.locator('#node-rows tr[data-self="true"]');
+    t.equal(await self.getAttribute('data-node'), 'node-a', 'this node first, marked');
+    t.match(await self.innerText(), /node-a \(this node\)[\s\S]*Up[\s\S]*12[\s\S]*trunk:pbx1/, 'up, its subscriptions and leases');
+    const dead = page.locator('#node-rows tr[data-node="node-c"]');
+    t.equal(await dead.getAttribute('data-up'), 'false');
+    t.match(await dead.locator('.badge').innerText(), /Down/, 'the node not seen within the TTL is down');
+    t.equal(await js(page, `document.getElementById('injected') === null && document.querySelectorAll('#nodes-panel img, #connectors img').length === 0`), true, 'the node id is not rendered as markup');
+    t.match(await page.locator('#node-rows tr').nth(1).locator('strong').innerText(), evil, 'but shown as text');
+    t.match(await page.locator('#nodes-count').innerText(), '2 of 3 up');
+    t.match(await page.locator('#store-line').innerText(), /Redis redis:\/\/10\.1\.2\.3:6379\/0[\s\S]*Connected/, 'the store, without its password');
+    t.notMatch(await page.content(), /secret/);
+    // the trunk and Graph cards name the node that runs their job
+    t.match(await page.locator('li[data-kind="trunk"]', { hasText: 'pbx1' }).locator('.conn-job').innerText(), 'Run by node-a (this node)');
+    t.match(await page.locator('li[data-kind="trunk"]', { hasText: 'cucm' }).locator('.conn-job').innerText(), 'No node runs it now');
+    t.match(await page.locator('li[data-kind="graph-subscription"] .conn-job').innerText(), `Run by ${evil}`);
+    t.match(await page.locator('#job-rows tr[data-job="graph:subscriptions"]').innerText(), /Graph subscriptions[\s\S]*<img src=x id=injected>[\s\S]*grant 7, runs out in \d s/, 'and the job table');
+    t.equal(await page.locator('li[data-kind="store"]').getAttribute('data-ok'), 'true', 'a green store card');
+
+    await mkdir(ARTIFACTS, { recursive: true });
+    const shot = join(ARTIFACTS, 'diagnostics-nodes-1280.png');
+    await page.locator('#nodes-panel').screenshot({ path: shot });
+    t.ok((await stat(shot)).size > 5_000, `screenshot written: ${shot}`);
+
+    // Redis goes away: pushed live, red
+    facts.connected = false;
+    await page.waitForSelector('#store-state[data-ok="false"]', { timeout: 5000 });
+    t.match(await page.locator('#store-state').innerText(), 'Unreachable');
+    t.equal(await page.locator('li[data-kind="store"]').getAttribute('data-ok'), 'false', 'the store card is red');
+    t.equal(await self.getAttribute('data-up'), 'false', 'this node is down');
+    t.match(await page.locator('#node-rows tr').nth(1).locator('.badge').innerText(), 'Not known', 'the others not known');
+    t.same(problems, [], 'no script errors in the page');
+  });
+
   t.test('the real gateway in this process (demo mode, built-in simulator), a test AdminSource', async (t) => {
     const stateDir = await mkdtemp(join(tmpdir(), 'pg-diag-state-'));
     const httpPort = await freePort();
@@ -313,6 +399,7 @@ t.test('Chromium is installed', async (t) => {
         sim.control.call('anna');
       },
       probeShows: /on-the-phone/,
+      nodes: 1,
     });
   });
 }

@@ -4,10 +4,12 @@
  * or given as ?token=, and follows /api/events live. The answers are typed by
  * the admin API's own row types (type-only imports: nothing is loaded).
  */
-import type { Connector, HistoryRow, UserDetail, UserRow } from '../admin-json.js';
+import type { ClusterJobRow, ClusterNodeRow, ClusterView, Connector, HistoryRow, UserDetail, UserRow } from '../admin-json.js';
 
 interface StatusAnswer {
   connectors: Connector[];
+  /** the nodes of the service (absent: the gateway does not describe them) */
+  cluster?: ClusterView;
 }
 interface RenderAnswer {
   contentType: string;
@@ -37,6 +39,14 @@ const KIND: Record<string, string> = {
   'graph-calendar': 'Graph calendar',
   webhook: 'Webhook',
   security: 'Security',
+  store: 'Store',
+};
+const GRAPH_JOBS: Record<string, string> = {
+  subscriptions: 'Graph subscriptions',
+  poller: 'Graph polling',
+  directory: 'Graph directory sync',
+  writer: 'Graph writer',
+  calendar: 'Graph calendar',
 };
 
 /** The page's element with this id, of the kind the markup declares it as. */
@@ -159,10 +169,76 @@ function renderConnectors(status: StatusAnswer | undefined): void {
               ' (expires ' + ago(c.prompt.expiresAt) + ')',
             ])
           : null,
+        c.job ? jobLine(c.job) : null,
         c.action === 'sign-in' && !c.prompt ? signInButton(c.name) : null,
       ]),
     );
   }
+  renderCluster(status?.cluster);
+}
+function jobLine(job: NonNullable<Connector['job']>): HTMLElement {
+  const text = job.holder === null ? 'No node runs it now' : 'Run by ' + job.holder + (job.self ? ' (this node)' : '');
+  return el('div', { class: 'conn-job', 'data-job': job.job, 'data-held': String(job.holder !== null), text });
+}
+
+// ---- nodes ----
+function upText(up: boolean | null): string {
+  return up === true ? 'Up' : up === false ? 'Down' : 'Not known';
+}
+function nodeRow(n: ClusterNodeRow): HTMLTableRowElement {
+  const where = n.sip.concat(n.http ? [n.http] : []).join(' · ');
+  const tr = el('tr', { 'data-node': n.id, 'data-up': String(n.up), 'data-self': String(n.self) }, [
+    cell('Node', [el('strong', { text: n.id }), n.self ? el('span', { class: 'self-mark', text: ' (this node)' }) : null, el('span', { class: 'sub', text: where })]),
+    cell('State', [el('span', { class: 'badge', 'data-ok': String(n.up), text: upText(n.up) }), el('span', { class: 'sub' }, [n.seenAt > 0 ? 'heartbeat ' : 'no heartbeat yet', n.seenAt > 0 ? timeEl(n.seenAt) : null])]),
+    cell('Subscriptions', [el('span', { class: 'node-subscriptions', text: String(n.subscriptions) })]),
+    cell('Leases', [el('span', { class: 'node-leases', text: n.leases.length ? n.leases.join(', ') : 'none' })]),
+    cell('Started', [n.startedAt ? timeEl(n.startedAt) : 'not known']),
+  ]);
+  return tr;
+}
+function jobName(j: ClusterJobRow): string {
+  if (j.kind === 'trunk') return 'Trunk ' + j.name;
+  if (j.kind === 'graph') return GRAPH_JOBS[j.name] ?? 'Graph ' + j.name;
+  return j.name;
+}
+function jobRow(j: ClusterJobRow): HTMLTableRowElement {
+  const holder: Child[] =
+    j.holder === null
+      ? [el('span', { class: 'badge', 'data-ok': 'null', text: 'Nobody' })]
+      : [
+          el('strong', { class: 'job-holder', text: j.holder }),
+          j.self ? el('span', { class: 'self-mark', text: ' (this node)' }) : null,
+          j.holderUp === false ? el('span', { class: 'sub', text: 'that node is down: the lease runs out and another node takes the job' }) : null,
+        ];
+  let lease = j.token !== null ? 'grant ' + j.token : '';
+  if (j.expiresInMs !== null) lease += (lease ? ', ' : '') + (j.expiresInMs > 0 ? 'runs out in ' + Math.ceil(j.expiresInMs / 1000) + ' s unless renewed' : 'ran out');
+  else if (j.holder !== null) lease += (lease ? ', ' : '') + 'held until released';
+  return el('tr', { 'data-job': j.job, 'data-holder': j.holder ?? '' }, [
+    cell('Job', [el('span', { text: jobName(j) }), el('span', { class: 'sub', text: j.job })]),
+    cell('Run by', holder),
+    cell('Lease', [el('span', { class: 'sub', text: lease })]),
+  ]);
+}
+function renderCluster(c: ClusterView | undefined): void {
+  const panel = $('nodes-panel');
+  panel.hidden = c === undefined;
+  if (c === undefined) return;
+  const up = c.nodes.filter((n) => n.up === true).length;
+  $('nodes-count').textContent = up + ' of ' + c.nodes.length + ' up';
+  const line = $('store-line');
+  line.textContent = '';
+  line.setAttribute('data-ok', String(c.connected));
+  const store = c.store === 'redis' ? 'Redis ' + (c.storeUrl ?? '') : c.store === 'sqlite' ? 'SQLite, this node alone' : 'in memory, this node alone';
+  line.appendChild(el('span', { text: 'Store: ' + store }));
+  line.appendChild(el('span', { class: 'badge', id: 'store-state', 'data-ok': String(c.connected), text: c.connected ? 'Connected' : 'Unreachable' }));
+  if (!c.connected) line.appendChild(el('span', { class: 'conn-detail', text: 'This node cannot reach the shared store: it is not ready, and what it shows of the other nodes is stale.' }));
+  const nodes = $('node-rows');
+  nodes.textContent = '';
+  for (const n of c.nodes) nodes.appendChild(nodeRow(n));
+  const jobs = $('job-rows');
+  jobs.textContent = '';
+  for (const j of c.jobs) jobs.appendChild(jobRow(j));
+  if (!c.jobs.length) jobs.appendChild(el('tr', null, [el('td', { colspan: '3', text: 'No job runs under a lease.' })]));
 }
 function signInButton(account: string): HTMLButtonElement {
   const b = el('button', { type: 'button', 'data-action': 'sign-in', 'aria-label': 'Sign in ' + account, text: 'Sign in' });
