@@ -40,7 +40,7 @@ import { startGateway, type GatewayProcess, type GatewayUser } from '../test/hel
 import { assertSippInstalled } from '../test/helpers/sipp.js';
 import { runGraphBudget, runSipToTeams, runTeamsPolling, runTeamsToSip, type LatencyResult } from './teams.js';
 import { clusterFailover, clusterFanouts, clusterRates, PRODUCTION_TIMINGS, type ClusterBenchOptions } from './cluster.js';
-import { failoverRows, fanoutRatioRow, rateRatioRow } from './cluster-stats.js';
+import { commonStep, completedPerSecond, failoverRows, fanoutRatioRow, rateRatioRow } from './cluster-stats.js';
 
 type Phase = 'micro' | 'rate' | 'memory' | 'memory-shapes' | 'fanout' | 'storm' | 'avalanche' | 'kamailio' | 'teams-to-sip' | 'teams-rich' | 'sip-to-teams' | 'graph-budget' | 'teams-polling' | 'cluster';
 const PHASES: readonly Phase[] = ['micro', 'rate', 'memory', 'memory-shapes', 'fanout', 'storm', 'avalanche', 'kamailio', 'teams-to-sip', 'teams-rich', 'sip-to-teams', 'graph-budget', 'teams-polling', 'cluster'];
@@ -952,6 +952,7 @@ async function cluster(options: Options, users: GatewayUser[]): Promise<void> {
         shape: shape(s.nodes),
         'offered /s': fmt(x.offeredPerSecond),
         'achieved /s (sum)': fmt(x.achievedPerSecond),
+        'completed /s': fmt(completedPerSecond(x)),
         calls: fmt(x.calls),
         failures: fmt(x.failures),
         retransmissions: fmt(x.retransmissions),
@@ -962,7 +963,7 @@ async function cluster(options: Options, users: GatewayUser[]): Promise<void> {
   const single = rateShapes[0]!;
   console.log(`best failure-free total: ${rateShapes.map((s) => `${shape(s.nodes)} ${fmt(s.best)}/s`).join(', ')}`);
   for (const s of rateShapes.slice(1)) {
-    const r = rateRatioRow(shape(s.nodes), s.best, single.best, CLUSTER_TARGETS.minRateRatio);
+    const r = rateRatioRow(shape(s.nodes), s.best, single.best, CLUSTER_TARGETS.minRateRatio, commonStep(s.steps, single.steps));
     rows.push(verdict(r.line, r.target, r.result, r.met));
   }
 
