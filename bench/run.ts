@@ -14,7 +14,9 @@
  *   sip-to-teams   SIP PUBLISH -> setPresence / clearPresence applied by the simulator, p50/p99
  *   graph-budget   Graph requests per hour for 5,000 mapped users on 8 service accounts
  *   teams-polling  polling only (no service account, no webhook), 5,000 people: Teams change -> NOTIFY p50/p99, budget used
- * Options: --only micro,rate,memory,fanout,storm,avalanche  --rates 1000,2000,...  --seconds 5
+ *   cluster    issue 12: 2 and 3 nodes on one Redis against 1 node with SQLite: subscription rate and 10,000-watcher
+ *              fan-out as ratios; failover (SIGKILL of a node -> last orphaned watcher notified) p50 / max over 10 kills
+ * Options: --only micro,rate,memory,fanout,storm,avalanche,cluster  --rates 1000,2000,...  --seconds 5
  *          --storm-rates 7000,10000  --storm-seconds 8  --clean-rate 5000 (reference when the rate phase did not run)
  *          --avalanche 20000 (watchers)  --avalanche-seconds 5  --fanout-people 1000 --fanout-each 20
  *          --subscriptions 100000  --memory-rate 3000 (new subscriptions/s while filling)
@@ -23,6 +25,7 @@
  *          --polling-users 5000  --polling-watched 300 (watched, one change each)  --polling-rate 10 (changes/s)
  *          --sip-rate 20 (PUBLISHes/s)  --sip-users 50  --budget-users 5000  --budget-window 90 (s)
  *          --store (rate phase twice: in-memory store, then the SQLite store file; the SQLite figure must stay within 10 %)
+ *          --kills 10  --failover-watchers 200 (cluster phase; its rate steps are 500,1000,2000,3000 unless --rates)
  *          --strict (exit 1 when a target is missed)
  * Traffic stays on 127.0.0.1; every phase is bounded and the gateways are stopped at the end.
  */
@@ -36,9 +39,11 @@ import type { FanoutResult } from './sipp-load.js';
 import { startGateway, type GatewayProcess, type GatewayUser } from '../test/helpers/gateway-process.js';
 import { assertSippInstalled } from '../test/helpers/sipp.js';
 import { runGraphBudget, runSipToTeams, runTeamsPolling, runTeamsToSip, type LatencyResult } from './teams.js';
+import { clusterFailover, clusterFanouts, clusterRates, PRODUCTION_TIMINGS, type ClusterBenchOptions } from './cluster.js';
+import { commonStep, completedPerSecond, failoverRows, fanoutRatioRow, rateRatioRow } from './cluster-stats.js';
 
-type Phase = 'micro' | 'rate' | 'memory' | 'memory-shapes' | 'fanout' | 'storm' | 'avalanche' | 'kamailio' | 'teams-to-sip' | 'teams-rich' | 'sip-to-teams' | 'graph-budget' | 'teams-polling';
-const PHASES: readonly Phase[] = ['micro', 'rate', 'memory', 'memory-shapes', 'fanout', 'storm', 'avalanche', 'kamailio', 'teams-to-sip', 'teams-rich', 'sip-to-teams', 'graph-budget', 'teams-polling'];
+type Phase = 'micro' | 'rate' | 'memory' | 'memory-shapes' | 'fanout' | 'storm' | 'avalanche' | 'kamailio' | 'teams-to-sip' | 'teams-rich' | 'sip-to-teams' | 'graph-budget' | 'teams-polling' | 'cluster';
+const PHASES: readonly Phase[] = ['micro', 'rate', 'memory', 'memory-shapes', 'fanout', 'storm', 'avalanche', 'kamailio', 'teams-to-sip', 'teams-rich', 'sip-to-teams', 'graph-budget', 'teams-polling', 'cluster'];
 
 const TARGETS = {
   subscriptionsPerSecond: 3000,
@@ -78,6 +83,10 @@ interface Options {
   avalancheSeconds: number;
   fanoutPeople: number;
   fanoutEach: number;
+  /** --rates was given (the cluster phase then uses it instead of its own shorter steps) */
+  ratesGiven: boolean;
+  kills: number;
+  failoverWatchers: number;
 }
 
 function parseOptions(argv: readonly string[]): Options {
@@ -108,6 +117,9 @@ function parseOptions(argv: readonly string[]): Options {
     avalancheSeconds: 5,
     fanoutPeople: 1000,
     fanoutEach: 20,
+    ratesGiven: false,
+    kills: 10,
+    failoverWatchers: 200,
   };
   const positiveInts = (value: string | undefined, flag: string): number[] => {
     const list = (value ?? '').split(',').map((v) => Number(v.trim()));
@@ -128,6 +140,13 @@ function parseOptions(argv: readonly string[]): Options {
       }
       case '--rates':
         options.rates = positiveInts(argv[++i], '--rates');
+        options.ratesGiven = true;
+        break;
+      case '--kills':
+        options.kills = positiveInts(argv[++i], '--kills')[0]!;
+        break;
+      case '--failover-watchers':
+        options.failoverWatchers = positiveInts(argv[++i], '--failover-watchers')[0]!;
         break;
       case '--seconds':
         options.seconds = positiveInts(argv[++i], '--seconds')[0]!;
@@ -888,9 +907,129 @@ async function kamailio(options: Options, users: GatewayUser[]): Promise<void> {
   printRows(rows);
 }
 
+/** Cluster targets: on 2 shared cores a cluster cannot scale out; these bound what sharing Redis may cost. */
+const CLUSTER_TARGETS = { minRateRatio: 0.8, maxFanoutRatio: 1.5, failoverMs: 10_000 };
+
+/**
+ * Issue 12: 2 and 3 nodes on one Redis against 1 node with its SQLite file (bench/cluster.ts): the
+ * rate phase's SIPp steps split over the nodes, the fanout phase's 10,000 watchers dealt over them,
+ * and the failover time over --kills SIGKILLs of node a.
+ */
+async function cluster(options: Options, users: GatewayUser[]): Promise<void> {
+  const { REDIS_SERVER_BIN } = await import('../test/helpers/redis-server.js');
+  const { existsSync } = await import('node:fs');
+  if (!existsSync(REDIS_SERVER_BIN)) throw new Error(`cluster phase: ${REDIS_SERVER_BIN} is missing (./scripts/test.sh installs Debian's redis-server)`);
+  const t = PRODUCTION_TIMINGS;
+  const timing = `heartbeat ${fmt(t.heartbeatMs / 1000)} s, node TTL ${fmt(t.nodeTtlMs / 1000)} s, lease TTL ${fmt(t.leaseTtlMs / 1000)} s (defaults)`;
+  const config =
+    'SIP on UDP, no Graph side; 1 node: SQLite store file (default store); cluster: nodes a 127.0.0.1, b 127.0.0.2, c 127.0.0.3 ' +
+    `on one redis-server (append-only, everysec), ${timing}`;
+  // 500 first: on a loaded 2-core machine even one node may not take 1,000/s cleanly, and a ratio needs a clean step on both sides
+  const rates = options.ratesGiven ? options.rates : [500, 1000, 2000, 3000];
+  const bench: ClusterBenchOptions = {
+    gatewayCommand,
+    rates,
+    seconds: options.seconds,
+    watchers: options.watchers,
+    instances: options.instances,
+    kills: options.kills,
+    failoverWatchers: options.failoverWatchers,
+    onDetail: addDetail,
+  };
+  const shape = (n: number): string => (n === 1 ? '1 node SQLite' : `${n} nodes Redis`);
+  const rows: TargetRow[] = [];
+  const started = Date.now();
+
+  console.log(
+    `
+== cluster rate: fresh SUBSCRIBE + initial NOTIFY (bench-subscribe.xml), total ${rates.map((r) => fmt(r)).join(', ')}/s for ` +
+      `${options.seconds} s each (higher steps skipped once one fails), one SIPp per node at total / nodes; ${config} ==`,
+  );
+  const rateShapes = await clusterRates(bench, users);
+  console.table(
+    rateShapes.flatMap((s) =>
+      s.steps.map((x) => ({
+        shape: shape(s.nodes),
+        'offered /s': fmt(x.offeredPerSecond),
+        'achieved /s (sum)': fmt(x.achievedPerSecond),
+        'completed /s': fmt(completedPerSecond(x)),
+        calls: fmt(x.calls),
+        failures: fmt(x.failures),
+        retransmissions: fmt(x.retransmissions),
+        'worst node p99 ms': fmt(x.p99Ms),
+      })),
+    ),
+  );
+  const single = rateShapes[0]!;
+  console.log(`best failure-free total: ${rateShapes.map((s) => `${shape(s.nodes)} ${fmt(s.best)}/s`).join(', ')}`);
+  for (const s of rateShapes.slice(1)) {
+    const r = rateRatioRow(shape(s.nodes), s.best, single.best, CLUSTER_TARGETS.minRateRatio, commonStep(s.steps, single.steps));
+    rows.push(verdict(r.line, r.target, r.result, r.met));
+  }
+
+  console.log(
+    `
+== cluster fan-out: ${fmt(options.watchers)} watchers of one person (SIPp bench-watch-many.xml, ${options.instances} processes on 1 node, ` +
+      `ceil(${options.instances} / nodes) per node in a cluster, watchers dealt evenly), one PUBLISH at node a (127.0.0.1); fresh gateways; ${config} ==`,
+  );
+  const fans = await clusterFanouts(bench, users);
+  console.table(
+    fans.map((f) => ({
+      shape: shape(f.nodes),
+      'SIPp processes': String(f.result.instances),
+      subscribed: fmt(f.result.subscribed),
+      '503s followed': fmt(f.result.subscribeRetries),
+      'subscribed in s': fmt(f.result.subscribeSeconds, 1),
+      'PUBLISH status': String(f.result.publishStatus),
+      'NOTIFYs answered': fmt(f.result.notified),
+      'in order': fmt(f.result.inOrder),
+      'PUBLISH -> last NOTIFY answered ms': fmt(f.result.lastNotifyAnsweredMs),
+    })),
+  );
+  const fanSingle = fans[0]!.result;
+  for (const f of fans.slice(1)) {
+    const r = fanoutRatioRow(
+      shape(f.nodes),
+      options.watchers,
+      { ms: f.result.lastNotifyAnsweredMs, notified: f.result.notified },
+      { ms: fanSingle.lastNotifyAnsweredMs, notified: fanSingle.notified },
+      CLUSTER_TARGETS.maxFanoutRatio,
+    );
+    rows.push(verdict(r.line, r.target, r.result, r.met));
+  }
+
+  console.log(
+    `
+== cluster failover: ${options.kills} rounds on 3 nodes (Redis, ${timing}): ${fmt(options.failoverWatchers)} watchers ` +
+      '(cluster-watch.xml) subscribe at a, a change published at b reaches them, a is SIGKILLed, a change is published at b; ' +
+      'kill -> the last orphaned watcher got it from a survivor (same dialog, higher CSeq; SIPp log polled every 50 ms); the watchers ' +
+      'then refresh at c; a starts again for the next round ==',
+  );
+  const f = await clusterFailover(bench);
+  console.table(
+    f.rounds.map((r, i) => ({
+      kill: String(i + 1),
+      'kill -> last orphan notified s': Number.isFinite(r.ms) ? fmt(r.ms / 1000, 2) : 'not reached',
+      'subscribed at a': `${fmt(r.subscribed)} of ${fmt(f.watchers)}`,
+      'orphans notified': fmt(r.notified),
+      'same dialog, higher CSeq': fmt(r.inDialog),
+      'refreshed at c (200)': fmt(r.refreshed),
+      'SIPp exit': String(r.sippCode),
+    })),
+  );
+  if (f.subscribed < f.watchers * f.rounds.length) {
+    console.log(`note: ${fmt(f.watchers * f.rounds.length - f.subscribed)} of ${fmt(f.watchers * f.rounds.length)} watchers were shed (503) at subscribe; the orphans are the subscribed ones`);
+  }
+  for (const r of failoverRows(`3 nodes, ${fmt(f.watchers)} watchers, node TTL ${fmt(t.nodeTtlMs / 1000)} s default`, f.summary, f.allReached, CLUSTER_TARGETS.failoverMs)) {
+    rows.push(verdict(r.line, r.target, r.result, r.met));
+  }
+  console.log(`cluster phase took ${fmt((Date.now() - started) / 1000)} s`);
+  printRows(rows);
+}
+
 async function main(): Promise<void> {
   const options = parseOptions(process.argv.slice(2));
-  const needsSipp = ['rate', 'memory', 'memory-shapes', 'fanout', 'storm', 'avalanche', 'kamailio'].some((p) => options.phases.has(p as Phase));
+  const needsSipp = ['rate', 'memory', 'memory-shapes', 'fanout', 'storm', 'avalanche', 'kamailio', 'cluster'].some((p) => options.phases.has(p as Phase));
   if (needsSipp) assertSippInstalled();
   console.log(`presence-gateway benchmark (${gatewayCommand === 'dist' ? 'built gateway' : 'gateway from sources via tsx'})`);
   const users = benchUsers(1000);
@@ -910,6 +1049,7 @@ async function main(): Promise<void> {
   if (options.phases.has('sip-to-teams')) await sipToTeams(options);
   if (options.phases.has('graph-budget')) await graphBudget(options);
   if (options.phases.has('teams-polling')) await teamsPolling(options);
+  if (options.phases.has('cluster')) await cluster(options, users);
   if (targetRows.length > 0) {
     console.log('\n== targets (issue 10) ==');
     printRows(targetRows);

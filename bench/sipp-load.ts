@@ -81,6 +81,8 @@ export interface RateStepResult {
  */
 export async function runRateStep(options: {
   gatewayPort: number;
+  /** A cluster node's address (default 127.0.0.1). */
+  gatewayHost?: string;
   rate: number;
   seconds: number;
   users: readonly GatewayUser[];
@@ -89,6 +91,7 @@ export async function runRateStep(options: {
   const result = await runSipp({
     scenario: 'bench-subscribe',
     gatewayPort: options.gatewayPort,
+    ...(options.gatewayHost !== undefined ? { gatewayHost: options.gatewayHost } : {}),
     transport: 'u1',
     calls,
     rate: options.rate,
@@ -289,6 +292,8 @@ interface WatcherFleet {
 async function startWatchers(options: {
   gatewayPort: number;
   shares: readonly (readonly string[])[];
+  /** Share i subscribes at targets[i % targets.length] (cluster nodes); default 127.0.0.1:gatewayPort. */
+  targets?: readonly { host: string; port: number }[];
   rate: number;
   budgetMs: number;
   /** a -s scenario (one watched user, `service`) instead of bench-watch-many's injection */
@@ -297,11 +302,13 @@ async function startWatchers(options: {
   const total = options.shares.reduce((a, s) => a + s.length, 0);
   const perRate = Math.max(1, Math.round(options.rate / options.shares.length));
   const started = Date.now();
+  const targets = options.targets ?? [{ host: '127.0.0.1', port: options.gatewayPort }];
   const runs = await Promise.all(
-    options.shares.map((share) =>
+    options.shares.map((share, i) =>
       startSipp({
         scenario: options.serviceScenario?.scenario ?? 'bench-watch-many',
-        gatewayPort: options.gatewayPort,
+        gatewayHost: targets[i % targets.length]!.host,
+        gatewayPort: targets[i % targets.length]!.port,
         transport: 'u1',
         ...(options.serviceScenario !== undefined ? { service: options.serviceScenario.service } : { injection: ['SEQUENTIAL', ...share] }),
         calls: share.length,
@@ -360,7 +367,13 @@ function roundRobin(lines: readonly string[], parts: number): string[][] {
  * here and the time to the last answered change NOTIFY and to the last SIPp exit is measured.
  */
 export async function runFanout(options: {
+  /** Where the PUBLISH goes (127.0.0.1:gatewayPort) and, without `nodes`, every watcher. */
   gatewayPort: number;
+  /**
+   * Cluster nodes sharing the watchers: ceil(instances / nodes) SIPp processes on each, the
+   * watchers dealt evenly over all of them; the PUBLISH still goes to 127.0.0.1:gatewayPort.
+   */
+  nodes?: readonly { host: string; port: number }[];
   watchers: number;
   extension: string;
   instances?: number;
@@ -368,12 +381,15 @@ export async function runFanout(options: {
   /** The watcher scenario (default bench-watch-many; the kamailio phase uses kam-bench-watch for both servers). */
   scenario?: string;
 }): Promise<FanoutResult> {
-  const instances = Math.max(1, Math.min(options.instances ?? 4, options.watchers));
+  const nodeCount = Math.max(1, options.nodes?.length ?? 1);
+  const asked = options.instances ?? 4;
+  const instances = Math.max(1, Math.min(nodeCount * Math.ceil(asked / nodeCount), options.watchers));
   const rate = options.subscribeRate ?? 1000;
   const shares = roundRobin(Array.from({ length: options.watchers }, () => options.extension), instances);
   const fleet = await startWatchers({
     gatewayPort: options.gatewayPort,
     shares,
+    ...(options.nodes !== undefined ? { targets: options.nodes } : {}),
     rate,
     budgetMs: Math.ceil(options.watchers / rate) * 3000 + 30_000,
     ...(options.scenario !== undefined ? { serviceScenario: { scenario: options.scenario, service: options.extension } } : {}),

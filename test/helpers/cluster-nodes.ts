@@ -35,11 +35,13 @@ export interface ClusterOptions {
   users?: GatewayUser[];
   /** Deep-merged over every node's config; a function gets the node's name. */
   overrides?: Record<string, unknown> | ((name: NodeName, node: { host: string; port: number; httpPort: number }) => Record<string, unknown>);
-  timings?: Partial<typeof TEST_TIMINGS>;
+  timings?: Partial<Record<keyof typeof TEST_TIMINGS, number>>;
   logLevel?: string;
   /** Start the nodes now (default true); false: call node.start() yourself. */
   start?: boolean;
   readyTimeoutMs?: number;
+  /** `tsx` (tests, default) or `dist` (the bench, after the build): see StartGatewayOptions. */
+  command?: 'tsx' | 'dist';
 }
 
 export interface ClusterNode {
@@ -120,6 +122,7 @@ export async function startCluster(t: Teardown, options: ClusterOptions = {}): P
       overrides: deepMerge(base, extra),
       logLevel: options.logLevel ?? 'info',
       readyTimeoutMs: options.readyTimeoutMs ?? 30_000,
+      ...(options.command !== undefined ? { command: options.command } : {}),
       ...(options.users !== undefined ? { users: options.users } : {}),
     };
     let current: GatewayProcess | undefined;
@@ -207,19 +210,19 @@ export async function until<T>(read: () => T | Promise<T>, ok: (value: T) => boo
 }
 
 /**
- * A phone's PUBLISH of anna (1001) at `node` over UDP: cluster-publish, or with `etag` cluster-publish-modify
- * (SIP-If-Match). The entity-tag the node gave back is in `etag` ('' when none).
+ * A phone's PUBLISH of anna (1001, or `service`) at `node` over UDP: cluster-publish, or with `etag`
+ * cluster-publish-modify (SIP-If-Match). The entity-tag the node gave back is in `etag` ('' when none).
  */
 export async function publishAt(
   node: Pick<ClusterNode, 'host' | 'port'>,
-  state: { activity: string; note: string; etag?: string },
+  state: { activity: string; note: string; etag?: string; service?: string },
 ): Promise<SippResult & { etag: string }> {
   const result = await runSipp({
     scenario: state.etag === undefined ? 'cluster-publish' : 'cluster-publish-modify',
     gatewayHost: node.host,
     gatewayPort: node.port,
     transport: 'u1',
-    service: '1001',
+    service: state.service ?? '1001',
     vars: { activity: state.activity, note: state.note, ...(state.etag !== undefined ? { etag: state.etag } : {}) },
     traceLogs: true,
   });

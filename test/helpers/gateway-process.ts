@@ -119,9 +119,9 @@ export function buildGatewayConfig(
 /** Log levels at which the gateway does not print its info-level `ready` line. */
 const QUIET_LEVELS = new Set(['warn', 'error', 'fatal', 'silent']);
 
-function tcpAccepts(port: number): Promise<boolean> {
+function tcpAccepts(port: number, host = '127.0.0.1'): Promise<boolean> {
   return new Promise((resolve) => {
-    const socket = connect({ host: '127.0.0.1', port });
+    const socket = connect({ host, port });
     socket.once('connect', () => {
       socket.destroy();
       resolve(true);
@@ -131,15 +131,30 @@ function tcpAccepts(port: number): Promise<boolean> {
 }
 
 /** True once the gateway answers OPTIONS over UDP (any final status) and accepts TCP connections. */
-async function sipAnswers(port: number, transports: ReadonlyArray<'udp' | 'tcp'>): Promise<boolean> {
+async function sipAnswers(host: string, port: number, transports: ReadonlyArray<'udp' | 'tcp'>): Promise<boolean> {
   if (transports.includes('udp')) {
     try {
-      await udpRequest({ method: 'OPTIONS', user: 'ready-probe', port, timeoutMs: 200 });
+      await udpRequest({ method: 'OPTIONS', user: 'ready-probe', host, port, timeoutMs: 200 });
     } catch {
       return false;
     }
   }
-  return transports.includes('tcp') ? tcpAccepts(port) : true;
+  return transports.includes('tcp') ? tcpAccepts(port, host) : true;
+}
+
+/**
+ * Where readiness is probed: the first UDP listener of the config as written (overrides may move
+ * it, e.g. a cluster node on 127.0.0.2), else the generated 127.0.0.1:<port>.
+ */
+function probeTarget(config: Record<string, unknown>, port: number): { host: string; port: number } {
+  const sip = config['sip'];
+  const listen = isPlainObject(sip) && Array.isArray(sip['listen']) ? (sip['listen'] as unknown[]) : [];
+  for (const l of listen) {
+    if (isPlainObject(l) && l['transport'] === 'udp' && typeof l['port'] === 'number' && l['port'] > 0) {
+      return { host: typeof l['address'] === 'string' ? l['address'] : '127.0.0.1', port: l['port'] };
+    }
+  }
+  return { host: '127.0.0.1', port };
 }
 
 /** Children still running, killed if this process exits without stopping them. */
@@ -350,9 +365,10 @@ async function startOnce(options: StartGatewayOptions): Promise<GatewayProcess> 
         const transports = options.transports ?? ['udp', 'tcp'];
         const http = config['http'];
         const httpPort = isPlainObject(http) && typeof http['port'] === 'number' && http['port'] > 0 ? http['port'] : undefined;
+        const probe = probeTarget(config, port);
         void (async () => {
           while (!settled) {
-            if ((await sipAnswers(port, transports)) && (httpPort === undefined || (await tcpAccepts(httpPort)))) finish(undefined);
+            if ((await sipAnswers(probe.host, probe.port, transports)) && (httpPort === undefined || (await tcpAccepts(httpPort)))) finish(undefined);
             else await new Promise((r) => setTimeout(r, 100));
           }
         })();

@@ -15,9 +15,11 @@ export interface UdpResponse {
 
 export interface UdpRequestOptions {
   method: string;
-  /** Request-URI user part; host is 127.0.0.1:<port>. */
+  /** Request-URI user part; host is <host>:<port>. */
   user: string;
   port: number;
+  /** The address to send to (a cluster node's 127.0.0.2, ...); default 127.0.0.1. */
+  host?: string;
   /** Extra header lines, without CRLF. */
   headers?: string[];
   body?: string;
@@ -82,7 +84,7 @@ export function udpRequest(options: UdpRequestOptions): Promise<UdpResponse> {
     socket.bind({ address: from, port: 0 }, () => {
       const local = socket.address().port;
       const lines = [
-        `${options.method} sip:${options.user}@127.0.0.1:${options.port} SIP/2.0`,
+        `${options.method} sip:${options.user}@${options.host ?? '127.0.0.1'}:${options.port} SIP/2.0`,
         `Via: SIP/2.0/UDP ${from}:${local};branch=${branch};rport`,
         'Max-Forwards: 70',
         `From: <sip:pg-test@127.0.0.1>;tag=${id}`,
@@ -96,7 +98,7 @@ export function udpRequest(options: UdpRequestOptions): Promise<UdpResponse> {
       lines.push(`Content-Length: ${Buffer.byteLength(body)}`, '', body);
       const wire = Buffer.from(lines.join('\r\n'));
       const send = (): void => {
-        if (!done) socket.send(wire, options.port, '127.0.0.1');
+        if (!done) socket.send(wire, options.port, options.host ?? '127.0.0.1');
       };
       send();
       if (options.retransmitMs !== undefined) retransmit = setInterval(send, options.retransmitMs);
