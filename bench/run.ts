@@ -1051,7 +1051,7 @@ async function main(): Promise<void> {
   if (options.phases.has('teams-polling')) await teamsPolling(options);
   if (options.phases.has('cluster')) await cluster(options, users);
   if (targetRows.length > 0) {
-    console.log('\n== targets (issue 10) ==');
+    console.log('\n== targets (SIP hot path and Teams: issue 10 and earlier; cluster rows: issue 12) ==');
     printRows(targetRows);
   }
   if (details.length > 0) console.log(`\n== SIPp details of failed runs ==\n${details.join('\n\n')}`);
