@@ -34,6 +34,9 @@ command -v sqlite3 >/dev/null 2>&1 || { echo "sqlite3 is still missing after ins
 [ -x /usr/bin/redis-server ] || { echo "redis-server is still missing after installing redis-server" >&2; exit 1; }
 
 npm ci --no-audit --no-fund
+# tap ships built with its TypeScript plugin (ts-node); package.json turns it off for tsx, which takes
+# effect only once tap's test class is rebuilt: without this every test process loads both loaders.
+npx tap build
 npm run typecheck
 
 log=$(mktemp)

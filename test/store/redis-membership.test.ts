@@ -134,3 +134,19 @@ t.test('after a Redis outage longer than the TTL, a node back first takes none f
   await until(() => atA.length > 0, 4 * TIMINGS.nodeTtlMs, 'a sees b down');
   t.same(atA, ['b']);
 });
+
+t.test('a stalled event loop is no outage: reachability stays while no beat waits for an answer', async (t) => {
+  const redis = await startRedis(t);
+  const a = await startNode(t, redis.url, 'a');
+  await until(() => a.cluster.connected(), 2000, 'a connected');
+  const changes: boolean[] = [];
+  a.cluster.onConnected((up) => changes.push(up));
+  // a synchronous stall of four heartbeats (a start-up's restore on a loaded machine): no beat is sent meanwhile
+  const until4 = Date.now() + 4 * TIMINGS.heartbeatMs;
+  while (Date.now() < until4) {
+    // busy
+  }
+  await new Promise((r) => setTimeout(r, 3 * TIMINGS.heartbeatMs));
+  t.same(changes, [], 'never reported unreachable');
+  t.ok(a.cluster.connected());
+});

@@ -61,6 +61,8 @@ export class RedisMembership implements Membership {
   private beating: Promise<void> | undefined;
   /** clock.now() when the last successful beat was sent. */
   private lastOk = Number.NEGATIVE_INFINITY;
+  /** When the first beat not answered since the last answered one was sent (undefined: none waits). */
+  private unansweredSince: number | undefined;
   private isReachable = false;
   /**
    * clock.now() when heartbeats reached Redis again after not reaching it:
@@ -156,8 +158,12 @@ export class RedisMembership implements Membership {
   /** Every heartbeatMs: beat, unless the last beat still waits for Redis (then only check reachability). */
   private tick(): Promise<void> {
     if (this.running) this.timer = this.clock.after(this.heartbeatMs, () => void this.tick());
-    if (this.isReachable && this.clock.now() - this.lastOk > 2 * this.heartbeatMs) this.setReachable(false);
+    // Unreachable when a beat has waited two intervals for its answer, not when the last answer is old: a
+    // stalled event loop (a start-up's restore on a loaded machine) sends no beats, and is no outage.
+    const now = this.clock.now();
+    if (this.isReachable && this.unansweredSince !== undefined && now - this.unansweredSince > 2 * this.heartbeatMs) this.setReachable(false);
     if (this.beating !== undefined) return this.beating;
+    this.unansweredSince ??= now;
     // A beat unanswered for two intervals is given up on (its reply, if it comes, is still read): one lost mid-command must not stop the beats.
     const beat = withTimeout(this.beat(), 2 * this.heartbeatMs)
       .catch(() => undefined)
@@ -200,6 +206,8 @@ export class RedisMembership implements Membership {
     }
     if (!this.running) return;
     this.lastOk = Math.max(this.lastOk, now);
+    // answered: what waits now is only what was sent after this beat
+    if (this.unansweredSince !== undefined && this.unansweredSince <= now) this.unansweredSince = undefined;
     if (this.clock.now() - this.lastOk <= 2 * this.heartbeatMs) this.setReachable(true);
     const live = new Map<string, NodeInfo>([[this.nodeId, self]]);
     ids.forEach((id, i) => {
