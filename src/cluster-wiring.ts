@@ -116,7 +116,10 @@ export function wireCluster(parts: ClusterHubParts): ClusterWiring {
     hub.onInput((input) => {
       cluster.bus.publish({ type: 'input', from: nodeId, input });
       cluster.personState?.save(input);
-      if (!cluster.connected()) unsent.set(`${'personId' in input ? input.personId : ''}\n${inputSlot(input)}`, input);
+      const slot = `${'personId' in input ? input.personId : ''}\n${inputSlot(input)}`;
+      // the latest of a slot only: one sent while connected makes an older unsent one stale
+      if (!cluster.connected()) unsent.set(slot, input);
+      else if (unsent.size > 0) unsent.delete(slot);
     }),
   );
   closers.push(

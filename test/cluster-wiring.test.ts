@@ -96,6 +96,10 @@ function fakeCluster(nodeId: string) {
       connected = up;
       connListeners.forEach((l) => l(up));
     },
+    /** connected() changes before its listeners hear of it (they are told by setConnected). */
+    setConnectedQuietly(up: boolean) {
+      connected = up;
+    },
   };
 }
 
@@ -280,6 +284,23 @@ t.test('after an outage the latest input of each slot written meanwhile is publi
   c.setConnected(false);
   c.setConnected(true);
   t.same(c.published, [], 'nothing twice');
+});
+
+t.test('an input kept while down is stale once a later one of its slot went out: not published again', async (t) => {
+  const c = fakeCluster('a');
+  const h = fakeHub();
+  const w = wireCluster({ cluster: c.cluster, hub: h.hub, logger: silentLogger() });
+  t.teardown(() => w.close());
+  await w.load();
+  c.setConnected(false);
+  h.emit(input('anna', 'while down'));
+  h.emit(input('ben', 'while down'));
+  c.setConnectedQuietly(true);
+  h.emit(input('anna', 'later, connected'));
+  c.published.length = 0;
+  c.setConnected(true);
+  const again = c.published.map((m) => (m.type === 'input' && 'personId' in m.input ? m.input.personId : m.type));
+  t.same(again, ['ben'], "anna's stale input is not sent again over her later one");
 });
 
 t.test('the store back after an outage: what another node took over meanwhile is let go, at once and once more later', async (t) => {
