@@ -210,6 +210,7 @@ async function assemble(config: GatewayConfig, logger: Logger, life: Lifecycle, 
           // metrics: request statuses, and the Teams-to-SIP clock for people somebody watches
           observer: observed.graph((personId) => simple.notifier.watchers(personId).length > 0),
           reload: (repositories) => persistence.store.reload(repositories),
+          identities: persistence.directoryIdentities(),
         })
       : undefined;
   const hookPath = graphConfig !== undefined ? graphModule?.webhookPath(graphConfig) : undefined;

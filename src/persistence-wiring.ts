@@ -43,6 +43,8 @@ import {
   passwordRefusalState,
   phoneForwardingState,
   savedPresenceState,
+  directoryCacheState,
+  type DirectoryCacheState,
   type GatewayStore,
   type GraphTokenCacheState,
   type NotificationKeyState,
@@ -109,6 +111,8 @@ export interface Persistence {
   graphTokenCache(): GraphTokenCacheState;
   /** Refused service account passwords (a salted hash, never the password), in the store's meta table. */
   graphPasswordRefusals(): PasswordRefusalStore;
+  /** The directory sync's Teams identities, shared with the other nodes (the directory cache table). */
+  directoryIdentities(): DirectoryCacheState;
   /**
    * Put saved state back into `parts` and keep it saved from now on; starts
    * the upstream side. Call once, after the parts are built.
@@ -239,6 +243,8 @@ export function createPersistence(options: PersistenceOptions): Persistence {
     graphTokenCache: () => graphTokenCacheState(store, 'delegated'),
 
     graphPasswordRefusals: () => passwordRefusalState(store),
+
+    directoryIdentities: () => directoryCacheState(store),
 
     restore(parts) {
       notifier = parts.notifier;

@@ -21,6 +21,7 @@ import { createGraphClient, graphFailure } from './client.js';
 import { systemClock, type Clock, type Timer } from '../util/clock.js';
 import { calendarRequestsPer30s, pollRequestsPer30s, type GraphConfig } from './config.js';
 import { DirectorySync, type DirectorySyncResult } from './directory-sync.js';
+import { applyIdentities, identitiesOf, type TeamsIdentityStore } from './teams-identities.js';
 import { createHttpTransport } from './http-transport.js';
 import type { GraphObserver } from './observer.js';
 import { PresenceReader, type ReaderStatus } from './presence-reader.js';
@@ -43,6 +44,7 @@ export type { GraphObserver } from './observer.js';
 export type { DirectorySyncResult } from './directory-sync.js';
 export { MemoryNotificationKeyStore, type NotificationKeyRecord, type NotificationKeyStore } from './notification-keys.js';
 export { MemorySavedPresenceStore, type SavedPresence, type SavedPresenceStore } from './saved-presence.js';
+export type { TeamsIdentityEntry, TeamsIdentityStore } from './teams-identities.js';
 export type { AccountStatus, DeviceCodePrompt, SignInState } from './account-sign-in.js';
 export { SignInNotApplicableError, UnknownAccountError, type PasswordRefusal, type PasswordRefusalStore } from './auth.js';
 export type { TokenCacheStore } from './token-cache.js';
@@ -81,6 +83,11 @@ export interface GraphOptions {
    * the store is this process's alone.
    */
   reload?: (repositories: ReadonlyArray<RepositoryName>) => Promise<void>;
+  /**
+   * Where the directory sync's Teams identities are shared: saved after each sync, and read
+   * again every `followMs` (default 30 s) by a node that does not run the sync job (default: not shared).
+   */
+  identities?: TeamsIdentityStore & { followMs?: number };
 }
 
 export interface DirectorySyncStatus {
@@ -338,6 +345,9 @@ export function createGraph(options: GraphOptions): GraphRuntime & GraphJobs {
     syncing ??= (full ? sync.fullSync() : sync.deltaSync())
       .then((r) => {
         recordSync(r);
+        const at = clock.now();
+        identitiesAt = at;
+        options.identities?.replace(identitiesOf(directory, at));
         if (started) {
           reader.refreshUsers();
           writer?.syncAll();
@@ -354,6 +364,39 @@ export function createGraph(options: GraphOptions): GraphRuntime & GraphJobs {
         syncing = undefined;
       });
     return syncing;
+  };
+
+  /** The newest sync whose identities this node holds (its own, or one read from the shared store). */
+  let identitiesAt = Number.NEGATIVE_INFINITY;
+  let followTimer: Timer | undefined;
+  /** A node without the sync job takes in what the node with it found (STORE_REREAD_MS). */
+  const followIdentities = (): void => {
+    const shared = options.identities;
+    if (shared === undefined || stopped) return;
+    followTimer = clock.after(shared.followMs ?? STORE_REREAD_MS, () => {
+      followTimer = undefined;
+      if (stopped) return;
+      if (running.has(JOBS.directorySync) || syncing !== undefined) {
+        followIdentities();
+        return;
+      }
+      shared
+        .load()
+        .then((entries) => {
+          const newest = entries.reduce((m, e) => Math.max(m, e.at), Number.NEGATIVE_INFINITY);
+          if (stopped || running.has(JOBS.directorySync) || entries.length === 0 || newest <= identitiesAt) return;
+          identitiesAt = newest;
+          const changed = applyIdentities(directory, entries);
+          if (changed === 0) return;
+          logger.info({ changed, syncedAt: new Date(newest).toISOString() }, 'graph: Teams identities taken from the node that syncs the directory');
+          if (started) {
+            reader.refreshUsers();
+            writer?.syncAll();
+          }
+        })
+        .catch((err: unknown) => logger.warn({ err: String(err) }, 'graph: reading the shared Teams identities failed'))
+        .finally(followIdentities);
+    });
   };
 
   const armSync = (delayMs: number): void => {
@@ -382,6 +425,7 @@ export function createGraph(options: GraphOptions): GraphRuntime & GraphJobs {
         synced = false;
       }
       started = true;
+      followIdentities();
       await loadKeys();
       // the webhook of a node without the subscriptions job knows them from the store
       if (stored !== undefined && stateStore !== undefined) stored.remember(await stateStore.load().catch(() => []));
@@ -477,6 +521,8 @@ export function createGraph(options: GraphOptions): GraphRuntime & GraphJobs {
       auth.stop();
       syncTimer?.cancel();
       syncTimer = undefined;
+      followTimer?.cancel();
+      followTimer = undefined;
       // nothing waits on the budget any more; what is in flight gets a bounded grace period
       budget.drain();
       let grace: Timer | undefined;

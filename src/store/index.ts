@@ -19,6 +19,7 @@ export { RedisStore, type RedisStoreOptions } from './redis/redis-store.js';
 export { connectRedis, redactRedisUrl, redisHealth, type RedisHealth, type RedisStoreConfig, type RedisTlsConfig } from './redis/connection.js';
 export { graphSubscriptionState, graphTokenCacheState, type GraphSubscriptionState, type GraphTokenCacheState } from './graph-state.js';
 export { notificationKeyState, savedPresenceState, type NotificationKeyState, type SavedPresenceState } from './graph-writer-state.js';
+export { directoryCacheState, type DirectoryCacheState } from './directory-cache-state.js';
 export { passwordRefusalState, type PasswordRefusalRecord, type PasswordRefusalState } from './password-refusals.js';
 export { PHONE_FORWARDING_META_KEY, phoneForwardingState, type PhoneForwardingRecord, type PhoneForwardingState } from './phone-forwarding.js';
 export { SCHEMA_VERSION } from './schema.js';

@@ -114,6 +114,7 @@ export interface DirectoryCacheRecord {
   personId: string;
   teamsUserId: string;
   upn?: string;
+  mail?: string;
   /** ms epoch of the look-up */
   at: number;
 }
@@ -236,6 +237,7 @@ export const directoryCacheSchema: z.ZodType<DirectoryCacheRecord> = z.object({
   personId: str,
   teamsUserId: str,
   upn: str.optional(),
+  mail: str.optional(),
   at: num,
 });
 
