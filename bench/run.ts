@@ -46,7 +46,8 @@ type Phase = 'micro' | 'rate' | 'memory' | 'memory-shapes' | 'fanout' | 'storm' 
 const PHASES: readonly Phase[] = ['micro', 'rate', 'memory', 'memory-shapes', 'fanout', 'storm', 'avalanche', 'kamailio', 'teams-to-sip', 'teams-rich', 'sip-to-teams', 'graph-budget', 'teams-polling', 'cluster'];
 
 const TARGETS = {
-  subscriptionsPerSecond: 3000,
+  /** issue 10, item 2: new subscriptions per second with zero failures and zero retransmissions */
+  subscriptionsPerSecond: 5000,
   memoryBytes: 400 * 1024 * 1024,
   fanoutMs: 1000,
   teamsLatencyP99Ms: 50,
@@ -302,17 +303,25 @@ async function rate(options: Options, users: GatewayUser[], variant?: { label: s
       'max ms': fmt(s.maxMs),
     })),
   );
-  // A step meets the target when it was offered at least the target rate, had no failures and achieved 95 % of it.
+  // A step meets the target when it was offered at least the target rate, had no failures nor retransmissions and achieved 95 % of it.
   const atTarget = rows.filter((s) => s.offeredPerSecond >= TARGETS.subscriptionsPerSecond);
-  const ok = atTarget.some((s) => s.failures === 0 && s.achievedPerSecond >= TARGETS.subscriptionsPerSecond * 0.95);
+  const ok = atTarget.some((s) => s.failures === 0 && s.retransmissions === 0 && s.achievedPerSecond >= TARGETS.subscriptionsPerSecond * 0.95);
   const best = rows.filter((s) => s.failures === 0).reduce((a, s) => Math.max(a, s.achievedPerSecond), 0);
   if (best > 0) cleanRateMeasured = Math.max(cleanRateMeasured ?? 0, best);
-  const verdict = atTarget.length === 0 ? 'not measured (no step offered that rate)' : ok ? 'met' : 'MISSED';
+  const status = atTarget.length === 0 ? 'not measured (no step offered that rate)' : ok ? 'met' : 'MISSED';
   console.log(
-    `target: >= ${fmt(TARGETS.subscriptionsPerSecond)} new subscriptions/s with zero failures: ${verdict}` +
+    `target: >= ${fmt(TARGETS.subscriptionsPerSecond)} new subscriptions/s with zero failures and zero retransmissions: ${status}` +
       ` (best failure-free step: ${fmt(best)}/s; response time is SUBSCRIBE to its final response, SIPp -trace_rtt, 1 ms resolution)`,
   );
-  if (atTarget.length > 0 && !ok) missed.push('subscription rate');
+  if (atTarget.length > 0) {
+    const top = atTarget[atTarget.length - 1]!;
+    verdict(
+      'subscription rate, default config',
+      `>= ${fmt(TARGETS.subscriptionsPerSecond)}/s, 0 failures, 0 retransmissions`,
+      `best failure-free step ${fmt(best)}/s; at ${fmt(top.offeredPerSecond)}/s offered: ${fmt(top.achievedPerSecond)}/s, ${fmt(top.failures)} failed, ${fmt(top.retransmissions)} retransmitted`,
+      ok,
+    );
+  }
   return rows;
 }
 
