@@ -16,7 +16,7 @@
 import { deepMerge, startGateway, type GatewayProcess, type GatewayUser, type StartGatewayOptions } from './gateway-process.js';
 import { freePort } from './ports.js';
 import { startRedis, type RedisServer } from './redis-server.js';
-import { runSipp, type SippResult } from './sipp.js';
+import { runSipp, startSipp, type SippResult, type SippRun } from './sipp.js';
 
 export const NODE_NAMES = ['a', 'b', 'c'] as const;
 export type NodeName = (typeof NODE_NAMES)[number];
@@ -227,4 +227,33 @@ export async function publishAt(
     traceLogs: true,
   });
   return { ...result, etag: /^etag (\S+)/m.exec((result.logs ?? []).join('\n'))?.[1] ?? '' };
+}
+
+/**
+ * One cluster-watch watcher (SIPp over UDP, sip-fixtures/scenarios/cluster-watch.xml) of anna (1001)
+ * at `at`, refreshing at `refreshAt` once it has seen the final change; resolves once subscribed.
+ */
+export async function watchAt(at: Pick<ClusterNode, 'host' | 'port'>, refreshAt: Pick<ClusterNode, 'host' | 'port'>, timeoutSec = 50): Promise<SippRun> {
+  const run = await startSipp({
+    scenario: 'cluster-watch',
+    gatewayHost: at.host,
+    gatewayPort: at.port,
+    transport: 'u1',
+    service: '1001',
+    traceLogs: true,
+    timeoutSec,
+    vars: { refresh_host: refreshAt.host, refresh_port: String(refreshAt.port) },
+  });
+  try {
+    await run.waitForLogLines(1, 10_000, 'subscribed');
+  } catch (err) {
+    run.kill();
+    throw err;
+  }
+  return run;
+}
+
+/** The "notify ..." lines a cluster-watch watcher logged so far. */
+export function notifyLines(run: SippRun): string[] {
+  return run.logLines().filter((l) => l.startsWith('notify'));
 }

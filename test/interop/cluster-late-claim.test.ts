@@ -8,8 +8,8 @@
 import { Redis } from 'ioredis';
 import t from 'tap';
 import { keyLayout } from '../../src/store/redis/keys.js';
-import { publishAt, startCluster, TEST_TIMINGS, until, type TestCluster } from '../helpers/cluster-nodes.js';
-import { assertSippInstalled, describeSipp, startSipp, type SippRun } from '../helpers/sipp.js';
+import { notifyLines, publishAt, startCluster, TEST_TIMINGS, until, watchAt, type TestCluster } from '../helpers/cluster-nodes.js';
+import { assertSippInstalled, describeSipp, type SippRun } from '../helpers/sipp.js';
 
 let cluster: TestCluster;
 let watcher: SippRun | undefined;
@@ -24,22 +24,10 @@ t.before(async () => {
 });
 t.teardown(() => watcher?.kill());
 
-const notifies = (run: SippRun): string[] => run.logLines().filter((l) => l.startsWith('notify'));
-
 t.test('a node started after the only other one died takes its watchers over at once', async (t) => {
   const [a, b] = cluster.nodes;
   await a!.start();
-  watcher = await startSipp({
-    scenario: 'cluster-watch',
-    gatewayHost: a!.host,
-    gatewayPort: a!.port,
-    transport: 'u1',
-    service: '1001',
-    traceLogs: true,
-    timeoutSec: 50,
-    vars: { refresh_host: b!.host, refresh_port: String(b!.port) },
-  });
-  await watcher.waitForLogLines(1, 10_000, 'subscribed');
+  watcher = await watchAt(a!, b!);
   const w = watcher;
   const fail = (err: unknown): never => {
     throw new Error(`${String(err)}\n--- watcher log\n${w.logLines().join('\n')}`);
@@ -50,7 +38,7 @@ t.test('a node started after the only other one died takes its watchers over at 
   await until(() => raw.exists(keyLayout().node('node-a')), (n) => n === 0, TEST_TIMINGS.nodeTtlMs + 3000, "a's heartbeat expired").catch(fail);
   await b!.start();
   const startedAt = Date.now();
-  await until(() => notifies(w).some((l) => l.includes(`from=${b!.host}:`)), (seen) => seen, 10_000, 'the takeover NOTIFY from b').catch(fail);
+  await until(() => notifyLines(w).some((l) => l.includes(`from=${b!.host}:`)), (seen) => seen, 10_000, 'the takeover NOTIFY from b').catch(fail);
   t.ok(Date.now() - startedAt < 10_000, `b notified a's watcher ${Date.now() - startedAt} ms after it was ready, before any refresh`);
   t.equal(await raw.scard(keyLayout().owned('node-b')), 1, 'the subscription is owned by node-b now');
 

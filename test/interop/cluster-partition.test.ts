@@ -10,9 +10,9 @@
 import { Redis } from 'ioredis';
 import t from 'tap';
 import { keyLayout } from '../../src/store/redis/keys.js';
-import { publishAt, startCluster, TEST_TIMINGS, until, type TestCluster } from '../helpers/cluster-nodes.js';
+import { notifyLines, publishAt, startCluster, TEST_TIMINGS, until, watchAt, type TestCluster } from '../helpers/cluster-nodes.js';
 import { startRedis } from '../helpers/redis-server.js';
-import { assertSippInstalled, describeSipp, startSipp, type SippRun } from '../helpers/sipp.js';
+import { assertSippInstalled, describeSipp, type SippRun } from '../helpers/sipp.js';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
 
 let cluster: TestCluster;
@@ -35,21 +35,9 @@ t.before(async () => {
 });
 t.teardown(() => watcher?.kill());
 
-const notifies = (run: SippRun): string[] => run.logLines().filter((l) => l.startsWith('notify'));
-
 t.test('partitioned past the TTL: after the heal one node notifies the watcher, not two', async (t) => {
   const [a, b] = cluster.nodes;
-  watcher = await startSipp({
-    scenario: 'cluster-watch',
-    gatewayHost: a!.host,
-    gatewayPort: a!.port,
-    transport: 'u1',
-    service: '1001',
-    traceLogs: true,
-    timeoutSec: 50,
-    vars: { refresh_host: b!.host, refresh_port: String(b!.port) },
-  });
-  await watcher.waitForLogLines(1, 10_000, 'subscribed');
+  watcher = await watchAt(a!, b!);
   const w = watcher;
   const t0 = Date.now();
   const mark = (what: string): void => void t.comment(`${Date.now() - t0} ms: ${what}`);
@@ -64,7 +52,7 @@ t.test('partitioned past the TTL: after the heal one node notifies the watcher, 
   proxy.pause();
   await until(() => a!.readyz(), (r) => r.status === 503, 8000, 'node a not ready while cut off from Redis').catch(fail);
   // b sees a's heartbeat expire and takes the subscription over: its NOTIFY, same dialog
-  await until(() => notifies(w).some((l) => l.includes(`from=${b!.host}:`)), (seen) => seen, TEST_TIMINGS.nodeTtlMs + 8000, 'the takeover NOTIFY from b').catch(fail);
+  await until(() => notifyLines(w).some((l) => l.includes(`from=${b!.host}:`)), (seen) => seen, TEST_TIMINGS.nodeTtlMs + 8000, 'the takeover NOTIFY from b').catch(fail);
   t.pass('b took the subscription over while a was cut off');
 
   mark('heal');
@@ -74,13 +62,13 @@ t.test('partitioned past the TTL: after the heal one node notifies the watcher, 
   await new Promise((r) => setTimeout(r, TEST_TIMINGS.nodeTtlMs + 2 * TEST_TIMINGS.heartbeatMs + 500));
 
   mark('PUBLISH after the heal');
-  const before = notifies(w).length;
+  const before = notifyLines(w).length;
   const pub = await publishAt(b!, { activity: 'on-the-phone', note: 'after the heal' });
   t.equal(pub.code, 0, 'PUBLISH at b answered 200', { detail: pub.code === 0 ? '' : describeSipp(pub) });
-  await until(() => notifies(w).length, (n) => n > before, 5000, 'the change after the heal notified').catch(fail);
+  await until(() => notifyLines(w).length, (n) => n > before, 5000, 'the change after the heal notified').catch(fail);
   // give a second NOTIFY (from a) every chance to arrive
   await new Promise((r) => setTimeout(r, 1500));
-  const after = notifies(w).slice(before);
+  const after = notifyLines(w).slice(before);
   t.equal(after.length, 1, `one NOTIFY for the change, not one per node: ${after.join(' | ')}`);
   t.match(after[0], new RegExp(`from=${b!.host.replace(/\./g, '\\.')}:.*busy=on-the-phone`), 'from b, the owner now');
   t.equal(after.filter((l) => l.includes(`from=${a!.host}:`)).length, 0, 'nothing more from a');

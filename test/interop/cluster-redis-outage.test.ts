@@ -9,8 +9,8 @@
  * another node, same dialog) like the older one.
  */
 import t from 'tap';
-import { publishAt, startCluster, until, type ClusterNode, type TestCluster } from '../helpers/cluster-nodes.js';
-import { assertSippInstalled, describeSipp, expectSippOk, startSipp, type SippRun } from '../helpers/sipp.js';
+import { notifyLines, publishAt, startCluster, until, watchAt, type ClusterNode, type TestCluster } from '../helpers/cluster-nodes.js';
+import { assertSippInstalled, describeSipp, expectSippOk, type SippRun } from '../helpers/sipp.js';
 
 const OUTAGE_MS = 5000;
 
@@ -31,19 +31,8 @@ t.teardown(() => {
 
 /** A cluster-watch watcher of anna at `at`, refreshing at b when it is done; resolves once subscribed. */
 async function watch(name: string, at: ClusterNode): Promise<SippRun> {
-  const b = cluster.node('b');
-  const run = await startSipp({
-    scenario: 'cluster-watch',
-    gatewayHost: at.host,
-    gatewayPort: at.port,
-    transport: 'u1',
-    service: '1001',
-    traceLogs: true,
-    timeoutSec: 50,
-    vars: { refresh_host: b.host, refresh_port: String(b.port) },
-  });
+  const run = await watchAt(at, cluster.node('b'));
   watchers.push({ name, run, at });
-  await run.waitForLogLines(1, 10_000, 'subscribed');
   return run;
 }
 
@@ -55,10 +44,6 @@ async function report(err: unknown): Promise<never> {
     parts.push(`--- ${w.name} (at ${w.at.name}) ${r === undefined ? 'running' : 'exited'}\n${r === undefined ? w.run.logLines().join('\n') : describeSipp(r)}`);
   }
   throw new Error(parts.join('\n'));
-}
-
-function notifyLines(run: SippRun): string[] {
-  return run.logLines().filter((l) => l.startsWith('notify'));
 }
 
 async function publish(at: ClusterNode, activity: string, note: string): Promise<string> {

@@ -177,6 +177,18 @@ async function exercise(t: Test, scenario: Scenario): Promise<void> {
   t.same(problems, [], 'no script errors in the page');
 }
 
+/** The page in Chromium, served by the admin plugin over `src` (status pushed every `statusMs`); all closed at teardown. */
+async function openOnFakeSource(t: Test, src: ReturnType<typeof fakeSource>, statusMs: number): Promise<{ page: Page; server: { origin: string } }> {
+  const server = await startHttpServer({ address: '127.0.0.1', port: 0, logger: silentLogger(), admin: { token: TOKEN, source: src, statusMs } });
+  const browser = await launch();
+  t.teardown(async () => {
+    await browser.close();
+    await server.close();
+    src.close();
+  });
+  return { page: await browser.context.newPage(), server };
+}
+
 t.test('Chromium is installed', async (t) => {
   t.ok(existsSync(CHROMIUM), `Chromium at ${CHROMIUM} (apt-get install -y chromium; test.sh does)`);
 });
@@ -224,14 +236,7 @@ t.test('Chromium is installed', async (t) => {
       current = { ...current, state: 'signing-in', reason: 'waiting', prompt: { userCode: 'ABCD23EFG', verificationUri: 'https://microsoft.com/devicelogin', message: 'm', expiresAt: Date.now() + 900_000 } };
       return { ok: true, account: current };
     };
-    const server = await startHttpServer({ address: '127.0.0.1', port: 0, logger: silentLogger(), admin: { token: TOKEN, source: src, statusMs: 500 } });
-    const browser = await launch();
-    t.teardown(async () => {
-      await browser.close();
-      await server.close();
-      src.close();
-    });
-    const page = await browser.context.newPage();
+    const { page, server } = await openOnFakeSource(t, src, 500);
     await page.goto(`${server.origin}/?token=${encodeURIComponent(TOKEN)}`);
     const card = page.locator('li[data-kind="graph-auth"][data-ok="false"]', { hasText: svc });
     await card.waitFor({ timeout: 15_000 });
@@ -274,14 +279,7 @@ t.test('Chromium is installed', async (t) => {
         },
         Date.now(),
       );
-    const server = await startHttpServer({ address: '127.0.0.1', port: 0, logger: silentLogger(), admin: { token: TOKEN, source: src, statusMs: 200 } });
-    const browser = await launch();
-    t.teardown(async () => {
-      await browser.close();
-      await server.close();
-      src.close();
-    });
-    const page = await browser.context.newPage();
+    const { page, server } = await openOnFakeSource(t, src, 200);
     const problems: string[] = [];
     page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
     await page.goto(`${server.origin}/?token=${encodeURIComponent(TOKEN)}`);
