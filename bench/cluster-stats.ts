@@ -17,18 +17,11 @@ export interface NodeStep {
   p99Ms: number;
 }
 
-/** One total rate step of a shape: every node's SIPp at its share, at the same time. */
-export interface ShapeStep {
-  offeredPerSecond: number;
-  /** sum of the nodes' final responses per second (they run over the same seconds) */
-  achievedPerSecond: number;
-  calls: number;
-  successful: number;
-  failures: number;
-  retransmissions: number;
-  /** the worst node's p99 */
-  p99Ms: number;
-}
+/**
+ * One total rate step of a shape: every node's SIPp at its share, at the same time. The fields of one
+ * node's step, combined: counts and rates summed (the runs cover the same seconds), p99 the worst node's.
+ */
+export type ShapeStep = NodeStep;
 
 export function combineSteps(perNode: readonly NodeStep[]): ShapeStep {
   const sum = (f: (s: NodeStep) => number): number => perNode.reduce((a, s) => a + f(s), 0);
