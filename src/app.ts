@@ -210,7 +210,8 @@ async function assemble(config: GatewayConfig, logger: Logger, life: Lifecycle, 
           // metrics: request statuses, and the Teams-to-SIP clock for people somebody watches
           observer: observed.graph((personId) => simple.notifier.watchers(personId).length > 0),
           reload: (repositories) => persistence.store.reload(repositories),
-          identities: persistence.directoryIdentities(),
+          // shared only with other nodes: one node alone syncs itself and would only write what nobody reads
+          ...(config.store.redis !== undefined ? { identities: persistence.directoryIdentities() } : {}),
         })
       : undefined;
   const hookPath = graphConfig !== undefined ? graphModule?.webhookPath(graphConfig) : undefined;
