@@ -5,10 +5,11 @@
  */
 import type { GatewayProcess, GatewayUser } from '../test/helpers/gateway-process.js';
 import { DEFAULT_DOMAIN } from '../test/helpers/gateway-process.js';
-import { udpRequest } from '../test/helpers/sip-udp.js';
+import { Worker } from 'node:worker_threads';
 import { describeSipp, runSipp, startSipp, type SippResult, type SippRun } from '../test/helpers/sipp.js';
 import { sendPaced } from './publish-sender.js';
 import { startStorm } from './storm-sender.js';
+import type { FreshPhoneResult, FreshPhoneTask } from './fresh-phone.js';
 
 /** Large socket buffers so bursts of NOTIFYs are not dropped by the kernel (capped by net.core.rmem_max). */
 const SIPP_BUFFER_BYTES = 4 * 1024 * 1024;
@@ -473,6 +474,17 @@ export interface StormResult {
   detail?: string;
 }
 
+/** The storm's fresh phone (fresh-phone.ts) in a worker thread of its own; its result, or status 0 when the worker failed. */
+function freshPhone(task: FreshPhoneTask): Promise<FreshPhoneResult> {
+  return new Promise((resolve) => {
+    const worker = new Worker(new URL('./fresh-phone.js', import.meta.url), { workerData: task });
+    let result: FreshPhoneResult = { status: 0, sentAt: task.at, answeredAt: task.at };
+    worker.once('message', (r: FreshPhoneResult) => (result = r));
+    worker.once('error', () => undefined);
+    worker.once('exit', () => resolve(result));
+  });
+}
+
 /** The address the storm's fresh SUBSCRIBE comes from: not the storm's (127.0.0.1). */
 const FRESH_PHONE_ADDRESS = '127.0.0.2';
 
@@ -498,24 +510,12 @@ export async function runStorm(options: {
     seconds: options.seconds,
     users: options.users.map((u) => u.extension ?? u.id),
   });
+  const fresh = freshPhone({ port: options.gatewayPort, user: options.users[0]?.extension ?? '2000', at: storm.endsAt, localAddress: FRESH_PHONE_ADDRESS });
   const lastSentAt = await storm.offered;
-  let freshMs = Number.NaN;
-  let freshStatus = 0;
-  try {
-    const response = await udpRequest({
-      method: 'SUBSCRIBE',
-      user: options.users[0]?.extension ?? '2000',
-      port: options.gatewayPort,
-      headers: ['Event: presence', 'Accept: application/pidf+xml', 'Expires: 600'],
-      retransmitMs: 500,
-      timeoutMs: 10_000,
-      localAddress: FRESH_PHONE_ADDRESS,
-    });
-    freshStatus = response.status;
-    freshMs = Date.now() - lastSentAt;
-  } catch {
-    freshStatus = 0;
-  }
+  const phone = await fresh;
+  const freshStatus = phone.status;
+  // from the later of the fresh send and the storm's last send (when the sender fell behind its slots)
+  const freshMs = phone.status === 0 ? Number.NaN : phone.answeredAt - Math.max(phone.sentAt, lastSentAt);
   const run = await storm.done;
   const otherCount = Object.values(run.other).reduce((a, b) => a + b, 0);
   const why = [

@@ -47,6 +47,8 @@ interface Pending {
 export interface StormSender {
   /** resolves once the last slot is sent (the offered period is over), with its epoch ms */
   offered: Promise<number>;
+  /** epoch ms of the last slot: when the offered period ends if the sender keeps pace */
+  endsAt: number;
   /** resolves once every request has a final response or reached Timer F */
   done: Promise<StormRun>;
 }
@@ -217,5 +219,5 @@ export async function startStorm(options: { port: number; rate: number; seconds:
     run.p99AnswerMs = answerMs[Math.floor(answerMs.length * 0.99)] ?? Number.NaN;
     return run;
   })();
-  return { offered, done };
+  return { offered, endsAt: start + Math.floor(((total - 1) * spreadMs) / total), done };
 }

@@ -37,7 +37,11 @@
  *   not the event loop's), the host is asked to bound the socket receive
  *   buffers (boundReceiveBuffers), so that what waits unread in the kernel is
  *   tens of ms of work, not seconds of stale requests a fresh one queues
- *   behind; restored once nothing was shed for RESTORE_BUFFERS_MS.
+ *   behind; restored once nothing was shed for RESTORE_BUFFERS_MS. While so
+ *   bounded and the sockets hand over full read batches, the processing slice
+ *   is a quarter as long: the sockets are read more often, so the backlog
+ *   waits in the queue, where it is shed cheaply and the fair lanes apply,
+ *   instead of in the kernel, where a fresh phone's request sits unseen.
  */
 import { performance } from 'node:perf_hooks';
 import { formatVia, parseVia, type Via } from './header-values.js';
@@ -71,7 +75,10 @@ export interface IngressOptions {
   maxWaitMs?: number;
   /** once the oldest queued new request has waited this long, the newest is served first (adaptive LIFO); default 50 ms */
   lifoAfterMs?: number;
-  /** processing slice per turn of the event loop before the sockets are read again; default 2 ms */
+  /**
+   * processing slice per turn of the event loop before the sockets are read again; default 2 ms, and a
+   * quarter of it while a flood is shed and the sockets deliver full read batches (the kernel holds more)
+   */
   sliceMs?: number;
   /** queued messages at most; beyond, new requests are always shed; default 50,000 */
   maxQueue?: number;
@@ -115,6 +122,12 @@ interface Item {
 
 /** Queued messages below which a late head is not yet overload (two socket read batches of 32). */
 const MIN_BACKLOG = 64;
+
+/**
+ * Messages one turn of the event loop reads from a datagram socket at most (libuv's UDP read loop takes
+ * 32 per readiness): as many arriving between two slices means more are likely waiting in the kernel.
+ */
+const READ_BATCH = 32;
 
 /** A new PUBLISH may wait this many times maxWaitMs before it is answered 503 (its lane backed up that long). */
 const PUBLISH_WAIT_FACTOR = 4;
@@ -185,6 +198,8 @@ export class Ingress {
   /** new requests per source address, this second and the one before */
   private readonly arrivals = new Map<string, { second: number; now: number; before: number }>();
   private queuedNew = 0;
+  /** messages received since the last slice began */
+  private receivedSinceSlice = 0;
   private scheduled = false;
   private closed = false;
   private exempt: ((source: Endpoint) => boolean) | undefined;
@@ -266,6 +281,7 @@ export class Ingress {
   receive(data: Buffer, source: Endpoint, local: Endpoint, connectionId: string | undefined, stream: boolean): void {
     if (this.closed) return;
     const now = this.clock.now();
+    this.receivedSinceSlice++;
     const item: Item = { data, source, local, connectionId, stream, at: now };
     const scan = scanRaw(data);
     if (scan === null || !isNewRequest(scan)) {
@@ -394,6 +410,12 @@ export class Ingress {
     this.scheduled = false;
     if (this.closed) return;
     const start = this.clock.now();
+    // The ingress can only be fair to what it has read: while a flood is shed and reads come in full
+    // batches, the kernel's buffer backs up with it, and a fresh phone's request waits there unseen.
+    // Shorter slices then give the sockets more turns, and the queue (cheap to shed from) holds the backlog.
+    const flooded = this.boundedAt !== undefined && this.receivedSinceSlice >= READ_BATCH;
+    const slice = flooded ? this.sliceMs / 4 : this.sliceMs;
+    this.receivedSinceSlice = 0;
     for (;;) {
       const item = this.first.shift() ?? this.publishes.shift() ?? this.light.shift() ?? this.nextFresh();
       if (item === undefined) break;
@@ -418,7 +440,7 @@ export class Ingress {
       } catch {
         // the transport layer logs its own failures; one message must not stop the queue
       }
-      if (this.clock.now() - start >= this.sliceMs) break;
+      if (this.clock.now() - start >= slice) break;
     }
     this.stats.queued = this.size;
     this.restoreBuffers(this.clock.now());
