@@ -39,7 +39,7 @@ try {
   });
   status = response.status;
 } catch {
-  status = 0;
+  // no final response within the timeout: status stays 0
 }
 const result: FreshPhoneResult = { status, sentAt, answeredAt: Date.now() };
 parentPort?.postMessage(result);

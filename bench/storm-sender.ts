@@ -186,13 +186,15 @@ export async function startStorm(options: { port: number; rate: number; seconds:
   const tag = randomBytes(4).toString('hex');
   const start = Date.now();
   run.firstSentAt = start;
+  /** epoch ms of request i's slot in the even spread */
+  const slotAt = (i: number): number => start + Math.floor((i * spreadMs) / total);
   const offered = new Promise<number>((resolve) => {
     let next = 0;
     const tick = (): void => {
       const now = Date.now();
-      while (next < total && start + Math.floor((next * spreadMs) / total) <= now) {
+      while (next < total && slotAt(next) <= now) {
         const i = next++;
-        const slot = start + Math.floor((i * spreadMs) / total);
+        const slot = slotAt(i);
         if (now - slot > 50) run.late++;
         const callId = `st-${tag}-${i}`;
         const wire = subscribeWire(options.users[i % options.users.length]!, options.port, local, i, callId);
@@ -219,5 +221,5 @@ export async function startStorm(options: { port: number; rate: number; seconds:
     run.p99AnswerMs = answerMs[Math.floor(answerMs.length * 0.99)] ?? Number.NaN;
     return run;
   })();
-  return { offered, endsAt: start + Math.floor(((total - 1) * spreadMs) / total), done };
+  return { offered, endsAt: slotAt(total - 1), done };
 }

@@ -120,14 +120,14 @@ interface Item {
   key?: string;
 }
 
-/** Queued messages below which a late head is not yet overload (two socket read batches of 32). */
-const MIN_BACKLOG = 64;
-
 /**
  * Messages one turn of the event loop reads from a datagram socket at most (libuv's UDP read loop takes
  * 32 per readiness): as many arriving between two slices means more are likely waiting in the kernel.
  */
 const READ_BATCH = 32;
+
+/** Queued messages below which a late head is not yet overload (two socket read batches). */
+const MIN_BACKLOG = 2 * READ_BATCH;
 
 /** A new PUBLISH may wait this many times maxWaitMs before it is answered 503 (its lane backed up that long). */
 const PUBLISH_WAIT_FACTOR = 4;
